@@ -1,0 +1,101 @@
+# qforge - build, test, demo, bench.  `make help` lists the targets.
+#
+# Layout: one folder per stage (common formats quant kernels calib convert).  Every .c file
+# in the library folders goes into build/libqforge.a; convert/*.c is the CLI; each
+# tests/test_*.c is one cmocka test program.  CUDA sources (kernels/*.cu) are compiled
+# when nvcc is found, otherwise the build is CPU-only.  Dependencies are Debian packages
+# (scripts/deps.sh installs them).
+
+CC      ?= gcc
+BUILD   ?= build
+OPT     ?= -O3
+# AVX2+FMA when this CPU has them (the model runner's matmul is 2-3x faster); ARCH= to override.
+ARCH    ?= $(shell grep -q -m1 ' avx2 ' /proc/cpuinfo 2>/dev/null && grep -q -m1 ' fma ' /proc/cpuinfo && echo "-mavx2 -mfma -mf16c")
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp $(ARCH) -MMD -MP
+INCS    := -Icommon -Iformats -Iquant -Ikernels -Icalib -Iconvert
+LDLIBS  := -lzip -lxxhash -ljansson -lpcre2-8 -lm
+
+LIB_DIRS := common formats quant kernels calib
+LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
+CLI_SRC  := $(wildcard convert/*.c)
+TEST_SRC := $(wildcard tests/test_*.c)
+GPU_TEST_SRC := $(wildcard tests/gpu_test_*.c)
+CU_SRC   := $(wildcard kernels/*.cu)
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+GPU_TESTS := $(GPU_TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+# ---- CUDA detection ---------------------------------------------------------------------
+NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+ifneq ($(strip $(NVCC)),)
+CUDA_HOME  ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_ARCHS ?= -gencode arch=compute_90a,code=sm_90a
+NVCCFLAGS  ?= -O3 -std=c++17 $(CUDA_ARCHS) -Xcompiler -Wall,-Werror,-fPIC --expt-relaxed-constexpr
+CU_OBJ     := $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
+CFLAGS     += -DQF_HAVE_CUDA -I$(CUDA_HOME)/include
+LDLIBS     += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart_static -ldl -lrt -lpthread -lstdc++
+CUDA_MSG   := CUDA: yes ($(shell $(NVCC) --version | sed -n 's/.*release \([0-9.]*\).*/nvcc \1/p'), sm_90a)
+else
+CU_OBJ     :=
+CUDA_MSG   := CUDA: no - CPU-only build
+endif
+
+QFORGE := $(BUILD)/qforge
+LIBQF  := $(BUILD)/libqforge.a
+
+.PHONY: all deps demo test test-gpu bench bench-gpu clean help check-deps fuzz-replay
+all: $(QFORGE) ## build the qforge binary and libqforge.a
+	@echo "qforge built: $(QFORGE)  [$(CUDA_MSG); OpenMP: yes; ARCH: $(if $(ARCH),$(ARCH),generic)]"
+
+$(LIBQF): $(LIB_OBJ) $(CU_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(QFORGE): $(CLI_OBJ) $(LIBQF)
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIBQF) $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(INCS) -c $< -o $@
+
+$(BUILD)/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) $(INCS) -DQF_HAVE_CUDA -c $< -o $@
+
+$(BUILD)/tests/%: tests/%.c $(LIBQF) $(wildcard tests/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(INCS) -Itests -o $@ $< $(LIBQF) $(LDLIBS) -lcmocka
+
+deps: ## install missing Debian packages (apt-get as root, else prints the command)
+	@scripts/deps.sh
+
+demo: deps ## install, build, convert the bundled tiny-llama into every scheme, verify, print a table
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh $(QFORGE)
+
+test: deps ## install, build and run every CPU test (what CI runs)
+	@$(MAKE) --no-print-directory all $(TESTS)
+	@scripts/run-tests.sh $(QFORGE) $(TESTS)
+
+test-gpu: all $(GPU_TESTS) ## CUDA kernels against their CPU references (skips without a GPU)
+	@for t in $(GPU_TESTS); do echo "== $$t"; $$t || exit 1; done
+
+bench: all ## CPU benchmarks: RTN conversion rate vs cat, validator tokens/s
+	@scripts/bench.sh $(QFORGE)
+
+bench-gpu: all ## kernel benchmark against cuBLAS bf16 (needs a GPU)
+	$(QFORGE) bench kernels
+
+check-deps: ## enforce the include direction between stage folders
+	@scripts/check-deps.sh
+
+clean:
+	rm -rf $(BUILD)
+
+help:
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | expand -t 14
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

@@ -1,0 +1,49 @@
+/* main.c - the qforge command: dispatch to a subcommand (convert/cmd_*.c). */
+#include <stdio.h>
+#include <string.h>
+
+#include "qf_cli.h"
+#include "qf_version.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} qf_command;
+
+static const qf_command qf_commands[] = {
+    {"convert", qf_cmd_convert, "quantize a Hugging Face checkpoint into a loadable artifact"},
+    {"verify", qf_cmd_verify, "recompute every hash of an artifact against its manifest"},
+    {"inspect", qf_cmd_inspect, "list tensors, dtypes, sizes and quantization of a folder"},
+    {"tokenize", qf_cmd_tokenize, "tokenize a text file with a model's tokenizer.json"},
+};
+
+static void qf_usage(FILE *f)
+{
+    fprintf(f, "qforge %s - quantize, verify and validate open-weight LLM checkpoints\n\n"
+               "usage: qforge <command> [options]   (qforge <command> --help for details)\n\n"
+               "commands:\n", QF_VERSION);
+    for (size_t i = 0; i < sizeof qf_commands / sizeof qf_commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", qf_commands[i].name, qf_commands[i].summary);
+    fprintf(f, "\nexit codes: 0 ok, 2 usage, 3 I/O, 4 malformed input, 5 unsupported, 6 verify failed,\n"
+               "7 threshold exceeded, 8 out of memory, 9 CUDA, 10 interrupted, 11 refused as unsafe\n"
+               "(docs/cli.md).  Example:\n"
+               "  qforge convert tests/data/tiny-llama -o /tmp/tl-w4 --scheme w4a16\n"
+               "  qforge verify /tmp/tl-w4\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || qf_cli_is_help(argv[1])) {
+        qf_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("qforge %s\n", QF_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof qf_commands / sizeof qf_commands[0]; i++)
+        if (strcmp(argv[1], qf_commands[i].name) == 0) return qf_commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "qforge: unknown command '%s' (qforge --help lists them)\n", argv[1]);
+    return 2;
+}

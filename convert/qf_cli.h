@@ -1,0 +1,25 @@
+/* qf_cli.h - internal to convert/: the subcommands of the qforge CLI and their shared helpers.
+ *
+ * Each subcommand lives in convert/cmd_<name>.c as `int qf_cmd_<name>(int argc, char **argv)`
+ * (argv[0] is the subcommand name) and returns the process exit code: 0 on success, else a
+ * qf_status value (docs/cli.md).  Only convert/ prints to the user and exits.
+ */
+#ifndef QF_CLI_H
+#define QF_CLI_H
+
+#include "qf_error.h"
+
+int qf_cmd_convert(int argc, char **argv);
+int qf_cmd_verify(int argc, char **argv);
+int qf_cmd_inspect(int argc, char **argv);
+int qf_cmd_tokenize(int argc, char **argv);
+
+/* Report a failure: "qforge <cmd>: error: <msg>" on stderr, or with json set one object
+ * {"ok": false, "error": msg, "code": name, "exit_code": n} on stdout.  Returns err->code
+ * (the exit code). */
+int qf_cli_report_error(const char *cmd, const qf_error *err, int json);
+
+/* True when s is -h or --help. */
+int qf_cli_is_help(const char *s);
+
+#endif /* QF_CLI_H */

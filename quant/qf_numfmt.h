@@ -1,0 +1,201 @@
+/* qf_numfmt.h - scalar number formats: bf16, fp16, FP8 (E4M3FN, E5M2), FP4 E2M1, E8M0.
+ *
+ * Owns the bit-exact conversions every quantizer, writer, kernel reference and test uses.
+ * Rounding is round-to-nearest-even everywhere.  Encoders to FP8/FP4 saturate (clamp to the
+ * largest finite value) as compressed-tensors and ModelOpt do before casting; NaN maps to the
+ * format's NaN code (FP4 and E8M0 inputs are never NaN in practice: they map to 0 / 0xFF).
+ * All functions are pure, thread-safe and header-inline so that CUDA code can include them
+ * (QF_HD marks them __host__ __device__ under nvcc).
+ *
+ * Bit layouts:
+ *   bf16      s eeeeeeee mmmmmmm           (top half of an fp32)
+ *   fp16      s eeeee mmmmmmmmmm           bias 15
+ *   E4M3FN    s eeee mmm   bias 7, max 448 (0x7E), NaN 0x7F/0xFF, no inf
+ *   E5M2      s eeeee mm   bias 15, max 57344 (0x7B), inf 0x7C, NaN 0x7D..0x7F
+ *   E2M1      s ee m       values 0 0.5 1 1.5 2 3 4 6 (code 0..7), bit 3 = sign
+ *   E8M0      eeeeeeee     2^(e-127), 0xFF = NaN
+ */
+#ifndef QF_NUMFMT_H
+#define QF_NUMFMT_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__CUDACC__)
+#define QF_HD __host__ __device__ __forceinline__
+#else
+#define QF_HD static inline
+#endif
+
+QF_HD uint32_t qf_f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+QF_HD float qf_bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+/* ---- bf16 ---------------------------------------------------------------------------- */
+QF_HD float qf_bf16_to_f32(uint16_t h) { return qf_bits_f32((uint32_t)h << 16); }
+QF_HD uint16_t qf_f32_to_bf16(float f)
+{
+    uint32_t u = qf_f32_bits(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1u);                                            /* RNE */
+    return (uint16_t)(u >> 16);
+}
+
+/* ---- fp16 ---------------------------------------------------------------------------- */
+QF_HD float qf_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    if (exp == 0x1f) return qf_bits_f32(sign | 0x7f800000u | (man << 13));
+    if (exp == 0) { /* zero or subnormal: man * 2^-24 */
+        float v = (float)man * 5.9604644775390625e-8f;
+        return sign ? -v : v;
+    }
+    return qf_bits_f32(sign | ((exp + 112) << 23) | (man << 13));
+}
+QF_HD uint16_t qf_f32_to_f16(float f)
+{
+    uint32_t u = qf_f32_bits(f), sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);       /* NaN */
+    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);      /* overflow (RNE) -> inf */
+    if (a < 0x38800000u) {                                        /* subnormal or zero */
+        float v = qf_bits_f32(a) * 16777216.0f;                   /* value / 2^-24 */
+        uint32_t m = (uint32_t)v; float r = v - (float)m;         /* exact: v < 1024 */
+        if (r > 0.5f || (r == 0.5f && (m & 1u))) m++;
+        return (uint16_t)(sign | m);
+    }
+    uint32_t e = (a >> 23) - 112, m = a & 0x7fffffu;
+    uint32_t h = (e << 10) | (m >> 13), rest = m & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) h++;
+    return (uint16_t)(sign | h);
+}
+
+/* ---- generic small float decode/encode (RNE, saturating, normal+subnormal) ----------- */
+/* Encodes |x| (finite, >= 0) into a format with ebits exponent bits, mbits mantissa bits,
+ * bias, and largest finite magnitude code maxcode (exponent|mantissa bits, no sign).
+ * Returns the unsigned code. */
+QF_HD uint32_t qf_small_float_encode_abs(float ax, int mbits, int bias, uint32_t maxcode)
+{
+    /* min normal exponent is 1-bias; subnormal step = 2^(1-bias-mbits) */
+    uint32_t u = qf_f32_bits(ax);
+    int e = (int)((u >> 23) & 0xff) - 127;
+    if (ax == 0.0f) return 0;
+    if (e < 1 - bias) e = 1 - bias;                  /* subnormal range shares the min step */
+    /* quantum at this exponent: 2^(e - mbits); scaled = ax / quantum (exact power-of-2 mult) */
+    float scaled = ax * ldexpf(1.0f, mbits - e);
+    float fl = floorf(scaled), r = scaled - fl;      /* exact: scaled < 2^(mbits+1) */
+    uint32_t q = (uint32_t)fl;
+    if (r > 0.5f || (r == 0.5f && (q & 1u))) q++;
+    /* value = q * 2^(e-mbits); q may be 2^(mbits+1) after rounding up: renormalise */
+    int ebiased;
+    uint32_t man;
+    if (q >= (2u << mbits)) { q >>= 1; e++; }
+    if (q < (1u << mbits)) { ebiased = 0; man = q; }                /* subnormal */
+    else { ebiased = e + bias; man = q - (1u << mbits); }
+    uint32_t code = ((uint32_t)ebiased << mbits) | man;
+    return code > maxcode ? maxcode : code;
+}
+QF_HD float qf_small_float_decode_abs(uint32_t code, int mbits, int bias)
+{
+    uint32_t e = code >> mbits, m = code & ((1u << mbits) - 1u);
+    if (e == 0) return ldexpf((float)m, 1 - bias - mbits);
+    return ldexpf((float)((1u << mbits) | m), (int)e - bias - mbits);
+}
+
+/* ---- FP8 E4M3FN ---------------------------------------------------------------------- */
+#define QF_E4M3_MAX 448.0f
+QF_HD float qf_e4m3_to_f32(uint8_t c)
+{
+    if ((c & 0x7f) == 0x7f) return qf_bits_f32(0x7fc00000u);
+    float v = qf_small_float_decode_abs(c & 0x7fu, 3, 7);
+    return (c & 0x80) ? -v : v;
+}
+QF_HD uint8_t qf_f32_to_e4m3(float x) /* saturating RNE */
+{
+    uint32_t u = qf_f32_bits(x);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7f | ((u >> 24) & 0x80);
+    uint8_t s = (uint8_t)((u >> 24) & 0x80);
+    float ax = fabsf(x);
+    if (ax >= QF_E4M3_MAX) return s | 0x7e;
+    return s | (uint8_t)qf_small_float_encode_abs(ax, 3, 7, 0x7e);
+}
+
+/* ---- FP8 E5M2 ------------------------------------------------------------------------ */
+#define QF_E5M2_MAX 57344.0f
+QF_HD float qf_e5m2_to_f32(uint8_t c)
+{
+    uint32_t a = c & 0x7fu;
+    float v;
+    if (a == 0x7c) v = INFINITY;
+    else if (a > 0x7c) return qf_bits_f32(0x7fc00000u);
+    else v = qf_small_float_decode_abs(a, 2, 15);
+    return (c & 0x80) ? -v : v;
+}
+QF_HD uint8_t qf_f32_to_e5m2(float x) /* saturating RNE (inf saturates too) */
+{
+    uint32_t u = qf_f32_bits(x);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7f | ((u >> 24) & 0x80);
+    uint8_t s = (uint8_t)((u >> 24) & 0x80);
+    float ax = fabsf(x);
+    if (ax >= QF_E5M2_MAX) return s | 0x7b;
+    return s | (uint8_t)qf_small_float_encode_abs(ax, 2, 15, 0x7b);
+}
+
+/* ---- FP4 E2M1 ------------------------------------------------------------------------ */
+#define QF_E2M1_MAX 6.0f
+QF_HD float qf_e2m1_to_f32(uint8_t c)
+{
+    /* code 0..7 -> 0 0.5 1 1.5 2 3 4 6 */
+    uint32_t a = c & 7u;
+    float v = a < 2 ? 0.5f * (float)a : ldexpf((float)(2u | (a & 1u)), (int)(a >> 1) - 2);
+    return (c & 8) ? -v : v;
+}
+/* RNE with saturation; thresholds 0.25 0.75 1.25 1.75 2.5 3.5 5 (ties to even code). */
+QF_HD uint8_t qf_f32_to_e2m1(float x)
+{
+    uint8_t s = (qf_f32_bits(x) >> 28) & 8u;
+    float a = fabsf(x);
+    uint8_t c;
+    if (!(a == a)) return 0; /* NaN: no code exists; 0 keeps the stream finite */
+    if (a <= 0.25f) c = 0;
+    else if (a < 0.75f) c = 1;
+    else if (a <= 1.25f) c = 2;
+    else if (a < 1.75f) c = 3;
+    else if (a <= 2.5f) c = 4;
+    else if (a < 3.5f) c = 5;
+    else if (a <= 5.0f) c = 6;
+    else c = 7;
+    return s | c;
+}
+
+/* ---- E8M0 ---------------------------------------------------------------------------- */
+QF_HD float qf_e8m0_to_f32(uint8_t c)
+{
+    if (c == 0xff) return qf_bits_f32(0x7fc00000u);
+    if (c == 0) return qf_bits_f32(0x00400000u); /* 2^-127 is an fp32 subnormal */
+    return qf_bits_f32((uint32_t)c << 23);
+}
+/* The OCP MX shared exponent for a block of absolute maximum amax and element emax:
+ * e = floor(log2(amax)) - emax, clamped to [-127, 127]; amax == 0 gives 2^-127 (code 0). */
+QF_HD uint8_t qf_e8m0_from_amax(float amax, int elem_emax)
+{
+    if (!(amax > 0.0f)) return 0;
+    int e = (int)((qf_f32_bits(amax) >> 23) & 0xff) - 127; /* floor(log2) for normals */
+    if (e == -127) e = -127;                                /* fp32 subnormal: smallest */
+    e -= elem_emax;
+    if (e < -127) e = -127;
+    if (e > 127) e = 127;
+    return (uint8_t)(e + 127);
+}
+
+/* ---- int4 nibbles -------------------------------------------------------------------- */
+/* Packs 8 signed values in [-8,7] into one word as compressed-tensors does: offset +8,
+ * element k at bits 4k..4k+3 (first element in the lowest nibble). */
+QF_HD uint32_t qf_int4x8_pack(const int8_t q[8])
+{
+    uint32_t w = 0;
+    for (int k = 0; k < 8; k++) w |= (uint32_t)((q[k] + 8) & 0xf) << (4 * k);
+    return w;
+}
+QF_HD int qf_int4_unpack(uint32_t word, int k) { return (int)((word >> (4 * k)) & 0xfu) - 8; }
+
+#endif /* QF_NUMFMT_H */

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Installs the Debian packages qforge builds against, when missing.  As root it runs
+# apt-get; otherwise it prints the exact command to run and fails.
+set -eu
+pkgs="build-essential libzip-dev libxxhash-dev libcmocka-dev libjansson-dev libpcre2-dev"
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ]; then
+    echo "deps: installing$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null || true
+    apt-get install -y -qq $missing >/dev/null
+else
+    echo "deps: missing packages; run:  sudo apt-get install -y$missing" >&2
+    exit 1
+fi

@@ -32,7 +32,11 @@ void qf_error_prefix(qf_error *err, const char *fmt, ...)
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s%s", prefix, old);
+    size_t lp = strnlen(prefix, sizeof err->msg - 1);
+    memcpy(err->msg, prefix, lp);
+    size_t lo = strnlen(old, sizeof err->msg - 1 - lp);
+    memcpy(err->msg + lp, old, lo);
+    err->msg[lp + lo] = 0;
     qf_sanitize_line(err->msg);
 }
 

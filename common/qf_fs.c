@@ -1,0 +1,190 @@
+/* qf_fs.c - mappings, whole-file reads, atomic writes, paths (see qf_fs.h). */
+#include "qf_fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+qf_status qf_file_map(const char *path, qf_mapped_file *f, qf_error *err)
+{
+    memset(f, 0, sizeof *f);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return qf_fail(err, QF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return qf_fail(err, QF_ERR_IO, "%s: not a regular file", path);
+    }
+    if (st.st_size > 0) {
+        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            close(fd);
+            return qf_fail(err, QF_ERR_IO, "%s: cannot map %lld bytes: %s", path, (long long)st.st_size,
+                           strerror(errno));
+        }
+        f->data = p;
+    }
+    close(fd);
+    f->size = (uint64_t)st.st_size;
+    f->path = strdup(path);
+    return QF_OK;
+}
+
+void qf_file_unmap(qf_mapped_file *f)
+{
+    if (!f) return;
+    if (f->data) munmap((void *)f->data, f->size);
+    free(f->path);
+    memset(f, 0, sizeof *f);
+}
+
+void qf_file_release(const qf_mapped_file *f, uint64_t off, uint64_t len)
+{
+    if (!f || !f->data || off >= f->size) return;
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t a = (off + page - 1) / page * page, b = off + len;
+    if (b > f->size) b = f->size;
+    b = b / page * page;
+    if (b > a) madvise((void *)(f->data + a), b - a, MADV_DONTNEED);
+}
+
+qf_status qf_file_read_all(const char *path, size_t max_size, char **out, size_t *len, qf_error *err)
+{
+    *out = NULL;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return qf_fail(err, QF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(fp);
+        return qf_fail(err, QF_ERR_IO, "%s: not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > max_size) {
+        fclose(fp);
+        return qf_fail(err, QF_ERR_FORMAT, "%s: %lld bytes is larger than the %zu allowed", path,
+                       (long long)st.st_size, max_size);
+    }
+    char *buf = malloc((size_t)st.st_size + 1);
+    if (!buf) {
+        fclose(fp);
+        return qf_fail(err, QF_ERR_NOMEM, "%s: out of memory", path);
+    }
+    size_t n = fread(buf, 1, (size_t)st.st_size, fp);
+    int bad = ferror(fp);
+    fclose(fp);
+    if (bad || n != (size_t)st.st_size) {
+        free(buf);
+        return qf_fail(err, QF_ERR_IO, "%s: read error", path);
+    }
+    buf[n] = 0;
+    *out = buf;
+    if (len) *len = n;
+    return QF_OK;
+}
+
+qf_status qf_file_write_atomic(const char *path, const void *buf, size_t len, qf_error *err)
+{
+    size_t plen = strlen(path) + 8;
+    char *tmp = malloc(plen);
+    if (!tmp) return qf_fail(err, QF_ERR_NOMEM, "%s: out of memory", path);
+    snprintf(tmp, plen, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        qf_status s = qf_fail(err, QF_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        free(tmp);
+        return s;
+    }
+    const char *p = buf;
+    size_t left = len;
+    while (left) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            qf_status s = qf_fail(err, QF_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+            close(fd);
+            unlink(tmp);
+            free(tmp);
+            return s;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (close(fd) != 0 || rename(tmp, path) != 0) {
+        qf_status s = qf_fail(err, QF_ERR_IO, "%s: cannot finish write: %s", path, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return s;
+    }
+    free(tmp);
+    return QF_OK;
+}
+
+qf_status qf_file_copy(const char *src, const char *dst, qf_error *err)
+{
+    qf_mapped_file f;
+    QF_TRY(qf_file_map(src, &f, err));
+    qf_status s = qf_file_write_atomic(dst, f.data ? (const void *)f.data : "", f.size, err);
+    qf_file_unmap(&f);
+    return s;
+}
+
+int qf_path_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+int qf_path_is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+char *qf_path_join(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = malloc(la + lb + 2);
+    if (!s) return NULL;
+    memcpy(s, a, la);
+    size_t k = la;
+    if (la && a[la - 1] != '/') s[k++] = '/';
+    memcpy(s + k, b, lb + 1);
+    return s;
+}
+
+const char *qf_path_base(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+qf_status qf_mkdirs(const char *path, qf_error *err)
+{
+    char *p = strdup(path);
+    if (!p) return qf_fail(err, QF_ERR_NOMEM, "out of memory");
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) break;
+        *s = '/';
+    }
+    int rc = mkdir(p, 0755);
+    int e = errno;
+    free(p);
+    if (rc != 0 && e != EEXIST) return qf_fail(err, QF_ERR_IO, "%s: cannot create folder: %s", path, strerror(e));
+    return QF_OK;
+}
+
+static int qf_rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
+}
+
+void qf_remove_tree(const char *path) { nftw(path, qf_rm_entry, 16, FTW_DEPTH | FTW_PHYS); }

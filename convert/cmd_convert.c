@@ -1,0 +1,140 @@
+/* cmd_convert.c - `qforge convert`: argument parsing and reporting around qf_convert_run. */
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "qf_cli.h"
+#include "qf_convert.h"
+
+static void qf_convert_help(void)
+{
+    printf("usage: qforge convert MODEL_DIR -o OUT_DIR --scheme SCHEME [options]\n\n"
+           "Quantize every Linear weight of a Hugging Face checkpoint (sharded safetensors) and\n"
+           "write a folder vLLM / SGLang load as-is (compressed-tensors layout), with the tokenizer,\n"
+           "config.json (+ quantization_config) and a sealed qforge.manifest.json.\n\n"
+           "schemes:\n"
+           "  fp8-dynamic  E4M3 weights, per-channel scale; activations per token at run time\n"
+           "  w4a16        int4 weights, groups of 128, symmetric (scale = absmax/7)\n"
+           "  w4a16-asym   int4 weights, groups of 128, with zero points (min/max range)\n"
+           "  nvfp4a16     E2M1 weights, E4M3 scale per 16, FP32 global scale\n"
+           "  mxfp4a16     E2M1 weights, E8M0 scale per 32\n"
+           "  w8a8         int8 weights per channel; int8 activations per token at run time\n"
+           "  (fp8 and nvfp4 need calibrated activation scales and are refused with --method rtn)\n\n"
+           "options:\n"
+           "  -o, --out DIR         destination folder (must not exist)\n"
+           "  --scheme NAME         one of the schemes above\n"
+           "  --method rtn          round to nearest (default)\n"
+           "  --ignore REGEX        keep modules matching REGEX (POSIX extended, on module names such as\n"
+           "                        model.layers.0.mlp.down_proj) in full precision; repeatable. Always kept:\n"
+           "                        lm_head, embeddings, norms, MoE routers\n"
+           "  --max-shard-size N    bytes per output shard, suffixes K M G (default 5G)\n"
+           "  --threads N           worker threads (default: all cores)\n"
+           "  --force               replace OUT_DIR if it exists\n"
+           "  --stats               print input GB/s and peak memory\n"
+           "  --json                one JSON object on stdout instead of text\n"
+           "  -q, --quiet           no progress bar\n\n"
+           "The output is built in OUT_DIR.qforge-tmp and renamed at the end: a failed or interrupted\n"
+           "run leaves no OUT_DIR. Exit codes: docs/cli.md.\n\n"
+           "example:\n"
+           "  qforge convert tests/data/tiny-llama -o /tmp/tiny-w4 --scheme w4a16\n");
+}
+
+static void qf_on_signal(int sig)
+{
+    (void)sig;
+    qf_convert_interrupted = 1;
+}
+
+static int qf_parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || v <= 0) return -1;
+    if (*end == 'K' || *end == 'k') v *= 1e3, end++;
+    else if (*end == 'M' || *end == 'm') v *= 1e6, end++;
+    else if (*end == 'G' || *end == 'g') v *= 1e9, end++;
+    if (*end == 'B') end++;
+    if (*end) return -1;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+int qf_cmd_convert(int argc, char **argv)
+{
+    qf_convert_opts o = {0};
+    o.method = "rtn";
+    int json = 0, stats = 0, quiet = 0;
+    const char *scheme = NULL;
+    qf_error err = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (qf_cli_is_help(a)) {
+            qf_convert_help();
+            return 0;
+        } else if ((!strcmp(a, "-o") || !strcmp(a, "--out")) && v) o.out = v, i++;
+        else if (!strcmp(a, "--scheme") && v) scheme = v, i++;
+        else if (!strcmp(a, "--method") && v) o.method = v, i++;
+        else if (!strcmp(a, "--ignore") && v) {
+            if (o.n_ignore == QF_MAX_IGNORE) {
+                qf_fail(&err, QF_ERR_USAGE, "at most %d --ignore patterns", QF_MAX_IGNORE);
+                return qf_cli_report_error("convert", &err, json);
+            }
+            o.ignore[o.n_ignore++] = v, i++;
+        } else if (!strcmp(a, "--max-shard-size") && v) {
+            if (qf_parse_size(v, &o.max_shard_bytes)) {
+                qf_fail(&err, QF_ERR_USAGE, "--max-shard-size '%s' is not a size (e.g. 2G)", v);
+                return qf_cli_report_error("convert", &err, json);
+            }
+            i++;
+        } else if (!strcmp(a, "--threads") && v) o.threads = atoi(v), i++;
+        else if (!strcmp(a, "--force")) o.force = 1;
+        else if (!strcmp(a, "--stats")) stats = 1;
+        else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = 1;
+        else if (a[0] == '-') {
+            qf_fail(&err, QF_ERR_USAGE, "unknown option '%s' (qforge convert --help)", a);
+            return qf_cli_report_error("convert", &err, json);
+        } else if (!o.src) o.src = a;
+        else {
+            qf_fail(&err, QF_ERR_USAGE, "unexpected argument '%s'", a);
+            return qf_cli_report_error("convert", &err, json);
+        }
+    }
+    if (!o.src || !o.out || !scheme) {
+        qf_fail(&err, QF_ERR_USAGE, "need MODEL_DIR, -o OUT_DIR and --scheme (qforge convert --help)");
+        return qf_cli_report_error("convert", &err, json);
+    }
+    o.scheme = qf_scheme_find(scheme);
+    if (!o.scheme) {
+        qf_fail(&err, QF_ERR_USAGE, "unknown scheme '%s' (known: %s)", scheme, qf_scheme_names());
+        return qf_cli_report_error("convert", &err, json);
+    }
+    o.progress = !quiet && !json;
+    signal(SIGINT, qf_on_signal);
+    signal(SIGTERM, qf_on_signal);
+    qf_convert_stats st;
+    if (qf_convert_run(&o, &st, &err) != QF_OK) return qf_cli_report_error("convert", &err, json);
+    double gbps = st.seconds_weights > 0 ? (double)st.bytes_in / st.seconds_weights / 1e9 : 0;
+    if (json) {
+        json_t *r = json_pack("{s:b, s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:I, s:f, s:f, s:f, s:I}", "ok", 1, "out", o.out,
+                              "scheme", o.scheme->name, "method", o.method, "quantized", st.n_quantized, "kept",
+                              st.n_kept, "shards", st.n_shards, "bytes_in", (json_int_t)st.bytes_in, "bytes_out",
+                              (json_int_t)st.bytes_out, "seconds", st.seconds, "seconds_weights",
+                              st.seconds_weights, "input_gb_per_s", gbps, "peak_rss_kb", (json_int_t)st.peak_rss_kb);
+        char *s = json_dumps(r, JSON_COMPACT);
+        printf("%s\n", s);
+        free(s);
+        json_decref(r);
+        return 0;
+    }
+    printf("%s: %d Linear weights quantized to %s, %d tensors kept, %d shard(s), %.1f MB -> %.1f MB in %.2f s\n", o.out,
+           st.n_quantized, o.scheme->name, st.n_kept, st.n_shards, st.bytes_in / 1e6, st.bytes_out / 1e6, st.seconds);
+    if (stats)
+        printf("stats: input %.3f GB/s (weights stage %.2f s), peak resident memory %.1f MB\n", gbps,
+               st.seconds_weights, st.peak_rss_kb / 1024.0);
+    return 0;
+}

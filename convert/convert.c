@@ -1,0 +1,322 @@
+/* convert.c - the conversion pipeline, as a story (see qf_convert.h). */
+#include <dirent.h>
+#include <errno.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "convert_plan.h"
+#include "ct_config.h"
+#include "qf_config.h"
+#include "qf_fs.h"
+#include "qf_manifest.h"
+#include "qf_progress.h"
+
+volatile int qf_convert_interrupted = 0;
+
+/* Files of the source folder that are weights or ours to regenerate; everything else
+ * (tokenizer, generation config, licence, chat template) is copied verbatim. */
+static int qf_is_weight_or_generated(const char *name)
+{
+    size_t l = strlen(name);
+    static const char *const suffixes[] = {".safetensors", ".bin", ".pt", ".pth", ".gguf", ".index.json", ".tmp"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+        size_t k = strlen(suffixes[i]);
+        if (l >= k && strcmp(name + l - k, suffixes[i]) == 0) return 1;
+    }
+    return strcmp(name, "config.json") == 0 || strcmp(name, QF_MANIFEST_NAME) == 0 || name[0] == '.';
+}
+
+/* Quantize (or fetch) the packed tensors of the module that source tensor src belongs to. */
+static qf_status qf_quantize_module(const qf_convert_opts *o, const qf_checkpoint *ck, const qf_module_plan *m,
+                                    int src, qf_quant_buffers *buf, qf_error *err)
+{
+    const qf_tensor *t = &ck->tensors[src];
+    for (int k = 0; k < m->plan.n; k++) {
+        buf->data[k] = calloc(1, m->plan.t[k].nbytes ? m->plan.t[k].nbytes : 1);
+        if (!buf->data[k]) return qf_fail(err, QF_ERR_NOMEM, "out of memory for %s.%s", m->module, m->plan.t[k].suffix);
+    }
+    qf_status s = qf_quantize_rtn(o->scheme, t->dtype, t->data, t->shape[0], t->shape[1], m->group_amax, &m->plan, buf, err);
+    if (s) qf_error_prefix(err, "%s: tensor '%s': ", ck->dir, t->name);
+    return s;
+}
+
+static void qf_free_buffers(qf_quant_buffers *b)
+{
+    for (int k = 0; k < QF_PLAN_MAX; k++) free(b->data[k]), b->data[k] = NULL;
+}
+
+/* Write every shard: for each output tensor in name order, stream its bytes to its shard. */
+static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *ck, const qf_convert_plan *p,
+                                 const char *tmp, json_t *manifest, qf_convert_stats *st, qf_error *err)
+{
+    qf_progress prog;
+    uint64_t total = 0;
+    for (int i = 0; i < ck->n_tensors; i++) total += ck->tensors[i].nbytes;
+    qf_progress_begin(&prog, o->progress, "convert", total, "B");
+    qf_status s = QF_OK;
+    int first = 0;
+    json_t *weight_map = json_object();
+    for (int shard = 0; shard < p->n_shards && s == QF_OK; shard++) {
+        int last = first;
+        while (last < p->n_out && p->out[last].shard == shard) last++;
+        int n = last - first;
+        qf_st_entry *entries = calloc((size_t)n, sizeof *entries);
+        qf_hash128 *th = calloc((size_t)n, sizeof *th);
+        for (int i = 0; i < n; i++) {
+            const qf_out_tensor *ot = &p->out[first + i];
+            entries[i] = (qf_st_entry){ot->name, ot->dtype, ot->ndim, {0}};
+            memcpy(entries[i].shape, ot->shape, sizeof(int64_t) * (size_t)ot->ndim);
+        }
+        char fname[64];
+        qf_shard_name(shard, p->n_shards, fname, sizeof fname);
+        char *path = qf_path_join(tmp, fname);
+        qf_st_writer *w = NULL;
+        s = qf_st_writer_open(path, entries, n, &w, err);
+        qf_quant_buffers buf = {{0}};
+        int buf_src = -1;
+        for (int i = 0; i < n && s == QF_OK; i++) {
+            const qf_out_tensor *ot = &p->out[first + i];
+            const qf_tensor *t = &ck->tensors[ot->src];
+            if (qf_convert_interrupted) {
+                s = qf_fail(err, QF_ERR_INTERRUPTED, "interrupted; nothing was written to %s", o->out);
+                break;
+            }
+            if (ot->plan_index < 0) {
+                s = qf_st_writer_write(w, i, t->data, t->nbytes, err);
+                qf_progress_add(&prog, t->nbytes);
+                st->n_kept++;
+            } else {
+                if (buf_src != ot->src) {
+                    qf_free_buffers(&buf);
+                    s = qf_quantize_module(o, ck, &p->mods[ot->src], ot->src, &buf, err);
+                    buf_src = ot->src;
+                    qf_progress_add(&prog, t->nbytes);
+                    st->n_quantized++;
+                }
+                if (s == QF_OK) s = qf_st_writer_write(w, i, buf.data[ot->plan_index], ot->nbytes, err);
+            }
+            /* bounded memory: drop the input pages once the tensor is done */
+            int last_use = i + 1 == n || p->out[first + i + 1].src != ot->src;
+            if (last_use) qf_checkpoint_release(ck, t);
+            json_object_set_new(weight_map, ot->name, json_string(fname));
+        }
+        qf_free_buffers(&buf);
+        uint64_t fsize = 0;
+        qf_hash128 fh;
+        if (s == QF_OK) s = qf_st_writer_close(w, &fsize, &fh, th, err);
+        else qf_st_writer_abort(w);
+        if (s == QF_OK) {
+            qf_manifest_add_file(manifest, fname, fsize, fh);
+            for (int i = 0; i < n; i++)
+                qf_manifest_add_tensor(manifest, fname, entries[i].name, entries[i].dtype, entries[i].ndim,
+                                       entries[i].shape, th[i]);
+            st->bytes_out += fsize;
+        }
+        free(path);
+        free(entries);
+        free(th);
+        first = last;
+    }
+    qf_progress_end(&prog);
+    if (s == QF_OK && p->n_shards > 1) {
+        uint64_t total_size = 0;
+        for (int i = 0; i < p->n_out; i++) total_size += p->out[i].nbytes;
+        json_t *index = json_pack("{s:{s:I}, s:O}", "metadata", "total_size", (json_int_t)total_size, "weight_map",
+                                  weight_map);
+        char *text = json_dumps(index, JSON_INDENT(2) | JSON_SORT_KEYS);
+        char *ipath = qf_path_join(tmp, "model.safetensors.index.json");
+        size_t len = strlen(text);
+        text = realloc(text, len + 2);
+        text[len] = '\n';
+        s = qf_file_write_atomic(ipath, text, len + 1, err);
+        free(ipath);
+        free(text);
+        json_decref(index);
+    }
+    json_decref(weight_map);
+    st->n_shards = p->n_shards;
+    return s;
+}
+
+/* Hash a file of the artifact for the manifest (side files, config, index). */
+static qf_status qf_manifest_file(json_t *m, const char *dir, const char *name, qf_convert_stats *st, qf_error *err)
+{
+    char *path = qf_path_join(dir, name);
+    qf_mapped_file f;
+    qf_status s = qf_file_map(path, &f, err);
+    free(path);
+    if (s) return s;
+    qf_manifest_add_file(m, name, f.size, qf_hash_bytes(f.data ? (const void *)f.data : "", f.size));
+    st->bytes_out += f.size;
+    qf_file_unmap(&f);
+    return QF_OK;
+}
+
+static int qf_strcmp_p(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Copy side files, write config.json; add them to the manifest in name order. */
+static qf_status qf_write_side_files(const qf_convert_opts *o, const qf_convert_plan *p, const qf_model_config *cfg,
+                                     const char *tmp, json_t *m, qf_convert_stats *st, qf_error *err)
+{
+    json_t *conf = json_deep_copy(cfg->json);
+    json_object_set_new(conf, "quantization_config", qf_ct_quant_config(o->scheme, p->ignored_modules, p->n_ignored));
+    char *text = json_dumps(conf, JSON_INDENT(2));
+    json_decref(conf);
+    size_t len = strlen(text);
+    text = realloc(text, len + 2);
+    text[len] = '\n';
+    char *cpath = qf_path_join(tmp, "config.json");
+    qf_status s = qf_file_write_atomic(cpath, text, len + 1, err);
+    free(cpath);
+    free(text);
+    if (s) return s;
+    DIR *d = opendir(o->src);
+    if (!d) return qf_fail(err, QF_ERR_IO, "%s: cannot list folder", o->src);
+    char *names[512];
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && n < 512) {
+        char *src = qf_path_join(o->src, de->d_name);
+        int regular = qf_path_exists(src) && !qf_path_is_dir(src);
+        free(src);
+        if (regular && !qf_is_weight_or_generated(de->d_name)) names[n++] = strdup(de->d_name);
+    }
+    closedir(d);
+    for (int i = 0; i < n && s == QF_OK; i++) {
+        char *src = qf_path_join(o->src, names[i]), *dst = qf_path_join(tmp, names[i]);
+        s = qf_file_copy(src, dst, err);
+        free(src);
+        free(dst);
+    }
+    names[n++] = strdup("config.json");
+    if (p->n_shards > 1) names[n++] = strdup("model.safetensors.index.json");
+    qsort(names, (size_t)n, sizeof *names, qf_strcmp_p);
+    for (int i = 0; i < n; i++) {
+        if (s == QF_OK) s = qf_manifest_file(m, tmp, names[i], st, err);
+        free(names[i]);
+    }
+    return s;
+}
+
+/* Source identity: names, sizes and hashes of the input files (all of them, in parallel). */
+static qf_status qf_source_json(const qf_checkpoint *ck, const char *src, json_t **out, qf_error *err)
+{
+    json_t *files = json_array();
+    qf_hash128 *h = calloc((size_t)ck->n_files, sizeof *h);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int i = 0; i < ck->n_files; i++) {
+        h[i] = qf_hash_bytes(ck->files[i].data ? (const void *)ck->files[i].data : "", ck->files[i].size);
+        qf_file_release(&ck->files[i], 0, ck->files[i].size);
+    }
+    for (int i = 0; i < ck->n_files; i++) {
+        char hex[QF_HASH_HEX_LEN + 1];
+        qf_hash_hex(h[i], hex);
+        json_array_append_new(files, json_pack("{s:s, s:I, s:s}", "name", qf_path_base(ck->files[i].path), "size",
+                                               (json_int_t)ck->files[i].size, "xxh3_128", hex));
+    }
+    free(h);
+    char cfg_hex[QF_HASH_HEX_LEN + 1];
+    char *cpath = qf_path_join(src, "config.json"), *ctext = NULL;
+    size_t clen = 0;
+    qf_status s = qf_file_read_all(cpath, 64u << 20, &ctext, &clen, err);
+    free(cpath);
+    if (s) {
+        json_decref(files);
+        return s;
+    }
+    qf_hash_hex(qf_hash_bytes(ctext, clen), cfg_hex);
+    free(ctext);
+    char *abs = realpath(src, NULL);
+    *out = json_pack("{s:s, s:s, s:o}", "name", qf_path_base(abs ? abs : src), "config_xxh3_128", cfg_hex, "files", files);
+    free(abs);
+    return QF_OK;
+}
+
+static json_t *qf_recipe_json(const qf_convert_opts *o)
+{
+    json_t *ign = json_array();
+    for (int i = 0; i < o->n_ignore; i++) json_array_append_new(ign, json_string(o->ignore[i]));
+    return json_pack("{s:s, s:s, s:s, s:o, s:s}", "scheme", o->scheme->name, "method", o->method, "layout",
+                     "compressed-tensors", "ignore", ign, "default_ignore", "lm_head, embeddings, norms, MoE routers");
+}
+
+qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_error *err)
+{
+    memset(st, 0, sizeof *st);
+    double t0 = qf_now();
+    if (o->threads > 0) omp_set_num_threads(o->threads);
+    if (strcmp(o->method, "rtn") != 0)
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "--method %s is not available (rtn)", o->method);
+    if (o->scheme->needs_calibration)
+        return qf_fail(err, QF_ERR_USAGE,
+                       "scheme %s has static activation scales and needs calibration data; use fp8-dynamic or "
+                       "nvfp4a16 for round-to-nearest",
+                       o->scheme->name);
+    if (qf_path_exists(o->out) && !o->force)
+        return qf_fail(err, QF_ERR_USAGE, "%s already exists (use --force to replace it)", o->out);
+
+    /* 1. the source: config and tensor table (memory-mapped, never modified) */
+    qf_model_config cfg;
+    char *cpath = qf_path_join(o->src, "config.json");
+    qf_status s = qf_config_load(cpath, &cfg, err);
+    free(cpath);
+    if (s) return s;
+    qf_checkpoint *ck = NULL;
+    s = qf_checkpoint_open(o->src, &ck, err);
+    if (s) {
+        qf_config_free(&cfg);
+        return s;
+    }
+    for (int i = 0; i < ck->n_tensors; i++) st->bytes_in += ck->tensors[i].nbytes;
+
+    /* 2. the plan: what is quantized, output names, shards */
+    qf_convert_plan plan;
+    s = qf_plan_build(o, ck, &plan, err);
+
+    /* 3. a temporary folder beside the destination */
+    size_t tl = strlen(o->out) + 16;
+    char *tmp = malloc(tl);
+    snprintf(tmp, tl, "%s.qforge-tmp", o->out);
+    if (s == QF_OK) {
+        qf_remove_tree(tmp);
+        s = qf_mkdirs(tmp, err);
+    }
+    json_t *manifest = qf_manifest_new();
+    json_object_set_new(manifest, "recipe", qf_recipe_json(o));
+
+    /* 4. weights: quantize and write shard by shard, hashing on the way */
+    double tw = qf_now();
+    if (s == QF_OK) s = qf_write_shards(o, ck, &plan, tmp, manifest, st, err);
+    st->seconds_weights = qf_now() - tw;
+
+    /* 5. config.json with quantization_config, tokenizer and side files */
+    if (s == QF_OK) s = qf_write_side_files(o, &plan, &cfg, tmp, manifest, st, err);
+
+    /* 6. provenance and the sealed manifest */
+    json_t *source = NULL;
+    if (s == QF_OK) s = qf_source_json(ck, o->src, &source, err);
+    if (s == QF_OK) {
+        json_object_set_new(manifest, "source", source);
+        s = qf_manifest_write(tmp, manifest, err);
+    }
+
+    /* 7. into place, atomically */
+    if (s == QF_OK && o->force && qf_path_exists(o->out)) qf_remove_tree(o->out);
+    if (s == QF_OK && rename(tmp, o->out) != 0)
+        s = qf_fail(err, QF_ERR_IO, "cannot rename %s to %s: %s", tmp, o->out, strerror(errno));
+    if (s != QF_OK) qf_remove_tree(tmp);
+
+    json_decref(manifest);
+    free(tmp);
+    qf_plan_free(&plan, ck->n_tensors);
+    qf_checkpoint_free(ck);
+    qf_config_free(&cfg);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    st->peak_rss_kb = ru.ru_maxrss;
+    st->seconds = qf_now() - t0;
+    return s;
+}

@@ -1,0 +1,57 @@
+/* ct_config.c - compressed-tensors quantization_config for each scheme (see ct_config.h). */
+#include "ct_config.h"
+
+static json_t *qf_ct_args(int bits, const char *type, int symmetric, int group_size, const char *strategy, int dynamic)
+{
+    json_t *a = json_pack("{s:i, s:s, s:b, s:s, s:b, s:n, s:n}", "num_bits", bits, "type", type, "symmetric", symmetric,
+                          "strategy", strategy, "dynamic", dynamic, "actorder", "block_structure");
+    json_object_set_new(a, "group_size", group_size > 0 ? json_integer(group_size) : json_null());
+    json_object_set_new(a, "observer", dynamic ? json_null() : json_string("minmax"));
+    json_object_set_new(a, "observer_kwargs", json_object());
+    return a;
+}
+
+json_t *qf_ct_quant_config(const qf_scheme *s, char *const *ignored, int n_ignored)
+{
+    json_t *w = NULL, *in = json_null();
+    switch (s->id) {
+    case QF_SCHEME_FP8_DYNAMIC:
+        w = qf_ct_args(8, "float", 1, 0, "channel", 0);
+        in = qf_ct_args(8, "float", 1, 0, "token", 1);
+        break;
+    case QF_SCHEME_FP8:
+        w = qf_ct_args(8, "float", 1, 0, "tensor", 0);
+        in = qf_ct_args(8, "float", 1, 0, "tensor", 0);
+        json_object_set_new(in, "observer", json_string("static_minmax"));
+        break;
+    case QF_SCHEME_W4A16:
+    case QF_SCHEME_W4A16_ASYM:
+        w = qf_ct_args(4, "int", s->symmetric, 128, "group", 0);
+        break;
+    case QF_SCHEME_NVFP4A16:
+    case QF_SCHEME_NVFP4:
+        w = qf_ct_args(4, "float", 1, 16, "tensor_group", 0);
+        if (s->id == QF_SCHEME_NVFP4) {
+            in = qf_ct_args(4, "float", 1, 16, "tensor_group", 0);
+            json_object_set_new(in, "dynamic", json_string("local"));
+            json_object_set_new(in, "observer", json_string("static_minmax"));
+        }
+        break;
+    case QF_SCHEME_MXFP4A16:
+        w = qf_ct_args(4, "float", 1, 32, "group", 0);
+        json_object_set_new(w, "scale_dtype", json_string("torch.uint8"));
+        break;
+    case QF_SCHEME_W8A8:
+        w = qf_ct_args(8, "int", 1, 0, "channel", 0);
+        in = qf_ct_args(8, "int", 1, 0, "token", 1);
+        break;
+    }
+    json_t *ign = json_array();
+    for (int i = 0; i < n_ignored; i++) json_array_append_new(ign, json_string(ignored[i]));
+    json_t *group = json_pack("{s:[s], s:o, s:o, s:n, s:s}", "targets", "Linear", "weights", w, "input_activations", in,
+                              "output_activations", "format", s->ct_format);
+    return json_pack("{s:s, s:s, s:s, s:s, s:{s:o}, s:o, s:n, s:n, s:{}, s:{}}", "quant_method", "compressed-tensors",
+                     "format", s->ct_format, "quantization_status", "compressed", "version", "0.18.0", "config_groups",
+                     "group_0", group, "ignore", ign, "kv_cache_scheme", "global_compression_ratio",
+                     "sparsity_config", "transform_config");
+}

@@ -1,0 +1,19 @@
+/* ct_config.h - internal to convert/: the compressed-tensors quantization_config.
+ *
+ * Owns the JSON that vLLM / SGLang read from config.json["quantization_config"] to load an
+ * artifact: quant_method "compressed-tensors", the format, one config group targeting
+ * Linear with the scheme's weight and input-activation arguments (as the compressed-tensors
+ * presets FP8_DYNAMIC, W4A16, W4A16_ASYM, NVFP4A16, MXFP4A16, W8A8 spell them), and the
+ * ignore list of Linear modules kept in full precision.
+ */
+#ifndef QF_CT_CONFIG_H
+#define QF_CT_CONFIG_H
+
+#include <jansson.h>
+
+#include "qf_scheme.h"
+
+/* New reference; ignored[n_ignored] are module names. */
+json_t *qf_ct_quant_config(const qf_scheme *s, char *const *ignored, int n_ignored);
+
+#endif

@@ -1,0 +1,63 @@
+/* qf_config.h - a model's config.json, as the runner and the converter need it.
+ *
+ * Owns the parsed hyper-parameters of the Llama family as hub checkpoints spell them:
+ * llama, mistral, qwen2 (qkv bias), qwen3 (q/k RMSNorm), mixtral, qwen2_moe / qwen3_moe.
+ * Accepts both RoPE spellings: top-level rope_theta + rope_scaling (older transformers) and
+ * rope_parameters {rope_theta, rope_type, factor, ...} (transformers 5).  The raw JSON is
+ * kept (json, owned) so writers can copy the config with a quantization_config added.
+ * qf_config_free releases it.  Unknown model_type is not an error here (the converter does
+ * not need to understand a model to quantize its Linear layers); the runner checks
+ * qf_config_runnable().
+ */
+#ifndef QF_CONFIG_H
+#define QF_CONFIG_H
+
+#include <jansson.h>
+
+#include "qf_error.h"
+
+typedef enum qf_rope_type {
+    QF_ROPE_DEFAULT = 0,
+    QF_ROPE_LLAMA3 = 1, /* llama3 frequency-dependent scaling */
+    QF_ROPE_LINEAR = 2, /* positions divided by factor */
+} qf_rope_type;
+
+typedef struct qf_model_config {
+    char model_type[32];       /* "llama", "mixtral", ... */
+    char architecture[64];     /* architectures[0] */
+    int hidden_size;
+    int intermediate_size;     /* dense FFN width (or per-expert width for mixtral) */
+    int n_layers;
+    int n_heads;
+    int n_kv_heads;
+    int head_dim;              /* explicit head_dim or hidden_size / n_heads */
+    int vocab_size;
+    int max_position_embeddings;
+    float rms_norm_eps;
+    double rope_theta;
+    qf_rope_type rope_type;
+    float rope_factor;             /* linear / llama3 */
+    float rope_low_freq_factor;    /* llama3 */
+    float rope_high_freq_factor;   /* llama3 */
+    int rope_original_max_pos;     /* llama3 original_max_position_embeddings */
+    int tie_word_embeddings;
+    int attention_bias;            /* q/k/v projections carry a bias (qwen2) */
+    int qk_norm;                   /* per-head RMSNorm on q and k (qwen3) */
+    /* mixture of experts (0 experts = dense) */
+    int n_experts;
+    int n_experts_per_tok;
+    int moe_intermediate_size;     /* qwen-moe expert width; mixtral uses intermediate_size */
+    int shared_expert_intermediate_size; /* qwen2_moe shared expert (0 = none) */
+    int norm_topk_prob;            /* renormalise top-k router weights (mixtral: always) */
+    json_t *json;                  /* the whole parsed config.json (owned) */
+} qf_model_config;
+
+/* Parse path (a config.json).  Missing or non-integer required fields are QF_ERR_FORMAT
+ * naming the file and the key.  On failure cfg holds nothing to free. */
+qf_status qf_config_load(const char *path, qf_model_config *cfg, qf_error *err);
+void qf_config_free(qf_model_config *cfg);
+/* QF_OK when the runner supports cfg->model_type; else QF_ERR_UNSUPPORTED naming the
+ * supported list. */
+qf_status qf_config_runnable(const qf_model_config *cfg, qf_error *err);
+
+#endif /* QF_CONFIG_H */

@@ -149,7 +149,7 @@ qf_status qf_plan_build(const qf_convert_opts *o, const qf_checkpoint *ck, qf_co
     uint64_t limit = o->max_shard_bytes ? o->max_shard_bytes : 5000000000ull, cur = 0;
     int shard = 0;
     for (int i = 0; i < p->n_out; i++) {
-        int starts_unit = p->out[i].plan_index <= 0 || i == 0 || p->out[i - 1].src != p->out[i].src;
+        int starts_unit = i == 0 || p->out[i - 1].src != p->out[i].src;
         if (starts_unit && cur > 0 && cur + p->out[i].nbytes > limit) {
             shard++;
             cur = 0;

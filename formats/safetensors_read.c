@@ -325,6 +325,7 @@ static qf_status qf_list_shards(const char *dir, char ***names, int *n, json_t *
 qf_status qf_checkpoint_open(const char *path, qf_checkpoint **out, qf_error *err)
 {
     *out = NULL;
+    if (!qf_path_exists(path)) return qf_fail(err, QF_ERR_IO, "%s: no such file or folder", path);
     qf_checkpoint *ck = calloc(1, sizeof *ck);
     if (!ck) return qf_fail(err, QF_ERR_NOMEM, "out of memory");
     char **names = NULL;

@@ -47,6 +47,15 @@ static void qf_issue(qf_verify_report *rep, qf_verify_kind kind, const char *fil
     }
 }
 
+static int qf_issue_cmp(const void *a, const void *b)
+{
+    const qf_verify_issue *x = a, *y = b;
+    int c = strcmp(x->file, y->file);
+    if (c) return c;
+    if (x->kind != y->kind) return (int)x->kind - (int)y->kind;
+    return strcmp(x->tensor, y->tensor);
+}
+
 /* Hash a mapped region in 16 MiB steps so progress moves on big files. */
 static qf_hash128 qf_hash_region(const uint8_t *p, uint64_t n, qf_progress *prog)
 {
@@ -206,6 +215,8 @@ qf_status qf_verify_dir(const char *dir, qf_verify_report *rep, qf_progress *pro
     rep->tensors_checked = n_tensor_entries;
     json_decref(m);
     rep->seconds = qf_now() - t0;
+    /* threads append in any order: sort so reports are deterministic */
+    qsort(rep->issues, (size_t)rep->n_issues, sizeof *rep->issues, qf_issue_cmp);
     if (rep->n_issues) {
         qf_verify_issue *is = &rep->issues[0];
         return qf_fail(err, QF_ERR_VERIFY, "%s/%s%s%s: %s: %s", dir, is->file, is->tensor[0] ? " tensor " : "", is->tensor,

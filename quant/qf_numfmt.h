@@ -69,6 +69,9 @@ QF_HD uint16_t qf_f32_to_f16(float f)
     return (uint16_t)(sign | h);
 }
 
+/* 2^k as a float, for k in [-126, 127] (exact; avoids ldexpf's library call). */
+QF_HD float qf_pow2f(int k) { return qf_bits_f32((uint32_t)(k + 127) << 23); }
+
 /* ---- generic small float decode/encode (RNE, saturating, normal+subnormal) ----------- */
 /* Encodes |x| (finite, >= 0) into a format with ebits exponent bits, mbits mantissa bits,
  * bias, and largest finite magnitude code maxcode (exponent|mantissa bits, no sign).
@@ -81,7 +84,7 @@ QF_HD uint32_t qf_small_float_encode_abs(float ax, int mbits, int bias, uint32_t
     if (ax == 0.0f) return 0;
     if (e < 1 - bias) e = 1 - bias;                  /* subnormal range shares the min step */
     /* quantum at this exponent: 2^(e - mbits); scaled = ax / quantum (exact power-of-2 mult) */
-    float scaled = ax * ldexpf(1.0f, mbits - e);
+    float scaled = ax * qf_pow2f(mbits - e);
     float fl = floorf(scaled), r = scaled - fl;      /* exact: scaled < 2^(mbits+1) */
     uint32_t q = (uint32_t)fl;
     if (r > 0.5f || (r == 0.5f && (q & 1u))) q++;
@@ -97,8 +100,8 @@ QF_HD uint32_t qf_small_float_encode_abs(float ax, int mbits, int bias, uint32_t
 QF_HD float qf_small_float_decode_abs(uint32_t code, int mbits, int bias)
 {
     uint32_t e = code >> mbits, m = code & ((1u << mbits) - 1u);
-    if (e == 0) return ldexpf((float)m, 1 - bias - mbits);
-    return ldexpf((float)((1u << mbits) | m), (int)e - bias - mbits);
+    if (e == 0) return (float)m * qf_pow2f(1 - bias - mbits);
+    return (float)((1u << mbits) | m) * qf_pow2f((int)e - bias - mbits);
 }
 
 /* ---- FP8 E4M3FN ---------------------------------------------------------------------- */
@@ -109,15 +112,25 @@ QF_HD float qf_e4m3_to_f32(uint8_t c)
     float v = qf_small_float_decode_abs(c & 0x7fu, 3, 7);
     return (c & 0x80) ? -v : v;
 }
-QF_HD uint8_t qf_f32_to_e4m3(float x) /* saturating RNE */
+/* Saturating RNE encode for an FP8 format with mbits mantissa bits and exponent bias, by
+ * rounding the fp32 bit pattern (normals) or an exact scaled integer (subnormals). */
+QF_HD uint8_t qf_f32_to_fp8(float x, int mbits, int bias, uint32_t maxcode, float maxval)
 {
-    uint32_t u = qf_f32_bits(x);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7f | ((u >> 24) & 0x80);
+    uint32_t u = qf_f32_bits(x), a = u & 0x7fffffffu;
     uint8_t s = (uint8_t)((u >> 24) & 0x80);
-    float ax = fabsf(x);
-    if (ax >= QF_E4M3_MAX) return s | 0x7e;
-    return s | (uint8_t)qf_small_float_encode_abs(ax, 3, 7, 0x7e);
+    if (a > 0x7f800000u) return s | 0x7f;                       /* NaN */
+    if (qf_bits_f32(a) >= maxval) return s | (uint8_t)maxcode;  /* saturate (inf too) */
+    int min_normal_exp = 1 - bias;                              /* 2^(1-bias) */
+    if (a < (uint32_t)(min_normal_exp + 127) << 23) {           /* subnormal: step 2^(1-bias-mbits) */
+        float q = rintf(qf_bits_f32(a) * qf_pow2f(bias - 1 + mbits));
+        return s | (uint8_t)q;                                  /* q == 2^mbits is the min normal code */
+    }
+    int drop = 23 - mbits;
+    uint32_t r = a + ((1u << (drop - 1)) - 1u) + ((a >> drop) & 1u);
+    uint32_t code = (r >> drop) - ((uint32_t)(127 - bias) << mbits);
+    return s | (uint8_t)(code > maxcode ? maxcode : code);
 }
+QF_HD uint8_t qf_f32_to_e4m3(float x) { return qf_f32_to_fp8(x, 3, 7, 0x7e, QF_E4M3_MAX); }
 
 /* ---- FP8 E5M2 ------------------------------------------------------------------------ */
 #define QF_E5M2_MAX 57344.0f
@@ -132,12 +145,7 @@ QF_HD float qf_e5m2_to_f32(uint8_t c)
 }
 QF_HD uint8_t qf_f32_to_e5m2(float x) /* saturating RNE (inf saturates too) */
 {
-    uint32_t u = qf_f32_bits(x);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7f | ((u >> 24) & 0x80);
-    uint8_t s = (uint8_t)((u >> 24) & 0x80);
-    float ax = fabsf(x);
-    if (ax >= QF_E5M2_MAX) return s | 0x7b;
-    return s | (uint8_t)qf_small_float_encode_abs(ax, 2, 15, 0x7b);
+    return qf_f32_to_fp8(x, 2, 15, 0x7b, QF_E5M2_MAX);
 }
 
 /* ---- FP4 E2M1 ------------------------------------------------------------------------ */
@@ -146,25 +154,17 @@ QF_HD float qf_e2m1_to_f32(uint8_t c)
 {
     /* code 0..7 -> 0 0.5 1 1.5 2 3 4 6 */
     uint32_t a = c & 7u;
-    float v = a < 2 ? 0.5f * (float)a : ldexpf((float)(2u | (a & 1u)), (int)(a >> 1) - 2);
+    float v = a < 2 ? 0.5f * (float)a : (float)(2u | (a & 1u)) * qf_pow2f((int)(a >> 1) - 2);
     return (c & 8) ? -v : v;
 }
-/* RNE with saturation; thresholds 0.25 0.75 1.25 1.75 2.5 3.5 5 (ties to even code). */
+/* RNE with saturation: the same rounding as FP8 with 1 mantissa bit and bias 1, which gives
+ * the thresholds 0.25 0.75 1.25 1.75 2.5 3.5 5 with ties to the even code.  NaN has no code:
+ * it maps to 0 so a packed stream stays finite. */
 QF_HD uint8_t qf_f32_to_e2m1(float x)
 {
-    uint8_t s = (qf_f32_bits(x) >> 28) & 8u;
-    float a = fabsf(x);
-    uint8_t c;
-    if (!(a == a)) return 0; /* NaN: no code exists; 0 keeps the stream finite */
-    if (a <= 0.25f) c = 0;
-    else if (a < 0.75f) c = 1;
-    else if (a <= 1.25f) c = 2;
-    else if (a < 1.75f) c = 3;
-    else if (a <= 2.5f) c = 4;
-    else if (a < 3.5f) c = 5;
-    else if (a <= 5.0f) c = 6;
-    else c = 7;
-    return s | c;
+    if (!(x == x)) return 0;
+    uint8_t c = qf_f32_to_fp8(x, 1, 1, 7, QF_E2M1_MAX);
+    return (uint8_t)((c & 7u) | ((c >> 4) & 8u));
 }
 
 /* ---- E8M0 ---------------------------------------------------------------------------- */

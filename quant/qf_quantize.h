@@ -78,7 +78,7 @@ qf_group_params qf_group_params_from(const qf_scheme *s, const float *x, int n, 
 /* Parameters from a given range (lo <= 0 <= hi): what clipping searches vary. */
 qf_group_params qf_group_params_from_range(const qf_scheme *s, float lo, float hi, float global_scale);
 /* Quantize one value under p: returns the stored code (int4: 0..15, int8: as uint8 of int8,
- * fp8/fp4: the bit pattern) and writes the dequantized value to *deq. */
+ * fp8/fp4: the bit pattern) and writes the dequantized value to *deq (deq may be NULL). */
 uint32_t qf_quant_value(const qf_scheme *s, const qf_group_params *p, float x, float *deq);
 /* nvfp4 global scale G = 448 * 6 / amax (1 when amax is 0 or not finite). */
 float qf_nvfp4_global_scale(float amax);

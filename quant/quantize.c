@@ -6,6 +6,11 @@
 #include "qf_numfmt.h"
 #include "qf_quantize.h"
 
+/* NaN-free min/max/clamp (inputs here are finite); plain compares inline, libm's fminf does not. */
+static inline float qf_minf(float a, float b) { return a < b ? a : b; }
+static inline float qf_maxf(float a, float b) { return a > b ? a : b; }
+static inline float qf_clampf(float x, float lo, float hi) { return x < lo ? lo : x > hi ? hi : x; }
+
 static void qf_plan_add(qf_quant_plan *p, qf_packed_role role, const char *suffix, qf_dtype dt, int ndim, int64_t d0,
                         int64_t d1)
 {
@@ -73,14 +78,14 @@ qf_group_params qf_group_params_from_range(const qf_scheme *s, float lo, float h
     qf_group_params p = {0};
     if (lo > 0) lo = 0;
     if (hi < 0) hi = 0;
-    float amax = fmaxf(-lo, hi);
+    float amax = qf_maxf(-lo, hi);
     switch (s->value) {
     case QF_VALUE_INT4:
         if (s->symmetric) {
             p.scale = qf_bf16_to_f32(qf_f32_to_bf16(amax / 7.0f));
         } else {
             p.scale = qf_bf16_to_f32(qf_f32_to_bf16((hi - lo) / 15.0f));
-            p.zero = p.scale > 0 ? fminf(fmaxf(rintf(-lo / p.scale), 0.0f), 15.0f) : 0.0f;
+            p.zero = p.scale > 0 ? qf_clampf(rintf(-lo / p.scale), 0.0f, 15.0f) : 0.0f;
         }
         break;
     case QF_VALUE_INT8:
@@ -107,11 +112,11 @@ qf_group_params qf_group_params_from(const qf_scheme *s, const float *x, int n, 
 {
     float lo = 0, hi = 0;
     for (int i = 0; i < n; i++) {
-        lo = fminf(lo, x[i]);
-        hi = fmaxf(hi, x[i]);
+        lo = qf_minf(lo, x[i]);
+        hi = qf_maxf(hi, x[i]);
     }
     if (s->symmetric) { /* only the magnitude matters */
-        float a = fmaxf(-lo, hi);
+        float a = qf_maxf(-lo, hi);
         lo = -a, hi = a;
     }
     return qf_group_params_from_range(s, lo, hi, global_scale);
@@ -119,38 +124,38 @@ qf_group_params qf_group_params_from(const qf_scheme *s, const float *x, int n, 
 
 uint32_t qf_quant_value(const qf_scheme *s, const qf_group_params *p, float x, float *deq)
 {
+    float q = 0, v;
+    uint32_t code;
     switch (s->value) {
-    case QF_VALUE_INT4: {
+    case QF_VALUE_INT4:
         if (!(p->scale > 0)) {
-            *deq = 0;
+            if (deq) *deq = 0;
             return s->symmetric ? 8u : (uint32_t)p->zero;
         }
         if (s->symmetric) {
-            float q = fminf(fmaxf(rintf(x / p->scale), -8.0f), 7.0f);
-            *deq = q * p->scale;
+            q = qf_clampf(rintf(x / p->scale), -8.0f, 7.0f);
+            if (deq) *deq = q * p->scale;
             return (uint32_t)(q + 8.0f);
         }
-        float q = fminf(fmaxf(rintf(x / p->scale) + p->zero, 0.0f), 15.0f);
-        *deq = (q - p->zero) * p->scale;
+        q = qf_clampf(rintf(x / p->scale) + p->zero, 0.0f, 15.0f);
+        if (deq) *deq = (q - p->zero) * p->scale;
         return (uint32_t)q;
-    }
-    case QF_VALUE_INT8: {
-        float q = p->scale > 0 ? fminf(fmaxf(rintf(x / p->scale), -127.0f), 127.0f) : 0.0f;
-        *deq = q * p->scale;
+    case QF_VALUE_INT8:
+        q = p->scale > 0 ? qf_clampf(rintf(x / p->scale), -127.0f, 127.0f) : 0.0f;
+        if (deq) *deq = q * p->scale;
         return (uint32_t)(uint8_t)(int8_t)q;
+    case QF_VALUE_FP8_E4M3:
+        v = p->scale > 0 ? x / p->scale : 0.0f;
+        code = qf_f32_to_e4m3(v);
+        if (deq) *deq = qf_e4m3_to_f32((uint8_t)code) * p->scale;
+        return code;
+    case QF_VALUE_FP4_E2M1:
+        v = p->scale > 0 ? x / p->scale : 0.0f;
+        code = qf_f32_to_e2m1(v);
+        if (deq) *deq = qf_e2m1_to_f32((uint8_t)code) * p->scale;
+        return code;
     }
-    case QF_VALUE_FP8_E4M3: {
-        uint8_t c = qf_f32_to_e4m3(p->scale > 0 ? x / p->scale : 0.0f);
-        *deq = qf_e4m3_to_f32(c) * p->scale;
-        return c;
-    }
-    case QF_VALUE_FP4_E2M1: {
-        uint8_t c = qf_f32_to_e2m1(p->scale > 0 ? x / p->scale : 0.0f);
-        *deq = qf_e2m1_to_f32(c) * p->scale;
-        return c;
-    }
-    }
-    *deq = 0;
+    if (deq) *deq = 0;
     return 0;
 }
 
@@ -275,8 +280,7 @@ qf_status qf_quantize_rtn(const qf_scheme *s, qf_dtype src_dtype, const void *sr
                 qf_load_row(src_dtype, src, r, cols, x);
                 for (int64_t g = 0; g < ng; g++) {
                     gp[g] = qf_group_params_from(s, x + g * gs, (int)gs, G);
-                    float deq;
-                    for (int64_t c = g * gs; c < (g + 1) * gs; c++) codes[c] = qf_quant_value(s, &gp[g], x[c], &deq);
+                    for (int64_t c = g * gs; c < (g + 1) * gs; c++) codes[c] = qf_quant_value(s, &gp[g], x[c], NULL);
                 }
                 qf_pack_row(s, plan, out, r, cols, codes, gp);
             }

@@ -1,19 +1,27 @@
 #!/bin/sh
-# Runs every test program (cmocka unit tests, then CLI tests) and prints one closing line
-# "N passed, N failed".  Exit status is non-zero when anything failed.
+# Runs every test program (cmocka unit tests, CLI tests, Python interop checks) and prints
+# one closing line "N passed, N failed".  Exit status is non-zero when anything failed.
 # Usage: scripts/run-tests.sh QFORGE_BINARY TEST_PROGRAM...
 set -u
 qforge=$1; shift
 pass=0; fail=0; failed=""
-for t in "$@"; do
-    echo "== $t"
-    if "$t"; then pass=$((pass + 1)); else fail=$((fail + 1)); failed="$failed $t"; fi
-done
+run() { # run NAME COMMAND...
+    echo "== $1"; shift
+    if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); failed="$failed $name"; fi
+}
+for t in "$@"; do name=$t; run "$t" "$t"; done
 for t in tests/cli/*.sh; do
-    [ -f "$t" ] || continue
-    echo "== $t"
-    if QFORGE=$qforge sh "$t"; then pass=$((pass + 1)); else fail=$((fail + 1)); failed="$failed $t"; fi
+    [ "$(basename "$t")" = lib.sh ] && continue
+    name=$t; run "$t" env QFORGE="$qforge" sh "$t"
 done
+if [ -x tests/interop/run.sh ] || [ -f tests/interop/run.sh ]; then
+    py=$(scripts/pydeps.sh)
+    if [ -n "$py" ]; then
+        name=tests/interop; run tests/interop env PYTHON="$py" PATH="$(dirname "$py"):$PATH" sh tests/interop/run.sh "$qforge"
+    else
+        echo "== tests/interop: SKIP (could not install numpy/safetensors/ml_dtypes/gguf into build/pyenv)"
+    fi
+fi
 [ -n "$failed" ] && echo "failed:$failed"
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -12,7 +12,7 @@ OPT     ?= -O3
 # AVX2+FMA when this CPU has them (the model runner's matmul is 2-3x faster); ARCH= to override.
 ARCH    ?= $(shell grep -q -m1 ' avx2 ' /proc/cpuinfo 2>/dev/null && grep -q -m1 ' fma ' /proc/cpuinfo && echo "-mavx2 -mfma -mf16c")
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp $(ARCH) -MMD -MP
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -pthread $(ARCH) -MMD -MP
 INCS    := -Icommon -Iformats -Iquant -Ikernels -Icalib -Iconvert
 LDLIBS  := -lzip -lxxhash -ljansson -lpcre2-8 -lm
 

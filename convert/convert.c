@@ -13,6 +13,8 @@
 #include "qf_fs.h"
 #include "qf_manifest.h"
 #include "qf_progress.h"
+#include "source_hash.h"
+#include "write_queue.h"
 
 volatile int qf_convert_interrupted = 0;
 
@@ -43,12 +45,9 @@ static qf_status qf_quantize_module(const qf_convert_opts *o, const qf_checkpoin
     return s;
 }
 
-static void qf_free_buffers(qf_quant_buffers *b)
-{
-    for (int k = 0; k < QF_PLAN_MAX; k++) free(b->data[k]), b->data[k] = NULL;
-}
 
-/* Write every shard: for each output tensor in name order, stream its bytes to its shard. */
+/* Write every shard: for each output tensor in name order, stream its bytes to its shard.
+ * A writer thread per shard writes and hashes while this thread quantizes the next module. */
 static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *ck, const qf_convert_plan *p,
                                  const char *tmp, json_t *manifest, qf_convert_stats *st, qf_error *err)
 {
@@ -59,6 +58,7 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
     qf_status s = QF_OK;
     int first = 0;
     json_t *weight_map = json_object();
+    const uint64_t in_flight = 256ull << 20; /* owned packed bytes queued for writing, at most */
     for (int shard = 0; shard < p->n_shards && s == QF_OK; shard++) {
         int last = first;
         while (last < p->n_out && p->out[last].shard == shard) last++;
@@ -74,7 +74,9 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
         qf_shard_name(shard, p->n_shards, fname, sizeof fname);
         char *path = qf_path_join(tmp, fname);
         qf_st_writer *w = NULL;
+        qf_write_queue *q = NULL;
         s = qf_st_writer_open(path, entries, n, &w, err);
+        if (s == QF_OK) s = qf_wq_start(&q, w, in_flight, ck, err);
         qf_quant_buffers buf = {{0}};
         int buf_src = -1;
         for (int i = 0; i < n && s == QF_OK; i++) {
@@ -84,26 +86,34 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
                 s = qf_fail(err, QF_ERR_INTERRUPTED, "interrupted; nothing was written to %s", o->out);
                 break;
             }
+            int last_use = i + 1 == n || p->out[first + i + 1].src != ot->src;
             if (ot->plan_index < 0) {
-                s = qf_st_writer_write(w, i, t->data, t->nbytes, err);
+                /* passthrough straight from the mapping; its pages are dropped once written */
+                if (qf_wq_push(q, i, t->data, t->nbytes, NULL, last_use ? t : NULL) != QF_OK) break;
                 qf_progress_add(&prog, t->nbytes);
                 st->n_kept++;
             } else {
                 if (buf_src != ot->src) {
-                    qf_free_buffers(&buf);
+                    for (int k = 0; k < QF_PLAN_MAX; k++) free(buf.data[k]), buf.data[k] = NULL;
                     s = qf_quantize_module(o, ck, &p->mods[ot->src], ot->src, &buf, err);
+                    qf_checkpoint_release(ck, t); /* the packed copy is all that is needed now */
                     buf_src = ot->src;
                     qf_progress_add(&prog, t->nbytes);
                     st->n_quantized++;
+                    if (s) break;
                 }
-                if (s == QF_OK) s = qf_st_writer_write(w, i, buf.data[ot->plan_index], ot->nbytes, err);
+                void *owned = buf.data[ot->plan_index];
+                buf.data[ot->plan_index] = NULL; /* the writer frees it */
+                if (qf_wq_push(q, i, owned, ot->nbytes, owned, NULL) != QF_OK) break;
             }
-            /* bounded memory: drop the input pages once the tensor is done */
-            int last_use = i + 1 == n || p->out[first + i + 1].src != ot->src;
-            if (last_use) qf_checkpoint_release(ck, t);
             json_object_set_new(weight_map, ot->name, json_string(fname));
         }
-        qf_free_buffers(&buf);
+        for (int k = 0; k < QF_PLAN_MAX; k++) free(buf.data[k]);
+        qf_error werr;
+        if (q && qf_wq_finish(q, &werr) != QF_OK && s == QF_OK) {
+            s = werr.code;
+            *err = werr;
+        }
         uint64_t fsize = 0;
         qf_hash128 fh;
         if (s == QF_OK) s = qf_st_writer_close(w, &fsize, &fh, th, err);
@@ -201,16 +211,17 @@ static qf_status qf_write_side_files(const qf_convert_opts *o, const qf_convert_
     return s;
 }
 
-/* Source identity: names, sizes and hashes of the input files (all of them, in parallel). */
-static qf_status qf_source_json(const qf_checkpoint *ck, const char *src, json_t **out, qf_error *err)
+/* Source identity: names, sizes and hashes (computed in the background) of the input files. */
+static qf_status qf_source_json(const qf_checkpoint *ck, const char *src, qf_source_hasher *hasher, json_t **out,
+                                qf_error *err)
 {
-    json_t *files = json_array();
-    qf_hash128 *h = calloc((size_t)ck->n_files, sizeof *h);
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int i = 0; i < ck->n_files; i++) {
-        h[i] = qf_hash_bytes(ck->files[i].data ? (const void *)ck->files[i].data : "", ck->files[i].size);
-        qf_file_release(&ck->files[i], 0, ck->files[i].size);
+    qf_hash128 *h = calloc((size_t)ck->n_files + 1, sizeof *h);
+    qf_status s = qf_source_hash_finish(hasher, h, err);
+    if (s) {
+        free(h);
+        return s;
     }
+    json_t *files = json_array();
     for (int i = 0; i < ck->n_files; i++) {
         char hex[QF_HASH_HEX_LEN + 1];
         qf_hash_hex(h[i], hex);
@@ -221,7 +232,7 @@ static qf_status qf_source_json(const qf_checkpoint *ck, const char *src, json_t
     char cfg_hex[QF_HASH_HEX_LEN + 1];
     char *cpath = qf_path_join(src, "config.json"), *ctext = NULL;
     size_t clen = 0;
-    qf_status s = qf_file_read_all(cpath, 64u << 20, &ctext, &clen, err);
+    s = qf_file_read_all(cpath, 64u << 20, &ctext, &clen, err);
     free(cpath);
     if (s) {
         json_decref(files);
@@ -272,9 +283,11 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
     }
     for (int i = 0; i < ck->n_tensors; i++) st->bytes_in += ck->tensors[i].nbytes;
 
-    /* 2. the plan: what is quantized, output names, shards */
-    qf_convert_plan plan;
-    s = qf_plan_build(o, ck, &plan, err);
+    /* 2. the plan: what is quantized, output names, shards; the source is hashed meanwhile */
+    qf_source_hasher *hasher = NULL;
+    s = qf_source_hash_start(ck, &hasher, err);
+    qf_convert_plan plan = {0};
+    if (s == QF_OK) s = qf_plan_build(o, ck, &plan, err);
 
     /* 3. a temporary folder beside the destination */
     size_t tl = strlen(o->out) + 16;
@@ -297,7 +310,10 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
 
     /* 6. provenance and the sealed manifest */
     json_t *source = NULL;
-    if (s == QF_OK) s = qf_source_json(ck, o->src, &source, err);
+    if (hasher) {
+        qf_status hs = qf_source_json(ck, o->src, hasher, &source, s == QF_OK ? err : NULL);
+        if (s == QF_OK) s = hs;
+    }
     if (s == QF_OK) {
         json_object_set_new(manifest, "source", source);
         s = qf_manifest_write(tmp, manifest, err);

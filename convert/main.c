@@ -16,6 +16,8 @@ static const qf_command qf_commands[] = {
     {"verify", qf_cmd_verify, "recompute every hash of an artifact against its manifest"},
     {"inspect", qf_cmd_inspect, "list tensors, dtypes, sizes and quantization of a folder"},
     {"tokenize", qf_cmd_tokenize, "tokenize a text file with a model's tokenizer.json"},
+    {"validate", qf_cmd_validate, "perplexity of a model, KLD / top-1 drift of an artifact against it (ppl-512)"},
+    {"synth", qf_cmd_synth, "write a random-weight checkpoint of a real model's shapes (for tests, benchmarks)"},
 };
 
 static void qf_usage(FILE *f)

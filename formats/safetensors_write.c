@@ -86,6 +86,17 @@ static qf_status qf_st_put(qf_st_writer *w, const void *data, uint64_t n, qf_err
 {
     const uint8_t *p = data;
     XXH3_128bits_update(w->file_state, p, (size_t)n);
+    if (n >= QF_WBUF) { /* large piece: write it in place rather than copying it through the buffer */
+        QF_TRY(qf_st_flush(w, err));
+        size_t saved = w->buf_len;
+        uint8_t *saved_buf = w->buf;
+        w->buf = (uint8_t *)p;
+        w->buf_len = (size_t)n;
+        qf_status s = qf_st_flush(w, err);
+        w->buf = saved_buf;
+        w->buf_len = saved;
+        return s;
+    }
     while (n) {
         size_t room = QF_WBUF - w->buf_len, k = n < room ? (size_t)n : room;
         memcpy(w->buf + w->buf_len, p, k);

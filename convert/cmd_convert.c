@@ -32,12 +32,16 @@ static void qf_convert_help(void)
            "                        lm_head, embeddings, norms, MoE routers\n"
            "  --max-shard-size N    bytes per output shard, suffixes K M G (default 5G)\n"
            "  --threads N           worker threads (default: all cores)\n"
+           "  --layers A-B          write only decoder layers A..B (A = 0 also takes the embeddings,\n"
+           "                        final norm and lm_head): one part of a partitioned run; assemble\n"
+           "                        the parts with qforge merge (docs/scaling.md)\n"
            "  --force               replace OUT_DIR if it exists\n"
            "  --stats               print input GB/s and peak memory\n"
            "  --json                one JSON object on stdout instead of text\n"
            "  -q, --quiet           no progress bar\n\n"
-           "The output is built in OUT_DIR.qforge-tmp and renamed at the end: a failed or interrupted\n"
-           "run leaves no OUT_DIR. Exit codes: docs/cli.md.\n\n"
+           "The output is built in OUT_DIR.qforge-tmp and renamed at the end: a failed run leaves no\n"
+           "OUT_DIR. After an interruption (Ctrl-C, kill) or a full disk the temporary folder is kept:\n"
+           "run the same command again to resume after the last completed shard. Exit codes: docs/cli.md.\n\n"
            "example:\n"
            "  qforge convert tests/data/tiny-llama -o /tmp/tiny-w4 --scheme w4a16\n");
 }
@@ -66,6 +70,7 @@ int qf_cmd_convert(int argc, char **argv)
 {
     qf_convert_opts o = {0};
     o.method = "rtn";
+    o.layer_first = o.layer_last = -1;
     int json = 0, stats = 0, quiet = 0;
     const char *scheme = NULL;
     qf_error err = {0};
@@ -87,6 +92,15 @@ int qf_cmd_convert(int argc, char **argv)
         } else if (!strcmp(a, "--max-shard-size") && v) {
             if (qf_parse_size(v, &o.max_shard_bytes)) {
                 qf_fail(&err, QF_ERR_USAGE, "--max-shard-size '%s' is not a size (e.g. 2G)", v);
+                return qf_cli_report_error("convert", &err, json);
+            }
+            i++;
+        } else if (!strcmp(a, "--layers") && v) {
+            char *end;
+            o.layer_first = (int)strtol(v, &end, 10);
+            o.layer_last = *end == '-' ? (int)strtol(end + 1, &end, 10) : o.layer_first;
+            if (*end || o.layer_first < 0 || o.layer_last < o.layer_first) {
+                qf_fail(&err, QF_ERR_USAGE, "--layers '%s' is not a range A-B of decoder layers", v);
                 return qf_cli_report_error("convert", &err, json);
             }
             i++;

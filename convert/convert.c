@@ -6,12 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "convert_plan.h"
 #include "ct_config.h"
 #include "qf_config.h"
 #include "qf_fs.h"
 #include "qf_manifest.h"
+#include "journal.h"
 #include "qf_progress.h"
 #include "source_hash.h"
 #include "write_queue.h"
@@ -28,7 +30,8 @@ static int qf_is_weight_or_generated(const char *name)
         size_t k = strlen(suffixes[i]);
         if (l >= k && strcmp(name + l - k, suffixes[i]) == 0) return 1;
     }
-    return strcmp(name, "config.json") == 0 || strcmp(name, QF_MANIFEST_NAME) == 0 || name[0] == '.';
+    return strcmp(name, "config.json") == 0 || strcmp(name, QF_MANIFEST_NAME) == 0 || strcmp(name, QF_JOURNAL_NAME) == 0 ||
+           name[0] == '.';
 }
 
 /* Quantize (or fetch) the packed tensors of the module that source tensor src belongs to. */
@@ -49,7 +52,7 @@ static qf_status qf_quantize_module(const qf_convert_opts *o, const qf_checkpoin
 /* Write every shard: for each output tensor in name order, stream its bytes to its shard.
  * A writer thread per shard writes and hashes while this thread quantizes the next module. */
 static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *ck, const qf_convert_plan *p,
-                                 const char *tmp, json_t *manifest, qf_convert_stats *st, qf_error *err)
+                                 const char *tmp, json_t *manifest, json_t *journal, qf_convert_stats *st, qf_error *err)
 {
     qf_progress prog;
     uint64_t total = 0;
@@ -64,7 +67,6 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
         while (last < p->n_out && p->out[last].shard == shard) last++;
         int n = last - first;
         qf_st_entry *entries = calloc((size_t)n, sizeof *entries);
-        qf_hash128 *th = calloc((size_t)n, sizeof *th);
         for (int i = 0; i < n; i++) {
             const qf_out_tensor *ot = &p->out[first + i];
             entries[i] = (qf_st_entry){ot->name, ot->dtype, ot->ndim, {0}};
@@ -72,7 +74,29 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
         }
         char fname[64];
         qf_shard_name(shard, p->n_shards, fname, sizeof fname);
+        json_t *done = qf_journal_shard(journal, tmp, fname);
+        if (done) { /* resumed: this shard was completed by an earlier, interrupted run */
+            json_t *th = json_object_get(done, "tensors");
+            qf_hash128 fh, h;
+            qf_hash_parse_hex(json_string_value(json_object_get(done, "xxh3_128")), &fh);
+            uint64_t fsize = (uint64_t)json_integer_value(json_object_get(done, "size"));
+            qf_manifest_add_file(manifest, fname, fsize, fh);
+            for (int i = 0; i < n; i++) {
+                qf_hash_parse_hex(json_string_value(json_array_get(th, (size_t)i)), &h);
+                qf_manifest_add_tensor(manifest, fname, entries[i].name, entries[i].dtype, entries[i].ndim,
+                                       entries[i].shape, h);
+                json_object_set_new(weight_map, entries[i].name, json_string(fname));
+                const qf_out_tensor *ot = &p->out[first + i];
+                if (ot->plan_index <= 0) qf_progress_add(&prog, ck->tensors[ot->src].nbytes);
+            }
+            st->bytes_out += fsize;
+            st->n_resumed_shards++;
+            free(entries);
+            first = last;
+            continue;
+        }
         char *path = qf_path_join(tmp, fname);
+        qf_hash128 *th = calloc((size_t)n, sizeof *th);
         qf_st_writer *w = NULL;
         qf_write_queue *q = NULL;
         s = qf_st_writer_open(path, entries, n, &w, err);
@@ -118,6 +142,7 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
         qf_hash128 fh;
         if (s == QF_OK) s = qf_st_writer_close(w, &fsize, &fh, th, err);
         else qf_st_writer_abort(w);
+        if (s == QF_OK) s = qf_journal_add(journal, tmp, fname, fsize, fh, th, n, err);
         if (s == QF_OK) {
             qf_manifest_add_file(manifest, fname, fsize, fh);
             for (int i = 0; i < n; i++)
@@ -169,10 +194,11 @@ static int qf_strcmp_p(const void *a, const void *b) { return strcmp(*(char *con
 
 /* Copy side files, write config.json; add them to the manifest in name order. */
 static qf_status qf_write_side_files(const qf_convert_opts *o, const qf_convert_plan *p, const qf_model_config *cfg,
-                                     const char *tmp, json_t *m, qf_convert_stats *st, qf_error *err)
+                                     const char *src_dir, const char *tmp, json_t *m, qf_convert_stats *st, qf_error *err)
 {
     json_t *conf = json_deep_copy(cfg->json);
-    json_object_set_new(conf, "quantization_config", qf_ct_quant_config(o->scheme, p->ignored_modules, p->n_ignored));
+    if (!o->n_parts) /* a merge copies the parts' config, whose quantization_config is final */
+        json_object_set_new(conf, "quantization_config", qf_ct_quant_config(o->scheme, p->ignored_modules, p->n_ignored));
     char *text = json_dumps(conf, JSON_INDENT(2));
     json_decref(conf);
     size_t len = strlen(text);
@@ -183,20 +209,20 @@ static qf_status qf_write_side_files(const qf_convert_opts *o, const qf_convert_
     free(cpath);
     free(text);
     if (s) return s;
-    DIR *d = opendir(o->src);
-    if (!d) return qf_fail(err, QF_ERR_IO, "%s: cannot list folder", o->src);
+    DIR *d = opendir(src_dir);
+    if (!d) return qf_fail(err, QF_ERR_IO, "%s: cannot list folder", src_dir);
     char *names[512];
     int n = 0;
     struct dirent *de;
     while ((de = readdir(d)) && n < 512) {
-        char *src = qf_path_join(o->src, de->d_name);
+        char *src = qf_path_join(src_dir, de->d_name);
         int regular = qf_path_exists(src) && !qf_path_is_dir(src);
         free(src);
         if (regular && !qf_is_weight_or_generated(de->d_name)) names[n++] = strdup(de->d_name);
     }
     closedir(d);
     for (int i = 0; i < n && s == QF_OK; i++) {
-        char *src = qf_path_join(o->src, names[i]), *dst = qf_path_join(tmp, names[i]);
+        char *src = qf_path_join(src_dir, names[i]), *dst = qf_path_join(tmp, names[i]);
         s = qf_file_copy(src, dst, err);
         free(src);
         free(dst);
@@ -250,18 +276,75 @@ static json_t *qf_recipe_json(const qf_convert_opts *o)
 {
     json_t *ign = json_array();
     for (int i = 0; i < o->n_ignore; i++) json_array_append_new(ign, json_string(o->ignore[i]));
-    return json_pack("{s:s, s:s, s:s, s:o, s:s}", "scheme", o->scheme->name, "method", o->method, "layout",
-                     "compressed-tensors", "ignore", ign, "default_ignore", "lm_head, embeddings, norms, MoE routers");
+    json_t *r = json_pack("{s:s, s:s, s:s, s:o, s:s, s:I}", "scheme", o->scheme->name, "method", o->method, "layout",
+                          "compressed-tensors", "ignore", ign, "default_ignore", "lm_head, embeddings, norms, MoE routers",
+                          "max_shard_size", (json_int_t)(o->max_shard_bytes ? o->max_shard_bytes : QF_DEFAULT_SHARD_BYTES));
+    if (o->layer_first >= 0) json_object_set_new(r, "layers", json_pack("[i,i]", o->layer_first, o->layer_last));
+    return r;
+}
+
+/* Merge: open the parts as one tensor table; recipe and source identity come from the first
+ * part's manifest, and every part must have been made by the same recipe. */
+static qf_status qf_open_parts(const qf_convert_opts *o, qf_checkpoint **ck, json_t **recipe, json_t **source,
+                               qf_error *err)
+{
+    *ck = NULL, *recipe = NULL, *source = NULL;
+    qf_checkpoint **parts = calloc((size_t)o->n_parts, sizeof *parts);
+    qf_status s = QF_OK;
+    for (int i = 0; i < o->n_parts && s == QF_OK; i++) {
+        json_t *m = NULL;
+        s = qf_manifest_load(o->merge_parts[i], &m, err);
+        if (s) {
+            qf_error_prefix(err, "part %s: ", o->merge_parts[i]);
+            break;
+        }
+        json_t *r = json_deep_copy(json_object_get(m, "recipe"));
+        if (!json_object_get(r, "layers"))
+            s = qf_fail(err, QF_ERR_USAGE, "%s: not a part (it was not written with --layers)", o->merge_parts[i]);
+        json_object_del(r, "layers");
+        if (s == QF_OK && i == 0) {
+            *recipe = json_incref(r);
+            *source = json_deep_copy(json_object_get(m, "source"));
+        } else if (s == QF_OK && (!json_equal(r, *recipe) || !json_equal(json_object_get(m, "source"), *source)))
+            s = qf_fail(err, QF_ERR_USAGE, "%s: made from another source or recipe than %s", o->merge_parts[i],
+                        o->merge_parts[0]);
+        json_decref(r);
+        json_decref(m);
+        if (s == QF_OK) s = qf_checkpoint_open(o->merge_parts[i], &parts[i], err);
+    }
+    if (s == QF_OK) s = qf_checkpoint_union(parts, o->n_parts, ck, err);
+    for (int i = 0; i < o->n_parts; i++) qf_checkpoint_free(parts[i]);
+    free(parts);
+    return s;
+}
+
+/* Merge: every decoder layer 0..n_layers-1 must be present exactly once. */
+static qf_status qf_check_coverage(const qf_checkpoint *ck, const qf_model_config *cfg, qf_error *err)
+{
+    char *seen = calloc((size_t)cfg->n_layers + 1, 1);
+    for (int i = 0; i < ck->n_tensors; i++) {
+        int l = qf_tensor_layer(ck->tensors[i].name);
+        if (l >= 0 && l < cfg->n_layers) seen[l] = 1;
+    }
+    int missing = -1;
+    for (int l = 0; l < cfg->n_layers && missing < 0; l++)
+        if (!seen[l]) missing = l;
+    free(seen);
+    if (missing >= 0) return qf_fail(err, QF_ERR_USAGE, "decoder layer %d is in none of the parts", missing);
+    if (!qf_checkpoint_find(ck, "model.embed_tokens.weight"))
+        return qf_fail(err, QF_ERR_USAGE, "no part holds the embeddings: include the part with --layers 0-...");
+    return QF_OK;
 }
 
 qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_error *err)
 {
     memset(st, 0, sizeof *st);
     double t0 = qf_now();
+    int merging = o->n_parts > 0;
     if (o->threads > 0) omp_set_num_threads(o->threads);
-    if (strcmp(o->method, "rtn") != 0)
+    if (!merging && strcmp(o->method, "rtn") != 0)
         return qf_fail(err, QF_ERR_UNSUPPORTED, "--method %s is not available (rtn)", o->method);
-    if (o->scheme->needs_calibration)
+    if (!merging && o->scheme->needs_calibration)
         return qf_fail(err, QF_ERR_USAGE,
                        "scheme %s has static activation scales and needs calibration data; use fp8-dynamic or "
                        "nvfp4a16 for round-to-nearest",
@@ -270,52 +353,77 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
         return qf_fail(err, QF_ERR_USAGE, "%s already exists (use --force to replace it)", o->out);
 
     /* 1. the source: config and tensor table (memory-mapped, never modified) */
+    const char *src = merging ? o->merge_parts[0] : o->src;
     qf_model_config cfg;
-    char *cpath = qf_path_join(o->src, "config.json");
+    char *cpath = qf_path_join(src, "config.json");
     qf_status s = qf_config_load(cpath, &cfg, err);
     free(cpath);
     if (s) return s;
     qf_checkpoint *ck = NULL;
-    s = qf_checkpoint_open(o->src, &ck, err);
+    json_t *recipe = NULL, *source = NULL;
+    qf_convert_opts mo = *o; /* a merge takes its recipe from the parts */
+    if (merging) {
+        s = qf_open_parts(o, &ck, &recipe, &source, err);
+        if (s == QF_OK) s = qf_check_coverage(ck, &cfg, err);
+        if (s == QF_OK) {
+            mo.scheme = qf_scheme_find(json_string_value(json_object_get(recipe, "scheme")));
+            mo.max_shard_bytes = (uint64_t)json_integer_value(json_object_get(recipe, "max_shard_size"));
+            mo.layer_first = mo.layer_last = -1;
+            if (!mo.scheme) s = qf_fail(err, QF_ERR_FORMAT, "%s: unknown scheme in the part's recipe", src);
+        }
+    } else {
+        s = qf_checkpoint_open(o->src, &ck, err);
+        recipe = qf_recipe_json(o);
+    }
+    o = &mo;
     if (s) {
+        qf_checkpoint_free(ck);
         qf_config_free(&cfg);
+        json_decref(recipe);
+        json_decref(source);
         return s;
     }
     for (int i = 0; i < ck->n_tensors; i++) st->bytes_in += ck->tensors[i].nbytes;
 
     /* 2. the plan: what is quantized, output names, shards; the source is hashed meanwhile */
     qf_source_hasher *hasher = NULL;
-    s = qf_source_hash_start(ck, &hasher, err);
+    if (!merging) s = qf_source_hash_start(ck, &hasher, err);
     qf_convert_plan plan = {0};
     if (s == QF_OK) s = qf_plan_build(o, ck, &plan, err);
 
-    /* 3. a temporary folder beside the destination */
+    /* 3. a temporary folder beside the destination, resumed when its journal is this job's */
     size_t tl = strlen(o->out) + 16;
     char *tmp = malloc(tl);
     snprintf(tmp, tl, "%s.qforge-tmp", o->out);
-    if (s == QF_OK) {
+    char key[QF_HASH_HEX_LEN + 1];
+    qf_journal_key(recipe, src, key);
+    json_t *journal = qf_path_is_dir(tmp) ? qf_journal_load(tmp, key) : NULL;
+    if (s == QF_OK && !journal) {
         qf_remove_tree(tmp);
         s = qf_mkdirs(tmp, err);
+        journal = qf_journal_new(key);
     }
     json_t *manifest = qf_manifest_new();
-    json_object_set_new(manifest, "recipe", qf_recipe_json(o));
+    json_object_set_new(manifest, "recipe", json_incref(recipe));
 
     /* 4. weights: quantize and write shard by shard, hashing on the way */
     double tw = qf_now();
-    if (s == QF_OK) s = qf_write_shards(o, ck, &plan, tmp, manifest, st, err);
+    if (s == QF_OK) s = qf_write_shards(o, ck, &plan, tmp, manifest, journal, st, err);
     st->seconds_weights = qf_now() - tw;
 
     /* 5. config.json with quantization_config, tokenizer and side files */
-    if (s == QF_OK) s = qf_write_side_files(o, &plan, &cfg, tmp, manifest, st, err);
+    if (s == QF_OK) s = qf_write_side_files(o, &plan, &cfg, src, tmp, manifest, st, err);
 
-    /* 6. provenance and the sealed manifest */
-    json_t *source = NULL;
+    /* 6. provenance and the sealed manifest; the journal goes once everything is written */
     if (hasher) {
         qf_status hs = qf_source_json(ck, o->src, hasher, &source, s == QF_OK ? err : NULL);
         if (s == QF_OK) s = hs;
     }
     if (s == QF_OK) {
-        json_object_set_new(manifest, "source", source);
+        json_object_set_new(manifest, "source", json_incref(source));
+        char *jp = qf_path_join(tmp, QF_JOURNAL_NAME);
+        unlink(jp);
+        free(jp);
         s = qf_manifest_write(tmp, manifest, err);
     }
 
@@ -323,9 +431,16 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
     if (s == QF_OK && o->force && qf_path_exists(o->out)) qf_remove_tree(o->out);
     if (s == QF_OK && rename(tmp, o->out) != 0)
         s = qf_fail(err, QF_ERR_IO, "cannot rename %s to %s: %s", tmp, o->out, strerror(errno));
-    if (s != QF_OK) qf_remove_tree(tmp);
+    if (s == QF_ERR_INTERRUPTED || s == QF_ERR_IO) {
+        if (qf_path_is_dir(tmp)) qf_error_prefix(err, "(work so far kept in %s: run the same command to resume) ", tmp);
+    } else if (s != QF_OK) {
+        qf_remove_tree(tmp);
+    }
 
+    json_decref(journal);
     json_decref(manifest);
+    json_decref(recipe);
+    json_decref(source);
     free(tmp);
     qf_plan_free(&plan, ck->n_tensors);
     qf_checkpoint_free(ck);

@@ -47,6 +47,18 @@ void qf_shard_name(int shard, int n_shards, char *buf, size_t len)
     else snprintf(buf, len, "model-%05d-of-%05d.safetensors", shard + 1, n_shards);
 }
 
+typedef struct {
+    char key[512];
+    int index, wanted;
+} qf_sib;
+
+static int qf_sib_cmp(const void *a, const void *b)
+{
+    const qf_sib *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : x->index - y->index;
+}
+
 static int qf_out_cmp(const void *a, const void *b)
 {
     return strcmp(((const qf_out_tensor *)a)->name, ((const qf_out_tensor *)b)->name);
@@ -62,6 +74,31 @@ void qf_plan_free(qf_convert_plan *p, int n_src)
     for (int i = 0; i < p->n_ignored; i++) free(p->ignored_modules[i]);
     free(p->ignored_modules);
     memset(p, 0, sizeof *p);
+}
+
+/* Decoder layer of a tensor name ("model.layers.12.mlp..." -> 12), -1 for the rest. */
+int qf_tensor_layer(const char *name)
+{
+    const char *l = strstr(name, "layers.");
+    if (!l || (l != name && l[-1] != '.')) return -1;
+    l += 7;
+    if (*l < '0' || *l > '9') return -1;
+    return atoi(l);
+}
+
+/* Shard packing unit: a module's tensors stay together ("a.b.q_proj.weight_scale" -> "a.b.q_proj"). */
+static int qf_same_unit(const char *a, const char *b)
+{
+    const char *da = strrchr(a, '.'), *db = strrchr(b, '.');
+    size_t la = da ? (size_t)(da - a) : strlen(a), lb = db ? (size_t)(db - b) : strlen(b);
+    return la == lb && memcmp(a, b, la) == 0;
+}
+
+static int qf_in_slice(const qf_convert_opts *o, const char *name)
+{
+    if (o->layer_first < 0) return 1;
+    int l = qf_tensor_layer(name);
+    return l < 0 ? o->layer_first == 0 : l >= o->layer_first && l <= o->layer_last;
 }
 
 qf_status qf_plan_build(const qf_convert_opts *o, const qf_checkpoint *ck, qf_convert_plan *p, qf_error *err)
@@ -81,7 +118,7 @@ qf_status qf_plan_build(const qf_convert_opts *o, const qf_checkpoint *ck, qf_co
     for (int i = 0; i < ck->n_tensors && st == QF_OK; i++) {
         const qf_tensor *t = &ck->tensors[i];
         qf_module_plan *m = &p->mods[i];
-        if (qf_is_linear_like(t)) {
+        if (qf_is_linear_like(t) && !o->n_parts) { /* merge: everything is already packed */
             m->module = strndup(t->name, strlen(t->name) - 7);
             int ignored = qf_default_ignored(m->module);
             for (int k = 0; k < o->n_ignore && !ignored; k++) ignored = regexec(&re[k], m->module, 0, NULL, 0) == 0;
@@ -123,33 +160,50 @@ qf_status qf_plan_build(const qf_convert_opts *o, const qf_checkpoint *ck, qf_co
     if (st) return st;
     if (p->n_out == 0) return qf_fail(err, QF_ERR_FORMAT, "%s: checkpoint has no tensors", ck->dir);
     qsort(p->out, (size_t)p->n_out, sizeof *p->out, qf_out_cmp);
+    /* --layers: keep this slice only (the decisions above were made on the whole model) */
+    int kept = 0;
+    for (int i = 0; i < p->n_out; i++) {
+        if (qf_in_slice(o, p->out[i].name)) p->out[kept++] = p->out[i];
+        else free(p->out[i].name);
+    }
+    p->n_out = kept;
+    if (p->n_out == 0) return qf_fail(err, QF_ERR_USAGE, "--layers %d-%d selects no tensor", o->layer_first, o->layer_last);
 
-    /* nvfp4: fused siblings share one global scale, from the max of their amaxes */
-    if (o->scheme->has_global_scale) {
-        char key_i[512], key_j[512];
-        float *amax = calloc((size_t)ck->n_tensors, sizeof(float));
-        for (int i = 0; i < ck->n_tensors; i++)
-            if (p->mods[i].quantized)
-                amax[i] = qf_tensor_absmax(ck->tensors[i].dtype, ck->tensors[i].data, qf_tensor_numel(&ck->tensors[i]));
-        for (int i = 0; i < ck->n_tensors; i++) {
-            if (!p->mods[i].quantized) continue;
-            qf_sibling_key(p->mods[i].module, key_i, sizeof key_i);
-            float g = amax[i];
-            for (int j = 0; j < ck->n_tensors; j++) {
-                if (j == i || !p->mods[j].quantized) continue;
-                qf_sibling_key(p->mods[j].module, key_j, sizeof key_j);
-                if (strcmp(key_i, key_j) == 0 && amax[j] > g) g = amax[j];
+    /* nvfp4: fused siblings share one global scale, from the max of their amaxes (only the
+     * groups this slice writes are measured; each tensor's pages are dropped afterwards) */
+    if (o->scheme && o->scheme->has_global_scale) {
+        int n = ck->n_tensors;
+        qf_sib *sib = calloc((size_t)n + 1, sizeof *sib);
+        int ns = 0;
+        for (int i = 0; i < n; i++)
+            if (p->mods[i].quantized) {
+                qf_sibling_key(p->mods[i].module, sib[ns].key, sizeof sib[ns].key);
+                sib[ns].index = i;
+                sib[ns].wanted = qf_in_slice(o, ck->tensors[i].name);
+                ns++;
             }
-            p->mods[i].group_amax = g;
+        qsort(sib, (size_t)ns, sizeof *sib, qf_sib_cmp);
+        for (int a0 = 0, a1; a0 < ns; a0 = a1) {
+            int wanted = 0;
+            for (a1 = a0; a1 < ns && strcmp(sib[a1].key, sib[a0].key) == 0; a1++) wanted |= sib[a1].wanted;
+            if (!wanted) continue;
+            float g = 0;
+            for (int k = a0; k < a1; k++) {
+                const qf_tensor *t = &ck->tensors[sib[k].index];
+                float m = qf_tensor_absmax(t->dtype, t->data, qf_tensor_numel(t));
+                qf_checkpoint_release(ck, t);
+                if (m > g) g = m;
+            }
+            for (int k = a0; k < a1; k++) p->mods[sib[k].index].group_amax = g;
         }
-        free(amax);
+        free(sib);
     }
 
     /* shards: greedy in name order, a module's packed tensors never split across shards */
-    uint64_t limit = o->max_shard_bytes ? o->max_shard_bytes : 5000000000ull, cur = 0;
+    uint64_t limit = o->max_shard_bytes ? o->max_shard_bytes : QF_DEFAULT_SHARD_BYTES, cur = 0;
     int shard = 0;
     for (int i = 0; i < p->n_out; i++) {
-        int starts_unit = i == 0 || p->out[i - 1].src != p->out[i].src;
+        int starts_unit = i == 0 || !qf_same_unit(p->out[i - 1].name, p->out[i].name);
         if (starts_unit && cur > 0 && cur + p->out[i].nbytes > limit) {
             shard++;
             cur = 0;

@@ -45,6 +45,8 @@ typedef struct qf_convert_plan {
 
 qf_status qf_plan_build(const qf_convert_opts *o, const qf_checkpoint *ck, qf_convert_plan *p, qf_error *err);
 void qf_plan_free(qf_convert_plan *p, int n_src);
+/* Decoder layer index in a tensor name, -1 when the tensor is not in a layer. */
+int qf_tensor_layer(const char *name);
 /* Shard file name ("model.safetensors" or "model-00001-of-00003.safetensors"); static buffer per call. */
 void qf_shard_name(int shard, int n_shards, char *buf, size_t len);
 

@@ -6,7 +6,15 @@
  * (hashing while writing), copy the tokenizer and other side files, write config.json with
  * the compressed-tensors quantization_config and the sealed manifest, and finally rename the
  * temporary folder "<out>.qforge-tmp" into place.  On any failure or interruption the
- * temporary folder is removed and the destination is never created.
+ * temporary folder is removed and the destination is never created, except after an
+ * interruption or an I/O error (disk full): then the temporary folder and its journal are
+ * kept, and running the same command again resumes after the last completed shard, giving
+ * byte-identical output.
+ *
+ * Partitioning: --layers A-B writes a part holding only those decoder layers; `qforge merge`
+ * assembles parts into the artifact a single run would have written, byte for byte (the
+ * plan is made on the whole checkpoint, so config.json and the ignore list do not depend on
+ * the slice, and shard boundaries depend only on tensor names and sizes).
  */
 #ifndef QF_CONVERT_H
 #define QF_CONVERT_H
@@ -17,6 +25,7 @@
 #include "qf_scheme.h"
 
 #define QF_MAX_IGNORE 32
+#define QF_DEFAULT_SHARD_BYTES 5000000000ull /* the Hugging Face default */
 
 typedef struct qf_convert_opts {
     const char *src;             /* hub folder */
@@ -29,6 +38,10 @@ typedef struct qf_convert_opts {
     int force;                   /* replace an existing destination */
     int progress;                /* draw a progress bar on stderr */
     int threads;                 /* 0 = all cores */
+    int layer_first, layer_last; /* --layers A-B: only these decoder layers (and, with A = 0, the
+                                    embeddings, final norm and lm_head); both -1 = all */
+    const char *const *merge_parts; /* qforge merge: part folders written with --layers */
+    int n_parts;
 } qf_convert_opts;
 
 typedef struct qf_convert_stats {
@@ -37,6 +50,7 @@ typedef struct qf_convert_stats {
     int n_quantized;        /* Linear weights quantized */
     int n_kept;             /* tensors passed through */
     int n_shards;
+    int n_resumed_shards;   /* shards reused from an interrupted run */
     double seconds;         /* wall time of the whole conversion */
     double seconds_weights; /* time spent reading, quantizing and writing weights */
     long peak_rss_kb;       /* getrusage maxrss at the end */

@@ -1,5 +1,7 @@
 /* write_queue.c - a bounded queue feeding one shard writer thread (see write_queue.h). */
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +29,27 @@ struct qf_write_queue {
     const qf_checkpoint *ck;
 };
 
+/* Fault injection for the resume tests, once N bytes of tensor data have been written:
+ * QF_TEST_KILL_AFTER_BYTES=N kills the process with SIGKILL (no cleanup, as a power loss
+ * would); QF_TEST_INTERRUPT_AFTER_BYTES=N raises SIGINT (the Ctrl-C path). */
+static _Atomic unsigned long long qf_bytes_written;
+
+static void qf_maybe_die(uint64_t n)
+{
+    static long long kill_at = -2, int_at = -2;
+    if (kill_at == -2) {
+        const char *k = getenv("QF_TEST_KILL_AFTER_BYTES"), *i = getenv("QF_TEST_INTERRUPT_AFTER_BYTES");
+        kill_at = k ? atoll(k) : -1;
+        int_at = i ? atoll(i) : -1;
+    }
+    unsigned long long total = (qf_bytes_written += n);
+    if (kill_at >= 0 && (long long)total >= kill_at) raise(SIGKILL);
+    if (int_at >= 0 && (long long)total >= int_at) {
+        int_at = -1;
+        raise(SIGINT);
+    }
+}
+
 static void *qf_wq_main(void *arg)
 {
     qf_write_queue *q = arg;
@@ -49,6 +72,7 @@ static void *qf_wq_main(void *arg)
         for (uint64_t off = 0; st == QF_OK && off < p->n; off += step) {
             uint64_t k = p->n - off < step ? p->n - off : step;
             st = qf_st_writer_write(q->w, p->entry, (const uint8_t *)p->data + off, k, &e);
+            qf_maybe_die(k);
             if (p->release && !p->owned)
                 qf_file_release(&q->ck->files[p->release->file], p->release->offset + off, k);
         }

@@ -66,6 +66,10 @@ uint64_t qf_checkpoint_bytes(const qf_checkpoint *ck);
 /* Drop the resident pages of one tensor (re-read from disk if touched again). */
 void qf_checkpoint_release(const qf_checkpoint *ck, const qf_tensor *t);
 
+/* Take over parts[0..n) (they are freed and set to NULL, success or not) and return one
+ * table over all their files; a tensor name present in two parts is QF_ERR_FORMAT. */
+qf_status qf_checkpoint_union(qf_checkpoint **parts, int n, qf_checkpoint **out, qf_error *err);
+
 /* Number of elements (product of shape; 1 for rank 0). */
 uint64_t qf_tensor_numel(const qf_tensor *t);
 

@@ -39,7 +39,8 @@ fi
 if mkdir -p "$T/full" && mount -t tmpfs -o size=1m tmpfs "$T/full" 2>/dev/null; then
     expect_exit 3 "full disk" -- "$QFORGE" convert "$T/in" -o "$T/full/out" --scheme w4a16 -q
     stderr_has "No space left" "full disk reported"
-    no_output "$T/full/out" "no output after full disk"
+    [ ! -e "$T/full/out" ] && ok "no output after full disk" || bad "output folder after full disk"
+    grep -q "run the same command to resume" "$T/stderr" && ok "full disk keeps the work for a resume" || bad "full disk: no resume hint"
     umount "$T/full"
 else
     echo "skip - full disk (cannot mount tmpfs here)"

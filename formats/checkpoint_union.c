@@ -1,0 +1,50 @@
+/* checkpoint_union.c - one tensor table over several checkpoints (see qf_safetensors.h).
+ * Used by `qforge merge` to read the parts of a partitioned conversion as one model. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "qf_safetensors.h"
+
+static int qf_union_cmp(const void *a, const void *b)
+{
+    return strcmp(((const qf_tensor *)a)->name, ((const qf_tensor *)b)->name);
+}
+
+qf_status qf_checkpoint_union(qf_checkpoint **parts, int n, qf_checkpoint **out, qf_error *err)
+{
+    *out = NULL;
+    qf_checkpoint *u = calloc(1, sizeof *u);
+    int nf = 0, nt = 0;
+    for (int i = 0; i < n; i++) nf += parts[i]->n_files, nt += parts[i]->n_tensors;
+    u->files = calloc((size_t)nf + 1, sizeof *u->files);
+    u->tensors = calloc((size_t)nt + 1, sizeof *u->tensors);
+    if (!u->files || !u->tensors) {
+        qf_checkpoint_free(u);
+        return qf_fail(err, QF_ERR_NOMEM, "out of memory merging %d parts", n);
+    }
+    u->dir = strdup(parts[0]->dir);
+    for (int i = 0; i < n; i++) {
+        qf_checkpoint *p = parts[i];
+        for (int t = 0; t < p->n_tensors; t++) {
+            u->tensors[u->n_tensors] = p->tensors[t];
+            u->tensors[u->n_tensors++].file += u->n_files;
+        }
+        memcpy(u->files + u->n_files, p->files, sizeof *p->files * (size_t)p->n_files);
+        u->n_files += p->n_files;
+        /* ownership moved to u */
+        free(p->files), p->files = NULL, p->n_files = 0;
+        free(p->tensors), p->tensors = NULL, p->n_tensors = 0;
+        qf_checkpoint_free(p);
+        parts[i] = NULL;
+    }
+    qsort(u->tensors, (size_t)u->n_tensors, sizeof *u->tensors, qf_union_cmp);
+    for (int i = 1; i < u->n_tensors; i++)
+        if (strcmp(u->tensors[i - 1].name, u->tensors[i].name) == 0) {
+            qf_status s = qf_fail(err, QF_ERR_FORMAT, "tensor '%s' is in two parts (%s and %s): the --layers slices overlap",
+                                  u->tensors[i].name, u->files[u->tensors[i - 1].file].path, u->files[u->tensors[i].file].path);
+            qf_checkpoint_free(u);
+            return s;
+        }
+    *out = u;
+    return QF_OK;
+}

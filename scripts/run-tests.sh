@@ -9,6 +9,7 @@ run() { # run NAME COMMAND...
     echo "== $1"; shift
     if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); failed="$failed $name"; fi
 }
+name=check-deps; run "include direction (scripts/check-deps.sh)" scripts/check-deps.sh
 for t in "$@"; do name=$t; run "$t" "$t"; done
 for t in tests/cli/*.sh; do
     [ "$(basename "$t")" = lib.sh ] && continue

@@ -52,10 +52,15 @@ typedef struct qf_checkpoint {
     qf_tensor *tensors;      /* sorted by name */
     int n_meta;
     qf_st_meta *meta;        /* __metadata__ of the first shard */
+    int n_owned;
+    void **owned;            /* buffers some tensors point into instead of a mapping (.bin views made
+                              * contiguous or byte-swapped, inflated entries); freed by qf_checkpoint_free */
 } qf_checkpoint;
 
 /* Open a hub folder (index, model.safetensors or a lone *.safetensors) or one .safetensors
- * file.  *out is set only on success; on failure nothing stays mapped. */
+ * file; PyTorch .bin / .pt files and folders holding only those are read through
+ * qf_zip_checkpoint.h into the same table.  *out is set only on success; on failure nothing
+ * stays mapped. */
 qf_status qf_checkpoint_open(const char *path, qf_checkpoint **out, qf_error *err);
 void qf_checkpoint_free(qf_checkpoint *ck); /* NULL ok */
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "qf_safetensors.h"
+#include "qf_zip_checkpoint.h"
 
 void qf_tensors_free(qf_tensor *tensors, int n)
 {
@@ -211,6 +212,8 @@ void qf_checkpoint_free(qf_checkpoint *ck)
     free(ck->files);
     qf_tensors_free(ck->tensors, ck->n_tensors);
     qf_st_meta_free(ck->meta, ck->n_meta);
+    for (int i = 0; i < ck->n_owned; i++) free(ck->owned[i]);
+    free(ck->owned);
     free(ck->dir);
     free(ck);
 }
@@ -325,6 +328,7 @@ static qf_status qf_list_shards(const char *dir, char ***names, int *n, json_t *
 qf_status qf_checkpoint_open(const char *path, qf_checkpoint **out, qf_error *err)
 {
     *out = NULL;
+    if (qf_zip_checkpoint_applies(path)) return qf_zip_checkpoint_open(path, out, err); /* PyTorch .bin / .pt */
     if (!qf_path_exists(path)) return qf_fail(err, QF_ERR_IO, "%s: no such file or folder", path);
     qf_checkpoint *ck = calloc(1, sizeof *ck);
     if (!ck) return qf_fail(err, QF_ERR_NOMEM, "out of memory");

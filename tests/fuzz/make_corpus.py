@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""make_corpus.py - (re)write the seed corpora of tests/fuzz (small files, committed).
+
+corpus/pickle: data.pkl streams (protocols 2 and 4) and whole torch.save archives of a tiny
+state_dict made by tests/tools/make_bin_checkpoint.py (plain, views + shared storage,
+big-endian, deflated), plus a few hostile pickles.  corpus/safetensors: small valid and
+invalid safetensors files.  usage: tests/fuzz/make_corpus.py
+"""
+import collections
+import io
+import json
+import os
+import struct
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tools"))
+import make_bin_checkpoint as mbc  # noqa: E402
+
+
+def tiny_tensors():
+    t = collections.OrderedDict()
+    t["model.norm.weight"] = ("BF16", [4], struct.pack("<4H", 0x3f80, 0x4000, 0x4040, 0x4080))
+    t["model.layers.0.mlp.down_proj.weight"] = ("F32", [2, 3], struct.pack("<6f", 0, 1, 2, 3, 4, 5))
+    t["model.layers.0.input_layernorm.weight"] = ("BF16", [2], struct.pack("<2H", 0x3f80, 0xbf80))
+    t["lm_head.scale"] = ("F8_E4M3", [1, 2], bytes([0x38, 0xb8]))
+    return t
+
+
+class Args:
+    def __init__(self, **kw):
+        self.views, self.big_endian, self.compress, self.protocol = False, False, False, 2
+        self.__dict__.update(kw)
+
+
+def main():
+    pk = os.path.join(HERE, "corpus", "pickle")
+    st = os.path.join(HERE, "corpus", "safetensors")
+    os.makedirs(pk, exist_ok=True)
+    os.makedirs(st, exist_ok=True)
+    for proto in (2, 4):
+        sd, _ = mbc.build_state_dict(tiny_tensors(), Args(views=True))
+        buf = io.BytesIO()
+        mbc.TorchPickler(buf, protocol=proto).dump(sd)
+        open(os.path.join(pk, "state_dict_p%d.pkl" % proto), "wb").write(buf.getvalue())
+    for name, kw in (("plain", {}), ("views", {"views": True}), ("big_endian", {"big_endian": True, "views": True}),
+                     ("deflated", {"compress": True})):
+        mbc.write_bin(os.path.join(pk, "archive_%s.bin" % name), tiny_tensors(), Args(**kw))
+    open(os.path.join(pk, "hostile_os_system.pkl"), "wb").write(b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00id\x85R.")
+    open(os.path.join(pk, "hostile_memo.pkl"), "wb").write(b"\x80\x02]r\xff\xff\xff\xff.")
+
+    def st_file(name, header, data=b""):
+        h = json.dumps(header, separators=(",", ":")).encode()
+        h += b" " * (-len(h) % 8)
+        open(os.path.join(st, name), "wb").write(struct.pack("<Q", len(h)) + h + data)
+
+    st_file("two_tensors.safetensors", {"__metadata__": {"format": "pt"},
+                                        "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                                        "b": {"dtype": "BF16", "shape": [2, 2], "data_offsets": [8, 16]}}, bytes(16))
+    st_file("f4_and_empty.safetensors", {"q": {"dtype": "F4", "shape": [1, 4], "data_offsets": [0, 2]},
+                                         "e": {"dtype": "U8", "shape": [0, 3], "data_offsets": [2, 2]}}, bytes(2))
+    st_file("overlap.safetensors", {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                                    "b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}, bytes(8))
+
+
+if __name__ == "__main__":
+    main()

@@ -199,8 +199,20 @@ qf_status qf_tk_regex_compile(const char *pattern, size_t len, int literal, cons
 qf_status qf_tk_normalize(const qf_tokenizer *tok, const char *in, size_t len, char **out, size_t *out_len,
                           qf_error *err);
 
-/* NFC of in[0..len) (valid UTF-8) into a malloc'd *out; tokenizer_nfc.c. */
+/* NFC of in[0..len) (valid UTF-8) into a malloc'd *out (caller frees); tokenizer_nfc.c. */
 qf_status qf_tk_nfc(const char *in, size_t len, char **out, size_t *out_len, qf_error *err);
+
+/* Unicode tables for NFC, generated into tokenizer_nfc_data.c (docs/tokenizer.md). */
+typedef struct qf_tk_nfc_pair {
+    uint32_t first, second, composite;
+} qf_tk_nfc_pair;
+extern const uint32_t qf_tk_nfc_ccc[];       /* (n_ccc) code point << 8 | class, ascending */
+extern const uint32_t qf_tk_nfc_decomp_cp[]; /* (n_decomp) decomposable code points, ascending */
+extern const uint16_t qf_tk_nfc_decomp_off[]; /* (n_decomp + 1) decomposition of decomp_cp[i] is
+                                                 decomp_seq[off[i] .. off[i + 1]) */
+extern const uint32_t qf_tk_nfc_decomp_seq[];
+extern const qf_tk_nfc_pair qf_tk_nfc_comp[]; /* (n_comp) ascending by (first, second) */
+extern const size_t qf_tk_nfc_n_ccc, qf_tk_nfc_n_decomp, qf_tk_nfc_n_comp;
 
 /* Rust regex's Unicode \w (HF single_word tests "\w$" / "^\w"); PCRE2's own \w differs
  * (it counts every \p{N}, e.g. "²", and no marks). */

@@ -43,19 +43,15 @@ static char *read_file(const char *path, size_t *len)
     return buf;
 }
 
-/* Write text to a fresh file under $TMPDIR; returns its malloc'd path. */
-static char *write_temp(const char *text, size_t len)
+/* Write text to a fresh file under $TMPDIR; its name goes to path[0..cap). */
+static void write_temp(char *path, size_t cap, const char *text, size_t len)
 {
     const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    size_t cap = strlen(dir) + 32;
-    char *path = malloc(cap);
-    if (!path) fail_msg("out of memory");
-    snprintf(path, cap, "%s/qf_tok_XXXXXX", dir);
+    assert_true((size_t)snprintf(path, cap, "%s/qf_tok_XXXXXX", dir) < cap);
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, text, len), (ssize_t)len);
     close(fd);
-    return path;
 }
 
 static void expect_ids(const qf_tokenizer *tok, const char *text, const int32_t *want, size_t n_want)
@@ -311,11 +307,64 @@ static void test_spm_metaspace(void **state)
     qf_tokenizer_free(tok);
 }
 
+/* ---- NFC normalizer and added-token options ---------------------------------------------- */
+
+/* A byte-level tokenizer whose vocab is the 256 byte symbols alone (id = byte value, no
+ * merges), so every expected id is just a byte of the normalized text; plus <mask> (256,
+ * lstrip + rstrip) and "wor" (257, single_word). */
+static qf_tokenizer *load_bytes_nfc(void)
+{
+    size_t cap = 16 * 1024, n = 0;
+    char *s = malloc(cap);
+    assert_non_null(s);
+    n += (size_t)snprintf(s + n, cap - n,
+                          "{\"added_tokens\": ["
+                          "{\"id\": 256, \"content\": \"<mask>\", \"special\": true, \"normalized\": false, "
+                          "\"lstrip\": true, \"rstrip\": true, \"single_word\": false},"
+                          "{\"id\": 257, \"content\": \"wor\", \"special\": false, \"normalized\": false, "
+                          "\"lstrip\": false, \"rstrip\": false, \"single_word\": true}],"
+                          "\"normalizer\": {\"type\": \"NFC\"}, \"pre_tokenizer\": {\"type\": \"ByteLevel\", "
+                          "\"add_prefix_space\": false, \"use_regex\": true},"
+                          "\"model\": {\"type\": \"BPE\", \"merges\": [], \"vocab\": {");
+    /* GPT-2 bytes_to_unicode: printable bytes stand for themselves, the other 68 take
+     * U+0100.. in byte order; as JSON \\u escapes */
+    unsigned next = 256;
+    for (unsigned b = 0; b < 256; b++) {
+        int keep = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
+        n += (size_t)snprintf(s + n, cap - n, "%s\"\\u%04x\": %u", b ? ", " : "", keep ? b : next++, b);
+    }
+    n += (size_t)snprintf(s + n, cap - n, "}}}");
+    assert_true(n < cap);
+    qf_tokenizer *tok = NULL;
+    qf_error err = {0};
+    if (qf_tokenizer_load_json(s, n, "bytes.json", &tok, &err) != QF_OK) fail_msg("load: %s", err.msg);
+    free(s);
+    return tok;
+}
+
+static void test_nfc_and_added_options(void **state)
+{
+    (void)state;
+    qf_tokenizer *tok = load_bytes_nfc();
+    assert_int_equal(qf_tokenizer_kind_of(tok), QF_TOKENIZER_KIND_BYTE_BPE);
+    EXPECT_IDS(tok, "e\xcc\x81", 0xC3, 0xA9);                           /* e + U+0301 -> U+00E9 */
+    EXPECT_IDS(tok, "\xe2\x84\xab", 0xC3, 0x85);                        /* U+212B ANGSTROM -> U+00C5 */
+    EXPECT_IDS(tok, "\xe1\x84\x80\xe1\x85\xa1\xe1\x86\xa8", 0xEA, 0xB0, 0x81); /* jamo G A G -> U+AC01 */
+    EXPECT_IDS(tok, "a\xcc\xa3\xcc\x82", 0xE1, 0xBA, 0xAD); /* a + U+0323 + U+0302 -> U+1EAD */
+    /* lstrip/rstrip: <mask> swallows the spaces on both sides */
+    EXPECT_IDS(tok, "a  <mask>  b", 'a', 256, 'b');
+    EXPECT_IDS(tok, "x<mask>\ty", 'x', 256, 'y');
+    /* single_word: "wor" only where no word character touches it */
+    EXPECT_IDS(tok, "wor world sword wor", 257, ' ', 'w', 'o', 'r', 'l', 'd', ' ', 's', 'w', 'o', 'r', 'd', ' ', 257);
+    qf_tokenizer_free(tok);
+}
+
 /* ---- bad input ---------------------------------------------------------------------------- */
 
 static void expect_load_error(const char *json, qf_status want, const char *needle)
 {
-    char *path = write_temp(json, strlen(json));
+    char path[1024];
+    write_temp(path, sizeof path, json, strlen(json));
     qf_tokenizer *tok = (qf_tokenizer *)1;
     qf_error err = {0};
     assert_int_equal(qf_tokenizer_load(path, &tok, &err), want);
@@ -324,7 +373,6 @@ static void expect_load_error(const char *json, qf_status want, const char *need
     if (needle && !strstr(err.msg, needle)) fail_msg("message lacks \"%s\": %s", needle, err.msg);
     assert_null(strchr(err.msg, '\n'));
     unlink(path);
-    free(path);
 }
 
 static void test_bad_input(void **state)
@@ -376,6 +424,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_accessors, setup_tiny, teardown_tok),
         cmocka_unit_test(test_spm_normalizer),
         cmocka_unit_test(test_spm_metaspace),
+        cmocka_unit_test(test_nfc_and_added_options),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

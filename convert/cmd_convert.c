@@ -7,14 +7,16 @@
 #include <unistd.h>
 
 #include "qf_cli.h"
+#include "convert_output.h"
 #include "qf_convert.h"
 
 static void qf_convert_help(void)
 {
     printf("usage: qforge convert MODEL_DIR -o OUT_DIR --scheme SCHEME [options]\n\n"
-           "Quantize every Linear weight of a Hugging Face checkpoint (sharded safetensors) and\n"
-           "write a folder vLLM / SGLang load as-is (compressed-tensors layout), with the tokenizer,\n"
-           "config.json (+ quantization_config) and a sealed qforge.manifest.json.\n\n"
+           "Quantize every Linear weight of a Hugging Face checkpoint (sharded safetensors, or PyTorch\n"
+           ".bin / .pt read without running any pickle code) and write a folder vLLM / SGLang load\n"
+           "as-is (compressed-tensors layout), with the tokenizer, config.json (+ quantization_config)\n"
+           "and a sealed qforge.manifest.json.\n\n"
            "schemes:\n"
            "  fp8-dynamic  E4M3 weights, per-channel scale; activations per token at run time\n"
            "  w4a16        int4 weights, groups of 128, symmetric (scale = absmax/7)\n"
@@ -27,6 +29,11 @@ static void qf_convert_help(void)
            "  -o, --out DIR         destination folder (must not exist)\n"
            "  --scheme NAME         one of the schemes above\n"
            "  --method rtn          round to nearest (default)\n"
+           "  --layout NAME         compressed-tensors (default, vLLM / SGLang), modelopt (TensorRT-LLM,\n"
+           "                        vLLM: hf_quant_config.json), gguf (llama.cpp: --scheme q8_0, q4_0,\n"
+           "                        q4_k, f16 or bf16)\n"
+           "  --to safetensors      no quantization: write the checkpoint (e.g. PyTorch .bin) as plain\n"
+           "                        safetensors (no --scheme)\n"
            "  --ignore REGEX        keep modules matching REGEX (POSIX extended, on module names such as\n"
            "                        model.layers.0.mlp.down_proj) in full precision; repeatable. Always kept:\n"
            "                        lm_head, embeddings, norms, MoE routers\n"
@@ -72,7 +79,7 @@ int qf_cmd_convert(int argc, char **argv)
     o.method = "rtn";
     o.layer_first = o.layer_last = -1;
     int json = 0, stats = 0, quiet = 0;
-    const char *scheme = NULL;
+    const char *scheme = NULL, *layout = NULL, *to = NULL;
     qf_error err = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -83,6 +90,8 @@ int qf_cmd_convert(int argc, char **argv)
         } else if ((!strcmp(a, "-o") || !strcmp(a, "--out")) && v) o.out = v, i++;
         else if (!strcmp(a, "--scheme") && v) scheme = v, i++;
         else if (!strcmp(a, "--method") && v) o.method = v, i++;
+        else if (!strcmp(a, "--layout") && v) layout = v, i++;
+        else if (!strcmp(a, "--to") && v) to = v, i++;
         else if (!strcmp(a, "--ignore") && v) {
             if (o.n_ignore == QF_MAX_IGNORE) {
                 qf_fail(&err, QF_ERR_USAGE, "at most %d --ignore patterns", QF_MAX_IGNORE);
@@ -118,12 +127,27 @@ int qf_cmd_convert(int argc, char **argv)
             return qf_cli_report_error("convert", &err, json);
         }
     }
-    if (!o.src || !o.out || !scheme) {
+    /* --layout / --to pick the writer (convert_output.h); --to safetensors quantizes nothing */
+    if ((layout && qf_layout_parse(layout, &o.layout)) || (to && strcmp(to, "safetensors") != 0)) {
+        qf_fail(&err, QF_ERR_USAGE, "unknown %s '%s' (--layout compressed-tensors|modelopt|gguf, --to safetensors)",
+                to ? "--to" : "--layout", to ? to : layout);
+        return qf_cli_report_error("convert", &err, json);
+    }
+    if (to) o.layout = QF_LAYOUT_SAFETENSORS, o.method = "passthrough";
+    if (o.layout == QF_LAYOUT_MODELOPT || o.layout == QF_LAYOUT_GGUF) {
+        qf_fail(&err, QF_ERR_UNSUPPORTED, "--layout %s is not available yet", layout);
+        return qf_cli_report_error("convert", &err, json);
+    }
+    if (o.layout == QF_LAYOUT_SAFETENSORS && scheme) {
+        qf_fail(&err, QF_ERR_USAGE, "--to safetensors writes the weights unquantized: drop --scheme");
+        return qf_cli_report_error("convert", &err, json);
+    }
+    if (!o.src || !o.out || (!scheme && o.layout != QF_LAYOUT_SAFETENSORS)) {
         qf_fail(&err, QF_ERR_USAGE, "need MODEL_DIR, -o OUT_DIR and --scheme (qforge convert --help)");
         return qf_cli_report_error("convert", &err, json);
     }
-    o.scheme = qf_scheme_find(scheme);
-    if (!o.scheme) {
+    if (o.layout != QF_LAYOUT_SAFETENSORS) o.scheme = qf_scheme_find(scheme);
+    if (!o.scheme && o.layout != QF_LAYOUT_SAFETENSORS) {
         qf_fail(&err, QF_ERR_USAGE, "unknown scheme '%s' (known: %s)", scheme, qf_scheme_names());
         return qf_cli_report_error("convert", &err, json);
     }
@@ -131,11 +155,13 @@ int qf_cmd_convert(int argc, char **argv)
     signal(SIGINT, qf_on_signal);
     signal(SIGTERM, qf_on_signal);
     qf_convert_stats st;
-    if (qf_convert_run(&o, &st, &err) != QF_OK) return qf_cli_report_error("convert", &err, json);
+    qf_status rs = o.layout == QF_LAYOUT_SAFETENSORS ? qf_convert_passthrough(&o, &st, &err) : qf_convert_run(&o, &st, &err);
+    if (rs != QF_OK) return qf_cli_report_error("convert", &err, json);
+    const char *sname = o.scheme ? o.scheme->name : "none";
     double gbps = st.seconds_weights > 0 ? (double)st.bytes_in / st.seconds_weights / 1e9 : 0;
     if (json) {
         json_t *r = json_pack("{s:b, s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:I, s:f, s:f, s:f, s:I}", "ok", 1, "out", o.out,
-                              "scheme", o.scheme->name, "method", o.method, "quantized", st.n_quantized, "kept",
+                              "scheme", sname, "method", o.method, "quantized", st.n_quantized, "kept",
                               st.n_kept, "shards", st.n_shards, "bytes_in", (json_int_t)st.bytes_in, "bytes_out",
                               (json_int_t)st.bytes_out, "seconds", st.seconds, "seconds_weights",
                               st.seconds_weights, "input_gb_per_s", gbps, "peak_rss_kb", (json_int_t)st.peak_rss_kb);
@@ -146,7 +172,7 @@ int qf_cmd_convert(int argc, char **argv)
         return 0;
     }
     printf("%s: %d Linear weights quantized to %s, %d tensors kept, %d shard(s), %.1f MB -> %.1f MB in %.2f s\n", o.out,
-           st.n_quantized, o.scheme->name, st.n_kept, st.n_shards, st.bytes_in / 1e6, st.bytes_out / 1e6, st.seconds);
+           st.n_quantized, sname, st.n_kept, st.n_shards, st.bytes_in / 1e6, st.bytes_out / 1e6, st.seconds);
     if (stats)
         printf("stats: input %.3f GB/s (weights stage %.2f s), peak resident memory %.1f MB\n", gbps,
                st.seconds_weights, st.peak_rss_kb / 1024.0);

@@ -13,6 +13,7 @@
 #include "qf_config.h"
 #include "qf_fs.h"
 #include "qf_manifest.h"
+#include "qf_model_card.h"
 #include "journal.h"
 #include "qf_progress.h"
 #include "source_hash.h"
@@ -414,7 +415,7 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
     /* 5. config.json with quantization_config, tokenizer and side files */
     if (s == QF_OK) s = qf_write_side_files(o, &plan, &cfg, src, tmp, manifest, st, err);
 
-    /* 6. provenance and the sealed manifest; the journal goes once everything is written */
+    /* 6. provenance, the model card and the sealed manifest; the journal goes once everything is written */
     if (hasher) {
         qf_status hs = qf_source_json(ck, o->src, hasher, &source, s == QF_OK ? err : NULL);
         if (s == QF_OK) s = hs;
@@ -424,7 +425,8 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
         char *jp = qf_path_join(tmp, QF_JOURNAL_NAME);
         unlink(jp);
         free(jp);
-        s = qf_manifest_write(tmp, manifest, err);
+        s = qf_model_card_write(tmp, manifest, err); /* README.md, hashed into the manifest */
+        if (s == QF_OK) s = qf_manifest_write(tmp, manifest, err);
     }
 
     /* 7. into place, atomically */

@@ -27,6 +27,13 @@
 #define QF_MAX_IGNORE 32
 #define QF_DEFAULT_SHARD_BYTES 5000000000ull /* the Hugging Face default */
 
+typedef enum qf_layout {
+    QF_LAYOUT_COMPRESSED_TENSORS = 0, /* default: config.json quantization_config for vLLM / SGLang */
+    QF_LAYOUT_MODELOPT = 1,           /* NVIDIA ModelOpt export (TensorRT-LLM, vLLM): qf_modelopt.h */
+    QF_LAYOUT_GGUF = 2,               /* one model.gguf for llama.cpp: convert_output.h, qf_gguf.h */
+    QF_LAYOUT_SAFETENSORS = 3,        /* --to safetensors: unquantized, convert_output.h */
+} qf_layout;
+
 typedef struct qf_convert_opts {
     const char *src;             /* hub folder */
     const char *out;             /* destination folder (must not exist unless force) */
@@ -42,6 +49,8 @@ typedef struct qf_convert_opts {
                                     embeddings, final norm and lm_head); both -1 = all */
     const char *const *merge_parts; /* qforge merge: part folders written with --layers */
     int n_parts;
+    qf_layout layout;            /* output layout (default compressed-tensors) */
+    const char *gguf_type;       /* QF_LAYOUT_GGUF: "q8_0", "q4_0", "q4_k", "f16", "bf16" (scheme is NULL) */
 } qf_convert_opts;
 
 typedef struct qf_convert_stats {

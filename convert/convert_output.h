@@ -1,0 +1,47 @@
+/* convert_output.h - internal to convert/: the artifact folder for the layouts that do not
+ * run through qf_convert_run's shard pipeline: `--to safetensors` (plain, unquantized
+ * safetensors from any checkpoint qforge reads, e.g. PyTorch .bin) and `--layout gguf`.
+ *
+ * Owns the steps every such layout shares, in the order a conversion takes them:
+ *   qf_output_begin         check the destination, create "<out>.qforge-tmp"
+ *   (the layout writes its weight files into tmp and lists them in the manifest)
+ *   qf_output_side_files    config.json (as given, or the source's) + the source's other
+ *                           non-weight files (tokenizer, generation config, licence), hashed
+ *   qf_output_finish        source identity, README.md model card, sealed manifest, rename into
+ *                           place; on failure the temporary folder is removed
+ * A failed run leaves no destination (no resume for these layouts: they are one pass).
+ */
+#ifndef QF_CONVERT_OUTPUT_H
+#define QF_CONVERT_OUTPUT_H
+
+#include <jansson.h>
+
+#include "qf_convert.h"
+#include "qf_safetensors.h"
+
+/* "compressed-tensors" (or "ct"), "modelopt", "gguf", "safetensors" -> *out; -1 when unknown. */
+int qf_layout_parse(const char *name, qf_layout *out);
+const char *qf_layout_name(qf_layout l);
+
+/* *tmp (malloc'd) is "<o->out>.qforge-tmp", freshly created.  QF_ERR_USAGE when o->out exists
+ * and o->force is not set. */
+qf_status qf_output_begin(const qf_convert_opts *o, char **tmp, qf_error *err);
+
+/* Write config (a JSON object; NULL: copy src/config.json unchanged when present) as
+ * tmp/config.json, copy the other non-weight files of src, and add all of them to the
+ * manifest's "files" with their sizes and hashes (name order).  bytes_out grows by their size. */
+qf_status qf_output_side_files(const char *src, const char *tmp, const json_t *config, json_t *manifest,
+                               uint64_t *bytes_out, qf_error *err);
+
+/* Finish: when s is QF_OK, add the source identity of ck (file names, sizes, XXH3-128; the
+ * config's hash), render README.md, seal the manifest and rename tmp to o->out (replacing it
+ * with o->force).  Otherwise, or when any of that fails, remove tmp.  Frees tmp.  Returns the
+ * final status (s when s was already a failure). */
+qf_status qf_output_finish(const qf_convert_opts *o, const qf_checkpoint *ck, char *tmp, json_t *manifest, qf_status s,
+                           uint64_t *bytes_out, qf_error *err);
+
+/* `qforge convert SRC --to safetensors -o OUT`: every tensor of SRC unchanged, as safetensors
+ * shards (name order, o->max_shard_bytes each, model.safetensors.index.json when several). */
+qf_status qf_convert_passthrough(const qf_convert_opts *o, qf_convert_stats *st, qf_error *err);
+
+#endif /* QF_CONVERT_OUTPUT_H */

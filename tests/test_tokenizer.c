@@ -25,6 +25,10 @@
 #include "qf_progress.h"
 #include "qf_tokenizer.h"
 
+#define LLVMFuzzerTestOneInput qf_fuzz_tokenizer_one
+#include "fuzz/fuzz_tokenizer_json.c"
+#undef LLVMFuzzerTestOneInput
+
 #define TINY_JSON "tests/data/tiny-llama/tokenizer.json"
 #define TINY_CONFIG "tests/data/tiny-llama/tokenizer_config.json"
 
@@ -415,6 +419,72 @@ static void test_bad_input(void **state)
     qf_tokenizer_free(NULL); /* accepted */
 }
 
+/* ---- fuzz target replay ---------------------------------------------------------------------- */
+
+static uint64_t fuzz_rng(uint64_t *s) /* xorshift64*: reproducible from the printed seed */
+{
+    *s ^= *s >> 12, *s ^= *s << 25, *s ^= *s >> 27;
+    return *s * 0x2545F4914F6CDD1DULL;
+}
+
+/* Seeds (small tokenizer.json files + "\0" + text), then QF_FUZZ_RUNS (default 3000)
+ * mutations of them: bit flips, byte overwrites, truncation, duplicated chunks.  The target
+ * aborts on any inconsistency. */
+static void test_fuzz_tokenizer_json(void **state)
+{
+    (void)state;
+    char *seeds[4];
+    size_t lens[4];
+    const char *texts[4] = {"hello world \xe2\x98\x83 <s>hi", "a  <mask>  wor e\xcc\x81 \xe2\x84\xab", "hello", ""};
+    char *jsons[4] = {spm_json(0), spm_json(1), NULL, NULL};
+    const char *small = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}, "
+                        "\"merges\": [\"a b\"]}, \"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": "
+                        "{\"Regex\": \"\\\\s+\"}, \"behavior\": \"MergedWithNext\", \"invert\": false}}";
+    jsons[2] = strdup(small);
+    jsons[3] = strdup("{\"added_tokens\": [{\"id\": 3, \"content\": \"x\", \"lstrip\": true}], \"model\": "
+                      "{\"vocab\": {\"a\": 0}, \"merges\": [], \"byte_fallback\": true, \"unk_token\": \"a\"}}");
+    for (int i = 0; i < 4; i++) {
+        assert_non_null(jsons[i]);
+        size_t jl = strlen(jsons[i]), tl = strlen(texts[i]);
+        seeds[i] = malloc(jl + 1 + tl);
+        assert_non_null(seeds[i]);
+        memcpy(seeds[i], jsons[i], jl);
+        seeds[i][jl] = 0;
+        memcpy(seeds[i] + jl + 1, texts[i], tl);
+        lens[i] = jl + 1 + tl;
+        free(jsons[i]);
+        assert_int_equal(qf_fuzz_tokenizer_one((const uint8_t *)seeds[i], lens[i]), 0);
+    }
+    long runs = getenv("QF_FUZZ_RUNS") ? atol(getenv("QF_FUZZ_RUNS")) : 3000;
+    uint64_t seed = 0x9E3779B97F4A7C15ULL, rng = seed;
+    size_t cap = 2 * 64 * 1024;
+    uint8_t *buf = malloc(cap);
+    assert_non_null(buf);
+    for (long it = 0; it < runs; it++) {
+        int k = (int)(fuzz_rng(&rng) % 4);
+        size_t n = lens[k] < cap ? lens[k] : cap;
+        memcpy(buf, seeds[k], n);
+        for (int m = 1 + (int)(fuzz_rng(&rng) % 4); m > 0 && n > 0; m--) {
+            size_t at = fuzz_rng(&rng) % n;
+            switch (fuzz_rng(&rng) % 4) {
+            case 0: buf[at] ^= (uint8_t)(1u << (fuzz_rng(&rng) % 8)); break;
+            case 1: buf[at] = (uint8_t)"\0\\\"{}[]:,0 -9\xff\xe2"[fuzz_rng(&rng) % 16]; break;
+            case 2: n = at; break;
+            default: {
+                size_t len = 1 + fuzz_rng(&rng) % 16;
+                if (at + len > n || n + len > cap) break;
+                memmove(buf + at + len, buf + at, n - at);
+                n += len;
+                break;
+            }
+            }
+        }
+        if (qf_fuzz_tokenizer_one(buf, n) != 0) fail_msg("seed %llx iteration %ld", (unsigned long long)seed, it);
+    }
+    free(buf);
+    for (int i = 0; i < 4; i++) free(seeds[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -428,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_spm_metaspace),
         cmocka_unit_test(test_nfc_and_added_options),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_fuzz_tokenizer_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

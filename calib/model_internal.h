@@ -1,0 +1,86 @@
+/* model_internal.h - internal to calib/model_*.c and calib/eval_*.c: small vectorizable math.
+ *
+ * qf_fast_expf is a branch-free Cephes-style exp (range reduction by ln 2 in two parts,
+ * degree-6 polynomial, exponent bits built directly): relative error below 2e-7 over
+ * [-87, 88], inputs clamped to that range (exp(-87) = 1.6e-38 stands in for 0, which callers
+ * that need exact zeros — masked attention — write themselves).
+ * qf_fast_exp8 is the same function on 8 AVX2 lanes.
+ */
+#ifndef QF_MODEL_INTERNAL_H
+#define QF_MODEL_INTERNAL_H
+
+#include <math.h>
+#include <stdint.h>
+
+#include "qf_error.h"
+#include "qf_model.h"
+
+static inline float qf_fast_expf(float x)
+{
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round(x / ln 2) */
+    float r = x - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float y = p * r * r + r + 1.0f;
+    union {
+        int32_t i;
+        float f;
+    } e;
+    e.i = ((int32_t)n + 127) << 23;
+    return y * e.f;
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+/* The same function, 8 lanes (gcc does not vectorize the scalar one: the exponent bit cast). */
+static inline __m256 qf_fast_exp8(__m256 x)
+{
+    x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.0f)), _mm256_set1_ps(-87.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    __m256 y = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+#endif
+
+/* x[i] = exp(x[i] - shift) for i < n; returns the sum (float64 accumulation). */
+double qf_exp_shift_sum(float *x, int64_t n, float shift);
+
+/* Row-wise RMSNorm: out[i] = w * (x[i] / sqrt(mean(x[i]^2) + eps)), rows of d (x may alias out). */
+void qf_rmsnorm_rows(const float *x, const float *w, int64_t rows, int64_t d, float eps, float *out);
+
+/* SwiGLU: g[i] = silu(g[i]) * u[i] for i < n. */
+void qf_swiglu(float *g, const float *u, int64_t n);
+
+/* Causal self-attention of one sequence: q (n, H*D), k / v (n, KV*D) after RoPE; out (n, H*D). */
+qf_status qf_attention(const qf_model *m, const float *q, const float *k, const float *v, int64_t n, float *out,
+                       qf_error *err);
+
+/* Apply RoPE in place to x (n, heads*D) at positions 0..n-1 (HF rotate-half). */
+void qf_rope_apply(const qf_model *m, float *x, int64_t n, int heads);
+
+/* MoE block: out (n, hidden) = experts(xn) (+ shared expert); g, u: (n, ffn_max) work. */
+qf_status qf_moe_forward(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, float *out, float *g,
+                         float *u, qf_error *err);
+
+/* Dense SwiGLU MLP: out (n, hidden) = down(silu(gate(xn)) * up(xn)); g, u: (n, gate rows) work. */
+qf_status qf_mlp_forward(const qf_model *m, const qf_linear *gate, const qf_linear *up, const qf_linear *down,
+                         const float *xn, int64_t n, float *out, float *g, float *u, qf_error *err);
+
+#endif /* QF_MODEL_INTERNAL_H */

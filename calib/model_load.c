@@ -1,0 +1,330 @@
+/* model_load.c - build a qf_model from a hub folder or an artifact folder (see qf_model.h).
+ *
+ * Story: read config.json (refuse an unsupported model_type) -> map the safetensors ->
+ * embedding -> for each decoder layer: norms, attention projections (+ qk norms), then a
+ * dense MLP or a MoE block (router, experts, shared expert) -> final norm -> lm_head (or the
+ * tied embedding) -> RoPE frequencies.  Weights stay in the mapping; only norm vectors and
+ * biases are copied to float32.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_internal.h"
+#include "qf_fs.h"
+#include "qf_numfmt.h"
+
+void qf_model_options_default(qf_model_options *opt)
+{
+    opt->act_quant = 1;
+    opt->moe_force_expert = -1;
+}
+
+/* A float vector tensor of n elements copied to float32 (owned by *out). */
+static qf_status qf_load_vec(const qf_checkpoint *ck, const char *name, int64_t n, float **out, qf_error *err)
+{
+    const qf_tensor *t = qf_checkpoint_find(ck, name);
+    if (!t) return qf_fail(err, QF_ERR_FORMAT, "%s: missing tensor '%s'", ck->dir, name);
+    if (qf_tensor_numel(t) != (uint64_t)n ||
+        (t->dtype != QF_DTYPE_F32 && t->dtype != QF_DTYPE_BF16 && t->dtype != QF_DTYPE_F16))
+        return qf_fail(err, QF_ERR_FORMAT, "%s: tensor '%s' is %s with %llu elements, expected a float vector of %lld",
+                       ck->dir, name, qf_dtype_name(t->dtype), (unsigned long long)qf_tensor_numel(t), (long long)n);
+    float *v = malloc((size_t)n * sizeof(float));
+    if (!v) return qf_fail(err, QF_ERR_NOMEM, "out of memory for '%s'", name);
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t h;
+        if (t->dtype == QF_DTYPE_F32) {
+            memcpy(&v[i], t->data + 4 * i, 4);
+            continue;
+        }
+        memcpy(&h, t->data + 2 * i, 2);
+        v[i] = t->dtype == QF_DTYPE_BF16 ? qf_bf16_to_f32(h) : qf_f16_to_f32(h);
+    }
+    *out = v;
+    return QF_OK;
+}
+
+/* Whether module `name` has a weight (float or packed). */
+static int qf_has_module(const qf_checkpoint *ck, const char *name)
+{
+    char buf[QF_LINEAR_NAME_MAX + 32];
+    snprintf(buf, sizeof buf, "%s.weight", name);
+    if (qf_checkpoint_find(ck, buf)) return 1;
+    snprintf(buf, sizeof buf, "%s.weight_packed", name);
+    return qf_checkpoint_find(ck, buf) != NULL;
+}
+
+/* out_features of module `name` from its tensors (weight_shape, weight or weight_packed). */
+static int64_t qf_module_rows(const qf_checkpoint *ck, const char *name)
+{
+    char buf[QF_LINEAR_NAME_MAX + 32];
+    snprintf(buf, sizeof buf, "%s.weight_shape", name);
+    const qf_tensor *t = qf_checkpoint_find(ck, buf);
+    if (t && t->dtype == QF_DTYPE_I64 && qf_tensor_numel(t) == 2) {
+        int64_t s[2];
+        memcpy(s, t->data, sizeof s);
+        return s[0];
+    }
+    snprintf(buf, sizeof buf, "%s.weight", name);
+    if (!(t = qf_checkpoint_find(ck, buf))) {
+        snprintf(buf, sizeof buf, "%s.weight_packed", name);
+        t = qf_checkpoint_find(ck, buf);
+    }
+    return t && t->ndim == 2 ? t->shape[0] : -1;
+}
+
+typedef struct qf_load_ctx {
+    const qf_checkpoint *ck;
+    const json_t *qc; /* quantization_config or NULL */
+    qf_error *err;
+} qf_load_ctx;
+
+static qf_status qf_lin(qf_load_ctx *c, qf_linear *lin, int layer, int expert, int64_t rows, int64_t cols,
+                        int with_bias, const char *fmt, ...) __attribute__((format(printf, 8, 9)));
+static qf_status qf_lin(qf_load_ctx *c, qf_linear *lin, int layer, int expert, int64_t rows, int64_t cols,
+                        int with_bias, const char *fmt, ...)
+{
+    char name[QF_LINEAR_NAME_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    QF_TRY(qf_linear_load(lin, c->ck, name, rows, cols, with_bias, c->qc, c->err));
+    lin->layer = layer;
+    lin->expert = expert;
+    return QF_OK;
+}
+
+static qf_status qf_load_moe(qf_load_ctx *c, const qf_model_config *cfg, int l, qf_layer *L, int mixtral)
+{
+    const int64_t hid = cfg->hidden_size, E = cfg->n_experts;
+    const char *blk = mixtral ? "block_sparse_moe" : "mlp";
+    int64_t inter = mixtral ? cfg->intermediate_size : cfg->moe_intermediate_size;
+    char name[QF_LINEAR_NAME_MAX];
+    if (E <= 0 || cfg->n_experts_per_tok <= 0 || cfg->n_experts_per_tok > E)
+        return qf_fail(c->err, QF_ERR_FORMAT, "config.json: layer %d has a router but num_experts=%lld, "
+                       "num_experts_per_tok=%d", l, (long long)E, cfg->n_experts_per_tok);
+    L->is_moe = 1;
+    QF_TRY(qf_lin(c, &L->router, l, -1, E, hid, -1, "model.layers.%d.%s.gate", l, blk));
+    L->experts = calloc((size_t)E * 3, sizeof(qf_linear));
+    if (!L->experts) return qf_fail(c->err, QF_ERR_NOMEM, "out of memory for %lld experts", (long long)E);
+    static const char *const mix[3] = {"w1", "w3", "w2"}, *const qw[3] = {"gate_proj", "up_proj", "down_proj"};
+    for (int e = 0; e < E; e++)
+        for (int j = 0; j < 3; j++)
+            QF_TRY(qf_lin(c, &L->experts[3 * e + j], l, e, j == 2 ? hid : inter, j == 2 ? inter : hid, -1,
+                          "model.layers.%d.%s.experts.%d.%s", l, blk, e, mixtral ? mix[j] : qw[j]));
+    snprintf(name, sizeof name, "model.layers.%d.mlp.shared_expert.gate_proj", l);
+    if (!mixtral && qf_has_module(c->ck, name)) {
+        int64_t si = cfg->shared_expert_intermediate_size > 0 ? cfg->shared_expert_intermediate_size
+                                                               : qf_module_rows(c->ck, name);
+        L->has_shared = 1;
+        QF_TRY(qf_lin(c, &L->sh_gate, l, -2, si, hid, -1, "model.layers.%d.mlp.shared_expert.gate_proj", l));
+        QF_TRY(qf_lin(c, &L->sh_up, l, -2, si, hid, -1, "model.layers.%d.mlp.shared_expert.up_proj", l));
+        QF_TRY(qf_lin(c, &L->sh_down, l, -2, hid, si, -1, "model.layers.%d.mlp.shared_expert.down_proj", l));
+        QF_TRY(qf_lin(c, &L->sh_router, l, -2, 1, hid, -1, "model.layers.%d.mlp.shared_expert_gate", l));
+    }
+    return QF_OK;
+}
+
+static qf_status qf_load_layer(qf_load_ctx *c, const qf_model_config *cfg, int l, qf_layer *L)
+{
+    const int64_t hid = cfg->hidden_size, hd = cfg->head_dim;
+    const int64_t qd = (int64_t)cfg->n_heads * hd, kvd = (int64_t)cfg->n_kv_heads * hd;
+    char name[QF_LINEAR_NAME_MAX];
+    snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
+    QF_TRY(qf_load_vec(c->ck, name, hid, &L->attn_norm, c->err));
+    snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
+    QF_TRY(qf_load_vec(c->ck, name, hid, &L->ffn_norm, c->err));
+    int qkv_bias = cfg->attention_bias ? 1 : -1;
+    QF_TRY(qf_lin(c, &L->q, l, -1, qd, hid, qkv_bias, "model.layers.%d.self_attn.q_proj", l));
+    QF_TRY(qf_lin(c, &L->k, l, -1, kvd, hid, qkv_bias, "model.layers.%d.self_attn.k_proj", l));
+    QF_TRY(qf_lin(c, &L->v, l, -1, kvd, hid, qkv_bias, "model.layers.%d.self_attn.v_proj", l));
+    QF_TRY(qf_lin(c, &L->o, l, -1, hid, qd, -1, "model.layers.%d.self_attn.o_proj", l));
+    if (cfg->qk_norm) {
+        snprintf(name, sizeof name, "model.layers.%d.self_attn.q_norm.weight", l);
+        QF_TRY(qf_load_vec(c->ck, name, hd, &L->q_norm, c->err));
+        snprintf(name, sizeof name, "model.layers.%d.self_attn.k_norm.weight", l);
+        QF_TRY(qf_load_vec(c->ck, name, hd, &L->k_norm, c->err));
+    }
+    int mixtral = strcmp(cfg->model_type, "mixtral") == 0;
+    snprintf(name, sizeof name, "model.layers.%d.%s.gate", l, mixtral ? "block_sparse_moe" : "mlp");
+    if (qf_has_module(c->ck, name)) return qf_load_moe(c, cfg, l, L, mixtral);
+    if (mixtral) return qf_fail(c->err, QF_ERR_FORMAT, "%s: missing tensor '%s.weight'", c->ck->dir, name);
+    QF_TRY(qf_lin(c, &L->gate, l, -1, cfg->intermediate_size, hid, -1, "model.layers.%d.mlp.gate_proj", l));
+    QF_TRY(qf_lin(c, &L->up, l, -1, cfg->intermediate_size, hid, -1, "model.layers.%d.mlp.up_proj", l));
+    QF_TRY(qf_lin(c, &L->down, l, -1, hid, cfg->intermediate_size, -1, "model.layers.%d.mlp.down_proj", l));
+    return QF_OK;
+}
+
+static void qf_layer_free(qf_layer *L, int n_experts)
+{
+    free(L->attn_norm);
+    free(L->ffn_norm);
+    free(L->q_norm);
+    free(L->k_norm);
+    qf_linear_free(&L->q);
+    qf_linear_free(&L->k);
+    qf_linear_free(&L->v);
+    qf_linear_free(&L->o);
+    qf_linear_free(&L->gate);
+    qf_linear_free(&L->up);
+    qf_linear_free(&L->down);
+    qf_linear_free(&L->router);
+    if (L->experts)
+        for (int i = 0; i < 3 * n_experts; i++) qf_linear_free(&L->experts[i]);
+    free(L->experts);
+    qf_linear_free(&L->sh_gate);
+    qf_linear_free(&L->sh_up);
+    qf_linear_free(&L->sh_down);
+    qf_linear_free(&L->sh_router);
+}
+
+void qf_model_free(qf_model *m)
+{
+    if (!m) return;
+    if (m->layers)
+        for (int l = 0; l < m->cfg.n_layers; l++) qf_layer_free(&m->layers[l], m->cfg.n_experts);
+    free(m->layers);
+    free(m->final_norm);
+    free(m->inv_freq);
+    qf_linear_free(&m->lm_head);
+    qf_checkpoint_free(m->ck);
+    qf_config_free(&m->cfg);
+    free(m);
+}
+
+int qf_model_linears(qf_model *m, qf_linear **out, int cap)
+{
+    int n = 0;
+#define QF_ADD(p)                                          \
+    do {                                                   \
+        if ((p)->kind) {                                   \
+            if (n < cap) out[n] = (p);                     \
+            n++;                                           \
+        }                                                  \
+    } while (0)
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        qf_layer *L = &m->layers[l];
+        QF_ADD(&L->q);
+        QF_ADD(&L->k);
+        QF_ADD(&L->v);
+        QF_ADD(&L->o);
+        QF_ADD(&L->gate);
+        QF_ADD(&L->up);
+        QF_ADD(&L->down);
+        QF_ADD(&L->router);
+        if (L->experts)
+            for (int i = 0; i < 3 * m->cfg.n_experts; i++) QF_ADD(&L->experts[i]);
+        QF_ADD(&L->sh_gate);
+        QF_ADD(&L->sh_up);
+        QF_ADD(&L->sh_down);
+        QF_ADD(&L->sh_router);
+    }
+    QF_ADD(&m->lm_head);
+#undef QF_ADD
+    return n;
+}
+
+int64_t qf_model_params(const qf_model *m)
+{
+    int64_t n = m->vocab_in * m->cfg.hidden_size;
+    int cnt = qf_model_linears((qf_model *)m, NULL, 0);
+    qf_linear **all = malloc((size_t)cnt * sizeof *all);
+    if (!all) return n;
+    qf_model_linears((qf_model *)m, all, cnt);
+    for (int i = 0; i < cnt; i++) n += all[i]->rows * all[i]->cols;
+    free(all);
+    return n;
+}
+
+static qf_status qf_model_load_body(qf_model *m, const char *dir, qf_error *err)
+{
+    /* 1. config.json: architecture and sizes */
+    char *cfg_path = qf_path_join(dir, "config.json");
+    if (!cfg_path) return qf_fail(err, QF_ERR_NOMEM, "out of memory");
+    qf_status st = qf_config_load(cfg_path, &m->cfg, err);
+    free(cfg_path);
+    if (st) return st;
+    const qf_model_config *cfg = &m->cfg;
+    QF_TRY(qf_config_runnable(cfg, err));
+    if (cfg->head_dim % 2 || cfg->head_dim > 1024 || cfg->hidden_size <= 0 || cfg->n_layers <= 0 ||
+        cfg->intermediate_size < 0)
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s/config.json: head_dim %d / hidden_size %d not supported by the "
+                       "runner (even head_dim <= 1024)", dir, cfg->head_dim, cfg->hidden_size);
+    /* 2. the tensors */
+    QF_TRY(qf_checkpoint_open(dir, &m->ck, err));
+    qf_load_ctx c = {m->ck, json_object_get(cfg->json, "quantization_config"), err};
+    if (!json_is_object(c.qc)) c.qc = NULL;
+    /* 3. embedding */
+    const qf_tensor *emb = qf_checkpoint_find(m->ck, "model.embed_tokens.weight");
+    if (!emb) return qf_fail(err, QF_ERR_FORMAT, "%s: missing tensor 'model.embed_tokens.weight'", dir);
+    if (emb->ndim != 2 || emb->shape[1] != cfg->hidden_size ||
+        (emb->dtype != QF_DTYPE_F32 && emb->dtype != QF_DTYPE_BF16 && emb->dtype != QF_DTYPE_F16))
+        return qf_fail(err, QF_ERR_FORMAT, "%s: 'model.embed_tokens.weight' must be a float [vocab, %d] matrix", dir,
+                       cfg->hidden_size);
+    m->embed = emb->data;
+    m->embed_dtype = emb->dtype;
+    m->vocab_in = emb->shape[0];
+    /* 4. decoder layers */
+    m->layers = calloc((size_t)cfg->n_layers, sizeof(qf_layer));
+    if (!m->layers) return qf_fail(err, QF_ERR_NOMEM, "out of memory for %d layers", cfg->n_layers);
+    for (int l = 0; l < cfg->n_layers; l++) QF_TRY(qf_load_layer(&c, cfg, l, &m->layers[l]));
+    /* 5. final norm and lm_head (or the tied embedding) */
+    QF_TRY(qf_load_vec(m->ck, "model.norm.weight", cfg->hidden_size, &m->final_norm, err));
+    if (qf_has_module(m->ck, "lm_head")) {
+        m->vocab_out = qf_module_rows(m->ck, "lm_head");
+        if (m->vocab_out <= 0) return qf_fail(err, QF_ERR_FORMAT, "%s: 'lm_head' has no 2-D weight", dir);
+        QF_TRY(qf_lin(&c, &m->lm_head, -1, -1, m->vocab_out, cfg->hidden_size, 0, "lm_head"));
+    } else if (cfg->tie_word_embeddings) {
+        m->vocab_out = m->vocab_in;
+        qf_linear *h = &m->lm_head;
+        snprintf(h->name, sizeof h->name, "lm_head");
+        h->layer = h->expert = -1;
+        h->kind = QF_LINEAR_FLOAT;
+        h->rows = m->vocab_in;
+        h->cols = cfg->hidden_size;
+        h->weight = m->embed;
+        h->wdtype = m->embed_dtype;
+    } else {
+        return qf_fail(err, QF_ERR_FORMAT, "%s: missing tensor 'lm_head.weight' (and tie_word_embeddings is false)",
+                       dir);
+    }
+    /* 6. RoPE */
+    m->inv_freq = malloc((size_t)(cfg->head_dim / 2) * sizeof(float));
+    if (!m->inv_freq) return qf_fail(err, QF_ERR_NOMEM, "out of memory");
+    qf_rope_inv_freq(cfg, m->inv_freq);
+    if (m->opt.moe_force_expert >= 0 && m->opt.moe_force_expert >= cfg->n_experts)
+        return qf_fail(err, QF_ERR_USAGE, "moe_force_expert %d: the model has %d experts", m->opt.moe_force_expert,
+                       cfg->n_experts);
+    /* activation emulation switch and the packed count */
+    int cnt = qf_model_linears(m, NULL, 0);
+    qf_linear **all = malloc((size_t)cnt * sizeof *all);
+    if (!all) return qf_fail(err, QF_ERR_NOMEM, "out of memory");
+    qf_model_linears(m, all, cnt);
+    for (int i = 0; i < cnt; i++) {
+        const char *nm = all[i]->name, *dot = strrchr(nm, '.');
+        if (all[i]->kind == QF_LINEAR_PACKED) m->n_linear_packed++;
+        if (dot && (strcmp(dot, ".gate_proj") == 0 || strcmp(dot, ".w1") == 0) && all[i]->rows > m->ffn_max)
+            m->ffn_max = all[i]->rows;
+        if (!m->opt.act_quant) all[i]->act_enabled = 0;
+    }
+    free(all);
+    return QF_OK;
+}
+
+qf_status qf_model_load(const char *dir, const qf_model_options *opt, qf_model **out, qf_error *err)
+{
+    *out = NULL;
+    qf_model *m = calloc(1, sizeof *m);
+    if (!m) return qf_fail(err, QF_ERR_NOMEM, "out of memory");
+    if (opt) m->opt = *opt;
+    else qf_model_options_default(&m->opt);
+    qf_status st = qf_model_load_body(m, dir, err);
+    if (st) {
+        qf_model_free(m);
+        return st;
+    }
+    *out = m;
+    return QF_OK;
+}

@@ -1,0 +1,121 @@
+/* model_moe.c - sparse mixture-of-experts block (Mixtral, Qwen2-MoE, Qwen3-MoE).
+ *
+ * For each token: p = softmax(router(xn)) in float32; the top-k experts by p (ties: lower
+ * index first, as torch.topk returns them); weights w = p_top / Σ p_top when norm_topk_prob
+ * (Mixtral always), else p_top.  Then per expert e, the tokens routed to it are gathered
+ * into one batch (ne, C), run through down(silu(gate(x)) * up(x)) and scattered back with
+ * their weights, experts in index order.  Qwen2-MoE adds the shared expert scaled by
+ * sigmoid(shared_expert_gate(xn)).  The observer sees each expert's gathered batch, so
+ * calibration counts tokens per expert.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_internal.h"
+
+#define QF_MAX_TOPK 64
+
+qf_status qf_moe_forward(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, float *out, float *g,
+                         float *u, qf_error *err)
+{
+    const qf_model_config *c = &m->cfg;
+    const int E = c->n_experts, K = c->n_experts_per_tok;
+    const int64_t C = c->hidden_size;
+    if (K > QF_MAX_TOPK) return qf_fail(err, QF_ERR_UNSUPPORTED, "num_experts_per_tok %d > %d", K, QF_MAX_TOPK);
+    /* route: sel (n, K) expert ids, wsel (n, K) weights */
+    float *logits = malloc((size_t)(n * E) * sizeof(float));
+    int *sel = malloc((size_t)(n * K) * sizeof(int));
+    float *wsel = malloc((size_t)(n * K) * sizeof(float));
+    int64_t *count = calloc((size_t)E + 1, sizeof(int64_t));
+    int64_t *tok = malloc((size_t)(n * K) * sizeof(int64_t)); /* token of each (expert-sorted) slot */
+    float *tokw = malloc((size_t)(n * K) * sizeof(float));
+    float *xe = malloc((size_t)(n * C) * sizeof(float)), *ye = malloc((size_t)(n * C) * sizeof(float));
+    qf_status st = QF_OK;
+    if (!logits || !sel || !wsel || !count || !tok || !tokw || !xe || !ye) {
+        st = qf_fail(err, QF_ERR_NOMEM, "layer %d MoE: out of memory for %lld tokens", L->router.layer, (long long)n);
+        goto done;
+    }
+    st = qf_linear_forward(&L->router, xn, n, logits, &m->observer, err);
+    if (st) goto done;
+    for (int64_t t = 0; t < n; t++) {
+        int *s = sel + t * K;
+        float *w = wsel + t * K;
+        if (m->opt.moe_force_expert >= 0) {
+            s[0] = m->opt.moe_force_expert;
+            w[0] = 1.0f;
+            for (int j = 1; j < K; j++) s[j] = -1, w[j] = 0.0f;
+            continue;
+        }
+        float *p = logits + t * E, mx = -INFINITY, sum = 0.0f;
+        for (int e = 0; e < E; e++) mx = p[e] > mx ? p[e] : mx;
+        for (int e = 0; e < E; e++) sum += (p[e] = expf(p[e] - mx));
+        for (int e = 0; e < E; e++) p[e] /= sum;
+        float wsum = 0.0f;
+        for (int j = 0; j < K; j++) {
+            int best = -1;
+            for (int e = 0; e < E; e++) {
+                int taken = 0;
+                for (int i = 0; i < j; i++) taken |= s[i] == e;
+                if (!taken && (best < 0 || p[e] > p[best])) best = e;
+            }
+            s[j] = best;
+            w[j] = p[best];
+            wsum += w[j];
+        }
+        if (c->norm_topk_prob)
+            for (int j = 0; j < K; j++) w[j] /= wsum;
+    }
+    /* bucket the (token, weight) slots by expert: count[e + 1] = slots of e, then prefix sums */
+    for (int64_t i = 0; i < n * K; i++)
+        if (sel[i] >= 0) count[sel[i] + 1]++;
+    for (int e = 0; e < E; e++) count[e + 1] += count[e];
+    {
+        int64_t *fill = calloc((size_t)E, sizeof(int64_t));
+        if (!fill) {
+            st = qf_fail(err, QF_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        for (int64_t i = 0; i < n * K; i++) {
+            if (sel[i] < 0) continue;
+            int64_t slot = count[sel[i]] + fill[sel[i]]++;
+            tok[slot] = i / K;
+            tokw[slot] = wsel[i];
+        }
+        free(fill);
+    }
+    memset(out, 0, (size_t)(n * C) * sizeof(float));
+    for (int e = 0; e < E && !st; e++) {
+        int64_t s0 = count[e], ne = count[e + 1] - s0;
+        if (ne == 0) continue;
+        for (int64_t r = 0; r < ne; r++) memcpy(xe + r * C, xn + tok[s0 + r] * C, (size_t)C * sizeof(float));
+        const qf_linear *ex = L->experts + 3 * e;
+        st = qf_mlp_forward(m, &ex[0], &ex[1], &ex[2], xe, ne, ye, g, u, err);
+        if (st) break;
+        for (int64_t r = 0; r < ne; r++) {
+            float *o = out + tok[s0 + r] * C, w = tokw[s0 + r];
+            const float *y = ye + r * C;
+#pragma omp simd
+            for (int64_t j = 0; j < C; j++) o[j] += w * y[j];
+        }
+    }
+    if (!st && L->has_shared) {
+        /* ye = shared expert(xn); logits[:, 0] = shared_expert_gate(xn) */
+        st = qf_mlp_forward(m, &L->sh_gate, &L->sh_up, &L->sh_down, xn, n, ye, g, u, err);
+        if (!st) st = qf_linear_forward(&L->sh_router, xn, n, logits, &m->observer, err);
+        for (int64_t t = 0; t < n && !st; t++) {
+            float g = 1.0f / (1.0f + expf(-logits[t]));
+            for (int64_t j = 0; j < C; j++) out[t * C + j] += g * ye[t * C + j];
+        }
+    }
+done:
+    free(logits);
+    free(sel);
+    free(wsel);
+    free(count);
+    free(tok);
+    free(tokw);
+    free(xe);
+    free(ye);
+    return st;
+}

@@ -1,0 +1,110 @@
+/* qf_model.h - the CPU model runner: a Llama-family decoder evaluated in float32.
+ *
+ * Owns a loaded model: its config, the checkpoint mapping (weights are borrowed from it, bf16
+ * / fp16 / fp32 or packed quantized tensors), small float32 copies of the norm weights, and
+ * one qf_linear per Linear module.  Architectures (config.json model_type):
+ *   llama, mistral     GQA attention, RoPE (default, linear, llama3 scaling), SwiGLU MLP
+ *   qwen2              + bias on q/k/v projections
+ *   qwen3              + per-head RMSNorm on q and k (q_norm, k_norm) before RoPE
+ *   mixtral            MoE: block_sparse_moe.gate router, experts.E.w1 (gate) / w3 (up) / w2 (down)
+ *   qwen2_moe/qwen3_moe MoE: mlp.gate router, mlp.experts.E.{gate,up,down}_proj, optional
+ *                      mlp.shared_expert.* scaled by sigmoid(mlp.shared_expert_gate(x));
+ *                      layers without a router use a dense mlp (decoder_sparse_step)
+ * Routing: softmax over the router logits (float32), top-k, renormalised when norm_topk_prob
+ * (always for mixtral).  RoPE uses Hugging Face's rotate-half convention.
+ *
+ * Evaluation is a whole sequence at once (one ppl window): every Linear is one batched
+ * product over the n tokens, attention is causal over positions 0..n-1 with a fresh cache.
+ * All work is parallel across OpenMP threads.  A model is immutable after loading and
+ * forward passes only read it (not thread-safe against a concurrent observer change).
+ *
+ * Calibration drives the model either through qf_model_forward with an observer (every
+ * Linear's input is reported) or layer by layer (qf_model_embed, qf_model_layer_forward,
+ * qf_model_logits) and may swap any qf_linear in m->layers between calls.
+ */
+#ifndef QF_MODEL_H
+#define QF_MODEL_H
+
+#include <stdint.h>
+
+#include "qf_config.h"
+#include "qf_error.h"
+#include "qf_linear.h"
+#include "qf_safetensors.h"
+
+typedef struct qf_model_options {
+    int act_quant;        /* 1 (default): emulate activation quantization of packed Linears; 0: off */
+    int moe_force_expert; /* -1 (default): route normally; e >= 0: every token uses expert e alone
+                           * with weight 1 (a test / debugging knob) */
+} qf_model_options;
+
+/* act_quant = 1, moe_force_expert = -1. */
+void qf_model_options_default(qf_model_options *opt);
+
+typedef struct qf_layer {
+    float *attn_norm;        /* (hidden) fp32, owned: input_layernorm */
+    float *ffn_norm;         /* (hidden) fp32, owned: post_attention_layernorm */
+    float *q_norm, *k_norm;  /* (head_dim) fp32, owned: qwen3 only, else NULL */
+    qf_linear q, k, v, o;    /* q: (n_heads*head_dim, hidden), k/v: (n_kv*head_dim, hidden), o: (hidden, n_heads*head_dim) */
+    int is_moe;
+    /* dense MLP (is_moe == 0): gate/up (inter, hidden), down (hidden, inter) */
+    qf_linear gate, up, down;
+    /* MoE (is_moe == 1) */
+    qf_linear router;        /* (n_experts, hidden), usually float */
+    qf_linear *experts;      /* [n_experts * 3], owned array: expert e is gate = [3e], up = [3e+1], down = [3e+2] */
+    int has_shared;
+    qf_linear sh_gate, sh_up, sh_down; /* shared expert (qwen2_moe) */
+    qf_linear sh_router;     /* shared_expert_gate (1, hidden): output scaled by sigmoid of it */
+} qf_layer;
+
+typedef struct qf_model {
+    qf_model_config cfg;
+    qf_model_options opt;
+    qf_checkpoint *ck;       /* owned: every borrowed weight pointer points into it */
+    const void *embed;       /* (vocab_in, hidden) borrowed, embed_dtype (F32 / BF16 / F16) */
+    qf_dtype embed_dtype;
+    int64_t vocab_in;        /* rows of the embedding */
+    int64_t vocab_out;       /* rows of lm_head = width of the logits */
+    qf_layer *layers;        /* [cfg.n_layers], owned */
+    float *final_norm;       /* (hidden) fp32, owned */
+    qf_linear lm_head;       /* (vocab_out, hidden); the embedding when tie_word_embeddings */
+    float *inv_freq;         /* (head_dim / 2) fp32 RoPE inverse frequencies, owned */
+    int n_linear_packed;     /* how many Linears are quantized (0 for a float checkpoint) */
+    int64_t ffn_max;         /* widest FFN (dense, expert or shared), for work buffers */
+    qf_linear_observer observer; /* fn NULL: none; set freely between forward calls */
+} qf_model;
+
+/* Load the model in folder dir (config.json + safetensors; an artifact folder with a
+ * compressed-tensors quantization_config is read the same way).  opt may be NULL (defaults).
+ * Errors name the file / tensor: QF_ERR_IO (unreadable), QF_ERR_FORMAT (missing tensor,
+ * wrong shape), QF_ERR_UNSUPPORTED (model_type, dtype, scheme).  On failure *out is NULL. */
+qf_status qf_model_load(const char *dir, const qf_model_options *opt, qf_model **out, qf_error *err);
+void qf_model_free(qf_model *m); /* NULL accepted */
+
+/* logits (n, vocab_out) fp32 of the sequence ids[0..n) at positions 0..n-1 (fresh cache).
+ * ids outside [0, vocab_in) are QF_ERR_USAGE.  Allocates its activations (about
+ * n * (4 hidden + 2 intermediate + heads * n) floats) for the duration of the call. */
+qf_status qf_model_forward(const qf_model *m, const int32_t *ids, int64_t n, float *logits, qf_error *err);
+
+/* ---- layer-by-layer (calibration) -------------------------------------------------------- */
+/* h (n, hidden) = embedding rows of ids. */
+qf_status qf_model_embed(const qf_model *m, const int32_t *ids, int64_t n, float *h, qf_error *err);
+/* h (n, hidden) <- decoder layer `layer` applied to h (residual stream), positions 0..n-1. */
+qf_status qf_model_layer_forward(const qf_model *m, int layer, float *h, int64_t n, qf_error *err);
+/* logits (n, vocab_out) = lm_head(final_norm(h)); h is not modified. */
+qf_status qf_model_logits(const qf_model *m, const float *h, int64_t n, float *logits, qf_error *err);
+
+/* RoPE inverse frequencies of cfg (head_dim / 2 values), as Hugging Face computes them
+ * (float32): default theta^(-2i/d); linear divides by factor; llama3 applies the
+ * low/high-frequency wavelength rule with smooth interpolation in between. */
+void qf_rope_inv_freq(const qf_model_config *cfg, float *inv_freq);
+
+/* Pointers to every Linear of m, in order: per layer q k v o, then gate up down or router,
+ * experts (gate up down per expert), shared expert (gate up down, its sigmoid gate); last
+ * lm_head.  Writes at most cap pointers (out may be NULL when cap is 0); returns the count. */
+int qf_model_linears(qf_model *m, qf_linear **out, int cap);
+
+/* Number of weight elements (embedding + every Linear, logical shapes). */
+int64_t qf_model_params(const qf_model *m);
+
+#endif /* QF_MODEL_H */

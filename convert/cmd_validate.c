@@ -1,0 +1,298 @@
+/* cmd_validate.c - `qforge validate`: perplexity of a base model and the drift of a
+ * quantized artifact against it (KLD, top-1), under the ppl-512 protocol (docs/validate.md).
+ *
+ * Story: parse options -> load the base model -> tokenize the text with the base
+ * tokenizer.json -> cut windows -> load the artifact (same runner) -> for each window: base
+ * logits -> log-probs, NLL; quant logits -> NLL, KLD, top-1 -> metrics -> print -> record
+ * into the artifact's manifest -> thresholds decide the exit code.
+ */
+#include <jansson.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qf_cli.h"
+#include "qf_eval.h"
+#include "qf_fs.h"
+#include "qf_hash.h"
+#include "qf_manifest.h"
+#include "qf_model.h"
+#include "qf_progress.h"
+#include "qf_tokenizer.h"
+
+#define QF_VALIDATE_MAX_TEXT (1ull << 30)
+
+typedef struct qf_validate_opts {
+    const char *base, *quant, *text;
+    int ctx;
+    long long chunks;
+    double max_kld, max_drift; /* < 0: not set */
+    int act_quant, record, json, threads, quiet;
+} qf_validate_opts;
+
+static void qf_validate_help(void)
+{
+    printf("usage: qforge validate --base MODEL_DIR [--quant ARTIFACT_DIR] --text FILE [--ctx 512]\n"
+           "                       [--chunks N] [--max-kld X] [--max-ppl-drift PCT] [--act-quant on|off]\n"
+           "                       [--record] [--json] [--threads N] [-q]\n\n"
+           "Perplexity of MODEL_DIR on FILE under the ppl-512 protocol (tokenize the whole text with\n"
+           "MODEL_DIR/tokenizer.json, no BOS; consecutive windows of --ctx tokens, tail dropped; each\n"
+           "window scored on its own: tokens 1..ctx-1).  With --quant, the artifact runs through the same\n"
+           "CPU runner (packed weights dequantized tile by tile, activation quantization emulated unless\n"
+           "--act-quant off) and its drift is measured: PPL drift %%, mean and p99 KL(base||quant), top-1\n"
+           "agreement.  --chunks N uses the first N windows.  --record stores the numbers in\n"
+           "ARTIFACT_DIR/qforge.manifest.json (re-sealed).  Exit 0, or 7 when --max-kld (mean KLD) or\n"
+           "--max-ppl-drift (percent) is exceeded.  docs/validate.md has the formulas.\n\n"
+           "example:\n"
+           "  qforge validate --base tests/data/tiny-llama --text tests/data/eval.txt\n"
+           "  qforge validate --base tests/data/tiny-llama --quant /tmp/tl-w4 --text tests/data/eval.txt \\\n"
+           "                  --chunks 32 --max-kld 0.1\n");
+}
+
+static int qf_parse_num(const char *s, double *out)
+{
+    char *end;
+    *out = strtod(s, &end);
+    return *s && !*end;
+}
+
+static qf_status qf_validate_args(int argc, char **argv, qf_validate_opts *o, int *help, qf_error *err)
+{
+    memset(o, 0, sizeof *o);
+    o->ctx = 512;
+    o->max_kld = o->max_drift = -1;
+    o->act_quant = 1;
+    *help = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        double num;
+        if (qf_cli_is_help(a)) {
+            *help = 1;
+            return QF_OK;
+        } else if (!strcmp(a, "--json")) o->json = 1;
+        else if (!strcmp(a, "--record")) o->record = 1;
+        else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o->quiet = 1;
+        else if (!v) return qf_fail(err, QF_ERR_USAGE, "unexpected argument '%s' (qforge validate --help)", a);
+        else if (!strcmp(a, "--base")) o->base = argv[++i];
+        else if (!strcmp(a, "--quant")) o->quant = argv[++i];
+        else if (!strcmp(a, "--text")) o->text = argv[++i];
+        else if (!strcmp(a, "--act-quant")) {
+            if (strcmp(v, "on") && strcmp(v, "off"))
+                return qf_fail(err, QF_ERR_USAGE, "--act-quant takes on or off, not '%s'", v);
+            o->act_quant = !strcmp(argv[++i], "on");
+        } else if (!qf_parse_num(v, &num)) {
+            return qf_fail(err, QF_ERR_USAGE, "%s needs a number, not '%s'", a, v);
+        } else if (!strcmp(a, "--ctx") && num >= 2 && num <= 1 << 20 && num == (int)num) o->ctx = (int)num, i++;
+        else if (!strcmp(a, "--chunks") && num >= 1 && num == (long long)num) o->chunks = (long long)num, i++;
+        else if (!strcmp(a, "--threads") && num >= 1 && num <= 4096 && num == (int)num) o->threads = (int)num, i++;
+        else if (!strcmp(a, "--max-kld") && num >= 0) o->max_kld = num, i++;
+        else if (!strcmp(a, "--max-ppl-drift") && num >= 0) o->max_drift = num, i++;
+        else return qf_fail(err, QF_ERR_USAGE, "bad option or value: %s %s (qforge validate --help)", a, v);
+    }
+    if (!o->base || !o->text) return qf_fail(err, QF_ERR_USAGE, "need --base MODEL_DIR and --text FILE (qforge validate --help)");
+    if (!o->quant && (o->record || o->max_kld >= 0 || o->max_drift >= 0))
+        return qf_fail(err, QF_ERR_USAGE, "--record, --max-kld and --max-ppl-drift need --quant ARTIFACT_DIR");
+    return QF_OK;
+}
+
+/* Tokenize the whole text file with dir/tokenizer.json. */
+static qf_status qf_validate_tokens(const qf_validate_opts *o, int32_t **ids, size_t *n, qf_hash128 *text_hash,
+                                    qf_error *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    QF_TRY(qf_file_read_all(o->text, QF_VALIDATE_MAX_TEXT, &text, &len, err));
+    *text_hash = qf_hash_bytes(text, len);
+    if (len == 0) {
+        free(text);
+        return qf_fail(err, QF_ERR_USAGE, "%s: the text is empty", o->text);
+    }
+    char *tok_path = qf_path_join(o->base, "tokenizer.json");
+    qf_tokenizer *tok = NULL;
+    qf_status st = tok_path ? qf_tokenizer_load(tok_path, &tok, err) : qf_fail(err, QF_ERR_NOMEM, "out of memory");
+    free(tok_path);
+    if (!st) st = qf_tokenizer_encode(tok, text, len, ids, n, err);
+    qf_tokenizer_free(tok);
+    free(text);
+    return st;
+}
+
+static json_t *qf_validate_json(const qf_validate_opts *o, const qf_eval_result *r, double tps, int64_t windows)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "protocol", json_string("ppl-512"));
+    json_object_set_new(j, "text", json_string(qf_path_base(o->text)));
+    json_object_set_new(j, "ctx", json_integer(o->ctx));
+    json_object_set_new(j, "chunks", json_integer((json_int_t)windows));
+    json_object_set_new(j, "windows", json_integer((json_int_t)r->windows));
+    json_object_set_new(j, "scored_tokens", json_integer((json_int_t)r->scored_tokens));
+    json_object_set_new(j, "ppl", json_real(r->ppl));
+    if (o->quant) {
+        json_object_set_new(j, "quant_ppl", json_real(r->quant_ppl));
+        json_object_set_new(j, "ppl_drift_pct", json_real(r->ppl_drift_pct));
+        json_object_set_new(j, "mean_kld", json_real(r->mean_kld));
+        json_object_set_new(j, "p99_kld", json_real(r->p99_kld));
+        json_object_set_new(j, "top1_agreement", json_real(r->top1_agreement));
+        json_object_set_new(j, "act_quant", json_string(o->act_quant ? "on" : "off"));
+    }
+    if (tps > 0) json_object_set_new(j, "tokens_per_s", json_real(tps));
+    return j;
+}
+
+static int qf_validate_run(const qf_validate_opts *o, qf_error *err)
+{
+    qf_model *base = NULL, *quant = NULL;
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    float *lb = NULL, *lq = NULL;
+    qf_eval ev = {0};
+    qf_eval_result r;
+    qf_hash128 text_hash;
+    json_t *out = NULL;
+    int rc = 0;
+    qf_model_options mo;
+    qf_model_options_default(&mo);
+    mo.act_quant = o->act_quant;
+    /* 1. base model, text, windows */
+    qf_status st = qf_model_load(o->base, &mo, &base, err);
+    if (!st) st = qf_validate_tokens(o, &ids, &n_ids, &text_hash, err);
+    int64_t windows = st ? 0 : qf_eval_window_count((int64_t)n_ids, o->ctx, o->chunks);
+    if (!st && windows == 0)
+        st = qf_fail(err, QF_ERR_USAGE, "%s: %zu tokens, fewer than one window of %d (use a longer text or a smaller "
+                     "--ctx)", o->text, n_ids, o->ctx);
+    for (size_t i = 0; !st && i < (size_t)windows * (size_t)o->ctx; i++)
+        if (ids[i] >= base->vocab_in)
+            st = qf_fail(err, QF_ERR_USAGE, "%s: tokenizer id %d is outside the model's vocabulary (%lld)", o->base,
+                         ids[i], (long long)base->vocab_in);
+    /* 2. the artifact */
+    if (!st && o->quant) st = qf_model_load(o->quant, &mo, &quant, err);
+    if (!st && quant && (quant->vocab_out != base->vocab_out || quant->cfg.vocab_size != base->cfg.vocab_size))
+        st = qf_fail(err, QF_ERR_USAGE, "vocabulary sizes differ: base %s has %lld (config %d), artifact %s has %lld "
+                     "(config %d)", o->base, (long long)base->vocab_out, base->cfg.vocab_size, o->quant,
+                     (long long)quant->vocab_out, quant->cfg.vocab_size);
+    const int64_t V = st ? 0 : base->vocab_out;
+    if (!st) st = qf_eval_init(&ev, o->ctx, V, windows, quant != NULL, err);
+    if (!st) {
+        lb = malloc((size_t)o->ctx * (size_t)V * sizeof(float));
+        lq = quant ? malloc((size_t)o->ctx * (size_t)V * sizeof(float)) : NULL;
+        if (!lb || (quant && !lq)) st = qf_fail(err, QF_ERR_NOMEM, "out of memory for logits (%d x %lld)", o->ctx, (long long)V);
+    }
+    if (st) goto done;
+    if (!o->quiet && !o->json) {
+        fprintf(stderr, "qforge validate: %s: %zu tokens, %lld windows of %d (%lld scored), %d threads\n",
+                qf_path_base(o->text), n_ids, (long long)windows, o->ctx, (long long)windows * (o->ctx - 1),
+                omp_get_max_threads());
+        if (quant && quant->n_linear_packed) {
+            int cnt = qf_model_linears(quant, NULL, 0), any_act = 0, shown = 0;
+            qf_linear **all = malloc((size_t)cnt * sizeof *all);
+            char d[96] = "";
+            if (all) {
+                qf_model_linears(quant, all, cnt);
+                for (int i = 0; i < cnt; i++) {
+                    if (all[i]->kind != QF_LINEAR_PACKED) continue;
+                    any_act |= all[i]->act != QF_ACT_NONE;
+                    if (!shown++) qf_linear_describe(all[i], d, sizeof d);
+                }
+                free(all);
+            }
+            fprintf(stderr, "qforge validate: artifact %s: %d of %d Linear layers packed (%s); activation quantization: %s\n",
+                    o->quant, quant->n_linear_packed, cnt, d,
+                    !any_act ? "none (weight-only)" : o->act_quant ? "emulated" : "off (--act-quant off)");
+        }
+    }
+    /* 3. window by window: base, then quant against the base log-probs */
+    qf_progress prog;
+    qf_progress_begin(&prog, !o->quiet && !o->json, "validate", (uint64_t)windows * (uint64_t)o->ctx, "tok");
+    double t0 = qf_now();
+    for (int64_t w = 0; w < windows && !st; w++) {
+        const int32_t *wid = ids + w * o->ctx;
+        st = qf_model_forward(base, wid, o->ctx, lb, err);
+        if (!st) qf_eval_add_base(&ev, wid, lb);
+        if (!st && quant) st = qf_model_forward(quant, wid, o->ctx, lq, err);
+        if (!st && quant) qf_eval_add_quant(&ev, wid, lb, lq);
+        qf_progress_add(&prog, (uint64_t)o->ctx);
+    }
+    qf_progress_end(&prog);
+    double secs = qf_now() - t0, tps = secs > 0 ? (double)windows * o->ctx / secs : 0;
+    if (!st) st = qf_eval_finish(&ev, &r, err);
+    if (st) goto done;
+    /* 4. report */
+    int over_kld = o->max_kld >= 0 && r.mean_kld > o->max_kld;
+    int over_drift = o->max_drift >= 0 && r.ppl_drift_pct > o->max_drift;
+    out = qf_validate_json(o, &r, tps, windows);
+    if (o->json) {
+        json_t *j = json_deep_copy(out);
+        json_object_set_new(j, "ok", json_boolean(!over_kld && !over_drift));
+        json_object_set_new(j, "base", json_string(o->base));
+        if (o->quant) json_object_set_new(j, "quant", json_string(o->quant));
+        json_object_set_new(j, "seconds", json_real(secs));
+        json_object_set_new(j, "threads", json_integer(omp_get_max_threads()));
+        if (o->max_kld >= 0) json_object_set_new(j, "max_kld", json_real(o->max_kld));
+        if (o->max_drift >= 0) json_object_set_new(j, "max_ppl_drift", json_real(o->max_drift));
+        json_object_set_new(j, "exit_code", json_integer(over_kld || over_drift ? QF_ERR_THRESHOLD : 0));
+        char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(10));
+        printf("%s\n", s);
+        free(s);
+        json_decref(j);
+    } else {
+        printf("base PPL         %.4f   (%s)\n", r.ppl, o->base);
+        if (quant) {
+            printf("quant PPL        %.4f   (%s)\n", r.quant_ppl, o->quant);
+            printf("PPL drift        %+.3f %%\n", r.ppl_drift_pct);
+            printf("mean KLD         %.5f\n", r.mean_kld);
+            printf("p99 KLD          %.5f\n", r.p99_kld);
+            printf("top-1 agreement  %.2f %%\n", 100.0 * r.top1_agreement);
+        }
+        printf("scored tokens    %lld   (%lld windows x %d, ppl-512 protocol)\n", (long long)r.scored_tokens,
+               (long long)r.windows, o->ctx);
+        printf("throughput       %.1f tokens/s   (%s, %.1f s, %d threads)\n", tps, quant ? "base + quant" : "base",
+               secs, omp_get_max_threads());
+    }
+    /* 5. record, then thresholds */
+    if (o->record) {
+        char hex[QF_HASH_HEX_LEN + 1];
+        qf_hash_hex(text_hash, hex);
+        json_t *rec = json_deep_copy(out);
+        json_object_del(rec, "tokens_per_s"); /* machine-dependent: not part of the record */
+        json_object_set_new(rec, "text_xxh3_128", json_string(hex));
+        json_object_set_new(rec, "base", json_string(qf_path_base(o->base)));
+        if (o->max_kld >= 0) json_object_set_new(rec, "max_kld", json_real(o->max_kld));
+        if (o->max_drift >= 0) json_object_set_new(rec, "max_ppl_drift", json_real(o->max_drift));
+        json_object_set_new(rec, "passed", json_boolean(!over_kld && !over_drift));
+        st = qf_manifest_update(o->quant, "validation", rec, err);
+        if (st) goto done;
+        if (!o->quiet && !o->json)
+            fprintf(stderr, "qforge validate: recorded in %s/%s\n", o->quant, QF_MANIFEST_NAME);
+    }
+    if (over_kld)
+        fprintf(stderr, "qforge validate: mean KLD %.5f exceeds --max-kld %g\n", r.mean_kld, o->max_kld);
+    if (over_drift)
+        fprintf(stderr, "qforge validate: PPL drift %.3f %% exceeds --max-ppl-drift %g\n", r.ppl_drift_pct, o->max_drift);
+    rc = over_kld || over_drift ? QF_ERR_THRESHOLD : 0;
+done:
+    if (st) rc = qf_cli_report_error("validate", err, o->json);
+    json_decref(out);
+    free(lb);
+    free(lq);
+    free(ids);
+    qf_eval_free(&ev);
+    qf_model_free(quant);
+    qf_model_free(base);
+    return rc;
+}
+
+int qf_cmd_validate(int argc, char **argv)
+{
+    qf_validate_opts o;
+    qf_error err = {0};
+    int help = 0, json = 0;
+    for (int i = 1; i < argc; i++) json |= !strcmp(argv[i], "--json");
+    if (qf_validate_args(argc, argv, &o, &help, &err)) return qf_cli_report_error("validate", &err, json);
+    if (help) {
+        qf_validate_help();
+        return 0;
+    }
+    if (o.threads > 0) omp_set_num_threads(o.threads);
+    return qf_validate_run(&o, &err);
+}

@@ -13,11 +13,10 @@
 #define QF_TK_MAX_ID (1 << 24)        /* ids beyond 16M are refused as corrupt */
 #define QF_TK_MAX_FILE (1ull << 31)   /* 2 GiB: no tokenizer.json is near this */
 
-/* ---- small JSON helpers ----------------------------------------------------------------- */
+/* ---- small JSON helpers (shared with tokenizer_pipeline.c) ------------------------------- */
 
-/* Boolean field; absent or null gives def. */
-static qf_status qf_tk_get_bool(const json_t *obj, const char *key, int def, int *out, const char *name,
-                                const char *where, qf_error *err)
+qf_status qf_tk_get_bool(const json_t *obj, const char *key, int def, int *out, const char *name, const char *where,
+                         qf_error *err)
 {
     const json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v)) {
@@ -30,9 +29,8 @@ static qf_status qf_tk_get_bool(const json_t *obj, const char *key, int def, int
     return QF_OK;
 }
 
-/* String field; absent or null gives NULL when optional, else an error. */
-static qf_status qf_tk_get_str(const json_t *obj, const char *key, int optional, const char **out,
-                               size_t *len, const char *name, const char *where, qf_error *err)
+qf_status qf_tk_get_str(const json_t *obj, const char *key, int optional, const char **out, size_t *len,
+                        const char *name, const char *where, qf_error *err)
 {
     const json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v)) {
@@ -47,7 +45,7 @@ static qf_status qf_tk_get_str(const json_t *obj, const char *key, int optional,
     return QF_OK;
 }
 
-static char *qf_tk_memdup(const char *s, size_t len)
+char *qf_tk_memdup(const char *s, size_t len)
 {
     char *d = malloc(len + 1);
     if (!d) return NULL;
@@ -86,174 +84,6 @@ static qf_status qf_tk_read_file(const char *path, char **out, size_t *len, qf_e
     *out = buf;
     *len = n;
     return QF_OK;
-}
-
-/* ---- normalizer and pre-tokenizer ------------------------------------------------------- */
-
-/* pattern: {"String": "..."} or {"Regex": "..."}. */
-static qf_status qf_tk_get_pattern(const json_t *obj, const char **s, size_t *len, int *is_regex,
-                                   const char *name, const char *where, qf_error *err)
-{
-    const json_t *p = json_object_get(obj, "pattern");
-    if (!json_is_object(p)) return qf_fail(err, QF_ERR_FORMAT, "%s: %s has no \"pattern\" object", name, where);
-    const json_t *v;
-    if ((v = json_object_get(p, "Regex")) && json_is_string(v)) *is_regex = 1;
-    else if ((v = json_object_get(p, "String")) && json_is_string(v)) *is_regex = 0;
-    else return qf_fail(err, QF_ERR_FORMAT, "%s: %s.pattern has neither \"String\" nor \"Regex\"", name, where);
-    *s = json_string_value(v);
-    *len = json_string_length(v);
-    return QF_OK;
-}
-
-static qf_status qf_tk_add_norm(qf_tokenizer *tok, qf_tk_norm *n, qf_error *err)
-{
-    qf_tk_norm *a = realloc(tok->norm, (tok->n_norm + 1) * sizeof *a);
-    if (!a) return qf_fail(err, QF_ERR_NOMEM, "%s: out of memory", tok->name);
-    tok->norm = a;
-    a[tok->n_norm++] = *n;
-    return QF_OK;
-}
-
-static qf_status qf_tk_parse_normalizer(qf_tokenizer *tok, const json_t *j, int depth, qf_error *err)
-{
-    const char *name = tok->name, *type = NULL;
-    if (!j || json_is_null(j)) return QF_OK;
-    if (!json_is_object(j) || depth > 8) return qf_fail(err, QF_ERR_FORMAT, "%s: normalizer is not an object", name);
-    QF_TRY(qf_tk_get_str(j, "type", 0, &type, NULL, name, "normalizer", err));
-    if (strcmp(type, "Sequence") == 0) {
-        const json_t *list = json_object_get(j, "normalizers");
-        if (!json_is_array(list))
-            return qf_fail(err, QF_ERR_FORMAT, "%s: Sequence normalizer has no \"normalizers\" array", name);
-        for (size_t i = 0; i < json_array_size(list); i++)
-            QF_TRY(qf_tk_parse_normalizer(tok, json_array_get(list, i), depth + 1, err));
-        return QF_OK;
-    }
-    qf_tk_norm n = {0};
-    const char *s = NULL;
-    size_t len = 0;
-    if (strcmp(type, "Prepend") == 0) {
-        QF_TRY(qf_tk_get_str(j, "prepend", 0, &s, &len, name, "Prepend normalizer", err));
-        n.type = QF_TK_NORM_PREPEND;
-    } else if (strcmp(type, "Replace") == 0) {
-        const char *pat;
-        size_t pat_len;
-        int is_regex;
-        QF_TRY(qf_tk_get_pattern(j, &pat, &pat_len, &is_regex, name, "Replace normalizer", err));
-        QF_TRY(qf_tk_get_str(j, "content", 0, &s, &len, name, "Replace normalizer", err));
-        if (is_regex) {
-            n.type = QF_TK_NORM_REPLACE_RE;
-            QF_TRY(qf_tk_regex_compile(pat, pat_len, 0, name, "Replace normalizer", &n.re, err));
-        } else {
-            if (pat_len == 0) return qf_fail(err, QF_ERR_FORMAT, "%s: Replace normalizer has an empty pattern", name);
-            n.type = QF_TK_NORM_REPLACE_STR;
-            if (!(n.pattern = qf_tk_memdup(pat, pat_len))) return qf_fail(err, QF_ERR_NOMEM, "%s: out of memory", name);
-            n.pattern_len = pat_len;
-        }
-    } else if (strcmp(type, "NFC") == 0) {
-        n.type = QF_TK_NORM_NFC;
-        s = "";
-        len = 0;
-    } else {
-        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: normalizer type \"%s\" is not supported", name, type);
-    }
-    n.str = qf_tk_memdup(s, len);
-    n.str_len = len;
-    qf_status st = n.str ? qf_tk_add_norm(tok, &n, err) : qf_fail(err, QF_ERR_NOMEM, "%s: out of memory", name);
-    if (st != QF_OK) {
-        free(n.str);
-        free(n.pattern);
-        pcre2_code_free(n.re);
-    }
-    return st;
-}
-
-static qf_status qf_tk_add_pre(qf_tokenizer *tok, qf_tk_pre *p, qf_error *err)
-{
-    qf_tk_pre *a = realloc(tok->pre, (tok->n_pre + 1) * sizeof *a);
-    if (!a) {
-        pcre2_code_free(p->re);
-        return qf_fail(err, QF_ERR_NOMEM, "%s: out of memory", tok->name);
-    }
-    tok->pre = a;
-    a[tok->n_pre++] = *p;
-    return QF_OK;
-}
-
-static const struct {
-    const char *name;
-    qf_tk_split_behavior value;
-} qf_tk_behaviors[] = {
-    {"Removed", QF_TK_SPLIT_REMOVED},
-    {"Isolated", QF_TK_SPLIT_ISOLATED},
-    {"MergedWithPrevious", QF_TK_SPLIT_MERGED_WITH_PREVIOUS},
-    {"MergedWithNext", QF_TK_SPLIT_MERGED_WITH_NEXT},
-    {"Contiguous", QF_TK_SPLIT_CONTIGUOUS},
-};
-
-static qf_status qf_tk_parse_pre(qf_tokenizer *tok, const json_t *j, int depth, qf_error *err)
-{
-    const char *name = tok->name, *type = NULL;
-    if (!j || json_is_null(j)) return QF_OK;
-    if (!json_is_object(j) || depth > 8)
-        return qf_fail(err, QF_ERR_FORMAT, "%s: pre_tokenizer is not an object", name);
-    QF_TRY(qf_tk_get_str(j, "type", 0, &type, NULL, name, "pre_tokenizer", err));
-    qf_tk_pre p = {0};
-    if (strcmp(type, "Sequence") == 0) {
-        const json_t *list = json_object_get(j, "pretokenizers");
-        if (!json_is_array(list))
-            return qf_fail(err, QF_ERR_FORMAT, "%s: Sequence pre_tokenizer has no \"pretokenizers\" array", name);
-        for (size_t i = 0; i < json_array_size(list); i++)
-            QF_TRY(qf_tk_parse_pre(tok, json_array_get(list, i), depth + 1, err));
-        return QF_OK;
-    }
-    if (strcmp(type, "Split") == 0) {
-        const char *pat, *beh;
-        size_t pat_len;
-        int is_regex;
-        QF_TRY(qf_tk_get_pattern(j, &pat, &pat_len, &is_regex, name, "Split pre_tokenizer", err));
-        QF_TRY(qf_tk_get_str(j, "behavior", 0, &beh, NULL, name, "Split pre_tokenizer", err));
-        QF_TRY(qf_tk_get_bool(j, "invert", 0, &p.invert, name, "Split pre_tokenizer", err));
-        for (size_t i = 0; i < sizeof qf_tk_behaviors / sizeof qf_tk_behaviors[0]; i++)
-            if (strcmp(beh, qf_tk_behaviors[i].name) == 0) p.behavior = qf_tk_behaviors[i].value;
-        if (!p.behavior)
-            return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: Split behavior \"%s\" is not supported", name, beh);
-        if (pat_len == 0) return qf_fail(err, QF_ERR_FORMAT, "%s: Split pre_tokenizer has an empty pattern", name);
-        p.type = QF_TK_PRE_SPLIT;
-        QF_TRY(qf_tk_regex_compile(pat, pat_len, !is_regex, name, "Split pre_tokenizer", &p.re, err));
-    } else if (strcmp(type, "ByteLevel") == 0) {
-        int use_regex = 1;
-        QF_TRY(qf_tk_get_bool(j, "add_prefix_space", 1, &p.add_prefix_space, name, "ByteLevel", err));
-        QF_TRY(qf_tk_get_bool(j, "use_regex", 1, &use_regex, name, "ByteLevel", err));
-        p.type = QF_TK_PRE_BYTE_LEVEL;
-        if (use_regex)
-            QF_TRY(qf_tk_regex_compile(QF_TK_GPT2_PATTERN, PCRE2_ZERO_TERMINATED, 0, name, "GPT-2", &p.re, err));
-    } else if (strcmp(type, "Metaspace") == 0) {
-        const char *rep = NULL, *scheme = NULL;
-        size_t rep_len = 0;
-        int add_prefix = 1;
-        QF_TRY(qf_tk_get_str(j, "replacement", 1, &rep, &rep_len, name, "Metaspace", err));
-        QF_TRY(qf_tk_get_str(j, "prepend_scheme", 1, &scheme, NULL, name, "Metaspace", err));
-        QF_TRY(qf_tk_get_bool(j, "add_prefix_space", 1, &add_prefix, name, "Metaspace", err));
-        QF_TRY(qf_tk_get_bool(j, "split", 1, &p.split, name, "Metaspace", err));
-        if (!rep) rep = "\xe2\x96\x81", rep_len = 3; /* U+2581 "▁" */
-        size_t n;
-        if (rep_len == 0 || rep_len >= sizeof p.replacement || qf_tk_utf8_len((unsigned char)rep[0]) != rep_len ||
-            qf_tk_utf8_valid_prefix(rep, rep_len) != rep_len || (qf_tk_utf8_decode(rep, &n), n != rep_len))
-            return qf_fail(err, QF_ERR_FORMAT, "%s: Metaspace replacement must be one character", name);
-        memcpy(p.replacement, rep, rep_len);
-        p.replacement_len = rep_len;
-        if (!scheme) p.prepend = add_prefix ? QF_TK_PREPEND_ALWAYS : QF_TK_PREPEND_NEVER;
-        else if (strcmp(scheme, "always") == 0) p.prepend = QF_TK_PREPEND_ALWAYS;
-        else if (strcmp(scheme, "first") == 0) p.prepend = QF_TK_PREPEND_FIRST;
-        else if (strcmp(scheme, "never") == 0) p.prepend = QF_TK_PREPEND_NEVER;
-        else
-            return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: Metaspace prepend_scheme \"%s\" is not supported", name,
-                           scheme);
-        p.type = QF_TK_PRE_METASPACE;
-    } else {
-        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: pre_tokenizer type \"%s\" is not supported", name, type);
-    }
-    return qf_tk_add_pre(tok, &p, err);
 }
 
 /* ---- model -------------------------------------------------------------------------- */

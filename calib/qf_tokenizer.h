@@ -68,12 +68,13 @@ qf_status qf_tokenizer_load_config(qf_tokenizer *tok, const char *tokenizer_conf
 /* Release everything; NULL accepted. */
 void qf_tokenizer_free(qf_tokenizer *tok);
 
-/* Encode text[0..len) (UTF-8; NUL bytes allowed) as HF `tokenizer.encode(text,
- * add_special_tokens=False)` does: added tokens are matched literally first, no BOS/EOS is
- * added.  On success *ids is a malloc'd array of *n_ids ids (never NULL, even for 0 ids)
- * that the caller free()s.  Fails with QF_ERR_FORMAT (text is not valid UTF-8; the message
- * gives the byte offset), QF_ERR_NOMEM, or QF_ERR_GENERIC (regex engine failure); then
- * *ids is NULL and *n_ids 0.  Thread-safe for one tokenizer. */
+/* Encode text[0..len) (UTF-8; NUL bytes allowed; text may be NULL when len is 0) as HF
+ * `tokenizer.encode(text, add_special_tokens=False)` does: added tokens are matched
+ * literally first, no BOS/EOS is added.  On success *ids is a malloc'd array of *n_ids ids
+ * (never NULL, even for 0 ids) that the caller free()s.  Fails with QF_ERR_FORMAT (text is
+ * not valid UTF-8; the message gives the byte offset), QF_ERR_UNSUPPORTED (len over 1 GiB),
+ * QF_ERR_NOMEM, or QF_ERR_GENERIC (regex engine failure, e.g. its match limit); then *ids is
+ * NULL and *n_ids 0.  Thread-safe for one tokenizer. */
 qf_status qf_tokenizer_encode(const qf_tokenizer *tok, const char *text, size_t len, int32_t **ids,
                               size_t *n_ids, qf_error *err);
 

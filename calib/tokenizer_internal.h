@@ -12,6 +12,7 @@
 #define QF_TOKENIZER_INTERNAL_H
 
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <jansson.h>
 #include <pcre2.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -194,6 +195,19 @@ extern const qf_tk_byte_char *qf_tk_byte_chars(void);
  * what go into the error message. */
 qf_status qf_tk_regex_compile(const char *pattern, size_t len, int literal, const char *name,
                               const char *what, pcre2_code **out, qf_error *err);
+
+/* JSON field helpers (qf_tokenizer.c): absent or null gives def / NULL (then an error unless
+ * optional); a wrong type is QF_ERR_FORMAT naming file `name` and `where`.key. */
+qf_status qf_tk_get_bool(const json_t *obj, const char *key, int def, int *out, const char *name, const char *where,
+                         qf_error *err);
+qf_status qf_tk_get_str(const json_t *obj, const char *key, int optional, const char **out, size_t *len,
+                        const char *name, const char *where, qf_error *err);
+char *qf_tk_memdup(const char *s, size_t len); /* malloc'd copy plus a NUL, or NULL */
+
+/* Parse a normalizer / pre_tokenizer object (null accepted) and append its steps to tok
+ * (tokenizer_pipeline.c).  Unknown types are QF_ERR_UNSUPPORTED naming the file. */
+qf_status qf_tk_parse_normalizer(qf_tokenizer *tok, const json_t *j, int depth, qf_error *err);
+qf_status qf_tk_parse_pre(qf_tokenizer *tok, const json_t *j, int depth, qf_error *err);
 
 /* Apply the normalizer steps to in[0..len): *out is a malloc'd result (caller frees). */
 qf_status qf_tk_normalize(const qf_tokenizer *tok, const char *in, size_t len, char **out, size_t *out_len,

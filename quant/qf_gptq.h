@@ -1,0 +1,87 @@
+/* qf_gptq.h - GPTQ: error-compensating quantization of one Linear from its input Hessian.
+ *
+ * Owns the GPTQ column sweep (Frantar et al.; IST-DASLab/gptq `fasterquant`, llm-compressor
+ * `quantize_weight`) as pure math on matrices: given W [rows = out, cols = in] and
+ * H = sum_t x_t x_t^T over the calibration inputs x_t of the Linear, it chooses the codes of
+ * every column in turn and pushes each column's rounding error onto the columns not yet
+ * quantized, weighted by the inverse Hessian, so that the layer output X W^T moves as little
+ * as possible.  Codes and group parameters come from the shared rules of qf_quantize.h
+ * (qf_group_params_from*, qf_quant_value) and are written with qf_pack_row /
+ * qf_pack_tensor_info, so the output is byte-for-byte the stored format of the scheme, the
+ * same as RTN produces (with H = identity and act_order off, GPTQ *is* RTN, code for code).
+ *
+ * Steps (docs/calibration.md has the full account and the differences from the anchors):
+ *   1. H <- 2/n * H.  Dead inputs (H_ii == 0): H_ii = 1, W[:, i] = 0.
+ *   2. Dampening: H_ii += percdamp * mean(diag H).  If H is still not positive definite the
+ *      dampening is multiplied by 10 (from 1e-4 * mean(diag H) when percdamp is 0), at most
+ *      6 times; res->damp_retries counts them.
+ *   3. act_order: columns are processed in order of decreasing H_ii (ties: lower index first).
+ *   4. U = upper Cholesky factor of H^-1 (float64 factorization, float32 sweep).
+ *   5. Blocks of block_size columns: within a block, column by column q = Q(w),
+ *      err = (w - q) / U_ii, later columns of the block -= err * U_i,.; after the block the
+ *      remaining columns get the whole block's update at once (a blocked matmul).
+ *   6. Group parameters: static_groups = 0 (default): computed when the first column of a
+ *      group is reached, from the group's current (error-updated) weights; static_groups = 1:
+ *      computed up front from the original W.  Groups are always the scheme's contiguous
+ *      groups of original columns (with act_order too), so the stored layout is the plain
+ *      group layout and no g_idx tensor is needed.
+ *   nvfp4: the global scale G comes from tensor_amax (pass the max over fused siblings so
+ *   they share it; <= 0: amax of W) before any update; fp8 (static): the per-tensor weight
+ *   scale is amax(W) / 448 and is written to the plan's weight_scale.  The activation scale
+ *   of the calibrated schemes (input_scale, input_global_scale) is not written here.
+ *
+ * Threads: OpenMP over rows and inside the matmuls.  Deterministic: the output does not
+ * depend on the number of threads or on the CPU's vector ISA.
+ */
+#ifndef QF_GPTQ_H
+#define QF_GPTQ_H
+
+#include <stdint.h>
+
+#include "qf_error.h"
+#include "qf_quantize.h"
+#include "qf_scheme.h"
+
+typedef struct qf_gptq_opts {
+    float percdamp;    /* dampening as a fraction of mean(diag H); default 0.01 */
+    int block_size;    /* columns per lazy-update block; default 128 */
+    int act_order;     /* 1: process columns by decreasing H_ii; default 0 */
+    int static_groups; /* 1: group parameters from the original W up front; default 0 */
+    const float *clip; /* optional [rows, n_groups] range ratios in (0, 1] (e.g. from AWQ's clip
+                        * search): a group's parameters come from its range times the ratio;
+                        * NULL = 1 everywhere */
+} qf_gptq_opts;
+
+/* percdamp 0.01, block_size 128, act_order 0, static_groups 0, clip NULL. */
+void qf_gptq_opts_default(qf_gptq_opts *o);
+
+typedef struct qf_gptq_result {
+    double loss;        /* GPTQ's loss: sum over all weights of (w - q)^2 / U_ii^2 / 2 */
+    double damp;        /* dampening finally added to the diagonal (absolute) */
+    int damp_retries;   /* how often the dampening had to be multiplied by 10 */
+    int64_t dead_cols;  /* inputs with H_ii == 0 (their weights are set to 0) */
+    float global_scale; /* nvfp4's G as stored (1 for other schemes) */
+} qf_gptq_result;
+
+/* Quantize W [rows, cols] (float32, row-major) with GPTQ under scheme s.
+ *   W         in: the weights; out: the dequantized weights Q (what the stored tensors decode
+ *             to, bit for bit), in the original column order.
+ *   H         [cols, cols] float64, sum over the n_samples calibration inputs of x x^T (full
+ *             symmetric matrix, as qf_stats_finish leaves it); not modified.
+ *   n_samples number of rows (tokens) H was summed over (> 0); scales H and hence the loss.
+ *   tensor_amax  nvfp4: amax for the global scale (<= 0: computed from W); fp8: the per-tensor
+ *             amax (<= 0: from W); ignored otherwise.
+ *   o         NULL: defaults.
+ *   plan/out  from qf_quant_plan_linear(s, rows, cols): buffers allocated by the caller with
+ *             the plan's sizes; every tensor of the plan except the activation scale
+ *             (QF_ROLE_INPUT_SCALE) is written.
+ *   res       may be NULL.
+ * Returns QF_OK; QF_ERR_USAGE (bad arguments, shape not fitting the scheme);
+ * QF_ERR_FORMAT (non-finite values in W or H, or H not positive definite even after
+ * dampening); QF_ERR_NOMEM.  Memory: about 12 * cols^2 + rows * (cols + block_size) * 4
+ * bytes of workspace. */
+qf_status qf_gptq_quantize(const qf_scheme *s, float *W, int64_t rows, int64_t cols, const double *H,
+                           int64_t n_samples, float tensor_amax, const qf_gptq_opts *o, const qf_quant_plan *plan,
+                           qf_quant_buffers *out, qf_gptq_result *res, qf_error *err);
+
+#endif /* QF_GPTQ_H */

@@ -24,11 +24,27 @@ static void qf_convert_help(void)
            "  nvfp4a16     E2M1 weights, E4M3 scale per 16, FP32 global scale\n"
            "  mxfp4a16     E2M1 weights, E8M0 scale per 32\n"
            "  w8a8         int8 weights per channel; int8 activations per token at run time\n"
-           "  (fp8 and nvfp4 need calibrated activation scales and are refused with --method rtn)\n\n"
+           "  fp8          E4M3 weights, per-tensor scale; static per-tensor activation scale (calibrated)\n"
+           "  nvfp4        nvfp4a16 weights + E2M1 activations under a calibrated global scale (W4A4)\n\n"
+           "methods:\n"
+           "  rtn          round to nearest (default); fp8/nvfp4 still run calibration for their\n"
+           "               activation scales\n"
+           "  gptq         GPTQ from each Linear's input Hessian, layer by layer on calibration text\n"
+           "  awq          AWQ per-channel scales folded into the norms + clipping search, then RTN\n"
+           "  awq-gptq     AWQ scales and clipping, then GPTQ (usually the lowest error for w4a16)\n\n"
            "options:\n"
            "  -o, --out DIR         destination folder (must not exist)\n"
            "  --scheme NAME         one of the schemes above\n"
-           "  --method rtn          round to nearest (default)\n"
+           "  --method NAME         rtn (default), gptq, awq, awq-gptq\n"
+           "  --calib FILE          calibration text (plain, or JSONL with a \"text\" field); default: the\n"
+           "                        bundled sample of the fixtures' training domain. Never the eval text.\n"
+           "  --calib-samples N     calibration windows (default 128)\n"
+           "  --calib-seqlen L      tokens per window (default 512)\n"
+           "  --seed S              sampling seed (default 0)\n"
+           "  --act-order           GPTQ: columns by decreasing Hessian diagonal\n"
+           "  --damp X              GPTQ dampening, fraction of mean diag(H) (default 0.01)\n"
+           "  --block N             GPTQ lazy-update block (default 128)\n"
+           "  --smoothquant ALPHA   SmoothQuant pre-pass (w8a8, fp8), e.g. 0.5\n"
            "  --layout NAME         compressed-tensors (default, vLLM / SGLang), modelopt (TensorRT-LLM,\n"
            "                        vLLM: hf_quant_config.json), gguf (llama.cpp: --scheme q8_0, q4_0,\n"
            "                        q4_k, f16 or bf16)\n"
@@ -77,6 +93,7 @@ int qf_cmd_convert(int argc, char **argv)
 {
     qf_convert_opts o = {0};
     o.method = "rtn";
+    qf_calib_opts_default(&o.calib);
     o.layer_first = o.layer_last = -1;
     int json = 0, stats = 0, quiet = 0;
     const char *scheme = NULL, *layout = NULL, *to = NULL;
@@ -113,7 +130,16 @@ int qf_cmd_convert(int argc, char **argv)
                 return qf_cli_report_error("convert", &err, json);
             }
             i++;
-        } else if (!strcmp(a, "--threads") && v) o.threads = atoi(v), i++;
+        } else if (!strcmp(a, "--calib") && v) o.calib.calib_path = v, i++;
+        else if (!strcmp(a, "--calib-samples") && v) o.calib.n_samples = atoi(v), i++;
+        else if (!strcmp(a, "--calib-seqlen") && v) o.calib.seqlen = atoi(v), i++;
+        else if (!strcmp(a, "--seed") && v) o.calib.seed = strtoull(v, NULL, 10), i++;
+        else if (!strcmp(a, "--act-order")) o.calib.gptq.act_order = 1;
+        else if (!strcmp(a, "--static-groups")) o.calib.gptq.static_groups = 1;
+        else if (!strcmp(a, "--damp") && v) o.calib.gptq.percdamp = (float)atof(v), i++;
+        else if (!strcmp(a, "--block") && v) o.calib.gptq.block_size = atoi(v), i++;
+        else if (!strcmp(a, "--smoothquant") && v) o.calib.smooth_alpha = (float)atof(v), i++;
+        else if (!strcmp(a, "--threads") && v) o.threads = atoi(v), i++;
         else if (!strcmp(a, "--force")) o.force = 1;
         else if (!strcmp(a, "--stats")) stats = 1;
         else if (!strcmp(a, "--json")) json = 1;
@@ -151,6 +177,18 @@ int qf_cmd_convert(int argc, char **argv)
         qf_fail(&err, QF_ERR_USAGE, "unknown scheme '%s' (known: %s)", scheme, qf_scheme_names());
         return qf_cli_report_error("convert", &err, json);
     }
+    if (strcmp(o.method, "rtn") == 0) o.calib.method = QF_CALIB_RTN;
+    else if (!(o.calib.method = qf_calib_method_from_name(o.method))) {
+        qf_fail(&err, QF_ERR_USAGE, "unknown --method '%s' (rtn, gptq, awq, awq-gptq)", o.method);
+        return qf_cli_report_error("convert", &err, json);
+    }
+    if (o.calib.n_samples <= 0 || o.calib.seqlen < 2 || o.calib.gptq.block_size <= 0 || o.calib.gptq.percdamp < 0 ||
+        o.calib.smooth_alpha < 0 || o.calib.smooth_alpha > 1) {
+        qf_fail(&err, QF_ERR_USAGE, "calibration options out of range (samples > 0, seqlen >= 2, block > 0, damp >= 0, "
+                                    "0 <= smoothquant <= 1)");
+        return qf_cli_report_error("convert", &err, json);
+    }
+    o.calibrated = o.calib.method != QF_CALIB_RTN || o.scheme->needs_calibration || o.calib.smooth_alpha > 0;
     o.progress = !quiet && !json;
     signal(SIGINT, qf_on_signal);
     signal(SIGTERM, qf_on_signal);

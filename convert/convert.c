@@ -112,7 +112,14 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
                 break;
             }
             int last_use = i + 1 == n || p->out[first + i + 1].src != ot->src;
-            if (ot->plan_index < 0) {
+            if (ot->override) { /* calibrated bytes (packed tensors, folded norms) */
+                if (qf_wq_push(q, i, ot->override->data, ot->override->nbytes, NULL, NULL) != QF_OK) break;
+                if (ot->plan_index <= 0) {
+                    qf_progress_add(&prog, t->nbytes);
+                    if (ot->plan_index == 0) st->n_quantized++;
+                    else st->n_kept++;
+                }
+            } else if (ot->plan_index < 0) {
                 /* passthrough straight from the mapping; its pages are dropped once written */
                 if (qf_wq_push(q, i, t->data, t->nbytes, NULL, last_use ? t : NULL) != QF_OK) break;
                 qf_progress_add(&prog, t->nbytes);
@@ -281,7 +288,41 @@ static json_t *qf_recipe_json(const qf_convert_opts *o)
                           "compressed-tensors", "ignore", ign, "default_ignore", "lm_head, embeddings, norms, MoE routers",
                           "max_shard_size", (json_int_t)(o->max_shard_bytes ? o->max_shard_bytes : QF_DEFAULT_SHARD_BYTES));
     if (o->layer_first >= 0) json_object_set_new(r, "layers", json_pack("[i,i]", o->layer_first, o->layer_last));
+    if (o->calibrated) {
+        const qf_calib_opts *c = &o->calib;
+        json_object_set_new(r, "calibration",
+                            json_pack("{s:s, s:i, s:i, s:I, s:f, s:b, s:i, s:f}", "data", c->calib_path ? c->calib_path : "bundled",
+                                      "samples", c->n_samples, "seqlen", c->seqlen, "seed", (json_int_t)c->seed,
+                                      "dampening", c->gptq.percdamp, "act_order", c->gptq.act_order, "block_size",
+                                      c->gptq.block_size, "smoothquant_alpha", c->smooth_alpha));
+    }
     return r;
+}
+
+/* The calibration's per-layer files, as one tensor table. */
+static qf_status qf_open_calibration(const char *dir, qf_checkpoint **out, qf_error *err)
+{
+    *out = NULL;
+    DIR *d = opendir(dir);
+    if (!d) return qf_fail(err, QF_ERR_IO, "%s: cannot list the calibration output", dir);
+    qf_checkpoint **parts = NULL;
+    int n = 0;
+    qf_status s = QF_OK;
+    struct dirent *de;
+    while (s == QF_OK && (de = readdir(d))) {
+        if (strncmp(de->d_name, "layer-", 6) != 0) continue;
+        parts = realloc(parts, sizeof *parts * (size_t)(n + 1));
+        char *p = qf_path_join(dir, de->d_name);
+        s = qf_checkpoint_open(p, &parts[n], err);
+        free(p);
+        if (s == QF_OK) n++;
+    }
+    closedir(d);
+    if (s == QF_OK && n == 0) s = qf_fail(err, QF_ERR_FORMAT, "%s: calibration wrote nothing", dir);
+    if (s == QF_OK) s = qf_checkpoint_union(parts, n, out, err);
+    for (int i = 0; i < n; i++) qf_checkpoint_free(parts[i]);
+    free(parts);
+    return s;
 }
 
 /* Merge: open the parts as one tensor table; recipe and source identity come from the first
@@ -343,12 +384,10 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
     double t0 = qf_now();
     int merging = o->n_parts > 0;
     if (o->threads > 0) omp_set_num_threads(o->threads);
-    if (!merging && strcmp(o->method, "rtn") != 0)
-        return qf_fail(err, QF_ERR_UNSUPPORTED, "--method %s is not available (rtn)", o->method);
-    if (!merging && o->scheme->needs_calibration)
+    if (!merging && o->scheme->needs_calibration && !o->calibrated)
         return qf_fail(err, QF_ERR_USAGE,
-                       "scheme %s has static activation scales and needs calibration data; use fp8-dynamic or "
-                       "nvfp4a16 for round-to-nearest",
+                       "scheme %s has static activation scales and needs calibration data (add --calibrate, or use "
+                       "--method gptq|awq)",
                        o->scheme->name);
     if (qf_path_exists(o->out) && !o->force)
         return qf_fail(err, QF_ERR_USAGE, "%s already exists (use --force to replace it)", o->out);
@@ -407,10 +446,32 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
     json_t *manifest = qf_manifest_new();
     json_object_set_new(manifest, "recipe", json_incref(recipe));
 
+    /* 3b. calibration: layer by layer on calibration text; its packed tensors replace RTN's */
+    qf_checkpoint *calibrated = NULL;
+    char *cdir = qf_path_join(tmp, "calib");
+    if (s == QF_OK && o->calibrated) {
+        qf_calib_opts co = o->calib;
+        qf_plan_ctx pc = {&plan, ck};
+        co.scheme = o->scheme;
+        co.quantize_module = qf_plan_quantizes;
+        co.ctx = &pc;
+        co.progress = o->progress;
+        co.last_layer = o->layer_last;
+        json_t *report = NULL;
+        s = qf_calibrate(o->src, &co, cdir, &report, err);
+        if (s == QF_OK) json_object_set_new(manifest, "calibration", report);
+        if (s == QF_OK) s = qf_open_calibration(cdir, &calibrated, err);
+        if (s == QF_OK) s = qf_plan_apply_overrides(&plan, calibrated, err);
+    }
+
     /* 4. weights: quantize and write shard by shard, hashing on the way */
     double tw = qf_now();
     if (s == QF_OK) s = qf_write_shards(o, ck, &plan, tmp, manifest, journal, st, err);
     st->seconds_weights = qf_now() - tw;
+
+    qf_checkpoint_free(calibrated);
+    qf_remove_tree(cdir);
+    free(cdir);
 
     /* 5. config.json with quantization_config, tokenizer and side files */
     if (s == QF_OK) s = qf_write_side_files(o, &plan, &cfg, src, tmp, manifest, st, err);

@@ -214,3 +214,37 @@ qf_status qf_plan_build(const qf_convert_opts *o, const qf_checkpoint *ck, qf_co
     p->n_shards = shard + 1;
     return QF_OK;
 }
+
+qf_status qf_plan_apply_overrides(qf_convert_plan *p, const qf_checkpoint *ov, qf_error *err)
+{
+    for (int i = 0; i < ov->n_tensors; i++) {
+        qf_out_tensor key = {.name = ov->tensors[i].name};
+        qf_out_tensor *ot = bsearch(&key, p->out, (size_t)p->n_out, sizeof *p->out, qf_out_cmp);
+        if (!ot) {
+            /* a tensor of a layer outside this --layers slice: calibration runs layers 0..B */
+            continue;
+        }
+        const qf_tensor *t = &ov->tensors[i];
+        if (t->dtype != ot->dtype || t->nbytes != ot->nbytes)
+            return qf_fail(err, QF_ERR_FORMAT, "calibration output '%s' is %s of %llu bytes, the plan expects %s of %llu",
+                           t->name, qf_dtype_name(t->dtype), (unsigned long long)t->nbytes, qf_dtype_name(ot->dtype),
+                           (unsigned long long)ot->nbytes);
+        ot->override = t;
+    }
+    for (int i = 0; i < p->n_out; i++)
+        if (p->out[i].plan_index >= 0 && !p->out[i].override)
+            return qf_fail(err, QF_ERR_FORMAT, "calibration produced no '%s'", p->out[i].name);
+    return QF_OK;
+}
+
+int qf_plan_quantizes(void *ctx, const char *module)
+{
+    const qf_plan_ctx *c = ctx;
+    size_t l = strlen(module);
+    char *name = malloc(l + 8);
+    memcpy(name, module, l);
+    memcpy(name + l, ".weight", 8);
+    const qf_tensor *t = qf_checkpoint_find(c->ck, name);
+    free(name);
+    return t && c->plan->mods[t - c->ck->tensors].quantized;
+}

@@ -25,6 +25,7 @@ typedef struct qf_out_tensor {
     int src;                 /* index of the source tensor in the checkpoint */
     int plan_index;          /* -1: passthrough; else index into the module's qf_quant_plan */
     int shard;
+    const qf_tensor *override; /* calibrated bytes to write instead (from the calibration files), or NULL */
 } qf_out_tensor;
 
 typedef struct qf_module_plan { /* one quantized Linear (by source tensor index) */
@@ -45,6 +46,17 @@ typedef struct qf_convert_plan {
 
 qf_status qf_plan_build(const qf_convert_opts *o, const qf_checkpoint *ck, qf_convert_plan *p, qf_error *err);
 void qf_plan_free(qf_convert_plan *p, int n_src);
+/* Point every output tensor that ov (the calibration output) holds at ov's bytes; a tensor
+ * of ov that the plan does not write is QF_ERR_FORMAT (calibration and plan disagree). */
+qf_status qf_plan_apply_overrides(qf_convert_plan *p, const qf_checkpoint *ov, qf_error *err);
+/* Whether the plan quantizes module: the calibration's quantize_module callback, with a
+ * qf_plan_ctx as its context. */
+typedef struct qf_plan_ctx {
+    const qf_convert_plan *plan;
+    const qf_checkpoint *ck;
+} qf_plan_ctx;
+int qf_plan_quantizes(void *plan_ctx, const char *module);
+
 /* Decoder layer index in a tensor name, -1 when the tensor is not in a layer. */
 int qf_tensor_layer(const char *name);
 /* Shard file name ("model.safetensors" or "model-00001-of-00003.safetensors"); static buffer per call. */

@@ -1,0 +1,76 @@
+/* qf_calibrate.h - calibrated quantization: run the model on calibration text, layer by
+ * layer, and quantize each Linear from the statistics of its real inputs.
+ *
+ * Owns the sequential pipeline of issue 5.  The calibration windows are embedded once; then
+ * for each decoder layer, in order ("true sequential", as GPTQ's reference offers it):
+ *   A. xn = input_layernorm(h)           -> stats -> [SmoothQuant/AWQ scales folded into the
+ *                                            norm] -> quantize q, k, v
+ *   B. attention with the *quantized* q/k/v -> stats of o_proj's input -> quantize o
+ *   C. h1 = h + o(att); xn2 = post_attention_layernorm(h1) -> stats -> quantize gate, up
+ *      (MoE: every expert's w1/w3 sees *all* tokens, so rarely routed experts get full
+ *      statistics; the router stays in full precision)
+ *   D. swiglu(gate(xn2), up(xn2)) -> stats -> quantize down (MoE: per expert, all tokens)
+ *   E. h = h1 + mlp(xn2) with the quantized weights: the next layer's input
+ * so each Linear is calibrated on inputs that already carry the quantization error of
+ * everything before it.  Methods (qf_calib_method): GPTQ, AWQ (scale search folded into the
+ * previous op + clip search + RTN), AWQ then GPTQ (clip ratios feed GPTQ), and RTN (for the
+ * static-activation schemes, which only need the activation ranges).  SmoothQuant is an
+ * optional pre-pass.  Static activation scales (fp8: amax/448 per tensor; nvfp4 W4A4:
+ * input_global_scale = 448*6/amax) come from the same statistics.
+ *
+ * Output: one safetensors file per decoder layer in out_dir ("layer-00003.safetensors")
+ * holding every packed tensor of that layer's quantized Linears, under their final artifact
+ * names, plus the norm (and MoE router) weights AWQ/SmoothQuant changed; the converter
+ * assembles the artifact from them.  A JSON report gives the calibration facts and, per
+ * Linear, its reconstruction error.  Memory: the hidden states and one layer's
+ * intermediate activations for all samples (n_samples * seqlen * (3 hidden + 2 ffn)
+ * floats), plus one layer's float weights.
+ */
+#ifndef QF_CALIBRATE_H
+#define QF_CALIBRATE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "qf_awq.h"
+#include "qf_error.h"
+#include "qf_gptq.h"
+#include "qf_scheme.h"
+
+typedef enum qf_calib_method {
+    QF_CALIB_RTN = 1,      /* weights by RTN; statistics only for static activation scales */
+    QF_CALIB_GPTQ = 2,
+    QF_CALIB_AWQ = 3,      /* AWQ scales + clip search, then RTN */
+    QF_CALIB_AWQ_GPTQ = 4, /* AWQ scales + clip search, then GPTQ with those clips */
+} qf_calib_method;
+
+typedef struct qf_calib_opts {
+    const qf_scheme *scheme;
+    qf_calib_method method;
+    float smooth_alpha;      /* > 0: SmoothQuant pre-pass with this alpha (w8a8, fp8) */
+    const char *calib_path;  /* NULL: the bundled text */
+    int n_samples, seqlen;   /* default 128 x 512 */
+    uint64_t seed;           /* default 0 */
+    qf_gptq_opts gptq;
+    qf_awq_opts awq;
+    int last_layer;          /* calibrate layers 0..last_layer (-1: all) */
+    int progress;            /* per-layer lines on stderr */
+    /* which modules to quantize (the converter's plan decides; NULL: every Linear) */
+    int (*quantize_module)(void *ctx, const char *module);
+    void *ctx;
+} qf_calib_opts;
+
+/* Defaults: method GPTQ, no SmoothQuant, bundled text, 128 x 512, seed 0, GPTQ and AWQ
+ * defaults, all layers. */
+void qf_calib_opts_default(qf_calib_opts *o);
+/* "gptq", "awq", "awq-gptq", "rtn" -> method; 0 when unknown. */
+qf_calib_method qf_calib_method_from_name(const char *name);
+const char *qf_calib_method_name(qf_calib_method m);
+
+/* Calibrate the float checkpoint model_dir into out_dir (created if missing).  *report is a
+ * new JSON object (calibration facts, per-layer per-Linear errors, tokens per expert).
+ * Errors name the layer / module. */
+qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char *out_dir, json_t **report,
+                       qf_error *err);
+
+#endif /* QF_CALIBRATE_H */

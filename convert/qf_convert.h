@@ -21,6 +21,7 @@
 
 #include <stdint.h>
 
+#include "qf_calibrate.h"
 #include "qf_error.h"
 #include "qf_scheme.h"
 
@@ -51,6 +52,8 @@ typedef struct qf_convert_opts {
     int n_parts;
     qf_layout layout;            /* output layout (default compressed-tensors) */
     const char *gguf_type;       /* QF_LAYOUT_GGUF: "q8_0", "q4_0", "q4_k", "f16", "bf16" (scheme is NULL) */
+    int calibrated;              /* run calibration (a method other than rtn, a static scheme, SmoothQuant) */
+    qf_calib_opts calib;         /* its options (scheme, progress and layers are filled in by the pipeline) */
 } qf_convert_opts;
 
 typedef struct qf_convert_stats {

@@ -155,11 +155,11 @@ static qf_status qf_cal_stats(qf_stats *st, const float *x, int64_t n, int64_t c
     return s;
 }
 
-/* Relative output error of the quantization: sum_r dw H dw^T / sum_r w H w^T over up to 256
+/* Relative output error of the quantization: sum_r dw H dw^T / sum_r w H w^T over up to 32
  * evenly spaced rows (dw = Q - W0). */
 static double qf_cal_rel_error(const float *W0, const float *Q, int64_t rows, int64_t cols, const double *H)
 {
-    int64_t step = rows > 256 ? rows / 256 : 1;
+    int64_t step = rows > 32 ? rows / 32 : 1;
     double num = 0, den = 0;
 #pragma omp parallel for reduction(+ : num, den) schedule(static)
     for (int64_t r = 0; r < rows; r += step) {

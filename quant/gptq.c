@@ -68,21 +68,153 @@ static int qf_diag_cmp(const void *a, const void *b)
     return (x->i > y->i) - (x->i < y->i);
 }
 
-qf_status qf_gptq_quantize(const qf_scheme *s, float *W, int64_t rows, int64_t cols, const double *H,
-                           int64_t n_samples, float tensor_amax, const qf_gptq_opts *o, const qf_quant_plan *plan,
-                           qf_quant_buffers *out, qf_gptq_result *res, qf_error *err)
+/* ---- the prepared inverse Hessian ------------------------------------------------------- */
+struct qf_gptq_hinv {
+    int64_t cols;
+    float *U;         /* (cols, cols) upper factor of the damped H^-1, in processing order */
+    int64_t *perm;    /* (cols) processing position -> original column; NULL without act_order */
+    int64_t *invperm; /* (cols) original column -> processing position; NULL without act_order */
+    uint8_t *dead;    /* (cols) 1 where H_ii == 0 */
+    int64_t dead_cols;
+    double damp;
+    int damp_retries;
+};
+
+void qf_gptq_hinv_free(qf_gptq_hinv *hv)
+{
+    if (!hv) return;
+    free(hv->U);
+    free(hv->perm);
+    free(hv->invperm);
+    free(hv->dead);
+    free(hv);
+}
+
+qf_status qf_gptq_hinv_init(qf_gptq_hinv **out, const double *H, int64_t cols, int64_t n_samples,
+                            const qf_gptq_opts *o, qf_error *err)
 {
     qf_gptq_opts def;
     if (!o) {
         qf_gptq_opts_default(&def);
         o = &def;
     }
-    if (!s || !W || !H || !out || rows <= 0 || cols <= 0 || n_samples <= 0)
-        return qf_fail(err, QF_ERR_USAGE, "gptq: bad arguments (rows %lld, cols %lld, n_samples %lld)",
-                       (long long)rows, (long long)cols, (long long)n_samples);
-    if (!(o->percdamp >= 0.0f) || !isfinite(o->percdamp) || o->block_size <= 0)
-        return qf_fail(err, QF_ERR_USAGE, "gptq: bad options (percdamp %g, block_size %d)", (double)o->percdamp,
-                       o->block_size);
+    *out = NULL;
+    if (!H || cols <= 0 || n_samples <= 0)
+        return qf_fail(err, QF_ERR_USAGE, "gptq: bad Hessian arguments (cols %lld, n_samples %lld)", (long long)cols,
+                       (long long)n_samples);
+    if (!(o->percdamp >= 0.0f) || !isfinite(o->percdamp))
+        return qf_fail(err, QF_ERR_USAGE, "gptq: bad percdamp %g", (double)o->percdamp);
+    int64_t bad_h = -1;
+#pragma omp parallel for schedule(static) reduction(max : bad_h) if (cols >= 256)
+    for (int64_t i = 0; i < cols * cols; i++)
+        if (!isfinite(H[i])) bad_h = i > bad_h ? i : bad_h;
+    if (bad_h >= 0)
+        return qf_fail(err, QF_ERR_FORMAT, "gptq: Hessian [%lld, %lld] is not finite", (long long)(bad_h / cols),
+                       (long long)(bad_h % cols));
+
+    qf_status st = QF_OK;
+    qf_gptq_hinv *hv = calloc(1, sizeof *hv);
+    double *Hw = malloc(sizeof(double) * (size_t)(cols * cols));
+    qf_diag_key *keys = o->act_order ? malloc(sizeof(qf_diag_key) * (size_t)cols) : NULL;
+    if (hv) {
+        hv->cols = cols;
+        hv->dead = calloc((size_t)cols, 1);
+        hv->U = malloc(sizeof(float) * (size_t)(cols * cols));
+        if (o->act_order) {
+            hv->perm = malloc(sizeof(int64_t) * (size_t)cols);
+            hv->invperm = malloc(sizeof(int64_t) * (size_t)cols);
+        }
+    }
+    if (!hv || !Hw || !hv->dead || !hv->U || (o->act_order && (!keys || !hv->perm || !hv->invperm))) {
+        st = qf_fail(err, QF_ERR_NOMEM, "gptq: out of memory for a %lld x %lld Hessian", (long long)cols,
+                     (long long)cols);
+        goto done;
+    }
+
+    /* dead inputs, ordering */
+    double diag_sum = 0;
+    const double hscale = 2.0 / (double)n_samples;
+    for (int64_t i = 0; i < cols; i++) {
+        double d = H[i * cols + i] * hscale;
+        if (d < 0.0) {
+            st = qf_fail(err, QF_ERR_FORMAT, "gptq: Hessian diagonal [%lld] is negative (%g): not a sum of x x^T",
+                         (long long)i, H[i * cols + i]);
+            goto done;
+        }
+        if (d == 0.0) {
+            hv->dead[i] = 1;
+            d = 1.0;
+            hv->dead_cols++;
+        }
+        diag_sum += d;
+        if (keys) keys[i] = (qf_diag_key){d, i};
+    }
+    if (o->act_order) {
+        qsort(keys, (size_t)cols, sizeof *keys, qf_diag_cmp);
+        for (int64_t p = 0; p < cols; p++) {
+            hv->perm[p] = keys[p].i;
+            hv->invperm[keys[p].i] = p;
+        }
+    }
+
+    /* U = chol(H^-1, upper), with growing dampening on failure */
+    double damp = (double)o->percdamp * diag_sum / (double)cols;
+    for (int attempt = 0;; attempt++) {
+        qf_gptq_build_h(H, cols, hscale, hv->perm, hv->dead, damp, Hw);
+        int64_t f = qf_gptq_factor(Hw, cols, hv->U, &st, err);
+        if (st) goto done;
+        if (!f) break;
+        if (attempt == 6) {
+            st = qf_fail(err, QF_ERR_FORMAT,
+                         "gptq: Hessian [%lld x %lld] is not positive definite (column %lld) even with dampening %g",
+                         (long long)cols, (long long)cols, (long long)(f - 1), damp);
+            goto done;
+        }
+        damp = damp > 0 ? damp * 10.0 : 1e-4 * (diag_sum > 0 ? diag_sum / (double)cols : 1.0);
+        hv->damp_retries++;
+    }
+    hv->damp = damp;
+done:
+    free(Hw);
+    free(keys);
+    if (st) {
+        qf_gptq_hinv_free(hv);
+        hv = NULL;
+    }
+    *out = hv;
+    return st;
+}
+
+qf_status qf_gptq_quantize(const qf_scheme *s, float *W, int64_t rows, int64_t cols, const double *H,
+                           int64_t n_samples, float tensor_amax, const qf_gptq_opts *o, const qf_quant_plan *plan,
+                           qf_quant_buffers *out, qf_gptq_result *res, qf_error *err)
+{
+    if (!s || !W || rows <= 0 || cols <= 0)
+        return qf_fail(err, QF_ERR_USAGE, "gptq: bad arguments (rows %lld, cols %lld)", (long long)rows,
+                       (long long)cols);
+    /* the cheap checks first: no factorization for a call that cannot succeed */
+    QF_TRY(qf_check_plan(s, rows, cols, plan, out, err));
+    if (o && o->block_size <= 0) return qf_fail(err, QF_ERR_USAGE, "gptq: bad block_size %d", o->block_size);
+    qf_gptq_hinv *hv;
+    QF_TRY(qf_gptq_hinv_init(&hv, H, cols, n_samples, o, err));
+    qf_status st = qf_gptq_quantize_hinv(s, W, rows, cols, hv, tensor_amax, o, plan, out, res, err);
+    qf_gptq_hinv_free(hv);
+    return st;
+}
+
+qf_status qf_gptq_quantize_hinv(const qf_scheme *s, float *W, int64_t rows, int64_t cols, const qf_gptq_hinv *hv,
+                                float tensor_amax, const qf_gptq_opts *o, const qf_quant_plan *plan,
+                                qf_quant_buffers *out, qf_gptq_result *res, qf_error *err)
+{
+    qf_gptq_opts def;
+    if (!o) {
+        qf_gptq_opts_default(&def);
+        o = &def;
+    }
+    if (!s || !W || !hv || !out || rows <= 0 || cols <= 0 || hv->cols != cols)
+        return qf_fail(err, QF_ERR_USAGE, "gptq: bad arguments (rows %lld, cols %lld, Hessian of %lld)",
+                       (long long)rows, (long long)cols, hv ? (long long)hv->cols : -1LL);
+    if (o->block_size <= 0) return qf_fail(err, QF_ERR_USAGE, "gptq: bad block_size %d", o->block_size);
     QF_TRY(qf_check_plan(s, rows, cols, plan, out, err));
 
     const int64_t gs = s->group_size ? s->group_size : cols, ng = cols / gs;
@@ -90,25 +222,22 @@ qf_status qf_gptq_quantize(const qf_scheme *s, float *W, int64_t rows, int64_t c
     const int per_tensor = s->act == QF_ACT_FP8_STATIC; /* one weight scale for the tensor */
     const int lazy = !o->static_groups && !per_tensor;
     const int int_fmt = s->value == QF_VALUE_INT4 || s->value == QF_VALUE_INT8;
+    const int64_t *perm = hv->perm, *invperm = hv->invperm;
+    const float *U = hv->U;
     /* threads only when the sweep is big enough to pay for them */
     const int par = (double)rows * (double)cols * (double)(cols < 256 ? cols : 256) >= 4194304.0;
     qf_gptq_result r0 = {0};
-    r0.global_scale = 1.0f;
+    r0.damp = hv->damp;
+    r0.damp_retries = hv->damp_retries;
+    r0.dead_cols = hv->dead_cols;
 
-    /* ---- inputs must be finite ---- */
-    int64_t bad_w = -1, bad_h = -1;
+    int64_t bad_w = -1;
 #pragma omp parallel for schedule(static) reduction(max : bad_w) if (par)
     for (int64_t i = 0; i < rows * cols; i++)
         if (!isfinite(W[i])) bad_w = i > bad_w ? i : bad_w;
-#pragma omp parallel for schedule(static) reduction(max : bad_h) if (par)
-    for (int64_t i = 0; i < cols * cols; i++)
-        if (!isfinite(H[i])) bad_h = i > bad_h ? i : bad_h;
     if (bad_w >= 0)
         return qf_fail(err, QF_ERR_FORMAT, "gptq: weight [%lld, %lld] is not finite", (long long)(bad_w / cols),
                        (long long)(bad_w % cols));
-    if (bad_h >= 0)
-        return qf_fail(err, QF_ERR_FORMAT, "gptq: Hessian [%lld, %lld] is not finite", (long long)(bad_h / cols),
-                       (long long)(bad_h % cols));
 
     /* ---- global parameters from the weights as given ---- */
     float G = 1.0f;
@@ -122,55 +251,26 @@ qf_status qf_gptq_quantize(const qf_scheme *s, float *W, int64_t rows, int64_t c
 
     /* ---- workspace ---- */
     qf_status st = QF_OK;
-    uint8_t *dead = calloc((size_t)cols, 1);
-    int64_t *perm = o->act_order ? malloc(sizeof(int64_t) * (size_t)cols) : NULL;
-    int64_t *invperm = o->act_order ? malloc(sizeof(int64_t) * (size_t)cols) : NULL;
     int64_t *first_pos = malloc(sizeof(int64_t) * (size_t)ng);
-    double *Hw = malloc(sizeof(double) * (size_t)(cols * cols));
-    float *U = malloc(sizeof(float) * (size_t)(cols * cols));
-    float *Wp = o->act_order ? malloc(sizeof(float) * (size_t)(rows * cols)) : W;
+    float *Wp = perm ? malloc(sizeof(float) * (size_t)(rows * cols)) : W;
     uint8_t *codes = malloc((size_t)(rows * cols));
     qf_group_params *gp = malloc(sizeof(qf_group_params) * (size_t)(rows * ng));
     float *Err = malloc(sizeof(float) * (size_t)(rows * bs));
     double *loss_row = calloc((size_t)rows, sizeof(double));
-    qf_diag_key *keys = o->act_order ? malloc(sizeof(qf_diag_key) * (size_t)cols) : NULL;
-    if (!dead || !first_pos || !Hw || !U || !Wp || !codes || !gp || !Err || !loss_row ||
-        (o->act_order && (!perm || !invperm || !keys))) {
+    if (!first_pos || !Wp || !codes || !gp || !Err || !loss_row) {
         st = qf_fail(err, QF_ERR_NOMEM, "gptq: out of memory for a [%lld, %lld] Linear", (long long)rows,
                      (long long)cols);
         goto done;
     }
 
-    /* ---- dead inputs, ordering ---- */
-    double diag_sum = 0;
-    const double hscale = 2.0 / (double)n_samples;
-    for (int64_t i = 0; i < cols; i++) {
-        double d = H[i * cols + i] * hscale;
-        if (d < 0.0) {
-            st = qf_fail(err, QF_ERR_FORMAT, "gptq: Hessian diagonal [%lld] is negative (%g): not a sum of x x^T",
-                         (long long)i, H[i * cols + i]);
-            goto done;
-        }
-        if (d == 0.0) {
-            dead[i] = 1;
-            d = 1.0;
-            r0.dead_cols++;
-        }
-        diag_sum += d;
-        if (keys) keys[i] = (qf_diag_key){d, i};
-    }
-    if (r0.dead_cols) {
+    /* ---- dead inputs, processing order ---- */
+    if (hv->dead_cols) {
 #pragma omp parallel for schedule(static) if (par)
         for (int64_t r = 0; r < rows; r++)
             for (int64_t i = 0; i < cols; i++)
-                if (dead[i]) W[r * cols + i] = 0.0f;
+                if (hv->dead[i]) W[r * cols + i] = 0.0f;
     }
-    if (o->act_order) {
-        qsort(keys, (size_t)cols, sizeof *keys, qf_diag_cmp);
-        for (int64_t p = 0; p < cols; p++) {
-            perm[p] = keys[p].i;
-            invperm[keys[p].i] = p;
-        }
+    if (perm) {
 #pragma omp parallel for schedule(static) if (par)
         for (int64_t r = 0; r < rows; r++)
             for (int64_t p = 0; p < cols; p++) Wp[r * cols + p] = W[r * cols + perm[p]];
@@ -184,26 +284,6 @@ qf_status qf_gptq_quantize(const qf_scheme *s, float *W, int64_t rows, int64_t c
         }
         first_pos[g] = f;
     }
-
-    /* ---- U = chol(H^-1, upper), with growing dampening on failure ---- */
-    double damp = (double)o->percdamp * diag_sum / (double)cols;
-    for (int attempt = 0;; attempt++) {
-        qf_gptq_build_h(H, cols, hscale, perm, dead, damp, Hw);
-        int64_t f = qf_gptq_factor(Hw, cols, U, &st, err);
-        if (st) goto done;
-        if (!f) break;
-        if (attempt == 6) {
-            st = qf_fail(err, QF_ERR_FORMAT,
-                         "gptq: Hessian [%lld x %lld] is not positive definite (column %lld) even with dampening %g",
-                         (long long)cols, (long long)cols, (long long)(f - 1), damp);
-            goto done;
-        }
-        damp = damp > 0 ? damp * 10.0 : 1e-4 * (diag_sum > 0 ? diag_sum / (double)cols : 1.0);
-        r0.damp_retries++;
-    }
-    r0.damp = damp;
-    free(Hw);
-    Hw = NULL;
 
     /* ---- group parameters known up front ---- */
     if (!lazy) {
@@ -277,7 +357,7 @@ qf_status qf_gptq_quantize(const qf_scheme *s, float *W, int64_t rows, int64_t c
     }
 
     /* ---- results in the original column order, packed ---- */
-    if (o->act_order) {
+    if (perm) {
 #pragma omp parallel for schedule(static) if (par)
         for (int64_t r = 0; r < rows; r++)
             for (int64_t p = 0; p < cols; p++) W[r * cols + perm[p]] = Wp[r * cols + p];
@@ -313,17 +393,11 @@ qf_status qf_gptq_quantize(const qf_scheme *s, float *W, int64_t rows, int64_t c
     if (res) *res = r0;
 
 done:
-    free(dead);
-    free(perm);
-    free(invperm);
     free(first_pos);
-    free(Hw);
-    free(U);
     if (Wp != W) free(Wp);
     free(codes);
     free(gp);
     free(Err);
     free(loss_row);
-    free(keys);
     return st;
 }

@@ -84,4 +84,29 @@ qf_status qf_gptq_quantize(const qf_scheme *s, float *W, int64_t rows, int64_t c
                            int64_t n_samples, float tensor_amax, const qf_gptq_opts *o, const qf_quant_plan *plan,
                            qf_quant_buffers *out, qf_gptq_result *res, qf_error *err);
 
+/* ---- sharing the factorization between Linears with the same input -------------------- *
+ * Steps 1-4 depend only on H (and percdamp, act_order): q/k/v share one, gate/up share one,
+ * so the O(cols^3) factorization can be done once per input:
+ *     qf_gptq_hinv *hv;
+ *     qf_gptq_hinv_init(&hv, st.xtx, cols, st.count, &o, &err);
+ *     qf_gptq_quantize_hinv(s, Wq, rows_q, cols, hv, amax, &o, &plan_q, &buf_q, &rq, &err);  (k, v ...)
+ *     qf_gptq_hinv_free(hv);
+ * The result is bit-identical to qf_gptq_quantize with the same options.  percdamp and
+ * act_order are taken from the options given to qf_gptq_hinv_init; block_size,
+ * static_groups and clip from those given to qf_gptq_quantize_hinv. */
+typedef struct qf_gptq_hinv qf_gptq_hinv;
+
+/* Prepare the damped, ordered inverse-Hessian factor (4 cols^2 bytes kept, 8 cols^2 bytes of
+ * workspace during the call).  H and n_samples as for qf_gptq_quantize; o NULL: defaults.
+ * On failure *out is NULL.  Errors: QF_ERR_USAGE, QF_ERR_FORMAT (non-finite H, negative
+ * diagonal, not positive definite after the dampening retries), QF_ERR_NOMEM. */
+qf_status qf_gptq_hinv_init(qf_gptq_hinv **out, const double *H, int64_t cols, int64_t n_samples,
+                            const qf_gptq_opts *o, qf_error *err);
+/* qf_gptq_quantize with a prepared factor (hv is only read: several threads may share it). */
+qf_status qf_gptq_quantize_hinv(const qf_scheme *s, float *W, int64_t rows, int64_t cols, const qf_gptq_hinv *hv,
+                                float tensor_amax, const qf_gptq_opts *o, const qf_quant_plan *plan,
+                                qf_quant_buffers *out, qf_gptq_result *res, qf_error *err);
+/* NULL accepted. */
+void qf_gptq_hinv_free(qf_gptq_hinv *hv);
+
 #endif /* QF_GPTQ_H */

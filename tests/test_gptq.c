@@ -447,6 +447,47 @@ static void test_gptq_determinism(void **state)
     fx_drop(&f);
 }
 
+/* One prepared factor shared by two Linears gives the same bytes as qf_gptq_quantize. */
+static void test_gptq_shared_factor(void **state)
+{
+    (void)state;
+    gptq_fx f = fx_make(8);
+    const qf_scheme *s = qf_scheme_find("w4a16");
+    qf_gptq_opts o;
+    qf_gptq_opts_default(&o);
+    o.act_order = 1;
+    qf_error err = {0};
+    qf_gptq_hinv *hv;
+    assert_int_equal(qf_gptq_hinv_init(&hv, f.H, GC, GN, &o, &err), QF_OK);
+    qf_quant_plan plan;
+    assert_int_equal(qf_quant_plan_linear(s, GR, GC, &plan, &err), QF_OK);
+    for (int k = 0; k < 2; k++) {
+        float *W = fx_weights(GR, GC, 40 + (uint64_t)k), *W2 = malloc(sizeof(float) * GR * GC);
+        memcpy(W2, W, sizeof(float) * GR * GC);
+        qf_quant_buffers a, b;
+        fx_alloc_buffers(&plan, &a), fx_alloc_buffers(&plan, &b);
+        qf_gptq_result ra, rb;
+        assert_int_equal(qf_gptq_quantize_hinv(s, W, GR, GC, hv, 0, &o, &plan, &a, &ra, &err), QF_OK);
+        assert_int_equal(qf_gptq_quantize(s, W2, GR, GC, f.H, GN, 0, &o, &plan, &b, &rb, &err), QF_OK);
+        assert_true(fx_same_buffers(&plan, &a, &b));
+        assert_memory_equal(W, W2, sizeof(float) * GR * GC);
+        assert_true(ra.loss == rb.loss && ra.damp == rb.damp);
+        fx_free_buffers(&plan, &a), fx_free_buffers(&plan, &b);
+        free(W), free(W2);
+    }
+    qf_quant_plan other;
+    assert_int_equal(qf_quant_plan_linear(s, GR, 2 * GC, &other, &err), QF_OK);
+    float *Wbig = fx_weights(GR, 2 * GC, 3);
+    qf_quant_buffers c;
+    fx_alloc_buffers(&other, &c);
+    assert_int_equal(qf_gptq_quantize_hinv(s, Wbig, GR, 2 * GC, hv, 0, &o, &other, &c, NULL, &err), QF_ERR_USAGE);
+    fx_free_buffers(&other, &c);
+    free(Wbig);
+    qf_gptq_hinv_free(hv);
+    qf_gptq_hinv_free(NULL);
+    fx_drop(&f);
+}
+
 /* fp8 with a static activation scale: one weight scale for the tensor, written by GPTQ. */
 static void test_gptq_fp8_static(void **state)
 {
@@ -517,6 +558,7 @@ int main(void)
         cmocka_unit_test(test_gptq_act_order_layout),
         cmocka_unit_test(test_gptq_dead_columns),
         cmocka_unit_test(test_gptq_determinism),
+        cmocka_unit_test(test_gptq_shared_factor),
         cmocka_unit_test(test_gptq_fp8_static),
         cmocka_unit_test(test_gptq_errors),
     };

@@ -1,0 +1,88 @@
+#!/bin/sh
+# tests/interop/run.sh - read qforge's artifacts with an independent Python decoder.
+#
+# Usage: sh tests/interop/run.sh QFORGE_BINARY [TEST_NUMFMT_BINARY]
+#   Converts tests/data/tiny-llama into every RTN scheme in a temporary folder and checks
+#   each artifact with check_artifact.py (compressed-tensors layout, config for vLLM, scales
+#   by the README rules, decoded values within the format bounds, manifest hashes); then, when
+#   the test_numfmt program is built (default: tests/test_numfmt next to QFORGE_BINARY's
+#   folder, i.e. build/tests/test_numfmt), cross-checks the number-format tables against
+#   ml_dtypes with check_numfmt_tables.py.  Builds nothing itself.
+#   Python: $PYTHON or python3, with numpy, safetensors and ml_dtypes (xxhash optional).
+#   Without them it prints a SKIP line and exits 0 (the harness decides whether that is ok).
+#   Prints "N passed, N failed" last; exit status 1 when anything failed.
+set -u
+if [ $# -lt 1 ]; then
+    echo "usage: sh tests/interop/run.sh QFORGE_BINARY [TEST_NUMFMT_BINARY]" >&2
+    exit 2
+fi
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+qforge=$1
+case $qforge in /*) ;; *) qforge=$(pwd)/$qforge ;; esac
+numfmt=${2:-$(dirname "$qforge")/tests/test_numfmt}
+py=${PYTHON:-python3}
+model=$root/tests/data/tiny-llama
+
+if ! "$py" -c "import numpy, safetensors, ml_dtypes" 2>/dev/null; then
+    echo "SKIP tests/interop: $py cannot import numpy, safetensors and ml_dtypes" \
+         "(pip install numpy safetensors ml_dtypes xxhash)"
+    exit 0
+fi
+if [ ! -x "$qforge" ]; then
+    echo "tests/interop: $qforge is not an executable qforge binary" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/qf-interop.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+pass=0
+fail=0
+
+# add_counts LOGFILE: add the "N passed, N failed" of a checker's last line to the totals
+add_counts() {
+    line=$(tail -n 1 "$1")
+    p=$(echo "$line" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
+    f=$(echo "$line" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+    if [ -z "$p" ] || [ -z "$f" ]; then
+        fail=$((fail + 1)) # the checker crashed before its summary
+    else
+        pass=$((pass + p)); fail=$((fail + f))
+    fi
+}
+
+for scheme in fp8-dynamic w4a16 w4a16-asym nvfp4a16 mxfp4a16 w8a8; do
+    out=$tmp/$scheme
+    if ! "$qforge" convert "$model" -o "$out" --scheme "$scheme" -q >"$tmp/$scheme.convert.log" 2>&1; then
+        echo "FAIL $scheme: qforge convert exited non-zero:"
+        sed 's/^/    /' "$tmp/$scheme.convert.log"
+        fail=$((fail + 1))
+        continue
+    fi
+    pass=$((pass + 1))
+    "$py" "$here/check_artifact.py" "$model" "$out" "$scheme" >"$tmp/$scheme.check.log" 2>&1
+    grep -v '^[0-9]* passed, [0-9]* failed$' "$tmp/$scheme.check.log"
+    echo "== $scheme: $(tail -n 1 "$tmp/$scheme.check.log")"
+    add_counts "$tmp/$scheme.check.log"
+    rm -rf "$out"
+done
+
+if [ -x "$numfmt" ]; then
+    mkdir -p "$tmp/tables"
+    if "$numfmt" --dump-tables "$tmp/tables"; then
+        "$py" "$here/check_numfmt_tables.py" "$tmp/tables" >"$tmp/tables.log" 2>&1
+        grep -v '^[0-9]* passed, [0-9]* failed$' "$tmp/tables.log"
+        echo "== number formats vs ml_dtypes: $(tail -n 1 "$tmp/tables.log")"
+        add_counts "$tmp/tables.log"
+    else
+        echo "FAIL: $numfmt --dump-tables exited non-zero"
+        fail=$((fail + 1))
+    fi
+else
+    echo "SKIP number formats vs ml_dtypes: $numfmt is not built"
+fi
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]

@@ -236,7 +236,7 @@ qf_status qf_syrk_acc(int64_t m, int64_t n, const float *X, int64_t ldx, double 
 }
 
 /* ---- Cholesky ------------------------------------------------------------------------------ */
-#define QF_CHOL_NB 128
+#define QF_CHOL_NB 256
 
 /* Unblocked Cholesky of the nb x nb block at A (lda); returns 0 or failing index + 1. */
 static int64_t qf_chol_unblocked(double *A, int64_t nb, int64_t lda)

@@ -492,7 +492,6 @@ static void qf_cal_emit_overrides(qf_cal *c, int l, qf_layer *L)
 qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char *out_dir, json_t **report, qf_error *err)
 {
     *report = NULL;
-    double t0 = qf_now();
     if (!o->scheme) return qf_fail(err, QF_ERR_USAGE, "calibration needs a scheme");
     qf_model *m = NULL;
     QF_TRY(qf_model_load(model_dir, NULL, &m, err));
@@ -581,7 +580,6 @@ qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char
             free(saved_experts);
             for (int i = 0; i < c.n_owned; i++) free(c.owned[i]);
             c.n_owned = 0;
-            json_object_set_new(c.lrep, "seconds", json_real(qf_now() - tl));
             if (r == QF_OK && o->progress) {
                 double worst = 0;
                 const char *k;
@@ -608,11 +606,11 @@ qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char
                               "act_order", o->gptq.act_order, "static_groups", o->gptq.static_groups);
         json_t *a = json_pack("{s:i, s:b, s:i, s:f}", "n_grid", o->awq.n_grid, "duo_scaling", o->awq.duo_scaling,
                               "clip_steps", o->awq.clip_steps, "clip_min", o->awq.clip_min);
-        *report = json_pack("{s:s, s:s, s:{s:s, s:s, s:I, s:I, s:i, s:i, s:I}, s:o, s:o, s:f, s:o, s:f}", "method",
+        *report = json_pack("{s:s, s:s, s:{s:s, s:s, s:I, s:I, s:i, s:i, s:I}, s:o, s:o, s:f, s:o}", "method",
                             qf_calib_method_name(o->method), "scheme", o->scheme->name, "data", "source", data.source,
                             "xxh3_128", hex, "bytes", (json_int_t)data.text_bytes, "tokens", (json_int_t)data.text_tokens,
                             "samples", data.n_samples, "seqlen", data.seqlen, "seed", (json_int_t)data.seed, "gptq", g,
-                            "awq", a, "smoothquant_alpha", o->smooth_alpha, "layers", layers, "seconds", qf_now() - t0);
+                            "awq", a, "smoothquant_alpha", o->smooth_alpha, "layers", layers);
     } else {
         json_decref(layers);
     }

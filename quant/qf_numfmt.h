@@ -3,7 +3,8 @@
  * Owns the bit-exact conversions every quantizer, writer, kernel reference and test uses.
  * Rounding is round-to-nearest-even everywhere.  Encoders to FP8/FP4 saturate (clamp to the
  * largest finite value) as compressed-tensors and ModelOpt do before casting; NaN maps to the
- * format's NaN code (FP4 and E8M0 inputs are never NaN in practice: they map to 0 / 0xFF).
+ * format's NaN code; FP4 has no NaN code and qf_e8m0_from_amax takes a magnitude, so a NaN
+ * input maps to code 0 in both (a finite stream; callers reject NaN weights earlier).
  * All functions are pure, thread-safe and header-inline so that CUDA code can include them
  * (QF_HD marks them __host__ __device__ under nvcc).
  *

@@ -70,7 +70,8 @@ int qf_quant_plan_find(const qf_quant_plan *plan, qf_packed_role role)
 float qf_nvfp4_global_scale(float amax)
 {
     if (!(amax > 0.0f) || !isfinite(amax)) return 1.0f;
-    return QF_E4M3_MAX * QF_E2M1_MAX / amax;
+    float g = QF_E4M3_MAX * QF_E2M1_MAX / amax;
+    return isfinite(g) ? g : 1.0f; /* amax below ~8e-36: every value rounds to 0 anyway */
 }
 
 qf_group_params qf_group_params_from_range(const qf_scheme *s, float lo, float hi, float global_scale)
@@ -97,7 +98,7 @@ qf_group_params qf_group_params_from_range(const qf_scheme *s, float lo, float h
     case QF_VALUE_FP4_E2M1:
         if (s->has_global_scale) { /* nvfp4 */
             p.code = qf_f32_to_e4m3(amax * global_scale / QF_E2M1_MAX);
-            if ((p.code & 0x7f) == 0) p.code = 0x28; /* 0.125, compressed-tensors' zero replacement */
+            if ((p.code & 0x7f) == 0) p.code = 0x20; /* 0.125 (E4M3 0x20), compressed-tensors' zero replacement */
             p.scale = qf_e4m3_to_f32(p.code) / global_scale;
         } else { /* mxfp4 */
             p.code = qf_e8m0_from_amax(amax, 2);

@@ -1,0 +1,43 @@
+# Calibrated conversion on the fixtures with small sample counts (CI-sized): every method
+# runs, is deterministic, verifies, beats RTN on held-out text, and the static schemes get
+# their activation scales.  Full-size figures are in docs/bench.md.
+. tests/cli/lib.sh
+M=tests/data/tiny-llama
+small="--calib-samples 8 --calib-seqlen 256 -q"
+expect_exit 0 "gptq w4a16-asym" -- "$QFORGE" convert $M -o "$T/g" --scheme w4a16-asym --method gptq $small
+expect_exit 0 "gptq again (determinism)" -- "$QFORGE" convert $M -o "$T/g2" --scheme w4a16-asym --method gptq $small
+diff -r "$T/g" "$T/g2" >/dev/null && ok "gptq twice: byte-identical artifacts" || bad "gptq is not deterministic"
+expect_exit 0 "gptq artifact verifies" -- "$QFORGE" verify "$T/g" -q
+grep -q '"calibration"' "$T/g/qforge.manifest.json" && grep -q '"rel_output_error"' "$T/g/qforge.manifest.json" &&
+    grep -q '"bundled:default-calib.txt"' "$T/g/qforge.manifest.json" && ok "manifest records the calibration" || bad "no calibration facts in the manifest"
+expect_exit 0 "rtn w4a16-asym" -- "$QFORGE" convert $M -o "$T/r" --scheme w4a16-asym -q
+kld() { "$QFORGE" validate --base $M --quant "$1" --text tests/data/eval.txt --chunks 3 --act-quant off --json 2>/dev/null |
+    sed -n 's/.*"mean_kld":\([0-9.e-]*\).*/\1/p'; }
+kr=$(kld "$T/r"); kg=$(kld "$T/g")
+echo "mean KLD on 3 eval windows: rtn $kr, gptq (8 x 256 calibration tokens) $kg"
+awk -v r="$kr" -v g="$kg" 'BEGIN { exit !(g > 0 && g < 0.9 * r) }' && ok "gptq beats rtn by > 10 %" || bad "gptq $kg vs rtn $kr"
+for m in awq awq-gptq; do
+    expect_exit 0 "$m w4a16" -- "$QFORGE" convert $M -o "$T/$m" --scheme w4a16 --method $m $small
+    expect_exit 0 "$m verifies" -- "$QFORGE" verify "$T/$m" -q
+done
+expect_exit 0 "gptq nvfp4a16 with act-order" -- "$QFORGE" convert $M -o "$T/n" --scheme nvfp4a16 --method gptq --act-order $small
+expect_exit 0 "fp8 static (rtn weights, calibrated input scales)" -- "$QFORGE" convert $M -o "$T/f" --scheme fp8 $small
+"$QFORGE" inspect "$T/f" --tensors | grep -q 'q_proj.input_scale' && ok "fp8 static has input_scale tensors" || bad "no input_scale"
+expect_exit 0 "nvfp4 W4A4 with gptq" -- "$QFORGE" convert $M -o "$T/w4a4" --scheme nvfp4 --method gptq $small
+"$QFORGE" inspect "$T/w4a4" --tensors | grep -q 'input_global_scale' && ok "nvfp4 has input_global_scale" || bad "no input_global_scale"
+expect_exit 0 "w8a8 with SmoothQuant + gptq" -- "$QFORGE" convert $M -o "$T/sq" --scheme w8a8 --method gptq --smoothquant 0.5 $small
+grep -q '"smoothquant_alpha"' "$T/sq/qforge.manifest.json" && ok "smoothquant recorded" || bad "smoothquant not recorded"
+# MoE: every expert calibrated; routed token counts reported
+expect_exit 0 "gptq tiny-moe" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/moe" --scheme w4a16-asym --method gptq $small
+grep -q '"routed_tokens_per_expert"' "$T/moe/qforge.manifest.json" && ok "tokens per expert reported" || bad "no expert token counts"
+# calibration data: JSONL, errors
+printf '{"text": "%s"}\n{"text": "%s"}\n' "$(head -c 3000 tests/data/calib.txt | tr -cd '[:alnum:] .,')" "$(tail -c 3000 tests/data/calib.txt | tr -cd '[:alnum:] .,')" >"$T/c.jsonl"
+expect_exit 0 "JSONL calibration file" -- "$QFORGE" convert $M -o "$T/j" --scheme w4a16 --method gptq --calib "$T/c.jsonl" --calib-samples 4 --calib-seqlen 128 -q
+echo '{"nottext": 1}' >"$T/bad.jsonl"
+expect_exit 4 "JSONL without text" -- "$QFORGE" convert $M -o "$T/b" --scheme w4a16 --method gptq --calib "$T/bad.jsonl" -q
+stderr_has "bad.jsonl" "bad JSONL named"
+no_output "$T/b" "no output after bad calibration data"
+echo "too short" >"$T/short.txt"
+expect_exit 2 "calibration text shorter than a window" -- "$QFORGE" convert $M -o "$T/s" --scheme w4a16 --method gptq --calib "$T/short.txt" -q
+expect_exit 2 "unknown method" -- "$QFORGE" convert $M -o "$T/u" --scheme w4a16 --method magic -q
+finish

@@ -893,13 +893,10 @@ static void test_nvfp4_zero_block_scale_is_ct_eps_0x20(void **state)
     memcpy(sc, scp, 4); /* [2 rows, 2 blocks] */
     qbuf_free(&q);
     assert_int_equal(sc[1], 0x7e); /* the nonzero block holds the tensor amax 11: 11 * G / 6 = 448 */
-    /* BUG (quant/quantize.c, qf_group_params_from_range, nvfp4 branch): the replacement code
-     * is written as 0x28, which is E4M3 0.25, not 0.125 (0x20).  Input: any all-zero block
-     * (or a block whose amax * G / 6 rounds to E4M3 zero).  Expected weight_scale byte 0x20,
-     * got 0x28.  Dequantized values are unaffected (all codes are 0), but the bytes differ
-     * from what compressed-tensors writes for the same weights. */
+    /* This once wrote 0x28 (E4M3 0.25): values were still right (all codes 0) but the bytes
+     * differed from what compressed-tensors writes for the same weights. */
     if (sc[0] != 0x20 || sc[2] != 0x20 || sc[3] != 0x20)
-        fail_msg("KNOWN BUG quant/quantize.c: zero nvfp4 block scale stored as 0x%02x 0x%02x 0x%02x "
+        fail_msg("zero nvfp4 block scale stored as 0x%02x 0x%02x 0x%02x "
                  "(E4M3 %g), expected 0x20 (0.125)", sc[0], sc[2], sc[3], E4M3_VAL[sc[0] & 0x7f]);
 }
 

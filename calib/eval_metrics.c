@@ -21,6 +21,8 @@ qf_status qf_eval_init(qf_eval *ev, int ctx, int64_t vocab, int64_t max_windows,
     ev->ctx = ctx;
     ev->vocab = vocab;
     ev->with_quant = with_quant != 0;
+    ev->base_arg = malloc((size_t)ctx * sizeof(int64_t));
+    if (!ev->base_arg) return qf_fail(err, QF_ERR_NOMEM, "out of memory");
     if (with_quant) {
         ev->kld_cap = max_windows * (ctx - 1);
         ev->kld = malloc((size_t)(ev->kld_cap > 0 ? ev->kld_cap : 1) * sizeof(double));
@@ -33,28 +35,45 @@ void qf_eval_free(qf_eval *ev)
 {
     if (!ev) return;
     free(ev->kld);
+    free(ev->base_arg);
     memset(ev, 0, sizeof *ev);
 }
 
 /* ---- row kernels -------------------------------------------------------------------------- */
-static float qf_row_max(const float *x, int64_t v)
+/* Maximum of x[v] and the first index holding it. */
+static float qf_row_max_arg(const float *x, int64_t v, int64_t *arg)
 {
     float m = -INFINITY;
-    for (int64_t i = 0; i < v; i++) m = x[i] > m ? x[i] : m;
+    int64_t i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    __m256 vm = _mm256_set1_ps(-INFINITY);
+    for (; i + 8 <= v; i += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + i));
+    float lanes[8];
+    _mm256_storeu_ps(lanes, vm);
+    for (int j = 0; j < 8; j++) m = lanes[j] > m ? lanes[j] : m;
+#endif
+    for (; i < v; i++) m = x[i] > m ? x[i] : m;
+    i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    const __m256 target = _mm256_set1_ps(m);
+    for (; i + 8 <= v; i += 8) {
+        int mask = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), target, _CMP_EQ_OQ));
+        if (mask) {
+            *arg = i + __builtin_ctz((unsigned)mask);
+            return m;
+        }
+    }
+#endif
+    for (; i < v; i++)
+        if (x[i] == m) break;
+    *arg = i < v ? i : 0;
     return m;
 }
 
-static int64_t qf_row_argmax(const float *x, int64_t v)
+/* Log-softmax in place; returns the log-sum-exp, *arg = argmax. */
+static double qf_log_softmax_arg(float *x, int64_t v, int64_t *arg)
 {
-    int64_t best = 0;
-    for (int64_t i = 1; i < v; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
-double qf_log_softmax(float *x, int64_t v)
-{
-    float mx = qf_row_max(x, v);
+    float mx = qf_row_max_arg(x, v, arg);
     double sum = 0.0;
     int64_t i = 0;
 #if defined(__AVX2__) && defined(__FMA__)
@@ -73,6 +92,12 @@ double qf_log_softmax(float *x, int64_t v)
     double lse = (double)mx + log(sum);
     for (i = 0; i < v; i++) x[i] = (float)((double)x[i] - lse);
     return lse;
+}
+
+double qf_log_softmax(float *x, int64_t v)
+{
+    int64_t arg;
+    return qf_log_softmax_arg(x, v, &arg);
 }
 
 double qf_kld_row(const float *logp, const float *logq, int64_t v)
@@ -100,10 +125,11 @@ void qf_eval_add_base(qf_eval *ev, const int32_t *ids, float *logits)
 {
     const int64_t V = ev->vocab, npos = ev->ctx - 1;
     double nll = 0.0;
+    int64_t *arg = ev->base_arg;
 #pragma omp parallel for schedule(static) reduction(+ : nll)
     for (int64_t i = 0; i < npos; i++) {
         float *row = logits + i * V;
-        qf_log_softmax(row, V);
+        qf_log_softmax_arg(row, V, &arg[i]);
         nll -= (double)row[ids[i + 1]];
     }
     ev->base_nll += nll;
@@ -116,16 +142,18 @@ void qf_eval_add_quant(qf_eval *ev, const int32_t *ids, const float *base_logpro
     const int64_t V = ev->vocab, npos = ev->ctx - 1, at = ev->scored;
     double nll = 0.0, kl = 0.0;
     int64_t same = 0;
+    const int64_t *base_arg = ev->base_arg;
 #pragma omp parallel for schedule(static) reduction(+ : nll, kl, same)
     for (int64_t i = 0; i < npos; i++) {
         float *q = quant_logits + i * V;
         const float *p = base_logprobs + i * V;
-        qf_log_softmax(q, V);
+        int64_t qa;
+        qf_log_softmax_arg(q, V, &qa);
         nll -= (double)q[ids[i + 1]];
         double d = qf_kld_row(p, q, V);
         if (at + i < ev->kld_cap) ev->kld[at + i] = d;
         kl += d;
-        same += qf_row_argmax(p, V) == qf_row_argmax(q, V);
+        same += base_arg[i] == qa;
     }
     ev->quant_nll += nll;
     ev->kld_sum += kl;

@@ -36,6 +36,7 @@ typedef struct qf_eval {
     int64_t top1_same;   /* positions where the argmaxes agree */
     double *kld;         /* (cap) per-position KLD, owned */
     int64_t kld_cap;
+    int64_t *base_arg;   /* (ctx) argmax of the current window's base rows, owned */
 } qf_eval;
 
 typedef struct qf_eval_result {
@@ -54,11 +55,13 @@ void qf_eval_free(qf_eval *ev); /* NULL accepted */
 
 /* One window: logits (ctx, vocab) of the base model for ids[0..ctx).  Rows 0..ctx-2 are
  * turned into log-probabilities in place (the base log-probs the quant pass compares with)
- * and the NLL of ids[1..ctx-1] is added.  Multi-threaded over positions. */
+ * and the NLL of ids[1..ctx-1] is added (and each row's argmax kept for the quant pass).
+ * Multi-threaded over positions. */
 void qf_eval_add_base(qf_eval *ev, const int32_t *ids, float *logits);
 
 /* The same window under the quantized model: quant_logits (ctx, vocab) (rows 0..ctx-2 are
- * overwritten with log-probabilities), base_logprobs from qf_eval_add_base.  Adds quant NLL,
+ * overwritten with log-probabilities), base_logprobs from the qf_eval_add_base call of the
+ * same window (immediately before).  Adds quant NLL,
  * KLD per position and top-1 agreement. */
 void qf_eval_add_quant(qf_eval *ev, const int32_t *ids, const float *base_logprobs, float *quant_logits);
 

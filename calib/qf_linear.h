@@ -96,6 +96,12 @@ void qf_linear_weight_rows(const qf_linear *lin, int64_t r0, int64_t r1, float *
  * (no-op for QF_ACT_NONE).  Exposed for tests and calibration. */
 void qf_act_quant_rows(qf_act_quant act, float act_scale, float *x, int64_t m, int64_t cols);
 
+/* Round-trips through the activation formats, as the serving kernels' quantizers round:
+ * qf_e4m3_qdq(v) = qf_e4m3_to_f32(qf_f32_to_e4m3(v)) and qf_e2m1_qdq(v) =
+ * qf_e2m1_to_f32(qf_f32_to_e2m1(v)) for finite v, computed without table or ldexpf. */
+float qf_e4m3_qdq(float v);
+float qf_e2m1_qdq(float v);
+
 /* Short description of the storage: "bf16", "w4a16 g128", "fp8-dynamic", ... (static
  * buffer per call site is not used: writes into buf of n bytes and returns it). */
 const char *qf_linear_describe(const qf_linear *lin, char *buf, size_t n);

@@ -163,6 +163,40 @@ static void test_act_quant_vectors(void **state)
     assert_true(e[0] == 3.0f && e[1] == 0.75f && e[2] == 0.0f);
 }
 
+/* the fast round trips equal the reference encoder + decoder of quant/qf_numfmt.h */
+static void test_fast_qdq_matches_numfmt(void **state)
+{
+    (void)state;
+    qf_test_rng rng = qf_test_rng_init(7);
+    for (int i = 0; i < 2000000; i++) {
+        float v;
+        if (i < 1000000) { /* every scale from 2^-12 to 2^10, random mantissas and signs */
+            v = ldexpf(qf_test_rng_uniform(&rng, 1.0f, 2.0f), (int)qf_test_rng_below(&rng, 23) - 12);
+            if (i & 1) v = -v;
+        } else if (i < 1500000) { /* exact midpoints and neighbours of E4M3 codes */
+            uint8_t c = (uint8_t)qf_test_rng_below(&rng, 0x7e);
+            float lo = qf_e4m3_to_f32(c), hi = qf_e4m3_to_f32((uint8_t)(c + 1)), mid = 0.5f * (lo + hi);
+            int k = (int)qf_test_rng_below(&rng, 3);
+            v = k == 0 ? mid : k == 1 ? nextafterf(mid, 0) : nextafterf(mid, 1000);
+        } else {
+            v = qf_test_rng_uniform(&rng, -500.0f, 500.0f);
+        }
+        float want = qf_e4m3_to_f32(qf_f32_to_e4m3(v));
+        if (qf_e4m3_qdq(v) != want) fail_msg("e4m3 %.9g: %.9g != %.9g", v, qf_e4m3_qdq(v), want);
+        float w2 = qf_e2m1_to_f32(qf_f32_to_e2m1(v * 0.02f));
+        if (qf_e2m1_qdq(v * 0.02f) != w2) fail_msg("e2m1 %.9g", v * 0.02f);
+    }
+    static const float edges[] = {0.0f, -0.0f, 0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f, 6.0f, 7.0f, 448.0f, 464.0f,
+                                  1e30f, 0.015625f, 0.0078125f, 0.001953125f, 0.0009765625f};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
+        for (int sg = 0; sg < 2; sg++) {
+            float v = sg ? -edges[i] : edges[i];
+            assert_true(qf_e4m3_qdq(v) == qf_e4m3_to_f32(qf_f32_to_e4m3(v)));
+            assert_true(qf_e2m1_qdq(v) == qf_e2m1_to_f32(qf_f32_to_e2m1(v)));
+        }
+    }
+}
+
 /* ==== tiny-llama window-0 logits ========================================================= */
 static void test_tiny_llama_logits(void **state)
 {
@@ -787,6 +821,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul_vs_naive),        cmocka_unit_test(test_act_quant_vectors),
+        cmocka_unit_test(test_fast_qdq_matches_numfmt),
         cmocka_unit_test(test_tiny_llama_logits),      cmocka_unit_test(test_rope_inv_freq),
         cmocka_unit_test(test_tiny_moe_routing),       cmocka_unit_test(test_synthetic_architectures),
         cmocka_unit_test(test_load_errors),

@@ -63,7 +63,15 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) $(INCS) -DQF_HAVE_CUDA -c $< -o $@
+	$(NVCC) $(NVCCFLAGS) $(INCS) -DQF_HAVE_CUDA -MMD -MP -c $< -o $@
+
+# The CUDA kernels' repack, dequant and indexing code run on the CPU with mma.sync / ldmatrix
+# emulated from the PTX spec (kernels/dev/emulate_wq.cu): needs nvcc, no GPU.
+$(BUILD)/emulate_wq: kernels/dev/emulate_wq.cu $(wildcard kernels/*.cuh kernels/*.h kernels/*_ref.c) kernels/ct_layout.c
+	@mkdir -p $(dir $@)
+	$(NVCC) -std=c++17 -O2 -DQF_HAVE_CUDA $(INCS) $(CUDA_ARCHS) -Xcompiler -fopenmp \
+	  kernels/dev/emulate_wq.cu kernels/ct_layout.c $(wildcard kernels/*_ref.c) common/qf_error.c common/qf_dtype.c \
+	  -o $@ -lgomp
 
 $(BUILD)/tests/%: tests/%.c $(LIBQF) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
@@ -76,9 +84,11 @@ demo: deps ## install, build, convert the bundled tiny-llama into every scheme, 
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh $(QFORGE)
 
+EMULATOR := $(if $(strip $(NVCC)),$(BUILD)/emulate_wq)
+
 test: deps ## install, build and run every CPU test (what CI runs)
-	@$(MAKE) --no-print-directory all $(TESTS)
-	@scripts/run-tests.sh $(QFORGE) $(TESTS)
+	@$(MAKE) --no-print-directory all $(TESTS) $(EMULATOR)
+	@scripts/run-tests.sh $(QFORGE) $(TESTS) $(EMULATOR)
 
 test-gpu: all $(GPU_TESTS) ## CUDA kernels against their CPU references (skips without a GPU)
 	@for t in $(GPU_TESTS); do echo "== $$t"; $$t || exit 1; done
@@ -98,4 +108,4 @@ clean:
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | expand -t 14
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(CU_OBJ:.o=.d)

@@ -17,6 +17,7 @@ static const qf_command qf_commands[] = {
     {"inspect", qf_cmd_inspect, "list tensors, dtypes, sizes and quantization of a folder"},
     {"tokenize", qf_cmd_tokenize, "tokenize a text file with a model's tokenizer.json"},
     {"validate", qf_cmd_validate, "perplexity of a model, KLD / top-1 drift of an artifact against it (ppl-512)"},
+    {"bench", qf_cmd_bench, "time the CUDA kernels against cuBLAS bf16 (GPU)"},
     {"merge", qf_cmd_merge, "assemble the parts of a partitioned (--layers) conversion"},
     {"synth", qf_cmd_synth, "write a random-weight checkpoint of a real model's shapes (for tests, benchmarks)"},
 };

@@ -294,52 +294,59 @@ qf_status qf_awq_search_clip(const qf_scheme *s, const float *W, int64_t rows, i
         free(lrow1);
         return qf_fail(err, QF_ERR_FORMAT, "awq clip: XᵀX row %lld is not finite", (long long)bad);
     }
+    /* Per group g and chunk of rows: E[(r, k), :] = Q_k(v_r) - v_r for every ratio k, then
+     * T = E Hb_g with the blocked gemm, loss(r, k) = E[(r, k), :] . T[(r, k), :]. */
     int failed = 0;
-#pragma omp parallel
-    {
-        float *e = malloc(sizeof(float) * (size_t)gs), *t = malloc(sizeof(float) * (size_t)gs);
-        if (!e || !t) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp for schedule(static)
-        for (int64_t r = 0; r < rows; r++) {
-            if (!e || !t) continue;
-            double lr = 0, lr1 = 0;
-            for (int64_t g = 0; g < ng; g++) {
-                const float *v = W + r * cols + g * gs, *hb = Hb + g * gs * gs;
-                double best = INFINITY;
-                float best_ratio = 1.0f;
+    int64_t rc = (int64_t)4194304 / ((int64_t)nr * gs);
+    if (rc < 8) rc = 8;
+    if (rc > rows) rc = rows;
+    float *E = malloc(sizeof(float) * (size_t)(rc * nr * gs)), *T = malloc(sizeof(float) * (size_t)(rc * nr * gs));
+    if (!E || !T) failed = 1;
+    for (int64_t i = 0; i < rows && !failed; i++) lrow[i] = lrow1[i] = 0;
+    for (int64_t g = 0; g < ng && !failed; g++) {
+        for (int64_t r0c = 0; r0c < rows && !failed; r0c += rc) {
+            const int64_t nrow = rows - r0c < rc ? rows - r0c : rc;
+#pragma omp parallel for schedule(static) if (nrow * gs >= 16384)
+            for (int64_t ri = 0; ri < nrow; ri++) {
+                const float *v = W + (r0c + ri) * cols + g * gs;
                 for (int k = 0; k < nr; k++) {
                     const float ratio = 1.0f - (float)k * (1.0f - o->clip_min) / (float)o->clip_steps;
                     qf_group_params p = qf_awq_group_params(s, v, (int)gs, G, ratio);
+                    float *ek = E + (ri * nr + k) * gs;
                     for (int64_t i = 0; i < gs; i++) {
                         float q;
                         qf_quant_value(s, &p, v[i], &q);
-                        e[i] = q - v[i];
-                    }
-                    for (int64_t i = 0; i < gs; i++) t[i] = 0;
-                    for (int64_t i = 0; i < gs; i++) { /* t = Hb e (rows of the symmetric block) */
-                        const float ei = e[i], *hrow = hb + i * gs;
-                        for (int64_t j = 0; j < gs; j++) t[j] += ei * hrow[j];
-                    }
-                    double l = 0;
-                    for (int64_t i = 0; i < gs; i++) l += (double)e[i] * (double)t[i];
-                    if (k == 0) lr1 += l;
-                    if (l < best) {
-                        best = l;
-                        best_ratio = ratio;
+                        ek[i] = q - v[i];
                     }
                 }
-                ratios[r * ng + g] = best_ratio;
-                lr += best;
             }
-            lrow[r] = lr;
-            lrow1[r] = lr1;
+            memset(T, 0, sizeof(float) * (size_t)(nrow * nr * gs));
+            qf_status st = qf_sgemm(0, 0, nrow * nr, gs, gs, 1.0f, E, gs, Hb + g * gs * gs, gs, T, gs, 0, err);
+            if (st) {
+                free(E), free(T), free(Hb), free(lrow), free(lrow1);
+                return st;
+            }
+#pragma omp parallel for schedule(static) if (nrow * gs >= 16384)
+            for (int64_t ri = 0; ri < nrow; ri++) {
+                double best = INFINITY;
+                float best_ratio = 1.0f;
+                for (int k = 0; k < nr; k++) {
+                    const float *ek = E + (ri * nr + k) * gs, *tk = T + (ri * nr + k) * gs;
+                    double l = 0;
+                    for (int64_t i = 0; i < gs; i++) l += (double)ek[i] * (double)tk[i];
+                    if (k == 0) lrow1[r0c + ri] += l;
+                    if (l < best) {
+                        best = l;
+                        best_ratio = 1.0f - (float)k * (1.0f - o->clip_min) / (float)o->clip_steps;
+                    }
+                }
+                ratios[(r0c + ri) * ng + g] = best_ratio;
+                lrow[r0c + ri] += best;
+            }
         }
-        free(e);
-        free(t);
     }
+    free(E);
+    free(T);
     for (int64_t r = 0; r < rows && !failed; r++) {
         r0.loss += lrow[r];
         r0.loss_noclip += lrow1[r];

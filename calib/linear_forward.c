@@ -137,7 +137,7 @@ static void qf_act_row(qf_act_quant act, float act_scale, float *x, int64_t cols
 void qf_act_quant_rows(qf_act_quant act, float act_scale, float *x, int64_t m, int64_t cols)
 {
     if (act == QF_ACT_NONE) return;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (m * cols >= (1 << 18))
     for (int64_t i = 0; i < m; i++) qf_act_row(act, act_scale, x + i * cols, cols);
 }
 
@@ -165,7 +165,7 @@ qf_status qf_linear_forward(const qf_linear *lin, const float *x, int64_t m, flo
     if (lin->bias) {
         const float *b = lin->bias;
         int64_t n = lin->rows;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (m * n >= (1 << 20))
         for (int64_t i = 0; i < m; i++) {
             float *yr = y + i * n;
 #pragma omp simd

@@ -44,7 +44,7 @@ double qf_exp_shift_sum(float *x, int64_t n, float shift)
 
 void qf_rmsnorm_rows(const float *x, const float *w, int64_t rows, int64_t d, float eps, float *out)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * d >= QF_PAR_MIN)
     for (int64_t i = 0; i < rows; i++) {
         const float *xr = x + i * d;
         float *o = out + i * d;
@@ -60,7 +60,7 @@ void qf_rmsnorm_rows(const float *x, const float *w, int64_t rows, int64_t d, fl
 void qf_swiglu(float *g, const float *u, int64_t n)
 {
     const int64_t chunk = 4096;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= QF_PAR_MIN / 4)
     for (int64_t b = 0; b < n; b += chunk) {
         int64_t e = b + chunk < n ? b + chunk : n, i = b;
 #if defined(__AVX2__) && defined(__FMA__)
@@ -77,7 +77,7 @@ void qf_swiglu(float *g, const float *u, int64_t n)
 
 static void qf_add_into(float *h, const float *d, int64_t n)
 {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= QF_PAR_MIN)
     for (int64_t i = 0; i < n; i++) h[i] += d[i];
 }
 
@@ -96,15 +96,15 @@ qf_status qf_attention(const qf_model *m, const float *q, const float *k, const 
     float *pk = malloc((size_t)(KV * (ksz + vsz)) * sizeof(float));
     if (!pk) return qf_fail(err, QF_ERR_NOMEM, "attention: out of memory (n = %lld)", (long long)n);
     float *pv = pk + KV * ksz;
-#pragma omp parallel for schedule(static)
-    for (int g = 0; g < 2 * KV; g++) {
-        if (g < KV) qf_pack_nt(k + (int64_t)g * D, ldk, 1, n, D, pk + g * ksz);
-        else qf_pack_nt(v + (int64_t)(g - KV) * D, 1, ldk, D, n, pv + (g - KV) * vsz);
-    }
     const int64_t nb = (n + QF_ATT_BM - 1) / QF_ATT_BM, items = nb * H;
     int failed = 0;
 #pragma omp parallel
     {
+#pragma omp for schedule(static)
+        for (int g = 0; g < 2 * KV; g++) {
+            if (g < KV) qf_pack_nt(k + (int64_t)g * D, ldk, 1, n, D, pk + g * ksz);
+            else qf_pack_nt(v + (int64_t)(g - KV) * D, 1, ldk, D, n, pv + (g - KV) * vsz);
+        }
         float *s = qf_mm_tls_buffer(2, (size_t)(QF_ATT_BM * n));
         if (!s) {
 #pragma omp atomic write
@@ -161,7 +161,7 @@ qf_status qf_model_embed(const qf_model *m, const int32_t *ids, int64_t n, float
         if (ids[i] < 0 || ids[i] >= m->vocab_in)
             return qf_fail(err, QF_ERR_USAGE, "token id %d at position %lld is outside the vocabulary (%lld)",
                            (int)ids[i], (long long)i, (long long)m->vocab_in);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * C >= QF_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         float *o = h + i * C;
         if (m->embed_dtype == QF_DTYPE_F32) {

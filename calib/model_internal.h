@@ -59,6 +59,11 @@ static inline __m256 qf_fast_exp8(__m256 x)
 }
 #endif
 
+/* Elementwise steps below this many elements run on one thread: for small models a fork /
+ * join costs more than the work, and on a shared machine every barrier can wait a whole
+ * scheduler time slice for a descheduled thread.  Matrix products are always parallel. */
+#define QF_PAR_MIN (1 << 20)
+
 /* x[i] = exp(x[i] - shift) for i < n; returns the sum (float64 accumulation). */
 double qf_exp_shift_sum(float *x, int64_t n, float shift);
 

@@ -7,6 +7,7 @@
  * biases are copied to float32.
  */
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,6 +189,7 @@ void qf_model_free(qf_model *m)
     free(m->layers);
     free(m->final_norm);
     free(m->inv_freq);
+    free(m->rope_cos); /* rope_sin shares the allocation */
     qf_linear_free(&m->lm_head);
     qf_checkpoint_free(m->ck);
     qf_config_free(&m->cfg);
@@ -294,6 +296,17 @@ static qf_status qf_model_load_body(qf_model *m, const char *dir, qf_error *err)
     m->inv_freq = malloc((size_t)(cfg->head_dim / 2) * sizeof(float));
     if (!m->inv_freq) return qf_fail(err, QF_ERR_NOMEM, "out of memory");
     qf_rope_inv_freq(cfg, m->inv_freq);
+    int64_t half = cfg->head_dim / 2, len = cfg->max_position_embeddings;
+    m->rope_len = len < 512 ? 512 : len > 8192 ? 8192 : len;
+    m->rope_cos = malloc((size_t)(2 * m->rope_len * half) * sizeof(float));
+    if (!m->rope_cos) return qf_fail(err, QF_ERR_NOMEM, "out of memory for the RoPE table");
+    m->rope_sin = m->rope_cos + m->rope_len * half;
+    for (int64_t p = 0; p < m->rope_len; p++)
+        for (int64_t i = 0; i < half; i++) {
+            float a = (float)p * m->inv_freq[i];
+            m->rope_cos[p * half + i] = cosf(a);
+            m->rope_sin[p * half + i] = sinf(a);
+        }
     if (m->opt.moe_force_expert >= 0 && m->opt.moe_force_expert >= cfg->n_experts)
         return qf_fail(err, QF_ERR_USAGE, "moe_force_expert %d: the model has %d experts", m->opt.moe_force_expert,
                        cfg->n_experts);

@@ -42,16 +42,22 @@ void qf_rope_apply(const qf_model *m, float *x, int64_t n, int heads)
 {
     const int d = m->cfg.head_dim, half = d / 2;
     const float *inv = m->inv_freq;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * heads * d >= QF_PAR_MIN)
     for (int64_t p = 0; p < n; p++) {
-        float c[512], s[512]; /* head_dim <= 1024 */
-        for (int i = 0; i < half; i++) {
-            float a = (float)p * inv[i];
-            c[i] = cosf(a);
-            s[i] = sinf(a);
+        float cbuf[512], sbuf[512]; /* head_dim <= 1024 */
+        const float *c = m->rope_cos + p * half, *s = m->rope_sin + p * half;
+        if (p >= m->rope_len) { /* beyond the table: same formula */
+            for (int i = 0; i < half; i++) {
+                float a = (float)p * inv[i];
+                cbuf[i] = cosf(a);
+                sbuf[i] = sinf(a);
+            }
+            c = cbuf;
+            s = sbuf;
         }
         for (int h = 0; h < heads; h++) {
             float *v = x + (p * heads + h) * d;
+#pragma omp simd
             for (int i = 0; i < half; i++) {
                 float x0 = v[i], x1 = v[i + half];
                 v[i] = x0 * c[i] - x1 * s[i];

@@ -69,6 +69,8 @@ typedef struct qf_model {
     float *final_norm;       /* (hidden) fp32, owned */
     qf_linear lm_head;       /* (vocab_out, hidden); the embedding when tie_word_embeddings */
     float *inv_freq;         /* (head_dim / 2) fp32 RoPE inverse frequencies, owned */
+    float *rope_cos, *rope_sin; /* (rope_len, head_dim / 2) cos / sin of position * inv_freq, owned */
+    int64_t rope_len;        /* positions tabulated (later positions are computed on the fly) */
     int n_linear_packed;     /* how many Linears are quantized (0 for a float checkpoint) */
     int64_t ffn_max;         /* widest FFN (dense, expert or shared), for work buffers */
     qf_linear_observer observer; /* fn NULL: none; set freely between forward calls */

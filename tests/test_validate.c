@@ -391,6 +391,9 @@ static void test_cli_quant_json_threshold_record(void **state)
     double kld = json_number_value(json_object_get(j, "mean_kld"));
     assert_true(kld > 0.01 && kld < 0.2); /* int4 RTN on tiny-llama: ~0.056 over the full text */
     json_decref(j);
+    /* the CLI tokenizes eval.txt itself: same windows as the fixture ids <=> same PPL */
+    ppl_run lib = eval_ids("tests/data/tiny-llama", NULL, 2);
+    assert_true(fabs(lib.ppl / ppl - 1) < 1e-6);
     /* base only: quant keys absent */
     rc = run_validate(out, sizeof out, e, sizeof e, "--base tests/data/tiny-llama --text tests/data/eval.txt --chunks 1 "
                                                     "--json --threads 1");

@@ -26,10 +26,10 @@ expect_exit 0 "convert sharded" -- "$QFORGE" convert tests/data/tiny-llama -o "$
 [ -f "$T/sh/model.safetensors.index.json" ] && [ -f "$T/sh/model-00001-of-00003.safetensors" ] && ok "shards + index written" || bad "no shards: $(ls "$T/sh")"
 expect_exit 0 "verify sharded" -- "$QFORGE" verify "$T/sh" -q
 expect_exit 0 "sharded artifact reads back" -- "$QFORGE" inspect "$T/sh"
-# calibrated schemes refused, nothing written
-expect_exit 2 "fp8 static refused with rtn" -- "$QFORGE" convert tests/data/tiny-llama -o "$T/fp8" --scheme fp8
-stderr_has "needs calibration" "fp8 refusal names the reason"
-no_output "$T/fp8" "no output after refusal"
+# bad calibration options refused before anything is written
+expect_exit 2 "zero calibration samples refused" -- "$QFORGE" convert tests/data/tiny-llama -o "$T/c0" --scheme w4a16 --method gptq --calib-samples 0
+stderr_has "calibration options out of range" "refusal names the reason"
+no_output "$T/c0" "no output after refusal"
 expect_exit 2 "unknown scheme" -- "$QFORGE" convert tests/data/tiny-llama -o "$T/x" --scheme int3
 stderr_has "unknown scheme 'int3'" "unknown scheme named"
 expect_exit 2 "existing destination refused" -- "$QFORGE" convert tests/data/tiny-llama -o "$T/j" --scheme w4a16

@@ -1,0 +1,42 @@
+#!/bin/sh
+# Quality benchmark (issue 5 goals): converts the fixtures with each method and measures the
+# drift of every artifact against its base with `qforge validate` on the whole eval.txt
+# (ppl-512, weights only).  Slow on a 2-core CPU (each validate scores 262,143 tokens twice);
+# CHUNKS=N limits it to the first N windows.  Prints one line per artifact; record the
+# results in docs/bench.md.
+# Usage: scripts/quality.sh QFORGE [model ...]
+set -eu
+qforge=${1:-build/qforge}; shift || true
+models=${*:-tiny-llama tiny-moe}
+out=${QUALITY_DIR:-build/quality}
+chunks=${CHUNKS:+--chunks $CHUNKS}
+mkdir -p "$out"
+run() { # run MODEL NAME SCHEME CONVERT-ARGS...
+    model=$1 name=$2 scheme=$3; shift 3
+    dir=$out/$model-$name
+    if [ ! -f "$dir/qforge.manifest.json" ]; then
+        t0=$(date +%s.%N)
+        "$qforge" convert tests/data/$model -o "$dir" --scheme "$scheme" -q "$@" --force >/dev/null
+        t1=$(date +%s.%N)
+        echo "$t0 $t1" | awk '{printf "%.1f", $2-$1}' >"$dir.seconds"
+    fi
+    res=$("$qforge" validate --base tests/data/$model --quant "$dir" --text tests/data/eval.txt --act-quant off $chunks --json)
+    kld=$(echo "$res" | sed -n 's/.*"mean_kld":\([0-9.e-]*\).*/\1/p')
+    ppl=$(echo "$res" | sed -n 's/.*"quant_ppl":\([0-9.e-]*\).*/\1/p')
+    top1=$(echo "$res" | sed -n 's/.*"top1_agreement":\([0-9.e-]*\).*/\1/p')
+    windows=$(echo "$res" | sed -n 's/.*"windows":\([0-9]*\).*/\1/p')
+    printf '%-10s %-28s mean_kld %.4f  ppl %.3f  top1 %.4f  windows %s  convert %ss\n' "$model" "$name" "$kld" "$ppl" "$top1" "$windows" "$(cat "$dir.seconds")"
+}
+for m in $models; do
+    run $m w4a16-asym-rtn w4a16-asym
+    run $m w4a16-asym-gptq w4a16-asym --method gptq
+    run $m w4a16-asym-gptq-actorder w4a16-asym --method gptq --act-order
+    run $m w4a16-asym-awq-gptq w4a16-asym --method awq-gptq --act-order
+    run $m w4a16-rtn w4a16
+    run $m w4a16-gptq w4a16 --method gptq --act-order
+    run $m w4a16-awq w4a16 --method awq
+    run $m nvfp4a16-rtn nvfp4a16
+    run $m nvfp4a16-gptq nvfp4a16 --method gptq --act-order
+    run $m nvfp4a16-awq nvfp4a16 --method awq
+    run $m fp8-static fp8
+done

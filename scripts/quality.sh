@@ -20,12 +20,13 @@ run() { # run MODEL NAME SCHEME CONVERT-ARGS...
         t1=$(date +%s.%N)
         echo "$t0 $t1" | awk '{printf "%.1f", $2-$1}' >"$dir.seconds"
     fi
-    res=$("$qforge" validate --base tests/data/$model --quant "$dir" --text tests/data/eval.txt --act-quant off $chunks --json)
+    res=$("$qforge" validate --base tests/data/$model --quant "$dir" --text tests/data/eval.txt --act-quant ${ACT:-off} $chunks --json)
     kld=$(echo "$res" | sed -n 's/.*"mean_kld":\([0-9.e-]*\).*/\1/p')
     ppl=$(echo "$res" | sed -n 's/.*"quant_ppl":\([0-9.e-]*\).*/\1/p')
     top1=$(echo "$res" | sed -n 's/.*"top1_agreement":\([0-9.e-]*\).*/\1/p')
     windows=$(echo "$res" | sed -n 's/.*"windows":\([0-9]*\).*/\1/p')
-    printf '%-10s %-28s mean_kld %.4f  ppl %.3f  top1 %.4f  windows %s  convert %ss\n' "$model" "$name" "$kld" "$ppl" "$top1" "$windows" "$(cat "$dir.seconds")"
+    drift=$(echo "$res" | sed -n 's/.*"ppl_drift_pct":\([0-9.e-]*\).*/\1/p')
+    printf '%-10s %-28s act %-3s drift %6.3f%%  mean_kld %.4f  ppl %.3f  top1 %.4f  windows %s  convert %ss\n' "$model" "$name" "${ACT:-off}" "$drift" "$kld" "$ppl" "$top1" "$windows" "$(cat "$dir.seconds")"
 }
 for m in $models; do
     run $m w4a16-asym-rtn w4a16-asym
@@ -38,5 +39,6 @@ for m in $models; do
     run $m nvfp4a16-rtn nvfp4a16
     run $m nvfp4a16-gptq nvfp4a16 --method gptq --act-order
     run $m nvfp4a16-awq nvfp4a16 --method awq
-    run $m fp8-static fp8
+    ACT=on run $m fp8-static-w8a8 fp8
+    ACT=on run $m fp8-static-smoothquant fp8 --smoothquant 0.5
 done

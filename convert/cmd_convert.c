@@ -9,6 +9,7 @@
 #include "qf_cli.h"
 #include "convert_output.h"
 #include "qf_convert.h"
+#include "qf_modelopt.h"
 
 static void qf_convert_help(void)
 {
@@ -159,11 +160,8 @@ int qf_cmd_convert(int argc, char **argv)
                 to ? "--to" : "--layout", to ? to : layout);
         return qf_cli_report_error("convert", &err, json);
     }
-    if (to) o.layout = QF_LAYOUT_SAFETENSORS, o.method = "passthrough";
-    if (o.layout == QF_LAYOUT_MODELOPT || o.layout == QF_LAYOUT_GGUF) {
-        qf_fail(&err, QF_ERR_UNSUPPORTED, "--layout %s is not available yet", layout);
-        return qf_cli_report_error("convert", &err, json);
-    }
+    if (to) o.layout = QF_LAYOUT_SAFETENSORS;
+    int own_writer = o.layout == QF_LAYOUT_SAFETENSORS || o.layout == QF_LAYOUT_GGUF; /* no CT scheme */
     if (o.layout == QF_LAYOUT_SAFETENSORS && scheme) {
         qf_fail(&err, QF_ERR_USAGE, "--to safetensors writes the weights unquantized: drop --scheme");
         return qf_cli_report_error("convert", &err, json);
@@ -172,8 +170,9 @@ int qf_cmd_convert(int argc, char **argv)
         qf_fail(&err, QF_ERR_USAGE, "need MODEL_DIR, -o OUT_DIR and --scheme (qforge convert --help)");
         return qf_cli_report_error("convert", &err, json);
     }
-    if (o.layout != QF_LAYOUT_SAFETENSORS) o.scheme = qf_scheme_find(scheme);
-    if (!o.scheme && o.layout != QF_LAYOUT_SAFETENSORS) {
+    if (o.layout == QF_LAYOUT_GGUF) o.gguf_type = scheme; /* a ggml type: q8_0, q4_0, q4_k, ... */
+    if (!own_writer) o.scheme = qf_scheme_find(scheme);
+    if (!o.scheme && !own_writer) {
         qf_fail(&err, QF_ERR_USAGE, "unknown scheme '%s' (known: %s)", scheme, qf_scheme_names());
         return qf_cli_report_error("convert", &err, json);
     }
@@ -188,14 +187,27 @@ int qf_cmd_convert(int argc, char **argv)
                                     "0 <= smoothquant <= 1)");
         return qf_cli_report_error("convert", &err, json);
     }
-    o.calibrated = o.calib.method != QF_CALIB_RTN || o.scheme->needs_calibration || o.calib.smooth_alpha > 0;
+    o.calibrated = o.calib.method != QF_CALIB_RTN || (o.scheme && o.scheme->needs_calibration) || o.calib.smooth_alpha > 0;
+    if (o.layout == QF_LAYOUT_MODELOPT) { /* the scheme must have a ModelOpt form (qf_modelopt.h) */
+        qf_quant_plan probe;
+        if (qf_modelopt_plan(o.scheme, QF_DTYPE_BF16, 256, 256, &probe, &err) != QF_OK)
+            return qf_cli_report_error("convert", &err, json);
+        if (o.calibrated) {
+            qf_fail(&err, QF_ERR_UNSUPPORTED, "--layout modelopt writes round-to-nearest conversions only for now; calibrated "
+                                              "ones are written in the compressed-tensors layout");
+            return qf_cli_report_error("convert", &err, json);
+        }
+    }
     o.progress = !quiet && !json;
     signal(SIGINT, qf_on_signal);
     signal(SIGTERM, qf_on_signal);
     qf_convert_stats st;
-    qf_status rs = o.layout == QF_LAYOUT_SAFETENSORS ? qf_convert_passthrough(&o, &st, &err) : qf_convert_run(&o, &st, &err);
+    if (o.layout == QF_LAYOUT_SAFETENSORS) o.method = "passthrough";
+    qf_status rs = o.layout == QF_LAYOUT_SAFETENSORS ? qf_convert_passthrough(&o, &st, &err)
+                   : o.layout == QF_LAYOUT_GGUF      ? qf_convert_gguf(&o, &st, &err)
+                                                     : qf_convert_run(&o, &st, &err);
     if (rs != QF_OK) return qf_cli_report_error("convert", &err, json);
-    const char *sname = o.scheme ? o.scheme->name : "none";
+    const char *sname = o.scheme ? o.scheme->name : o.gguf_type ? o.gguf_type : "none";
     double gbps = st.seconds_weights > 0 ? (double)st.bytes_in / st.seconds_weights / 1e9 : 0;
     if (json) {
         json_t *r = json_pack("{s:b, s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:I, s:f, s:f, s:f, s:I}", "ok", 1, "out", o.out,

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "convert_output.h"
 #include "qf_cli.h"
 #include "qf_config.h"
 #include "qf_fs.h"
@@ -46,6 +47,8 @@ int qf_cmd_inspect(int argc, char **argv)
         qf_fail(&err, QF_ERR_USAGE, "need DIR (qforge inspect --help)");
         return qf_cli_report_error("inspect", &err, json);
     }
+    int gguf_rc = qf_inspect_gguf(dir, json, list); /* GGUF: the file's own view (convert_output.h) */
+    if (gguf_rc >= 0) return gguf_rc;
     qf_checkpoint *ck;
     if (qf_checkpoint_open(dir, &ck, &err) != QF_OK) return qf_cli_report_error("inspect", &err, json);
     qf_model_config cfg = {0};

@@ -17,6 +17,7 @@
 #include "qf_fs.h"
 #include "qf_hash.h"
 #include "qf_manifest.h"
+#include "qf_model_card.h"
 #include "qf_model.h"
 #include "qf_progress.h"
 #include "qf_tokenizer.h"
@@ -261,6 +262,7 @@ static int qf_validate_run(const qf_validate_opts *o, qf_error *err)
         if (o->max_drift >= 0) json_object_set_new(rec, "max_ppl_drift", json_real(o->max_drift));
         json_object_set_new(rec, "passed", json_boolean(!over_kld && !over_drift));
         st = qf_manifest_update(o->quant, "validation", rec, err);
+        if (!st) st = qf_model_card_refresh(o->quant, err); /* README.md's validation table, re-sealed */
         if (st) goto done;
         if (!o->quiet && !o->json)
             fprintf(stderr, "qforge validate: recorded in %s/%s\n", o->quant, QF_MANIFEST_NAME);

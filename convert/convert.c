@@ -14,6 +14,8 @@
 #include "qf_fs.h"
 #include "qf_manifest.h"
 #include "qf_model_card.h"
+#include "qf_modelopt.h"
+#include "convert_output.h"
 #include "journal.h"
 #include "qf_progress.h"
 #include "source_hash.h"
@@ -45,6 +47,14 @@ static qf_status qf_quantize_module(const qf_convert_opts *o, const qf_checkpoin
         if (!buf->data[k]) return qf_fail(err, QF_ERR_NOMEM, "out of memory for %s.%s", m->module, m->plan.t[k].suffix);
     }
     qf_status s = qf_quantize_rtn(o->scheme, t->dtype, t->data, t->shape[0], t->shape[1], m->group_amax, &m->plan, buf, err);
+    if (s == QF_OK && o->layout == QF_LAYOUT_MODELOPT) { /* re-layout the same codes (qf_modelopt.h) */
+        qf_quant_buffers mo = {{0}};
+        for (int k = 0; k < m->out_plan.n && s == QF_OK; k++)
+            if (!(mo.data[k] = calloc(1, m->out_plan.t[k].nbytes ? m->out_plan.t[k].nbytes : 1)))
+                s = qf_fail(err, QF_ERR_NOMEM, "out of memory for %s.%s", m->module, m->out_plan.t[k].suffix);
+        if (s == QF_OK) s = qf_modelopt_relayout(o->scheme, t->shape[0], t->shape[1], &m->plan, buf, &m->out_plan, &mo, err);
+        for (int k = 0; k < QF_PLAN_MAX; k++) free(buf->data[k]), buf->data[k] = mo.data[k];
+    }
     if (s) qf_error_prefix(err, "%s: tensor '%s': ", ck->dir, t->name);
     return s;
 }
@@ -206,7 +216,9 @@ static qf_status qf_write_side_files(const qf_convert_opts *o, const qf_convert_
 {
     json_t *conf = json_deep_copy(cfg->json);
     if (!o->n_parts) /* a merge copies the parts' config, whose quantization_config is final */
-        json_object_set_new(conf, "quantization_config", qf_ct_quant_config(o->scheme, p->ignored_modules, p->n_ignored));
+        json_object_set_new(conf, "quantization_config",
+                            o->layout == QF_LAYOUT_MODELOPT ? qf_modelopt_quant_config(o->scheme, p->ignored_modules, p->n_ignored)
+                                                            : qf_ct_quant_config(o->scheme, p->ignored_modules, p->n_ignored));
     char *text = json_dumps(conf, JSON_INDENT(2));
     json_decref(conf);
     size_t len = strlen(text);
@@ -237,6 +249,15 @@ static qf_status qf_write_side_files(const qf_convert_opts *o, const qf_convert_
     }
     names[n++] = strdup("config.json");
     if (p->n_shards > 1) names[n++] = strdup("model.safetensors.index.json");
+    if (s == QF_OK && o->layout == QF_LAYOUT_MODELOPT && !o->n_parts) { /* ModelOpt's own record of the export */
+        json_t *h = qf_modelopt_hf_quant_config(o->scheme, p->ignored_modules, p->n_ignored);
+        char *htext = json_dumps(h, JSON_INDENT(2)), *hpath = qf_path_join(tmp, "hf_quant_config.json");
+        s = qf_file_write_atomic(hpath, htext, strlen(htext), err);
+        int listed = 0;
+        for (int i = 0; i < n; i++) listed |= strcmp(names[i], "hf_quant_config.json") == 0;
+        if (!listed) names[n++] = strdup("hf_quant_config.json");
+        free(hpath), free(htext), json_decref(h);
+    }
     qsort(names, (size_t)n, sizeof *names, qf_strcmp_p);
     for (int i = 0; i < n; i++) {
         if (s == QF_OK) s = qf_manifest_file(m, tmp, names[i], st, err);
@@ -285,7 +306,7 @@ static json_t *qf_recipe_json(const qf_convert_opts *o)
     json_t *ign = json_array();
     for (int i = 0; i < o->n_ignore; i++) json_array_append_new(ign, json_string(o->ignore[i]));
     json_t *r = json_pack("{s:s, s:s, s:s, s:o, s:s, s:I}", "scheme", o->scheme->name, "method", o->method, "layout",
-                          "compressed-tensors", "ignore", ign, "default_ignore", "lm_head, embeddings, norms, MoE routers",
+                          qf_layout_name(o->layout), "ignore", ign, "default_ignore", "lm_head, embeddings, norms, MoE routers",
                           "max_shard_size", (json_int_t)(o->max_shard_bytes ? o->max_shard_bytes : QF_DEFAULT_SHARD_BYTES));
     if (o->layer_first >= 0) json_object_set_new(r, "layers", json_pack("[i,i]", o->layer_first, o->layer_last));
     if (o->calibrated) {

@@ -44,4 +44,13 @@ qf_status qf_output_finish(const qf_convert_opts *o, const qf_checkpoint *ck, ch
  * shards (name order, o->max_shard_bytes each, model.safetensors.index.json when several). */
 qf_status qf_convert_passthrough(const qf_convert_opts *o, qf_convert_stats *st, qf_error *err);
 
+/* `qforge convert SRC --layout gguf --scheme TYPE -o OUT`: one model.gguf for llama.cpp
+ * (o->gguf_type: q8_0, q4_0, q4_k, f16, bf16, f32; llama-family checkpoints, byte-level BPE
+ * tokenizers) plus config.json, the tokenizer files, README.md and the manifest. */
+qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_error *err);
+
+/* `qforge inspect` of a .gguf file or a folder whose only weights are one: prints the file's
+ * own summary and returns the exit code; -1 when path is not GGUF (inspect goes on). */
+int qf_inspect_gguf(const char *path, int json, int list);
+
 #endif /* QF_CONVERT_OUTPUT_H */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "convert_plan.h"
+#include "qf_modelopt.h"
 
 /* Default ignore list: modules that stay in full precision whatever the scheme. */
 static int qf_default_ignored(const char *module)
@@ -128,6 +129,9 @@ qf_status qf_plan_build(const qf_convert_opts *o, const qf_checkpoint *ck, qf_co
             if (!ignored) {
                 m->quantized = 1;
                 st = qf_quant_plan_linear(o->scheme, t->shape[0], t->shape[1], &m->plan, err);
+                m->out_plan = m->plan; /* --layout modelopt: the same codes under ModelOpt's tensors */
+                if (st == QF_OK && o->layout == QF_LAYOUT_MODELOPT)
+                    st = qf_modelopt_plan(o->scheme, t->dtype, t->shape[0], t->shape[1], &m->out_plan, err);
             }
         }
         if (!m->quantized) {
@@ -141,8 +145,8 @@ qf_status qf_plan_build(const qf_convert_opts *o, const qf_checkpoint *ck, qf_co
             ot->plan_index = -1;
             continue;
         }
-        for (int k = 0; k < m->plan.n; k++) {
-            const qf_packed_tensor *pt = &m->plan.t[k];
+        for (int k = 0; k < m->out_plan.n; k++) {
+            const qf_packed_tensor *pt = &m->out_plan.t[k];
             qf_out_tensor *ot = &p->out[p->n_out++];
             size_t len = strlen(m->module) + strlen(pt->suffix) + 2;
             ot->name = malloc(len);

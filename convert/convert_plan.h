@@ -32,6 +32,8 @@ typedef struct qf_module_plan { /* one quantized Linear (by source tensor index)
     int quantized;           /* 1 when src tensor is quantized */
     char *module;            /* "model.layers.0.self_attn.q_proj" (owned) */
     qf_quant_plan plan;
+    qf_quant_plan out_plan;  /* the tensors written: plan itself (compressed-tensors) or its
+                              * ModelOpt re-layout (qf_modelopt.h), by --layout */
     float group_amax;        /* nvfp4: max |w| over the fused siblings; 0 otherwise */
 } qf_module_plan;
 

@@ -161,7 +161,8 @@ static void qf_card_validation(FILE *f, const json_t *v)
     {
         int seen = 0;
         for (size_t i = 0; i < sizeof known / sizeof *known && !seen; i++) seen = strcmp(k, known[i].key) == 0;
-        if (seen || json_is_object(x) || json_is_array(x) || json_is_null(x)) continue;
+        if (seen || json_is_object(x) || json_is_array(x) || json_is_null(x) || !strcmp(k, "text") || !strcmp(k, "protocol"))
+            continue;
         fprintf(f, "| ");
         qf_md(f, k);
         fprintf(f, " | ");

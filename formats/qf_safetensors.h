@@ -59,8 +59,9 @@ typedef struct qf_checkpoint {
 
 /* Open a hub folder (index, model.safetensors or a lone *.safetensors) or one .safetensors
  * file; PyTorch .bin / .pt files and folders holding only those are read through
- * qf_zip_checkpoint.h into the same table.  *out is set only on success; on failure nothing
- * stays mapped. */
+ * qf_zip_checkpoint.h into the same table, and a .gguf file (or a folder whose only weights it
+ * is) through qf_gguf_load_checkpoint (dequantized to F32, Hugging Face names).  *out is set
+ * only on success; on failure nothing stays mapped. */
 qf_status qf_checkpoint_open(const char *path, qf_checkpoint **out, qf_error *err);
 void qf_checkpoint_free(qf_checkpoint *ck); /* NULL ok */
 

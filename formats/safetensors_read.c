@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qf_gguf.h"
 #include "qf_safetensors.h"
 #include "qf_zip_checkpoint.h"
 
@@ -329,6 +330,11 @@ qf_status qf_checkpoint_open(const char *path, qf_checkpoint **out, qf_error *er
 {
     *out = NULL;
     if (qf_zip_checkpoint_applies(path)) return qf_zip_checkpoint_open(path, out, err); /* PyTorch .bin / .pt */
+    char *gguf = qf_gguf_checkpoint_path(path); /* a GGUF artifact: dequantized, Hugging Face names */
+    if (gguf) {
+        free(gguf);
+        return qf_gguf_load_checkpoint(path, out, err);
+    }
     if (!qf_path_exists(path)) return qf_fail(err, QF_ERR_IO, "%s: no such file or folder", path);
     qf_checkpoint *ck = calloc(1, sizeof *ck);
     if (!ck) return qf_fail(err, QF_ERR_NOMEM, "out of memory");

@@ -1,8 +1,9 @@
 /* test_fuzz_replay.c - the fuzz targets as a regression test, without libFuzzer.
  *
- * Replays every seed of tests/fuzz/corpus/pickle through fuzz_pickle.c's target and every
- * seed of tests/fuzz/corpus/safetensors through fuzz_safetensors_header.c's, plus seeds built
- * here (tests/qf_torch_fixture.h), then keeps mutating them (bit flips, byte overwrites with
+ * Replays every seed of tests/fuzz/corpus/pickle through fuzz_pickle.c's target, every seed
+ * of tests/fuzz/corpus/safetensors through fuzz_safetensors_header.c's and every seed of
+ * tests/fuzz/corpus/gguf through fuzz_gguf.c's, plus seeds built here (tests/qf_torch_fixture.h,
+ * a GGUF from qforge's own writer), then keeps mutating them (bit flips, byte overwrites with
  * boundary values, truncations, insertions, chunk copies) with a fixed-seed generator for a
  * bounded time: QF_FUZZ_SECONDS (default 2 per target) or QF_FUZZ_RUNS mutations per target
  * (default 200000), whichever ends first.  Any crash or consistency failure (the targets
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -28,6 +30,9 @@
 #undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput qf_fuzz_safetensors_one
 #include "fuzz/fuzz_safetensors_header.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput qf_fuzz_gguf_one
+#include "fuzz/fuzz_gguf.c"
 #undef LLVMFuzzerTestOneInput
 
 typedef int (*qf_fuzz_target)(const uint8_t *, size_t);
@@ -177,11 +182,56 @@ static void test_replay_safetensors(void **state)
     replay("fuzz_safetensors_header", qf_fuzz_safetensors_one, &set);
 }
 
+static void test_replay_gguf(void **state)
+{
+    (void)state;
+    seed_set set = {0};
+    load_dir(&set, "tests/fuzz/corpus/gguf");
+    /* a seed from qforge's writer: metadata of several kinds, a Q8_0, a Q4_K and an F32 tensor */
+    char dir[] = "/tmp/qf-fuzz-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/seed.gguf", dir);
+    qf_gguf_writer *w = qf_gguf_writer_new();
+    qf_error err;
+    const char *toks[] = {"x", "yy"};
+    qf_gguf_kv_str(w, "general.architecture", "llama");
+    qf_gguf_kv_u32(w, "llama.attention.head_count", 1);
+    qf_gguf_kv_str_array(w, "tokenizer.ggml.tokens", toks, 2);
+    qf_gguf_kv_f32(w, "f", 0.5f);
+    assert_int_equal(qf_gguf_writer_add_tensor(w, "a", QF_GGML_Q8_0, 2, (int64_t[]){2, 32}, &err), 0);
+    assert_int_equal(qf_gguf_writer_add_tensor(w, "b", QF_GGML_Q4_K, 1, (int64_t[]){256}, &err), 1);
+    assert_int_equal(qf_gguf_writer_add_tensor(w, "c", QF_GGML_F32, 1, (int64_t[]){3}, &err), 2);
+    float x[256];
+    for (int i = 0; i < 256; i++) x[i] = (float)(i % 17) - 8.0f;
+    uint8_t qa[68], qb[144];
+    qf_ggml_quantize_row(QF_GGML_Q8_0, x, 64, qa);
+    qf_ggml_quantize_row(QF_GGML_Q4_K, x, 256, qb);
+    assert_int_equal(qf_gguf_writer_open(w, path, &err), QF_OK);
+    assert_int_equal(qf_gguf_writer_write(w, 0, qa, sizeof qa, &err), QF_OK);
+    assert_int_equal(qf_gguf_writer_write(w, 1, qb, sizeof qb, &err), QF_OK);
+    assert_int_equal(qf_gguf_writer_write(w, 2, x, 12, &err), QF_OK);
+    assert_int_equal(qf_gguf_writer_close(w, NULL, NULL, NULL, &err), QF_OK);
+    qf_gguf_writer_free(w);
+    FILE *f = fopen(path, "rb");
+    tf_buf b = {0};
+    uint8_t chunk[4096];
+    size_t k;
+    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0) tf_put(&b, chunk, k);
+    fclose(f);
+    unlink(path);
+    rmdir(dir);
+    add_seed(&set, b.b, b.n);
+    tf_free(&b);
+    replay("fuzz_gguf", qf_fuzz_gguf_one, &set);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replay_pickle),
         cmocka_unit_test(test_replay_safetensors),
+        cmocka_unit_test(test_replay_gguf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,7 @@
 corpus/pickle: data.pkl streams (protocols 2 and 4) and whole torch.save archives of a tiny
 state_dict made by tests/tools/make_bin_checkpoint.py (plain, views + shared storage,
 big-endian, deflated), plus a few hostile pickles.  corpus/safetensors: small valid and
-invalid safetensors files.  usage: tests/fuzz/make_corpus.py
+invalid safetensors files.  corpus/gguf: a GGUF written by gguf-py (skipped without it).  usage: tests/fuzz/make_corpus.py
 """
 import collections
 import io
@@ -59,8 +59,32 @@ def main():
                                         "b": {"dtype": "BF16", "shape": [2, 2], "data_offsets": [8, 16]}}, bytes(16))
     st_file("f4_and_empty.safetensors", {"q": {"dtype": "F4", "shape": [1, 4], "data_offsets": [0, 2]},
                                          "e": {"dtype": "U8", "shape": [0, 3], "data_offsets": [2, 2]}}, bytes(2))
+    gguf_seeds(os.path.join(HERE, "corpus", "gguf"))
     st_file("overlap.safetensors", {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
                                     "b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}, bytes(8))
+
+
+def gguf_seeds(folder):
+    """A small GGUF written by llama.cpp's gguf-py (when installed): Q8_0, Q4_0, F16, F32 tensors."""
+    try:
+        import gguf
+        import numpy as np
+    except ImportError:
+        return
+    os.makedirs(folder, exist_ok=True)
+    w = gguf.GGUFWriter(os.path.join(folder, "gguf_py.gguf"), "llama")
+    w.add_block_count(1)
+    w.add_head_count(2)
+    w.add_token_list(["a", "b", "c"])
+    x = (np.arange(64, dtype=np.float32).reshape(2, 32) - 20) / 7
+    for name, qt in (("q8", gguf.GGMLQuantizationType.Q8_0), ("q4", gguf.GGMLQuantizationType.Q4_0)):
+        w.add_tensor(name, gguf.quants.quantize(x, qt), raw_dtype=qt)
+    w.add_tensor("h", x.astype(np.float16))
+    w.add_tensor("f", x[0])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
 
 
 if __name__ == "__main__":

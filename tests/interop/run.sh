@@ -7,7 +7,8 @@
 #   by the README rules, decoded values within the format bounds, manifest hashes); then, when
 #   the test_numfmt program is built (default: tests/test_numfmt next to QFORGE_BINARY's
 #   folder, i.e. build/tests/test_numfmt), cross-checks the number-format tables against
-#   ml_dtypes with check_numfmt_tables.py.  Builds nothing itself.
+#   ml_dtypes with check_numfmt_tables.py, and reads qforge's GGUF output with llama.cpp's
+#   gguf-py (check_gguf.py; skipped without the gguf package).  Builds nothing itself.
 #   Python: $PYTHON or python3, with numpy, safetensors and ml_dtypes (xxhash optional).
 #   Without them it prints a SKIP line and exits 0 (the harness decides whether that is ok).
 #   Prints "N passed, N failed" last; exit status 1 when anything failed.
@@ -68,6 +69,16 @@ for scheme in fp8-dynamic w4a16 w4a16-asym nvfp4a16 mxfp4a16 w8a8; do
     add_counts "$tmp/$scheme.check.log"
     rm -rf "$out"
 done
+
+# GGUF: llama.cpp's own Python package reads qforge's files (check_gguf.py)
+if "$py" -c "import gguf" 2>/dev/null; then
+    "$py" "$here/check_gguf.py" "$qforge" "$model" >"$tmp/gguf.log" 2>&1
+    grep -v '^[0-9]* passed, [0-9]* failed$' "$tmp/gguf.log"
+    echo "== gguf vs gguf-py: $(tail -n 1 "$tmp/gguf.log")"
+    add_counts "$tmp/gguf.log"
+else
+    echo "SKIP gguf vs gguf-py: $py cannot import gguf (pip install gguf)"
+fi
 
 if [ -x "$numfmt" ]; then
     mkdir -p "$tmp/tables"

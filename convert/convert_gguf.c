@@ -1,0 +1,250 @@
+/* convert_gguf.c - `qforge convert SRC --layout gguf --scheme TYPE -o OUT`: one model.gguf for
+ * llama.cpp (see convert_output.h, formats/qf_gguf.h).
+ *
+ * The story: open the checkpoint and config.json; name every tensor as llama.cpp does and pick
+ * its ggml type (1-D tensors F32; 2-D weights TYPE when their rows fit its block, else Q8_0,
+ * else F16); declare metadata (general.*, llama.*, tokenizer.ggml.*) and tensors; then per
+ * tensor: rows to float, q_proj / k_proj rows into llama.cpp's interleaved RoPE order, rows
+ * quantized in parallel, written and hashed; finally the side files, the card and the sealed
+ * manifest (whose tensor entries list GGUF names, ggml types and data-span hashes).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "convert_output.h"
+#include "qf_config.h"
+#include "qf_gguf.h"
+#include "qf_manifest.h"
+#include "qf_progress.h"
+#include "qf_quantize.h"
+
+typedef struct qf_gguf_item {
+    int src;          /* checkpoint tensor, or -1 for rope_freqs */
+    char name[96];
+    int type;
+    int ndim;
+    int64_t shape[2]; /* row-major: [rows, cols] or [n] */
+    int permute_heads; /* q_proj / k_proj: heads to interleave, else 0 */
+} qf_gguf_item;
+
+/* llama.cpp's order: token_embd, rope_freqs, blk.0 ... blk.N (by name within a block), output_norm, output. */
+static int qf_item_rank(const qf_gguf_item *it, int *layer)
+{
+    *layer = -1;
+    if (strncmp(it->name, "token_embd", 10) == 0) return 0;
+    if (strncmp(it->name, "rope_freqs", 10) == 0) return 1;
+    if (sscanf(it->name, "blk.%d.", layer) == 1) return 2;
+    if (strncmp(it->name, "output_norm", 11) == 0) return 3;
+    return 4;
+}
+
+static int qf_item_cmp(const void *a, const void *b)
+{
+    const qf_gguf_item *x = a, *y = b;
+    int lx, ly, rx = qf_item_rank(x, &lx), ry = qf_item_rank(y, &ly);
+    if (rx != ry) return rx - ry;
+    if (lx != ly) return lx - ly;
+    return strcmp(x->name, y->name);
+}
+
+/* ggml type for a 2-D weight whose rows hold cols values. */
+static int qf_gguf_pick(int want, int64_t cols)
+{
+    if (cols % qf_ggml_block_size(want) == 0) return want;
+    if (qf_ggml_block_size(want) > 32 && cols % 32 == 0) return QF_GGML_Q8_0;
+    return QF_GGML_F16;
+}
+
+static int qf_file_type(int t)
+{
+    switch (t) {
+    case QF_GGML_F32: return 0;
+    case QF_GGML_F16: return 1;
+    case QF_GGML_Q4_0: return 2;
+    case QF_GGML_Q8_0: return 7;
+    case QF_GGML_Q4_K: return 14; /* Q4_K_S: every weight Q4_K where it fits */
+    case QF_GGML_BF16: return 32;
+    }
+    return 0;
+}
+
+/* One tensor's bytes: rows to float, permuted, quantized (OpenMP over rows). */
+static qf_status qf_gguf_tensor_bytes_of(const qf_checkpoint *ck, const qf_gguf_item *it, const float *rope, uint8_t *out,
+                                         qf_error *err)
+{
+    if (it->src < 0) { /* rope_freqs */
+        qf_ggml_quantize_row(QF_GGML_F32, rope, it->shape[0], out);
+        return QF_OK;
+    }
+    const qf_tensor *t = &ck->tensors[it->src];
+    if (t->dtype != QF_DTYPE_F32 && t->dtype != QF_DTYPE_BF16 && t->dtype != QF_DTYPE_F16)
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: tensor '%s': GGUF export reads F32 / BF16 / F16 weights, not %s",
+                       ck->dir, t->name, qf_dtype_name(t->dtype));
+    int64_t rows = it->ndim == 2 ? it->shape[0] : 1, cols = it->ndim == 2 ? it->shape[1] : it->shape[0];
+    uint64_t rb = qf_ggml_row_bytes(it->type, cols);
+    int failed = 0;
+#pragma omp parallel if (rows * cols >= (1 << 16))
+    {
+        float *x = malloc(sizeof(float) * (size_t)cols);
+        if (!x) failed = 1;
+#pragma omp for schedule(dynamic, 16)
+        for (int64_t r = 0; r < rows; r++) {
+            if (!x) continue;
+            int64_t src_row = r;
+            if (it->permute_heads) { /* GGUF row r = head h, pair i, half j  <-  HF row h*hd + j*half + i */
+                int64_t hd = rows / it->permute_heads, half = hd / 2, h = r / hd, i = (r % hd) / 2, j = r % 2;
+                src_row = h * hd + j * half + i;
+            }
+            qf_load_row(t->dtype, t->data, src_row, cols, x);
+            qf_ggml_quantize_row(it->type, x, cols, out + (uint64_t)r * rb);
+        }
+        free(x);
+    }
+    if (failed) return qf_fail(err, QF_ERR_NOMEM, "out of memory");
+    return QF_OK;
+}
+
+static void qf_manifest_gguf_tensor(json_t *m, const char *file, const qf_gguf_item *it, qf_hash128 h)
+{
+    char hex[QF_HASH_HEX_LEN + 1];
+    qf_hash_hex(h, hex);
+    json_t *sh = json_array();
+    for (int d = 0; d < it->ndim; d++) json_array_append_new(sh, json_integer(it->shape[d]));
+    json_t *list = json_object_get(m, "tensors");
+    if (!json_is_array(list)) json_object_set_new(m, "tensors", list = json_array());
+    json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o, s:s}", "name", it->name, "file", file, "dtype",
+                                          qf_ggml_type_name(it->type), "shape", sh, "xxh3_128", hex));
+}
+
+qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_error *err)
+{
+    memset(st, 0, sizeof *st);
+    double t0 = qf_now();
+    int want = o->gguf_type ? qf_ggml_type_from_name(o->gguf_type) : -1;
+    if (want < 0 || qf_ggml_type_support(want) != 1)
+        return qf_fail(err, QF_ERR_USAGE, "--layout gguf takes --scheme q8_0, q4_0, q4_k, f16, bf16 or f32 (not '%s')",
+                       o->gguf_type ? o->gguf_type : "");
+    if (strcmp(o->method, "rtn") != 0)
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "--layout gguf quantizes with llama.cpp's reference rules (--method rtn)");
+
+    /* 1. the source: config.json and the tensor table */
+    qf_model_config cfg;
+    char *cpath = qf_path_join(o->src, "config.json");
+    qf_status s = qf_config_load(cpath, &cfg, err);
+    free(cpath);
+    if (s) return s;
+    qf_checkpoint *ck = NULL;
+    s = qf_checkpoint_open(o->src, &ck, err);
+    if (s) {
+        qf_config_free(&cfg);
+        return s;
+    }
+    for (int i = 0; i < ck->n_tensors; i++) st->bytes_in += ck->tensors[i].nbytes;
+
+    /* 2. metadata (refuses what llama.cpp's llama architecture cannot hold), then names, types, order */
+    qf_gguf_writer *w = qf_gguf_writer_new();
+    if (!w) s = qf_fail(err, QF_ERR_NOMEM, "out of memory");
+    char *abs = realpath(o->src, NULL);
+    if (s == QF_OK) s = qf_gguf_llama_metadata(w, &cfg, qf_path_base(abs ? abs : o->src), qf_file_type(want), err);
+    free(abs);
+    if (s == QF_OK) s = qf_gguf_tokenizer(w, o->src, &cfg, err);
+    qf_gguf_item *items = calloc((size_t)ck->n_tensors + 2, sizeof *items);
+    float rope[1024];
+    int n_rope = qf_gguf_llama_rope_freqs(&cfg, rope, 1024), n = 0;
+    if (!items && s == QF_OK) s = qf_fail(err, QF_ERR_NOMEM, "out of memory");
+    for (int i = 0; s == QF_OK && i < ck->n_tensors; i++) {
+        const qf_tensor *t = &ck->tensors[i];
+        qf_gguf_item *it = &items[n];
+        int r = qf_gguf_llama_name(t->name, it->name, sizeof it->name);
+        if (r == 0) continue;
+        if (r < 0 || t->ndim < 1 || t->ndim > 2) {
+            s = qf_fail(err, QF_ERR_UNSUPPORTED, "%s: tensor '%s' has no llama.cpp counterpart", ck->dir, t->name);
+            break;
+        }
+        it->src = i;
+        it->ndim = t->ndim;
+        it->shape[0] = t->shape[0];
+        it->shape[1] = t->ndim == 2 ? t->shape[1] : 0;
+        it->type = t->ndim == 1 ? QF_GGML_F32 : qf_gguf_pick(want, t->shape[1]);
+        if (strstr(it->name, ".attn_q.")) it->permute_heads = cfg.n_heads;
+        if (strstr(it->name, ".attn_k.")) it->permute_heads = cfg.n_kv_heads;
+        if (it->permute_heads && t->shape[0] % (2 * it->permute_heads)) {
+            s = qf_fail(err, QF_ERR_FORMAT, "%s: tensor '%s': %lld rows do not split into %d heads", ck->dir, t->name,
+                        (long long)t->shape[0], it->permute_heads);
+            break;
+        }
+        n++;
+    }
+    if (s == QF_OK && n_rope) {
+        items[n] = (qf_gguf_item){.src = -1, .name = "rope_freqs.weight", .type = QF_GGML_F32, .ndim = 1, .shape = {n_rope, 0}};
+        n++;
+    }
+    if (s == QF_OK) qsort(items, (size_t)n, sizeof *items, qf_item_cmp);
+
+    /* 3. tensor declarations */
+    for (int i = 0; s == QF_OK && i < n; i++)
+        if (qf_gguf_writer_add_tensor(w, items[i].name, items[i].type, items[i].ndim, items[i].shape, err) < 0)
+            s = err ? err->code : QF_ERR_USAGE;
+
+    /* 4. a temporary folder, then the file: tensor by tensor, hashed while written */
+    char *tmp = NULL;
+    if (s == QF_OK) s = qf_output_begin(o, &tmp, err);
+    json_t *manifest = qf_manifest_new();
+    json_object_set_new(manifest, "recipe", json_pack("{s:s, s:s, s:s, s:[], s:s}", "scheme", qf_ggml_type_name(want),
+                                                      "method", "rtn", "layout", "gguf", "ignore", "default_ignore",
+                                                      "norms and 1-D tensors (F32); rows that do not fit the block: Q8_0, then F16"));
+    double tw = qf_now();
+    char *gpath = tmp ? qf_path_join(tmp, "model.gguf") : NULL;
+    if (s == QF_OK) s = qf_gguf_writer_open(w, gpath, err);
+    qf_progress prog;
+    qf_progress_begin(&prog, o->progress && s == QF_OK, "convert", st->bytes_in ? st->bytes_in : 1, "B");
+    for (int i = 0; s == QF_OK && i < n; i++) {
+        if (qf_convert_interrupted) {
+            s = qf_fail(err, QF_ERR_INTERRUPTED, "interrupted; nothing was written to %s", o->out);
+            break;
+        }
+        uint64_t nb = qf_gguf_tensor_bytes(w, i);
+        uint8_t *buf = malloc(nb ? nb : 1);
+        if (!buf) s = qf_fail(err, QF_ERR_NOMEM, "out of memory for %llu bytes", (unsigned long long)nb);
+        if (s == QF_OK) s = qf_gguf_tensor_bytes_of(ck, &items[i], rope, buf, err);
+        if (s == QF_OK) s = qf_gguf_writer_write(w, i, buf, nb, err);
+        free(buf);
+        if (items[i].src >= 0) {
+            const qf_tensor *t = &ck->tensors[items[i].src];
+            qf_checkpoint_release(ck, t);
+            qf_progress_add(&prog, t->nbytes);
+            if (qf_ggml_block_size(items[i].type) > 1) st->n_quantized++;
+            else st->n_kept++;
+        }
+    }
+    qf_progress_end(&prog);
+    qf_hash128 *th = calloc((size_t)n + 1, sizeof *th);
+    uint64_t fsize = 0;
+    qf_hash128 fh;
+    if (s == QF_OK) s = th ? qf_gguf_writer_close(w, &fsize, &fh, th, err) : qf_fail(err, QF_ERR_NOMEM, "out of memory");
+    st->seconds_weights = qf_now() - tw;
+    if (s == QF_OK) {
+        qf_manifest_add_file(manifest, "model.gguf", fsize, fh);
+        for (int i = 0; i < n; i++) qf_manifest_gguf_tensor(manifest, "model.gguf", &items[i], th[i]);
+        st->bytes_out += fsize;
+        st->n_shards = 1;
+    }
+    qf_gguf_writer_free(w); /* deletes a partial file */
+
+    /* 5. config.json (unchanged: the runner reads it) and side files; 6. card, manifest, rename */
+    if (s == QF_OK) s = qf_output_side_files(o->src, tmp, NULL, manifest, &st->bytes_out, err);
+    if (tmp) s = qf_output_finish(o, ck, tmp, manifest, s, &st->bytes_out, err);
+    free(gpath);
+    free(th);
+    free(items);
+    json_decref(manifest);
+    qf_checkpoint_free(ck);
+    qf_config_free(&cfg);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    st->peak_rss_kb = ru.ru_maxrss;
+    st->seconds = qf_now() - t0;
+    return s;
+}

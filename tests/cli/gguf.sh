@@ -1,0 +1,31 @@
+# --layout gguf: tiny-llama as one model.gguf (Q8_0, Q4_0, Q4_K with Q8_0 fallback, F16),
+# verified tensor by tensor, inspected in GGUF terms, read back (dequantized, Hugging Face names)
+# by --to safetensors and validate's loader; refusals for unsupported types and models.
+# (Bit-exactness against llama.cpp's gguf-py: tests/interop/check_gguf.py.)
+. tests/cli/lib.sh
+M=tests/data/tiny-llama
+for t in q8_0 q4_0 q4_k f16; do
+    expect_exit 0 "$t: convert" -- "$QFORGE" convert $M -o "$T/g-$t" --layout gguf --scheme $t -q
+    expect_exit 0 "$t: verify" -- "$QFORGE" verify "$T/g-$t" -q
+    [ -f "$T/g-$t/model.gguf" ] && [ -f "$T/g-$t/README.md" ] && [ -f "$T/g-$t/tokenizer.json" ] && ok "$t: files" || bad "$t: files"
+done
+"$QFORGE" inspect "$T/g-q4_0" --tensors >"$T/insp" 2>&1
+grep -q "architecture llama" "$T/insp" && ok "inspect: architecture" || bad "inspect: architecture"
+grep -q "blk.0.attn_q.weight  *Q4_0  *\[384, 384\]" "$T/insp" && ok "inspect: llama.cpp names, ggml types" || bad "inspect names"
+grep -q "output_norm.weight  *F32" "$T/insp" && ok "inspect: norms stay F32" || bad "inspect norms"
+"$QFORGE" inspect "$T/g-q4_k" >"$T/insp" 2>&1
+grep -q "Q4_K" "$T/insp" && grep -q "Q8_0" "$T/insp" && ok "q4_k: rows of 384 fall back to Q8_0" || bad "q4_k fallback"
+expect_exit 0 "read back as safetensors" -- "$QFORGE" convert "$T/g-q8_0/model.gguf" --to safetensors -o "$T/back" -q
+"$QFORGE" inspect "$T/back" --tensors >"$T/insp" 2>&1
+grep -q "model.layers.0.self_attn.q_proj.weight  *F32  *\[384, 384\]" "$T/insp" && ok "read back: Hugging Face names, F32" ||
+    bad "read back names"
+# a modified tensor is found
+cp -r "$T/g-q4_0" "$T/bad"
+flip_byte "$T/bad/model.gguf" 4000000
+expect_exit 6 "flipped byte detected" -- "$QFORGE" verify "$T/bad" -q
+grep -q "tensor" "$T/stderr" && ok "the modified tensor is named" || bad "modified tensor not named: $(cat "$T/stderr")"
+expect_exit 2 "unknown ggml type" -- "$QFORGE" convert $M -o "$T/x" --layout gguf --scheme q3_k -q
+expect_exit 5 "MoE model refused" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/x" --layout gguf --scheme q8_0 -q
+stderr_has "model_type" "refusal names the model type"
+no_output "$T/x" "no output after a refusal"
+finish

@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""check_gguf.py - qforge's GGUF output read by llama.cpp's own Python package (gguf-py).
+
+usage: check_gguf.py QFORGE_BINARY MODEL_DIR   (prints 'N passed, N failed' last)
+
+For Q8_0 and Q4_0 (and Q4_K, whose rows mostly fall back to Q8_0 on tiny-llama):
+  1. qforge convert MODEL --layout gguf --scheme TYPE; gguf.GGUFReader loads model.gguf and
+     finds the llama metadata, the tokenizer (tokens / token types / merges as tokenizer.json
+     has them) and every tensor under llama.cpp's name, with ggml types qforge chose;
+  2. Q8_0 / Q4_0 / F16 / BF16 / F32 tensors hold exactly the bytes gguf-py's reference
+     quantizers (gguf.quants.quantize, a port of ggml's quantize_row_*_ref) make from the same
+     source weights, and every tensor decoded by gguf.quants.dequantize equals, bit for bit,
+     qforge's own decoder
+     (qforge convert model.gguf --to safetensors gives qforge's dequantized F32 tensors in
+     Hugging Face names and row order); attn_q / attn_k are compared after applying
+     convert_hf_to_gguf.py's permutation (written here from its formula) to qforge's rows, so
+     the row order qforge writes is checked against llama.cpp's independently;
+  3. the decoded weights are close to the source weights (NMSE bounds per type), which a wrong
+     permutation or layout would break;
+  4. qforge verify passes on the artifact.
+Then a GGUF written by gguf-py itself, with Q4_K / Q6_K / F16 tensors of random blocks, is read by
+qforge (inspect, and convert --to safetensors) and decoded to what gguf-py decodes.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from qf_interop import Report, f32, load_dir  # noqa: E402
+
+import gguf  # noqa: E402
+from gguf import GGMLQuantizationType as T  # noqa: E402
+
+LAYER = {"attn_norm": "input_layernorm", "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj",
+         "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj", "ffn_norm": "post_attention_layernorm",
+         "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj"}
+GLOBAL = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
+
+
+def hf_name(g):
+    stem, suf = g.rsplit(".", 1)
+    if stem in GLOBAL:
+        return GLOBAL[stem] + "." + suf
+    _, n, part = stem.split(".", 2)
+    return "model.layers.%s.%s.%s" % (n, LAYER[part], suf)
+
+
+def permute(w, n_head):
+    """convert_hf_to_gguf.py LlamaModel.permute: rotate-half rows -> interleaved pairs."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def field(r, key):
+    f = r.fields.get(key)
+    if f is None:
+        return None
+    if f.types[0] == gguf.GGUFValueType.ARRAY:
+        if f.types[-1] == gguf.GGUFValueType.STRING:
+            return [bytes(f.parts[i]).decode("utf-8") for i in f.data]
+        return [f.parts[i][0].item() for i in f.data]
+    if f.types[0] == gguf.GGUFValueType.STRING:
+        return bytes(f.parts[f.data[0]]).decode("utf-8")
+    return f.parts[f.data[0]][0].item()
+
+
+def decode(t):
+    """A tensor as gguf-py decodes it, in row-major (PyTorch) shape."""
+    shape = tuple(int(x) for x in reversed(t.shape))
+    return np.asarray(gguf.quants.dequantize(t.data, t.tensor_type), dtype=np.float32).reshape(shape)
+
+
+def run(cmd):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return p.returncode, p.stdout
+
+
+def check_model(rep, qforge, model, qtype, tmp):
+    out, deq = os.path.join(tmp, "gguf-" + qtype), os.path.join(tmp, "deq-" + qtype)
+    rc, log = run([qforge, "convert", model, "--layout", "gguf", "--scheme", qtype, "-o", out, "-q"])
+    if not rep.check(rc == 0, "%s: qforge convert" % qtype, log.strip()[-300:]):
+        return
+    path = os.path.join(out, "model.gguf")
+    r = gguf.GGUFReader(path)
+    cfg = json.load(open(os.path.join(model, "config.json")))
+    tok = json.load(open(os.path.join(model, "tokenizer.json")))
+    rep.check(field(r, "general.architecture") == "llama", "%s: architecture llama" % qtype)
+    for key, want in (("llama.block_count", cfg["num_hidden_layers"]), ("llama.embedding_length", cfg["hidden_size"]),
+                      ("llama.attention.head_count", cfg["num_attention_heads"]),
+                      ("llama.attention.head_count_kv", cfg["num_key_value_heads"]),
+                      ("llama.feed_forward_length", cfg["intermediate_size"]), ("llama.vocab_size", cfg["vocab_size"])):
+        rep.check(field(r, key) == want, "%s: %s" % (qtype, key), "%s != %s" % (field(r, key), want))
+    tokens, types, merges = field(r, "tokenizer.ggml.tokens"), field(r, "tokenizer.ggml.token_type"), field(r, "tokenizer.ggml.merges")
+    vocab = tok["model"]["vocab"]
+    rep.check(field(r, "tokenizer.ggml.model") == "gpt2", "%s: tokenizer model gpt2" % qtype)
+    rep.check(len(tokens) == cfg["vocab_size"] and all(tokens[i] == t for t, i in vocab.items()),
+              "%s: tokens by id as in tokenizer.json" % qtype)
+    special = {a["id"] for a in tok["added_tokens"] if a.get("special")}
+    rep.check(all(types[i] == (3 if i in special else 1) for i in vocab.values()), "%s: token types" % qtype)
+    want_merges = [m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]]
+    rep.check(merges == want_merges, "%s: merges" % qtype)
+    rep.check(field(r, "tokenizer.ggml.bos_token_id") == cfg["bos_token_id"], "%s: bos id" % qtype)
+
+    rc, log = run([qforge, "convert", path, "--to", "safetensors", "-o", deq, "-q"])
+    if not rep.check(rc == 0, "%s: qforge reads its GGUF back" % qtype, log.strip()[-300:]):
+        return
+    mine, _, _ = load_dir(deq)
+    src, _, _ = load_dir(model)
+    heads = {"attn_q": cfg["num_attention_heads"], "attn_k": cfg["num_key_value_heads"]}
+    n_exact = 0
+    worst = {}
+    for t in r.tensors:
+        hf = hf_name(t.name)
+        ref = decode(t)
+        q = mine.get(hf)
+        if not rep.check(q is not None and q.shape == ref.shape, "%s: %s present with shape %s" % (qtype, hf, ref.shape)):
+            continue
+        part = t.name.split(".")[-2]
+        ordered = permute(q, heads[part]) if part in heads else q
+        same = np.array_equal(ordered.view(np.uint32), ref.view(np.uint32))
+        n_exact += same
+        rep.check(same, "%s: %s decodes as gguf-py decodes it" % (qtype, t.name),
+                  "max diff %g" % float(np.max(np.abs(ordered - ref))))
+        s = f32(src[hf])
+        if t.tensor_type in (T.Q8_0, T.Q4_0, T.F16, T.BF16, T.F32):  # gguf-py has their reference quantizers
+            want = gguf.quants.quantize(permute(s, heads[part]) if part in heads else s, t.tensor_type)
+            n_bytes_same = np.array_equal(np.asarray(want).view(np.uint8).reshape(-1), np.asarray(t.data).view(np.uint8).reshape(-1))
+            rep.check(n_bytes_same, "%s: %s bytes equal gguf-py's reference %s quantizer" % (qtype, t.name, t.tensor_type.name))
+        nmse = float(np.sum((q - s) ** 2) / max(np.sum(s ** 2), 1e-30))
+        worst[t.tensor_type.name] = max(worst.get(t.tensor_type.name, 0.0), nmse)
+    bound = {"F32": 0.0, "Q8_0": 1e-4, "Q4_0": 2e-2, "Q4_K": 2e-2}
+    for tn, v in sorted(worst.items()):
+        rep.check(v <= bound.get(tn, 1.0), "%s: %s tensors within NMSE %g of the source" % (qtype, tn, bound.get(tn, 1.0)),
+                  "worst %g" % v)
+    rep.note("%s: %d tensors, %d decode bit-identically; worst NMSE vs source %s" % (
+        qtype, len(r.tensors), n_exact, ", ".join("%s %.2e" % kv for kv in sorted(worst.items()))))
+    rc, log = run([qforge, "verify", out, "-q"])
+    rep.check(rc == 0, "%s: qforge verify" % qtype, log.strip()[-300:])
+
+
+def random_blocks(rng, qtype, rows, cols):
+    """Random bytes of ggml blocks with finite, moderate f16 scales."""
+    bs, ts = gguf.GGML_QUANT_SIZES[qtype]
+    n = rows * cols // bs
+    b = rng.integers(0, 256, size=(n, ts), dtype=np.uint8)
+    d = (rng.random(n) * 0.01 + 1e-3).astype(np.float16).view(np.uint8).reshape(n, 2)
+    if qtype == T.Q4_K:
+        b[:, 0:2], b[:, 2:4] = d, d
+    elif qtype == T.Q6_K:
+        b[:, 208:210] = d
+    return b.reshape(rows, cols // bs * ts)
+
+
+def check_foreign(rep, qforge, tmp):
+    """A GGUF written by gguf-py with block types qforge only decodes."""
+    rng = np.random.default_rng(7)
+    path = os.path.join(tmp, "foreign.gguf")
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_block_count(1)
+    w.add_embedding_length(256)
+    w.add_head_count(2)
+    w.add_head_count_kv(2)
+    tensors = {"token_embd.weight": (T.Q4_K, 8, 256), "blk.0.ffn_down.weight": (T.Q6_K, 4, 512),
+               "blk.0.attn_q.weight": (T.Q6_K, 8, 256), "blk.0.attn_norm.weight": (T.F32, 1, 256)}
+    raw = {}
+    for name, (qt, rows, cols) in tensors.items():
+        if qt == T.F32:
+            a = rng.standard_normal(cols).astype(np.float32)
+            w.add_tensor(name, a)
+        else:
+            a = random_blocks(rng, qt, rows, cols)
+            w.add_tensor(name, a, raw_dtype=qt)
+        raw[name] = (qt, rows, cols)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    rc, log = run([qforge, "inspect", path, "--tensors"])
+    rep.check(rc == 0 and "Q6_K" in log and "Q4_K" in log, "foreign GGUF: qforge inspect", log.strip()[-300:])
+    deq = os.path.join(tmp, "foreign-deq")
+    rc, log = run([qforge, "convert", path, "--to", "safetensors", "-o", deq, "-q"])
+    if not rep.check(rc == 0, "foreign GGUF: qforge reads it", log.strip()[-300:]):
+        return
+    mine, _, _ = load_dir(deq)
+    r = gguf.GGUFReader(path)
+    for t in r.tensors:
+        ref = decode(t)
+        q = mine[hf_name(t.name)]
+        if t.name.split(".")[-2] == "attn_q":
+            q = permute(q, 2)
+        rep.check(np.array_equal(q.view(np.uint32), ref.view(np.uint32)),
+                  "foreign GGUF: %s (%s) decodes as gguf-py decodes it" % (t.name, t.tensor_type.name),
+                  "max diff %g" % float(np.max(np.abs(q - ref))))
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    qforge, model = sys.argv[1], sys.argv[2]
+    rep = Report("gguf")
+    with tempfile.TemporaryDirectory() as tmp:
+        for qtype in ("q8_0", "q4_0", "q4_k"):
+            check_model(rep, qforge, model, qtype, tmp)
+        check_foreign(rep, qforge, tmp)
+    return rep.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -42,7 +42,7 @@ static void qf_maybe_die(uint64_t n)
         kill_at = k ? atoll(k) : -1;
         int_at = i ? atoll(i) : -1;
     }
-    unsigned long long total = (qf_bytes_written += n);
+    unsigned long long total = atomic_fetch_add(&qf_bytes_written, n) + n;
     if (kill_at >= 0 && (long long)total >= kill_at) raise(SIGKILL);
     if (int_at >= 0 && (long long)total >= int_at) {
         int_at = -1;

@@ -14,12 +14,16 @@ qf_status qf_checkpoint_union(qf_checkpoint **parts, int n, qf_checkpoint **out,
 {
     *out = NULL;
     qf_checkpoint *u = calloc(1, sizeof *u);
-    int nf = 0, nt = 0;
-    for (int i = 0; i < n; i++) nf += parts[i]->n_files, nt += parts[i]->n_tensors;
-    u->files = calloc((size_t)nf + 1, sizeof *u->files);
-    u->tensors = calloc((size_t)nt + 1, sizeof *u->tensors);
-    if (!u->files || !u->tensors) {
+    int nf = 0, nt = 0, no = 0;
+    for (int i = 0; i < n; i++) nf += parts[i]->n_files, nt += parts[i]->n_tensors, no += parts[i]->n_owned;
+    if (u) {
+        u->files = calloc((size_t)nf + 1, sizeof *u->files);
+        u->tensors = calloc((size_t)nt + 1, sizeof *u->tensors);
+        u->owned = calloc((size_t)no + 1, sizeof *u->owned);
+    }
+    if (!u || !u->files || !u->tensors || !u->owned) {
         qf_checkpoint_free(u);
+        for (int i = 0; i < n; i++) qf_checkpoint_free(parts[i]), parts[i] = NULL;
         return qf_fail(err, QF_ERR_NOMEM, "out of memory merging %d parts", n);
     }
     u->dir = strdup(parts[0]->dir);
@@ -31,7 +35,11 @@ qf_status qf_checkpoint_union(qf_checkpoint **parts, int n, qf_checkpoint **out,
         }
         memcpy(u->files + u->n_files, p->files, sizeof *p->files * (size_t)p->n_files);
         u->n_files += p->n_files;
+        /* buffers that tensors point into (.bin views made contiguous, GGUF decodes) */
+        memcpy(u->owned + u->n_owned, p->owned, sizeof *p->owned * (size_t)p->n_owned);
+        u->n_owned += p->n_owned;
         /* ownership moved to u */
+        free(p->owned), p->owned = NULL, p->n_owned = 0;
         free(p->files), p->files = NULL, p->n_files = 0;
         free(p->tensors), p->tensors = NULL, p->n_tensors = 0;
         qf_checkpoint_free(p);

@@ -9,12 +9,16 @@
 #
 # Usage: tests/bench_validate.sh [QFORGE] [THREADS]     (from the repository root)
 set -eu
+# libgomp's default spin-wait at barriers collapses under a shared machine's load (docs/bench.md)
+OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+export OMP_WAIT_POLICY
 qf=${1:-build/qforge}
 threads=${2:-$(nproc)}
 tmp=$(mktemp -d /tmp/qf_bench_validate.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 fail=0
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; threads $threads; $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; threads $threads; OMP_WAIT_POLICY=$OMP_WAIT_POLICY;" \
+     "load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%Y-%m-%dT%H:%MZ)"
 for m in tiny-llama tiny-moe; do
     "$qf" convert "tests/data/$m" -o "$tmp/$m-w4" --scheme w4a16-asym -q >/dev/null
     for mode in base quant; do

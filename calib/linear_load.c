@@ -202,7 +202,9 @@ static qf_status qf_lin_packed8(qf_linear *lin, const qf_checkpoint *ck, const c
     if (ns != 1 && ns != (uint64_t)lin->rows)
         return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: '%s.weight_scale' has %llu values (per-channel %lld or per-tensor "
                        "1 supported)", ck->dir, name, (unsigned long long)ns, (long long)lin->rows);
-    lin->scheme = *qf_scheme_by_id(w->dtype == QF_DTYPE_I8 ? QF_SCHEME_W8A8 : QF_SCHEME_FP8_DYNAMIC);
+    lin->scheme = *qf_scheme_by_id(w->dtype == QF_DTYPE_I8 ? QF_SCHEME_W8A8
+                                   : ns == 1                ? QF_SCHEME_FP8
+                                                            : QF_SCHEME_FP8_DYNAMIC);
     /* qf_dequant_rows reads a single weight scale when the row's act is static: mark the copy
      * so (lin->act, not scheme.act, is what the forward pass applies). */
     if (ns == 1) lin->scheme.act = QF_ACT_FP8_STATIC;
@@ -330,6 +332,7 @@ const char *qf_linear_describe(const qf_linear *lin, char *buf, size_t n)
                                            " +nvfp4 act"};
         char g[24] = " per-channel";
         if (lin->scheme.group_size) snprintf(g, sizeof g, " g%d", lin->scheme.group_size);
+        else if (lin->scheme.act == QF_ACT_FP8_STATIC) snprintf(g, sizeof g, " per-tensor"); /* one weight scale */
         snprintf(buf, n, "%s%s%s", lin->scheme.name, g, lin->act_enabled && (int)lin->act < 5 ? acts[lin->act] : "");
     }
     return buf;

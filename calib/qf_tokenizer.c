@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qf_fs.h"
 #include "qf_tokenizer.h"
 #include "tokenizer_internal.h"
 
@@ -56,34 +57,7 @@ char *qf_tk_memdup(const char *s, size_t len)
 
 static qf_status qf_tk_read_file(const char *path, char **out, size_t *len, qf_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return qf_fail(err, QF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 1 << 16;
-            char *b = cap > QF_TK_MAX_FILE ? NULL : realloc(buf, cap);
-            if (!b) {
-                free(buf);
-                fclose(f);
-                return qf_fail(err, QF_ERR_NOMEM, "%s: out of memory reading the file", path);
-            }
-            buf = b;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return qf_fail(err, QF_ERR_IO, "%s: read error", path);
-    }
-    *out = buf;
-    *len = n;
-    return QF_OK;
+    return qf_file_read_all(path, QF_TK_MAX_FILE, out, len, err);
 }
 
 /* ---- model -------------------------------------------------------------------------- */

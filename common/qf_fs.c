@@ -60,24 +60,41 @@ qf_status qf_file_read_all(const char *path, size_t max_size, char **out, size_t
     FILE *fp = fopen(path, "rb");
     if (!fp) return qf_fail(err, QF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fileno(fp), &st) != 0 || S_ISDIR(st.st_mode)) {
         fclose(fp);
-        return qf_fail(err, QF_ERR_IO, "%s: not a regular file", path);
+        return qf_fail(err, QF_ERR_IO, "%s: not a file", path);
     }
-    if ((uint64_t)st.st_size > max_size) {
+    /* regular files are read in one go; pipes and devices grow the buffer as they stream */
+    size_t cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : (size_t)1 << 16, n = 0;
+    if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max_size) {
         fclose(fp);
-        return qf_fail(err, QF_ERR_FORMAT, "%s: %lld bytes is larger than the %zu allowed", path,
-                       (long long)st.st_size, max_size);
+        return qf_fail(err, QF_ERR_FORMAT, "%s: %lld bytes is larger than the %zu allowed", path, (long long)st.st_size,
+                       max_size);
     }
-    char *buf = malloc((size_t)st.st_size + 1);
-    if (!buf) {
-        fclose(fp);
-        return qf_fail(err, QF_ERR_NOMEM, "%s: out of memory", path);
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) {
+            fclose(fp);
+            return qf_fail(err, QF_ERR_NOMEM, "%s: out of memory reading the file", path);
+        }
+        size_t got = fread(buf + n, 1, cap - 1 - n, fp);
+        n += got;
+        if (got == 0 || ferror(fp)) break;
+        if (n == cap - 1) {
+            if (cap - 1 >= max_size) {
+                free(buf);
+                fclose(fp);
+                return qf_fail(err, QF_ERR_FORMAT, "%s: larger than the %zu bytes allowed", path, max_size);
+            }
+            char *b = realloc(buf, cap * 2);
+            if (!b) free(buf);
+            buf = b;
+            cap *= 2;
+        }
     }
-    size_t n = fread(buf, 1, (size_t)st.st_size, fp);
     int bad = ferror(fp);
     fclose(fp);
-    if (bad || n != (size_t)st.st_size) {
+    if (bad) {
         free(buf);
         return qf_fail(err, QF_ERR_IO, "%s: read error", path);
     }

@@ -27,7 +27,8 @@ void qf_file_unmap(qf_mapped_file *f); /* zeroed / NULL-safe */
  * keeps resident memory bounded while streaming through files larger than RAM. */
 void qf_file_release(const qf_mapped_file *f, uint64_t off, uint64_t len);
 
-/* Read a whole (small) file into a malloc'd, NUL-terminated buffer; caller frees. */
+/* Read a whole file (regular, or a pipe / device streamed to its end) into a malloc'd,
+ * NUL-terminated buffer of at most max_size bytes (larger: QF_ERR_FORMAT); caller frees. */
 qf_status qf_file_read_all(const char *path, size_t max_size, char **out, size_t *len, qf_error *err);
 /* Write buf to path via path.tmp + rename. */
 qf_status qf_file_write_atomic(const char *path, const void *buf, size_t len, qf_error *err);

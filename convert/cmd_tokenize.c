@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "qf_cli.h"
+#include "qf_fs.h"
 #include "qf_tokenizer.h"
 
 static const char qf_tokenize_usage[] =
@@ -40,33 +41,7 @@ static void qf_tokenize_on_signal(int sig)
 
 static qf_status qf_tokenize_read(const char *path, char **out, size_t *len, qf_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return qf_fail(err, QF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            char *b = realloc(buf, cap = cap ? cap * 2 : 1 << 20);
-            if (!b) {
-                free(buf);
-                fclose(f);
-                return qf_fail(err, QF_ERR_NOMEM, "%s: out of memory reading the file", path);
-            }
-            buf = b;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return qf_fail(err, QF_ERR_IO, "%s: read error", path);
-    }
-    *out = buf;
-    *len = n;
-    return QF_OK;
+    return qf_file_read_all(path, (size_t)1 << 34, out, len, err);
 }
 
 /* Write ids as little-endian int32 to path.tmp-<pid>, fsync, rename onto path. */

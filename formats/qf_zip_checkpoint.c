@@ -6,6 +6,7 @@
 #include <zip.h>
 
 #include "qf_pickle.h"
+#include "qf_shard_index.h"
 #include "qf_zip_checkpoint.h"
 
 #define QF_ZIP_MAX_PICKLE (1ull << 30)  /* data.pkl larger than this is not a state_dict */
@@ -466,7 +467,6 @@ int qf_zip_checkpoint_applies(const char *path)
     return has_index || n > 0;
 }
 
-static int qf_strcmp_p(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 static int qf_tensor_name_cmp(const void *a, const void *b)
 {
     return strcmp(((const qf_tensor *)a)->name, ((const qf_tensor *)b)->name);
@@ -478,35 +478,7 @@ static qf_status qf_torch_shards(const char *dir, char ***names, int *n, json_t 
     *names = NULL, *n = 0, *weight_map = NULL;
     char *index = qf_path_join(dir, "pytorch_model.bin.index.json");
     if (qf_path_exists(index)) {
-        json_error_t je;
-        json_t *root = json_load_file(index, JSON_REJECT_DUPLICATES, &je);
-        json_t *wm = root ? json_object_get(root, "weight_map") : NULL;
-        qf_status s = QF_OK;
-        if (!root) s = qf_fail(err, QF_ERR_FORMAT, "%s: invalid JSON at line %d: %s", index, je.line, je.text);
-        else if (!json_is_object(wm) || json_object_size(wm) == 0)
-            s = qf_fail(err, QF_ERR_FORMAT, "%s: no weight_map object", index);
-        char **list = s ? NULL : malloc(sizeof(char *) * json_object_size(wm));
-        int k = 0;
-        const char *tn;
-        json_t *fv;
-        if (list) json_object_foreach(wm, tn, fv)
-            {
-                const char *fn = json_is_string(fv) ? json_string_value(fv) : NULL;
-                if (!fn || !*fn || strchr(fn, '/') || strcmp(fn, "..") == 0 || strcmp(fn, ".") == 0) {
-                    s = qf_fail(err, QF_ERR_FORMAT, "%s: tensor '%s' maps to an invalid shard name", index, tn);
-                    break;
-                }
-                list[k++] = (char *)fn;
-            }
-        if (s == QF_OK) {
-            qsort(list, (size_t)k, sizeof *list, qf_strcmp_p);
-            *names = malloc(sizeof(char *) * (size_t)(k + 1));
-            for (int i = 0; i < k; i++)
-                if (*n == 0 || strcmp((*names)[*n - 1], list[i]) != 0) (*names)[(*n)++] = strdup(list[i]);
-            *weight_map = json_incref(wm);
-        }
-        free(list);
-        json_decref(root);
+        qf_status s = qf_shard_index_read(index, names, n, weight_map, err);
         free(index);
         return s;
     }

@@ -6,6 +6,7 @@
 
 #include "qf_gguf.h"
 #include "qf_safetensors.h"
+#include "qf_shard_index.h"
 #include "qf_zip_checkpoint.h"
 
 void qf_tensors_free(qf_tensor *tensors, int n)
@@ -237,7 +238,6 @@ void qf_checkpoint_release(const qf_checkpoint *ck, const qf_tensor *t)
     qf_file_release(&ck->files[t->file], t->offset, t->nbytes);
 }
 
-static int qf_strcmp_p(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* Shard file names of a folder: from the index (sorted, unique) or the single file. */
 static qf_status qf_list_shards(const char *dir, char ***names, int *n, json_t **weight_map_out, qf_error *err)
@@ -245,48 +245,9 @@ static qf_status qf_list_shards(const char *dir, char ***names, int *n, json_t *
     *names = NULL, *n = 0, *weight_map_out = NULL;
     char *index = qf_path_join(dir, "model.safetensors.index.json");
     if (qf_path_exists(index)) {
-        json_error_t je;
-        json_t *root = json_load_file(index, JSON_REJECT_DUPLICATES, &je);
-        if (!root) {
-            qf_status s = qf_fail(err, QF_ERR_FORMAT, "%s: invalid JSON at line %d: %s", index, je.line, je.text);
-            free(index);
-            return s;
-        }
-        json_t *wm = json_object_get(root, "weight_map");
-        if (!json_is_object(wm) || json_object_size(wm) == 0) {
-            json_decref(root);
-            qf_status s = qf_fail(err, QF_ERR_FORMAT, "%s: no weight_map object", index);
-            free(index);
-            return s;
-        }
-        char **list = malloc(sizeof(char *) * json_object_size(wm));
-        int k = 0;
-        const char *tn;
-        json_t *fv;
-        json_object_foreach(wm, tn, fv)
-        {
-            const char *fn = json_is_string(fv) ? json_string_value(fv) : NULL;
-            if (!fn || !*fn || strchr(fn, '/') || strcmp(fn, "..") == 0 || strcmp(fn, ".") == 0) {
-                free(list);
-                json_decref(root);
-                qf_status s = qf_fail(err, QF_ERR_FORMAT, "%s: tensor '%s' maps to an invalid shard name", index, tn);
-                free(index);
-                return s;
-            }
-            list[k++] = (char *)fn;
-        }
-        qsort(list, (size_t)k, sizeof *list, qf_strcmp_p);
-        int u = 0;
-        for (int i = 0; i < k; i++)
-            if (u == 0 || strcmp(list[u - 1], list[i]) != 0) list[u++] = list[i];
-        *names = malloc(sizeof(char *) * (size_t)u);
-        for (int i = 0; i < u; i++) (*names)[i] = strdup(list[i]);
-        *n = u;
-        free(list);
-        *weight_map_out = json_incref(wm);
-        json_decref(root);
+        qf_status s = qf_shard_index_read(index, names, n, weight_map_out, err);
         free(index);
-        return QF_OK;
+        return s;
     }
     free(index);
     char *single = qf_path_join(dir, "model.safetensors");

@@ -4,6 +4,7 @@
 # (ppl-512, weights only).  Slow on a 2-core CPU (each validate scores 262,143 tokens twice);
 # CHUNKS=N limits it to the first N windows.  Prints one line per artifact; record the
 # results in docs/bench.md.
+# SUBSET=core runs only w4a16-asym (rtn, gptq, awq-gptq) and nvfp4a16 (rtn, gptq).
 # Usage: scripts/quality.sh QFORGE [model ...]
 set -eu
 qforge=${1:-build/qforge}; shift || true
@@ -29,6 +30,14 @@ run() { # run MODEL NAME SCHEME CONVERT-ARGS...
     printf '%-10s %-28s act %-3s drift %6.3f%%  mean_kld %.4f  ppl %.3f  top1 %.4f  windows %s  convert %ss\n' "$model" "$name" "${ACT:-off}" "$drift" "$kld" "$ppl" "$top1" "$windows" "$(cat "$dir.seconds")"
 }
 for m in $models; do
+    if [ "${SUBSET:-all}" = core ]; then # the ratios the issue compares across models
+        run $m w4a16-asym-rtn w4a16-asym
+        run $m w4a16-asym-gptq-actorder w4a16-asym --method gptq --act-order
+        run $m w4a16-asym-awq-gptq w4a16-asym --method awq-gptq --act-order
+        run $m nvfp4a16-rtn nvfp4a16
+        run $m nvfp4a16-gptq nvfp4a16 --method gptq --act-order
+        continue
+    fi
     run $m w4a16-asym-rtn w4a16-asym
     run $m w4a16-asym-gptq w4a16-asym --method gptq
     run $m w4a16-asym-gptq-actorder w4a16-asym --method gptq --act-order

@@ -27,7 +27,7 @@ run() { # run MODEL NAME SCHEME CONVERT-ARGS...
     top1=$(echo "$res" | sed -n 's/.*"top1_agreement":\([0-9.e-]*\).*/\1/p')
     windows=$(echo "$res" | sed -n 's/.*"windows":\([0-9]*\).*/\1/p')
     drift=$(echo "$res" | sed -n 's/.*"ppl_drift_pct":\([0-9.e-]*\).*/\1/p')
-    printf '%-10s %-28s act %-3s drift %6.3f%%  mean_kld %.4f  ppl %.3f  top1 %.4f  windows %s  convert %ss\n' "$model" "$name" "${ACT:-off}" "$drift" "$kld" "$ppl" "$top1" "$windows" "$(cat "$dir.seconds")"
+    printf '%-10s %-28s act %-3s drift %6.3f%%  mean_kld %.5f  ppl %.3f  top1 %.4f  windows %s  convert %ss\n' "$model" "$name" "${ACT:-off}" "$drift" "$kld" "$ppl" "$top1" "$windows" "$(cat "$dir.seconds")"
 }
 for m in $models; do
     if [ "${SUBSET:-all}" = core ]; then # the ratios the issue compares across models

@@ -44,6 +44,7 @@ CUDA_MSG   := CUDA: no - CPU-only build
 endif
 
 QFORGE := $(BUILD)/qforge
+NPROC  := $(shell nproc 2>/dev/null || echo 2)
 LIBQF  := $(BUILD)/libqforge.a
 
 .PHONY: all deps demo test test-gpu bench bench-gpu clean help check-deps fuzz-replay
@@ -81,13 +82,13 @@ deps: ## install missing Debian packages (apt-get as root, else prints the comma
 	@scripts/deps.sh
 
 demo: deps ## install, build, convert the bundled tiny-llama into every scheme, verify, print a table
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(NPROC) all
 	@scripts/demo.sh $(QFORGE)
 
 EMULATOR := $(if $(strip $(NVCC)),$(BUILD)/emulate_wq)
 
 test: deps ## install, build and run every CPU test (what CI runs)
-	@$(MAKE) --no-print-directory all $(TESTS) $(EMULATOR)
+	@$(MAKE) --no-print-directory -j$(NPROC) all $(TESTS) $(EMULATOR)
 	@scripts/run-tests.sh $(QFORGE) $(TESTS) $(EMULATOR)
 
 test-gpu: all $(GPU_TESTS) ## CUDA kernels against their CPU references (skips without a GPU)

@@ -349,9 +349,9 @@ static qf_status qf_open_calibration(const char *dir, qf_checkpoint **out, qf_er
 /* Merge: open the parts as one tensor table; recipe and source identity come from the first
  * part's manifest, and every part must have been made by the same recipe. */
 static qf_status qf_open_parts(const qf_convert_opts *o, qf_checkpoint **ck, json_t **recipe, json_t **source,
-                               qf_error *err)
+                               json_t **calibration, qf_error *err)
 {
-    *ck = NULL, *recipe = NULL, *source = NULL;
+    *ck = NULL, *recipe = NULL, *source = NULL, *calibration = NULL;
     qf_checkpoint **parts = calloc((size_t)o->n_parts, sizeof *parts);
     qf_status s = QF_OK;
     for (int i = 0; i < o->n_parts && s == QF_OK; i++) {
@@ -371,6 +371,15 @@ static qf_status qf_open_parts(const qf_convert_opts *o, qf_checkpoint **ck, jso
         } else if (s == QF_OK && (!json_equal(r, *recipe) || !json_equal(json_object_get(m, "source"), *source)))
             s = qf_fail(err, QF_ERR_USAGE, "%s: made from another source or recipe than %s", o->merge_parts[i],
                         o->merge_parts[0]);
+        /* a calibrated slice ran every layer up to its last: the part that reaches the last
+         * layer holds the whole model's calibration report */
+        json_t *cal = json_object_get(m, "calibration");
+        if (s == QF_OK && json_is_object(cal) &&
+            (!*calibration || json_array_size(json_object_get(cal, "layers")) >
+                                  json_array_size(json_object_get(*calibration, "layers")))) {
+            json_decref(*calibration);
+            *calibration = json_deep_copy(cal);
+        }
         json_decref(r);
         json_decref(m);
         if (s == QF_OK) s = qf_checkpoint_open(o->merge_parts[i], &parts[i], err);
@@ -421,10 +430,10 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
     free(cpath);
     if (s) return s;
     qf_checkpoint *ck = NULL;
-    json_t *recipe = NULL, *source = NULL;
+    json_t *recipe = NULL, *source = NULL, *merged_calibration = NULL;
     qf_convert_opts mo = *o; /* a merge takes its recipe from the parts */
     if (merging) {
-        s = qf_open_parts(o, &ck, &recipe, &source, err);
+        s = qf_open_parts(o, &ck, &recipe, &source, &merged_calibration, err);
         if (s == QF_OK) s = qf_check_coverage(ck, &cfg, err);
         if (s == QF_OK) {
             mo.scheme = qf_scheme_find(json_string_value(json_object_get(recipe, "scheme")));
@@ -442,6 +451,7 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
         qf_config_free(&cfg);
         json_decref(recipe);
         json_decref(source);
+        json_decref(merged_calibration);
         return s;
     }
     for (int i = 0; i < ck->n_tensors; i++) st->bytes_in += ck->tensors[i].nbytes;
@@ -466,6 +476,7 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
     }
     json_t *manifest = qf_manifest_new();
     json_object_set_new(manifest, "recipe", json_incref(recipe));
+    if (merged_calibration) json_object_set_new(manifest, "calibration", merged_calibration);
 
     /* 3b. calibration: layer by layer on calibration text; its packed tensors replace RTN's */
     qf_checkpoint *calibrated = NULL;

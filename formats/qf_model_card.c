@@ -324,9 +324,18 @@ qf_status qf_model_card_write(const char *dir, json_t *manifest, qf_error *err)
     qf_card_carry_read(dir, &carry);
     char *text = NULL;
     size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f) return qf_fail(err, QF_ERR_NOMEM, "out of memory rendering %s", QF_MODEL_CARD_NAME);
-    qf_card_render(f, manifest, &carry);
+    /* render from the manifest with its keys sorted, as it is stored: the card is then the
+     * same whether the manifest was just built (insertion order) or read back (merge, --record) */
+    char *canon = json_dumps(manifest, JSON_SORT_KEYS | JSON_COMPACT);
+    json_t *sorted = canon ? json_loads(canon, 0, NULL) : NULL;
+    free(canon);
+    FILE *f = sorted ? open_memstream(&text, &len) : NULL;
+    if (!f) {
+        json_decref(sorted);
+        return qf_fail(err, QF_ERR_NOMEM, "out of memory rendering %s", QF_MODEL_CARD_NAME);
+    }
+    qf_card_render(f, sorted, &carry);
+    json_decref(sorted);
     if (fclose(f) != 0 || !text) {
         free(text);
         return qf_fail(err, QF_ERR_NOMEM, "out of memory rendering %s", QF_MODEL_CARD_NAME);

@@ -30,6 +30,12 @@ grep -q '"smoothquant_alpha"' "$T/sq/qforge.manifest.json" && ok "smoothquant re
 # MoE: every expert calibrated; routed token counts reported
 expect_exit 0 "gptq tiny-moe" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/moe" --scheme w4a16-asym --method gptq $small
 grep -q '"routed_tokens_per_expert"' "$T/moe/qforge.manifest.json" && ok "tokens per expert reported" || bad "no expert token counts"
+# partitioned GPTQ: each slice re-runs (and re-quantizes) the layers before it for its inputs,
+# so the merged parts equal the single run byte for byte
+"$QFORGE" convert $M -o "$T/gp0" --scheme w4a16-asym --method gptq $small --layers 0-2 >/dev/null 2>&1
+"$QFORGE" convert $M -o "$T/gp1" --scheme w4a16-asym --method gptq $small --layers 3-5 >/dev/null 2>&1
+expect_exit 0 "merge gptq slices" -- "$QFORGE" merge "$T/gp1" "$T/gp0" -o "$T/gmerged" -q
+diff -r "$T/g" "$T/gmerged" >/dev/null && ok "merged gptq slices identical to the single gptq run" || bad "gptq slices differ from the single run"
 # calibration data: JSONL, errors
 printf '{"text": "%s"}\n{"text": "%s"}\n' "$(head -c 3000 tests/data/calib.txt | tr -cd '[:alnum:] .,')" "$(tail -c 3000 tests/data/calib.txt | tr -cd '[:alnum:] .,')" >"$T/c.jsonl"
 expect_exit 0 "JSONL calibration file" -- "$QFORGE" convert $M -o "$T/j" --scheme w4a16 --method gptq --calib "$T/c.jsonl" --calib-samples 4 --calib-seqlen 128 -q

@@ -104,6 +104,19 @@ qf_status qf_file_read_all(const char *path, size_t max_size, char **out, size_t
     return QF_OK;
 }
 
+qf_status qf_write_all(int fd, const void *buf, size_t len, const char *path, qf_error *err)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return qf_fail(err, QF_ERR_IO, "%s: write failed: %s", path, w < 0 ? strerror(errno) : "short write");
+        p += w;
+        len -= (size_t)w;
+    }
+    return QF_OK;
+}
+
 qf_status qf_file_write_atomic(const char *path, const void *buf, size_t len, qf_error *err)
 {
     size_t plen = strlen(path) + 8;
@@ -116,20 +129,12 @@ qf_status qf_file_write_atomic(const char *path, const void *buf, size_t len, qf
         free(tmp);
         return s;
     }
-    const char *p = buf;
-    size_t left = len;
-    while (left) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            qf_status s = qf_fail(err, QF_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-            close(fd);
-            unlink(tmp);
-            free(tmp);
-            return s;
-        }
-        p += w;
-        left -= (size_t)w;
+    qf_status ws = qf_write_all(fd, buf, len, path, err);
+    if (ws) {
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return ws;
     }
     if (close(fd) != 0 || rename(tmp, path) != 0) {
         qf_status s = qf_fail(err, QF_ERR_IO, "%s: cannot finish write: %s", path, strerror(errno));

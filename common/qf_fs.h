@@ -30,6 +30,9 @@ void qf_file_release(const qf_mapped_file *f, uint64_t off, uint64_t len);
 /* Read a whole file (regular, or a pipe / device streamed to its end) into a malloc'd,
  * NUL-terminated buffer of at most max_size bytes (larger: QF_ERR_FORMAT); caller frees. */
 qf_status qf_file_read_all(const char *path, size_t max_size, char **out, size_t *len, qf_error *err);
+/* write(2) all of buf to fd, retrying on EINTR and short writes; a failure (disk full) is
+ * QF_ERR_IO naming path. */
+qf_status qf_write_all(int fd, const void *buf, size_t len, const char *path, qf_error *err);
 /* Write buf to path via path.tmp + rename. */
 qf_status qf_file_write_atomic(const char *path, const void *buf, size_t len, qf_error *err);
 /* Copy a file (for tokenizer files etc.). */

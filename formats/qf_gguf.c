@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qf_fs.h"
 #include "qf_gguf.h"
 
 #define QF_GGUF_WBUF (8u << 20)
@@ -193,15 +194,9 @@ uint64_t qf_gguf_tensor_bytes(const qf_gguf_writer *w, int i) { return w->t[i].n
 
 static qf_status qf_gguf_flush(qf_gguf_writer *w, qf_error *err)
 {
-    size_t done = 0;
-    while (done < w->buf_len) {
-        ssize_t r = write(w->fd, w->buf + done, w->buf_len - done);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return qf_fail(err, QF_ERR_IO, "%s: write failed: %s", w->path, r < 0 ? strerror(errno) : "short write");
-        done += (size_t)r;
-    }
+    qf_status s = qf_write_all(w->fd, w->buf, w->buf_len, w->path, err);
     w->buf_len = 0;
-    return QF_OK;
+    return s;
 }
 
 static qf_status qf_gguf_put(qf_gguf_writer *w, const void *data, uint64_t n, qf_error *err)

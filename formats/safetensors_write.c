@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qf_fs.h"
 #include "qf_st_writer.h"
 
 #define QF_WBUF (8u << 20)
@@ -71,15 +72,9 @@ uint64_t qf_st_file_bytes(const qf_st_entry *e, int n)
 
 static qf_status qf_st_flush(qf_st_writer *w, qf_error *err)
 {
-    size_t done = 0;
-    while (done < w->buf_len) {
-        ssize_t r = write(w->fd, w->buf + done, w->buf_len - done);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return qf_fail(err, QF_ERR_IO, "%s: write failed: %s", w->path, r < 0 ? strerror(errno) : "short write");
-        done += (size_t)r;
-    }
+    qf_status s = qf_write_all(w->fd, w->buf, w->buf_len, w->path, err);
     w->buf_len = 0;
-    return QF_OK;
+    return s;
 }
 
 static qf_status qf_st_put(qf_st_writer *w, const void *data, uint64_t n, qf_error *err)

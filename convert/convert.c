@@ -23,19 +23,6 @@
 
 volatile int qf_convert_interrupted = 0;
 
-/* Files of the source folder that are weights or ours to regenerate; everything else
- * (tokenizer, generation config, licence, chat template) is copied verbatim. */
-static int qf_is_weight_or_generated(const char *name)
-{
-    size_t l = strlen(name);
-    static const char *const suffixes[] = {".safetensors", ".bin", ".pt", ".pth", ".gguf", ".index.json", ".tmp"};
-    for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
-        size_t k = strlen(suffixes[i]);
-        if (l >= k && strcmp(name + l - k, suffixes[i]) == 0) return 1;
-    }
-    return strcmp(name, "config.json") == 0 || strcmp(name, QF_MANIFEST_NAME) == 0 || strcmp(name, QF_JOURNAL_NAME) == 0 ||
-           name[0] == '.';
-}
 
 /* Quantize (or fetch) the packed tensors of the module that source tensor src belongs to. */
 static qf_status qf_quantize_module(const qf_convert_opts *o, const qf_checkpoint *ck, const qf_module_plan *m,
@@ -194,19 +181,6 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
     return s;
 }
 
-/* Hash a file of the artifact for the manifest (side files, config, index). */
-static qf_status qf_manifest_file(json_t *m, const char *dir, const char *name, qf_convert_stats *st, qf_error *err)
-{
-    char *path = qf_path_join(dir, name);
-    qf_mapped_file f;
-    qf_status s = qf_file_map(path, &f, err);
-    free(path);
-    if (s) return s;
-    qf_manifest_add_file(m, name, f.size, qf_hash_bytes(f.data ? (const void *)f.data : "", f.size));
-    st->bytes_out += f.size;
-    qf_file_unmap(&f);
-    return QF_OK;
-}
 
 static int qf_strcmp_p(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
@@ -238,7 +212,7 @@ static qf_status qf_write_side_files(const qf_convert_opts *o, const qf_convert_
         char *src = qf_path_join(src_dir, de->d_name);
         int regular = qf_path_exists(src) && !qf_path_is_dir(src);
         free(src);
-        if (regular && !qf_is_weight_or_generated(de->d_name)) names[n++] = strdup(de->d_name);
+        if (regular && !qf_output_skip(de->d_name)) names[n++] = strdup(de->d_name);
     }
     closedir(d);
     for (int i = 0; i < n && s == QF_OK; i++) {
@@ -260,7 +234,7 @@ static qf_status qf_write_side_files(const qf_convert_opts *o, const qf_convert_
     }
     qsort(names, (size_t)n, sizeof *names, qf_strcmp_p);
     for (int i = 0; i < n; i++) {
-        if (s == QF_OK) s = qf_manifest_file(m, tmp, names[i], st, err);
+        if (s == QF_OK) s = qf_output_hash_file(m, tmp, names[i], &st->bytes_out, err);
         free(names[i]);
     }
     return s;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "convert_output.h"
+#include "journal.h"
 #include "qf_fs.h"
 #include "qf_manifest.h"
 #include "qf_model_card.h"
@@ -53,7 +54,7 @@ qf_status qf_output_begin(const qf_convert_opts *o, char **tmp, qf_error *err)
 }
 
 /* Weights, indexes and files qforge writes itself are never copied from the source. */
-static int qf_output_skip(const char *name)
+int qf_output_skip(const char *name)
 {
     static const char *const suffixes[] = {".safetensors", ".bin", ".pt", ".pth", ".gguf", ".index.json", ".tmp"};
     size_t l = strlen(name);
@@ -62,12 +63,12 @@ static int qf_output_skip(const char *name)
         if (l >= k && strcmp(name + l - k, suffixes[i]) == 0) return 1;
     }
     return strcmp(name, "config.json") == 0 || strcmp(name, QF_MANIFEST_NAME) == 0 ||
-           strcmp(name, "hf_quant_config.json") == 0 || name[0] == '.';
+           strcmp(name, QF_JOURNAL_NAME) == 0 || strcmp(name, "hf_quant_config.json") == 0 || name[0] == '.';
 }
 
 static int qf_strcmp_pp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-static qf_status qf_output_hash_file(json_t *m, const char *dir, const char *name, uint64_t *bytes_out, qf_error *err)
+qf_status qf_output_hash_file(json_t *m, const char *dir, const char *name, uint64_t *bytes_out, qf_error *err)
 {
     char *path = qf_path_join(dir, name);
     qf_mapped_file f;

@@ -40,6 +40,12 @@ qf_status qf_output_side_files(const char *src, const char *tmp, const json_t *c
 qf_status qf_output_finish(const qf_convert_opts *o, const qf_checkpoint *ck, char *tmp, json_t *manifest, qf_status s,
                            uint64_t *bytes_out, qf_error *err);
 
+/* Whether a source file is a weight, an index or a file qforge writes itself (config.json,
+ * manifest, journal, hf_quant_config.json, dot files): such files are never copied. */
+int qf_output_skip(const char *name);
+/* Add dir/name with its size and XXH3-128 to the manifest's files; *bytes_out += its size. */
+qf_status qf_output_hash_file(json_t *m, const char *dir, const char *name, uint64_t *bytes_out, qf_error *err);
+
 /* `qforge convert SRC --to safetensors -o OUT`: every tensor of SRC unchanged, as safetensors
  * shards (name order, o->max_shard_bytes each, model.safetensors.index.json when several). */
 qf_status qf_convert_passthrough(const qf_convert_opts *o, qf_convert_stats *st, qf_error *err);

@@ -6,6 +6,7 @@
 
 #include "qf_awq.h"
 #include "qf_gptq.h"
+#include "qf_gptq_refit.h"
 #include "qf_linalg.h"
 
 void qf_gptq_opts_default(qf_gptq_opts *o)
@@ -14,6 +15,7 @@ void qf_gptq_opts_default(qf_gptq_opts *o)
     o->block_size = 128;
     o->act_order = 0;
     o->static_groups = 0;
+    o->refit = 0;
     o->clip = NULL;
 }
 
@@ -71,6 +73,7 @@ static int qf_diag_cmp(const void *a, const void *b)
 /* ---- the prepared inverse Hessian ------------------------------------------------------- */
 struct qf_gptq_hinv {
     int64_t cols;
+    const double *H;  /* the caller's Hessian (borrowed: the refit reads it) */
     float *U;         /* (cols, cols) upper factor of the damped H^-1, in processing order */
     int64_t *perm;    /* (cols) processing position -> original column; NULL without act_order */
     int64_t *invperm; /* (cols) original column -> processing position; NULL without act_order */
@@ -118,6 +121,7 @@ qf_status qf_gptq_hinv_init(qf_gptq_hinv **out, const double *H, int64_t cols, i
     qf_diag_key *keys = o->act_order ? malloc(sizeof(qf_diag_key) * (size_t)cols) : NULL;
     if (hv) {
         hv->cols = cols;
+        hv->H = H;
         hv->dead = calloc((size_t)cols, 1);
         hv->U = malloc(sizeof(float) * (size_t)(cols * cols));
         if (o->act_order) {
@@ -202,101 +206,20 @@ qf_status qf_gptq_quantize(const qf_scheme *s, float *W, int64_t rows, int64_t c
     return st;
 }
 
-qf_status qf_gptq_quantize_hinv(const qf_scheme *s, float *W, int64_t rows, int64_t cols, const qf_gptq_hinv *hv,
-                                float tensor_amax, const qf_gptq_opts *o, const qf_quant_plan *plan,
-                                qf_quant_buffers *out, qf_gptq_result *res, qf_error *err)
+/* One GPTQ column sweep over Wp (rows, cols; processing order): chooses codes[] (original
+ * column order) and, when lazy, each group's parameters gp[] as the sweep reaches the group
+ * (else gp[] is read as given); Wp ends as the dequantized weights; loss_row[] += the rows'
+ * GPTQ loss.  Returns 0, or 1 when a thread ran out of memory. */
+static int qf_gptq_sweep(const qf_scheme *s, const qf_gptq_hinv *hv, const qf_gptq_opts *o, int lazy, float G,
+                         const int64_t *first_pos, int64_t rows, int64_t cols, int par, float *Wp, uint8_t *codes,
+                         qf_group_params *gp, float *Err, double *loss_row)
 {
-    qf_gptq_opts def;
-    if (!o) {
-        qf_gptq_opts_default(&def);
-        o = &def;
-    }
-    if (!s || !W || !hv || !out || rows <= 0 || cols <= 0 || hv->cols != cols)
-        return qf_fail(err, QF_ERR_USAGE, "gptq: bad arguments (rows %lld, cols %lld, Hessian of %lld)",
-                       (long long)rows, (long long)cols, hv ? (long long)hv->cols : -1LL);
-    if (o->block_size <= 0) return qf_fail(err, QF_ERR_USAGE, "gptq: bad block_size %d", o->block_size);
-    QF_TRY(qf_check_plan(s, rows, cols, plan, out, err));
-
     const int64_t gs = s->group_size ? s->group_size : cols, ng = cols / gs;
     const int64_t bs = o->block_size < cols ? o->block_size : cols;
-    const int per_tensor = s->act == QF_ACT_FP8_STATIC; /* one weight scale for the tensor */
-    const int lazy = !o->static_groups && !per_tensor;
     const int int_fmt = s->value == QF_VALUE_INT4 || s->value == QF_VALUE_INT8;
     const int64_t *perm = hv->perm, *invperm = hv->invperm;
     const float *U = hv->U;
-    /* threads only when the sweep is big enough to pay for them */
-    const int par = (double)rows * (double)cols * (double)(cols < 256 ? cols : 256) >= 4194304.0;
-    qf_gptq_result r0 = {0};
-    r0.damp = hv->damp;
-    r0.damp_retries = hv->damp_retries;
-    r0.dead_cols = hv->dead_cols;
-
-    int64_t bad_w = -1;
-#pragma omp parallel for schedule(static) reduction(max : bad_w) if (par)
-    for (int64_t i = 0; i < rows * cols; i++)
-        if (!isfinite(W[i])) bad_w = i > bad_w ? i : bad_w;
-    if (bad_w >= 0)
-        return qf_fail(err, QF_ERR_FORMAT, "gptq: weight [%lld, %lld] is not finite", (long long)(bad_w / cols),
-                       (long long)(bad_w % cols));
-
-    /* ---- global parameters from the weights as given ---- */
-    float G = 1.0f;
-    qf_group_params tparams = {0};
-    if (s->has_global_scale || per_tensor) {
-        float amax = tensor_amax > 0 ? tensor_amax : qf_tensor_absmax(QF_DTYPE_F32, W, (uint64_t)(rows * cols));
-        if (s->has_global_scale) G = qf_nvfp4_global_scale(amax);
-        if (per_tensor) tparams = qf_group_params_from_range(s, -amax, amax, G);
-    }
-    r0.global_scale = G;
-
-    /* ---- workspace ---- */
-    qf_status st = QF_OK;
-    int64_t *first_pos = malloc(sizeof(int64_t) * (size_t)ng);
-    float *Wp = perm ? malloc(sizeof(float) * (size_t)(rows * cols)) : W;
-    uint8_t *codes = malloc((size_t)(rows * cols));
-    qf_group_params *gp = malloc(sizeof(qf_group_params) * (size_t)(rows * ng));
-    float *Err = malloc(sizeof(float) * (size_t)(rows * bs));
-    double *loss_row = calloc((size_t)rows, sizeof(double));
-    if (!first_pos || !Wp || !codes || !gp || !Err || !loss_row) {
-        st = qf_fail(err, QF_ERR_NOMEM, "gptq: out of memory for a [%lld, %lld] Linear", (long long)rows,
-                     (long long)cols);
-        goto done;
-    }
-
-    /* ---- dead inputs, processing order ---- */
-    if (hv->dead_cols) {
-#pragma omp parallel for schedule(static) if (par)
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t i = 0; i < cols; i++)
-                if (hv->dead[i]) W[r * cols + i] = 0.0f;
-    }
-    if (perm) {
-#pragma omp parallel for schedule(static) if (par)
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t p = 0; p < cols; p++) Wp[r * cols + p] = W[r * cols + perm[p]];
-    }
-    for (int64_t g = 0; g < ng; g++) {
-        int64_t f = g * gs;
-        if (invperm) {
-            f = cols;
-            for (int64_t t = 0; t < gs; t++)
-                if (invperm[g * gs + t] < f) f = invperm[g * gs + t];
-        }
-        first_pos[g] = f;
-    }
-
-    /* ---- group parameters known up front ---- */
-    if (!lazy) {
-#pragma omp parallel for schedule(static) if (par)
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t g = 0; g < ng; g++)
-                gp[r * ng + g] = per_tensor ? tparams
-                                            : qf_awq_group_params(s, W + r * cols + g * gs, (int)gs, G,
-                                                                  o->clip ? o->clip[r * ng + g] : 1.0f);
-    }
-
-    /* ---- the sweep ----
-     * Rows are independent given U: each thread takes a contiguous range of rows through all
+    /* Rows are independent given U: each thread takes a contiguous range of rows through all
      * blocks (in-block sweep, then the lazy update of the remaining columns of its rows as a
      * single-threaded blocked matmul), so there is no synchronisation at all.  Each element
      * is computed by the same operations whatever the range, so the result does not depend on
@@ -351,6 +274,167 @@ qf_status qf_gptq_quantize_hinv(const qf_scheme *s, float *W, int64_t rows, int6
         }
         free(vbuf);
     }
+    return failed;
+}
+
+/* Coordinate-descent sweeps inside one scale refit (it settles in 2-3). */
+#define QF_REFIT_SWEEPS 4
+
+/* The refit rounds after the first sweep (W: its dequantized weights, original order; codes,
+ * gp: its choices): refit the scales; then, up to o->refit - 1 times, sweep again from W0
+ * under the refit scales (so the codes are re-chosen for them) and refit again, keeping the
+ * round with the lowest output error.  *gain = 1 - final error / error of the first sweep. */
+static qf_status qf_gptq_refit_rounds(const qf_scheme *s, const qf_gptq_hinv *hv, const qf_gptq_opts *o, float G,
+                                      const int64_t *first_pos, int64_t rows, int64_t cols, int par, const float *W0,
+                                      float *W, float *Wp, uint8_t *codes, qf_group_params *gp, float *Err,
+                                      double *loss_row, double *gain, qf_error *err)
+{
+    const int64_t ng = cols / (s->group_size ? s->group_size : cols), n = rows * cols;
+    const int64_t *perm = hv->perm;
+    qf_refit_result rr;
+    QF_TRY(qf_gptq_refit(s, W0, rows, cols, hv->H, codes, gp, G, QF_REFIT_SWEEPS, W, &rr, err));
+    const double first = rr.loss_before;
+    double best = rr.loss_after;
+    qf_status st = QF_OK;
+    uint8_t *bc = NULL;
+    qf_group_params *bg = NULL;
+    float *bw = NULL;
+    if (o->refit > 1) {
+        bc = malloc((size_t)n);
+        bg = malloc(sizeof *bg * (size_t)(rows * ng));
+        bw = malloc(sizeof(float) * (size_t)n);
+        if (!bc || !bg || !bw) st = qf_fail(err, QF_ERR_NOMEM, "gptq: out of memory for the refit rounds");
+    }
+    for (int round = 1; st == QF_OK && round < o->refit; round++) {
+        memcpy(bc, codes, (size_t)n);
+        memcpy(bg, gp, sizeof *bg * (size_t)(rows * ng));
+        memcpy(bw, W, sizeof(float) * (size_t)n);
+        if (perm) {
+#pragma omp parallel for schedule(static) if (par)
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t p = 0; p < cols; p++) Wp[r * cols + p] = W0[r * cols + perm[p]];
+        } else {
+            memcpy(W, W0, sizeof(float) * (size_t)n); /* Wp is W */
+        }
+        memset(loss_row, 0, sizeof(double) * (size_t)rows);
+        if (qf_gptq_sweep(s, hv, o, 0, G, first_pos, rows, cols, par, Wp, codes, gp, Err, loss_row)) {
+            st = qf_fail(err, QF_ERR_NOMEM, "gptq: out of memory in the column sweep");
+            break;
+        }
+        if (perm) {
+#pragma omp parallel for schedule(static) if (par)
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t p = 0; p < cols; p++) W[r * cols + perm[p]] = Wp[r * cols + p];
+        }
+        st = qf_gptq_refit(s, W0, rows, cols, hv->H, codes, gp, G, QF_REFIT_SWEEPS, W, &rr, err);
+        if (st == QF_OK && rr.loss_after < best) {
+            best = rr.loss_after;
+            continue;
+        }
+        memcpy(codes, bc, (size_t)n); /* no better: back to the previous round, stop */
+        memcpy(gp, bg, sizeof *bg * (size_t)(rows * ng));
+        memcpy(W, bw, sizeof(float) * (size_t)n);
+        break;
+    }
+    free(bc), free(bg), free(bw);
+    *gain = first > 0 ? 1.0 - best / first : 0.0;
+    return st;
+}
+
+qf_status qf_gptq_quantize_hinv(const qf_scheme *s, float *W, int64_t rows, int64_t cols, const qf_gptq_hinv *hv,
+                                float tensor_amax, const qf_gptq_opts *o, const qf_quant_plan *plan,
+                                qf_quant_buffers *out, qf_gptq_result *res, qf_error *err)
+{
+    qf_gptq_opts def;
+    if (!o) {
+        qf_gptq_opts_default(&def);
+        o = &def;
+    }
+    if (!s || !W || !hv || !out || rows <= 0 || cols <= 0 || hv->cols != cols)
+        return qf_fail(err, QF_ERR_USAGE, "gptq: bad arguments (rows %lld, cols %lld, Hessian of %lld)",
+                       (long long)rows, (long long)cols, hv ? (long long)hv->cols : -1LL);
+    if (o->block_size <= 0) return qf_fail(err, QF_ERR_USAGE, "gptq: bad block_size %d", o->block_size);
+    QF_TRY(qf_check_plan(s, rows, cols, plan, out, err));
+
+    const int64_t gs = s->group_size ? s->group_size : cols, ng = cols / gs;
+    const int64_t bs = o->block_size < cols ? o->block_size : cols;
+    const int per_tensor = s->act == QF_ACT_FP8_STATIC; /* one weight scale for the tensor */
+    const int lazy = !o->static_groups && !per_tensor;
+    const int64_t *perm = hv->perm, *invperm = hv->invperm;
+    /* threads only when the sweep is big enough to pay for them */
+    const int par = (double)rows * (double)cols * (double)(cols < 256 ? cols : 256) >= 4194304.0;
+    qf_gptq_result r0 = {0};
+    r0.damp = hv->damp;
+    r0.damp_retries = hv->damp_retries;
+    r0.dead_cols = hv->dead_cols;
+
+    int64_t bad_w = -1;
+#pragma omp parallel for schedule(static) reduction(max : bad_w) if (par)
+    for (int64_t i = 0; i < rows * cols; i++)
+        if (!isfinite(W[i])) bad_w = i > bad_w ? i : bad_w;
+    if (bad_w >= 0)
+        return qf_fail(err, QF_ERR_FORMAT, "gptq: weight [%lld, %lld] is not finite", (long long)(bad_w / cols),
+                       (long long)(bad_w % cols));
+
+    /* ---- global parameters from the weights as given ---- */
+    float G = 1.0f;
+    qf_group_params tparams = {0};
+    if (s->has_global_scale || per_tensor) {
+        float amax = tensor_amax > 0 ? tensor_amax : qf_tensor_absmax(QF_DTYPE_F32, W, (uint64_t)(rows * cols));
+        if (s->has_global_scale) G = qf_nvfp4_global_scale(amax);
+        if (per_tensor) tparams = qf_group_params_from_range(s, -amax, amax, G);
+    }
+    r0.global_scale = G;
+
+    /* ---- workspace ---- */
+    qf_status st = QF_OK;
+    int64_t *first_pos = malloc(sizeof(int64_t) * (size_t)ng);
+    float *Wp = perm ? malloc(sizeof(float) * (size_t)(rows * cols)) : W;
+    uint8_t *codes = malloc((size_t)(rows * cols));
+    qf_group_params *gp = malloc(sizeof(qf_group_params) * (size_t)(rows * ng));
+    float *Err = malloc(sizeof(float) * (size_t)(rows * bs));
+    double *loss_row = calloc((size_t)rows, sizeof(double));
+    float *W0 = o->refit > 0 ? malloc(sizeof(float) * (size_t)(rows * cols)) : NULL;
+    if (!first_pos || !Wp || !codes || !gp || !Err || !loss_row || (o->refit > 0 && !W0)) {
+        st = qf_fail(err, QF_ERR_NOMEM, "gptq: out of memory for a [%lld, %lld] Linear", (long long)rows,
+                     (long long)cols);
+        goto done;
+    }
+
+    /* ---- dead inputs, processing order ---- */
+    if (hv->dead_cols) {
+#pragma omp parallel for schedule(static) if (par)
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t i = 0; i < cols; i++)
+                if (hv->dead[i]) W[r * cols + i] = 0.0f;
+    }
+    if (W0) memcpy(W0, W, sizeof(float) * (size_t)(rows * cols));
+    if (perm) {
+#pragma omp parallel for schedule(static) if (par)
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t p = 0; p < cols; p++) Wp[r * cols + p] = W[r * cols + perm[p]];
+    }
+    for (int64_t g = 0; g < ng; g++) {
+        int64_t f = g * gs;
+        if (invperm) {
+            f = cols;
+            for (int64_t t = 0; t < gs; t++)
+                if (invperm[g * gs + t] < f) f = invperm[g * gs + t];
+        }
+        first_pos[g] = f;
+    }
+
+    /* ---- group parameters known up front ---- */
+    if (!lazy) {
+#pragma omp parallel for schedule(static) if (par)
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t g = 0; g < ng; g++)
+                gp[r * ng + g] = per_tensor ? tparams
+                                            : qf_awq_group_params(s, W + r * cols + g * gs, (int)gs, G,
+                                                                  o->clip ? o->clip[r * ng + g] : 1.0f);
+    }
+
+    int failed = qf_gptq_sweep(s, hv, o, lazy, G, first_pos, rows, cols, par, Wp, codes, gp, Err, loss_row);
     if (failed) {
         st = qf_fail(err, QF_ERR_NOMEM, "gptq: out of memory in the column sweep");
         goto done;
@@ -361,6 +445,12 @@ qf_status qf_gptq_quantize_hinv(const qf_scheme *s, float *W, int64_t rows, int6
 #pragma omp parallel for schedule(static) if (par)
         for (int64_t r = 0; r < rows; r++)
             for (int64_t p = 0; p < cols; p++) W[r * cols + perm[p]] = Wp[r * cols + p];
+    }
+    for (int64_t r = 0; r < rows; r++) r0.loss += loss_row[r];
+    if (W0) {
+        st = qf_gptq_refit_rounds(s, hv, o, G, first_pos, rows, cols, par, W0, W, Wp, codes, gp, Err, loss_row,
+                                  &r0.refit_gain, err);
+        if (st) goto done;
     }
     const int64_t nblk = (rows + 7) / 8;
 #pragma omp parallel if (par)
@@ -389,7 +479,6 @@ qf_status qf_gptq_quantize_hinv(const qf_scheme *s, float *W, int64_t rows, int6
         memcpy(out->data[i], &tparams.scale, sizeof(float));
     }
     qf_pack_tensor_info(s, plan, out, rows, cols, G);
-    for (int64_t r = 0; r < rows; r++) r0.loss += loss_row[r];
     if (res) *res = r0;
 
 done:
@@ -399,5 +488,6 @@ done:
     free(gp);
     free(Err);
     free(loss_row);
+    free(W0);
     return st;
 }

@@ -47,6 +47,9 @@ typedef struct qf_gptq_opts {
     int block_size;    /* columns per lazy-update block; default 128 */
     int act_order;     /* 1: process columns by decreasing H_ii; default 0 */
     int static_groups; /* 1: group parameters from the original W up front; default 0 */
+    int refit;         /* > 0: after the sweep, re-choose the group scales for the chosen codes
+                        * (qf_gptq_refit.h) with at most this many coordinate-descent sweeps;
+                        * default 0 */
     const float *clip; /* optional [rows, n_groups] range ratios in (0, 1] (e.g. from AWQ's clip
                         * search): a group's parameters come from its range times the ratio;
                         * NULL = 1 everywhere */
@@ -61,6 +64,7 @@ typedef struct qf_gptq_result {
     int damp_retries;   /* how often the dampening had to be multiplied by 10 */
     int64_t dead_cols;  /* inputs with H_ii == 0 (their weights are set to 0) */
     float global_scale; /* nvfp4's G as stored (1 for other schemes) */
+    double refit_gain;  /* refit: 1 - output error after / before (0 without refit) */
 } qf_gptq_result;
 
 /* Quantize W [rows, cols] (float32, row-major) with GPTQ under scheme s.
@@ -93,11 +97,12 @@ qf_status qf_gptq_quantize(const qf_scheme *s, float *W, int64_t rows, int64_t c
  *     qf_gptq_hinv_free(hv);
  * The result is bit-identical to qf_gptq_quantize with the same options.  percdamp and
  * act_order are taken from the options given to qf_gptq_hinv_init; block_size,
- * static_groups and clip from those given to qf_gptq_quantize_hinv. */
+ * static_groups, refit and clip from those given to qf_gptq_quantize_hinv. */
 typedef struct qf_gptq_hinv qf_gptq_hinv;
 
 /* Prepare the damped, ordered inverse-Hessian factor (4 cols^2 bytes kept, 8 cols^2 bytes of
  * workspace during the call).  H and n_samples as for qf_gptq_quantize; o NULL: defaults.
+ * H is borrowed, not copied: it must outlive hv (the scale refit reads it).
  * On failure *out is NULL.  Errors: QF_ERR_USAGE, QF_ERR_FORMAT (non-finite H, negative
  * diagonal, not positive definite after the dampening retries), QF_ERR_NOMEM. */
 qf_status qf_gptq_hinv_init(qf_gptq_hinv **out, const double *H, int64_t cols, int64_t n_samples,

@@ -546,6 +546,51 @@ static void test_gptq_errors(void **state)
     fx_drop(&f);
 }
 
+/* The scale refit (qf_gptq_opts.refit) never raises the output error and lowers it where the
+ * stored scale has room to move; the gain it reports is the one measured independently
+ * (against a run without refit: the first sweep is the same), and the packed tensors decode
+ * to the returned weights (run_gptq).  Measured error ratios with 1 / 4 rounds against no
+ * refit (act_order 0; act_order 1):  w4a16 0.982 / 0.941; 0.984 / 0.951
+ *   w4a16-asym 0.985 / 0.985; 0.987 / 0.987 (the second round was worse here: not kept)
+ *   nvfp4a16 0.976 / 0.960; 0.972 / 0.954   mxfp4a16 1 / 1 (a power-of-two scale has no room)
+ *   w8a8 0.995 / 0.982; 0.995 / 0.995       fp8-dynamic 0.990 / 0.990; 0.992 / 0.992
+ * Pinned: never above the previous figure (+1e-9), at least 1 % lower for int4 and nvfp4. */
+static void test_gptq_refit(void **state)
+{
+    (void)state;
+    gptq_fx f = fx_make(9);
+    const char *names[] = {"w4a16", "w4a16-asym", "nvfp4a16", "mxfp4a16", "w8a8", "fp8-dynamic"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const qf_scheme *s = qf_scheme_find(names[i]);
+        for (int ao = 0; ao < 2; ao++) {
+            qf_gptq_opts o;
+            qf_gptq_opts_default(&o);
+            o.act_order = ao;
+            float *Q0 = run_gptq(s, &f, NULL, &o, NULL, NULL);
+            const double e0 = fx_out_err(f.W, Q0, NULL, f.X, GR, GC, GN);
+            double prev = e0;
+            for (int rounds = 1; rounds <= 4; rounds += 3) {
+                o.refit = rounds;
+                qf_gptq_result r;
+                float *Q = run_gptq(s, &f, NULL, &o, NULL, &r);
+                const double e = fx_out_err(f.W, Q, NULL, f.X, GR, GC, GN);
+                print_message("refit %-11s act_order %d rounds %d: error ratio %.4f (reported gain %.4f)\n", names[i],
+                              ao, rounds, e / e0, r.refit_gain);
+                if (!(e <= prev * (1 + 1e-9)))
+                    fail_msg("%s act_order %d: refit %d raised the error %g -> %g", names[i], ao, rounds, prev, e);
+                if (fabs((1 - e / e0) - r.refit_gain) > 1e-4)
+                    fail_msg("%s: refit gain reported %g, measured %g", names[i], r.refit_gain, 1 - e / e0);
+                if ((s->value == QF_VALUE_INT4 || s->has_global_scale) && !(e <= 0.99 * e0))
+                    fail_msg("%s act_order %d: refit gained only %.2f %%", names[i], ao, 100 * (1 - e / e0));
+                prev = e;
+                free(Q);
+            }
+            free(Q0);
+        }
+    }
+    fx_drop(&f);
+}
+
 int main(void)
 {
     omp_set_num_threads(2);
@@ -561,6 +606,7 @@ int main(void)
         cmocka_unit_test(test_gptq_shared_factor),
         cmocka_unit_test(test_gptq_fp8_static),
         cmocka_unit_test(test_gptq_errors),
+        cmocka_unit_test(test_gptq_refit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,7 +15,10 @@ void qf_gptq_opts_default(qf_gptq_opts *o)
     o->block_size = 128;
     o->act_order = 0;
     o->static_groups = 0;
+    o->clip_search = 0;
+    o->clip_min = 0.75f;
     o->refit = 0;
+    o->clip_search = 0;
     o->clip = NULL;
 }
 
@@ -206,13 +209,36 @@ qf_status qf_gptq_quantize(const qf_scheme *s, float *W, int64_t rows, int64_t c
     return st;
 }
 
+/* A group's parameters: from AWQ's clip ratio when given; else, with clip_search, from the
+ * range shrunk by the ratio that rounds the group's values v[gs] with the least error
+ * weighted by w[gs] (GPTQ's per-column loss weights); else from the plain range. */
+static qf_group_params qf_gptq_group_params(const qf_scheme *s, const qf_gptq_opts *o, const float *v, int64_t gs,
+                                            float G, const double *w, const float *clip)
+{
+    if (clip || o->clip_search <= 0) return qf_awq_group_params(s, v, (int)gs, G, clip ? *clip : 1.0f);
+    qf_group_params best = qf_awq_group_params(s, v, (int)gs, G, 1.0f);
+    double best_e = -1;
+    for (int k = 0; k <= o->clip_search; k++) {
+        const float ratio = 1.0f - (1.0f - o->clip_min) * (float)k / (float)o->clip_search;
+        qf_group_params p = qf_awq_group_params(s, v, (int)gs, G, ratio);
+        double e = 0;
+        for (int64_t t = 0; t < gs; t++) {
+            float dq;
+            qf_quant_value(s, &p, v[t], &dq);
+            e += ((double)v[t] - dq) * ((double)v[t] - dq) * w[t];
+        }
+        if (best_e < 0 || e < best_e) best_e = e, best = p;
+    }
+    return best;
+}
+
 /* One GPTQ column sweep over Wp (rows, cols; processing order): chooses codes[] (original
  * column order) and, when lazy, each group's parameters gp[] as the sweep reaches the group
  * (else gp[] is read as given); Wp ends as the dequantized weights; loss_row[] += the rows'
  * GPTQ loss.  Returns 0, or 1 when a thread ran out of memory. */
 static int qf_gptq_sweep(const qf_scheme *s, const qf_gptq_hinv *hv, const qf_gptq_opts *o, int lazy, float G,
-                         const int64_t *first_pos, int64_t rows, int64_t cols, int par, float *Wp, uint8_t *codes,
-                         qf_group_params *gp, float *Err, double *loss_row)
+                         const int64_t *first_pos, const double *colw, int64_t rows, int64_t cols, int par,
+                         float *Wp, uint8_t *codes, qf_group_params *gp, float *Err, double *loss_row)
 {
     const int64_t gs = s->group_size ? s->group_size : cols, ng = cols / gs;
     const int64_t bs = o->block_size < cols ? o->block_size : cols;
@@ -251,7 +277,8 @@ static int qf_gptq_sweep(const qf_scheme *s, const qf_gptq_hinv *hv, const qf_gp
                                 for (int64_t k = 0; k < i; k++) v -= e[k] * U[(i1 + k) * cols + pos];
                             vbuf[t] = v;
                         }
-                        gr[g] = qf_awq_group_params(s, vbuf, (int)gs, G, o->clip ? o->clip[r * ng + g] : 1.0f);
+                        gr[g] = qf_gptq_group_params(s, o, vbuf, gs, G, colw + g * gs,
+                                                     o->clip ? o->clip + r * ng + g : NULL);
                     }
                     float deq;
                     cd[oc] = (uint8_t)qf_quant_value(s, &gr[g], w[c], &deq);
@@ -285,7 +312,7 @@ static int qf_gptq_sweep(const qf_scheme *s, const qf_gptq_hinv *hv, const qf_gp
  * under the refit scales (so the codes are re-chosen for them) and refit again, keeping the
  * round with the lowest output error.  *gain = 1 - final error / error of the first sweep. */
 static qf_status qf_gptq_refit_rounds(const qf_scheme *s, const qf_gptq_hinv *hv, const qf_gptq_opts *o, float G,
-                                      const int64_t *first_pos, int64_t rows, int64_t cols, int par, const float *W0,
+                                      const int64_t *first_pos, const double *colw, int64_t rows, int64_t cols, int par, const float *W0,
                                       float *W, float *Wp, uint8_t *codes, qf_group_params *gp, float *Err,
                                       double *loss_row, double *gain, qf_error *err)
 {
@@ -317,7 +344,7 @@ static qf_status qf_gptq_refit_rounds(const qf_scheme *s, const qf_gptq_hinv *hv
             memcpy(W, W0, sizeof(float) * (size_t)n); /* Wp is W */
         }
         memset(loss_row, 0, sizeof(double) * (size_t)rows);
-        if (qf_gptq_sweep(s, hv, o, 0, G, first_pos, rows, cols, par, Wp, codes, gp, Err, loss_row)) {
+        if (qf_gptq_sweep(s, hv, o, 0, G, first_pos, colw, rows, cols, par, Wp, codes, gp, Err, loss_row)) {
             st = qf_fail(err, QF_ERR_NOMEM, "gptq: out of memory in the column sweep");
             break;
         }
@@ -389,13 +416,14 @@ qf_status qf_gptq_quantize_hinv(const qf_scheme *s, float *W, int64_t rows, int6
     /* ---- workspace ---- */
     qf_status st = QF_OK;
     int64_t *first_pos = malloc(sizeof(int64_t) * (size_t)ng);
+    double *colw = malloc(sizeof(double) * (size_t)cols); /* GPTQ's loss weight of each column */
     float *Wp = perm ? malloc(sizeof(float) * (size_t)(rows * cols)) : W;
     uint8_t *codes = malloc((size_t)(rows * cols));
     qf_group_params *gp = malloc(sizeof(qf_group_params) * (size_t)(rows * ng));
     float *Err = malloc(sizeof(float) * (size_t)(rows * bs));
     double *loss_row = calloc((size_t)rows, sizeof(double));
     float *W0 = o->refit > 0 ? malloc(sizeof(float) * (size_t)(rows * cols)) : NULL;
-    if (!first_pos || !Wp || !codes || !gp || !Err || !loss_row || (o->refit > 0 && !W0)) {
+    if (!first_pos || !colw || !Wp || !codes || !gp || !Err || !loss_row || (o->refit > 0 && !W0)) {
         st = qf_fail(err, QF_ERR_NOMEM, "gptq: out of memory for a [%lld, %lld] Linear", (long long)rows,
                      (long long)cols);
         goto done;
@@ -423,6 +451,11 @@ qf_status qf_gptq_quantize_hinv(const qf_scheme *s, float *W, int64_t rows, int6
         }
         first_pos[g] = f;
     }
+    for (int64_t c = 0; c < cols; c++) {
+        const int64_t p = invperm ? invperm[c] : c;
+        const double u = hv->U[p * cols + p];
+        colw[c] = 1.0 / (u * u);
+    }
 
     /* ---- group parameters known up front ---- */
     if (!lazy) {
@@ -430,11 +463,11 @@ qf_status qf_gptq_quantize_hinv(const qf_scheme *s, float *W, int64_t rows, int6
         for (int64_t r = 0; r < rows; r++)
             for (int64_t g = 0; g < ng; g++)
                 gp[r * ng + g] = per_tensor ? tparams
-                                            : qf_awq_group_params(s, W + r * cols + g * gs, (int)gs, G,
-                                                                  o->clip ? o->clip[r * ng + g] : 1.0f);
+                                            : qf_gptq_group_params(s, o, W + r * cols + g * gs, gs, G, colw + g * gs,
+                                                                   o->clip ? o->clip + r * ng + g : NULL);
     }
 
-    int failed = qf_gptq_sweep(s, hv, o, lazy, G, first_pos, rows, cols, par, Wp, codes, gp, Err, loss_row);
+    int failed = qf_gptq_sweep(s, hv, o, lazy, G, first_pos, colw, rows, cols, par, Wp, codes, gp, Err, loss_row);
     if (failed) {
         st = qf_fail(err, QF_ERR_NOMEM, "gptq: out of memory in the column sweep");
         goto done;
@@ -448,7 +481,7 @@ qf_status qf_gptq_quantize_hinv(const qf_scheme *s, float *W, int64_t rows, int6
     }
     for (int64_t r = 0; r < rows; r++) r0.loss += loss_row[r];
     if (W0) {
-        st = qf_gptq_refit_rounds(s, hv, o, G, first_pos, rows, cols, par, W0, W, Wp, codes, gp, Err, loss_row,
+        st = qf_gptq_refit_rounds(s, hv, o, G, first_pos, colw, rows, cols, par, W0, W, Wp, codes, gp, Err, loss_row,
                                   &r0.refit_gain, err);
         if (st) goto done;
     }
@@ -483,6 +516,7 @@ qf_status qf_gptq_quantize_hinv(const qf_scheme *s, float *W, int64_t rows, int6
 
 done:
     free(first_pos);
+    free(colw);
     if (Wp != W) free(Wp);
     free(codes);
     free(gp);

@@ -22,7 +22,8 @@
  *      remaining columns get the whole block's update at once (a blocked matmul).
  *   6. Group parameters: static_groups = 0 (default): computed when the first column of a
  *      group is reached, from the group's current (error-updated) weights; static_groups = 1:
- *      computed up front from the original W.  Groups are always the scheme's contiguous
+ *      computed up front from the original W.  The range is min/max, or shrunk by AWQ's clip
+ *      ratios (clip) or by GPTQ's own search (clip_search).  Groups are always the scheme's contiguous
  *      groups of original columns (with act_order too), so the stored layout is the plain
  *      group layout and no g_idx tensor is needed.
  *   nvfp4: the global scale G comes from tensor_amax (pass the max over fused siblings so
@@ -47,6 +48,13 @@ typedef struct qf_gptq_opts {
     int block_size;    /* columns per lazy-update block; default 128 */
     int act_order;     /* 1: process columns by decreasing H_ii; default 0 */
     int static_groups; /* 1: group parameters from the original W up front; default 0 */
+    int clip_search;   /* > 0: when GPTQ sets a group's parameters, its range is shrunk by the best
+                        * of the ratios 1, 1 - d, ..., clip_min (d = (1 - clip_min) / clip_search):
+                        * the one with the smallest rounding error of the group's current
+                        * weights, each weighted as in GPTQ's loss (1 / U_ii^2); 0: the plain
+                        * min/max range (textbook GPTQ).  Not used where clip gives the ratios.
+                        * default 0 */
+    float clip_min;    /* smallest ratio clip_search tries; default 0.75 */
     int refit;         /* > 0: after the sweep, re-choose the group scales for the chosen codes
                         * (qf_gptq_refit.h) with at most this many coordinate-descent sweeps;
                         * default 0 */
@@ -55,7 +63,8 @@ typedef struct qf_gptq_opts {
                         * NULL = 1 everywhere */
 } qf_gptq_opts;
 
-/* percdamp 0.01, block_size 128, act_order 0, static_groups 0, clip NULL. */
+/* percdamp 0.01, block_size 128, act_order 0, static_groups 0, clip_search 0, clip_min 0.75,
+ * refit 0, clip NULL: the textbook algorithm. */
 void qf_gptq_opts_default(qf_gptq_opts *o);
 
 typedef struct qf_gptq_result {
@@ -96,8 +105,8 @@ qf_status qf_gptq_quantize(const qf_scheme *s, float *W, int64_t rows, int64_t c
  *     qf_gptq_quantize_hinv(s, Wq, rows_q, cols, hv, amax, &o, &plan_q, &buf_q, &rq, &err);  (k, v ...)
  *     qf_gptq_hinv_free(hv);
  * The result is bit-identical to qf_gptq_quantize with the same options.  percdamp and
- * act_order are taken from the options given to qf_gptq_hinv_init; block_size,
- * static_groups, refit and clip from those given to qf_gptq_quantize_hinv. */
+ * act_order are taken from the options given to qf_gptq_hinv_init; the others from those
+ * given to qf_gptq_quantize_hinv. */
 typedef struct qf_gptq_hinv qf_gptq_hinv;
 
 /* Prepare the damped, ordered inverse-Hessian factor (4 cols^2 bytes kept, 8 cols^2 bytes of

@@ -18,7 +18,6 @@ void qf_gptq_opts_default(qf_gptq_opts *o)
     o->clip_search = 0;
     o->clip_min = 0.75f;
     o->refit = 0;
-    o->clip_search = 0;
     o->clip = NULL;
 }
 

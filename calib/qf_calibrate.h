@@ -18,13 +18,19 @@
  * optional pre-pass.  Static activation scales (fp8: amax/448 per tensor; nvfp4 W4A4:
  * input_global_scale = 448*6/amax) come from the same statistics.
  *
+ * Memory (issue 7): one decoder layer is resident (its float32 weights, one input's
+ * statistics, the quantizer's working set); tokens go through each step a chunk of whole
+ * samples at a time, and what a later step needs for every token (the residual stream, the
+ * attention output, the MLP activations) is kept in tables that spill to files in out_dir
+ * when the host-memory budget (max_memory) cannot hold them.  The chunk size and where the
+ * tables live never change the result.  A budget below one layer plus one sample's
+ * activations is refused before any work (calibrate_memory.c has the formula).
+ *
  * Output: one safetensors file per decoder layer in out_dir ("layer-00003.safetensors")
  * holding every packed tensor of that layer's quantized Linears, under their final artifact
  * names, plus the norm (and MoE router) weights AWQ/SmoothQuant changed; the converter
  * assembles the artifact from them.  A JSON report gives the calibration facts and, per
- * Linear, its reconstruction error.  Memory: the hidden states and one layer's
- * intermediate activations for all samples (n_samples * seqlen * (3 hidden + 2 ffn)
- * floats), plus one layer's float weights.
+ * Linear, its reconstruction error.
  */
 #ifndef QF_CALIBRATE_H
 #define QF_CALIBRATE_H
@@ -54,6 +60,7 @@ typedef struct qf_calib_opts {
     qf_gptq_opts gptq;
     qf_awq_opts awq;
     int last_layer;          /* calibrate layers 0..last_layer (-1: all) */
+    uint64_t max_memory;     /* host-memory budget in bytes; 0: 3/4 of the host's (qf_sysmem.h) */
     int progress;            /* per-layer lines on stderr */
     /* which modules to quantize (the converter's plan decides; NULL: every Linear) */
     int (*quantize_module)(void *ctx, const char *module);
@@ -67,10 +74,22 @@ void qf_calib_opts_default(qf_calib_opts *o);
 qf_calib_method qf_calib_method_from_name(const char *name);
 const char *qf_calib_method_name(qf_calib_method m);
 
-/* Calibrate the float checkpoint model_dir into out_dir (created if missing).  *report is a
- * new JSON object (calibration facts, per-layer per-Linear errors, tokens per expert).
- * Errors name the layer / module. */
+/* How a run used its memory budget (not part of the report: the artifact does not depend on it). */
+typedef struct qf_calib_memory {
+    uint64_t budget;        /* bytes the run could hold (UINT64_MAX: the host's memory is unknown) */
+    uint64_t minimum;       /* one layer + one sample's activations: below this the run is refused */
+    uint64_t planned;       /* the plan's estimate of the peak */
+    int chunk_samples;      /* samples per chunk */
+    int n_chunks;
+    uint64_t spilled_bytes; /* activations kept in files (0: all in RAM) */
+} qf_calib_memory;
+
+/* Calibrate the float checkpoint model_dir into out_dir (created if missing; spilled
+ * activations live there while the run lasts and are removed).  *report is a new JSON
+ * object (calibration facts, per-layer per-Linear errors, tokens per expert); mem (may be
+ * NULL) says how the memory budget was used.  Errors name the layer / module; a budget
+ * below the minimum is QF_ERR_USAGE (given) or QF_ERR_NOMEM (automatic), with the figures. */
 qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char *out_dir, json_t **report,
-                       qf_error *err);
+                       qf_calib_memory *mem, qf_error *err);
 
 #endif /* QF_CALIBRATE_H */

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "convert_plan.h"
@@ -18,6 +17,7 @@
 #include "convert_output.h"
 #include "journal.h"
 #include "qf_progress.h"
+#include "qf_sysmem.h"
 #include "source_hash.h"
 #include "write_queue.h"
 
@@ -59,7 +59,10 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
     qf_status s = QF_OK;
     int first = 0;
     json_t *weight_map = json_object();
-    const uint64_t in_flight = 256ull << 20; /* owned packed bytes queued for writing, at most */
+    /* owned packed bytes queued for writing, at most: 256 MiB keeps the disk busy while the
+     * next module is quantized; more buys nothing, and a small budget gets a quarter of it */
+    const uint64_t budget = o->max_memory ? o->max_memory : qf_mem_default_budget();
+    const uint64_t in_flight = budget && budget / 4 < (256ull << 20) ? budget / 4 : 256ull << 20;
     for (int shard = 0; shard < p->n_shards && s == QF_OK; shard++) {
         int last = first;
         while (last < p->n_out && p->out[last].shard == shard) last++;
@@ -463,8 +466,9 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
         co.ctx = &pc;
         co.progress = o->progress;
         co.last_layer = o->layer_last;
+        co.max_memory = o->max_memory;
         json_t *report = NULL;
-        s = qf_calibrate(o->src, &co, cdir, &report, err);
+        s = qf_calibrate(o->src, &co, cdir, &report, &st->calib_memory, err);
         if (s == QF_OK) json_object_set_new(manifest, "calibration", report);
         if (s == QF_OK) s = qf_open_calibration(cdir, &calibrated, err);
         if (s == QF_OK) s = qf_plan_apply_overrides(&plan, calibrated, err);
@@ -514,9 +518,7 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
     qf_plan_free(&plan, ck->n_tensors);
     qf_checkpoint_free(ck);
     qf_config_free(&cfg);
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    st->peak_rss_kb = ru.ru_maxrss;
+    st->peak_rss_kb = (long)(qf_mem_rss_peak() / 1024);
     st->seconds = qf_now() - t0;
     return s;
 }

@@ -52,6 +52,7 @@ typedef struct qf_convert_opts {
     int n_parts;
     qf_layout layout;            /* output layout (default compressed-tensors) */
     const char *gguf_type;       /* QF_LAYOUT_GGUF: "q8_0", "q4_0", "q4_k", "f16", "bf16" (scheme is NULL) */
+    uint64_t max_memory;         /* host-memory budget in bytes (--max-memory); 0: 3/4 of the host's */
     int calibrated;              /* run calibration (a method other than rtn, a static scheme, SmoothQuant) */
     qf_calib_opts calib;         /* its options (scheme, progress and layers are filled in by the pipeline) */
 } qf_convert_opts;
@@ -66,6 +67,7 @@ typedef struct qf_convert_stats {
     double seconds;         /* wall time of the whole conversion */
     double seconds_weights; /* time spent reading, quantizing and writing weights */
     long peak_rss_kb;       /* getrusage maxrss at the end */
+    qf_calib_memory calib_memory; /* how calibration used the budget (zero when not calibrated) */
 } qf_convert_stats;
 
 qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_error *err);

@@ -1,0 +1,126 @@
+/* calibrate_internal.h - internal to calib/calibrate*.c: the state of one calibration run.
+ *
+ * The pipeline is split by job:
+ *   calibrate.c         options, the run: load, plan, embed, layer after layer, report
+ *   calibrate_memory.c  the memory plan: what stays in RAM, what spills, the chunk size
+ *   calibrate_layer.c   the passes over the calibration chunks for one decoder layer
+ *   calibrate_quant.c   one layer's float weights, quantizing a group of Linears, folding
+ *                       AWQ / SmoothQuant scales, the layer's output tensors
+ * Tokens are processed a chunk of whole samples at a time; what a later pass needs for every
+ * token lives in three qf_act_store tables (qf_act_store.h), each in RAM or in a file.
+ */
+#ifndef QF_CALIBRATE_INTERNAL_H
+#define QF_CALIBRATE_INTERNAL_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "qf_act_store.h"
+#include "qf_calibrate.h"
+#include "qf_model.h"
+#include "qf_stats.h"
+
+/* The three tables of activations that outlive a pass (rows = every calibration token). */
+enum {
+    QF_CAL_HIDDEN = 0, /* (n_tok, hidden): the residual stream h, overwritten by h1, then by the layer's output */
+    QF_CAL_ATTN = 1,   /* (n_tok, heads * head_dim): attention output, o_proj's input */
+    QF_CAL_MLP = 2,    /* (n_tok, intermediate): silu(gate) * up, down_proj's input (dense layers only) */
+    QF_CAL_NSTORES = 3
+};
+
+/* ---- the memory plan (calibrate_memory.c) --------------------------------------------------- */
+typedef struct qf_cal_plan {
+    uint64_t budget;          /* host bytes the run may hold; UINT64_MAX when unknown */
+    int budget_given;         /* 1: --max-memory, 0: the automatic budget */
+    uint64_t base;            /* resident before the first layer (binary, libraries, model tables) + slack */
+    uint64_t layer;           /* largest layer: float weights, packed output */
+    uint64_t quant;           /* largest statistics + quantizer working set */
+    uint64_t attention;       /* attention's work buffers for one sample */
+    int64_t width[QF_CAL_NSTORES];  /* floats per token of each table */
+    uint64_t store[QF_CAL_NSTORES]; /* bytes of each table (0: not needed) */
+    int in_ram[QF_CAL_NSTORES];
+    uint64_t per_token;       /* chunk work buffers per token, with the read buffers of spilled tables */
+    int chunk;                /* samples per chunk */
+    uint64_t minimum;         /* everything spilled, one-sample chunks */
+    uint64_t planned;         /* the plan's estimate of the peak */
+} qf_cal_plan;
+
+/* Decide the plan for calibrating layers 0..last of m under o->max_memory (0: the automatic
+ * budget); base = bytes resident now.  spill_dir is checked for room when something spills.
+ * Errors: the budget is below the minimum (QF_ERR_USAGE for --max-memory, QF_ERR_NOMEM for
+ * the automatic one), not enough free disk (QF_ERR_IO); each message says what is needed. */
+qf_status qf_cal_plan_make(const qf_model *m, const qf_calib_opts *o, int last, uint64_t base, const char *spill_dir,
+                           qf_cal_plan *p, qf_error *err);
+
+/* ---- tensors written for one layer (calibrate_quant.c) ------------------------------------- */
+typedef struct {
+    char *name;
+    qf_dtype dtype;
+    int ndim;
+    int64_t shape[2];
+    void *data; /* owned */
+    uint64_t nbytes;
+} qf_cal_tensor;
+
+typedef struct {
+    qf_cal_tensor *t;
+    int n, cap;
+} qf_cal_out;
+
+/* ---- the run --------------------------------------------------------------------------------- */
+/* Chunk work buffers, (chunk tokens, width) float32 each; buf[i] reads rows of a spilled
+ * table (NULL when that table is in RAM; the MLP table reads into g). */
+typedef struct {
+    float *xn, *tmp;  /* (t, hidden) */
+    float *q;         /* (t, heads * head_dim) */
+    float *k, *v;     /* (t, kv_heads * head_dim) */
+    float *g, *u;     /* (t, widest FFN) */
+    float *buf[QF_CAL_NSTORES];
+} qf_cal_ws;
+
+typedef struct qf_cal {
+    const qf_calib_opts *o;
+    qf_model *m;
+    int64_t n_tok;   /* n_samples * seqlen */
+    int seqlen;
+    int n_samples;
+    int chunk;       /* samples per chunk */
+    qf_act_store *store[QF_CAL_NSTORES];
+    qf_cal_ws w;
+    qf_cal_out out;  /* the current layer's tensors */
+    json_t *lrep;    /* the current layer's report */
+    float **owned;   /* float weights made for this layer (freed at its end) */
+    int n_owned, cap_owned;
+    int collect;     /* 1: phase 1 (statistics for AWQ / SmoothQuant, nothing quantized) */
+} qf_cal;
+
+/* calibrate_layer.c: run layer l over every chunk.  collect = 1: phase 1 of AWQ /
+ * SmoothQuant (float statistics of the four inputs, scales chosen and folded; the hidden
+ * states are left as they are); collect = 0: quantize group after group and leave the
+ * layer's output in the hidden-state table. */
+qf_status qf_cal_layer(qf_cal *c, int l, qf_error *err);
+/* The embeddings of ids (n_tok) into the hidden-state table. */
+qf_status qf_cal_embed(qf_cal *c, const int32_t *ids, qf_error *err);
+
+/* calibrate_quant.c */
+void qf_cal_out_add(qf_cal_out *o, const char *module, const char *suffix, qf_dtype dt, int ndim, int64_t d0,
+                    int64_t d1, void *data, uint64_t nbytes);
+qf_status qf_cal_out_write(qf_cal_out *o, const char *path, qf_error *err);
+void qf_cal_out_free(qf_cal_out *o);
+/* Give every Linear of layer L an owned float32 copy of its weights (folds and GPTQ update
+ * them in place; the caller restores the layer's storage at its end) and drop the source
+ * pages once copied. */
+qf_status qf_cal_floatify_layer(qf_cal *c, qf_layer *L, qf_error *err);
+/* Quantize the wanted Linears of a group sharing input statistics st (no-op when collecting). */
+qf_status qf_cal_quantize_group(qf_cal *c, qf_linear **lin, int n, const qf_stats *st, qf_error *err);
+/* AWQ / SmoothQuant input scales s (cols of lin[0]) for a group, from its statistics; *rep
+ * is a new report object for the layer's "scales:<what>" entry. */
+qf_status qf_cal_scales(qf_cal *c, const char *what, qf_linear **lin, int n, const qf_stats *st, float *s,
+                        json_t **rep, qf_error *err);
+/* Fold scales s: columns of the group's weights (and of extra, a reader of the same input
+ * that is not quantized: the MoE router) *= s; the previous op /= s: norm weight `norm`, or
+ * the rows of Linear `prev`.  Takes rep into the layer report. */
+void qf_cal_fold_apply(qf_cal *c, const char *what, qf_linear **lin, int n, qf_linear *extra, const float *s,
+                       json_t *rep, float *norm, qf_linear *prev);
+
+#endif /* QF_CALIBRATE_INTERNAL_H */

@@ -1,0 +1,428 @@
+/* calibrate_layer.c - one decoder layer over the calibration chunks (see calibrate_internal.h).
+ *
+ * A Linear group is quantized from statistics over all tokens before its output feeds the
+ * next stage, so a layer is several passes over the chunks (whole samples each):
+ *   A  xn = input_layernorm(h)                                -> stats -> quantize q, k, v
+ *   B  xn again; q, k, v (quantized), qk-norm, RoPE, attention -> ATTN table, stats
+ *                                                             -> quantize o
+ *   C  h1 = h + o(att) -> HIDDEN table (over h); xn2 = post_attention_layernorm(h1) -> stats
+ *                                    -> quantize gate, up (MoE: every expert's w1/w3, all tokens)
+ *   D  dense: xn2 again; g = silu(gate(xn2)) * up(xn2) -> MLP table, stats -> quantize down
+ *      MoE: per expert, xn2 again; its swiglu over all tokens -> stats -> quantize its down
+ *   E  dense: h = h1 + down(g); MoE: h = h1 + moe(xn2), routed as served (tokens counted)
+ * Norms are recomputed instead of stored: a few flops per value against a table's worth of
+ * memory or disk traffic.  Phase 1 of AWQ / SmoothQuant quantizes nothing, so its
+ * statistics come from one fused pass that writes nothing back (MoE: A..C, then per expert
+ * its down input when AWQ folds it, with h1 rebuilt from the ATTN table); every scale is
+ * chosen from the float layer's statistics, then folded in the order q/k/v, o, gate/up,
+ * down.
+ *
+ * Why the artifact does not depend on the chunk size or on where the tables live:
+ * statistics are added chunk after chunk in token order and qf_stats depends only on the
+ * sequence of rows (not on how they are split into calls); every forward step computes a
+ * token's row from that row alone (norms, products: one FMA chain per element whatever the
+ * row count, attention and RoPE per sample, MoE routing per token), and a spilled table gives
+ * back exactly the bits written.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "calibrate_internal.h"
+#include "model_internal.h"
+
+/* ---- chunks and tables ------------------------------------------------------------------------ */
+static int qf_cal_n_chunks(const qf_cal *c) { return (c->n_samples + c->chunk - 1) / c->chunk; }
+
+/* Rows [*r0, *r0 + *n) of chunk i. */
+static void qf_cal_chunk_rows(const qf_cal *c, int i, int64_t *r0, int64_t *n)
+{
+    int s0 = i * c->chunk, s1 = s0 + c->chunk < c->n_samples ? s0 + c->chunk : c->n_samples;
+    *r0 = (int64_t)s0 * c->seqlen;
+    *n = (int64_t)(s1 - s0) * c->seqlen;
+}
+
+static qf_status qf_cal_load(qf_cal *c, int table, int64_t r0, int64_t n, float **rows, qf_error *err)
+{
+    return qf_act_store_load(c->store[table], r0, n, c->w.buf[table], rows, err);
+}
+
+static float *qf_cal_slot(qf_cal *c, int table, int64_t r0)
+{
+    return qf_act_store_slot(c->store[table], r0, c->w.buf[table]);
+}
+
+static qf_status qf_cal_save(qf_cal *c, int table, int64_t r0, int64_t n, const float *rows, qf_error *err)
+{
+    return qf_act_store_save(c->store[table], r0, n, rows, err);
+}
+
+/* dst[i] = a[i] + b[i] (the residual adds; dst may alias a or b) */
+static void qf_cal_add(float *dst, const float *a, const float *b, int64_t n)
+{
+#pragma omp parallel for simd schedule(static) if (n >= QF_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) dst[i] = a[i] + b[i];
+}
+
+qf_status qf_cal_embed(qf_cal *c, const int32_t *ids, qf_error *err)
+{
+    for (int i = 0; i < qf_cal_n_chunks(c); i++) {
+        int64_t r0, n;
+        qf_cal_chunk_rows(c, i, &r0, &n);
+        float *h = qf_cal_slot(c, QF_CAL_HIDDEN, r0);
+        QF_TRY(qf_model_embed(c->m, ids + r0, n, h, err));
+        QF_TRY(qf_cal_save(c, QF_CAL_HIDDEN, r0, n, h, err));
+    }
+    return QF_OK;
+}
+
+/* ---- forward pieces of one chunk (n tokens) -------------------------------------------------- */
+/* att (n, heads * head_dim) = attention of the chunk's samples, from xn (n, hidden). */
+static qf_status qf_cal_attention(qf_cal *c, qf_layer *L, const float *xn, int64_t n, float *att, qf_error *err)
+{
+    const qf_model_config *cf = &c->m->cfg;
+    const int64_t qd = (int64_t)cf->n_heads * cf->head_dim, kvd = (int64_t)cf->n_kv_heads * cf->head_dim;
+    qf_cal_ws *w = &c->w;
+    QF_TRY(qf_linear_forward(&L->q, xn, n, w->q, NULL, err));
+    QF_TRY(qf_linear_forward(&L->k, xn, n, w->k, NULL, err));
+    QF_TRY(qf_linear_forward(&L->v, xn, n, w->v, NULL, err));
+    if (L->q_norm) {
+        qf_rmsnorm_rows(w->q, L->q_norm, n * cf->n_heads, cf->head_dim, cf->rms_norm_eps, w->q);
+        qf_rmsnorm_rows(w->k, L->k_norm, n * cf->n_kv_heads, cf->head_dim, cf->rms_norm_eps, w->k);
+    }
+    for (int64_t off = 0; off < n; off += c->seqlen) { /* each sample is its own window: positions 0..seqlen-1 */
+        qf_rope_apply(c->m, w->q + off * qd, c->seqlen, cf->n_heads);
+        qf_rope_apply(c->m, w->k + off * kvd, c->seqlen, cf->n_kv_heads);
+        QF_TRY(qf_attention(c->m, w->q + off * qd, w->k + off * kvd, w->v + off * kvd, c->seqlen, att + off * qd, err));
+    }
+    return QF_OK;
+}
+
+/* g = silu(gate(x)) * up(x) for n tokens (u: work). */
+static qf_status qf_cal_swiglu(const qf_linear *gate, const qf_linear *up, const float *x, int64_t n, float *g, float *u,
+                               qf_error *err)
+{
+    QF_TRY(qf_linear_forward(gate, x, n, g, NULL, err));
+    QF_TRY(qf_linear_forward(up, x, n, u, NULL, err));
+    qf_swiglu(g, u, n * gate->rows);
+    return QF_OK;
+}
+
+static void qf_cal_norm(const qf_cal *c, const float *x, const float *weight, int64_t n, float *out)
+{
+    qf_rmsnorm_rows(x, weight, n, c->m->cfg.hidden_size, c->m->cfg.rms_norm_eps, out);
+}
+
+/* ---- the passes of phase 2 (one group's statistics each; arg: the expert for D) --------------- */
+typedef qf_status (*qf_cal_pass)(qf_cal *c, qf_layer *L, int arg, qf_stats *st, qf_error *err);
+
+/* A: q/k/v's input. */
+static qf_status qf_pass_attn_in(qf_cal *c, qf_layer *L, int arg, qf_stats *st, qf_error *err)
+{
+    (void)arg;
+    for (int i = 0; i < qf_cal_n_chunks(c); i++) {
+        int64_t r0, n;
+        float *h;
+        qf_cal_chunk_rows(c, i, &r0, &n);
+        QF_TRY(qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h, err));
+        qf_cal_norm(c, h, L->attn_norm, n, c->w.xn);
+        QF_TRY(qf_stats_add(st, c->w.xn, n, err));
+    }
+    return QF_OK;
+}
+
+/* B: attention with the quantized q/k/v -> ATTN table; o's input. */
+static qf_status qf_pass_attention(qf_cal *c, qf_layer *L, int arg, qf_stats *st, qf_error *err)
+{
+    (void)arg;
+    for (int i = 0; i < qf_cal_n_chunks(c); i++) {
+        int64_t r0, n;
+        float *h;
+        qf_cal_chunk_rows(c, i, &r0, &n);
+        float *att = qf_cal_slot(c, QF_CAL_ATTN, r0);
+        QF_TRY(qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h, err));
+        qf_cal_norm(c, h, L->attn_norm, n, c->w.xn);
+        QF_TRY(qf_cal_attention(c, L, c->w.xn, n, att, err));
+        QF_TRY(qf_stats_add(st, att, n, err));
+        QF_TRY(qf_cal_save(c, QF_CAL_ATTN, r0, n, att, err));
+    }
+    return QF_OK;
+}
+
+/* C: h1 = h + o(att) over h in the HIDDEN table; gate/up's input. */
+static qf_status qf_pass_residual(qf_cal *c, qf_layer *L, int arg, qf_stats *st, qf_error *err)
+{
+    (void)arg;
+    const int64_t C = c->m->cfg.hidden_size;
+    for (int i = 0; i < qf_cal_n_chunks(c); i++) {
+        int64_t r0, n;
+        float *h, *att;
+        qf_cal_chunk_rows(c, i, &r0, &n);
+        QF_TRY(qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h, err));
+        QF_TRY(qf_cal_load(c, QF_CAL_ATTN, r0, n, &att, err));
+        QF_TRY(qf_linear_forward(&L->o, att, n, c->w.tmp, NULL, err));
+        qf_cal_add(h, h, c->w.tmp, n * C);
+        QF_TRY(qf_cal_save(c, QF_CAL_HIDDEN, r0, n, h, err));
+        qf_cal_norm(c, h, L->ffn_norm, n, c->w.xn);
+        QF_TRY(qf_stats_add(st, c->w.xn, n, err));
+    }
+    return QF_OK;
+}
+
+/* D: down's input; dense (arg < 0) -> MLP table, expert arg: all tokens through its gate/up. */
+static qf_status qf_pass_swiglu(qf_cal *c, qf_layer *L, int arg, qf_stats *st, qf_error *err)
+{
+    const qf_linear *gate = arg < 0 ? &L->gate : &L->experts[3 * arg], *up = arg < 0 ? &L->up : &L->experts[3 * arg + 1];
+    for (int i = 0; i < qf_cal_n_chunks(c); i++) {
+        int64_t r0, n;
+        float *h1;
+        qf_cal_chunk_rows(c, i, &r0, &n);
+        float *g = arg < 0 ? qf_cal_slot(c, QF_CAL_MLP, r0) : c->w.g;
+        QF_TRY(qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h1, err));
+        qf_cal_norm(c, h1, L->ffn_norm, n, c->w.xn);
+        QF_TRY(qf_cal_swiglu(gate, up, c->w.xn, n, g, c->w.u, err));
+        QF_TRY(qf_stats_add(st, g, n, err));
+        if (arg < 0) QF_TRY(qf_cal_save(c, QF_CAL_MLP, r0, n, g, err));
+    }
+    return QF_OK;
+}
+
+/* One group: statistics over every chunk, then quantize it. */
+static qf_status qf_cal_stage(qf_cal *c, qf_layer *L, qf_cal_pass pass, int arg, int64_t cols, qf_linear **lin, int n,
+                              qf_error *err)
+{
+    qf_stats st;
+    QF_TRY(qf_stats_init(&st, cols, QF_STATS_XTX, err));
+    qf_status r = pass(c, L, arg, &st, err);
+    if (r == QF_OK) r = qf_stats_finish(&st, err);
+    if (r == QF_OK) r = qf_cal_quantize_group(c, lin, n, &st, err);
+    qf_stats_free(&st);
+    return r;
+}
+
+/* Tokens routed to each expert (observer on the experts' gate projections). */
+typedef struct {
+    const qf_layer *L;
+    int64_t *count;
+    int n_experts;
+} qf_route_count;
+
+static qf_status qf_count_routed(void *user, const qf_linear *lin, const float *x, int64_t m, qf_error *err)
+{
+    (void)x, (void)err;
+    qf_route_count *rc = user;
+    for (int e = 0; e < rc->n_experts; e++)
+        if (lin == &rc->L->experts[3 * e]) rc->count[e] += m;
+    return QF_OK;
+}
+
+/* E: h = h1 + mlp(xn2) with the quantized weights: the next layer's input.  count: tokens
+ * routed per expert (MoE). */
+static qf_status qf_pass_output(qf_cal *c, qf_layer *L, int64_t *count, qf_error *err)
+{
+    qf_model *m = c->m;
+    const int64_t C = m->cfg.hidden_size;
+    qf_route_count rc = {L, count, m->cfg.n_experts};
+    for (int i = 0; i < qf_cal_n_chunks(c); i++) {
+        int64_t r0, n;
+        float *h1, *g;
+        qf_cal_chunk_rows(c, i, &r0, &n);
+        QF_TRY(qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h1, err));
+        if (!L->is_moe) {
+            QF_TRY(qf_cal_load(c, QF_CAL_MLP, r0, n, &g, err));
+            QF_TRY(qf_linear_forward(&L->down, g, n, c->w.tmp, NULL, err));
+        } else {
+            qf_cal_norm(c, h1, L->ffn_norm, n, c->w.xn);
+            qf_linear_observer saved = m->observer;
+            m->observer = (qf_linear_observer){qf_count_routed, &rc};
+            qf_status r = qf_moe_forward(m, L, c->w.xn, n, c->w.tmp, c->w.g, c->w.u, err);
+            m->observer = saved;
+            QF_TRY(r);
+        }
+        qf_cal_add(h1, h1, c->w.tmp, n * C);
+        QF_TRY(qf_cal_save(c, QF_CAL_HIDDEN, r0, n, h1, err));
+    }
+    return QF_OK;
+}
+
+/* The gate/up group: dense gate and up, or every expert's w1 and w3 (*gu is malloc'd). */
+static int qf_cal_gate_up(const qf_cal *c, qf_layer *L, qf_linear ***gu)
+{
+    const int E = L->is_moe ? c->m->cfg.n_experts : 0;
+    int n = 0;
+    *gu = calloc((size_t)(2 * E + 2), sizeof **gu);
+    if (!L->is_moe) (*gu)[n++] = &L->gate, (*gu)[n++] = &L->up;
+    for (int e = 0; e < E; e++) (*gu)[n++] = &L->experts[3 * e], (*gu)[n++] = &L->experts[3 * e + 1];
+    return n;
+}
+
+/* Phase 2: quantize group after group; the layer's output replaces h in the HIDDEN table. */
+static qf_status qf_cal_layer_quantize(qf_cal *c, qf_layer *L, qf_error *err)
+{
+    const int64_t C = c->m->cfg.hidden_size;
+    const int E = L->is_moe ? c->m->cfg.n_experts : 0;
+    qf_linear *qkv[3] = {&L->q, &L->k, &L->v}, *o1[1] = {&L->o}, **gu;
+    int ngu = qf_cal_gate_up(c, L, &gu);
+    qf_status r = qf_cal_stage(c, L, qf_pass_attn_in, 0, C, qkv, 3, err);
+    if (r == QF_OK) r = qf_cal_stage(c, L, qf_pass_attention, 0, L->o.cols, o1, 1, err);
+    if (r == QF_OK) r = qf_cal_stage(c, L, qf_pass_residual, 0, C, gu, ngu, err);
+    free(gu);
+    if (!L->is_moe) {
+        qf_linear *d1[1] = {&L->down};
+        if (r == QF_OK) r = qf_cal_stage(c, L, qf_pass_swiglu, -1, L->down.cols, d1, 1, err);
+        if (r == QF_OK) r = qf_pass_output(c, L, NULL, err);
+        return r;
+    }
+    for (int e = 0; r == QF_OK && e < E; e++) {
+        qf_linear *d1[1] = {&L->experts[3 * e + 2]};
+        r = qf_cal_stage(c, L, qf_pass_swiglu, e, d1[0]->cols, d1, 1, err);
+    }
+    int64_t *count = calloc((size_t)E, sizeof(int64_t));
+    if (r == QF_OK) r = qf_pass_output(c, L, count, err);
+    if (r == QF_OK) {
+        json_t *tokens = json_array();
+        for (int e = 0; e < E; e++) json_array_append_new(tokens, json_integer(count[e]));
+        json_object_set_new(c->lrep, "routed_tokens_per_expert", tokens);
+    }
+    free(count);
+    return r;
+}
+
+/* ---- phase 1 (AWQ / SmoothQuant): float statistics, scales chosen and folded ------------------- */
+/* One pass: st[0] q/k/v's input, st[1] o's, st[2] gate/up's, and for a dense layer st[3]
+ * down's.  h is left as it is; keep_att: att goes to the ATTN table (MoE expert passes). */
+static qf_status qf_pass_collect(qf_cal *c, qf_layer *L, int keep_att, qf_stats st[4], qf_error *err)
+{
+    const int64_t C = c->m->cfg.hidden_size;
+    for (int i = 0; i < qf_cal_n_chunks(c); i++) {
+        int64_t r0, n;
+        float *h;
+        qf_cal_chunk_rows(c, i, &r0, &n);
+        float *att = qf_cal_slot(c, QF_CAL_ATTN, r0);
+        QF_TRY(qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h, err));
+        qf_cal_norm(c, h, L->attn_norm, n, c->w.xn);
+        QF_TRY(qf_stats_add(&st[0], c->w.xn, n, err));
+        QF_TRY(qf_cal_attention(c, L, c->w.xn, n, att, err));
+        QF_TRY(qf_stats_add(&st[1], att, n, err));
+        if (keep_att) QF_TRY(qf_cal_save(c, QF_CAL_ATTN, r0, n, att, err));
+        QF_TRY(qf_linear_forward(&L->o, att, n, c->w.tmp, NULL, err));
+        qf_cal_add(c->w.tmp, h, c->w.tmp, n * C); /* h1, not written back */
+        qf_cal_norm(c, c->w.tmp, L->ffn_norm, n, c->w.xn);
+        QF_TRY(qf_stats_add(&st[2], c->w.xn, n, err));
+        if (L->is_moe) continue;
+        QF_TRY(qf_cal_swiglu(&L->gate, &L->up, c->w.xn, n, c->w.g, c->w.u, err));
+        QF_TRY(qf_stats_add(&st[3], c->w.g, n, err));
+    }
+    return QF_OK;
+}
+
+/* MoE, AWQ: expert e's down input over all tokens, from the float layer (h1 rebuilt from h
+ * and the ATTN table). */
+static qf_status qf_pass_collect_expert(qf_cal *c, qf_layer *L, int e, qf_stats *st, qf_error *err)
+{
+    const int64_t C = c->m->cfg.hidden_size;
+    for (int i = 0; i < qf_cal_n_chunks(c); i++) {
+        int64_t r0, n;
+        float *h, *att;
+        qf_cal_chunk_rows(c, i, &r0, &n);
+        QF_TRY(qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h, err));
+        QF_TRY(qf_cal_load(c, QF_CAL_ATTN, r0, n, &att, err));
+        QF_TRY(qf_linear_forward(&L->o, att, n, c->w.tmp, NULL, err));
+        qf_cal_add(c->w.tmp, h, c->w.tmp, n * C);
+        qf_cal_norm(c, c->w.tmp, L->ffn_norm, n, c->w.xn);
+        QF_TRY(qf_cal_swiglu(&L->experts[3 * e], &L->experts[3 * e + 1], c->w.xn, n, c->w.g, c->w.u, err));
+        QF_TRY(qf_stats_add(st, c->w.g, n, err));
+    }
+    return QF_OK;
+}
+
+/* Scales of the MoE experts' down projections: chosen before any fold, applied after the
+ * experts' w1/w3 fold (the order every layer folds in). */
+typedef struct {
+    float *s;      /* (E, cols) */
+    json_t **rep;  /* (E) */
+} qf_expert_scales;
+
+static qf_status qf_cal_expert_scales(qf_cal *c, qf_layer *L, qf_expert_scales *xs, qf_error *err)
+{
+    const int E = c->m->cfg.n_experts;
+    const int64_t cols = L->experts[2].cols;
+    xs->s = malloc(sizeof(float) * (size_t)(E * cols));
+    xs->rep = calloc((size_t)E, sizeof *xs->rep);
+    if (!xs->s || !xs->rep) return qf_fail(err, QF_ERR_NOMEM, "out of memory for the experts' scales");
+    for (int e = 0; e < E; e++) {
+        qf_stats st;
+        qf_linear *d1[1] = {&L->experts[3 * e + 2]};
+        char what[32];
+        snprintf(what, sizeof what, "expert%d_down", e);
+        QF_TRY(qf_stats_init(&st, cols, QF_STATS_XTX, err));
+        qf_status r = qf_pass_collect_expert(c, L, e, &st, err);
+        if (r == QF_OK) r = qf_stats_finish(&st, err);
+        if (r == QF_OK) r = qf_cal_scales(c, what, d1, 1, &st, xs->s + e * cols, &xs->rep[e], err);
+        qf_stats_free(&st);
+        QF_TRY(r);
+    }
+    return QF_OK;
+}
+
+static qf_status qf_cal_layer_collect(qf_cal *c, qf_layer *L, qf_error *err)
+{
+    const int64_t C = c->m->cfg.hidden_size;
+    const int awq = c->o->method == QF_CALIB_AWQ || c->o->method == QF_CALIB_AWQ_GPTQ;
+    const int E = L->is_moe ? c->m->cfg.n_experts : 0;
+    qf_stats st[4] = {{0}};
+    int64_t cols[4] = {C, L->o.cols, C, L->is_moe ? 0 : L->down.cols};
+    qf_status r = QF_OK;
+    for (int i = 0; i < 4 && r == QF_OK; i++)
+        if (cols[i]) r = qf_stats_init(&st[i], cols[i], QF_STATS_XTX, err);
+    if (r == QF_OK) r = qf_pass_collect(c, L, L->is_moe && awq, st, err);
+    for (int i = 0; i < 4 && r == QF_OK; i++)
+        if (cols[i]) r = qf_stats_finish(&st[i], err);
+    qf_expert_scales xs = {0};
+    if (r == QF_OK && L->is_moe && awq) r = qf_cal_expert_scales(c, L, &xs, err);
+    /* choose each group's scales and fold them, in the order q/k/v, o, gate/up, down */
+    qf_linear *qkv[3] = {&L->q, &L->k, &L->v}, *o1[1] = {&L->o}, *d1[1] = {&L->down}, **gu;
+    int ngu = qf_cal_gate_up(c, L, &gu);
+    struct {
+        const char *what;
+        qf_linear **lin;
+        int n, on;
+        qf_linear *extra;
+        float *norm;
+        qf_linear *prev;
+    } fold[4] = {
+        {"qkv", qkv, 3, 1, NULL, L->attn_norm, NULL},
+        {"o", o1, 1, awq && L->v.rows == L->o.cols, NULL, NULL, &L->v},
+        {L->is_moe ? "experts_w1_w3" : "gate_up", gu, ngu, 1, L->is_moe ? &L->router : NULL, L->ffn_norm, NULL},
+        {"down", d1, 1, awq && !L->is_moe, NULL, NULL, &L->up},
+    };
+    for (int i = 0; i < 4 && r == QF_OK; i++) {
+        if (!fold[i].on) continue;
+        float *s = malloc(sizeof(float) * (size_t)fold[i].lin[0]->cols);
+        json_t *rep = NULL;
+        r = s ? qf_cal_scales(c, fold[i].what, fold[i].lin, fold[i].n, &st[i], s, &rep, err)
+              : qf_fail(err, QF_ERR_NOMEM, "%s: out of memory for its scales", fold[i].what);
+        if (r == QF_OK)
+            qf_cal_fold_apply(c, fold[i].what, fold[i].lin, fold[i].n, fold[i].extra, s, rep, fold[i].norm, fold[i].prev);
+        free(s);
+    }
+    for (int e = 0; r == QF_OK && xs.s && e < E; e++) {
+        qf_linear *de[1] = {&L->experts[3 * e + 2]};
+        char what[32];
+        snprintf(what, sizeof what, "expert%d_down", e);
+        qf_cal_fold_apply(c, what, de, 1, NULL, xs.s + e * de[0]->cols, xs.rep[e], NULL, &L->experts[3 * e + 1]);
+        xs.rep[e] = NULL;
+    }
+    for (int e = 0; xs.rep && e < E; e++) json_decref(xs.rep[e]);
+    free(xs.s);
+    free(xs.rep);
+    free(gu);
+    for (int i = 0; i < 4; i++) qf_stats_free(&st[i]);
+    return r;
+}
+
+qf_status qf_cal_layer(qf_cal *c, int l, qf_error *err)
+{
+    qf_layer *L = &c->m->layers[l];
+    return c->collect ? qf_cal_layer_collect(c, L, err) : qf_cal_layer_quantize(c, L, err);
+}

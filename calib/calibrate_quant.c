@@ -1,0 +1,280 @@
+/* calibrate_quant.c - the quantization steps of the calibration pipeline: a layer's float
+ * weights, quantizing a group of Linears from its input statistics, choosing and folding
+ * AWQ / SmoothQuant scales, and the tensors the layer writes (see calibrate_internal.h). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "calibrate_internal.h"
+#include "qf_numfmt.h"
+#include "qf_smooth.h"
+#include "qf_st_writer.h"
+
+/* ---- tensors written for one layer --------------------------------------------------------- */
+void qf_cal_out_add(qf_cal_out *o, const char *module, const char *suffix, qf_dtype dt, int ndim, int64_t d0,
+                    int64_t d1, void *data, uint64_t nbytes)
+{
+    if (o->n == o->cap) {
+        o->cap = o->cap ? 2 * o->cap : 64;
+        o->t = realloc(o->t, sizeof *o->t * (size_t)o->cap);
+    }
+    qf_cal_tensor *t = &o->t[o->n++];
+    size_t l = strlen(module) + strlen(suffix) + 2;
+    t->name = malloc(l);
+    snprintf(t->name, l, "%s.%s", module, suffix);
+    t->dtype = dt, t->ndim = ndim, t->shape[0] = d0, t->shape[1] = d1, t->data = data, t->nbytes = nbytes;
+}
+
+static int qf_cal_tensor_cmp(const void *a, const void *b)
+{
+    return strcmp(((const qf_cal_tensor *)a)->name, ((const qf_cal_tensor *)b)->name);
+}
+
+qf_status qf_cal_out_write(qf_cal_out *o, const char *path, qf_error *err)
+{
+    qsort(o->t, (size_t)o->n, sizeof *o->t, qf_cal_tensor_cmp);
+    qf_st_entry *e = calloc((size_t)o->n + 1, sizeof *e);
+    for (int i = 0; i < o->n; i++) {
+        e[i].name = o->t[i].name, e[i].dtype = o->t[i].dtype, e[i].ndim = o->t[i].ndim;
+        e[i].shape[0] = o->t[i].shape[0], e[i].shape[1] = o->t[i].shape[1];
+    }
+    qf_st_writer *w;
+    qf_status s = qf_st_writer_open(path, e, o->n, &w, err);
+    for (int i = 0; s == QF_OK && i < o->n; i++) s = qf_st_writer_write(w, i, o->t[i].data, o->t[i].nbytes, err);
+    if (s == QF_OK) s = qf_st_writer_close(w, NULL, NULL, NULL, err);
+    else qf_st_writer_abort(w);
+    free(e);
+    return s;
+}
+
+void qf_cal_out_free(qf_cal_out *o)
+{
+    for (int i = 0; i < o->n; i++) free(o->t[i].name), free(o->t[i].data);
+    free(o->t);
+    memset(o, 0, sizeof *o);
+}
+
+/* ---- a layer's float weights ---------------------------------------------------------------- */
+static float *qf_cal_alloc(qf_cal *c, int64_t n)
+{
+    float *p = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    if (!p) return NULL;
+    if (c->n_owned == c->cap_owned) {
+        c->cap_owned = c->cap_owned ? 2 * c->cap_owned : 64;
+        c->owned = realloc(c->owned, sizeof(float *) * (size_t)c->cap_owned);
+    }
+    c->owned[c->n_owned++] = p;
+    return p;
+}
+
+/* Turn lin into a float32 Linear over an owned copy of its weights: scales are folded and
+ * GPTQ updates in place on this copy (the checkpoint's mapping is read-only, float32 ones
+ * too).  The source pages are dropped once copied: each layer's weights are read once, so
+ * the resident memory stays one layer's float copy instead of growing with the model. */
+static qf_status qf_cal_floatify(qf_cal *c, qf_linear *lin, qf_error *err)
+{
+    float *w = qf_cal_alloc(c, lin->rows * lin->cols);
+    if (!w) return qf_fail(err, QF_ERR_NOMEM, "%s: out of memory for its float weights", lin->name);
+    qf_linear_weight_rows(lin, 0, lin->rows, w);
+    char name[QF_LINEAR_NAME_MAX + 8];
+    snprintf(name, sizeof name, "%s.weight", lin->name);
+    const qf_checkpoint *ck = c->m->ck;
+    const qf_tensor *t = lin->kind == QF_LINEAR_FLOAT ? qf_checkpoint_find(ck, name) : NULL;
+    if (t && t->data == lin->weight) {
+        const qf_mapped_file *f = &ck->files[t->file];
+        if (f->data && t->data >= f->data && t->data + t->nbytes <= f->data + f->size) qf_checkpoint_release(ck, t);
+    }
+    lin->kind = QF_LINEAR_FLOAT;
+    lin->weight = w;
+    lin->wdtype = QF_DTYPE_F32;
+    lin->act = QF_ACT_NONE;
+    return QF_OK;
+}
+
+qf_status qf_cal_floatify_layer(qf_cal *c, qf_layer *L, qf_error *err)
+{
+    qf_linear *all[4] = {&L->q, &L->k, &L->v, &L->o};
+    for (int i = 0; i < 4; i++) QF_TRY(qf_cal_floatify(c, all[i], err));
+    if (!L->is_moe) {
+        QF_TRY(qf_cal_floatify(c, &L->gate, err));
+        QF_TRY(qf_cal_floatify(c, &L->up, err));
+        QF_TRY(qf_cal_floatify(c, &L->down, err));
+    } else {
+        QF_TRY(qf_cal_floatify(c, &L->router, err));
+        for (int e = 0; e < 3 * c->m->cfg.n_experts; e++) QF_TRY(qf_cal_floatify(c, &L->experts[e], err));
+    }
+    return QF_OK;
+}
+
+/* ---- quantizing ----------------------------------------------------------------------------- */
+static int qf_cal_wanted(const qf_cal *c, const qf_linear *lin)
+{
+    return !c->o->quantize_module || c->o->quantize_module(c->o->ctx, lin->name);
+}
+
+/* Relative output error of the quantization: sum_r dw H dw^T / sum_r w H w^T over up to 32
+ * evenly spaced rows (dw = Q - W0). */
+static double qf_cal_rel_error(const float *W0, const float *Q, int64_t rows, int64_t cols, const double *H)
+{
+    int64_t step = rows > 32 ? rows / 32 : 1;
+    double num = 0, den = 0;
+#pragma omp parallel for reduction(+ : num, den) schedule(static)
+    for (int64_t r = 0; r < rows; r += step) {
+        const float *w = W0 + r * cols, *q = Q + r * cols;
+        for (int64_t i = 0; i < cols; i++) {
+            double di = (double)q[i] - w[i], wi = w[i], hd = 0, hw = 0;
+            const double *Hi = H + i * cols;
+            for (int64_t j = 0; j < cols; j++) {
+                hd += Hi[j] * ((double)q[j] - w[j]);
+                hw += Hi[j] * w[j];
+            }
+            num += di * hd;
+            den += wi * hw;
+        }
+    }
+    return den > 0 ? num / den : 0;
+}
+
+/* Quantize one Linear (float32 weights in lin->weight, owned) from the statistics of its input. */
+static qf_status qf_cal_quantize(qf_cal *c, qf_linear *lin, const qf_stats *st, float tensor_amax, qf_error *err)
+{
+    const qf_scheme *s = c->o->scheme;
+    float *W = (float *)lin->weight;
+    qf_quant_plan plan;
+    qf_status r = qf_quant_plan_linear(s, lin->rows, lin->cols, &plan, err);
+    if (r) {
+        qf_error_prefix(err, "%s: ", lin->name);
+        return r;
+    }
+    qf_quant_buffers buf = {{0}};
+    for (int k = 0; k < plan.n; k++)
+        if (!(buf.data[k] = calloc(1, plan.t[k].nbytes ? plan.t[k].nbytes : 1))) {
+            for (int j = 0; j < k; j++) free(buf.data[j]);
+            return qf_fail(err, QF_ERR_NOMEM, "%s: out of memory", lin->name);
+        }
+    float *W0 = malloc(sizeof(float) * (size_t)(lin->rows * lin->cols));
+    if (!W0) {
+        for (int k = 0; k < plan.n; k++) free(buf.data[k]);
+        return qf_fail(err, QF_ERR_NOMEM, "%s: out of memory", lin->name);
+    }
+    memcpy(W0, W, sizeof(float) * (size_t)(lin->rows * lin->cols));
+    int64_t ng = s->group_size ? lin->cols / s->group_size : 1;
+    float *ratios = NULL;
+    json_t *rep = json_object();
+    qf_calib_method m = c->o->method;
+    if (m == QF_CALIB_AWQ || m == QF_CALIB_AWQ_GPTQ) {
+        ratios = malloc(sizeof(float) * (size_t)(lin->rows * ng));
+        qf_awq_clip_result cr;
+        r = qf_awq_search_clip(s, W, lin->rows, lin->cols, st->xtx, NULL, tensor_amax, &c->o->awq, ratios, &cr, err);
+        if (r == QF_OK) json_object_set_new(rep, "clip_gain", json_real(cr.loss_noclip > 0 ? 1 - cr.loss / cr.loss_noclip : 0));
+    }
+    if (r == QF_OK && (m == QF_CALIB_GPTQ || m == QF_CALIB_AWQ_GPTQ)) {
+        qf_gptq_opts go = c->o->gptq;
+        go.clip = ratios;
+        qf_gptq_result gr;
+        r = qf_gptq_quantize(s, W, lin->rows, lin->cols, st->xtx, st->count, tensor_amax, &go, &plan, &buf, &gr, err);
+        if (r == QF_OK) {
+            json_object_set_new(rep, "gptq_loss", json_real(gr.loss));
+            if (gr.damp_retries) json_object_set_new(rep, "damp_retries", json_integer(gr.damp_retries));
+            if (gr.dead_cols) json_object_set_new(rep, "dead_inputs", json_integer(gr.dead_cols));
+        }
+    } else if (r == QF_OK) {
+        r = qf_awq_quantize(s, W, lin->rows, lin->cols, tensor_amax, ratios, &plan, &buf, err);
+    }
+    free(ratios);
+    if (r == QF_OK) {
+        int ii = qf_quant_plan_find(&plan, QF_ROLE_INPUT_SCALE);
+        if (ii >= 0) {
+            float v = qf_stats_input_scale(st, s);
+            memcpy(buf.data[ii], &v, sizeof v);
+            json_object_set_new(rep, "input_scale", json_real(v));
+        }
+        double rel = qf_cal_rel_error(W0, W, lin->rows, lin->cols, st->xtx);
+        json_object_set_new(rep, "rel_output_error", json_real(rel));
+        json_object_set_new(rep, "tokens", json_integer(st->count));
+        for (int k = 0; k < plan.n; k++) {
+            qf_cal_out_add(&c->out, lin->name, plan.t[k].suffix, plan.t[k].dtype, plan.t[k].ndim, plan.t[k].shape[0],
+                           plan.t[k].shape[1], buf.data[k], plan.t[k].nbytes);
+            buf.data[k] = NULL;
+        }
+        json_object_set_new(c->lrep, lin->name, rep);
+    } else {
+        json_decref(rep);
+        qf_error_prefix(err, "%s: ", lin->name);
+    }
+    for (int k = 0; k < QF_PLAN_MAX; k++) free(buf.data[k]);
+    free(W0);
+    return r;
+}
+
+/* nvfp4 siblings share one global scale (vLLM fuses them and needs one). */
+qf_status qf_cal_quantize_group(qf_cal *c, qf_linear **lin, int n, const qf_stats *st, qf_error *err)
+{
+    if (c->collect) return QF_OK;
+    float amax = 0;
+    for (int i = 0; i < n; i++) {
+        if (!qf_cal_wanted(c, lin[i])) continue;
+        const float *w = lin[i]->weight;
+        for (int64_t k = 0; k < lin[i]->rows * lin[i]->cols; k++) amax = fabsf(w[k]) > amax ? fabsf(w[k]) : amax;
+    }
+    for (int i = 0; i < n; i++)
+        if (qf_cal_wanted(c, lin[i])) QF_TRY(qf_cal_quantize(c, lin[i], st, amax, err));
+    return QF_OK;
+}
+
+/* ---- scale folding (AWQ / SmoothQuant), from phase-1 statistics ---------------------------- */
+static void qf_bf16_round(float *v, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) v[i] = qf_bf16_to_f32(qf_f32_to_bf16(v[i]));
+}
+
+qf_status qf_cal_scales(qf_cal *c, const char *what, qf_linear **lin, int n, const qf_stats *st, float *s,
+                        json_t **rep, qf_error *err)
+{
+    const int64_t cols = lin[0]->cols;
+    qf_weight_ref *ref = calloc((size_t)n + 1, sizeof *ref);
+    for (int i = 0; i < n; i++) ref[i] = (qf_weight_ref){lin[i]->weight, lin[i]->rows};
+    qf_status r;
+    *rep = json_object();
+    if (c->o->smooth_alpha > 0) {
+        r = qf_smooth_scales(st->absmax, cols, ref, n, c->o->smooth_alpha, s, err);
+        json_object_set_new(*rep, "smoothquant_alpha", json_real(c->o->smooth_alpha));
+    } else {
+        float *xm = malloc(sizeof(float) * (size_t)cols);
+        qf_stats_mean_abs(st, xm);
+        qf_awq_result ar;
+        r = qf_awq_search_scales(c->o->scheme, ref, n, cols, xm, st->xtx, &c->o->awq, s, &ar, err);
+        free(xm);
+        if (r == QF_OK) {
+            json_object_set_new(*rep, "awq_alpha", json_real(ar.alpha));
+            json_object_set_new(*rep, "awq_gain", json_real(ar.loss_rtn > 0 ? 1 - ar.loss / ar.loss_rtn : 0));
+        }
+    }
+    free(ref);
+    if (r) {
+        json_decref(*rep);
+        *rep = NULL;
+        qf_error_prefix(err, "%s: ", what);
+    }
+    return r;
+}
+
+void qf_cal_fold_apply(qf_cal *c, const char *what, qf_linear **lin, int n, qf_linear *extra, const float *s,
+                       json_t *rep, float *norm, qf_linear *prev)
+{
+    const int64_t cols = lin[0]->cols;
+    for (int i = 0; i < n; i++) qf_smooth_scale_columns((float *)lin[i]->weight, lin[i]->rows, cols, s);
+    if (extra) qf_smooth_scale_columns((float *)extra->weight, extra->rows, cols, s);
+    if (norm) {
+        qf_smooth_div_rows(norm, cols, 1, s);
+        qf_bf16_round(norm, cols); /* what the artifact will store */
+    }
+    if (prev) {
+        qf_smooth_div_rows((float *)prev->weight, prev->rows, prev->cols, s);
+        if (prev->bias) qf_smooth_div_rows(prev->bias, prev->rows, 1, s);
+    }
+    char key[64];
+    snprintf(key, sizeof key, "scales:%s", what);
+    json_object_set_new(c->lrep, key, rep);
+}

@@ -56,11 +56,17 @@ static void qf_convert_help(void)
            "                        lm_head, embeddings, norms, MoE routers\n"
            "  --max-shard-size N    bytes per output shard, suffixes K M G (default 5G)\n"
            "  --threads N           worker threads (default: all cores)\n"
+           "  --max-memory SIZE     host-memory budget, e.g. 8G or 512M (K M G T = powers of 1000, Ki Mi Gi\n"
+           "                        Ti = of 1024; default: 3/4 of the RAM or of the cgroup/Slurm limit).\n"
+           "                        Calibration keeps one decoder layer resident and spills the\n"
+           "                        activations of all calibration tokens to OUT_DIR.qforge-tmp when\n"
+           "                        they do not fit; a budget below one layer plus one sample is refused\n"
+           "                        up front with the figure (exit 2). The artifact does not depend on it.\n"
            "  --layers A-B          write only decoder layers A..B (A = 0 also takes the embeddings,\n"
            "                        final norm and lm_head): one part of a partitioned run; assemble\n"
            "                        the parts with qforge merge (docs/scaling.md)\n"
            "  --force               replace OUT_DIR if it exists\n"
-           "  --stats               print input GB/s and peak memory\n"
+           "  --stats               also print the input read rate and the calibration's memory plan\n"
            "  --json                one JSON object on stdout instead of text\n"
            "  -q, --quiet           no progress bar\n\n"
            "The output is built in OUT_DIR.qforge-tmp and renamed at the end: a failed run leaves no\n"
@@ -76,16 +82,22 @@ static void qf_on_signal(int sig)
     qf_convert_interrupted = 1;
 }
 
+/* "5G", "512M", "1.5T", "8Gi", "4096", with an optional trailing B: K M G T are powers of
+ * 1000 (as shard sizes are counted), Ki Mi Gi Ti powers of 1024. */
 static int qf_parse_size(const char *s, uint64_t *out)
 {
     char *end;
     double v = strtod(s, &end);
     if (end == s || v <= 0) return -1;
-    if (*end == 'K' || *end == 'k') v *= 1e3, end++;
-    else if (*end == 'M' || *end == 'm') v *= 1e6, end++;
-    else if (*end == 'G' || *end == 'g') v *= 1e9, end++;
+    const char *units = "KMGT", *u = *end ? strchr(units, *end & ~0x20) : NULL;
+    if (u) {
+        end++;
+        int binary = *end == 'i';
+        end += binary;
+        for (const char *k = units; k <= u; k++) v *= binary ? 1024.0 : 1000.0;
+    }
     if (*end == 'B') end++;
-    if (*end) return -1;
+    if (*end || v >= 1.8e19) return -1;
     *out = (uint64_t)v;
     return 0;
 }
@@ -119,6 +131,12 @@ int qf_cmd_convert(int argc, char **argv)
         } else if (!strcmp(a, "--max-shard-size") && v) {
             if (qf_parse_size(v, &o.max_shard_bytes)) {
                 qf_fail(&err, QF_ERR_USAGE, "--max-shard-size '%s' is not a size (e.g. 2G)", v);
+                return qf_cli_report_error("convert", &err, json);
+            }
+            i++;
+        } else if (!strcmp(a, "--max-memory") && v) {
+            if (qf_parse_size(v, &o.max_memory)) {
+                qf_fail(&err, QF_ERR_USAGE, "--max-memory '%s' is not a size (e.g. 8G, 512M, 16Gi)", v);
                 return qf_cli_report_error("convert", &err, json);
             }
             i++;
@@ -209,22 +227,37 @@ int qf_cmd_convert(int argc, char **argv)
     if (rs != QF_OK) return qf_cli_report_error("convert", &err, json);
     const char *sname = o.scheme ? o.scheme->name : o.gguf_type ? o.gguf_type : "none";
     double gbps = st.seconds_weights > 0 ? (double)st.bytes_in / st.seconds_weights / 1e9 : 0;
+    const qf_calib_memory *cm = &st.calib_memory;
     if (json) {
         json_t *r = json_pack("{s:b, s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:I, s:f, s:f, s:f, s:I}", "ok", 1, "out", o.out,
                               "scheme", sname, "method", o.method, "quantized", st.n_quantized, "kept",
                               st.n_kept, "shards", st.n_shards, "bytes_in", (json_int_t)st.bytes_in, "bytes_out",
                               (json_int_t)st.bytes_out, "seconds", st.seconds, "seconds_weights",
                               st.seconds_weights, "input_gb_per_s", gbps, "peak_rss_kb", (json_int_t)st.peak_rss_kb);
+        if (cm->chunk_samples) /* budgets above 2^63 (unknown host memory) are reported as -1 */
+            json_object_set_new(r, "calibration_memory",
+                                json_pack("{s:I, s:I, s:I, s:i, s:i, s:I}", "budget",
+                                          (json_int_t)(cm->budget > INT64_MAX ? -1 : (int64_t)cm->budget), "minimum",
+                                          (json_int_t)cm->minimum, "planned", (json_int_t)cm->planned, "chunk_samples",
+                                          cm->chunk_samples, "chunks", cm->n_chunks, "spilled_bytes",
+                                          (json_int_t)cm->spilled_bytes));
         char *s = json_dumps(r, JSON_COMPACT);
         printf("%s\n", s);
         free(s);
         json_decref(r);
         return 0;
     }
-    printf("%s: %d Linear weights quantized to %s, %d tensors kept, %d shard(s), %.1f MB -> %.1f MB in %.2f s\n", o.out,
-           st.n_quantized, sname, st.n_kept, st.n_shards, st.bytes_in / 1e6, st.bytes_out / 1e6, st.seconds);
-    if (stats)
+    printf("%s: %d Linear weights quantized to %s, %d tensors kept, %d shard(s), %.1f MB -> %.1f MB in %.2f s, "
+           "peak memory %.0f MB\n",
+           o.out, st.n_quantized, sname, st.n_kept, st.n_shards, st.bytes_in / 1e6, st.bytes_out / 1e6, st.seconds,
+           st.peak_rss_kb * 1024.0 / 1e6);
+    if (stats) {
         printf("stats: input %.3f GB/s (weights stage %.2f s), peak resident memory %.1f MB\n", gbps,
-               st.seconds_weights, st.peak_rss_kb / 1024.0);
+               st.seconds_weights, st.peak_rss_kb * 1024.0 / 1e6);
+        if (cm->chunk_samples)
+            printf("stats: calibration planned %.1f MB (minimum %.1f MB), %d chunk(s) of %d sample(s), %.1f MB spilled "
+                   "to disk\n",
+                   cm->planned / 1e6, cm->minimum / 1e6, cm->n_chunks, cm->chunk_samples, cm->spilled_bytes / 1e6);
+    }
     return 0;
 }

@@ -56,10 +56,11 @@ int qf_cmd_merge(int argc, char **argv)
     free(parts);
     if (s != QF_OK) return qf_cli_report_error("merge", &err, json);
     if (json)
-        printf("{\"ok\":true,\"out\":\"%s\",\"parts\":%d,\"shards\":%d,\"bytes_out\":%llu,\"seconds\":%.3f}\n", o.out,
-               o.n_parts, st.n_shards, (unsigned long long)st.bytes_out, st.seconds);
+        printf("{\"ok\":true,\"out\":\"%s\",\"parts\":%d,\"shards\":%d,\"bytes_out\":%llu,\"seconds\":%.3f,"
+               "\"peak_rss_kb\":%ld}\n",
+               o.out, o.n_parts, st.n_shards, (unsigned long long)st.bytes_out, st.seconds, st.peak_rss_kb);
     else
-        printf("%s: merged %d parts into %d shard(s), %.1f MB in %.2f s\n", o.out, o.n_parts, st.n_shards,
-               st.bytes_out / 1e6, st.seconds);
+        printf("%s: merged %d parts into %d shard(s), %.1f MB in %.2f s, peak memory %.0f MB\n", o.out, o.n_parts,
+               st.n_shards, st.bytes_out / 1e6, st.seconds, st.peak_rss_kb * 1024.0 / 1e6);
     return 0;
 }

@@ -1,0 +1,41 @@
+# Host-memory budget (--max-memory, issue 7): a tight budget makes calibration spill its
+# activations to disk in small chunks and still writes the artifact of the default run, byte
+# for byte; a budget below the minimum is refused up front with the figure; the spill files
+# are gone afterwards; every run reports its peak memory.
+. tests/cli/lib.sh
+M=tests/data/tiny-llama
+cal="--scheme w4a16-asym --method gptq --calib-samples 16 --calib-seqlen 256"
+expect_exit 0 "gptq, automatic budget" -- "$QFORGE" convert $M -o "$T/auto" $cal --json
+grep -q '"calibration_memory":{[^}]*"spilled_bytes":0' "$T/stdout" && ok "automatic budget keeps the activations in RAM" ||
+    bad "automatic budget: $(cat "$T/stdout")"
+grep -q '"peak_rss_kb":[1-9]' "$T/stdout" && ok "--json reports peak_rss_kb" || bad "no peak_rss_kb in $(cat "$T/stdout")"
+
+# too small: refused before any layer runs, with what it needs, and nothing left behind
+expect_exit 2 "--max-memory 1M is refused" -- "$QFORGE" convert $M -o "$T/small" $cal --max-memory 1M -q
+stderr_has "is too small: calibration needs at least" "the refusal says the minimum"
+no_output "$T/small" "no output after the refusal"
+need=$(sed -n 's/.*needs at least \([0-9]*\) MB.*/\1/p' "$T/stderr")
+expect_exit 2 "--max-memory that is not a size" -- "$QFORGE" convert $M -o "$T/small" $cal --max-memory lots -q
+
+# just above the minimum (+12 MB: the process's own footprint varies by a MB or so between
+# runs): the MLP table (17 MB) cannot stay in RAM, chunks are a few samples
+if [ -n "$need" ]; then
+    expect_exit 0 "gptq under --max-memory $((need + 12))M" -- "$QFORGE" convert $M -o "$T/tight" $cal --max-memory $((need + 12))M --json
+    spilled=$(sed -n 's/.*"spilled_bytes":\([0-9]*\).*/\1/p' "$T/stdout")
+    chunks=$(sed -n 's/.*"chunks":\([0-9]*\).*/\1/p' "$T/stdout")
+    [ "${spilled:-0}" -gt 0 ] && [ "${chunks:-0}" -gt 1 ] && ok "activations spilled ($spilled bytes), $chunks chunks" ||
+        bad "expected spilled activations and several chunks: $(cat "$T/stdout")"
+    diff -r "$T/auto" "$T/tight" >/dev/null && ok "spilled, chunked run identical to the in-RAM run" ||
+        bad "the artifact depends on --max-memory"
+    [ -z "$(find "$T/tight" -name '*.f32')" ] && [ ! -e "$T/tight.qforge-tmp" ] && ok "no spill file left behind" ||
+        bad "spill files or the temporary folder remain"
+else
+    bad "no minimum in the refusal: $(cat "$T/stderr")"
+fi
+
+# RTN: the budget only bounds the writer queue; same bytes, and the summary line has the peak
+expect_exit 0 "rtn, automatic budget" -- "$QFORGE" convert $M -o "$T/r1" --scheme w4a16
+grep -q 'peak memory [0-9]* MB' "$T/stdout" && ok "the summary line reports the peak memory" || bad "no peak memory: $(cat "$T/stdout")"
+expect_exit 0 "rtn under --max-memory 64Mi" -- "$QFORGE" convert $M -o "$T/r2" --scheme w4a16 --max-memory 64Mi -q
+diff -r "$T/r1" "$T/r2" >/dev/null && ok "rtn identical under a small budget" || bad "rtn depends on --max-memory"
+finish

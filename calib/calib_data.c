@@ -6,6 +6,7 @@
 
 #include "qf_calib_data.h"
 #include "qf_fs.h"
+#include "qf_rng.h"
 
 const char *qf_calib_default(size_t *len);
 
@@ -42,14 +43,6 @@ static qf_status qf_jsonl_texts(const char *path, const char *buf, size_t len, c
     *out = text;
     *out_len = n;
     return QF_OK;
-}
-
-static uint64_t qf_splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
 }
 
 qf_status qf_calib_data_load(const char *path, const qf_tokenizer *tok, int n_samples, int seqlen, uint64_t seed,
@@ -101,7 +94,7 @@ qf_status qf_calib_data_load(const char *path, const qf_tokenizer *tok, int n_sa
     }
     uint64_t state = seed, span = (uint64_t)(n - (size_t)seqlen) + 1;
     for (int i = 0; i < n_samples; i++) {
-        uint64_t start = qf_splitmix(&state) % span;
+        uint64_t start = qf_splitmix64(&state) % span;
         memcpy(d->ids + (size_t)i * (size_t)seqlen, ids + start, sizeof(int32_t) * (size_t)seqlen);
     }
     free(ids);

@@ -11,6 +11,7 @@
 #include "qf_fs.h"
 #include "qf_numfmt.h"
 #include "qf_progress.h"
+#include "qf_rng.h"
 #include "qf_st_writer.h"
 
 typedef struct {
@@ -45,20 +46,11 @@ static int qf_synth_cmp(const void *a, const void *b)
     return strcmp(((const qf_synth_tensor *)a)->name, ((const qf_synth_tensor *)b)->name);
 }
 
-/* splitmix64: a tiny, well-mixed generator; one stream per (tensor, row) keeps it parallel and deterministic. */
-static uint64_t qf_mix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static void qf_synth_row(uint16_t *out, int64_t n, uint64_t seed, int norm)
 {
     uint64_t s = seed;
     for (int64_t i = 0; i < n; i++) {
-        uint64_t r = qf_mix(&s);
+        uint64_t r = qf_splitmix64(&s);
         /* sum of 4 uniforms ~ N(0, 1/3): cheap and bell-shaped */
         float u = (float)((r & 0xffff) + ((r >> 16) & 0xffff) + ((r >> 32) & 0xffff) + (r >> 48)) / 65536.0f - 2.0f;
         float v = norm ? 1.0f + 0.05f * u : 0.02f * 1.7320508f * u;

@@ -11,6 +11,7 @@
 
 #include "qf_dequant.h"
 #include "qf_quantize.h"
+#include "qf_rng.h"
 
 /* splitmix64 -> uniform (0, 1) -> normal (Box-Muller): the same numbers on every platform. */
 typedef struct fx_rng {
@@ -18,10 +19,7 @@ typedef struct fx_rng {
 } fx_rng;
 static inline uint64_t fx_next(fx_rng *r)
 {
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return qf_splitmix64(&r->s);
 }
 static inline double fx_unif(fx_rng *r) { return ((double)(fx_next(r) >> 11) + 0.5) / 9007199254740992.0; }
 static inline double fx_normal(fx_rng *r)

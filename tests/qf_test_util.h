@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include "qf_rng.h"
 
 /* ---- deterministic RNG ---------------------------------------------------------------- */
 /* SplitMix64 (Steele, Lea, Flood 2014): full-period 64-bit generator, good enough for test
@@ -32,10 +33,7 @@ static inline qf_test_rng qf_test_rng_init(uint64_t seed)
 
 static inline uint64_t qf_test_rng_u64(qf_test_rng *r)
 {
-    uint64_t z = (r->state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return qf_splitmix64(&r->state);
 }
 
 static inline uint32_t qf_test_rng_u32(qf_test_rng *r) { return (uint32_t)(qf_test_rng_u64(r) >> 32); }

@@ -31,6 +31,7 @@
 
 #include "qf_kernels.h"
 #include "qf_numfmt.h"
+#include "qf_rng.h"
 #include "qf_quantize.h"
 #include "qf_scheme.h"
 
@@ -41,10 +42,7 @@ typedef struct rng {
 } rng;
 static uint64_t rng_u64(rng *r)
 {
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return qf_splitmix64(&r->s);
 }
 static double rng_unit(rng *r) { return (double)(rng_u64(r) >> 11) * 0x1p-53; }
 static float rng_normal(rng *r)

@@ -176,6 +176,7 @@ static qf_status qf_cal_quantize(qf_cal *c, qf_linear *lin, const qf_stats *st, 
         r = qf_gptq_quantize(s, W, lin->rows, lin->cols, st->xtx, st->count, tensor_amax, &go, &plan, &buf, &gr, err);
         if (r == QF_OK) {
             json_object_set_new(rep, "gptq_loss", json_real(gr.loss));
+            if (go.refit > 0) json_object_set_new(rep, "refit_gain", json_real(gr.refit_gain));
             if (gr.damp_retries) json_object_set_new(rep, "damp_retries", json_integer(gr.damp_retries));
             if (gr.dead_cols) json_object_set_new(rep, "dead_inputs", json_integer(gr.dead_cols));
         }

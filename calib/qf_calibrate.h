@@ -67,8 +67,9 @@ typedef struct qf_calib_opts {
     void *ctx;
 } qf_calib_opts;
 
-/* Defaults: method GPTQ, no SmoothQuant, bundled text, 128 x 512, seed 0, GPTQ and AWQ
- * defaults, all layers. */
+/* Defaults: method GPTQ, no SmoothQuant, bundled text, 128 x 512, seed 0, GPTQ defaults
+ * with clip_search 20 (qf_gptq.h; the library's default is the textbook 0), AWQ defaults,
+ * all layers. */
 void qf_calib_opts_default(qf_calib_opts *o);
 /* "gptq", "awq", "awq-gptq", "rtn" -> method; 0 when unknown. */
 qf_calib_method qf_calib_method_from_name(const char *name);

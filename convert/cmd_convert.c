@@ -44,6 +44,11 @@ static void qf_convert_help(void)
            "  --seed S              sampling seed (default 0)\n"
            "  --act-order           GPTQ: columns by decreasing Hessian diagonal\n"
            "  --damp X              GPTQ dampening, fraction of mean diag(H) (default 0.01)\n"
+           "  --clip-search N       GPTQ: try N range shrinks (down to 0.75) when a group's scale is set,\n"
+           "                        keep the one that rounds the group best (default 20; 0 = min/max,\n"
+           "                        the textbook GPTQ)\n"
+           "  --refit N             GPTQ: after the sweep, re-choose the stored scales for the chosen\n"
+           "                        codes (N rounds of refit + re-sweep; default 0 = off)\n"
            "  --block N             GPTQ lazy-update block (default 128)\n"
            "  --smoothquant ALPHA   SmoothQuant pre-pass (w8a8, fp8), e.g. 0.5\n"
            "  --layout NAME         compressed-tensors (default, vLLM / SGLang), modelopt (TensorRT-LLM,\n"
@@ -157,6 +162,8 @@ int qf_cmd_convert(int argc, char **argv)
         else if (!strcmp(a, "--static-groups")) o.calib.gptq.static_groups = 1;
         else if (!strcmp(a, "--damp") && v) o.calib.gptq.percdamp = (float)atof(v), i++;
         else if (!strcmp(a, "--block") && v) o.calib.gptq.block_size = atoi(v), i++;
+        else if (!strcmp(a, "--clip-search") && v) o.calib.gptq.clip_search = atoi(v), i++;
+        else if (!strcmp(a, "--refit") && v) o.calib.gptq.refit = atoi(v), i++;
         else if (!strcmp(a, "--smoothquant") && v) o.calib.smooth_alpha = (float)atof(v), i++;
         else if (!strcmp(a, "--threads") && v) o.threads = atoi(v), i++;
         else if (!strcmp(a, "--force")) o.force = 1;
@@ -200,9 +207,11 @@ int qf_cmd_convert(int argc, char **argv)
         return qf_cli_report_error("convert", &err, json);
     }
     if (o.calib.n_samples <= 0 || o.calib.seqlen < 2 || o.calib.gptq.block_size <= 0 || o.calib.gptq.percdamp < 0 ||
+        o.calib.gptq.clip_search < 0 || o.calib.gptq.clip_search > 1000 || o.calib.gptq.refit < 0 ||
+        o.calib.gptq.refit > 100 ||
         o.calib.smooth_alpha < 0 || o.calib.smooth_alpha > 1) {
         qf_fail(&err, QF_ERR_USAGE, "calibration options out of range (samples > 0, seqlen >= 2, block > 0, damp >= 0, "
-                                    "0 <= smoothquant <= 1)");
+                                    "0 <= clip-search <= 1000, 0 <= refit <= 100, 0 <= smoothquant <= 1)");
         return qf_cli_report_error("convert", &err, json);
     }
     o.calibrated = o.calib.method != QF_CALIB_RTN || (o.scheme && o.scheme->needs_calibration) || o.calib.smooth_alpha > 0;

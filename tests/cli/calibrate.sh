@@ -46,4 +46,25 @@ no_output "$T/b" "no output after bad calibration data"
 echo "too short" >"$T/short.txt"
 expect_exit 2 "calibration text shorter than a window" -- "$QFORGE" convert $M -o "$T/s" --scheme w4a16 --method gptq --calib "$T/short.txt" -q
 expect_exit 2 "unknown method" -- "$QFORGE" convert $M -o "$T/u" --scheme w4a16 --method magic -q
+# GPTQ's clip search (default 20) and scale refit (off by default) are part of the recipe
+grep -q '"clip_search": 20' "$T/g/qforge.manifest.json" && grep -q '"refit": 0' "$T/g/qforge.manifest.json" &&
+    ok "default recipe: clip_search 20, refit 0" || bad "clip_search / refit not in the recipe"
+expect_exit 0 "gptq textbook (--clip-search 0) with --refit 2" -- "$QFORGE" convert $M -o "$T/rf" --scheme w4a16-asym --method gptq --clip-search 0 --refit 2 $small
+grep -q '"clip_search": 0' "$T/rf/qforge.manifest.json" && grep -q '"refit": 2' "$T/rf/qforge.manifest.json" &&
+    ok "recipe records --clip-search 0 --refit 2" || bad "recipe misses the GPTQ options"
+python3 - "$T/rf/qforge.manifest.json" <<'PY' && ok "refit_gain reported for every Linear, in [0, 1)" || bad "refit_gain missing or out of range"
+import json, sys
+m = json.load(open(sys.argv[1]))
+gains = []
+def walk(o):
+    if isinstance(o, dict):
+        if "refit_gain" in o: gains.append(o["refit_gain"])
+        for v in o.values(): walk(v)
+    elif isinstance(o, list):
+        for v in o: walk(v)
+walk(m)
+sys.exit(not (len(gains) == 42 and all(0 <= g < 1 for g in gains) and max(gains) > 0))
+PY
+cmp -s "$T/g/model.safetensors" "$T/rf/model.safetensors" && bad "--clip-search 0 --refit 2 wrote the default's bytes" || ok "the GPTQ options change the weights"
+expect_exit 2 "negative --clip-search" -- "$QFORGE" convert $M -o "$T/u" --scheme w4a16 --method gptq --clip-search -1 -q
 finish

@@ -21,6 +21,7 @@ void qf_calib_opts_default(qf_calib_opts *o)
     o->n_samples = 128;
     o->seqlen = 512;
     o->last_layer = -1;
+    o->moe_floor = 0.001f; /* measured on tiny-moe: 1e-2 and 1e-4 are worse, all tokens worse still */
     qf_gptq_opts_default(&o->gptq);
     o->gptq.clip_search = 20; /* measured: w4a16-asym KLD -10 %, w4a16 -24 % on tiny-llama (docs/bench.md) */
     qf_awq_opts_default(&o->awq);
@@ -260,6 +261,7 @@ qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char
                             "xxh3_128", hex, "bytes", (json_int_t)data.text_bytes, "tokens", (json_int_t)data.text_tokens,
                             "samples", data.n_samples, "seqlen", data.seqlen, "seed", (json_int_t)data.seed, "gptq", g,
                             "awq", a, "smoothquant_alpha", o->smooth_alpha, "layers", layers);
+        if (*report && o->moe_floor >= 0) json_object_set_new(*report, "moe_floor", json_real(o->moe_floor));
     } else {
         json_decref(layers);
     }

@@ -111,8 +111,11 @@ void qf_cal_out_free(qf_cal_out *o);
  * them in place; the caller restores the layer's storage at its end) and drop the source
  * pages once copied. */
 qf_status qf_cal_floatify_layer(qf_cal *c, qf_layer *L, qf_error *err);
-/* Quantize the wanted Linears of a group sharing input statistics st (no-op when collecting). */
-qf_status qf_cal_quantize_group(qf_cal *c, qf_linear **lin, int n, const qf_stats *st, qf_error *err);
+/* Quantize the wanted Linears of a group sharing input statistics st (no-op when collecting);
+ * amax: nvfp4's shared amax (< 0: over the group). */
+qf_status qf_cal_quantize_group(qf_cal *c, qf_linear **lin, int n, const qf_stats *st, float amax, qf_error *err);
+/* The largest |w| over the wanted Linears of lin[n] (nvfp4's shared global scale). */
+float qf_cal_group_amax(const qf_cal *c, qf_linear **lin, int n);
 /* AWQ / SmoothQuant input scales s (cols of lin[0]) for a group, from its statistics; *rep
  * is a new report object for the layer's "scales:<what>" entry. */
 qf_status qf_cal_scales(qf_cal *c, const char *what, qf_linear **lin, int n, const qf_stats *st, float *s,

@@ -163,10 +163,41 @@ static qf_status qf_pass_residual(qf_cal *c, qf_layer *L, int arg, qf_stats *st,
         QF_TRY(qf_linear_forward(&L->o, att, n, c->w.tmp, NULL, err));
         qf_cal_add(h, h, c->w.tmp, n * C);
         QF_TRY(qf_cal_save(c, QF_CAL_HIDDEN, r0, n, h, err));
+        if (!st) continue; /* h1 only */
         qf_cal_norm(c, h, L->ffn_norm, n, c->w.xn);
         QF_TRY(qf_stats_add(st, c->w.xn, n, err));
     }
     return QF_OK;
+}
+
+/* MoE: expert e's row factor for each of n tokens (xn: their post-attention-norm rows):
+ * sqrt(r^2 + moe_floor), r the weight the served forward gives e's output for the token (0
+ * when not routed to e).  An expert's output error reaches the layer output scaled by r, so
+ * its Hessian is sum_t r_t^2 x_t x_t^T; the floor keeps every token in with a small weight,
+ * so a rarely routed expert still has a well-conditioned Hessian. */
+static qf_status qf_cal_expert_rows(qf_cal *c, const qf_layer *L, const float *xn, int64_t n, int e, float *rw,
+                                    qf_error *err)
+{
+    const int E = c->m->cfg.n_experts, K = c->m->cfg.n_experts_per_tok;
+    float *logits = malloc(sizeof(float) * (size_t)(n * E)), *wsel = malloc(sizeof(float) * (size_t)(n * K));
+    int *sel = malloc(sizeof(int) * (size_t)(n * K));
+    qf_status r = logits && wsel && sel ? qf_moe_route(c->m, L, xn, n, logits, NULL, sel, wsel, err)
+                                        : qf_fail(err, QF_ERR_NOMEM, "out of memory for the routing of %lld tokens", (long long)n);
+    const float floor2 = c->o->moe_floor;
+    for (int64_t t = 0; r == QF_OK && t < n; t++) {
+        float w = 0;
+        for (int j = 0; j < K; j++)
+            if (sel[t * K + j] == e) w = wsel[t * K + j];
+        rw[t] = sqrtf(w * w + floor2);
+    }
+    free(logits), free(wsel), free(sel);
+    return r;
+}
+
+static void qf_scale_rows(float *x, int64_t n, int64_t cols, const float *rw)
+{
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t j = 0; j < cols; j++) x[t * cols + j] *= rw[t];
 }
 
 /* D: down's input; dense (arg < 0) -> MLP table, expert arg: all tokens through its gate/up. */
@@ -181,21 +212,55 @@ static qf_status qf_pass_swiglu(qf_cal *c, qf_layer *L, int arg, qf_stats *st, q
         QF_TRY(qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h1, err));
         qf_cal_norm(c, h1, L->ffn_norm, n, c->w.xn);
         QF_TRY(qf_cal_swiglu(gate, up, c->w.xn, n, g, c->w.u, err));
+        if (arg >= 0 && c->o->moe_floor >= 0) { /* an expert's down: rows weighted by routing */
+            float *rw = malloc(sizeof(float) * (size_t)n);
+            if (!rw) return qf_fail(err, QF_ERR_NOMEM, "out of memory");
+            qf_status r = qf_cal_expert_rows(c, L, c->w.xn, n, arg, rw, err);
+            if (r == QF_OK) qf_scale_rows(g, n, gate->rows, rw);
+            free(rw);
+            QF_TRY(r);
+        }
         QF_TRY(qf_stats_add(st, g, n, err));
         if (arg < 0) QF_TRY(qf_cal_save(c, QF_CAL_MLP, r0, n, g, err));
     }
     return QF_OK;
 }
 
+/* MoE, weighted: expert arg's w1/w3 input (the h1 of pass C), rows weighted by routing. */
+static qf_status qf_pass_expert_in(qf_cal *c, qf_layer *L, int arg, qf_stats *st, qf_error *err)
+{
+    const int64_t C = c->m->cfg.hidden_size;
+    for (int i = 0; i < qf_cal_n_chunks(c); i++) {
+        int64_t r0, n;
+        float *h1;
+        qf_cal_chunk_rows(c, i, &r0, &n);
+        float *rw = malloc(sizeof(float) * (size_t)n);
+        if (!rw) return qf_fail(err, QF_ERR_NOMEM, "out of memory");
+        qf_status r = qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h1, err);
+        if (r == QF_OK) {
+            qf_cal_norm(c, h1, L->ffn_norm, n, c->w.xn);
+            r = qf_cal_expert_rows(c, L, c->w.xn, n, arg, rw, err);
+        }
+        if (r == QF_OK) {
+            qf_scale_rows(c->w.xn, n, C, rw);
+            r = qf_stats_add(st, c->w.xn, n, err);
+        }
+        free(rw);
+        QF_TRY(r);
+    }
+    return QF_OK;
+}
+
 /* One group: statistics over every chunk, then quantize it. */
 static qf_status qf_cal_stage(qf_cal *c, qf_layer *L, qf_cal_pass pass, int arg, int64_t cols, qf_linear **lin, int n,
-                              qf_error *err)
+                              float amax, qf_error *err)
 {
     qf_stats st;
+    if (n == 0) return pass(c, L, arg, NULL, err); /* the pass for its side effects only */
     QF_TRY(qf_stats_init(&st, cols, QF_STATS_XTX, err));
     qf_status r = pass(c, L, arg, &st, err);
     if (r == QF_OK) r = qf_stats_finish(&st, err);
-    if (r == QF_OK) r = qf_cal_quantize_group(c, lin, n, &st, err);
+    if (r == QF_OK) r = qf_cal_quantize_group(c, lin, n, &st, amax, err);
     qf_stats_free(&st);
     return r;
 }
@@ -263,19 +328,25 @@ static qf_status qf_cal_layer_quantize(qf_cal *c, qf_layer *L, qf_error *err)
     const int E = L->is_moe ? c->m->cfg.n_experts : 0;
     qf_linear *qkv[3] = {&L->q, &L->k, &L->v}, *o1[1] = {&L->o}, **gu;
     int ngu = qf_cal_gate_up(c, L, &gu);
-    qf_status r = qf_cal_stage(c, L, qf_pass_attn_in, 0, C, qkv, 3, err);
-    if (r == QF_OK) r = qf_cal_stage(c, L, qf_pass_attention, 0, L->o.cols, o1, 1, err);
-    if (r == QF_OK) r = qf_cal_stage(c, L, qf_pass_residual, 0, C, gu, ngu, err);
+    qf_status r = qf_cal_stage(c, L, qf_pass_attn_in, 0, C, qkv, 3, -1, err);
+    if (r == QF_OK) r = qf_cal_stage(c, L, qf_pass_attention, 0, L->o.cols, o1, 1, -1, err);
+    if (r == QF_OK && L->is_moe && c->o->moe_floor >= 0) { /* per expert, rows weighted by routing */
+        r = qf_cal_stage(c, L, qf_pass_residual, 0, C, gu, 0, -1, err); /* h1 only */
+        const float amax = qf_cal_group_amax(c, gu, ngu);
+        for (int e = 0; r == QF_OK && e < E; e++)
+            r = qf_cal_stage(c, L, qf_pass_expert_in, e, C, gu + 2 * e, 2, amax, err);
+    } else if (r == QF_OK)
+        r = qf_cal_stage(c, L, qf_pass_residual, 0, C, gu, ngu, -1, err);
     free(gu);
     if (!L->is_moe) {
         qf_linear *d1[1] = {&L->down};
-        if (r == QF_OK) r = qf_cal_stage(c, L, qf_pass_swiglu, -1, L->down.cols, d1, 1, err);
+        if (r == QF_OK) r = qf_cal_stage(c, L, qf_pass_swiglu, -1, L->down.cols, d1, 1, -1, err);
         if (r == QF_OK) r = qf_pass_output(c, L, NULL, err);
         return r;
     }
     for (int e = 0; r == QF_OK && e < E; e++) {
         qf_linear *d1[1] = {&L->experts[3 * e + 2]};
-        r = qf_cal_stage(c, L, qf_pass_swiglu, e, d1[0]->cols, d1, 1, err);
+        r = qf_cal_stage(c, L, qf_pass_swiglu, e, d1[0]->cols, d1, 1, -1, err);
     }
     int64_t *count = calloc((size_t)E, sizeof(int64_t));
     if (r == QF_OK) r = qf_pass_output(c, L, count, err);

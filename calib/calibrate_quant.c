@@ -210,15 +210,21 @@ static qf_status qf_cal_quantize(qf_cal *c, qf_linear *lin, const qf_stats *st, 
 }
 
 /* nvfp4 siblings share one global scale (vLLM fuses them and needs one). */
-qf_status qf_cal_quantize_group(qf_cal *c, qf_linear **lin, int n, const qf_stats *st, qf_error *err)
+float qf_cal_group_amax(const qf_cal *c, qf_linear **lin, int n)
 {
-    if (c->collect) return QF_OK;
     float amax = 0;
     for (int i = 0; i < n; i++) {
         if (!qf_cal_wanted(c, lin[i])) continue;
         const float *w = lin[i]->weight;
         for (int64_t k = 0; k < lin[i]->rows * lin[i]->cols; k++) amax = fabsf(w[k]) > amax ? fabsf(w[k]) : amax;
     }
+    return amax;
+}
+
+qf_status qf_cal_quantize_group(qf_cal *c, qf_linear **lin, int n, const qf_stats *st, float amax, qf_error *err)
+{
+    if (c->collect) return QF_OK;
+    if (amax < 0) amax = qf_cal_group_amax(c, lin, n);
     for (int i = 0; i < n; i++)
         if (qf_cal_wanted(c, lin[i])) QF_TRY(qf_cal_quantize(c, lin[i], st, amax, err));
     return QF_OK;

@@ -81,6 +81,11 @@ qf_status qf_attention(const qf_model *m, const float *q, const float *k, const 
 void qf_rope_apply(const qf_model *m, float *x, int64_t n, int heads);
 
 /* MoE block: out (n, hidden) = experts(xn) (+ shared expert); g, u: (n, ffn_max) work. */
+/* Routing of n tokens (xn: their post-attention-norm rows): sel (n, K) expert ids (-1: none)
+ * and wsel (n, K) their weights, exactly as qf_moe_forward routes; logits (n, E) is scratch.
+ * obs: observer for the router Linear (NULL: none). */
+qf_status qf_moe_route(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, float *logits,
+                       const qf_linear_observer *obs, int *sel, float *wsel, qf_error *err);
 qf_status qf_moe_forward(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, float *out, float *g,
                          float *u, qf_error *err);
 

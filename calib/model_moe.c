@@ -16,28 +16,12 @@
 
 #define QF_MAX_TOPK 64
 
-qf_status qf_moe_forward(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, float *out, float *g,
-                         float *u, qf_error *err)
+qf_status qf_moe_route(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, float *logits,
+                       const qf_linear_observer *obs, int *sel, float *wsel, qf_error *err)
 {
     const qf_model_config *c = &m->cfg;
     const int E = c->n_experts, K = c->n_experts_per_tok;
-    const int64_t C = c->hidden_size;
-    if (K > QF_MAX_TOPK) return qf_fail(err, QF_ERR_UNSUPPORTED, "num_experts_per_tok %d > %d", K, QF_MAX_TOPK);
-    /* route: sel (n, K) expert ids, wsel (n, K) weights */
-    float *logits = malloc((size_t)(n * E) * sizeof(float));
-    int *sel = malloc((size_t)(n * K) * sizeof(int));
-    float *wsel = malloc((size_t)(n * K) * sizeof(float));
-    int64_t *count = calloc((size_t)E + 1, sizeof(int64_t));
-    int64_t *tok = malloc((size_t)(n * K) * sizeof(int64_t)); /* token of each (expert-sorted) slot */
-    float *tokw = malloc((size_t)(n * K) * sizeof(float));
-    float *xe = malloc((size_t)(n * C) * sizeof(float)), *ye = malloc((size_t)(n * C) * sizeof(float));
-    qf_status st = QF_OK;
-    if (!logits || !sel || !wsel || !count || !tok || !tokw || !xe || !ye) {
-        st = qf_fail(err, QF_ERR_NOMEM, "layer %d MoE: out of memory for %lld tokens", L->router.layer, (long long)n);
-        goto done;
-    }
-    st = qf_linear_forward(&L->router, xn, n, logits, &m->observer, err);
-    if (st) goto done;
+    QF_TRY(qf_linear_forward(&L->router, xn, n, logits, obs, err));
     for (int64_t t = 0; t < n; t++) {
         int *s = sel + t * K;
         float *w = wsel + t * K;
@@ -66,6 +50,31 @@ qf_status qf_moe_forward(const qf_model *m, const qf_layer *L, const float *xn, 
         if (c->norm_topk_prob)
             for (int j = 0; j < K; j++) w[j] /= wsum;
     }
+    return QF_OK;
+}
+
+qf_status qf_moe_forward(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, float *out, float *g,
+                         float *u, qf_error *err)
+{
+    const qf_model_config *c = &m->cfg;
+    const int E = c->n_experts, K = c->n_experts_per_tok;
+    const int64_t C = c->hidden_size;
+    if (K > QF_MAX_TOPK) return qf_fail(err, QF_ERR_UNSUPPORTED, "num_experts_per_tok %d > %d", K, QF_MAX_TOPK);
+    /* route: sel (n, K) expert ids, wsel (n, K) weights */
+    float *logits = malloc((size_t)(n * E) * sizeof(float));
+    int *sel = malloc((size_t)(n * K) * sizeof(int));
+    float *wsel = malloc((size_t)(n * K) * sizeof(float));
+    int64_t *count = calloc((size_t)E + 1, sizeof(int64_t));
+    int64_t *tok = malloc((size_t)(n * K) * sizeof(int64_t)); /* token of each (expert-sorted) slot */
+    float *tokw = malloc((size_t)(n * K) * sizeof(float));
+    float *xe = malloc((size_t)(n * C) * sizeof(float)), *ye = malloc((size_t)(n * C) * sizeof(float));
+    qf_status st = QF_OK;
+    if (!logits || !sel || !wsel || !count || !tok || !tokw || !xe || !ye) {
+        st = qf_fail(err, QF_ERR_NOMEM, "layer %d MoE: out of memory for %lld tokens", L->router.layer, (long long)n);
+        goto done;
+    }
+    st = qf_moe_route(m, L, xn, n, logits, &m->observer, sel, wsel, err);
+    if (st) goto done;
     /* bucket the (token, weight) slots by expert: count[e + 1] = slots of e, then prefix sums */
     for (int64_t i = 0; i < n * K; i++)
         if (sel[i] >= 0) count[sel[i] + 1]++;

@@ -60,6 +60,9 @@ typedef struct qf_calib_opts {
     qf_gptq_opts gptq;
     qf_awq_opts awq;
     int last_layer;          /* calibrate layers 0..last_layer (-1: all) */
+    float moe_floor;         /* MoE experts' GPTQ statistics: token rows weighted by
+                              * sqrt(r^2 + moe_floor), r the routing weight the token gives the
+                              * expert (0 if not routed); < 0: every token with weight 1 */
     uint64_t max_memory;     /* host-memory budget in bytes; 0: 3/4 of the host's (qf_sysmem.h) */
     int progress;            /* per-layer lines on stderr */
     /* which modules to quantize (the converter's plan decides; NULL: every Linear) */
@@ -69,7 +72,7 @@ typedef struct qf_calib_opts {
 
 /* Defaults: method GPTQ, no SmoothQuant, bundled text, 128 x 512, seed 0, GPTQ defaults
  * with clip_search 20 (qf_gptq.h; the library's default is the textbook 0), AWQ defaults,
- * all layers. */
+ * moe_floor 0.001, all layers. */
 void qf_calib_opts_default(qf_calib_opts *o);
 /* "gptq", "awq", "awq-gptq", "rtn" -> method; 0 when unknown. */
 qf_calib_method qf_calib_method_from_name(const char *name);

@@ -50,6 +50,9 @@ static void qf_convert_help(void)
            "  --refit N             GPTQ: after the sweep, re-choose the stored scales for the chosen\n"
            "                        codes (N rounds of refit + re-sweep; default 0 = off)\n"
            "  --block N             GPTQ lazy-update block (default 128)\n"
+           "  --moe-floor F         MoE: each expert's statistics weight a token by its routing weight\n"
+           "                        r as sqrt(r^2 + F) (default 0.001: every token counts a little);\n"
+           "                        'all' = every token equally\n"
            "  --smoothquant ALPHA   SmoothQuant pre-pass (w8a8, fp8), e.g. 0.5\n"
            "  --layout NAME         compressed-tensors (default, vLLM / SGLang), modelopt (TensorRT-LLM,\n"
            "                        vLLM: hf_quant_config.json), gguf (llama.cpp: --scheme q8_0, q4_0,\n"
@@ -164,6 +167,7 @@ int qf_cmd_convert(int argc, char **argv)
         else if (!strcmp(a, "--block") && v) o.calib.gptq.block_size = atoi(v), i++;
         else if (!strcmp(a, "--clip-search") && v) o.calib.gptq.clip_search = atoi(v), i++;
         else if (!strcmp(a, "--refit") && v) o.calib.gptq.refit = atoi(v), i++;
+        else if (!strcmp(a, "--moe-floor") && v) o.calib.moe_floor = !strcmp(v, "all") ? -1.0f : (float)atof(v), i++;
         else if (!strcmp(a, "--smoothquant") && v) o.calib.smooth_alpha = (float)atof(v), i++;
         else if (!strcmp(a, "--threads") && v) o.threads = atoi(v), i++;
         else if (!strcmp(a, "--force")) o.force = 1;

@@ -30,6 +30,11 @@ grep -q '"smoothquant_alpha"' "$T/sq/qforge.manifest.json" && ok "smoothquant re
 # MoE: every expert calibrated; routed token counts reported
 expect_exit 0 "gptq tiny-moe" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/moe" --scheme w4a16-asym --method gptq $small
 grep -q '"routed_tokens_per_expert"' "$T/moe/qforge.manifest.json" && ok "tokens per expert reported" || bad "no expert token counts"
+# experts' statistics weighted by routing (moe_floor 0.001) unless --moe-floor all
+grep -q '"moe_floor": 0.001' "$T/moe/qforge.manifest.json" && ok "recipe records moe_floor 0.001" || bad "moe_floor not in the recipe"
+expect_exit 0 "gptq tiny-moe --moe-floor all" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/moeall" --scheme w4a16-asym --method gptq --moe-floor all $small
+grep -q '"moe_floor"' "$T/moeall/qforge.manifest.json" && bad "--moe-floor all still records a floor" || ok "--moe-floor all: no floor in the recipe"
+cmp -s "$T/moe/model.safetensors" "$T/moeall/model.safetensors" && bad "routing-weighted statistics changed nothing" || ok "routing-weighted expert statistics change the experts"
 # partitioned GPTQ: each slice re-runs (and re-quantizes) the layers before it for its inputs,
 # so the merged parts equal the single run byte for byte
 "$QFORGE" convert $M -o "$T/gp0" --scheme w4a16-asym --method gptq $small --layers 0-2 >/dev/null 2>&1

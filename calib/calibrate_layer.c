@@ -149,19 +149,29 @@ static qf_status qf_pass_attention(qf_cal *c, qf_layer *L, int arg, qf_stats *st
     return QF_OK;
 }
 
+/* h1 = h + o(att) for the chunk's rows r0..r0+n, from the HIDDEN and ATTN tables: over the
+ * loaded h when in_place (the caller saves it), else into the tmp workspace. */
+static qf_status qf_cal_h1(qf_cal *c, const qf_layer *L, int64_t r0, int64_t n, int in_place, float **h1,
+                           qf_error *err)
+{
+    float *h, *att;
+    QF_TRY(qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h, err));
+    QF_TRY(qf_cal_load(c, QF_CAL_ATTN, r0, n, &att, err));
+    QF_TRY(qf_linear_forward(&L->o, att, n, c->w.tmp, NULL, err));
+    *h1 = in_place ? h : c->w.tmp;
+    qf_cal_add(*h1, h, c->w.tmp, n * c->m->cfg.hidden_size);
+    return QF_OK;
+}
+
 /* C: h1 = h + o(att) over h in the HIDDEN table; gate/up's input. */
 static qf_status qf_pass_residual(qf_cal *c, qf_layer *L, int arg, qf_stats *st, qf_error *err)
 {
     (void)arg;
-    const int64_t C = c->m->cfg.hidden_size;
     for (int i = 0; i < qf_cal_n_chunks(c); i++) {
         int64_t r0, n;
-        float *h, *att;
+        float *h;
         qf_cal_chunk_rows(c, i, &r0, &n);
-        QF_TRY(qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h, err));
-        QF_TRY(qf_cal_load(c, QF_CAL_ATTN, r0, n, &att, err));
-        QF_TRY(qf_linear_forward(&L->o, att, n, c->w.tmp, NULL, err));
-        qf_cal_add(h, h, c->w.tmp, n * C);
+        QF_TRY(qf_cal_h1(c, L, r0, n, 1, &h, err));
         QF_TRY(qf_cal_save(c, QF_CAL_HIDDEN, r0, n, h, err));
         if (!st) continue; /* h1 only */
         qf_cal_norm(c, h, L->ffn_norm, n, c->w.xn);
@@ -391,16 +401,12 @@ static qf_status qf_pass_collect(qf_cal *c, qf_layer *L, int keep_att, qf_stats 
  * and the ATTN table). */
 static qf_status qf_pass_collect_expert(qf_cal *c, qf_layer *L, int e, qf_stats *st, qf_error *err)
 {
-    const int64_t C = c->m->cfg.hidden_size;
     for (int i = 0; i < qf_cal_n_chunks(c); i++) {
         int64_t r0, n;
-        float *h, *att;
+        float *h1;
         qf_cal_chunk_rows(c, i, &r0, &n);
-        QF_TRY(qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h, err));
-        QF_TRY(qf_cal_load(c, QF_CAL_ATTN, r0, n, &att, err));
-        QF_TRY(qf_linear_forward(&L->o, att, n, c->w.tmp, NULL, err));
-        qf_cal_add(c->w.tmp, h, c->w.tmp, n * C);
-        qf_cal_norm(c, c->w.tmp, L->ffn_norm, n, c->w.xn);
+        QF_TRY(qf_cal_h1(c, L, r0, n, 0, &h1, err));
+        qf_cal_norm(c, h1, L->ffn_norm, n, c->w.xn);
         QF_TRY(qf_cal_swiglu(&L->experts[3 * e], &L->experts[3 * e + 1], c->w.xn, n, c->w.g, c->w.u, err));
         QF_TRY(qf_stats_add(st, c->w.g, n, err));
     }

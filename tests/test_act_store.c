@@ -16,25 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "qf_test_tmpdir.h"
 #include "qf_act_store.h"
 #include "qf_test_util.h"
 
-static char tmpdir[256];
-
-static int tmpdir_setup(void **state)
-{
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/qf_test_act_store.XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int tmpdir_teardown(void **state)
-{
-    (void)state;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
 
 enum { ROWS = 1000, WIDTH = 37 };
 
@@ -74,7 +59,7 @@ static void test_ram_and_file_give_back_the_bits(void **state)
     for (int64_t i = 0; i < ROWS * WIDTH; i++) want[i] = (float)(qf_test_rng_u64(&rng) >> 40) * 1e-3f - 8000.0f;
     want[5] = -0.0f; /* signed zero survives too */
     char path[300];
-    snprintf(path, sizeof path, "%s/hidden.f32", tmpdir);
+    snprintf(path, sizeof path, "%s/hidden.f32", qf_test_tmp);
     const int64_t chunks[3][2] = {{ROWS, ROWS}, {7, 300}, {1, 999}};
     for (int spill = 0; spill < 2; spill++)
         for (int c = 0; c < 3; c++) {
@@ -100,7 +85,7 @@ static void test_unwritable_file_is_an_io_error(void **state)
 {
     (void)state;
     char path[300];
-    snprintf(path, sizeof path, "%s/no-such-dir/act.f32", tmpdir);
+    snprintf(path, sizeof path, "%s/no-such-dir/act.f32", qf_test_tmp);
     qf_act_store *s = (qf_act_store *)1;
     qf_error err;
     assert_int_equal(qf_act_store_open(&s, "attention outputs", 10, 4, path, &err), QF_ERR_IO);
@@ -115,5 +100,5 @@ int main(void)
         cmocka_unit_test(test_ram_and_file_give_back_the_bits),
         cmocka_unit_test(test_unwritable_file_is_an_io_error),
     };
-    return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
+    return cmocka_run_group_tests(tests, qf_test_tmp_setup, qf_test_tmp_teardown);
 }

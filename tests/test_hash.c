@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "qf_test_tmpdir.h"
 #include "qf_hash.h"
 #include "qf_st_writer.h"
 #include "qf_test_util.h"
@@ -148,21 +149,6 @@ static void test_streaming_equals_one_shot(void **state)
 }
 
 /* ---- the safetensors writer ------------------------------------------------------------ */
-static char tmpdir[256];
-
-static int tmpdir_setup(void **state)
-{
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/qf_test_hash.XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-static int tmpdir_teardown(void **state)
-{
-    (void)state;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
 
 static uint8_t *read_file(const char *path, size_t *n)
 {
@@ -183,7 +169,7 @@ static uint8_t *read_file(const char *path, size_t *n)
 static void write_and_check(const qf_st_entry *e, int n, qf_test_rng *r, int max_chunk, const char *name)
 {
     char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    snprintf(path, sizeof path, "%s/%s", qf_test_tmp, name);
     uint8_t **data = calloc((size_t)n, sizeof *data);
     uint64_t *sizes = calloc((size_t)n, sizeof *sizes);
     qf_hash128 *th = calloc((size_t)n, sizeof *th);
@@ -274,7 +260,7 @@ static void test_writer_digests_equal_one_shot_for_random_chunkings(void **state
     /* the empty tensor hashes like empty input: the pinned vector */
     const qf_st_entry only_empty[] = {{"e", QF_DTYPE_F16, 2, {0, 4}}};
     char path[512];
-    snprintf(path, sizeof path, "%s/empty.safetensors", tmpdir);
+    snprintf(path, sizeof path, "%s/empty.safetensors", qf_test_tmp);
     qf_st_writer *w = NULL;
     qf_error err = {0};
     qf_hash128 th;
@@ -288,7 +274,7 @@ static void test_writer_misuse_is_refused_and_leaves_no_file(void **state)
     (void)state;
     const qf_st_entry e[] = {{"x", QF_DTYPE_U8, 1, {4}}, {"y", QF_DTYPE_U8, 1, {4}}};
     char path[512];
-    snprintf(path, sizeof path, "%s/misuse.safetensors", tmpdir);
+    snprintf(path, sizeof path, "%s/misuse.safetensors", qf_test_tmp);
     qf_st_writer *w = NULL;
     qf_error err = {0};
     const uint8_t bytes[8] = {1, 2, 3, 4, 5, 6, 7, 8};
@@ -310,5 +296,5 @@ int main(void)
         cmocka_unit_test(test_writer_digests_equal_one_shot_for_random_chunkings),
         cmocka_unit_test(test_writer_misuse_is_refused_and_leaves_no_file),
     };
-    return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
+    return cmocka_run_group_tests(tests, qf_test_tmp_setup, qf_test_tmp_teardown);
 }

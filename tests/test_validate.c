@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "qf_test_tmpdir.h"
 #include "qf_eval.h"
 #include "qf_fs.h"
 #include "qf_manifest.h"
@@ -179,32 +180,17 @@ static void test_ppl_tiny_moe(void **state)
 }
 
 /* ==== the CLI ============================================================================ */
-static char tmp_root[64];
-
-static int setup_tmp(void **state)
-{
-    (void)state;
-    snprintf(tmp_root, sizeof tmp_root, "/tmp/qf_test_validate_XXXXXX");
-    return mkdtemp(tmp_root) ? 0 : -1;
-}
-
-static int teardown_tmp(void **state)
-{
-    (void)state;
-    qf_remove_tree(tmp_root);
-    return 0;
-}
 
 /* Run `qforge validate ARGS`, return the exit code; stdout / stderr captured into files. */
 static int run_validate(char *out, size_t outn, char *errline, size_t errn, const char *fmt, ...)
 {
-    char args[2048], cmd[4096], of[128], ef[128];
+    char args[2048], cmd[4096], of[300], ef[300];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    snprintf(of, sizeof of, "%s/stdout", tmp_root);
-    snprintf(ef, sizeof ef, "%s/stderr", tmp_root);
+    snprintf(of, sizeof of, "%s/stdout", qf_test_tmp);
+    snprintf(ef, sizeof ef, "%s/stderr", qf_test_tmp);
     snprintf(cmd, sizeof cmd, "%s validate %s >%s 2>%s", qforge_bin(), args, of, ef);
     int rc = system(cmd);
     rc = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
@@ -303,39 +289,39 @@ static void test_cli_bad_inputs(void **state)
     assert_int_equal(run_validate(out, sizeof out, e, sizeof e, "--text tests/data/eval.txt"), 2);
     assert_non_null(strstr(e, "--base"));
     /* empty text */
-    snprintf(path, sizeof path, "%s/empty.txt", tmp_root);
+    snprintf(path, sizeof path, "%s/empty.txt", qf_test_tmp);
     write_file(path, "");
     assert_int_equal(run_validate(out, sizeof out, e, sizeof e, "%s --text %s", base, path), 2);
     assert_non_null(strstr(e, "empty"));
     /* shorter than one window */
-    snprintf(path, sizeof path, "%s/short.txt", tmp_root);
+    snprintf(path, sizeof path, "%s/short.txt", qf_test_tmp);
     write_file(path, "The kernel documentation is short here.\n");
     assert_int_equal(run_validate(out, sizeof out, e, sizeof e, "%s --text %s", base, path), 2);
     assert_non_null(strstr(e, "fewer than one window of 512"));
     /* missing text file: I/O */
-    assert_int_equal(run_validate(out, sizeof out, e, sizeof e, "%s --text %s/nope.txt", base, tmp_root), 3);
+    assert_int_equal(run_validate(out, sizeof out, e, sizeof e, "%s --text %s/nope.txt", base, qf_test_tmp), 3);
     assert_non_null(strstr(e, "nope.txt"));
     /* unsupported tokenizer (WordPiece) */
-    snprintf(dir, sizeof dir, "%s/wordpiece", tmp_root);
+    snprintf(dir, sizeof dir, "%s/wordpiece", qf_test_tmp);
     make_model_dir(dir, NULL, 0,
                    "{\"version\": \"1.0\", \"added_tokens\": [], \"normalizer\": null, \"pre_tokenizer\": null,"
                    " \"model\": {\"type\": \"WordPiece\", \"unk_token\": \"[UNK]\", \"vocab\": {\"[UNK]\": 0, \"a\": 1}}}");
     assert_int_equal(run_validate(out, sizeof out, e, sizeof e, "--base %s --text tests/data/eval.txt", dir), 5);
     assert_non_null(strstr(e, "tokenizer.json"));
     /* unsupported model_type */
-    snprintf(dir, sizeof dir, "%s/gpt2", tmp_root);
+    snprintf(dir, sizeof dir, "%s/gpt2", qf_test_tmp);
     make_model_dir(dir, "gpt2", 0, NULL);
     assert_int_equal(run_validate(out, sizeof out, e, sizeof e, "--base %s --text tests/data/eval.txt", dir), 5);
     assert_non_null(strstr(e, "gpt2"));
     assert_non_null(strstr(e, "supported: llama"));
     /* base and artifact vocabularies differ */
-    snprintf(dir, sizeof dir, "%s/vocab", tmp_root);
+    snprintf(dir, sizeof dir, "%s/vocab", qf_test_tmp);
     make_model_dir(dir, NULL, 8000, NULL);
     assert_int_equal(run_validate(out, sizeof out, e, sizeof e, "%s --quant %s --text tests/data/eval.txt --chunks 1",
                                   base, dir), 2);
     assert_non_null(strstr(e, "vocabulary sizes differ"));
     /* a missing tensor is named */
-    snprintf(dir, sizeof dir, "%s/missing", tmp_root);
+    snprintf(dir, sizeof dir, "%s/missing", qf_test_tmp);
     make_model_without(dir, "model.layers.3.self_attn.v_proj.weight");
     assert_int_equal(run_validate(out, sizeof out, e, sizeof e, "%s --quant %s --text tests/data/eval.txt --chunks 1",
                                   base, dir), 4);
@@ -346,7 +332,7 @@ static void test_cli_bad_inputs(void **state)
     assert_int_equal(run_validate(out, sizeof out, e, sizeof e, "%s --text tests/data/eval.txt --max-kld 0.1", base), 2);
     assert_non_null(strstr(e, "--quant"));
     /* --json errors are one object on stdout */
-    assert_int_equal(run_validate(out, sizeof out, e, sizeof e, "%s --text %s/empty.txt --json", base, tmp_root), 2);
+    assert_int_equal(run_validate(out, sizeof out, e, sizeof e, "%s --text %s/empty.txt --json", base, qf_test_tmp), 2);
     json_error_t je;
     json_t *j = json_loads(out, 0, &je);
     assert_non_null(j);
@@ -355,12 +341,12 @@ static void test_cli_bad_inputs(void **state)
     json_decref(j);
 }
 
-/* convert tiny-llama to w4a16-asym into tmp_root/w4 (once) */
+/* convert tiny-llama to w4a16-asym into qf_test_tmp/w4 (once) */
 static const char *w4_artifact(void)
 {
     static char dir[600];
     if (dir[0]) return dir;
-    snprintf(dir, sizeof dir, "%s/w4", tmp_root);
+    snprintf(dir, sizeof dir, "%s/w4", qf_test_tmp);
     char cmd[1400];
     snprintf(cmd, sizeof cmd, "%s convert tests/data/tiny-llama -o %s --scheme w4a16-asym -q >/dev/null 2>&1",
              qforge_bin(), dir);
@@ -469,5 +455,5 @@ int main(void)
         cmocka_unit_test(test_cli_quant_json_threshold_record),
         cmocka_unit_test(test_rtn_drift),
     };
-    return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
+    return cmocka_run_group_tests(tests, qf_test_tmp_setup, qf_test_tmp_teardown);
 }

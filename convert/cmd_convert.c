@@ -1,5 +1,6 @@
 /* cmd_convert.c - `qforge convert`: argument parsing and reporting around qf_convert_run. */
 #include <jansson.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,7 +169,15 @@ int qf_cmd_convert(int argc, char **argv)
         else if (!strcmp(a, "--block") && v) o.calib.gptq.block_size = atoi(v), i++;
         else if (!strcmp(a, "--clip-search") && v) o.calib.gptq.clip_search = atoi(v), i++;
         else if (!strcmp(a, "--refit") && v) o.calib.gptq.refit = atoi(v), i++;
-        else if (!strcmp(a, "--moe-floor") && v) o.calib.moe_floor = !strcmp(v, "all") ? -1.0f : (float)atof(v), i++;
+        else if (!strcmp(a, "--moe-floor") && v) {
+            char *end;
+            o.calib.moe_floor = !strcmp(v, "all") ? -1.0f : strtof(v, &end);
+            if (strcmp(v, "all") && (*end || end == v || !(o.calib.moe_floor >= 0) || !isfinite(o.calib.moe_floor))) {
+                qf_fail(&err, QF_ERR_USAGE, "--moe-floor '%s' is not a number >= 0 or 'all'", v);
+                return qf_cli_report_error("convert", &err, json);
+            }
+            i++;
+        }
         else if (!strcmp(a, "--smoothquant") && v) o.calib.smooth_alpha = (float)atof(v), i++;
         else if (!strcmp(a, "--threads") && v) o.threads = atoi(v), i++;
         else if (!strcmp(a, "--force")) o.force = 1;

@@ -72,4 +72,7 @@ sys.exit(not (len(gains) == 42 and all(0 <= g < 1 for g in gains) and max(gains)
 PY
 cmp -s "$T/g/model.safetensors" "$T/rf/model.safetensors" && bad "--clip-search 0 --refit 2 wrote the default's bytes" || ok "the GPTQ options change the weights"
 expect_exit 2 "negative --clip-search" -- "$QFORGE" convert $M -o "$T/u" --scheme w4a16 --method gptq --clip-search -1 -q
+expect_exit 2 "--moe-floor that is not a number" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/u" --scheme w4a16 --method gptq --moe-floor abc -q
+stderr_has "--moe-floor 'abc'" "bad --moe-floor named"
+no_output "$T/u" "no output after a bad option"
 finish

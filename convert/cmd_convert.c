@@ -121,7 +121,8 @@ int qf_cmd_convert(int argc, char **argv)
     int json = 0, stats = 0, quiet = 0;
     const char *scheme = NULL, *layout = NULL, *to = NULL;
     qf_error err = {0};
-    for (int i = 1; i < argc; i++) {
+    qf_status num = QF_OK; /* a numeric option's parse */
+    for (int i = 1; i < argc && num == QF_OK; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (qf_cli_is_help(a)) {
@@ -160,15 +161,15 @@ int qf_cmd_convert(int argc, char **argv)
             }
             i++;
         } else if (!strcmp(a, "--calib") && v) o.calib.calib_path = v, i++;
-        else if (!strcmp(a, "--calib-samples") && v) o.calib.n_samples = atoi(v), i++;
-        else if (!strcmp(a, "--calib-seqlen") && v) o.calib.seqlen = atoi(v), i++;
-        else if (!strcmp(a, "--seed") && v) o.calib.seed = strtoull(v, NULL, 10), i++;
+        else if (!strcmp(a, "--calib-samples") && v) num = qf_cli_int(a, v, &o.calib.n_samples, &err), i++;
+        else if (!strcmp(a, "--calib-seqlen") && v) num = qf_cli_int(a, v, &o.calib.seqlen, &err), i++;
+        else if (!strcmp(a, "--seed") && v) num = qf_cli_u64(a, v, &o.calib.seed, &err), i++;
         else if (!strcmp(a, "--act-order")) o.calib.gptq.act_order = 1;
         else if (!strcmp(a, "--static-groups")) o.calib.gptq.static_groups = 1;
-        else if (!strcmp(a, "--damp") && v) o.calib.gptq.percdamp = (float)atof(v), i++;
-        else if (!strcmp(a, "--block") && v) o.calib.gptq.block_size = atoi(v), i++;
-        else if (!strcmp(a, "--clip-search") && v) o.calib.gptq.clip_search = atoi(v), i++;
-        else if (!strcmp(a, "--refit") && v) o.calib.gptq.refit = atoi(v), i++;
+        else if (!strcmp(a, "--damp") && v) num = qf_cli_float(a, v, &o.calib.gptq.percdamp, &err), i++;
+        else if (!strcmp(a, "--block") && v) num = qf_cli_int(a, v, &o.calib.gptq.block_size, &err), i++;
+        else if (!strcmp(a, "--clip-search") && v) num = qf_cli_int(a, v, &o.calib.gptq.clip_search, &err), i++;
+        else if (!strcmp(a, "--refit") && v) num = qf_cli_int(a, v, &o.calib.gptq.refit, &err), i++;
         else if (!strcmp(a, "--moe-floor") && v) {
             char *end;
             o.calib.moe_floor = !strcmp(v, "all") ? -1.0f : strtof(v, &end);
@@ -178,8 +179,8 @@ int qf_cmd_convert(int argc, char **argv)
             }
             i++;
         }
-        else if (!strcmp(a, "--smoothquant") && v) o.calib.smooth_alpha = (float)atof(v), i++;
-        else if (!strcmp(a, "--threads") && v) o.threads = atoi(v), i++;
+        else if (!strcmp(a, "--smoothquant") && v) num = qf_cli_float(a, v, &o.calib.smooth_alpha, &err), i++;
+        else if (!strcmp(a, "--threads") && v) num = qf_cli_int(a, v, &o.threads, &err), i++;
         else if (!strcmp(a, "--force")) o.force = 1;
         else if (!strcmp(a, "--stats")) stats = 1;
         else if (!strcmp(a, "--json")) json = 1;
@@ -193,6 +194,7 @@ int qf_cmd_convert(int argc, char **argv)
             return qf_cli_report_error("convert", &err, json);
         }
     }
+    if (num) return qf_cli_report_error("convert", &err, json);
     /* --layout / --to pick the writer (convert_output.h); --to safetensors quantizes nothing */
     if ((layout && qf_layout_parse(layout, &o.layout)) || (to && strcmp(to, "safetensors") != 0)) {
         qf_fail(&err, QF_ERR_USAGE, "unknown %s '%s' (--layout compressed-tensors|modelopt|gguf, --to safetensors)",

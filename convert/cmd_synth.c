@@ -83,9 +83,16 @@ int qf_cmd_synth(int argc, char **argv)
         } else if (!strcmp(a, "--arch") && v) arch = v, i++;
         else if (!strcmp(a, "--preset") && v) preset = v, i++;
         else if ((!strcmp(a, "-o") || !strcmp(a, "--out")) && v) out = v, i++;
-        else if (!strcmp(a, "--layers") && v) layers = atoi(v), i++;
-        else if (!strcmp(a, "--seed") && v) seed = strtoull(v, NULL, 10), i++;
-        else if (!strcmp(a, "--max-shard-size") && v) shard_limit = strtoull(v, NULL, 10), i++;
+        else if (!strcmp(a, "--layers") && v) {
+            if (qf_cli_int(a, v, &layers, &err)) return qf_cli_report_error("synth", &err, 0);
+            i++;
+        } else if (!strcmp(a, "--seed") && v) {
+            if (qf_cli_u64(a, v, &seed, &err)) return qf_cli_report_error("synth", &err, 0);
+            i++;
+        } else if (!strcmp(a, "--max-shard-size") && v) {
+            if (qf_cli_u64(a, v, &shard_limit, &err)) return qf_cli_report_error("synth", &err, 0);
+            i++;
+        }
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = 1;
         else {
             qf_fail(&err, QF_ERR_USAGE, "unexpected argument '%s' (qforge synth --help)", a);

@@ -7,6 +7,8 @@
 #ifndef QF_CLI_H
 #define QF_CLI_H
 
+#include <stdint.h>
+
 #include "qf_error.h"
 
 int qf_cmd_convert(int argc, char **argv);
@@ -25,5 +27,12 @@ int qf_cli_report_error(const char *cmd, const qf_error *err, int json);
 
 /* True when s is -h or --help. */
 int qf_cli_is_help(const char *s);
+
+/* The value v of a numeric option opt: all of v must be the number (no "12abc", no empty
+ * string), finite, and for qf_cli_int an integer that fits an int.  Else QF_ERR_USAGE
+ * naming the option and the text.  Ranges are the caller's to check. */
+qf_status qf_cli_int(const char *opt, const char *v, int *out, qf_error *err);
+qf_status qf_cli_float(const char *opt, const char *v, float *out, qf_error *err);
+qf_status qf_cli_u64(const char *opt, const char *v, uint64_t *out, qf_error *err);
 
 #endif /* QF_CLI_H */

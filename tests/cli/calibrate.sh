@@ -75,4 +75,10 @@ expect_exit 2 "negative --clip-search" -- "$QFORGE" convert $M -o "$T/u" --schem
 expect_exit 2 "--moe-floor that is not a number" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/u" --scheme w4a16 --method gptq --moe-floor abc -q
 stderr_has "--moe-floor 'abc'" "bad --moe-floor named"
 no_output "$T/u" "no output after a bad option"
+# numeric options take the whole text as the number (atoi used to read "abc" as 0)
+for bad in "--clip-search abc" "--calib-samples 12x" "--damp x" "--seed -3" "--threads 1.5" "--refit 2e"; do
+    expect_exit 2 "convert $bad" -- "$QFORGE" convert $M -o "$T/u" --scheme w4a16 --method gptq $bad -q
+    stderr_has "${bad%% *} '${bad#* }'" "$bad named in the error"
+done
+no_output "$T/u" "no output after bad numbers"
 finish

@@ -124,6 +124,7 @@ qf_status qf_gptq_refit(const qf_scheme *s, const float *W0, int64_t rows, int64
 #pragma omp atomic write
             failed = 1;
         }
+#pragma omp barrier /* every thread's allocation is settled before failed is read */
 #pragma omp for schedule(dynamic, 4)
         for (int64_t r = 0; r < rows; r++) {
             if (failed) continue;

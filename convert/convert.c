@@ -97,7 +97,7 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
             continue;
         }
         char *path = qf_path_join(tmp, fname);
-        qf_hash128 *th = calloc((size_t)n, sizeof *th);
+        qf_hash128 *th = calloc(n > 0 ? (size_t)n : 1, sizeof *th); /* n >= 1: a shard holds a tensor */
         qf_st_writer *w = NULL;
         qf_write_queue *q = NULL;
         s = qf_st_writer_open(path, entries, n, &w, err);

@@ -1,0 +1,49 @@
+#!/bin/bash
+# scripts/gpu-check.sh [STAGE...] - the GPU checks, for a machine with CUDA and a GPU but none of
+# the Debian libraries (they travel in .devdeps/, made by ../shared/tools/device-deps.sh .devdeps).
+# Logs go to $OUT (default /tmp/qf-gpu-out).  Stages, in the order given (default: build test bench):
+#   build   make all + the GPU test programs
+#   test    make test-gpu (kernels against their CPU references)
+#   bench   qforge bench kernels (text and --json)
+#   gptq8b  synthetic Llama-3-8B, qforge convert --scheme w4a16 --method gptq, 128 x 512 calibration
+#   val8b   qforge validate on that synthetic 8B (base bf16) over 512-token windows
+# Each stage has its own time limit so that a slow one cannot eat the others' logs.
+set -u
+O=${OUT:-/tmp/qf-gpu-out}; mkdir -p "$O"
+D=$PWD/.devdeps
+export CPATH=$D/usr/include${CPATH:+:$CPATH} LIBRARY_PATH=$D/usr/lib/x86_64-linux-gnu
+export LD_LIBRARY_PATH=$D/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export PATH=$PATH:/usr/local/cuda/bin
+J=$(nproc)
+stage() { echo "== $1 $(date +%T)"; }
+[ $# -eq 0 ] && set -- build test bench
+for s in "$@"; do
+  case $s in
+  build)
+    stage build
+    { nvidia-smi; nproc; lscpu | grep -E 'Model name|^CPU\(s\)|Flags' | cut -c1-200; df -h /tmp .; } >"$O/machine.txt" 2>&1
+    if ! make -j"$J" WERROR= all build/tests/gpu_test_kernels >"$O/build.log" 2>&1; then
+      grep -E 'error|Error' "$O/build.log" | head -20; exit 1; fi
+    echo "warnings: $(grep -c "warning:" "$O/build.log")"; grep -A3 "warning:" "$O/build.log" | head -20; tail -1 "$O/build.log" ;;
+  test)
+    stage test
+    timeout 180 make test-gpu >"$O/test-gpu.log" 2>&1; echo "test-gpu rc=$?"; grep -E "PASSED|FAILED|skipped|\[  FAILED|ERROR" "$O/test-gpu.log" | head -30 ;;
+  bench)
+    stage bench
+    timeout 200 build/qforge bench kernels >"$O/bench-kernels.txt" 2>&1; echo "bench rc=$?"; cat "$O/bench-kernels.txt" | head -80 ;;
+  gptq8b)
+    stage synth
+    M=/tmp/synth-8b; [ -d $M ] || /usr/bin/time -v build/qforge synth --arch llama --preset 8b -o $M -q >"$O/synth.log" 2>&1
+    stage gptq8b
+    rm -rf /tmp/8b-gptq
+    timeout ${GPTQ_LIMIT:-330} /usr/bin/time -v build/qforge convert $M -o /tmp/8b-gptq --scheme w4a16 --method gptq \
+      --calib-samples 128 --calib-seqlen ${SEQLEN:-512} --stats ${GPTQ_ARGS:-} >"$O/gptq8b.log" 2>&1
+    echo "gptq8b rc=$?"; grep -E "layer|peak|Elapsed|Maximum resident|error|GPU|gpu" "$O/gptq8b.log" | tail -60 ;;
+  val8b)
+    stage val8b
+    timeout ${VAL_LIMIT:-120} build/qforge validate --base /tmp/synth-8b --text tests/data/eval.txt --chunks ${VAL_CHUNKS:-16} \
+      >"$O/val8b.log" 2>&1; echo "val8b rc=$?"; tail -5 "$O/val8b.log" ;;
+  *) echo "unknown stage $s"; exit 2 ;;
+  esac
+done
+stage done

@@ -38,7 +38,7 @@ CUDA_ARCHS ?= -gencode arch=compute_90a,code=sm_90a
 NVCCFLAGS  ?= -O3 -std=c++17 $(CUDA_ARCHS) -Xcompiler -Wall,-fPIC $(if $(WERROR),-Xcompiler -Werror) --expt-relaxed-constexpr
 CU_OBJ     := $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
 CFLAGS     += -DQF_HAVE_CUDA -I$(CUDA_HOME)/include
-LDLIBS     += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart_static -ldl -lrt -lpthread -lstdc++
+LDLIBS     += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcusolver -lcublasLt -lcublas -lcudart_static -ldl -lrt -lpthread -lstdc++
 CUDA_MSG   := CUDA: yes ($(shell $(NVCC) --version | sed -n 's/.*release \([0-9.]*\).*/nvcc \1/p'), sm_90a)
 else
 CU_OBJ     :=

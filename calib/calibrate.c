@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "calibrate_internal.h"
+#include "qf_gpu_calib.h"
 #include "qf_calib_data.h"
 #include "qf_fs.h"
 #include "qf_progress.h"
@@ -201,6 +202,8 @@ qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char
     *report = NULL;
     if (mem) memset(mem, 0, sizeof *mem);
     if (!o->scheme) return qf_fail(err, QF_ERR_USAGE, "calibration needs a scheme");
+    QF_TRY(qf_gpu_calib_require(err)); /* --device gpu without a usable GPU: before any work */
+    const char *device = qf_gpu_calib_enabled() ? qf_gpu_calib_device_name() : "cpu";
     qf_model *m = NULL;
     QF_TRY(qf_model_load(model_dir, NULL, &m, err));
     if (m->n_linear_packed) {
@@ -226,7 +229,11 @@ qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char
     if (r == QF_OK) r = qf_cal_plan_make(m, o, last, qf_mem_rss_now(), out_dir, &plan, err);
     if (r == QF_OK) {
         c.chunk = plan.chunk;
-        if (o->progress) qf_cal_print_plan(&plan);
+        if (o->progress) {
+            qf_cal_print_plan(&plan);
+            fprintf(stderr, "calibrate: XᵀX sums, large Linear products and GPTQ factors on %s\n",
+                    strcmp(device, "cpu") ? device : "the CPU (no GPU in use)");
+        }
         r = qf_cal_open_tables(&c, &plan, out_dir, err);
     }
     if (r == QF_OK) r = qf_cal_embed(&c, data.ids, err);
@@ -261,6 +268,7 @@ qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char
                             "xxh3_128", hex, "bytes", (json_int_t)data.text_bytes, "tokens", (json_int_t)data.text_tokens,
                             "samples", data.n_samples, "seqlen", data.seqlen, "seed", (json_int_t)data.seed, "gptq", g,
                             "awq", a, "smoothquant_alpha", o->smooth_alpha, "layers", layers);
+        if (*report) json_object_set_new(*report, "device", json_string(device));
         if (*report && o->moe_floor >= 0) json_object_set_new(*report, "moe_floor", json_real(o->moe_floor));
     } else {
         json_decref(layers);

@@ -172,6 +172,7 @@ static qf_status qf_cal_quantize(qf_cal *c, qf_linear *lin, const qf_stats *st, 
     if (r == QF_OK && (m == QF_CALIB_GPTQ || m == QF_CALIB_AWQ_GPTQ)) {
         qf_gptq_opts go = c->o->gptq;
         go.clip = ratios;
+        if (lin->cols >= QF_STATS_GPU_MIN_COLS && qf_gpu_calib_enabled()) go.factor = qf_gpu_gptq_factor;
         qf_gptq_result gr;
         r = qf_gptq_quantize(s, W, lin->rows, lin->cols, st->xtx, st->count, tensor_amax, &go, &plan, &buf, &gr, err);
         if (r == QF_OK) {

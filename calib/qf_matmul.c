@@ -8,6 +8,7 @@
  * Micro-kernels: AVX-512 12x32 (runtime-dispatched when the CPU has AVX-512F, compiled with
  * a target attribute so the rest of the build stays AVX2), AVX2/FMA 6x16, portable 4x16.
  */
+#include "qf_gpu_calib.h"
 #include "qf_matmul.h"
 
 #include <omp.h>
@@ -329,9 +330,29 @@ void qf_gemm_nt(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx, co
     }
 }
 
+/* The product on the GPU (qf_gpu_calib.h): the weight is written out whole as float32 by the
+ * row source (all threads), then one cuBLAS SGEMM. */
+static qf_status qf_matmul_rows_gpu(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx, qf_rows_fn rows,
+                                    const void *src, float *y, int64_t ldy, qf_error *err)
+{
+    float *w = malloc(sizeof(float) * (size_t)n * (size_t)k);
+    if (!w) return qf_fail(err, QF_ERR_NOMEM, "matmul: cannot allocate a %lld x %lld weight", (long long)n, (long long)k);
+    const int64_t blk = 64, nblk = (n + blk - 1) / blk;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t b = 0; b < nblk; b++) {
+        const int64_t r0 = b * blk, r1 = r0 + blk < n ? r0 + blk : n;
+        rows(src, r0, r1, w + r0 * k);
+    }
+    qf_status st = qf_gpu_sgemm_nt(m, n, k, x, ldx, w, y, ldy, err);
+    free(w);
+    return st;
+}
+
 qf_status qf_matmul_rows(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx, qf_rows_fn rows,
                          const void *src, float *y, int64_t ldy, qf_error *err)
 {
+    if (m >= QF_MM_GPU_MIN_M && (double)m * (double)n * (double)k >= QF_MM_GPU_MIN_MACS && qf_gpu_calib_enabled())
+        return qf_matmul_rows_gpu(m, n, k, x, ldx, rows, src, y, ldy, err);
     const qf_mm_impl *im = qf_mm_get();
     const int nr = im->nr;
     if (m <= 0 || n <= 0) return QF_OK;

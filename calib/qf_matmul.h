@@ -15,6 +15,10 @@
  *     and multiply.  Uses all OpenMP threads.
  *   - qf_gemm_nt: a plain single-threaded product of two float matrices with leading
  *     dimensions, for callers that parallelise outside (attention over heads).
+ * With a GPU (qf_gpu_calib.h), a qf_matmul_rows product of at least QF_MM_GPU_MIN_M rows and
+ * QF_MM_GPU_MIN_MACS multiply-adds goes to cuBLAS SGEMM instead (float32, another summation
+ * order): the big products of calibrating and validating a real model; the fixtures' small
+ * ones stay here.
  * qf_matmul_rows keeps its weight tiles in per-thread buffers that live from call to call
  * (qf_mm_tls_buffer) and returns QF_ERR_NOMEM when one cannot be allocated.
  */
@@ -25,6 +29,9 @@
 #include <stdint.h>
 
 #include "qf_error.h"
+
+#define QF_MM_GPU_MIN_M 128
+#define QF_MM_GPU_MIN_MACS 4e9
 
 /* Writes weight rows [r0, r1) as float32, row-major, into out[(r1 - r0) * k].  Called
  * concurrently from several threads with disjoint row ranges; must not fail. */

@@ -12,7 +12,10 @@
  * XᵀX: rows are buffered into chunks of QF_STATS_CHUNK; each full chunk is multiplied in
  * float32 (fused multiply-adds in row order) and added into the float64 sum.  The result
  * therefore depends only on the sequence of rows, not on how they were split into calls or
- * on the number of threads.  Per-channel sums are float64, in row order.
+ * on the number of threads.  Per-channel sums are float64, in row order.  With a GPU
+ * (qf_gpu_calib.h) and at least QF_STATS_GPU_MIN_COLS inputs, each chunk's product is a cuBLAS
+ * SSYRK added to a float64 sum on the device (same contract, another summation order); a
+ * GPU that cannot hold the sum leaves it on the CPU.
  *
  * Lifecycle: qf_stats_init -> qf_stats_add ... -> qf_stats_finish (flushes the partial chunk
  * and mirrors the lower triangle: xtx is then the full symmetric matrix) -> read ->
@@ -26,10 +29,12 @@
 #include <stdint.h>
 
 #include "qf_error.h"
+#include "qf_gpu_calib.h"
 #include "qf_scheme.h"
 
 #define QF_STATS_XTX 1u     /* accumulate the [cols, cols] XᵀX sum */
 #define QF_STATS_CHUNK 512  /* rows per float32 XᵀX chunk */
+#define QF_STATS_GPU_MIN_COLS 1024 /* narrower inputs stay on the CPU (the transfer would dominate) */
 
 typedef struct qf_stats {
     int64_t cols;
@@ -44,6 +49,7 @@ typedef struct qf_stats {
     float *pending;  /* (QF_STATS_CHUNK, cols) rows not yet in xtx */
     int64_t n_pending;
     int nonfinite;   /* 1 once a NaN / Inf input was seen (its row is skipped) */
+    qf_gpu_xtx *gpu; /* the XᵀX sum lives on the GPU (qf_gpu_calib.h) until finish; NULL: CPU */
 } qf_stats;
 
 /* Allocate the accumulator for inputs of width cols (> 0).  On failure *st holds nothing to

@@ -26,6 +26,10 @@ qf_status qf_stats_init(qf_stats *st, int64_t cols, unsigned flags, qf_error *er
         st->xtx = calloc((size_t)(cols * cols), sizeof(double));
         st->pending = malloc(sizeof(float) * (size_t)(QF_STATS_CHUNK * cols));
         ok = st->xtx && st->pending;
+        qf_error gerr;
+        if (ok && cols >= QF_STATS_GPU_MIN_COLS && qf_gpu_calib_enabled() &&
+            qf_gpu_xtx_create(cols, &st->gpu, &gerr) != QF_OK)
+            st->gpu = NULL; /* no room on the GPU: this sum stays on the CPU */
     }
     if (!ok) {
         qf_stats_free(st);
@@ -44,13 +48,15 @@ void qf_stats_free(qf_stats *st)
     free(st->sqsum);
     free(st->xtx);
     free(st->pending);
+    qf_gpu_xtx_free(st->gpu);
     memset(st, 0, sizeof *st);
 }
 
 static qf_status qf_stats_flush(qf_stats *st, qf_error *err)
 {
     if (!st->n_pending) return QF_OK;
-    qf_status s = qf_syrk_acc(st->n_pending, st->cols, st->pending, st->cols, st->xtx, st->cols, err);
+    qf_status s = st->gpu ? qf_gpu_xtx_add(st->gpu, st->pending, st->n_pending, err)
+                          : qf_syrk_acc(st->n_pending, st->cols, st->pending, st->cols, st->xtx, st->cols, err);
     st->n_pending = 0;
     return s;
 }
@@ -130,6 +136,7 @@ qf_status qf_stats_finish(qf_stats *st, qf_error *err)
 {
     if (!st->xtx) return QF_OK;
     QF_TRY(qf_stats_flush(st, err));
+    if (st->gpu) QF_TRY(qf_gpu_xtx_read(st->gpu, st->xtx, err));
     const int64_t cols = st->cols;
     double *h = st->xtx;
 #pragma omp parallel for schedule(dynamic, 16)

@@ -10,6 +10,7 @@
 #include "qf_cli.h"
 #include "convert_output.h"
 #include "qf_convert.h"
+#include "qf_gpu_calib.h"
 #include "qf_modelopt.h"
 
 static void qf_convert_help(void)
@@ -75,6 +76,11 @@ static void qf_convert_help(void)
            "  --layers A-B          write only decoder layers A..B (A = 0 also takes the embeddings,\n"
            "                        final norm and lm_head): one part of a partitioned run; assemble\n"
            "                        the parts with qforge merge (docs/scaling.md)\n"
+           "  --device NAME         where calibration's big float products run (XᵀX sums, Linear\n"
+           "                        products, GPTQ's Cholesky): auto (default: the GPU when this is a\n"
+           "                        CUDA build and one is found, else the CPU), cpu, or gpu (exit 5\n"
+           "                        when none can be used). Same method either way; the GPU sums in\n"
+           "                        another order, so the two artifacts differ in a few roundings.\n"
            "  --force               replace OUT_DIR if it exists\n"
            "  --stats               also print the input read rate and the calibration's memory plan\n"
            "  --json                one JSON object on stdout instead of text\n"
@@ -183,6 +189,15 @@ int qf_cmd_convert(int argc, char **argv)
         else if (!strcmp(a, "--threads") && v) num = qf_cli_int(a, v, &o.threads, &err), i++;
         else if (!strcmp(a, "--force")) o.force = 1;
         else if (!strcmp(a, "--stats")) stats = 1;
+        else if (!strcmp(a, "--device") && v) {
+            const int d = qf_device_mode_parse(v);
+            if (d < 0) {
+                qf_fail(&err, QF_ERR_USAGE, "--device '%s': expected auto, cpu or gpu", v);
+                return qf_cli_report_error("convert", &err, json);
+            }
+            qf_gpu_calib_set_mode((qf_device_mode)d);
+            i++;
+        }
         else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = 1;
         else if (a[0] == '-') {

@@ -18,6 +18,7 @@ void qf_gptq_opts_default(qf_gptq_opts *o)
     o->clip_search = 0;
     o->clip_min = 0.75f;
     o->refit = 0;
+    o->factor = NULL;
     o->clip = NULL;
 }
 
@@ -167,7 +168,7 @@ qf_status qf_gptq_hinv_init(qf_gptq_hinv **out, const double *H, int64_t cols, i
     double damp = (double)o->percdamp * diag_sum / (double)cols;
     for (int attempt = 0;; attempt++) {
         qf_gptq_build_h(H, cols, hscale, hv->perm, hv->dead, damp, Hw);
-        int64_t f = qf_gptq_factor(Hw, cols, hv->U, &st, err);
+        int64_t f = (o->factor ? o->factor : qf_gptq_factor)(Hw, cols, hv->U, &st, err);
         if (st) goto done;
         if (!f) break;
         if (attempt == 6) {

@@ -58,13 +58,16 @@ typedef struct qf_gptq_opts {
     int refit;         /* > 0: after the sweep, re-choose the group scales for the chosen codes
                         * (qf_gptq_refit.h) with at most this many coordinate-descent sweeps;
                         * default 0 */
+    /* optional replacement for qf_gptq_factor (qf_linalg.h), same contract: the GPU's
+     * (qf_gpu_gptq_factor) when calibration runs with one; NULL = the CPU's */
+    int64_t (*factor)(double *H, int64_t n, float *U, qf_status *status, qf_error *err);
     const float *clip; /* optional [rows, n_groups] range ratios in (0, 1] (e.g. from AWQ's clip
                         * search): a group's parameters come from its range times the ratio;
                         * NULL = 1 everywhere */
 } qf_gptq_opts;
 
 /* percdamp 0.01, block_size 128, act_order 0, static_groups 0, clip_search 0, clip_min 0.75,
- * refit 0, clip NULL: the textbook algorithm. */
+ * refit 0, factor NULL, clip NULL: the textbook algorithm on the CPU. */
 void qf_gptq_opts_default(qf_gptq_opts *o);
 
 typedef struct qf_gptq_result {

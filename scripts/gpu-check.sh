@@ -6,6 +6,7 @@
 #   test    make test-gpu (kernels against their CPU references)
 #   bench   qforge bench kernels (text and --json)
 #   gptq8b  synthetic Llama-3-8B, qforge convert --scheme w4a16 --method gptq, 128 x 512 calibration
+#   tiny    tiny-llama w4a16-asym gptq with --device cpu and --device gpu, both validated (KLD)
 #   val8b   qforge validate on that synthetic 8B (base bf16) over 512-token windows
 # Each stage has its own time limit so that a slow one cannot eat the others' logs.
 set -u
@@ -22,7 +23,7 @@ for s in "$@"; do
   build)
     stage build
     { nvidia-smi; nproc; lscpu | grep -E 'Model name|^CPU\(s\)|Flags' | cut -c1-200; df -h /tmp .; } >"$O/machine.txt" 2>&1
-    if ! make -j"$J" WERROR= all build/tests/gpu_test_kernels >"$O/build.log" 2>&1; then
+    if ! make -j"$J" WERROR= all build/tests/gpu_test_kernels build/tests/gpu_test_calib >"$O/build.log" 2>&1; then
       grep -E 'error|Error' "$O/build.log" | head -20; exit 1; fi
     echo "warnings: $(grep -c "warning:" "$O/build.log")"; grep -A3 "warning:" "$O/build.log" | head -20; tail -1 "$O/build.log" ;;
   test)
@@ -34,11 +35,21 @@ for s in "$@"; do
   gptq8b)
     stage synth
     M=/tmp/synth-8b; [ -d $M ] || /usr/bin/time -v build/qforge synth --arch llama --preset 8b -o $M -q >"$O/synth.log" 2>&1
+    cp tests/data/tiny-llama/tokenizer.json tests/data/tiny-llama/tokenizer_config.json $M/ # ids < 8192: a valid 8B input
+    grep -E "Elapsed" "$O/synth.log"
     stage gptq8b
     rm -rf /tmp/8b-gptq
     timeout ${GPTQ_LIMIT:-330} /usr/bin/time -v build/qforge convert $M -o /tmp/8b-gptq --scheme w4a16 --method gptq \
       --calib-samples 128 --calib-seqlen ${SEQLEN:-512} --stats ${GPTQ_ARGS:-} >"$O/gptq8b.log" 2>&1
     echo "gptq8b rc=$?"; grep -E "layer|peak|Elapsed|Maximum resident|error|GPU|gpu" "$O/gptq8b.log" | tail -60 ;;
+  tiny)
+    for d in cpu gpu; do
+      stage "tiny $d"
+      rm -rf /tmp/tiny-$d
+      /usr/bin/time -f "%e s wall, %M KB peak" build/qforge convert tests/data/tiny-llama -o /tmp/tiny-$d --scheme w4a16-asym \
+        --method gptq --act-order --device $d -q >"$O/tiny-$d.log" 2>&1; echo "tiny $d rc=$?"; tail -2 "$O/tiny-$d.log"
+      build/qforge validate --base tests/data/tiny-llama --quant /tmp/tiny-$d --text tests/data/eval.txt -q 2>&1 | tail -4
+    done ;;
   val8b)
     stage val8b
     timeout ${VAL_LIMIT:-120} build/qforge validate --base /tmp/synth-8b --text tests/data/eval.txt --chunks ${VAL_CHUNKS:-16} \

@@ -42,6 +42,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "qf_kernels.h"
 #include "qf_cuda_check.h"
@@ -209,8 +210,13 @@ __device__ __forceinline__ uint4 ldg_stream(const uint4 *p, uint64_t pol)
     return v;
 }
 
-/* ---- bit and bf16 primitives, also compiled for the host (kernels/dev/emulate_wq.cu runs the
- * dequantization and repack code on the CPU against the references) -------------------------- */
+/* ---- bit and bf16 primitives, also compiled for the host ------------------------------------
+ * kernels/dev/emulate_wq.cu runs the dequantization and repack code on the CPU against the
+ * references with __CUDA_ARCH__ defined, i.e. it executes the DEVICE branches below, with the
+ * intrinsics they call (__byte_perm, __hmul2, __hsub2, __ldg, atomicOr) emulated.  Keep every
+ * device branch to plain C++ plus those intrinsics (add an emulation there for a new one); the
+ * host branches only make the functions compile in host passes.  Pointer punning is done with
+ * memcpy (same PTX under nvcc, defined behaviour for the host compiler). */
 #define QFK_HD __host__ __device__ __forceinline__
 #ifdef __CUDA_ARCH__
 #define QFK_UNROLL _Pragma("unroll")
@@ -222,7 +228,7 @@ __device__ __forceinline__ uint4 ldg_stream(const uint4 *p, uint64_t pol)
 QFK_HD uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel)
 {
 #ifdef __CUDA_ARCH__
-    return prmt(a, b, sel);
+    return __byte_perm(a, b, sel);
 #else
     const uint64_t ab = (uint64_t)b << 32 | a;
     uint32_t r = 0;
@@ -248,9 +254,12 @@ static inline uint32_t qfk_host_bf16x2(uint32_t a, uint32_t b, int sub)
 QFK_HD uint32_t bf16x2_mul(uint32_t a, uint32_t b)
 {
 #ifdef __CUDA_ARCH__
-    __nv_bfloat162 r =
-        __hmul2(*reinterpret_cast<const __nv_bfloat162 *>(&a), *reinterpret_cast<const __nv_bfloat162 *>(&b));
-    return *reinterpret_cast<uint32_t *>(&r);
+    __nv_bfloat162 x, y;
+    memcpy(static_cast<void *>(&x), &a, 4), memcpy(static_cast<void *>(&y), &b, 4);
+    const __nv_bfloat162 r = __hmul2(x, y);
+    uint32_t u;
+    memcpy(&u, static_cast<const void *>(&r), 4);
+    return u;
 #else
     return qfk_host_bf16x2(a, b, 0);
 #endif
@@ -258,9 +267,12 @@ QFK_HD uint32_t bf16x2_mul(uint32_t a, uint32_t b)
 QFK_HD uint32_t bf16x2_sub(uint32_t a, uint32_t b)
 {
 #ifdef __CUDA_ARCH__
-    __nv_bfloat162 r =
-        __hsub2(*reinterpret_cast<const __nv_bfloat162 *>(&a), *reinterpret_cast<const __nv_bfloat162 *>(&b));
-    return *reinterpret_cast<uint32_t *>(&r);
+    __nv_bfloat162 x, y;
+    memcpy(static_cast<void *>(&x), &a, 4), memcpy(static_cast<void *>(&y), &b, 4);
+    const __nv_bfloat162 r = __hsub2(x, y);
+    uint32_t u;
+    memcpy(&u, static_cast<const void *>(&r), 4);
+    return u;
 #else
     return qfk_host_bf16x2(a, b, 1);
 #endif

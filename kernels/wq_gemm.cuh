@@ -39,6 +39,11 @@ struct qf_wq_args {
     int *cnt;    /* one counter per output tile, zero on entry and on exit */
 };
 
+#define QF_GEMV_WARPS 4
+#define QF_GEMV_RW 2    /* row blocks per warp */
+#define QF_GEMV_SUBC 8  /* chunks of x staged in shared memory at a time (512 k) */
+#define QF_GEMV_ROWS (QF_GEMV_WARPS * QF_GEMV_RW * QF_RB_ROWS)
+
 namespace qfk {
 
 __device__ __forceinline__ float epi_scale(const qf_wq_view &v, int row)
@@ -70,6 +75,17 @@ QFK_HD void tile_ldsm_src(int lane, int wc, int q, int j, int *tok, int *ch)
     *tok = wc * 64 + (2 * q + (lane >> 4)) * 8 + (lane & 7);
     *ch = 2 * j + ((lane >> 3) & 1);
 }
+
+/* The k chunks [*kc0, *kc1) of split ks of ksplit (both kernels). */
+QFK_HD void split_range(int kc, int ks, int ksplit, int *kc0, int *kc1)
+{
+    *kc0 = (int)((int64_t)kc * ks / ksplit);
+    *kc1 = (int)((int64_t)kc * (ks + 1) / ksplit);
+}
+/* GEMV: the first chunk of the x slice staged in shared memory for the prefetch group starting at
+ * chunk c0 of a split starting at kc0 (slices of QF_GEMV_SUBC chunks from kc0, which need not be a
+ * multiple of QF_GEMV_SUBC); the group stages it when c0 equals it. */
+QFK_HD int gemv_sub0(int kc0, int c0) { return kc0 + (c0 - kc0) / QF_GEMV_SUBC * QF_GEMV_SUBC; }
 
 /* Called by every thread of a CTA after it wrote its partial sums for rows [n0, n0 + nrows) and
  * tokens [m0, m0 + ntok): the last split to arrive reduces and writes y. */
@@ -111,11 +127,6 @@ __device__ __forceinline__ void store_frag(const qf_wq_args &p, const float (&c)
 
 /* ---- GEMV ----------------------------------------------------------------------------------- */
 
-#define QF_GEMV_WARPS 4
-#define QF_GEMV_RW 2    /* row blocks per warp */
-#define QF_GEMV_SUBC 8  /* chunks of x staged in shared memory at a time (512 k) */
-#define QF_GEMV_ROWS (QF_GEMV_WARPS * QF_GEMV_RW * QF_RB_ROWS)
-
 template <int F, int MT> /* MT: n8 token tiles (m <= 8 * MT) */
 __global__ void __launch_bounds__(QF_GEMV_WARPS * 32) qf_wq_gemv_kernel(const qf_wq_args p)
 {
@@ -128,7 +139,8 @@ __global__ void __launch_bounds__(QF_GEMV_WARPS * 32) qf_wq_gemv_kernel(const qf
     const qf_wq_view &v = p.v;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2;
     const int rt = blockIdx.x, ks = blockIdx.y;
-    const int kc0 = (int)((int64_t)v.kc * ks / p.ksplit), kc1 = (int)((int64_t)v.kc * (ks + 1) / p.ksplit);
+    int kc0, kc1;
+    split_range(v.kc, ks, p.ksplit, &kc0, &kc1);
     const int rbw = rt * (QF_GEMV_WARPS * RW) + warp * RW; /* first row block of this warp */
     const uint64_t pol = evict_first_policy();
 
@@ -163,7 +175,7 @@ __global__ void __launch_bounds__(QF_GEMV_WARPS * 32) qf_wq_gemv_kernel(const qf
     load(cur, kc0);
     for (int c0 = kc0; c0 < kc1; c0 += D) {
         load(nxt, c0 + D); /* in flight while this group computes */
-        const int sub0 = kc0 + (c0 - kc0) / QF_GEMV_SUBC * QF_GEMV_SUBC;
+        const int sub0 = gemv_sub0(kc0, c0);
         if (c0 == sub0) { /* stage x[:, sub0 .. sub0 + 8 chunks) */
             __syncthreads();
             const int cend = min(sub0 + QF_GEMV_SUBC, kc1), nvec = (cend - sub0) * (QF_CHUNK_K / 8);
@@ -250,7 +262,8 @@ template <int F> __global__ void __launch_bounds__(128, 2) qf_wq_tile_kernel(con
     const int rb0 = rt * 8, m0 = tt * QF_TILE_TOKS;
 
     const int ks = blockIdx.y;
-    const int kc0 = (int)((int64_t)v.kc * ks / p.ksplit), kc1 = (int)((int64_t)v.kc * (ks + 1) / p.ksplit);
+    int kc0, kc1;
+    split_range(v.kc, ks, p.ksplit, &kc0, &kc1);
     const int eb = F == QF_WFMT_INT4 ? (v.asym ? 64 : 32) : F == QF_WFMT_NVFP4 ? 64 : 32;
 
     auto load_stage = [&](int slot, int c) {
@@ -370,6 +383,25 @@ static inline int qf_pick_ksplit(int64_t units, int64_t slots, int ks_max, doubl
     return best;
 }
 
+/* Launch shape of one weight-only call: output tiles (grid x) and the split of k (grid y), for a
+ * GPU that holds `slots` CTAs of the kernel at once.  ksplit_req > 0 forces the split (clamped to
+ * [1, kc]); 0 picks it.  Shared with the CPU emulator (kernels/dev/emulate_wq.cu). */
+struct qf_wq_plan {
+    int tiles, ksplit;
+};
+static inline qf_wq_plan qf_wq_plan_of(const qf_wq_view &v, int gemv, int64_t m, int ksplit_req, int64_t slots,
+                                       double weight_bytes)
+{
+    qf_wq_plan pl;
+    const int ks_max = v.kc / 4 > 1 ? v.kc / 4 : 1; /* >= 256 k per split */
+    if (gemv) pl.tiles = (v.rb + QF_GEMV_WARPS * QF_GEMV_RW - 1) / (QF_GEMV_WARPS * QF_GEMV_RW);
+    else pl.tiles = (int)(((int64_t)(v.rb + 7) / 8) * ((m + QF_TILE_TOKS - 1) / QF_TILE_TOKS));
+    if (ksplit_req > 0) pl.ksplit = qf_clampi(ksplit_req, 1, v.kc);
+    else if (!gemv && pl.tiles >= 4 * slots) pl.ksplit = 1;
+    else pl.ksplit = qf_pick_ksplit(pl.tiles, slots, ks_max, weight_bytes, 4.0 * (double)m * (double)v.n);
+    return pl;
+}
+
 template <int F> static qf_status qf_wq_run(qf_cuda_ctx *ctx, const qf_wq_call *call, qf_error *err)
 {
     qf_wq_args p;
@@ -379,15 +411,12 @@ template <int F> static qf_status qf_wq_run(qf_cuda_ctx *ctx, const qf_wq_call *
     p.m = (int)call->m;
     p.part = NULL;
     p.cnt = (int *)ctx->cnt.p;
-    const int sms = ctx->sm_count, ks_max = p.v.kc / 4 > 1 ? p.v.kc / 4 : 1; /* >= 256 k per split */
+    const int sms = ctx->sm_count, gemv = call->path == QF_MM_GEMV;
     const int gemv_mt2 = p.m > 8;
-    dim3 grid;
-    int tiles;
     /* resident CTAs per SM, queried once per context (and device): also the point where the
      * TILED kernel's dynamic shared memory limit is raised on this device */
     int *per_sm = &ctx->occupancy[call->path == QF_MM_GEMV ? gemv_mt2 : 2][F];
-    if (call->path == QF_MM_GEMV) {
-        tiles = (p.v.rb + QF_GEMV_WARPS * QF_GEMV_RW - 1) / (QF_GEMV_WARPS * QF_GEMV_RW);
+    if (gemv) {
         if (!*per_sm && gemv_mt2)
             QF_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(per_sm, qfk::qf_wq_gemv_kernel<F, 2>,
                                                                       QF_GEMV_WARPS * 32, 0));
@@ -395,7 +424,6 @@ template <int F> static qf_status qf_wq_run(qf_cuda_ctx *ctx, const qf_wq_call *
             QF_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(per_sm, qfk::qf_wq_gemv_kernel<F, 1>,
                                                                       QF_GEMV_WARPS * 32, 0));
     } else {
-        tiles = ((p.v.rb + 7) / 8) * ((p.m + QF_TILE_TOKS - 1) / QF_TILE_TOKS);
         if (!*per_sm) {
             QF_CUDA_TRY(cudaFuncSetAttribute(qfk::qf_wq_tile_kernel<F>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              qfk::TileSmem<F>::TOTAL));
@@ -405,17 +433,17 @@ template <int F> static qf_status qf_wq_run(qf_cuda_ctx *ctx, const qf_wq_call *
     }
     if (*per_sm < 1) *per_sm = 1;
     const int64_t slots = (int64_t)sms * *per_sm;
-    if (call->ksplit > 0) p.ksplit = qf_clampi(call->ksplit, 1, p.v.kc);
-    else if (call->path == QF_MM_TILED && tiles >= 4 * slots) p.ksplit = 1;
-    else p.ksplit = qf_pick_ksplit(tiles, slots, ks_max, (double)call->w->bytes, 4.0 * (double)p.m * (double)p.v.n);
-    grid = dim3((unsigned)tiles, (unsigned)p.ksplit);
+    const qf_wq_plan pl = qf_wq_plan_of(p.v, gemv, p.m, call->ksplit, slots, (double)call->w->bytes);
+    const int tiles = pl.tiles;
+    p.ksplit = pl.ksplit;
+    const dim3 grid((unsigned)tiles, (unsigned)p.ksplit);
     if (p.ksplit > 1) {
         QF_TRY(qf_dbuf_reserve(&ctx->part, (size_t)p.ksplit * (size_t)p.m * (size_t)p.v.n * sizeof(float), 0, err));
         QF_TRY(qf_dbuf_reserve(&ctx->cnt, (size_t)tiles * sizeof(int), 1, err));
         p.part = (float *)ctx->part.p;
         p.cnt = (int *)ctx->cnt.p;
     }
-    if (call->path == QF_MM_GEMV) {
+    if (gemv) {
         if (gemv_mt2) qfk::qf_wq_gemv_kernel<F, 2><<<grid, QF_GEMV_WARPS * 32, 0, call->stream>>>(p);
         else qfk::qf_wq_gemv_kernel<F, 1><<<grid, QF_GEMV_WARPS * 32, 0, call->stream>>>(p);
         QF_CUDA_LAUNCHED("qf_wq_gemv_kernel");

@@ -21,8 +21,10 @@
  * layer's weights and one sample's activations.  Tables go to RAM in the order HIDDEN, ATTN,
  * MLP (how often a pass touches them) while a one-sample chunk still fits beside them; a
  * chunk is then as many whole samples as fit, at most QF_CAL_CHUNK_TOKENS tokens: beyond
- * that the products gain nothing and the memory is better left to the page cache.  None of
- * this changes the artifact (calibrate_layer.c says why).
+ * that the products gain nothing and the memory is better left to the page cache (with a GPU:
+ * QF_CAL_CHUNK_TOKENS_GPU).  None of this changes the artifact made on the CPU
+ * (calibrate_layer.c says why); cuBLAS may pick another summation order for another chunk
+ * size, so on the GPU the budget can move a few roundings.
  */
 #include <omp.h>
 #include <stdio.h>
@@ -30,9 +32,13 @@
 #include <sys/statvfs.h>
 
 #include "calibrate_internal.h"
+#include "qf_gpu_calib.h"
 #include "qf_sysmem.h"
 
 #define QF_CAL_CHUNK_TOKENS 8192
+/* With the GPU doing the products, bigger chunks amortise each weight's transfer (a chunk's
+ * product moves the whole weight over PCIe) and the CPU caches no longer matter. */
+#define QF_CAL_CHUNK_TOKENS_GPU 65536
 #define QF_MIB (1ull << 20)
 
 static uint64_t qf_stats_bytes(int64_t cols)
@@ -183,7 +189,8 @@ qf_status qf_cal_plan_make(const qf_model *m, const qf_calib_opts *o, int last, 
     p->per_token = tok_fixed + spilled_buf;
     const uint64_t per_sample = (uint64_t)T * p->per_token;
     uint64_t fit = (p->budget - fixed - ram) / per_sample;
-    int64_t cap = QF_CAL_CHUNK_TOKENS / T > 1 ? QF_CAL_CHUNK_TOKENS / T : 1;
+    const int64_t most = qf_gpu_calib_enabled() ? QF_CAL_CHUNK_TOKENS_GPU : QF_CAL_CHUNK_TOKENS;
+    int64_t cap = most / T > 1 ? most / T : 1;
     if ((int64_t)fit < cap) cap = (int64_t)fit;
     p->chunk = cap < 1 ? 1 : cap > o->n_samples ? o->n_samples : (int)cap;
     p->planned = fixed + ram + (uint64_t)p->chunk * per_sample;

@@ -125,6 +125,7 @@ static double qf_cal_rel_error(const float *W0, const float *Q, int64_t rows, in
         for (int64_t i = 0; i < cols; i++) {
             double di = (double)q[i] - w[i], wi = w[i], hd = 0, hw = 0;
             const double *Hi = H + i * cols;
+#pragma omp simd reduction(+ : hd, hw)
             for (int64_t j = 0; j < cols; j++) {
                 hd += Hi[j] * ((double)q[j] - w[j]);
                 hw += Hi[j] * w[j];

@@ -330,29 +330,33 @@ void qf_gemm_nt(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx, co
     }
 }
 
-/* The product on the GPU (qf_gpu_calib.h): the weight is written out whole as float32 by the
- * row source (all threads), then one cuBLAS SGEMM. */
-static qf_status qf_matmul_rows_gpu(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx, qf_rows_fn rows,
-                                    const void *src, float *y, int64_t ldy, qf_error *err)
+/* The product on the GPU (qf_gpu_calib.h): the row source writes the whole weight as float32
+ * (all threads) into the GPU session's page-locked buffer, then one cuBLAS SGEMM. */
+typedef struct qf_mm_fill {
+    int64_t n, k;
+    qf_rows_fn rows;
+    const void *src;
+} qf_mm_fill;
+
+static void qf_mm_fill_weight(void *ctx, float *w)
 {
-    float *w = malloc(sizeof(float) * (size_t)n * (size_t)k);
-    if (!w) return qf_fail(err, QF_ERR_NOMEM, "matmul: cannot allocate a %lld x %lld weight", (long long)n, (long long)k);
-    const int64_t blk = 64, nblk = (n + blk - 1) / blk;
+    const qf_mm_fill *f = ctx;
+    const int64_t blk = 64, nblk = (f->n + blk - 1) / blk;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t b = 0; b < nblk; b++) {
-        const int64_t r0 = b * blk, r1 = r0 + blk < n ? r0 + blk : n;
-        rows(src, r0, r1, w + r0 * k);
+        const int64_t r0 = b * blk, r1 = r0 + blk < f->n ? r0 + blk : f->n;
+        f->rows(f->src, r0, r1, w + r0 * f->k);
     }
-    qf_status st = qf_gpu_sgemm_nt(m, n, k, x, ldx, w, y, ldy, err);
-    free(w);
-    return st;
 }
 
 qf_status qf_matmul_rows(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx, qf_rows_fn rows,
                          const void *src, float *y, int64_t ldy, qf_error *err)
 {
     if (m >= QF_MM_GPU_MIN_M && (double)m * (double)n * (double)k >= QF_MM_GPU_MIN_MACS && qf_gpu_calib_enabled())
-        return qf_matmul_rows_gpu(m, n, k, x, ldx, rows, src, y, ldy, err);
+    {
+        qf_mm_fill f = {n, k, rows, src};
+        return qf_gpu_sgemm_nt_fill(m, n, k, x, ldx, qf_mm_fill_weight, &f, y, ldy, err);
+    }
     const qf_mm_impl *im = qf_mm_get();
     const int nr = im->nr;
     if (m <= 0 || n <= 0) return QF_OK;

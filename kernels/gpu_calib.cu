@@ -33,7 +33,9 @@ static struct {
     cusolverDnHandle_t sol;
     cudaStream_t s;
     qf_dbuf a, b, c, ws, info;
-} G = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, "", "", NULL, NULL, NULL, {}, {}, {}, {}, {}};
+    float *pinned; /* page-locked staging for weights (qf_gpu_sgemm_nt_fill) */
+    size_t pinned_cap;
+} G = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, "", "", NULL, NULL, NULL, {}, {}, {}, {}, {}, NULL, 0};
 
 struct qf_gpu_xtx {
     int64_t cols;
@@ -130,6 +132,8 @@ extern "C" void qf_gpu_calib_shutdown(void)
     if (G.state > 0) {
         cudaStreamSynchronize(G.s);
         qf_dbuf_drop(&G.a), qf_dbuf_drop(&G.b), qf_dbuf_drop(&G.c), qf_dbuf_drop(&G.ws), qf_dbuf_drop(&G.info);
+        if (G.pinned) cudaFreeHost(G.pinned);
+        G.pinned = NULL, G.pinned_cap = 0;
         cusolverDnDestroy(G.sol);
         cublasDestroy(G.blas);
         cudaStreamDestroy(G.s);
@@ -173,6 +177,34 @@ extern "C" qf_status qf_gpu_sgemm_nt(int64_t m, int64_t n, int64_t k, const floa
     pthread_mutex_lock(&G.mu);
     qf_status st = G.state > 0 ? qf_gpu_sgemm_locked(m, n, k, x, ldx, w, y, ldy, err)
                                : qf_fail(err, QF_ERR_USAGE, "gpu sgemm: no GPU session");
+    pthread_mutex_unlock(&G.mu);
+    return st;
+}
+
+extern "C" qf_status qf_gpu_sgemm_nt_fill(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx,
+                                          qf_gpu_fill_fn fill, void *ctx, float *y, int64_t ldy, qf_error *err)
+{
+    if (m <= 0 || n <= 0 || k <= 0) return QF_OK;
+    const size_t bytes = sizeof(float) * (size_t)n * (size_t)k;
+    qf_status st = QF_OK;
+    pthread_mutex_lock(&G.mu);
+    if (G.state <= 0) st = qf_fail(err, QF_ERR_USAGE, "gpu sgemm: no GPU session");
+    if (st == QF_OK && G.pinned_cap < bytes) {
+        if (G.pinned) cudaStreamSynchronize(G.s), cudaFreeHost(G.pinned);
+        G.pinned = NULL, G.pinned_cap = 0;
+        const cudaError_t e = cudaHostAlloc((void **)&G.pinned, bytes, cudaHostAllocDefault);
+        if (e != cudaSuccess) {
+            G.pinned = NULL;
+            st = qf_fail(err, QF_ERR_NOMEM, "gpu sgemm: %.1f MB of page-locked memory: %s", (double)bytes / 1e6,
+                         cudaGetErrorString(e));
+        } else {
+            G.pinned_cap = bytes;
+        }
+    }
+    if (st == QF_OK) {
+        fill(ctx, G.pinned);
+        st = qf_gpu_sgemm_locked(m, n, k, x, ldx, G.pinned, y, ldy, err);
+    }
     pthread_mutex_unlock(&G.mu);
     return st;
 }

@@ -39,6 +39,13 @@ qf_status qf_gpu_sgemm_nt(int64_t m, int64_t n, int64_t k, const float *x, int64
     return QF_NO_GPU;
 }
 
+qf_status qf_gpu_sgemm_nt_fill(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx, qf_gpu_fill_fn fill,
+                               void *ctx, float *y, int64_t ldy, qf_error *err)
+{
+    (void)m, (void)n, (void)k, (void)x, (void)ldx, (void)fill, (void)ctx, (void)y, (void)ldy;
+    return QF_NO_GPU;
+}
+
 qf_status qf_gpu_xtx_create(int64_t cols, qf_gpu_xtx **out, qf_error *err)
 {
     (void)cols;

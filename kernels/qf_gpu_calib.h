@@ -48,6 +48,12 @@ void qf_gpu_calib_shutdown(void);
 /* y[m, n] (row stride ldy) = x[m, k] (row stride ldx) · w[n, k]ᵀ (w contiguous), float32. */
 qf_status qf_gpu_sgemm_nt(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx, const float *w, float *y,
                           int64_t ldy, qf_error *err);
+/* The same product with W written by fill(ctx, w) straight into the session's page-locked
+ * staging buffer (w[n, k], contiguous; fill may use threads): no copy of the weight in
+ * pageable memory and a transfer at full PCIe speed. */
+typedef void (*qf_gpu_fill_fn)(void *ctx, float *w);
+qf_status qf_gpu_sgemm_nt_fill(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx, qf_gpu_fill_fn fill,
+                               void *ctx, float *y, int64_t ldy, qf_error *err);
 
 /* A float64 XᵀX sum for inputs of width cols, kept on the device. */
 typedef struct qf_gpu_xtx qf_gpu_xtx;

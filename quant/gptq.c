@@ -216,11 +216,19 @@ static qf_group_params qf_gptq_group_params(const qf_scheme *s, const qf_gptq_op
                                             float G, const double *w, const float *clip)
 {
     if (clip || o->clip_search <= 0) return qf_awq_group_params(s, v, (int)gs, G, clip ? *clip : 1.0f);
-    qf_group_params best = qf_awq_group_params(s, v, (int)gs, G, 1.0f);
+    const qf_group_params full = qf_awq_group_params(s, v, (int)gs, G, 1.0f);
+    qf_group_params best = full;
+    /* the range qf_awq_group_params shrinks, found once for all ratios (same operations) */
+    float lo = 0, hi = 0;
+    for (int64_t t = 0; t < gs; t++) lo = fminf(lo, v[t]), hi = fmaxf(hi, v[t]);
+    if (s->symmetric) {
+        const float a = fmaxf(-lo, hi);
+        lo = -a, hi = a;
+    }
     double best_e = -1;
     for (int k = 0; k <= o->clip_search; k++) {
         const float ratio = 1.0f - (1.0f - o->clip_min) * (float)k / (float)o->clip_search;
-        qf_group_params p = qf_awq_group_params(s, v, (int)gs, G, ratio);
+        const qf_group_params p = ratio == 1.0f ? full : qf_group_params_from_range(s, lo * ratio, hi * ratio, G);
         double e = 0;
         for (int64_t t = 0; t < gs; t++) {
             float dq;

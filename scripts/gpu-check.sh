@@ -48,7 +48,8 @@ for s in "$@"; do
       rm -rf /tmp/tiny-$d
       /usr/bin/time -f "%e s wall, %M KB peak" build/qforge convert tests/data/tiny-llama -o /tmp/tiny-$d --scheme w4a16-asym \
         --method gptq --act-order --device $d -q >"$O/tiny-$d.log" 2>&1; echo "tiny $d rc=$?"; tail -2 "$O/tiny-$d.log"
-      build/qforge validate --base tests/data/tiny-llama --quant /tmp/tiny-$d --text tests/data/eval.txt -q 2>&1 | tail -4
+      build/qforge validate --base tests/data/tiny-llama --quant /tmp/tiny-$d --text tests/data/eval.txt --chunks ${TINY_CHUNKS:-513} -q \
+        >"$O/tiny-$d-val.log" 2>&1; grep -E "KLD|drift|agreement|throughput" "$O/tiny-$d-val.log"
     done ;;
   val8b)
     stage val8b

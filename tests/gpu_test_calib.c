@@ -2,7 +2,7 @@
  *
  * Without a usable GPU it prints one "skipped" line and exits 0 (CI).  With one:
  *   - qf_gpu_sgemm_nt against a float64 product, awkward shapes and strides; the output's
- *     padding between n and ldy is left alone;
+ *     padding between n and ldy is left alone; qf_gpu_sgemm_nt_fill gives the same bits;
  *   - qf_gpu_xtx against qf_syrk_acc chunk by chunk (float32 products of 512-row chunks, float64
  *     sum); reading resets the device sum; the upper triangle is not touched;
  *   - qf_stats puts a wide XᵀX on the GPU and gives the CPU's numbers (after a second finish too);
@@ -38,6 +38,16 @@
 
 static float rnd(uint64_t *s) { return (float)((double)(qf_splitmix64(s) >> 11) * 0x1p-53 * 2.0 - 1.0); }
 
+typedef struct fill_ctx {
+    const float *w;
+    int64_t count;
+} fill_ctx;
+static void fill_copy(void *ctx, float *w)
+{
+    const fill_ctx *f = ctx;
+    memcpy(w, f->w, sizeof(float) * (size_t)f->count);
+}
+
 static void test_sgemm(void **state)
 {
     (void)state;
@@ -65,7 +75,14 @@ static void test_sgemm(void **state)
         for (int64_t j = n; j < ldy; j++) assert_true(isnan(y[i * ldy + j])); /* padding untouched */
     }
     printf("sgemm [%lld x %lld x %lld]: worst error %.2e of sum |x w|\n", (long long)m, (long long)n, (long long)k, worst);
-    free(x), free(w), free(y);
+    /* the staged variant (weight written into page-locked memory by a callback): same bits */
+    float *y2 = malloc(sizeof(float) * (size_t)(m * ldy));
+    assert_non_null(y2);
+    for (int64_t i = 0; i < m * ldy; i++) y2[i] = NAN;
+    fill_ctx fc = {w, n * k};
+    QK(qf_gpu_sgemm_nt_fill(m, n, k, x, ldx, fill_copy, &fc, y2, ldy, &err_));
+    for (int64_t i = 0; i < m; i++) assert_memory_equal(y2 + i * ldy, y + i * ldy, sizeof(float) * (size_t)n);
+    free(x), free(w), free(y), free(y2);
 }
 
 /* rows [n, cols] of a random activation: a few channels much larger, as in real models */

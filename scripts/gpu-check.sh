@@ -39,14 +39,14 @@ for s in "$@"; do
     grep -E "Elapsed" "$O/synth.log"
     stage gptq8b
     rm -rf /tmp/8b-gptq
-    timeout ${GPTQ_LIMIT:-330} /usr/bin/time -v build/qforge convert $M -o /tmp/8b-gptq --scheme w4a16 --method gptq \
+    /usr/bin/time -v timeout ${GPTQ_LIMIT:-330} build/qforge convert $M -o /tmp/8b-gptq --scheme w4a16 --method gptq \
       --calib-samples 128 --calib-seqlen ${SEQLEN:-512} --stats ${GPTQ_ARGS:-} >"$O/gptq8b.log" 2>&1
     echo "gptq8b rc=$?"; grep -E "layer|peak|Elapsed|Maximum resident|error|GPU|gpu" "$O/gptq8b.log" | tail -60 ;;
   tiny)
     for d in cpu gpu; do
       stage "tiny $d"
       rm -rf /tmp/tiny-$d
-      /usr/bin/time -f "%e s wall, %M KB peak" build/qforge convert tests/data/tiny-llama -o /tmp/tiny-$d --scheme w4a16-asym \
+      /usr/bin/time -f "%e s wall, %M KB peak" timeout 300 build/qforge convert tests/data/tiny-llama -o /tmp/tiny-$d --scheme w4a16-asym \
         --method gptq --act-order --device $d -q >"$O/tiny-$d.log" 2>&1; echo "tiny $d rc=$?"; tail -2 "$O/tiny-$d.log"
       build/qforge validate --base tests/data/tiny-llama --quant /tmp/tiny-$d --text tests/data/eval.txt --chunks ${TINY_CHUNKS:-513} -q \
         >"$O/tiny-$d-val.log" 2>&1; grep -E "KLD|drift|agreement|throughput" "$O/tiny-$d-val.log"

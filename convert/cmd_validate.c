@@ -15,6 +15,7 @@
 #include "qf_cli.h"
 #include "qf_eval.h"
 #include "qf_fs.h"
+#include "qf_gpu_calib.h"
 #include "qf_hash.h"
 #include "qf_manifest.h"
 #include "qf_model_card.h"
@@ -36,7 +37,7 @@ static void qf_validate_help(void)
 {
     printf("usage: qforge validate --base MODEL_DIR [--quant ARTIFACT_DIR] --text FILE [--ctx 512]\n"
            "                       [--chunks N] [--max-kld X] [--max-ppl-drift PCT] [--act-quant on|off]\n"
-           "                       [--record] [--json] [--threads N] [-q]\n\n"
+           "                       [--record] [--json] [--threads N] [--device auto|cpu|gpu] [-q]\n\n"
            "Perplexity of MODEL_DIR on FILE under the ppl-512 protocol (tokenize the whole text with\n"
            "MODEL_DIR/tokenizer.json, no BOS; consecutive windows of --ctx tokens, tail dropped; each\n"
            "window scored on its own: tokens 1..ctx-1).  With --quant, the artifact runs through the same\n"
@@ -44,7 +45,9 @@ static void qf_validate_help(void)
            "--act-quant off) and its drift is measured: PPL drift %%, mean and p99 KL(base||quant), top-1\n"
            "agreement.  --chunks N uses the first N windows.  --record stores the numbers in\n"
            "ARTIFACT_DIR/qforge.manifest.json (re-sealed).  Exit 0, or 7 when --max-kld (mean KLD) or\n"
-           "--max-ppl-drift (percent) is exceeded.  docs/validate.md has the formulas.\n\n"
+           "--max-ppl-drift (percent) is exceeded.  docs/validate.md has the formulas.\n"
+           "--device: where the runner's big products go (auto: the GPU of a CUDA build when one is\n"
+           "found; the fixtures' products are too small and stay on the CPU); cpu; gpu (exit 5 without).\n\n"
            "example:\n"
            "  qforge validate --base tests/data/tiny-llama --text tests/data/eval.txt\n"
            "  qforge validate --base tests/data/tiny-llama --quant /tmp/tl-w4 --text tests/data/eval.txt \\\n"
@@ -78,7 +81,11 @@ static qf_status qf_validate_args(int argc, char **argv, qf_validate_opts *o, in
         else if (!strcmp(a, "--base")) o->base = argv[++i];
         else if (!strcmp(a, "--quant")) o->quant = argv[++i];
         else if (!strcmp(a, "--text")) o->text = argv[++i];
-        else if (!strcmp(a, "--act-quant")) {
+        else if (!strcmp(a, "--device")) {
+            const int d = qf_device_mode_parse(argv[++i]);
+            if (d < 0) return qf_fail(err, QF_ERR_USAGE, "--device '%s': expected auto, cpu or gpu", v);
+            qf_gpu_calib_set_mode((qf_device_mode)d);
+        } else if (!strcmp(a, "--act-quant")) {
             if (strcmp(v, "on") && strcmp(v, "off"))
                 return qf_fail(err, QF_ERR_USAGE, "--act-quant takes on or off, not '%s'", v);
             o->act_quant = !strcmp(argv[++i], "on");
@@ -94,7 +101,7 @@ static qf_status qf_validate_args(int argc, char **argv, qf_validate_opts *o, in
     if (!o->base || !o->text) return qf_fail(err, QF_ERR_USAGE, "need --base MODEL_DIR and --text FILE (qforge validate --help)");
     if (!o->quant && (o->record || o->max_kld >= 0 || o->max_drift >= 0))
         return qf_fail(err, QF_ERR_USAGE, "--record, --max-kld and --max-ppl-drift need --quant ARTIFACT_DIR");
-    return QF_OK;
+    return qf_gpu_calib_require(err);
 }
 
 /* Tokenize the whole text file with dir/tokenizer.json. */

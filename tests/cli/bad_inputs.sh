@@ -48,4 +48,16 @@ fi
 expect_exit 2 "missing arguments" -- "$QFORGE" convert
 expect_exit 2 "unknown command" -- "$QFORGE" frobnicate
 expect_exit 4 "inspect of a non-checkpoint" -- "$QFORGE" inspect "$T/in/config.json"
+# --device: a bad name is a usage error; gpu without a usable GPU is refused before any work
+expect_exit 2 "--device tpu" -- "$QFORGE" convert tests/data/tiny-llama -o "$T/dev" --scheme w4a16 --method gptq --device tpu -q
+stderr_has "--device 'tpu': expected auto, cpu or gpu" "--device tpu: one-line error naming the value"
+expect_exit 2 "validate --device tpu" -- "$QFORGE" validate --base tests/data/tiny-llama --text tests/data/eval.txt --device tpu
+if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
+    expect_exit 5 "--device gpu without a GPU" -- "$QFORGE" convert tests/data/tiny-llama -o "$T/dev" --scheme w4a16 --method gptq --device gpu -q
+    stderr_has "--device gpu:" "--device gpu without a GPU: one-line reason"
+    no_output "$T/dev" "--device gpu without a GPU: nothing written"
+    expect_exit 5 "validate --device gpu without a GPU" -- "$QFORGE" validate --base tests/data/tiny-llama --text tests/data/eval.txt --device gpu
+else
+    echo "skip - --device gpu refusal (this machine has a GPU)"
+fi
 finish

@@ -27,14 +27,10 @@
 #include "qf_gpu_calib.h"
 #include "qf_linalg.h"
 #include "qf_rng.h"
+#include "qf_test_util.h"
 #include "qf_stats.h"
 
-#define QK(expr)                                                                                          \
-    do {                                                                                                  \
-        qf_error err_ = {0};                                                                              \
-        qf_status s_ = (expr);                                                                            \
-        if (s_ != QF_OK) fail_msg("%s -> %s: %s (%s:%d)", #expr, qf_status_name(s_), err_.msg, __FILE__, __LINE__); \
-    } while (0)
+#define QK(expr) QF_TEST_OK(expr) /* qf_test_util.h */
 
 static float rnd(uint64_t *s) { return (float)((double)(qf_splitmix64(s) >> 11) * 0x1p-53 * 2.0 - 1.0); }
 

@@ -28,6 +28,7 @@
 #include "qf_kernels.h"
 #include "qf_numfmt.h"
 #include "qf_rng.h"
+#include "qf_test_util.h"
 
 #ifdef QF_HAVE_CUDA
 #include <cuda_runtime_api.h>
@@ -37,12 +38,7 @@
         cudaError_t e_ = (expr);                                                                          \
         if (e_ != cudaSuccess) fail_msg("%s: %s (%s:%d)", #expr, cudaGetErrorString(e_), __FILE__, __LINE__); \
     } while (0)
-#define QK(expr)                                                                                          \
-    do {                                                                                                  \
-        qf_error err_ = {0};                                                                              \
-        qf_status s_ = (expr);                                                                            \
-        if (s_ != QF_OK) fail_msg("%s -> %s: %s (%s:%d)", #expr, qf_status_name(s_), err_.msg, __FILE__, __LINE__); \
-    } while (0)
+#define QK(expr) QF_TEST_OK(expr) /* qf_test_util.h */
 /* QK passes &err_ as the last argument: write calls as QK(f(..., &err_)). */
 
 static qf_cuda_ctx *g_ctx;

@@ -6,7 +6,8 @@
  *   2. metrics whose names are their formulas (qf_max_abs_diff, qf_rmse, qf_nmse, qf_max_ulp),
  *      each unit-tested on a hand-computed case in tests/test_quantize.c;
  *   3. tolerances derived from a number format (half a step of an integer grid, half an ulp
- *      of a small float grid), so a bound in a test says which format property it relies on.
+ *      of a small float grid), so a bound in a test says which format property it relies on;
+ *   4. QF_TEST_OK(expr): a qforge call must return QF_OK, else the test fails with its message.
  * Nothing here allocates.  Include after <cmocka.h> or on its own.
  */
 #ifndef QF_TEST_UTIL_H
@@ -17,6 +18,16 @@
 #include <stdint.h>
 #include <string.h>
 #include "qf_rng.h"
+
+/* ---- qforge calls ----------------------------------------------------------------------- */
+/* The call gets `&err_` as its qf_error argument: write QF_TEST_OK(f(..., &err_)).  Needs
+ * <cmocka.h> (fail_msg) and qf_error.h at the point of use. */
+#define QF_TEST_OK(expr)                                                                                  \
+    do {                                                                                                  \
+        qf_error err_ = {0};                                                                              \
+        qf_status s_ = (expr);                                                                            \
+        if (s_ != QF_OK) fail_msg("%s -> %s: %s (%s:%d)", #expr, qf_status_name(s_), err_.msg, __FILE__, __LINE__); \
+    } while (0)
 
 /* ---- deterministic RNG ---------------------------------------------------------------- */
 /* SplitMix64 (Steele, Lea, Flood 2014): full-period 64-bit generator, good enough for test

@@ -230,10 +230,12 @@ static qf_group_params qf_gptq_group_params(const qf_scheme *s, const qf_gptq_op
         const float ratio = 1.0f - (1.0f - o->clip_min) * (float)k / (float)o->clip_search;
         const qf_group_params p = ratio == 1.0f ? full : qf_group_params_from_range(s, lo * ratio, hi * ratio, G);
         double e = 0;
-        for (int64_t t = 0; t < gs; t++) {
-            float dq;
-            qf_quant_value(s, &p, v[t], &dq);
-            e += ((double)v[t] - dq) * ((double)v[t] - dq) * w[t];
+        float dq[256];
+        for (int64_t t0 = 0; t0 < gs; t0 += 256) { /* rounding vectorised, the sum in order */
+            const int64_t len = gs - t0 < 256 ? gs - t0 : 256;
+            qf_quant_dequant(s, &p, v + t0, len, dq);
+            for (int64_t t = 0; t < len; t++)
+                e += ((double)v[t0 + t] - dq[t]) * ((double)v[t0 + t] - dq[t]) * w[t0 + t];
         }
         if (best_e < 0 || e < best_e) best_e = e, best = p;
     }

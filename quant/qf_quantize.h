@@ -80,6 +80,9 @@ qf_group_params qf_group_params_from_range(const qf_scheme *s, float lo, float h
 /* Quantize one value under p: returns the stored code (int4: 0..15, int8: as uint8 of int8,
  * fp8/fp4: the bit pattern) and writes the dequantized value to *deq (deq may be NULL). */
 uint32_t qf_quant_value(const qf_scheme *s, const qf_group_params *p, float x, float *deq);
+/* deq[i] = the dequantized value qf_quant_value gives for x[i], i < n (bit for bit), as a
+ * per-format loop the compiler vectorizes: for searches that round a group many times. */
+void qf_quant_dequant(const qf_scheme *s, const qf_group_params *p, const float *x, int64_t n, float *deq);
 /* nvfp4 global scale G = 448 * 6 / amax (1 when amax is 0 or not finite). */
 float qf_nvfp4_global_scale(float amax);
 

@@ -190,6 +190,36 @@ static void qf_quant_codes(const qf_scheme *s, const qf_group_params *p, const f
     }
 }
 
+void qf_quant_dequant(const qf_scheme *s, const qf_group_params *p, const float *x, int64_t n, float *deq)
+{
+    const float sc = p->scale;
+    if (!(sc > 0)) {
+        for (int64_t i = 0; i < n; i++) qf_quant_value(s, p, x[i], &deq[i]);
+        return;
+    }
+    switch (s->value) {
+    case QF_VALUE_INT4:
+        if (s->symmetric) {
+            for (int64_t i = 0; i < n; i++) deq[i] = qf_clampf(rintf(x[i] / sc), -8.0f, 7.0f) * sc;
+        } else {
+            const float z = p->zero;
+            for (int64_t i = 0; i < n; i++) deq[i] = (qf_clampf(rintf(x[i] / sc) + z, 0.0f, 15.0f) - z) * sc;
+        }
+        break;
+    case QF_VALUE_INT8:
+        for (int64_t i = 0; i < n; i++) deq[i] = qf_clampf(rintf(x[i] / sc), -127.0f, 127.0f) * sc;
+        break;
+    case QF_VALUE_FP8_E4M3:
+        for (int64_t i = 0; i < n; i++) deq[i] = qf_e4m3_to_f32((uint8_t)qf_f32_to_e4m3(x[i] / sc)) * sc;
+        break;
+    case QF_VALUE_FP4_E2M1:
+        for (int64_t i = 0; i < n; i++) deq[i] = qf_e2m1_to_f32((uint8_t)qf_f32_to_e2m1(x[i] / sc)) * sc;
+        break;
+    default:
+        for (int64_t i = 0; i < n; i++) qf_quant_value(s, p, x[i], &deq[i]);
+    }
+}
+
 void qf_load_row(qf_dtype dtype, const void *src, int64_t r, int64_t cols, float *out)
 {
     if (dtype == QF_DTYPE_F32) {

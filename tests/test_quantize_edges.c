@@ -238,6 +238,43 @@ static void test_group_with_huge_outlier(void **state)
     free(x);
 }
 
+/* qf_quant_dequant (the vectorised loop GPTQ's clip search rounds with) equals qf_quant_value
+ * bit for bit, for every scheme's value format, on values around every grid point, beyond the
+ * range, ±0, NaN, ±Inf and subnormals, under ordinary, tiny, huge, zero, negative and NaN
+ * scales (the last three take the scalar path) and both zero-point extremes. */
+static void test_quant_dequant_equals_quant_value(void **state)
+{
+    (void)state;
+    int n = 0;
+    const qf_scheme *all = qf_scheme_all(&n);
+    qf_test_rng r = qf_test_rng_init(23);
+    enum { N = 4096 };
+    static float x[N], a[N], b[N];
+    const float scales[] = {0.37f, 1e-30f, 3e30f, 1.0f, 0.0f, -0.5f, NAN};
+    const float zeros[] = {0.0f, 8.0f, 15.0f};
+    for (int si = 0; si < n; si++) {
+        const qf_scheme *sc = &all[si];
+        for (size_t k = 0; k < sizeof scales / sizeof scales[0]; k++)
+            for (size_t z = 0; z < sizeof zeros / sizeof zeros[0]; z++) {
+                const qf_group_params p = {scales[k], zeros[z], 0};
+                for (int i = 0; i < N; i++) { /* multiples of the step and half-steps, jittered */
+                    const float grid = (float)((int)(qf_test_rng_u32(&r) % 64) - 32) * 0.5f;
+                    x[i] = (grid + (float)(qf_test_rng_normal(&r) * 0.01)) * (isfinite(scales[k]) ? scales[k] : 1.0f);
+                }
+                const float special[] = {0.0f, -0.0f, NAN, INFINITY, -INFINITY, 1e-45f, -1e-40f, 3e38f, -3e38f};
+                for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) x[i] = special[i];
+                qf_quant_dequant(sc, &p, x, N, a);
+                for (int i = 0; i < N; i++) qf_quant_value(sc, &p, x[i], &b[i]);
+                if (memcmp(a, b, sizeof a)) {
+                    for (int i = 0; i < N; i++)
+                        if (memcmp(&a[i], &b[i], sizeof(float)))
+                            fail_msg("%s scale %g zero %g x %g: vectorised %g, qf_quant_value %g", sc->name, scales[k],
+                                     zeros[z], x[i], a[i], b[i]);
+                }
+            }
+    }
+}
+
 /* Asymmetric int4 on groups that are entirely negative (zero point 15, min at code 0) and
  * entirely positive (zero point 0). */
 static void test_asym_negative_only_and_positive_only_groups(void **state)
@@ -282,6 +319,7 @@ int main(void)
         cmocka_unit_test(test_nvfp4_zero_block_scale_is_ct_eps_0x20),
         cmocka_unit_test(test_group_with_huge_outlier),
         cmocka_unit_test(test_asym_negative_only_and_positive_only_groups),
+        cmocka_unit_test(test_quant_dequant_equals_quant_value),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

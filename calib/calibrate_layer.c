@@ -342,9 +342,8 @@ static qf_status qf_cal_layer_quantize(qf_cal *c, qf_layer *L, qf_error *err)
     if (r == QF_OK) r = qf_cal_stage(c, L, qf_pass_attention, 0, L->o.cols, o1, 1, -1, err);
     if (r == QF_OK && L->is_moe && c->o->moe_floor >= 0) { /* per expert, rows weighted by routing */
         r = qf_cal_stage(c, L, qf_pass_residual, 0, C, gu, 0, -1, err); /* h1 only */
-        const float amax = qf_cal_group_amax(c, gu, ngu);
-        for (int e = 0; r == QF_OK && e < E; e++)
-            r = qf_cal_stage(c, L, qf_pass_expert_in, e, C, gu + 2 * e, 2, amax, err);
+        for (int e = 0; r == QF_OK && e < E; e++) /* nvfp4: w1/w3 of one expert share a global scale */
+            r = qf_cal_stage(c, L, qf_pass_expert_in, e, C, gu + 2 * e, 2, -1, err);
     } else if (r == QF_OK)
         r = qf_cal_stage(c, L, qf_pass_residual, 0, C, gu, ngu, -1, err);
     free(gu);

@@ -231,13 +231,42 @@ float qf_cal_group_amax(const qf_cal *c, qf_linear **lin, int n)
     return amax;
 }
 
+/* Linears of one parent module (q/k/v of self_attn, gate/up of mlp, w1/w3 of one expert):
+ * the siblings a serving engine fuses, as the RTN path's sibling key groups them. */
+static int qf_cal_same_parent(const char *a, const char *b)
+{
+    const char *da = strrchr(a, '.'), *db = strrchr(b, '.');
+    size_t la = da ? (size_t)(da - a) : 0, lb = db ? (size_t)(db - b) : 0;
+    return la == lb && strncmp(a, b, la) == 0;
+}
+
 qf_status qf_cal_quantize_group(qf_cal *c, qf_linear **lin, int n, const qf_stats *st, float amax, qf_error *err)
 {
     if (c->collect) return QF_OK;
-    if (amax < 0) amax = qf_cal_group_amax(c, lin, n);
-    for (int i = 0; i < n; i++)
-        if (qf_cal_wanted(c, lin[i])) QF_TRY(qf_cal_quantize(c, lin[i], st, amax, err));
-    return QF_OK;
+    /* amax < 0: each Linear's siblings in the group (same parent module) share one global
+     * scale, measured before any of them is quantized (GPTQ updates the weights in place).
+     * A group of every expert's w1/w3 (--moe-floor all) so gets one scale per expert. */
+    float *g = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    if (!g) return qf_fail(err, QF_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        g[i] = amax;
+        if (amax >= 0) continue;
+        qf_linear **sib = malloc(sizeof *sib * (size_t)n);
+        int ns = 0;
+        if (!sib) {
+            free(g);
+            return qf_fail(err, QF_ERR_NOMEM, "out of memory");
+        }
+        for (int j = 0; j < n; j++)
+            if (qf_cal_same_parent(lin[i]->name, lin[j]->name)) sib[ns++] = lin[j];
+        g[i] = qf_cal_group_amax(c, sib, ns);
+        free(sib);
+    }
+    qf_status r = QF_OK;
+    for (int i = 0; r == QF_OK && i < n; i++)
+        if (qf_cal_wanted(c, lin[i])) r = qf_cal_quantize(c, lin[i], st, g[i], err);
+    free(g);
+    return r;
 }
 
 /* ---- scale folding (AWQ / SmoothQuant), from phase-1 statistics ---------------------------- */

@@ -35,6 +35,32 @@ grep -q '"moe_floor": 0.001' "$T/moe/qforge.manifest.json" && ok "recipe records
 expect_exit 0 "gptq tiny-moe --moe-floor all" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/moeall" --scheme w4a16-asym --method gptq --moe-floor all $small
 grep -q '"moe_floor"' "$T/moeall/qforge.manifest.json" && bad "--moe-floor all still records a floor" || ok "--moe-floor all: no floor in the recipe"
 cmp -s "$T/moe/model.safetensors" "$T/moeall/model.safetensors" && bad "routing-weighted statistics changed nothing" || ok "routing-weighted expert statistics change the experts"
+# nvfp4 global scales of MoE experts: w1/w3 of one expert share one (vLLM fuses them), every
+# expert and every w2 has its own, as the RTN path writes them (also with --moe-floor all)
+expect_exit 0 "rtn nvfp4a16 tiny-moe" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/moe-n-rtn" --scheme nvfp4a16 -q
+expect_exit 0 "gptq nvfp4a16 tiny-moe" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/moe-n" --scheme nvfp4a16 --method gptq $small
+expect_exit 0 "gptq nvfp4a16 tiny-moe --moe-floor all" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/moe-n-all" --scheme nvfp4a16 --method gptq --moe-floor all $small
+python3 - "$T/moe-n-rtn" "$T/moe-n" "$T/moe-n-all" <<'PY' && ok "MoE nvfp4 global scales: per expert (w1 = w3), as RTN writes them" || bad "MoE nvfp4 global scales differ from RTN's sharing"
+import glob, json, struct, sys
+def scales(d):
+    out = {}
+    for f in glob.glob(d + "/*.safetensors"):
+        b = open(f, "rb").read()
+        n = struct.unpack("<Q", b[:8])[0]
+        for k, v in json.loads(b[8:8 + n]).items():
+            if k.endswith(".weight_global_scale") and ".experts." in k:
+                out[k] = struct.unpack("<f", b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][0] + 4])[0]
+    return out
+rtn = scales(sys.argv[1])
+assert len(rtn) == 4 * 4 * 3, len(rtn)
+for d in sys.argv[2:]:
+    s = scales(d)
+    assert s == rtn, d
+for l in range(4):
+    g = lambda e, w: rtn["model.layers.%d.block_sparse_moe.experts.%d.%s.weight_global_scale" % (l, e, w)]
+    assert all(g(e, "w1") == g(e, "w3") for e in range(4))
+    assert len({g(e, "w1") for e in range(4)}) > 1
+PY
 # partitioned GPTQ: each slice re-runs (and re-quantizes) the layers before it for its inputs,
 # so the merged parts equal the single run byte for byte
 "$QFORGE" convert $M -o "$T/gp0" --scheme w4a16-asym --method gptq $small --layers 0-2 >/dev/null 2>&1

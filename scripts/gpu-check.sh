@@ -1,6 +1,7 @@
 #!/bin/bash
 # scripts/gpu-check.sh [STAGE...] - the GPU checks, for a machine with CUDA and a GPU but none of
-# the Debian libraries (they travel in .devdeps/, made by ../shared/tools/device-deps.sh .devdeps).
+# the Debian libraries: they travel in .devdeps/, the packages of scripts/deps.sh unpacked with
+# `apt-get download` + `dpkg -x` into one folder (its usr/include and usr/lib/x86_64-linux-gnu).
 # Logs go to $OUT (default /tmp/qf-gpu-out).  Stages, in the order given (default: build test bench):
 #   build   make all + the GPU test programs
 #   test    make test-gpu (kernels against their CPU references)

@@ -4,8 +4,8 @@
 # `apt-get download` + `dpkg -x` into one folder (its usr/include and usr/lib/x86_64-linux-gnu).
 # Logs go to $OUT (default /tmp/qf-gpu-out).  Stages, in the order given (default: build test bench):
 #   build   make all + the GPU test programs
-#   test    make test-gpu (kernels against their CPU references)
-#   bench   qforge bench kernels (text and --json)
+#   test    make test-gpu (kernels and calibration products against their CPU references)
+#   bench   qforge bench kernels
 #   gptq8b  synthetic Llama-3-8B, qforge convert --scheme w4a16 --method gptq, 128 x 512 calibration
 #   tiny    tiny-llama w4a16-asym gptq with --device cpu and --device gpu, both validated (KLD)
 #   val8b   qforge validate on that synthetic 8B (base bf16) over 512-token windows

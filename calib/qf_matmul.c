@@ -352,8 +352,7 @@ static void qf_mm_fill_weight(void *ctx, float *w)
 qf_status qf_matmul_rows(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx, qf_rows_fn rows,
                          const void *src, float *y, int64_t ldy, qf_error *err)
 {
-    if (m >= QF_MM_GPU_MIN_M && (double)m * (double)n * (double)k >= QF_MM_GPU_MIN_MACS && qf_gpu_calib_enabled())
-    {
+    if (m >= QF_MM_GPU_MIN_M && (double)m * (double)n * (double)k >= QF_MM_GPU_MIN_MACS && qf_gpu_calib_enabled()) {
         qf_mm_fill f = {n, k, rows, src};
         return qf_gpu_sgemm_nt_fill(m, n, k, x, ldx, qf_mm_fill_weight, &f, y, ldy, err);
     }

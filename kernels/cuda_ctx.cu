@@ -29,7 +29,11 @@ qf_status qf_dbuf_reserve(qf_dbuf *b, size_t bytes, int zero, qf_error *err)
         b->cap = 0;
     }
     QF_CUDA_TRY(cudaMalloc(&b->p, want));
-    if (zero) QF_CUDA_TRY(cudaMemset(b->p, 0, want));
+    if (zero) { /* cudaMemset runs on the legacy stream, which a non-blocking user stream does not
+                 * wait for: finish it before any kernel can read the buffer */
+        QF_CUDA_TRY(cudaMemset(b->p, 0, want));
+        QF_CUDA_TRY(cudaDeviceSynchronize());
+    }
     b->cap = want;
     return QF_OK;
 }

@@ -8,6 +8,10 @@
  *   abssum[j]  sum |x_j|  (mean: / count)     AWQ's x_mean
  *   sqsum[j]   sum x_j^2                      the Hessian diagonal (llama.cpp imatrix in_sum2)
  *   xtx        sum x^T x  [cols, cols]        GPTQ's and AWQ's Hessian (flag QF_STATS_XTX)
+ *   cross      sum r^T x  [cols, cols]        r: the float model's input for the same token,
+ *                                             given beside x (flag QF_STATS_CROSS,
+ *                                             qf_stats_add_pair): the float-path target of
+ *                                             qf_float_target.h
  *
  * XᵀX: rows are buffered into chunks of QF_STATS_CHUNK; each full chunk is multiplied in
  * float32 (fused multiply-adds in row order) and added into the float64 sum.  The result
@@ -15,13 +19,14 @@
  * on the number of threads.  Per-channel sums are float64, in row order.  With a GPU
  * (qf_gpu_calib.h) and at least QF_STATS_GPU_MIN_COLS inputs, each chunk's product is a cuBLAS
  * SSYRK added to a float64 sum on the device (same contract, another summation order); a
- * GPU that cannot hold the sum leaves it on the CPU.
+ * GPU that cannot hold the sum leaves it on the CPU.  The cross product is chunked the same
+ * way (qf_gemm_tn_acc), always on the CPU.
  *
  * Lifecycle: qf_stats_init -> qf_stats_add ... -> qf_stats_finish (flushes the partial chunk
  * and mirrors the lower triangle: xtx is then the full symmetric matrix) -> read ->
  * qf_stats_free.  Adding after finish is allowed (finish again before reading xtx).
  * Memory: with QF_STATS_XTX, 8 cols^2 + 4 * QF_STATS_CHUNK * cols bytes (cols = 4096:
- * 136 MB; 14336: 1.7 GB).
+ * 136 MB; 14336: 1.7 GB); QF_STATS_CROSS as much again.
  */
 #ifndef QF_STATS_H
 #define QF_STATS_H
@@ -33,6 +38,7 @@
 #include "qf_scheme.h"
 
 #define QF_STATS_XTX 1u     /* accumulate the [cols, cols] XᵀX sum */
+#define QF_STATS_CROSS 2u   /* with QF_STATS_XTX: also the [cols, cols] RᵀX sum of qf_stats_add_pair */
 #define QF_STATS_CHUNK 512  /* rows per float32 XᵀX chunk */
 #define QF_STATS_GPU_MIN_COLS 1024 /* narrower inputs stay on the CPU (the transfer would dominate) */
 
@@ -46,7 +52,9 @@ typedef struct qf_stats {
     double *abssum;  /* (cols) sum |x| */
     double *sqsum;   /* (cols) sum x^2 */
     double *xtx;     /* (cols, cols) sum x^T x; NULL without QF_STATS_XTX; full after finish */
+    double *cross;   /* (cols, cols) sum r^T x (cross[a][b] = sum r_a x_b); NULL without QF_STATS_CROSS */
     float *pending;  /* (QF_STATS_CHUNK, cols) rows not yet in xtx */
+    float *pending_ref; /* (QF_STATS_CHUNK, cols) their r rows (QF_STATS_CROSS) */
     int64_t n_pending;
     int nonfinite;   /* 1 once a NaN / Inf input was seen (its row is skipped) */
     qf_gpu_xtx *gpu; /* the XᵀX sum lives on the GPU (qf_gpu_calib.h) until finish; NULL: CPU */
@@ -61,6 +69,12 @@ void qf_stats_free(qf_stats *st);
 /* Add n rows X[n, cols] (row-major float32).  Rows with a NaN or Inf are skipped and set
  * st->nonfinite (calibration should report it).  Returns QF_OK or QF_ERR_NOMEM. */
 qf_status qf_stats_add(qf_stats *st, const float *X, int64_t n, qf_error *err);
+
+/* QF_STATS_CROSS: add n rows X[n, cols] with their reference rows R[n, cols] (the float
+ * model's input for the same tokens).  X feeds every statistic as qf_stats_add does; a row
+ * is skipped when X's or R's row has a NaN or Inf.  qf_stats_add is a usage error on such an
+ * accumulator (the pairs would fall out of step). */
+qf_status qf_stats_add_pair(qf_stats *st, const float *X, const float *R, int64_t n, qf_error *err);
 
 /* Flush the partial chunk into xtx and make it symmetric.  Idempotent. */
 qf_status qf_stats_finish(qf_stats *st, qf_error *err);

@@ -22,10 +22,19 @@ qf_status qf_stats_init(qf_stats *st, int64_t cols, unsigned flags, qf_error *er
     st->abssum = calloc((size_t)cols, sizeof(double));
     st->sqsum = calloc((size_t)cols, sizeof(double));
     int ok = st->absmax && st->xmin && st->xmax && st->abssum && st->sqsum;
+    if (ok && (flags & QF_STATS_CROSS) && !(flags & QF_STATS_XTX)) {
+        qf_stats_free(st);
+        return qf_fail(err, QF_ERR_USAGE, "stats: the cross product needs QF_STATS_XTX");
+    }
     if (ok && (flags & QF_STATS_XTX)) {
         st->xtx = calloc((size_t)(cols * cols), sizeof(double));
         st->pending = malloc(sizeof(float) * (size_t)(QF_STATS_CHUNK * cols));
         ok = st->xtx && st->pending;
+        if (ok && (flags & QF_STATS_CROSS)) {
+            st->cross = calloc((size_t)(cols * cols), sizeof(double));
+            st->pending_ref = malloc(sizeof(float) * (size_t)(QF_STATS_CHUNK * cols));
+            ok = st->cross && st->pending_ref;
+        }
         qf_error gerr;
         if (ok && cols >= QF_STATS_GPU_MIN_COLS && qf_gpu_calib_enabled() &&
             qf_gpu_xtx_create(cols, &st->gpu, &gerr) != QF_OK)
@@ -48,6 +57,8 @@ void qf_stats_free(qf_stats *st)
     free(st->sqsum);
     free(st->xtx);
     free(st->pending);
+    free(st->cross);
+    free(st->pending_ref);
     qf_gpu_xtx_free(st->gpu);
     memset(st, 0, sizeof *st);
 }
@@ -57,6 +68,9 @@ static qf_status qf_stats_flush(qf_stats *st, qf_error *err)
     if (!st->n_pending) return QF_OK;
     qf_status s = st->gpu ? qf_gpu_xtx_add(st->gpu, st->pending, st->n_pending, err)
                           : qf_syrk_acc(st->n_pending, st->cols, st->pending, st->cols, st->xtx, st->cols, err);
+    if (s == QF_OK && st->cross)
+        s = qf_gemm_tn_acc(st->n_pending, st->cols, st->cols, st->pending_ref, st->cols, st->pending, st->cols, st->cross,
+                           st->cols, err);
     st->n_pending = 0;
     return s;
 }
@@ -91,7 +105,15 @@ static void qf_stats_channels(qf_stats *st, const float *X, int64_t n, const uin
     }
 }
 
-qf_status qf_stats_add(qf_stats *st, const float *X, int64_t n, qf_error *err)
+/* 1 when row x (cols) has a NaN or Inf (the sum of x * 0 is NaN iff so) */
+static int qf_row_nonfinite(const float *x, int64_t cols)
+{
+    float acc = 0;
+    for (int64_t c = 0; c < cols; c++) acc += x[c] * 0.0f;
+    return acc != 0.0f;
+}
+
+static qf_status qf_stats_add_rows(qf_stats *st, const float *X, const float *R, int64_t n, qf_error *err)
 {
     if (n <= 0) return QF_OK;
     const int64_t cols = st->cols;
@@ -99,23 +121,13 @@ qf_status qf_stats_add(qf_stats *st, const float *X, int64_t n, qf_error *err)
     uint8_t *skip = NULL;
     int64_t nbad = 0;
 #pragma omp parallel for schedule(static) reduction(+ : nbad)
-    for (int64_t r = 0; r < n; r++) {
-        const float *x = X + r * cols;
-        float acc = 0;
-        for (int64_t c = 0; c < cols; c++) acc += x[c] * 0.0f; /* NaN iff some x is NaN or Inf */
-        if (acc != 0.0f) nbad++;
-    }
+    for (int64_t r = 0; r < n; r++)
+        if (qf_row_nonfinite(X + r * cols, cols) || (R && qf_row_nonfinite(R + r * cols, cols))) nbad++;
     if (nbad) {
         skip = calloc((size_t)n, 1);
         if (!skip) return qf_fail(err, QF_ERR_NOMEM, "stats: out of memory");
-        for (int64_t r = 0; r < n; r++) {
-            const float *x = X + r * cols;
-            for (int64_t c = 0; c < cols; c++)
-                if (!isfinite(x[c])) {
-                    skip[r] = 1;
-                    break;
-                }
-        }
+        for (int64_t r = 0; r < n; r++)
+            skip[r] = (uint8_t)(qf_row_nonfinite(X + r * cols, cols) || (R && qf_row_nonfinite(R + r * cols, cols)));
         st->nonfinite = 1;
     }
     qf_stats_channels(st, X, n, skip);
@@ -125,11 +137,24 @@ qf_status qf_stats_add(qf_stats *st, const float *X, int64_t n, qf_error *err)
         for (int64_t r = 0; r < n && s == QF_OK; r++) {
             if (skip && skip[r]) continue;
             memcpy(st->pending + st->n_pending * cols, X + r * cols, sizeof(float) * (size_t)cols);
+            if (R) memcpy(st->pending_ref + st->n_pending * cols, R + r * cols, sizeof(float) * (size_t)cols);
             if (++st->n_pending == QF_STATS_CHUNK) s = qf_stats_flush(st, err);
         }
     }
     free(skip);
     return s;
+}
+
+qf_status qf_stats_add(qf_stats *st, const float *X, int64_t n, qf_error *err)
+{
+    if (st->cross) return qf_fail(err, QF_ERR_USAGE, "stats: this accumulator takes rows in pairs (qf_stats_add_pair)");
+    return qf_stats_add_rows(st, X, NULL, n, err);
+}
+
+qf_status qf_stats_add_pair(qf_stats *st, const float *X, const float *R, int64_t n, qf_error *err)
+{
+    if (!st->cross) return qf_fail(err, QF_ERR_USAGE, "stats: qf_stats_add_pair needs QF_STATS_CROSS");
+    return qf_stats_add_rows(st, X, R, n, err);
 }
 
 qf_status qf_stats_finish(qf_stats *st, qf_error *err)

@@ -235,6 +235,12 @@ qf_status qf_syrk_acc(int64_t m, int64_t n, const float *X, int64_t ldx, double 
     return qf_gemm_drv_sd(qf_kernel_s(), 1, 0, n, n, m, 1.0f, X, ldx, X, ldx, C, ldc, QF_GEMM_C_LOWER, err);
 }
 
+qf_status qf_gemm_tn_acc(int64_t m, int64_t n1, int64_t n2, const float *A, int64_t lda, const float *B, int64_t ldb,
+                         double *C, int64_t ldc, qf_error *err)
+{
+    return qf_gemm_drv_sd(qf_kernel_s(), 1, 0, n1, n2, m, 1.0f, A, lda, B, ldb, C, ldc, 0, err);
+}
+
 /* ---- Cholesky ------------------------------------------------------------------------------ */
 #define QF_CHOL_NB 256
 

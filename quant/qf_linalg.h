@@ -5,6 +5,7 @@
  *     two structure hints (C lower triangle only; A lower triangular) so that SYRK- and
  *     TRMM-shaped products skip the tiles that are zero or unwanted;
  *   - qf_syrk_acc: C (float64, lower triangle) += X^T X for float32 rows X (the Hessian);
+ *     qf_gemm_tn_acc: C (float64) += A^T B, the cross product of two inputs;
  *   - Cholesky (lower) and the inverse of a lower-triangular matrix, float64;
  *   - qf_gptq_factor: the upper Cholesky factor U of H^-1 (H^-1 = U^T U) that GPTQ sweeps with,
  *     computed with one Cholesky and one triangular inverse (no explicit H^-1);
@@ -48,6 +49,13 @@ qf_status qf_dgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha
  * Products and sums over the m rows are float32 (fused multiply-adds in row order); each
  * call's result is added to the float64 C.  The strict upper triangle is not touched. */
 qf_status qf_syrk_acc(int64_t m, int64_t n, const float *X, int64_t ldx, double *C, int64_t ldc, qf_error *err);
+
+/* C[n1, n2] (ldc, float64) += A^T B for float32 rows A [m, n1] (lda) and B [m, n2] (ldb):
+ * the cross product sum_r a_r^T b_r of two inputs seen for the same rows (calibration's
+ * float-path / quantized-path pairs).  Products and sums over the m rows are float32 (fused
+ * multiply-adds in row order); the call's result is added to the float64 C. */
+qf_status qf_gemm_tn_acc(int64_t m, int64_t n1, int64_t n2, const float *A, int64_t lda, const float *B, int64_t ldb,
+                         double *C, int64_t ldc, qf_error *err);
 
 /* In-place Cholesky A = L L^T of the symmetric positive definite A[n, n] (lda, only the lower
  * triangle is read).  L overwrites the lower triangle; the strict upper triangle is set to 0.

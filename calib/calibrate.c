@@ -25,6 +25,7 @@ void qf_calib_opts_default(qf_calib_opts *o)
     o->moe_floor = 0.001f; /* measured on tiny-moe: 1e-2 and 1e-4 are worse, all tokens worse still */
     qf_gptq_opts_default(&o->gptq);
     o->gptq.clip_search = 20; /* measured: w4a16-asym KLD -10 %, w4a16 -24 % on tiny-llama (docs/bench.md) */
+    o->float_target = 1;      /* measured: w4a16-asym KLD -7 % on tiny-llama, -14 % on tiny-moe (docs/bench.md) */
     qf_awq_opts_default(&o->awq);
 }
 
@@ -36,6 +37,11 @@ qf_calib_method qf_calib_method_from_name(const char *name)
     for (int m = QF_CALIB_RTN; m <= QF_CALIB_AWQ_GPTQ; m++)
         if (strcmp(name, qf_method_names[m]) == 0) return (qf_calib_method)m;
     return (qf_calib_method)0;
+}
+
+int qf_calib_float_path(const qf_calib_opts *o)
+{
+    return o->float_target && (o->method == QF_CALIB_GPTQ || o->method == QF_CALIB_AWQ_GPTQ);
 }
 
 const char *qf_calib_method_name(qf_calib_method m)
@@ -67,8 +73,10 @@ static void qf_cal_emit_overrides(qf_cal *c, int l, qf_layer *L)
 }
 
 /* ---- the tables and the chunk work buffers ----------------------------------------------- */
-static const char *const qf_table_what[QF_CAL_NSTORES] = {"hidden states", "attention outputs", "MLP activations"};
-static const char *const qf_table_file[QF_CAL_NSTORES] = {"act-hidden.f32", "act-attention.f32", "act-mlp.f32"};
+static const char *const qf_table_what[QF_CAL_NSTORES] = {"hidden states", "attention outputs", "MLP activations",
+                                                          "float-model hidden states"};
+static const char *const qf_table_file[QF_CAL_NSTORES] = {"act-hidden.f32", "act-attention.f32", "act-mlp.f32",
+                                                          "act-float.f32"};
 
 static qf_status qf_cal_open_tables(qf_cal *c, const qf_cal_plan *p, const char *out_dir, qf_error *err)
 {
@@ -81,20 +89,23 @@ static qf_status qf_cal_open_tables(qf_cal *c, const qf_cal_plan *p, const char 
         free(path);
         QF_TRY(s);
     }
-    /* chunk buffers, each 64-byte aligned: xn tmp q k v g u + a read buffer per spilled table */
-    const int64_t t = (int64_t)p->chunk * c->seqlen, C = cf->hidden_size, qd = width[QF_CAL_ATTN],
-                  kvd = (int64_t)cf->n_kv_heads * cf->head_dim, F = c->m->ffn_max;
-    int64_t w[9] = {C, C, qd, kvd, kvd, F, F, p->in_ram[QF_CAL_HIDDEN] ? 0 : C, p->in_ram[QF_CAL_ATTN] ? 0 : qd};
+    /* chunk buffers, each 64-byte aligned: xn tmp q k v g u, a read buffer per spilled table,
+     * the float path's xf attf gf uf */
+    const int64_t t = (int64_t)p->chunk * c->seqlen, C = cf->hidden_size, qd = (int64_t)cf->n_heads * cf->head_dim,
+                  kvd = (int64_t)cf->n_kv_heads * cf->head_dim, F = c->m->ffn_max, fp = p->store[QF_CAL_FLOAT] != 0;
+    enum { NB = 14 };
+    int64_t w[NB] = {C, C, qd, kvd, kvd, F, F, p->in_ram[QF_CAL_HIDDEN] ? 0 : C, p->in_ram[QF_CAL_ATTN] ? 0 : qd,
+                     fp && !p->in_ram[QF_CAL_FLOAT] ? C : 0, fp ? C : 0, fp ? qd : 0, fp ? F : 0, fp ? F : 0};
     int64_t total = 0;
-    for (int i = 0; i < 9; i++) total += (t * w[i] + 15) / 16 * 16;
+    for (int i = 0; i < NB; i++) total += (t * w[i] + 15) / 16 * 16;
     float *base = aligned_alloc(64, sizeof(float) * (size_t)(total ? total : 16));
     if (!base)
         return qf_fail(err, QF_ERR_NOMEM, "calibration: out of memory for a chunk of %lld tokens (%.0f MB)", (long long)t,
                        total * 4 / 1e6);
-    float **slot[9] = {&c->w.xn, &c->w.tmp, &c->w.q, &c->w.k, &c->w.v, &c->w.g, &c->w.u, &c->w.buf[QF_CAL_HIDDEN],
-                       &c->w.buf[QF_CAL_ATTN]};
+    float **slot[NB] = {&c->w.xn, &c->w.tmp, &c->w.q, &c->w.k, &c->w.v, &c->w.g, &c->w.u, &c->w.buf[QF_CAL_HIDDEN],
+                        &c->w.buf[QF_CAL_ATTN], &c->w.buf[QF_CAL_FLOAT], &c->w.xf, &c->w.attf, &c->w.gf, &c->w.uf};
     float *at = base;
-    for (int i = 0; i < 9; i++) {
+    for (int i = 0; i < NB; i++) {
         *slot[i] = w[i] ? at : NULL;
         at += (t * w[i] + 15) / 16 * 16;
     }
@@ -222,7 +233,8 @@ qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char
             r = qf_fail(err, QF_ERR_FORMAT, "calibration token id %d is outside the model's vocabulary (%lld)",
                         data.ids[i], (long long)m->vocab_in);
     if (r == QF_OK) r = qf_mkdirs(out_dir, err);
-    qf_cal c = {.o = o, .m = m, .n_tok = (int64_t)o->n_samples * o->seqlen, .seqlen = o->seqlen, .n_samples = o->n_samples};
+    qf_cal c = {.o = o, .m = m, .n_tok = (int64_t)o->n_samples * o->seqlen, .seqlen = o->seqlen, .n_samples = o->n_samples,
+                .float_path = qf_calib_float_path(o)};
     const qf_model_config *cf = &m->cfg;
     int last = o->last_layer >= 0 && o->last_layer < cf->n_layers ? o->last_layer : cf->n_layers - 1;
     qf_cal_plan plan;
@@ -258,9 +270,10 @@ qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char
     if (r == QF_OK) {
         char hex[QF_HASH_HEX_LEN + 1];
         qf_hash_hex(data.text_hash, hex);
-        json_t *g = json_pack("{s:f, s:i, s:b, s:b, s:i, s:f, s:i}", "dampening", o->gptq.percdamp, "block_size",
+        json_t *g = json_pack("{s:f, s:i, s:b, s:b, s:i, s:f, s:i, s:s}", "dampening", o->gptq.percdamp, "block_size",
                               o->gptq.block_size, "act_order", o->gptq.act_order, "static_groups", o->gptq.static_groups,
-                              "clip_search", o->gptq.clip_search, "clip_min", o->gptq.clip_min, "refit", o->gptq.refit);
+                              "clip_search", o->gptq.clip_search, "clip_min", o->gptq.clip_min, "refit", o->gptq.refit,
+                              "target", qf_calib_float_path(o) ? "float" : "quantized");
         json_t *a = json_pack("{s:i, s:b, s:i, s:f}", "n_grid", o->awq.n_grid, "duo_scaling", o->awq.duo_scaling,
                               "clip_steps", o->awq.clip_steps, "clip_min", o->awq.clip_min);
         *report = json_pack("{s:s, s:s, s:{s:s, s:s, s:I, s:I, s:i, s:i, s:I}, s:o, s:o, s:f, s:o}", "method",

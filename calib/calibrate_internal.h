@@ -4,10 +4,11 @@
  *   calibrate.c         options, the run: load, plan, embed, layer after layer, report
  *   calibrate_memory.c  the memory plan: what stays in RAM, what spills, the chunk size
  *   calibrate_layer.c   the passes over the calibration chunks for one decoder layer
+ *   calibrate_float.c   the float model's path beside them (the float target)
  *   calibrate_quant.c   one layer's float weights, quantizing a group of Linears, folding
  *                       AWQ / SmoothQuant scales, the layer's output tensors
  * Tokens are processed a chunk of whole samples at a time; what a later pass needs for every
- * token lives in three qf_act_store tables (qf_act_store.h), each in RAM or in a file.
+ * token lives in qf_act_store tables (qf_act_store.h), each in RAM or in a file.
  */
 #ifndef QF_CALIBRATE_INTERNAL_H
 #define QF_CALIBRATE_INTERNAL_H
@@ -20,12 +21,13 @@
 #include "qf_model.h"
 #include "qf_stats.h"
 
-/* The three tables of activations that outlive a pass (rows = every calibration token). */
+/* The tables of activations that outlive a pass (rows = every calibration token). */
 enum {
     QF_CAL_HIDDEN = 0, /* (n_tok, hidden): the residual stream h, overwritten by h1, then by the layer's output */
     QF_CAL_ATTN = 1,   /* (n_tok, heads * head_dim): attention output, o_proj's input */
     QF_CAL_MLP = 2,    /* (n_tok, intermediate): silu(gate) * up, down_proj's input (dense layers only) */
-    QF_CAL_NSTORES = 3
+    QF_CAL_FLOAT = 3,  /* (n_tok, hidden): the float model's residual stream h_f, then h1_f (float target only) */
+    QF_CAL_NSTORES = 4
 };
 
 /* ---- the memory plan (calibrate_memory.c) --------------------------------------------------- */
@@ -69,12 +71,16 @@ typedef struct {
 
 /* ---- the run --------------------------------------------------------------------------------- */
 /* Chunk work buffers, (chunk tokens, width) float32 each; buf[i] reads rows of a spilled
- * table (NULL when that table is in RAM; the MLP table reads into g). */
+ * table (NULL when that table is in RAM; the MLP table reads into g).  The float path's
+ * (xf, attf, gf, uf) exist with the float target only. */
 typedef struct {
     float *xn, *tmp;  /* (t, hidden) */
     float *q;         /* (t, heads * head_dim) */
     float *k, *v;     /* (t, kv_heads * head_dim) */
     float *g, *u;     /* (t, widest FFN) */
+    float *xf;        /* (t, hidden): a float-path input */
+    float *attf;      /* (t, heads * head_dim): the float path's attention output */
+    float *gf, *uf;   /* (t, widest FFN): the float path's swiglu */
     float *buf[QF_CAL_NSTORES];
 } qf_cal_ws;
 
@@ -92,7 +98,36 @@ typedef struct qf_cal {
     float **owned;   /* float weights made for this layer (freed at its end) */
     int n_owned, cap_owned;
     int collect;     /* 1: phase 1 (statistics for AWQ / SmoothQuant, nothing quantized) */
+    int float_path;  /* 1: the float target: the FLOAT table and the twin fl are kept */
+    qf_layer fl;     /* the current layer's float twin (float_path): its weights are owned
+                      * copies made before anything is quantized; fl.experts is malloc'd */
 } qf_cal;
+
+/* calibrate_layer.c: a chunk's table rows and forward pieces, shared with calibrate_float.c */
+qf_status qf_cal_load(qf_cal *c, int table, int64_t r0, int64_t n, float **rows, qf_error *err);
+qf_status qf_cal_save(qf_cal *c, int table, int64_t r0, int64_t n, const float *rows, qf_error *err);
+void qf_cal_add(float *dst, const float *a, const float *b, int64_t n);
+void qf_cal_norm(const qf_cal *c, const float *x, const float *weight, int64_t n, float *out);
+qf_status qf_cal_attention(qf_cal *c, qf_layer *L, const float *xn, int64_t n, float *att, qf_error *err);
+qf_status qf_cal_swiglu(const qf_linear *gate, const qf_linear *up, const float *x, int64_t n, float *g, float *u,
+                        qf_error *err);
+
+/* calibrate_float.c: the float path of the chunk rows [r0, r0 + n), in the float work
+ * buffers (valid until the next call).  begin makes the twin of layer L (after any scale
+ * folding, before anything is quantized); end drops it. */
+qf_status qf_cal_float_begin(qf_cal *c, qf_layer *L, qf_error *err);
+void qf_cal_float_end(qf_cal *c);
+/* A: q/k/v's float input. */
+qf_status qf_cal_float_attn_in(qf_cal *c, int64_t r0, int64_t n, float **xf, qf_error *err);
+/* B: the float attention output (o's float input); the FLOAT rows advance to h1_f. */
+qf_status qf_cal_float_attention(qf_cal *c, int64_t r0, int64_t n, float **att, qf_error *err);
+/* C: gate/up's float input, rows weighted by rw (NULL: not). */
+qf_status qf_cal_float_ffn_in(qf_cal *c, int64_t r0, int64_t n, const float *rw, float **xf, qf_error *err);
+/* D: down's float input, rows weighted by rw (NULL: not).  expert < 0: the dense MLP, and
+ * the FLOAT rows advance to the layer's float output (h1_f is not read after D). */
+qf_status qf_cal_float_down_in(qf_cal *c, int expert, int64_t r0, int64_t n, const float *rw, float **gf, qf_error *err);
+/* E, MoE: the FLOAT rows advance to the layer's float output. */
+qf_status qf_cal_float_moe_output(qf_cal *c, int64_t r0, int64_t n, qf_error *err);
 
 /* calibrate_layer.c: run layer l over every chunk.  collect = 1: phase 1 of AWQ /
  * SmoothQuant (float statistics of the four inputs, scales chosen and folded; the hidden
@@ -103,6 +138,8 @@ qf_status qf_cal_layer(qf_cal *c, int l, qf_error *err);
 qf_status qf_cal_embed(qf_cal *c, const int32_t *ids, qf_error *err);
 
 /* calibrate_quant.c */
+/* n floats owned by the current layer (freed at its end); NULL when out of memory. */
+float *qf_cal_alloc(qf_cal *c, int64_t n);
 void qf_cal_out_add(qf_cal_out *o, const char *module, const char *suffix, qf_dtype dt, int ndim, int64_t d0,
                     int64_t d1, void *data, uint64_t nbytes);
 qf_status qf_cal_out_write(qf_cal_out *o, const char *path, qf_error *err);

@@ -10,6 +10,8 @@
  *   D  dense: xn2 again; g = silu(gate(xn2)) * up(xn2) -> MLP table, stats -> quantize down
  *      MoE: per expert, xn2 again; its swiglu over all tokens -> stats -> quantize its down
  *   E  dense: h = h1 + down(g); MoE: h = h1 + moe(xn2), routed as served (tokens counted)
+ * With the float target each pass also computes the float model's rows for the same tokens
+ * (calibrate_float.c) and the statistics take them in pairs (qf_stats_add_pair).
  * Norms are recomputed instead of stored: a few flops per value against a table's worth of
  * memory or disk traffic.  Phase 1 of AWQ / SmoothQuant quantizes nothing, so its
  * statistics come from one fused pass that writes nothing back (MoE: A..C, then per expert
@@ -42,7 +44,7 @@ static void qf_cal_chunk_rows(const qf_cal *c, int i, int64_t *r0, int64_t *n)
     *n = (int64_t)(s1 - s0) * c->seqlen;
 }
 
-static qf_status qf_cal_load(qf_cal *c, int table, int64_t r0, int64_t n, float **rows, qf_error *err)
+qf_status qf_cal_load(qf_cal *c, int table, int64_t r0, int64_t n, float **rows, qf_error *err)
 {
     return qf_act_store_load(c->store[table], r0, n, c->w.buf[table], rows, err);
 }
@@ -52,13 +54,13 @@ static float *qf_cal_slot(qf_cal *c, int table, int64_t r0)
     return qf_act_store_slot(c->store[table], r0, c->w.buf[table]);
 }
 
-static qf_status qf_cal_save(qf_cal *c, int table, int64_t r0, int64_t n, const float *rows, qf_error *err)
+qf_status qf_cal_save(qf_cal *c, int table, int64_t r0, int64_t n, const float *rows, qf_error *err)
 {
     return qf_act_store_save(c->store[table], r0, n, rows, err);
 }
 
 /* dst[i] = a[i] + b[i] (the residual adds; dst may alias a or b) */
-static void qf_cal_add(float *dst, const float *a, const float *b, int64_t n)
+void qf_cal_add(float *dst, const float *a, const float *b, int64_t n)
 {
 #pragma omp parallel for simd schedule(static) if (n >= QF_PAR_MIN)
     for (int64_t i = 0; i < n; i++) dst[i] = a[i] + b[i];
@@ -72,13 +74,14 @@ qf_status qf_cal_embed(qf_cal *c, const int32_t *ids, qf_error *err)
         float *h = qf_cal_slot(c, QF_CAL_HIDDEN, r0);
         QF_TRY(qf_model_embed(c->m, ids + r0, n, h, err));
         QF_TRY(qf_cal_save(c, QF_CAL_HIDDEN, r0, n, h, err));
+        if (c->store[QF_CAL_FLOAT]) QF_TRY(qf_cal_save(c, QF_CAL_FLOAT, r0, n, h, err)); /* the float path starts equal */
     }
     return QF_OK;
 }
 
 /* ---- forward pieces of one chunk (n tokens) -------------------------------------------------- */
 /* att (n, heads * head_dim) = attention of the chunk's samples, from xn (n, hidden). */
-static qf_status qf_cal_attention(qf_cal *c, qf_layer *L, const float *xn, int64_t n, float *att, qf_error *err)
+qf_status qf_cal_attention(qf_cal *c, qf_layer *L, const float *xn, int64_t n, float *att, qf_error *err)
 {
     const qf_model_config *cf = &c->m->cfg;
     const int64_t qd = (int64_t)cf->n_heads * cf->head_dim, kvd = (int64_t)cf->n_kv_heads * cf->head_dim;
@@ -99,8 +102,8 @@ static qf_status qf_cal_attention(qf_cal *c, qf_layer *L, const float *xn, int64
 }
 
 /* g = silu(gate(x)) * up(x) for n tokens (u: work). */
-static qf_status qf_cal_swiglu(const qf_linear *gate, const qf_linear *up, const float *x, int64_t n, float *g, float *u,
-                               qf_error *err)
+qf_status qf_cal_swiglu(const qf_linear *gate, const qf_linear *up, const float *x, int64_t n, float *g, float *u,
+                        qf_error *err)
 {
     QF_TRY(qf_linear_forward(gate, x, n, g, NULL, err));
     QF_TRY(qf_linear_forward(up, x, n, u, NULL, err));
@@ -108,9 +111,16 @@ static qf_status qf_cal_swiglu(const qf_linear *gate, const qf_linear *up, const
     return QF_OK;
 }
 
-static void qf_cal_norm(const qf_cal *c, const float *x, const float *weight, int64_t n, float *out)
+void qf_cal_norm(const qf_cal *c, const float *x, const float *weight, int64_t n, float *out)
 {
     qf_rmsnorm_rows(x, weight, n, c->m->cfg.hidden_size, c->m->cfg.rms_norm_eps, out);
+}
+
+/* The group's statistics of rows x; xf: the float path's rows for the same tokens (the float
+ * target; NULL otherwise). */
+static qf_status qf_cal_stats_add(qf_stats *st, const float *x, const float *xf, int64_t n, qf_error *err)
+{
+    return xf ? qf_stats_add_pair(st, x, xf, n, err) : qf_stats_add(st, x, n, err);
 }
 
 /* ---- the passes of phase 2 (one group's statistics each; arg: the expert for D) --------------- */
@@ -124,9 +134,11 @@ static qf_status qf_pass_attn_in(qf_cal *c, qf_layer *L, int arg, qf_stats *st, 
         int64_t r0, n;
         float *h;
         qf_cal_chunk_rows(c, i, &r0, &n);
+        float *xf = NULL;
         QF_TRY(qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h, err));
         qf_cal_norm(c, h, L->attn_norm, n, c->w.xn);
-        QF_TRY(qf_stats_add(st, c->w.xn, n, err));
+        if (c->float_path) QF_TRY(qf_cal_float_attn_in(c, r0, n, &xf, err));
+        QF_TRY(qf_cal_stats_add(st, c->w.xn, xf, n, err));
     }
     return QF_OK;
 }
@@ -143,7 +155,9 @@ static qf_status qf_pass_attention(qf_cal *c, qf_layer *L, int arg, qf_stats *st
         QF_TRY(qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h, err));
         qf_cal_norm(c, h, L->attn_norm, n, c->w.xn);
         QF_TRY(qf_cal_attention(c, L, c->w.xn, n, att, err));
-        QF_TRY(qf_stats_add(st, att, n, err));
+        float *attf = NULL;
+        if (c->float_path) QF_TRY(qf_cal_float_attention(c, r0, n, &attf, err));
+        QF_TRY(qf_cal_stats_add(st, att, attf, n, err));
         QF_TRY(qf_cal_save(c, QF_CAL_ATTN, r0, n, att, err));
     }
     return QF_OK;
@@ -175,7 +189,9 @@ static qf_status qf_pass_residual(qf_cal *c, qf_layer *L, int arg, qf_stats *st,
         QF_TRY(qf_cal_save(c, QF_CAL_HIDDEN, r0, n, h, err));
         if (!st) continue; /* h1 only */
         qf_cal_norm(c, h, L->ffn_norm, n, c->w.xn);
-        QF_TRY(qf_stats_add(st, c->w.xn, n, err));
+        float *xf = NULL;
+        if (c->float_path) QF_TRY(qf_cal_float_ffn_in(c, r0, n, NULL, &xf, err));
+        QF_TRY(qf_cal_stats_add(st, c->w.xn, xf, n, err));
     }
     return QF_OK;
 }
@@ -222,15 +238,17 @@ static qf_status qf_pass_swiglu(qf_cal *c, qf_layer *L, int arg, qf_stats *st, q
         QF_TRY(qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h1, err));
         qf_cal_norm(c, h1, L->ffn_norm, n, c->w.xn);
         QF_TRY(qf_cal_swiglu(gate, up, c->w.xn, n, g, c->w.u, err));
+        float *rw = NULL, *gf = NULL;
+        qf_status r = QF_OK;
         if (arg >= 0 && c->o->moe_floor >= 0) { /* an expert's down: rows weighted by routing */
-            float *rw = malloc(sizeof(float) * (size_t)n);
-            if (!rw) return qf_fail(err, QF_ERR_NOMEM, "out of memory");
-            qf_status r = qf_cal_expert_rows(c, L, c->w.xn, n, arg, rw, err);
+            rw = malloc(sizeof(float) * (size_t)n);
+            r = rw ? qf_cal_expert_rows(c, L, c->w.xn, n, arg, rw, err) : qf_fail(err, QF_ERR_NOMEM, "out of memory");
             if (r == QF_OK) qf_scale_rows(g, n, gate->rows, rw);
-            free(rw);
-            QF_TRY(r);
         }
-        QF_TRY(qf_stats_add(st, g, n, err));
+        if (r == QF_OK && c->float_path) r = qf_cal_float_down_in(c, arg, r0, n, rw, &gf, err);
+        free(rw);
+        QF_TRY(r);
+        QF_TRY(qf_cal_stats_add(st, g, gf, n, err));
         if (arg < 0) QF_TRY(qf_cal_save(c, QF_CAL_MLP, r0, n, g, err));
     }
     return QF_OK;
@@ -244,16 +262,17 @@ static qf_status qf_pass_expert_in(qf_cal *c, qf_layer *L, int arg, qf_stats *st
         int64_t r0, n;
         float *h1;
         qf_cal_chunk_rows(c, i, &r0, &n);
-        float *rw = malloc(sizeof(float) * (size_t)n);
+        float *rw = malloc(sizeof(float) * (size_t)n), *xf = NULL;
         if (!rw) return qf_fail(err, QF_ERR_NOMEM, "out of memory");
         qf_status r = qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h1, err);
         if (r == QF_OK) {
             qf_cal_norm(c, h1, L->ffn_norm, n, c->w.xn);
             r = qf_cal_expert_rows(c, L, c->w.xn, n, arg, rw, err);
         }
+        if (r == QF_OK && c->float_path) r = qf_cal_float_ffn_in(c, r0, n, rw, &xf, err);
         if (r == QF_OK) {
             qf_scale_rows(c->w.xn, n, C, rw);
-            r = qf_stats_add(st, c->w.xn, n, err);
+            r = qf_cal_stats_add(st, c->w.xn, xf, n, err);
         }
         free(rw);
         QF_TRY(r);
@@ -267,7 +286,7 @@ static qf_status qf_cal_stage(qf_cal *c, qf_layer *L, qf_cal_pass pass, int arg,
 {
     qf_stats st;
     if (n == 0) return pass(c, L, arg, NULL, err); /* the pass for its side effects only */
-    QF_TRY(qf_stats_init(&st, cols, QF_STATS_XTX, err));
+    QF_TRY(qf_stats_init(&st, cols, QF_STATS_XTX | (c->float_path ? QF_STATS_CROSS : 0), err));
     qf_status r = pass(c, L, arg, &st, err);
     if (r == QF_OK) r = qf_stats_finish(&st, err);
     if (r == QF_OK) r = qf_cal_quantize_group(c, lin, n, &st, amax, err);
@@ -316,6 +335,7 @@ static qf_status qf_pass_output(qf_cal *c, qf_layer *L, int64_t *count, qf_error
         }
         qf_cal_add(h1, h1, c->w.tmp, n * C);
         QF_TRY(qf_cal_save(c, QF_CAL_HIDDEN, r0, n, h1, err));
+        if (c->float_path && L->is_moe) QF_TRY(qf_cal_float_moe_output(c, r0, n, err)); /* dense: done in D */
     }
     return QF_OK;
 }
@@ -332,7 +352,7 @@ static int qf_cal_gate_up(const qf_cal *c, qf_layer *L, qf_linear ***gu)
 }
 
 /* Phase 2: quantize group after group; the layer's output replaces h in the HIDDEN table. */
-static qf_status qf_cal_layer_quantize(qf_cal *c, qf_layer *L, qf_error *err)
+static qf_status qf_cal_layer_passes(qf_cal *c, qf_layer *L, qf_error *err)
 {
     const int64_t C = c->m->cfg.hidden_size;
     const int E = L->is_moe ? c->m->cfg.n_experts : 0;
@@ -365,6 +385,15 @@ static qf_status qf_cal_layer_quantize(qf_cal *c, qf_layer *L, qf_error *err)
         json_object_set_new(c->lrep, "routed_tokens_per_expert", tokens);
     }
     free(count);
+    return r;
+}
+
+static qf_status qf_cal_layer_quantize(qf_cal *c, qf_layer *L, qf_error *err)
+{
+    if (!c->float_path) return qf_cal_layer_passes(c, L, err);
+    qf_status r = qf_cal_float_begin(c, L, err);
+    if (r == QF_OK) r = qf_cal_layer_passes(c, L, err);
+    qf_cal_float_end(c);
     return r;
 }
 

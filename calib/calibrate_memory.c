@@ -4,22 +4,27 @@
  *   base       what the process holds before the first layer (binary and libraries, the
  *              model's tables, the calibration ids), measured, + slack for threads and heap
  *   layer      the layer's Linears as float32 copies (4 B per weight; the source pages are
- *              dropped once copied) + the packed tensors the layer writes
+ *              dropped once copied) + the packed tensors the layer writes; the float
+ *              target keeps a second float32 copy (the float model's twin)
  *   quant      one input's statistics, 8 cols² + 2 KiB·cols (XᵀX in float64 and its 512-row
  *              float32 buffer), + the quantizer's working set: GPTQ 12 cols² + 10 rows·cols
  *              (H in float64 while its float32 inverse factor is made, codes, copies of W;
  *              the scale refit adds 4 cols² + 12 rows·cols), RTN / AWQ clip 12 rows·cols +
  *              64 MiB; phase 1 of AWQ / SmoothQuant holds the four inputs' statistics at once
- *              + 8 cols² for the scale search
+ *              + 8 cols² for the scale search; the float target adds the cross product
+ *              (8 cols² + 2 KiB·cols) and, where it is larger than the quantizer's, its
+ *              solve (qf_float_target_bytes)
  *   attention  one sample's packed keys and values, and each thread's score rows
- *   tables     HIDDEN n_tok·hidden, ATTN n_tok·heads·head_dim, MLP n_tok·intermediate
- *              floats (qf_act_store.h), each in RAM or spilled to a file
+ *   tables     HIDDEN n_tok·hidden, ATTN n_tok·heads·head_dim, MLP n_tok·intermediate,
+ *              FLOAT n_tok·hidden (float target) floats (qf_act_store.h), each in RAM or
+ *              spilled to a file
  *   chunk      tokens · per_token: xn and tmp (hidden), q (heads·head_dim), k and v
  *              (kv_heads·head_dim), g and u (widest FFN), a read buffer per spilled table
- *              (hidden or heads·head_dim; the MLP table reads into g), MoE routing buffers
+ *              (hidden or heads·head_dim; the MLP table reads into g), MoE routing buffers,
+ *              the float path's xf (hidden), attf (heads·head_dim), gf and uf (widest FFN)
  * minimum = base + layer + quant + attention + T·per_token with every table spilled: one
  * layer's weights and one sample's activations.  Tables go to RAM in the order HIDDEN, ATTN,
- * MLP (how often a pass touches them) while a one-sample chunk still fits beside them; a
+ * MLP, FLOAT (how often a pass touches them) while a one-sample chunk still fits beside them; a
  * chunk is then as many whole samples as fit, at most QF_CAL_CHUNK_TOKENS tokens: beyond
  * that the products gain nothing and the memory is better left to the page cache (with a GPU:
  * QF_CAL_CHUNK_TOKENS_GPU).  None of this changes the artifact made on the CPU
@@ -32,6 +37,7 @@
 #include <sys/statvfs.h>
 
 #include "calibrate_internal.h"
+#include "qf_float_target.h"
 #include "qf_gpu_calib.h"
 #include "qf_sysmem.h"
 
@@ -75,8 +81,9 @@ static uint64_t qf_plan_layer_bytes(const qf_model *m, const qf_calib_opts *o, c
         for (int e = 0; e < 3 * m->cfg.n_experts && n < (int)(sizeof lin / sizeof *lin); e++) lin[n++] = &L->experts[e];
     }
     uint64_t b = 0;
+    const uint64_t copies = qf_calib_float_path(o) ? 8 : 4; /* the float twin */
     for (int i = 0; i < n; i++) {
-        b += 4ull * (uint64_t)(lin[i]->rows * lin[i]->cols);
+        b += (lin[i] == &L->router ? 4 : copies) * (uint64_t)(lin[i]->rows * lin[i]->cols);
         qf_quant_plan p;
         if (lin[i] != &L->router && qf_plan_wanted(o, lin[i]) &&
             qf_quant_plan_linear(o->scheme, lin[i]->rows, lin[i]->cols, &p, NULL) == QF_OK)
@@ -98,8 +105,19 @@ static uint64_t qf_plan_quant_bytes(const qf_model *m, const qf_calib_opts *o, c
     int64_t cols[4] = {C, L->o.cols, C, down->cols};
     int64_t rows[4] = {L->q.rows > L->k.rows ? L->q.rows : L->k.rows, L->o.rows, gate->rows, down->rows};
     uint64_t peak = 0, sum = 0, search = 0;
+    const int fp = qf_calib_float_path(o);
     for (int g = 0; g < 4; g++) {
+        const uint64_t c2 = (uint64_t)(cols[g] * cols[g]);
         uint64_t b = qf_stats_bytes(cols[g]) + qf_quantizer_bytes(o, rows[g], cols[g]);
+        if (fp) { /* the cross product, and the float target's solve (before GPTQ, not beside it) */
+            const int64_t shared = L->is_moe && o->moe_floor < 0 ? m->cfg.n_experts : 1;
+            int64_t group[4][3] = {{L->q.rows, L->k.rows, L->v.rows}, {L->o.rows}, {gate->rows, gate->rows}, {down->rows}};
+            const int ng[4] = {3, 1, 2, 1};
+            group[2][0] = group[2][1] = gate->rows * shared; /* every expert's w1 / w3 together */
+            const uint64_t solve = qf_float_target_bytes(group[g], ng[g], cols[g]);
+            const uint64_t q = qf_quantizer_bytes(o, rows[g], cols[g]);
+            b += 8 * c2 + 4ull * QF_STATS_CHUNK * (uint64_t)cols[g] + (solve > q ? solve - q : 0);
+        }
         peak = b > peak ? b : peak;
         sum += qf_stats_bytes(cols[g]);
         uint64_t s = 8ull * (uint64_t)(cols[g] * cols[g]) + 64 * QF_MIB;
@@ -140,19 +158,22 @@ qf_status qf_cal_plan_make(const qf_model *m, const qf_calib_opts *o, int last, 
     p->attention = 4ull * (uint64_t)cf->n_kv_heads *
                        (qf_round_up(T, 32) * (uint64_t)cf->head_dim + qf_round_up(cf->head_dim, 32) * (uint64_t)T) +
                    4ull * 48 * (uint64_t)T * (uint64_t)nth;
+    const int fp = qf_calib_float_path(o);
     p->width[QF_CAL_HIDDEN] = C, p->width[QF_CAL_ATTN] = qd, p->width[QF_CAL_MLP] = f_dense;
+    p->width[QF_CAL_FLOAT] = fp ? C : 0;
     for (int i = 0; i < QF_CAL_NSTORES; i++) p->store[i] = 4ull * (uint64_t)(n_tok * p->width[i]);
     const uint64_t tok_fixed = 4ull * (uint64_t)(2 * C + qd + 2 * kvd + 2 * m->ffn_max) +
                                (any_moe ? 4ull * (uint64_t)cf->n_experts + 20ull * (uint64_t)cf->n_experts_per_tok +
                                               8ull * (uint64_t)C
-                                        : 0);
-    const uint64_t read_buf[QF_CAL_NSTORES] = {4ull * (uint64_t)C, 4ull * (uint64_t)qd, 0};
+                                        : 0) +
+                               (fp ? 4ull * (uint64_t)(C + qd + 2 * m->ffn_max) : 0);
+    const uint64_t read_buf[QF_CAL_NSTORES] = {4ull * (uint64_t)C, 4ull * (uint64_t)qd, 0, fp ? 4ull * (uint64_t)C : 0};
     const uint64_t fixed = p->base + p->layer + p->quant + p->attention;
 
     p->budget_given = o->max_memory > 0;
     p->budget = o->max_memory ? o->max_memory : qf_mem_default_budget();
     if (!p->budget) p->budget = UINT64_MAX; /* the host's memory is unknown: no limit */
-    uint64_t all_spilled = tok_fixed + read_buf[QF_CAL_HIDDEN] + read_buf[QF_CAL_ATTN];
+    uint64_t all_spilled = tok_fixed + read_buf[QF_CAL_HIDDEN] + read_buf[QF_CAL_ATTN] + read_buf[QF_CAL_FLOAT];
     p->minimum = fixed + (uint64_t)T * all_spilled;
     if (p->budget < p->minimum) {
         char need[32], have[32], a[32], b[32], c[32], d[32], host[32];
@@ -177,7 +198,7 @@ qf_status qf_cal_plan_make(const qf_model *m, const qf_calib_opts *o, int last, 
     }
 
     /* tables into RAM while a one-sample chunk (with the other tables' read buffers) fits */
-    uint64_t ram = 0, spilled_buf = read_buf[QF_CAL_HIDDEN] + read_buf[QF_CAL_ATTN];
+    uint64_t ram = 0, spilled_buf = read_buf[QF_CAL_HIDDEN] + read_buf[QF_CAL_ATTN] + read_buf[QF_CAL_FLOAT];
     for (int i = 0; i < QF_CAL_NSTORES; i++) {
         if (!p->store[i]) continue;
         if (fixed + ram + p->store[i] + (uint64_t)T * (tok_fixed + spilled_buf - read_buf[i]) <= p->budget) {

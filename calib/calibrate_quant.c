@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "calibrate_internal.h"
+#include "qf_float_target.h"
 #include "qf_linalg.h"
 #include "qf_numfmt.h"
 #include "qf_smooth.h"
@@ -57,13 +58,18 @@ void qf_cal_out_free(qf_cal_out *o)
 }
 
 /* ---- a layer's float weights ---------------------------------------------------------------- */
-static float *qf_cal_alloc(qf_cal *c, int64_t n)
+float *qf_cal_alloc(qf_cal *c, int64_t n)
 {
     float *p = malloc(sizeof(float) * (size_t)(n ? n : 1));
     if (!p) return NULL;
     if (c->n_owned == c->cap_owned) {
-        c->cap_owned = c->cap_owned ? 2 * c->cap_owned : 64;
-        c->owned = realloc(c->owned, sizeof(float *) * (size_t)c->cap_owned);
+        int cap = c->cap_owned ? 2 * c->cap_owned : 64;
+        float **o = realloc(c->owned, sizeof(float *) * (size_t)cap);
+        if (!o) {
+            free(p);
+            return NULL;
+        }
+        c->owned = o, c->cap_owned = cap;
     }
     c->owned[c->n_owned++] = p;
     return p;
@@ -240,9 +246,42 @@ static int qf_cal_same_parent(const char *a, const char *b)
     return la == lb && strncmp(a, b, la) == 0;
 }
 
+#define QF_FLOAT_TARGET_RIDGE 4.0f /* the ridge's sampling-noise term: this times inputs / tokens */
+
+/* The float target (qf_float_target.h): the wanted Linears of the group, which share the
+ * input statistics st (with the cross product), become the float weights that best map the
+ * quantized inputs to the float model's output; *shift = ||change|| / ||W||.  Before the
+ * nvfp4 global scale is measured, so the scale covers the weights GPTQ rounds. */
+static qf_status qf_cal_float_target(qf_cal *c, qf_linear **lin, int n, const qf_stats *st, double *shift,
+                                     qf_error *err)
+{
+    float **W = malloc(sizeof *W * (size_t)n);
+    int64_t *rows = malloc(sizeof *rows * (size_t)n);
+    int k = 0;
+    if (!W || !rows) {
+        free(W), free(rows);
+        return qf_fail(err, QF_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < n; i++)
+        if (qf_cal_wanted(c, lin[i])) W[k] = (float *)lin[i]->weight, rows[k++] = lin[i]->rows;
+    /* The ridge: GPTQ's dampening (with none GPTQ starts its retries at 1e-4) plus a term for
+     * the sampling noise of the least-squares fit, which grows as inputs / tokens.  Measured on
+     * tiny-llama w4a16-asym: with 8 x 256 tokens a ridge of 0.01 undoes most of GPTQ's gain
+     * (KLD 0.0596 vs RTN 0.0601, textbook 0.0418) and 0.3-3 is best (0.039-0.040); with
+     * 128 x 512 tokens 0.01 is better than 0.1.  QF_FLOAT_TARGET_RIDGE 4 serves both (docs/bench.md). */
+    const float damp = (c->o->gptq.percdamp > 0 ? c->o->gptq.percdamp : 1e-4f) +
+                       QF_FLOAT_TARGET_RIDGE * (float)st->cols / (float)(st->count > 0 ? st->count : 1);
+    qf_status r = k ? qf_float_target(W, rows, k, st->cols, st->xtx, st->cross, damp, shift, err) : QF_OK;
+    if (r) qf_error_prefix(err, "%s: ", lin[0]->name);
+    free(W), free(rows);
+    return r;
+}
+
 qf_status qf_cal_quantize_group(qf_cal *c, qf_linear **lin, int n, const qf_stats *st, float amax, qf_error *err)
 {
     if (c->collect) return QF_OK;
+    double shift = -1;
+    if (st->cross) QF_TRY(qf_cal_float_target(c, lin, n, st, &shift, err));
     /* amax < 0: each Linear's siblings in the group (same parent module) share one global
      * scale, measured before any of them is quantized (GPTQ updates the weights in place).
      * A group of every expert's w1/w3 (--moe-floor all) so gets one scale per expert. */
@@ -263,8 +302,12 @@ qf_status qf_cal_quantize_group(qf_cal *c, qf_linear **lin, int n, const qf_stat
         free(sib);
     }
     qf_status r = QF_OK;
-    for (int i = 0; r == QF_OK && i < n; i++)
-        if (qf_cal_wanted(c, lin[i])) r = qf_cal_quantize(c, lin[i], st, g[i], err);
+    for (int i = 0; r == QF_OK && i < n; i++) {
+        if (!qf_cal_wanted(c, lin[i])) continue;
+        r = qf_cal_quantize(c, lin[i], st, g[i], err);
+        json_t *rep = json_object_get(c->lrep, lin[i]->name);
+        if (r == QF_OK && rep && shift >= 0) json_object_set_new(rep, "float_target_shift", json_real(shift));
+    }
     free(g);
     return r;
 }

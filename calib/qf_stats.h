@@ -20,7 +20,7 @@
  * (qf_gpu_calib.h) and at least QF_STATS_GPU_MIN_COLS inputs, each chunk's product is a cuBLAS
  * SSYRK added to a float64 sum on the device (same contract, another summation order); a
  * GPU that cannot hold the sum leaves it on the CPU.  The cross product is chunked the same
- * way (qf_gemm_tn_acc), always on the CPU.
+ * way (qf_gemm_tn_acc; on the GPU a cuBLAS SGEMM per chunk, beside the XᵀX sum).
  *
  * Lifecycle: qf_stats_init -> qf_stats_add ... -> qf_stats_finish (flushes the partial chunk
  * and mirrors the lower triangle: xtx is then the full symmetric matrix) -> read ->

@@ -37,7 +37,7 @@ qf_status qf_stats_init(qf_stats *st, int64_t cols, unsigned flags, qf_error *er
         }
         qf_error gerr;
         if (ok && cols >= QF_STATS_GPU_MIN_COLS && qf_gpu_calib_enabled() &&
-            qf_gpu_xtx_create(cols, &st->gpu, &gerr) != QF_OK)
+            qf_gpu_xtx_create(cols, st->cross != NULL, &st->gpu, &gerr) != QF_OK)
             st->gpu = NULL; /* no room on the GPU: this sum stays on the CPU */
     }
     if (!ok) {
@@ -66,9 +66,13 @@ void qf_stats_free(qf_stats *st)
 static qf_status qf_stats_flush(qf_stats *st, qf_error *err)
 {
     if (!st->n_pending) return QF_OK;
-    qf_status s = st->gpu ? qf_gpu_xtx_add(st->gpu, st->pending, st->n_pending, err)
-                          : qf_syrk_acc(st->n_pending, st->cols, st->pending, st->cols, st->xtx, st->cols, err);
-    if (s == QF_OK && st->cross)
+    qf_status s;
+    if (st->gpu)
+        s = st->cross ? qf_gpu_xtx_add_pair(st->gpu, st->pending, st->pending_ref, st->n_pending, err)
+                      : qf_gpu_xtx_add(st->gpu, st->pending, st->n_pending, err);
+    else
+        s = qf_syrk_acc(st->n_pending, st->cols, st->pending, st->cols, st->xtx, st->cols, err);
+    if (s == QF_OK && st->cross && !st->gpu)
         s = qf_gemm_tn_acc(st->n_pending, st->cols, st->cols, st->pending_ref, st->cols, st->pending, st->cols, st->cross,
                            st->cols, err);
     st->n_pending = 0;
@@ -161,7 +165,7 @@ qf_status qf_stats_finish(qf_stats *st, qf_error *err)
 {
     if (!st->xtx) return QF_OK;
     QF_TRY(qf_stats_flush(st, err));
-    if (st->gpu) QF_TRY(qf_gpu_xtx_read(st->gpu, st->xtx, err));
+    if (st->gpu) QF_TRY(qf_gpu_xtx_read(st->gpu, st->xtx, st->cross, err));
     const int64_t cols = st->cols;
     double *h = st->xtx;
 #pragma omp parallel for schedule(dynamic, 16)

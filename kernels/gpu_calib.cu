@@ -41,6 +41,7 @@ struct qf_gpu_xtx {
     int64_t cols;
     double *sum; /* [cols, cols] column-major, upper triangle used (the float32 SSYRK result of one
                   * chunk goes to the session's buffer c: adds are serialised) */
+    double *cross; /* [cols, cols] sum of RᵀX (NULL without): column-major XRᵀ = row-major RᵀX */
 };
 
 extern "C" int qf_device_mode_parse(const char *s)
@@ -219,13 +220,20 @@ static __global__ void qf_xtx_accumulate(double *sum, const float *chunk, int64_
         if (a % n <= a / n) sum[a] += (double)chunk[a];
 }
 
+/* sum[a] += chunk[a] everywhere (the cross product) */
+static __global__ void qf_cross_accumulate(double *sum, const float *chunk, int64_t nn)
+{
+    for (int64_t a = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; a < nn; a += (int64_t)gridDim.x * blockDim.x)
+        sum[a] += (double)chunk[a];
+}
+
 static __global__ void qf_xtx_zero(double *sum, int64_t nn)
 {
     for (int64_t a = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; a < nn; a += (int64_t)gridDim.x * blockDim.x)
         sum[a] = 0.0;
 }
 
-extern "C" qf_status qf_gpu_xtx_create(int64_t cols, qf_gpu_xtx **out, qf_error *err)
+extern "C" qf_status qf_gpu_xtx_create(int64_t cols, int cross, qf_gpu_xtx **out, qf_error *err)
 {
     *out = NULL;
     if (cols <= 0 || cols > INT32_MAX) return qf_fail(err, QF_ERR_USAGE, "gpu xtx: bad width %lld", (long long)cols);
@@ -237,45 +245,67 @@ extern "C" qf_status qf_gpu_xtx_create(int64_t cols, qf_gpu_xtx **out, qf_error 
     cudaError_t e = G.state > 0 ? cudaSetDevice(0) : cudaErrorNoDevice;
     if (e == cudaSuccess) e = cudaMalloc(&a->sum, nn * sizeof(double));
     if (e == cudaSuccess) e = cudaMemsetAsync(a->sum, 0, nn * sizeof(double), G.s);
+    if (e == cudaSuccess && cross) e = cudaMalloc(&a->cross, nn * sizeof(double));
+    if (e == cudaSuccess && cross) e = cudaMemsetAsync(a->cross, 0, nn * sizeof(double), G.s);
     if (e == cudaSuccess) e = cudaStreamSynchronize(G.s);
     pthread_mutex_unlock(&G.mu);
     if (e != cudaSuccess) {
         qf_gpu_xtx_free(a);
         return qf_fail(err, e == cudaErrorMemoryAllocation ? QF_ERR_NOMEM : QF_ERR_CUDA,
-                       "gpu xtx: %.2f GB of GPU memory for a %lld-wide XᵀX: %s", 8.0 * (double)nn / 1e9,
+                       "gpu xtx: %.2f GB of GPU memory for a %lld-wide XᵀX: %s", (cross ? 16.0 : 8.0) * (double)nn / 1e9,
                        (long long)cols, cudaGetErrorString(e));
     }
     *out = a;
     return QF_OK;
 }
 
-static qf_status qf_gpu_xtx_add_locked(qf_gpu_xtx *a, const float *X, int64_t rows, qf_error *err)
+static qf_status qf_gpu_xtx_add_locked(qf_gpu_xtx *a, const float *X, const float *R, int64_t rows, qf_error *err)
 {
     const int64_t n = a->cols;
-    QF_TRY(qf_dbuf_reserve(&G.a, sizeof(float) * (size_t)rows * (size_t)n, 0, err));
+    const size_t bytes = sizeof(float) * (size_t)rows * (size_t)n;
+    QF_TRY(qf_dbuf_reserve(&G.a, bytes, 0, err));
     QF_TRY(qf_dbuf_reserve(&G.c, sizeof(float) * (size_t)n * (size_t)n, 0, err));
-    float *dx = (float *)G.a.p, *chunk = (float *)G.c.p;
-    QF_CUDA_TRY(cudaMemcpyAsync(dx, X, sizeof(float) * (size_t)rows * (size_t)n, cudaMemcpyHostToDevice, G.s));
+    if (R) QF_TRY(qf_dbuf_reserve(&G.b, bytes, 0, err));
+    float *dx = (float *)G.a.p, *dr = R ? (float *)G.b.p : NULL, *chunk = (float *)G.c.p;
+    QF_CUDA_TRY(cudaMemcpyAsync(dx, X, bytes, cudaMemcpyHostToDevice, G.s));
     /* X row-major [rows, n] = column-major A (n x rows); XᵀX = A Aᵀ, upper triangle */
     const float one = 1.0f, zero = 0.0f;
     QF_CUBLAS_TRY(cublasSsyrk(G.blas, CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_N, (int)n, (int)rows, &one, dx, (int)n, &zero,
                               chunk, (int)n));
     qf_xtx_accumulate<<<2048, 256, 0, G.s>>>(a->sum, chunk, n);
     QF_CUDA_LAUNCHED("qf_xtx_accumulate");
-    return QF_OK; /* the next call on the stream orders after this one; read synchronises */
+    if (!R) return QF_OK; /* the next call on the stream orders after this one; read synchronises */
+    /* RᵀX row-major = its transpose column-major: (A_X A_Rᵀ)[b + a n] = sum_t X[t][b] R[t][a] */
+    QF_CUDA_TRY(cudaMemcpyAsync(dr, R, bytes, cudaMemcpyHostToDevice, G.s));
+    QF_CUBLAS_TRY(cublasSgemm(G.blas, CUBLAS_OP_N, CUBLAS_OP_T, (int)n, (int)n, (int)rows, &one, dx, (int)n, dr, (int)n,
+                              &zero, chunk, (int)n));
+    qf_cross_accumulate<<<2048, 256, 0, G.s>>>(a->cross, chunk, n * n);
+    QF_CUDA_LAUNCHED("qf_cross_accumulate");
+    return QF_OK;
 }
 
 extern "C" qf_status qf_gpu_xtx_add(qf_gpu_xtx *a, const float *X, int64_t rows, qf_error *err)
 {
     if (rows <= 0) return QF_OK;
     pthread_mutex_lock(&G.mu);
-    qf_status st = G.state > 0 ? qf_gpu_xtx_add_locked(a, X, rows, err)
+    qf_status st = G.state > 0 ? qf_gpu_xtx_add_locked(a, X, NULL, rows, err)
                                : qf_fail(err, QF_ERR_USAGE, "gpu xtx: no GPU session");
     pthread_mutex_unlock(&G.mu);
     return st;
 }
 
-static qf_status qf_gpu_xtx_read_locked(qf_gpu_xtx *a, double *C, qf_error *err)
+extern "C" qf_status qf_gpu_xtx_add_pair(qf_gpu_xtx *a, const float *X, const float *R, int64_t rows, qf_error *err)
+{
+    if (rows <= 0) return QF_OK;
+    pthread_mutex_lock(&G.mu);
+    qf_status st = !a->cross  ? qf_fail(err, QF_ERR_USAGE, "gpu xtx: made without the cross product")
+                   : G.state > 0 ? qf_gpu_xtx_add_locked(a, X, R, rows, err)
+                                 : qf_fail(err, QF_ERR_USAGE, "gpu xtx: no GPU session");
+    pthread_mutex_unlock(&G.mu);
+    return st;
+}
+
+static qf_status qf_gpu_xtx_read_locked(qf_gpu_xtx *a, double *C, double *P, qf_error *err)
 {
     const int64_t n = a->cols;
     const size_t nn = (size_t)n * (size_t)n;
@@ -301,18 +331,33 @@ static qf_status qf_gpu_xtx_read_locked(qf_gpu_xtx *a, double *C, qf_error *err)
             for (int64_t i = 0; i <= j; i++) dst[i] += src[i];
         }
     }
+    /* the cross sum: column-major XRᵀ is row-major RᵀX, added as it is */
+    for (int64_t j0 = 0; a->cross && P && j0 < n && st == QF_OK; j0 += panel) {
+        const int64_t nj = n - j0 < panel ? n - j0 : panel;
+        cudaError_t e = cudaMemcpyAsync(tmp, a->cross + j0 * n, sizeof(double) * (size_t)(nj * n), cudaMemcpyDeviceToHost, G.s);
+        if (e == cudaSuccess) e = cudaStreamSynchronize(G.s);
+        if (e != cudaSuccess) {
+            st = qf_fail(err, QF_ERR_CUDA, "gpu xtx: reading the cross sum failed: %s", cudaGetErrorString(e));
+            break;
+        }
+        for (int64_t i = 0; i < nj * n; i++) P[j0 * n + i] += tmp[i];
+    }
     free(tmp);
     if (st != QF_OK) return st;
     qf_xtx_zero<<<1024, 256, 0, G.s>>>(a->sum, (int64_t)nn);
     QF_CUDA_LAUNCHED("qf_xtx_zero");
+    if (a->cross) {
+        qf_xtx_zero<<<1024, 256, 0, G.s>>>(a->cross, (int64_t)nn);
+        QF_CUDA_LAUNCHED("qf_xtx_zero");
+    }
     QF_CUDA_TRY(cudaStreamSynchronize(G.s));
     return QF_OK;
 }
 
-extern "C" qf_status qf_gpu_xtx_read(qf_gpu_xtx *a, double *C, qf_error *err)
+extern "C" qf_status qf_gpu_xtx_read(qf_gpu_xtx *a, double *C, double *P, qf_error *err)
 {
     pthread_mutex_lock(&G.mu);
-    qf_status st = G.state > 0 ? qf_gpu_xtx_read_locked(a, C, err)
+    qf_status st = G.state > 0 ? qf_gpu_xtx_read_locked(a, C, P, err)
                                : qf_fail(err, QF_ERR_USAGE, "gpu xtx: no GPU session");
     pthread_mutex_unlock(&G.mu);
     return st;
@@ -324,6 +369,7 @@ extern "C" void qf_gpu_xtx_free(qf_gpu_xtx *a)
     pthread_mutex_lock(&G.mu);
     if (G.state > 0) cudaStreamSynchronize(G.s);
     if (a->sum) cudaFree(a->sum);
+    if (a->cross) cudaFree(a->cross);
     pthread_mutex_unlock(&G.mu);
     free(a);
 }

@@ -46,9 +46,9 @@ qf_status qf_gpu_sgemm_nt_fill(int64_t m, int64_t n, int64_t k, const float *x, 
     return QF_NO_GPU;
 }
 
-qf_status qf_gpu_xtx_create(int64_t cols, qf_gpu_xtx **out, qf_error *err)
+qf_status qf_gpu_xtx_create(int64_t cols, int cross, qf_gpu_xtx **out, qf_error *err)
 {
-    (void)cols;
+    (void)cols, (void)cross;
     *out = 0;
     return QF_NO_GPU;
 }
@@ -59,9 +59,15 @@ qf_status qf_gpu_xtx_add(qf_gpu_xtx *a, const float *X, int64_t rows, qf_error *
     return QF_NO_GPU;
 }
 
-qf_status qf_gpu_xtx_read(qf_gpu_xtx *a, double *C, qf_error *err)
+qf_status qf_gpu_xtx_add_pair(qf_gpu_xtx *a, const float *X, const float *R, int64_t rows, qf_error *err)
 {
-    (void)a, (void)C;
+    (void)a, (void)X, (void)R, (void)rows;
+    return QF_NO_GPU;
+}
+
+qf_status qf_gpu_xtx_read(qf_gpu_xtx *a, double *C, double *P, qf_error *err)
+{
+    (void)a, (void)C, (void)P;
     return QF_NO_GPU;
 }
 

@@ -55,15 +55,20 @@ typedef void (*qf_gpu_fill_fn)(void *ctx, float *w);
 qf_status qf_gpu_sgemm_nt_fill(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx, qf_gpu_fill_fn fill,
                                void *ctx, float *y, int64_t ldy, qf_error *err);
 
-/* A float64 XᵀX sum for inputs of width cols, kept on the device. */
+/* A float64 XᵀX sum for inputs of width cols, kept on the device; cross = 1: also the
+ * float64 sum of RᵀX for paired rows (qf_stats' QF_STATS_CROSS). */
 typedef struct qf_gpu_xtx qf_gpu_xtx;
-qf_status qf_gpu_xtx_create(int64_t cols, qf_gpu_xtx **out, qf_error *err);
+qf_status qf_gpu_xtx_create(int64_t cols, int cross, qf_gpu_xtx **out, qf_error *err);
 /* sum += XᵀX of rows X[rows, cols] (contiguous), products and sums over the rows in float32
  * (the CPU's qf_syrk_acc contract for one chunk), then added to the float64 sum. */
 qf_status qf_gpu_xtx_add(qf_gpu_xtx *a, const float *X, int64_t rows, qf_error *err);
-/* C[cols, cols] (row-major, float64) lower triangle incl. diagonal += the sum; the device sum
- * is reset to 0 (so reading twice does not count rows twice).  Upper triangle untouched. */
-qf_status qf_gpu_xtx_read(qf_gpu_xtx *a, double *C, qf_error *err);
+/* The same, and cross += RᵀX for the reference rows R[rows, cols] (qf_gemm_tn_acc's contract
+ * for one chunk).  QF_ERR_USAGE when made without cross. */
+qf_status qf_gpu_xtx_add_pair(qf_gpu_xtx *a, const float *X, const float *R, int64_t rows, qf_error *err);
+/* C[cols, cols] (row-major, float64) lower triangle incl. diagonal += the sum; P (may be NULL;
+ * row-major, all of it) += the cross sum; the device sums are reset to 0 (so reading twice
+ * does not count rows twice).  C's upper triangle untouched. */
+qf_status qf_gpu_xtx_read(qf_gpu_xtx *a, double *C, double *P, qf_error *err);
 void qf_gpu_xtx_free(qf_gpu_xtx *a);
 
 /* qf_gptq_factor (qf_linalg.h) on the GPU: H[n, n] symmetric positive definite (float64,

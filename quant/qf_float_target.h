@@ -24,14 +24,19 @@
 /* Replace each of the n weights W[i] [rows[i], cols] (float32, row-major; Linears sharing
  * one input) by W + W (P - H)(H + lambda I)^-1, lambda = percdamp * mean(diag H).
  *   H  [cols, cols] float64, symmetric (as qf_stats_finish leaves it); not modified.
- *   P  [cols, cols] float64, P[a][b] = sum_t xf_t[a] xq_t[b]; not modified.
+ *   P  [cols, cols] float64, P[a][b] = sum_t xf_t[a] xq_t[b]; used as workspace: it holds
+ *      P - H on return, whatever the outcome once the checks have passed.
  *   shift  may be NULL: receives ||W* - W|| / ||W|| over the n weights (0 when W is 0).
  * H all zero (no tokens): W is left as it is.  The product is ordered by cost: (W M) A^-1
  * when the weights have fewer rows than cols, else W (M A^-1); both deterministic.
  * Errors: QF_ERR_USAGE (bad sizes, percdamp <= 0), QF_ERR_FORMAT (H or P not finite, or
  * H + lambda I not positive definite), QF_ERR_NOMEM.  W is unchanged on error.
- * Memory: 24 cols^2 bytes, + 16 bytes per weight in the largest (or all, M A^-1 first). */
-qf_status qf_float_target(float **W, const int64_t *rows, int n, int64_t cols, const double *H, const double *P,
+ * Memory (qf_float_target_bytes): 8 cols^2 + (sum of rows >= cols ? 16 cols^2 + 16 *
+ * largest rows * cols : 24 * largest rows * cols) + 4 * sum of rows * cols bytes. */
+qf_status qf_float_target(float **W, const int64_t *rows, int n, int64_t cols, const double *H, double *P,
                           float percdamp, double *shift, qf_error *err);
+
+/* The workspace qf_float_target allocates for weights of these rows (memory plans). */
+uint64_t qf_float_target_bytes(const int64_t *rows, int n, int64_t cols);
 
 #endif /* QF_FLOAT_TARGET_H */

@@ -5,7 +5,8 @@
  *     padding between n and ldy is left alone; qf_gpu_sgemm_nt_fill gives the same bits;
  *   - qf_gpu_xtx against qf_syrk_acc chunk by chunk (float32 products of 512-row chunks, float64
  *     sum); reading resets the device sum; the upper triangle is not touched;
- *   - qf_stats puts a wide XᵀX on the GPU and gives the CPU's numbers (after a second finish too);
+ *   - qf_stats puts a wide XᵀX on the GPU and gives the CPU's numbers (after a second finish too),
+ *     and with paired rows its cross sum RᵀX matches qf_gemm_tn_acc's;
  *   - qf_gpu_gptq_factor against qf_gptq_factor on a random SPD matrix (U upper, lower exactly
  *     0), and the same failure index for matrices that are not positive definite or not finite.
  * Bounds: a float32 sum of k products differs from another order of it by at most about
@@ -119,18 +120,18 @@ static void test_xtx(void **state)
     assert_true(gpu && cpu);
     for (int64_t i = 0; i < cols * cols; i++) gpu[i] = (i / cols < i % cols) ? -7.0 : 0.0; /* upper: sentinel */
     qf_gpu_xtx *a = NULL;
-    QK(qf_gpu_xtx_create(cols, &a, &err_));
+    QK(qf_gpu_xtx_create(cols, 0, &a, &err_));
     for (int64_t r0 = 0; r0 < rows; r0 += QF_STATS_CHUNK) {
         const int64_t nr = rows - r0 < QF_STATS_CHUNK ? rows - r0 : QF_STATS_CHUNK;
         QK(qf_gpu_xtx_add(a, X + r0 * cols, nr, &err_));
         QK(qf_syrk_acc(nr, cols, X + r0 * cols, cols, cpu, cols, &err_));
     }
-    QK(qf_gpu_xtx_read(a, gpu, &err_));
+    QK(qf_gpu_xtx_read(a, gpu, NULL, &err_));
     check_xtx(gpu, cpu, X, rows, cols, -7.0);
     /* the read reset the device sum: reading again adds nothing */
     double *again = malloc(sizeof(double) * (size_t)(cols * cols));
     memcpy(again, gpu, sizeof(double) * (size_t)(cols * cols));
-    QK(qf_gpu_xtx_read(a, again, &err_));
+    QK(qf_gpu_xtx_read(a, again, NULL, &err_));
     assert_memory_equal(again, gpu, sizeof(double) * (size_t)(cols * cols));
     qf_gpu_xtx_free(a);
     free(X), free(gpu), free(cpu), free(again);
@@ -162,6 +163,40 @@ static void test_stats_on_gpu(void **state)
     assert_int_equal(st.count, rows);
     qf_stats_free(&st);
     free(X), free(cpu);
+}
+
+/* Paired rows (the float target): the cross sum RᵀX of a wide accumulator lives on the GPU
+ * beside XᵀX and matches qf_gemm_tn_acc chunk by chunk, orientation included (R ≠ X). */
+static void test_stats_cross_on_gpu(void **state)
+{
+    (void)state;
+    const int64_t cols = QF_STATS_GPU_MIN_COLS + 5, rows = 2 * QF_STATS_CHUNK + 77;
+    float *X = activations(rows, cols, 13), *R = activations(rows, cols, 14);
+    for (int64_t i = 0; i < rows * cols; i++) R[i] = 0.5f * R[i] + X[i]; /* correlated, not equal */
+    qf_stats st;
+    QK(qf_stats_init(&st, cols, QF_STATS_XTX | QF_STATS_CROSS, &err_));
+    assert_non_null(st.gpu);
+    QK(qf_stats_add_pair(&st, X, R, 600, &err_));
+    QK(qf_stats_add_pair(&st, X + 600 * cols, R + 600 * cols, rows - 600, &err_));
+    QK(qf_stats_finish(&st, &err_));
+    double *P = calloc((size_t)(cols * cols), sizeof(double));
+    assert_non_null(P);
+    for (int64_t r0 = 0; r0 < rows; r0 += QF_STATS_CHUNK) {
+        const int64_t nr = rows - r0 < QF_STATS_CHUNK ? rows - r0 : QF_STATS_CHUNK;
+        QK(qf_gemm_tn_acc(nr, cols, cols, R + r0 * cols, cols, X + r0 * cols, cols, P, cols, &err_));
+    }
+    double worst = 0;
+    for (int64_t a = 0; a < cols; a++)
+        for (int64_t b = 0; b < cols; b++) {
+            double mag = 0;
+            for (int64_t t = 0; t < rows; t++) mag += fabs((double)R[t * cols + a] * (double)X[t * cols + b]);
+            const double e = fabs(st.cross[a * cols + b] - P[a * cols + b]) / (mag > 0 ? mag : 1);
+            if (!(e <= 4e-6)) fail_msg("cross (%lld, %lld): gpu %.12g cpu %.12g", (long long)a, (long long)b, st.cross[a * cols + b], P[a * cols + b]);
+            if (e > worst) worst = e;
+        }
+    printf("cross %lld wide, %lld rows: worst error %.2e of sum |r_a x_b|\n", (long long)cols, (long long)rows, worst);
+    qf_stats_free(&st);
+    free(X), free(R), free(P);
 }
 
 /* H = AᵀA / rows + 0.01 I, A random: symmetric positive definite */
@@ -254,6 +289,7 @@ int main(void)
     printf("gpu_test_calib: %s\n", qf_gpu_calib_device_name());
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sgemm),  cmocka_unit_test(test_xtx),          cmocka_unit_test(test_stats_on_gpu),
+        cmocka_unit_test(test_stats_cross_on_gpu),
         cmocka_unit_test(test_factor), cmocka_unit_test(test_factor_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -740,8 +740,9 @@ static void test_float_target(void **state)
         float *W0 = order ? Wmany : Wfew, *W = malloc(sizeof(float) * (size_t)(R * GC));
         memcpy(W, W0, sizeof(float) * (size_t)(R * GC));
         float *Wp[1] = {W};
-        double shift;
-        QF_TEST_OK(qf_float_target(Wp, &R, 1, GC, f.H, P, 0.01f, &shift, &err_));
+        double shift, *Pw = malloc(sizeof(double) * GC * GC); /* qf_float_target overwrites it */
+        memcpy(Pw, P, sizeof(double) * GC * GC);
+        QF_TEST_OK(qf_float_target(Wp, &R, 1, GC, f.H, Pw, 0.01f, &shift, &err_));
         double mean = 0;
         for (int64_t i = 0; i < GC; i++) mean += f.H[i * GC + i];
         const double lam = 0.01 * mean / GC;
@@ -761,16 +762,20 @@ static void test_float_target(void **state)
         assert_true(fabs(shift - sqrt(num / den)) <= 1e-9 + 1e-6 * shift && shift > 0.01);
         /* the float path's own inputs: nothing to correct */
         memcpy(W, W0, sizeof(float) * (size_t)(R * GC));
-        QF_TEST_OK(qf_float_target(Wp, &R, 1, GC, f.H, f.H, 0.01f, &shift, &err_));
+        memcpy(Pw, f.H, sizeof(double) * GC * GC);
+        QF_TEST_OK(qf_float_target(Wp, &R, 1, GC, f.H, Pw, 0.01f, &shift, &err_));
         assert_memory_equal(W, W0, sizeof(float) * (size_t)(R * GC));
         assert_true(shift == 0);
-        free(W);
+        free(W), free(Pw);
     }
     /* the float-path error, float and after GPTQ */
     float *W = malloc(sizeof(float) * GR * GC), *Wp[1] = {W};
     const int64_t rows = GR;
     memcpy(W, f.W, sizeof(float) * GR * GC);
-    QF_TEST_OK(qf_float_target(Wp, &rows, 1, GC, f.H, P, 0.01f, NULL, &err_));
+    double *Pw = malloc(sizeof(double) * GC * GC);
+    memcpy(Pw, P, sizeof(double) * GC * GC);
+    QF_TEST_OK(qf_float_target(Wp, &rows, 1, GC, f.H, Pw, 0.01f, NULL, &err_));
+    for (int64_t i = 0; i < GC * GC; i++) assert_true(Pw[i] == P[i] - f.H[i]); /* P is the workspace for P - H */
     const double e_plain = fx_float_err(f.W, f.W, Xf, f.X, GR, GC, GN), e_t = fx_float_err(f.W, W, Xf, f.X, GR, GC, GN);
     print_message("float target: float-path error ratio %.3f\n", e_t / e_plain);
     assert_true(e_t < 0.1 * e_plain);
@@ -798,7 +803,7 @@ static void test_float_target(void **state)
     double *Z = calloc(GC * GC, sizeof(double));
     QF_TEST_OK(qf_float_target(Wp, &rows, 1, GC, Z, Z, 0.01f, NULL, &err_)); /* no tokens: unchanged */
     assert_memory_equal(W, f.W, sizeof(float) * GR * GC);
-    free(Z), free(W), free(Wfew), free(Wmany), free(Xf), free(P);
+    free(Z), free(W), free(Wfew), free(Wmany), free(Xf), free(P), free(Pw);
     fx_drop(&f);
 }
 

@@ -36,11 +36,14 @@ expect_exit 0 "gptq tiny-moe --moe-floor all" -- "$QFORGE" convert tests/data/ti
 grep -q '"moe_floor"' "$T/moeall/qforge.manifest.json" && bad "--moe-floor all still records a floor" || ok "--moe-floor all: no floor in the recipe"
 cmp -s "$T/moe/model.safetensors" "$T/moeall/model.safetensors" && bad "routing-weighted statistics changed nothing" || ok "routing-weighted expert statistics change the experts"
 # nvfp4 global scales of MoE experts: w1/w3 of one expert share one (vLLM fuses them), every
-# expert and every w2 has its own, as the RTN path writes them (also with --moe-floor all)
+# expert and every w2 has its own, as the RTN path writes them (also with --moe-floor all).
+# With the textbook target the values are RTN's; the float target measures them on the
+# retargeted weights (a few % off), with the same sharing.
 expect_exit 0 "rtn nvfp4a16 tiny-moe" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/moe-n-rtn" --scheme nvfp4a16 -q
+expect_exit 0 "gptq nvfp4a16 tiny-moe --gptq-target quantized" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/moe-n-q" --scheme nvfp4a16 --method gptq --gptq-target quantized $small
 expect_exit 0 "gptq nvfp4a16 tiny-moe" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/moe-n" --scheme nvfp4a16 --method gptq $small
 expect_exit 0 "gptq nvfp4a16 tiny-moe --moe-floor all" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/moe-n-all" --scheme nvfp4a16 --method gptq --moe-floor all $small
-python3 - "$T/moe-n-rtn" "$T/moe-n" "$T/moe-n-all" <<'PY' && ok "MoE nvfp4 global scales: per expert (w1 = w3), as RTN writes them" || bad "MoE nvfp4 global scales differ from RTN's sharing"
+python3 - "$T/moe-n-rtn" "$T/moe-n-q" "$T/moe-n" "$T/moe-n-all" <<'PY' && ok "MoE nvfp4 global scales: per expert (w1 = w3), as RTN writes them" || bad "MoE nvfp4 global scales differ from RTN's sharing"
 import glob, json, struct, sys
 def scales(d):
     out = {}
@@ -53,13 +56,15 @@ def scales(d):
     return out
 rtn = scales(sys.argv[1])
 assert len(rtn) == 4 * 4 * 3, len(rtn)
-for d in sys.argv[2:]:
+assert scales(sys.argv[2]) == rtn, sys.argv[2]
+for d in [sys.argv[1]] + sys.argv[3:]:
     s = scales(d)
-    assert s == rtn, d
-for l in range(4):
-    g = lambda e, w: rtn["model.layers.%d.block_sparse_moe.experts.%d.%s.weight_global_scale" % (l, e, w)]
-    assert all(g(e, "w1") == g(e, "w3") for e in range(4))
-    assert len({g(e, "w1") for e in range(4)}) > 1
+    assert s.keys() == rtn.keys(), d
+    assert all(0.8 < s[k] / rtn[k] < 1.25 for k in s), d
+    for l in range(4):
+        g = lambda e, w: s["model.layers.%d.block_sparse_moe.experts.%d.%s.weight_global_scale" % (l, e, w)]
+        assert all(g(e, "w1") == g(e, "w3") for e in range(4)), d
+        assert len({g(e, "w1") for e in range(4)}) > 1, d
 PY
 # partitioned GPTQ: each slice re-runs (and re-quantizes) the layers before it for its inputs,
 # so the merged parts equal the single run byte for byte
@@ -97,6 +102,19 @@ walk(m)
 sys.exit(not (len(gains) == 42 and all(0 <= g < 1 for g in gains) and max(gains) > 0))
 PY
 cmp -s "$T/g/model.safetensors" "$T/rf/model.safetensors" && bad "--clip-search 0 --refit 2 wrote the default's bytes" || ok "the GPTQ options change the weights"
+# the float target (default): recorded, reported per Linear, and --gptq-target quantized
+# (textbook GPTQ) writes other weights
+grep -q '"target": "float"' "$T/g/qforge.manifest.json" && grep -q '"float_target_shift"' "$T/g/qforge.manifest.json" &&
+    ok "recipe records the float target, report its shift" || bad "float target not in the recipe / report"
+expect_exit 0 "gptq --gptq-target quantized" -- "$QFORGE" convert $M -o "$T/gq" --scheme w4a16-asym --method gptq --gptq-target quantized $small
+grep -q '"target": "quantized"' "$T/gq/qforge.manifest.json" && ! grep -q '"float_target_shift"' "$T/gq/qforge.manifest.json" &&
+    ok "recipe records the textbook target" || bad "--gptq-target quantized not recorded"
+cmp -s "$T/g/model.safetensors" "$T/gq/model.safetensors" && bad "the float target changed nothing" || ok "the float target changes the weights"
+kq=$(kld "$T/gq")
+echo "mean KLD on 3 eval windows: gptq float target $kg, textbook target $kq"
+awk -v q="$kq" -v g="$kg" 'BEGIN { exit !(g < q) }' && ok "the float target beats the textbook target with 8 x 256 tokens" || bad "float target $kg vs textbook $kq"
+expect_exit 2 "bad --gptq-target" -- "$QFORGE" convert $M -o "$T/u" --scheme w4a16 --method gptq --gptq-target best -q
+stderr_has "--gptq-target 'best'" "bad --gptq-target named"
 expect_exit 2 "negative --clip-search" -- "$QFORGE" convert $M -o "$T/u" --scheme w4a16 --method gptq --clip-search -1 -q
 expect_exit 2 "--moe-floor that is not a number" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/u" --scheme w4a16 --method gptq --moe-floor abc -q
 stderr_has "--moe-floor 'abc'" "bad --moe-floor named"

@@ -1,0 +1,124 @@
+/* calibrate_float.c - the float model's path through a layer, beside the quantized one.
+ *
+ * With the float target (qf_calib_opts.float_target, qf_float_target.h) every Linear is
+ * rounded towards the float model's output, so calibration also runs the float model on the
+ * same tokens: the FLOAT table holds its residual stream, and the layer's float weights are
+ * kept as a twin (c->fl) while the quantized ones are made.  Per pass the quantized path's
+ * rows are paired with the float path's rows for the same tokens:
+ *   A  q/k/v  input_layernorm(h_f)
+ *   B  o      attention of the float layer on h_f; h_f becomes h1_f = h_f + o_f(att_f)
+ *   C  gate/up (every expert's w1/w3)  post_attention_layernorm(h1_f), the expert's routing
+ *             weights applied as on the quantized rows
+ *   D  down   swiglu of the float gate/up on that input (per expert, weighted alike); a
+ *             dense layer's float output h_f = h1_f + down_f(g_f) is made here too
+ *   E  MoE: h_f = h1_f + moe_f(post_attention_layernorm(h1_f)), routed by the float router
+ *             input (the next layer's float input)
+ * The float path never sees a quantized weight, so it is the float model itself (same
+ * operations in the same order as the quantized path, per token, so chunking does not
+ * change it either).
+ */
+#include <string.h>
+
+#include "calibrate_internal.h"
+#include "model_internal.h"
+
+static qf_status qf_cal_twin(qf_cal *c, qf_linear *dst, const qf_linear *src, qf_error *err)
+{
+    *dst = *src;
+    float *w = qf_cal_alloc(c, src->rows * src->cols);
+    if (!w) return qf_fail(err, QF_ERR_NOMEM, "%s: out of memory for the float path's copy", src->name);
+    memcpy(w, src->weight, sizeof(float) * (size_t)(src->rows * src->cols));
+    dst->weight = w;
+    return QF_OK;
+}
+
+qf_status qf_cal_float_begin(qf_cal *c, qf_layer *L, qf_error *err)
+{
+    const int E = L->is_moe ? c->m->cfg.n_experts : 0;
+    c->fl = *L;
+    c->fl.experts = NULL;
+    qf_linear *src[7] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
+    qf_linear *dst[7] = {&c->fl.q, &c->fl.k, &c->fl.v, &c->fl.o, &c->fl.gate, &c->fl.up, &c->fl.down};
+    for (int i = 0; i < (L->is_moe ? 4 : 7); i++) QF_TRY(qf_cal_twin(c, dst[i], src[i], err));
+    if (!E) return QF_OK;
+    if (!(c->fl.experts = calloc((size_t)(3 * E), sizeof(qf_linear))))
+        return qf_fail(err, QF_ERR_NOMEM, "out of memory for the float path's experts");
+    for (int e = 0; e < 3 * E; e++) QF_TRY(qf_cal_twin(c, &c->fl.experts[e], &L->experts[e], err));
+    return QF_OK;
+}
+
+void qf_cal_float_end(qf_cal *c)
+{
+    free(c->fl.experts); /* the weights are the layer's owned copies, freed with them */
+    memset(&c->fl, 0, sizeof c->fl);
+}
+
+qf_status qf_cal_float_attn_in(qf_cal *c, int64_t r0, int64_t n, float **xf, qf_error *err)
+{
+    float *h;
+    QF_TRY(qf_cal_load(c, QF_CAL_FLOAT, r0, n, &h, err));
+    qf_cal_norm(c, h, c->fl.attn_norm, n, c->w.xf);
+    *xf = c->w.xf;
+    return QF_OK;
+}
+
+qf_status qf_cal_float_attention(qf_cal *c, int64_t r0, int64_t n, float **att, qf_error *err)
+{
+    float *h;
+    QF_TRY(qf_cal_load(c, QF_CAL_FLOAT, r0, n, &h, err));
+    qf_cal_norm(c, h, c->fl.attn_norm, n, c->w.xf);
+    QF_TRY(qf_cal_attention(c, &c->fl, c->w.xf, n, c->w.attf, err));
+    QF_TRY(qf_linear_forward(&c->fl.o, c->w.attf, n, c->w.tmp, NULL, err));
+    qf_cal_add(h, h, c->w.tmp, n * c->m->cfg.hidden_size); /* h_f -> h1_f */
+    QF_TRY(qf_cal_save(c, QF_CAL_FLOAT, r0, n, h, err));
+    *att = c->w.attf;
+    return QF_OK;
+}
+
+/* Rows r of x (n, cols) *= rw[r] (rw NULL: none). */
+static void qf_cal_weigh(float *x, int64_t n, int64_t cols, const float *rw)
+{
+    if (!rw) return;
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t j = 0; j < cols; j++) x[t * cols + j] *= rw[t];
+}
+
+qf_status qf_cal_float_ffn_in(qf_cal *c, int64_t r0, int64_t n, const float *rw, float **xf, qf_error *err)
+{
+    float *h1;
+    QF_TRY(qf_cal_load(c, QF_CAL_FLOAT, r0, n, &h1, err));
+    qf_cal_norm(c, h1, c->fl.ffn_norm, n, c->w.xf);
+    qf_cal_weigh(c->w.xf, n, c->m->cfg.hidden_size, rw);
+    *xf = c->w.xf;
+    return QF_OK;
+}
+
+qf_status qf_cal_float_down_in(qf_cal *c, int expert, int64_t r0, int64_t n, const float *rw, float **gf, qf_error *err)
+{
+    const qf_layer *F = &c->fl;
+    const qf_linear *gate = expert < 0 ? &F->gate : &F->experts[3 * expert],
+                    *up = expert < 0 ? &F->up : &F->experts[3 * expert + 1];
+    float *h1;
+    QF_TRY(qf_cal_load(c, QF_CAL_FLOAT, r0, n, &h1, err));
+    qf_cal_norm(c, h1, F->ffn_norm, n, c->w.xf);
+    QF_TRY(qf_cal_swiglu(gate, up, c->w.xf, n, c->w.gf, c->w.uf, err));
+    if (expert < 0) { /* the dense layer's float output: h1_f is not needed after this pass */
+        QF_TRY(qf_linear_forward(&F->down, c->w.gf, n, c->w.tmp, NULL, err));
+        qf_cal_add(h1, h1, c->w.tmp, n * c->m->cfg.hidden_size);
+        QF_TRY(qf_cal_save(c, QF_CAL_FLOAT, r0, n, h1, err));
+    }
+    qf_cal_weigh(c->w.gf, n, gate->rows, rw);
+    *gf = c->w.gf;
+    return QF_OK;
+}
+
+qf_status qf_cal_float_moe_output(qf_cal *c, int64_t r0, int64_t n, qf_error *err)
+{
+    const qf_layer *F = &c->fl;
+    float *h1;
+    QF_TRY(qf_cal_load(c, QF_CAL_FLOAT, r0, n, &h1, err));
+    qf_cal_norm(c, h1, F->ffn_norm, n, c->w.xf);
+    QF_TRY(qf_moe_forward(c->m, F, c->w.xf, n, c->w.tmp, c->w.gf, c->w.uf, err));
+    qf_cal_add(h1, h1, c->w.tmp, n * c->m->cfg.hidden_size);
+    return qf_cal_save(c, QF_CAL_FLOAT, r0, n, h1, err);
+}

@@ -305,43 +305,38 @@ extern "C" qf_status qf_gpu_xtx_add_pair(qf_gpu_xtx *a, const float *X, const fl
     return st;
 }
 
+/* dst += the device sum src [n, n] column-major, brought over in column panels of tmp
+ * (panel x n) so the host needs no n x n staging buffer.  upper = 1: the upper triangle of
+ * src into the lower triangle of row-major dst (column j = row j); 0: all of it as it is. */
+static qf_status qf_gpu_sum_read(const double *src, int64_t n, int64_t panel, double *tmp, int upper, double *dst,
+                                 const char *what, qf_error *err)
+{
+    for (int64_t j0 = 0; j0 < n; j0 += panel) {
+        const int64_t nj = n - j0 < panel ? n - j0 : panel;
+        cudaError_t e = cudaMemcpyAsync(tmp, src + j0 * n, sizeof(double) * (size_t)(nj * n), cudaMemcpyDeviceToHost, G.s);
+        if (e == cudaSuccess) e = cudaStreamSynchronize(G.s);
+        if (e != cudaSuccess) return qf_fail(err, QF_ERR_CUDA, "gpu xtx: reading the %s failed: %s", what, cudaGetErrorString(e));
+        for (int64_t jj = 0; jj < nj; jj++) {
+            const int64_t j = j0 + jj;
+            const double *s = tmp + jj * n;
+            double *d = dst + j * n;
+            for (int64_t i = 0; i < (upper ? j + 1 : n); i++) d[i] += s[i];
+        }
+    }
+    return QF_OK;
+}
+
 static qf_status qf_gpu_xtx_read_locked(qf_gpu_xtx *a, double *C, double *P, qf_error *err)
 {
     const int64_t n = a->cols;
     const size_t nn = (size_t)n * (size_t)n;
-    /* bring the sum over in column panels so the host copy needs no n x n staging buffer */
     const int64_t panel = (int64_t)((256u << 20) / (sizeof(double) * (size_t)n)) > 0
                               ? (int64_t)((256u << 20) / (sizeof(double) * (size_t)n)) : 1;
     double *tmp = (double *)malloc(sizeof(double) * (size_t)panel * (size_t)n);
     if (!tmp) return qf_fail(err, QF_ERR_NOMEM, "gpu xtx: out of memory reading a %lld-wide XᵀX", (long long)n);
-    qf_status st = QF_OK;
-    for (int64_t j0 = 0; j0 < n && st == QF_OK; j0 += panel) {
-        const int64_t nj = n - j0 < panel ? n - j0 : panel;
-        cudaError_t e = cudaMemcpyAsync(tmp, a->sum + j0 * n, sizeof(double) * (size_t)(nj * n), cudaMemcpyDeviceToHost, G.s);
-        if (e == cudaSuccess) e = cudaStreamSynchronize(G.s);
-        if (e != cudaSuccess) {
-            st = qf_fail(err, QF_ERR_CUDA, "gpu xtx: reading the sum failed: %s", cudaGetErrorString(e));
-            break;
-        }
-        /* column j of the column-major upper triangle = row j of the row-major lower one */
-        for (int64_t jj = 0; jj < nj; jj++) {
-            const int64_t j = j0 + jj;
-            const double *src = tmp + jj * n;
-            double *dst = C + j * n;
-            for (int64_t i = 0; i <= j; i++) dst[i] += src[i];
-        }
-    }
+    qf_status st = qf_gpu_sum_read(a->sum, n, panel, tmp, 1, C, "sum", err);
     /* the cross sum: column-major XRᵀ is row-major RᵀX, added as it is */
-    for (int64_t j0 = 0; a->cross && P && j0 < n && st == QF_OK; j0 += panel) {
-        const int64_t nj = n - j0 < panel ? n - j0 : panel;
-        cudaError_t e = cudaMemcpyAsync(tmp, a->cross + j0 * n, sizeof(double) * (size_t)(nj * n), cudaMemcpyDeviceToHost, G.s);
-        if (e == cudaSuccess) e = cudaStreamSynchronize(G.s);
-        if (e != cudaSuccess) {
-            st = qf_fail(err, QF_ERR_CUDA, "gpu xtx: reading the cross sum failed: %s", cudaGetErrorString(e));
-            break;
-        }
-        for (int64_t i = 0; i < nj * n; i++) P[j0 * n + i] += tmp[i];
-    }
+    if (st == QF_OK && a->cross && P) st = qf_gpu_sum_read(a->cross, n, panel, tmp, 0, P, "cross sum", err);
     free(tmp);
     if (st != QF_OK) return st;
     qf_xtx_zero<<<1024, 256, 0, G.s>>>(a->sum, (int64_t)nn);

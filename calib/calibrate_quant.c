@@ -271,7 +271,10 @@ static qf_status qf_cal_float_target(qf_cal *c, qf_linear **lin, int n, const qf
      * 128 x 512 tokens 0.01 is better than 0.1.  QF_FLOAT_TARGET_RIDGE 4 serves both (docs/bench.md). */
     const float damp = (c->o->gptq.percdamp > 0 ? c->o->gptq.percdamp : 1e-4f) +
                        QF_FLOAT_TARGET_RIDGE * (float)st->cols / (float)(st->count > 0 ? st->count : 1);
-    qf_status r = k ? qf_float_target(W, rows, k, st->cols, st->xtx, st->cross, damp, shift, err) : QF_OK;
+    /* with a GPU: the factor as GPTQ's (cuSOLVER), the products by cuBLAS */
+    const int gpu = st->cols >= QF_STATS_GPU_MIN_COLS && qf_gpu_calib_enabled();
+    const qf_float_target_ops ops = {gpu ? qf_gpu_gptq_factor : NULL, gpu ? qf_gpu_sgemm_nt : NULL};
+    qf_status r = k ? qf_float_target(W, rows, k, st->cols, st->xtx, st->cross, damp, &ops, shift, err) : QF_OK;
     if (r) qf_error_prefix(err, "%s: ", lin[0]->name);
     free(W), free(rows);
     return r;

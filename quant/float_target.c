@@ -1,10 +1,13 @@
 /* float_target.c - the float-path target of calibration (see qf_float_target.h).
  *
- * With A = H + lambda I = L L^T (Cholesky) and M = P - H, W M A^-1 = ((W M) L^-T) L^-1.
- * Two orders: per weight (W M, then the two triangular factors: 3 rows cols^2 flops) or
- * once per input (M A^-1: 2 cols^3, then W (M A^-1): rows cols^2 per weight).  The cheaper
- * is taken; both are float64 products in a fixed order, so the result does not depend on
- * the number of threads.
+ * With A = H + lambda I and U the upper factor of A^-1 = U^T U (GPTQ's own factor,
+ * qf_gptq_factor, so a GPU factor can take its place), and M = P - H:
+ *     W M A^-1 = ((W M) U^T) U.
+ * Two orders: per weight (W M, then U^T, then U: 3 rows cols^2 flops) or once per input
+ * (X = (M U^T) U: 2 cols^3, then W X: rows cols^2 per weight); the cheaper is taken.  The
+ * factor is float64 (like GPTQ's); the products are float32, ample for an update that is a
+ * few % of W, and each is one y = x w^T so a GPU product can take their place.  On the CPU
+ * every product is qf_sgemm (fixed order): the result does not depend on the thread count.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -12,12 +15,6 @@
 
 #include "qf_float_target.h"
 #include "qf_linalg.h"
-
-/* dst (rows, cols) double = src float */
-static void qf_widen(const float *src, int64_t n, double *dst)
-{
-    for (int64_t i = 0; i < n; i++) dst[i] = src[i];
-}
 
 static int qf_all_finite(const double *a, int64_t n)
 {
@@ -35,12 +32,28 @@ uint64_t qf_float_target_bytes(const int64_t *rows, int n, int64_t cols)
     int64_t rmax = 0, rsum = 0;
     for (int i = 0; i < n; i++) rmax = rows[i] > rmax ? rows[i] : rmax, rsum += rows[i];
     const uint64_t c2 = (uint64_t)(cols * cols);
-    return 8 * c2 + (qf_m_first(rsum, cols) ? 16 * c2 + 16 * (uint64_t)(rmax * cols) : 24 * (uint64_t)(rmax * cols)) +
-           4 * (uint64_t)(rsum * cols);
+    return 20 * c2 + 8 * (uint64_t)(rmax * cols) + 4 * (uint64_t)(rsum * cols);
 }
 
-qf_status qf_float_target(float **W, const int64_t *rows, int n, int64_t cols, const double *H, double *P,
-                          float percdamp, double *shift, qf_error *err)
+/* y (m, n) = x (m, k) w (n, k)^T, y overwritten. */
+static qf_status qf_ft_gemm(const qf_float_target_ops *ops, int64_t m, int64_t n, int64_t k, const float *x,
+                            const float *w, float *y, qf_error *err)
+{
+    if (ops && ops->gemm_nt) return ops->gemm_nt(m, n, k, x, k, w, y, n, err);
+    memset(y, 0, sizeof(float) * (size_t)(m * n));
+    return qf_sgemm(0, 1, m, n, k, 1.0f, x, k, w, k, y, n, 0, err);
+}
+
+/* dst (n, n) = src^T */
+static void qf_ft_transpose(const float *src, int64_t n, float *dst)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < n; j++) dst[j * n + i] = src[i * n + j];
+}
+
+qf_status qf_float_target(float **W, const int64_t *rows, int n, int64_t cols, const double *H, const double *P,
+                          float percdamp, const qf_float_target_ops *ops, double *shift, qf_error *err)
 {
     if (shift) *shift = 0;
     if (n <= 0 || cols <= 0 || !(percdamp > 0))
@@ -57,32 +70,39 @@ qf_status qf_float_target(float **W, const int64_t *rows, int n, int64_t cols, c
     int64_t rmax = 0, rsum = 0;
     for (int i = 0; i < n; i++) rmax = rows[i] > rmax ? rows[i] : rmax, rsum += rows[i];
     const int m_first = qf_m_first(rsum, C);
-    double *Lf = malloc(sizeof(double) * (size_t)CC), *M = P, /* P - H, in place */
-           *T = malloc(sizeof(double) * (size_t)(m_first ? CC : rmax * C)),
-           *X = m_first ? malloc(sizeof(double) * (size_t)CC) : NULL, *Wd = malloc(sizeof(double) * (size_t)(rmax * C)),
-           *D = malloc(sizeof(double) * (size_t)(rmax * C));
+    float *U = malloc(sizeof(float) * (size_t)CC), *Ut = malloc(sizeof(float) * (size_t)CC),
+          *Mx = malloc(sizeof(float) * (size_t)CC), /* M (m_first) or M^T */
+        *T1 = malloc(sizeof(float) * (size_t)(m_first ? CC : rmax * C)),
+          *T2 = malloc(sizeof(float) * (size_t)(m_first ? CC : rmax * C)), *D = malloc(sizeof(float) * (size_t)(rmax * C));
+    double *A = malloc(sizeof(double) * (size_t)CC);
     float **out = calloc((size_t)n, sizeof *out);
     qf_status st = QF_OK;
-    if (!Lf || !T || (m_first && !X) || !Wd || !D || !out) {
+    if (!U || !Ut || !Mx || !T1 || !T2 || !D || !A || !out) {
         st = qf_fail(err, QF_ERR_NOMEM, "float target: out of memory for a %lld-wide input", (long long)C);
         goto done;
     }
-    memcpy(Lf, H, sizeof(double) * (size_t)CC);
-    for (int64_t i = 0; i < C; i++) Lf[i * C + i] += lambda;
-    int64_t bad = qf_cholesky_lower(Lf, C, C, &st, err);
+    memcpy(A, H, sizeof(double) * (size_t)CC);
+    for (int64_t i = 0; i < C; i++) A[i * C + i] += lambda;
+    int64_t bad = (ops && ops->factor ? ops->factor : qf_gptq_factor)(A, C, U, &st, err); /* A^-1 = U^T U */
+    free(A), A = NULL;
     if (st) goto done;
     if (bad) {
         st = qf_fail(err, QF_ERR_FORMAT, "float target: H + %g I is not positive definite (minor %lld)", lambda,
                      (long long)bad);
         goto done;
     }
-    if ((st = qf_trtri_lower(Lf, C, C, err))) goto done; /* Lf = L^-1 */
-    for (int64_t i = 0; i < CC; i++) M[i] = P[i] - H[i];
-    if (m_first) { /* X = (M L^-T) L^-1 */
-        memset(T, 0, sizeof(double) * (size_t)CC);
-        if ((st = qf_dgemm(0, 1, C, C, C, 1.0, M, C, Lf, C, T, C, 0, err))) goto done;
-        memset(X, 0, sizeof(double) * (size_t)CC);
-        if ((st = qf_dgemm(0, 0, C, C, C, 1.0, T, C, Lf, C, X, C, 0, err))) goto done;
+    qf_ft_transpose(U, C, Ut);
+#pragma omp parallel for schedule(static)
+    for (int64_t a = 0; a < C; a++)
+        for (int64_t b = 0; b < C; b++) {
+            const float m = (float)(P[a * C + b] - H[a * C + b]);
+            if (m_first) Mx[a * C + b] = m;
+            else Mx[b * C + a] = m;
+        }
+    if (m_first) { /* T2 = (M A^-1)^T, the w of W (M A^-1) */
+        if ((st = qf_ft_gemm(ops, C, C, C, Mx, U, T1, err))) goto done;  /* M U^T */
+        if ((st = qf_ft_gemm(ops, C, C, C, T1, Ut, Mx, err))) goto done; /* (M U^T) U */
+        qf_ft_transpose(Mx, C, T2);
     }
     for (int i = 0; i < n; i++) {
         const int64_t R = rows[i], RC = R * C;
@@ -90,18 +110,14 @@ qf_status qf_float_target(float **W, const int64_t *rows, int n, int64_t cols, c
             st = qf_fail(err, QF_ERR_NOMEM, "float target: out of memory");
             goto done;
         }
-        qf_widen(W[i], RC, Wd);
-        memset(D, 0, sizeof(double) * (size_t)RC); /* the update W M A^-1 */
         if (m_first) {
-            if ((st = qf_dgemm(0, 0, R, C, C, 1.0, Wd, C, X, C, D, C, 0, err))) goto done;
+            if ((st = qf_ft_gemm(ops, R, C, C, W[i], T2, D, err))) goto done;
         } else {
-            memset(T, 0, sizeof(double) * (size_t)RC);
-            if ((st = qf_dgemm(0, 0, R, C, C, 1.0, Wd, C, M, C, T, C, 0, err))) goto done;  /* W M */
-            memset(Wd, 0, sizeof(double) * (size_t)RC);
-            if ((st = qf_dgemm(0, 1, R, C, C, 1.0, T, C, Lf, C, Wd, C, 0, err))) goto done; /* (W M) L^-T */
-            if ((st = qf_dgemm(0, 0, R, C, C, 1.0, Wd, C, Lf, C, D, C, 0, err))) goto done;  /* ... L^-1 */
+            if ((st = qf_ft_gemm(ops, R, C, C, W[i], Mx, T1, err))) goto done; /* W M */
+            if ((st = qf_ft_gemm(ops, R, C, C, T1, U, T2, err))) goto done;    /* (W M) U^T */
+            if ((st = qf_ft_gemm(ops, R, C, C, T2, Ut, D, err))) goto done;    /* ... U */
         }
-        for (int64_t j = 0; j < RC; j++) out[i][j] = (float)((double)W[i][j] + D[j]);
+        for (int64_t j = 0; j < RC; j++) out[i][j] = W[i][j] + D[j];
     }
     double num = 0, den = 0;
     for (int i = 0; i < n; i++)
@@ -109,7 +125,7 @@ qf_status qf_float_target(float **W, const int64_t *rows, int n, int64_t cols, c
             const double d = (double)out[i][j] - W[i][j];
             num += d * d, den += (double)W[i][j] * W[i][j];
         }
-    if (!qf_all_finite(&num, 1)) {
+    if (!isfinite(num)) {
         st = qf_fail(err, QF_ERR_FORMAT, "float target: the retargeted weights are not finite");
         goto done;
     }
@@ -117,6 +133,6 @@ qf_status qf_float_target(float **W, const int64_t *rows, int n, int64_t cols, c
     if (shift) *shift = den > 0 ? sqrt(num / den) : 0;
 done:
     for (int i = 0; out && i < n; i++) free(out[i]);
-    free(out), free(Lf), free(T), free(X), free(Wd), free(D);
+    free(out), free(A), free(U), free(Ut), free(Mx), free(T1), free(T2), free(D);
     return st;
 }

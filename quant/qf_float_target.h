@@ -21,22 +21,33 @@
 
 #include "qf_error.h"
 
+/* Optional replacements for the two kinds of work (the GPU's, when calibration runs with
+ * one); NULL members: the CPU's. */
+typedef struct qf_float_target_ops {
+    /* qf_gptq_factor's contract (qf_linalg.h): H [n, n] float64 (workspace) -> U float32 upper
+     * triangular with H^-1 = U^T U; returns 0 or the failing minor + 1 */
+    int64_t (*factor)(double *H, int64_t n, float *U, qf_status *status, qf_error *err);
+    /* y (m, n; ldy) = x (m, k; ldx) w^T, w [n, k] contiguous, float32; y overwritten */
+    qf_status (*gemm_nt)(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx, const float *w, float *y,
+                         int64_t ldy, qf_error *err);
+} qf_float_target_ops;
+
 /* Replace each of the n weights W[i] [rows[i], cols] (float32, row-major; Linears sharing
  * one input) by W + W (P - H)(H + lambda I)^-1, lambda = percdamp * mean(diag H).
  *   H  [cols, cols] float64, symmetric (as qf_stats_finish leaves it); not modified.
- *   P  [cols, cols] float64, P[a][b] = sum_t xf_t[a] xq_t[b]; used as workspace: it holds
- *      P - H on return, whatever the outcome once the checks have passed.
+ *   P  [cols, cols] float64, P[a][b] = sum_t xf_t[a] xq_t[b]; not modified.
+ *   ops    NULL: everything on the CPU.
  *   shift  may be NULL: receives ||W* - W|| / ||W|| over the n weights (0 when W is 0).
- * H all zero (no tokens): W is left as it is.  The product is ordered by cost: (W M) A^-1
- * when the weights have fewer rows than cols, else W (M A^-1); both deterministic.
+ * H all zero (no tokens): W is left as it is.  The factor is float64, the products float32
+ * (float_target.c says why and in which order).
  * Errors: QF_ERR_USAGE (bad sizes, percdamp <= 0), QF_ERR_FORMAT (H or P not finite, or
- * H + lambda I not positive definite), QF_ERR_NOMEM.  W is unchanged on error.
- * Memory (qf_float_target_bytes): 8 cols^2 + (sum of rows >= cols ? 16 cols^2 + 16 *
- * largest rows * cols : 24 * largest rows * cols) + 4 * sum of rows * cols bytes. */
-qf_status qf_float_target(float **W, const int64_t *rows, int n, int64_t cols, const double *H, double *P,
-                          float percdamp, double *shift, qf_error *err);
+ * H + lambda I not positive definite), QF_ERR_NOMEM, a replacement's error.  W is unchanged
+ * on error.  Memory: qf_float_target_bytes. */
+qf_status qf_float_target(float **W, const int64_t *rows, int n, int64_t cols, const double *H, const double *P,
+                          float percdamp, const qf_float_target_ops *ops, double *shift, qf_error *err);
 
-/* The workspace qf_float_target allocates for weights of these rows (memory plans). */
+/* The workspace qf_float_target allocates for weights of these rows (memory plans):
+ * 20 cols^2 + 8 * largest rows * cols + 4 * sum of rows * cols bytes. */
 uint64_t qf_float_target_bytes(const int64_t *rows, int n, int64_t cols);
 
 #endif /* QF_FLOAT_TARGET_H */

@@ -719,6 +719,20 @@ static void test_stats_cross(void **state)
     free(X), free(R), free(P);
 }
 
+static int hook_calls;
+static int64_t counting_factor(double *H, int64_t n, float *U, qf_status *status, qf_error *err)
+{
+    hook_calls++;
+    return qf_gptq_factor(H, n, U, status, err);
+}
+static qf_status counting_gemm(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx, const float *w, float *y,
+                               int64_t ldy, qf_error *err)
+{
+    hook_calls++;
+    memset(y, 0, sizeof(float) * (size_t)(m * ldy));
+    return qf_sgemm(0, 1, m, n, k, 1.0f, x, ldx, w, k, y, ldy, 0, err);
+}
+
 /* qf_float_target: the result solves the ridge normal equations W*(H + lam I) = W(P + lam I)
  * in both product orders (few and many rows); X_f = X_q leaves W untouched; the retargeted
  * weights, and GPTQ's rounding of them, have a lower float-path error than W and than
@@ -742,7 +756,7 @@ static void test_float_target(void **state)
         float *Wp[1] = {W};
         double shift, *Pw = malloc(sizeof(double) * GC * GC); /* qf_float_target overwrites it */
         memcpy(Pw, P, sizeof(double) * GC * GC);
-        QF_TEST_OK(qf_float_target(Wp, &R, 1, GC, f.H, Pw, 0.01f, &shift, &err_));
+        QF_TEST_OK(qf_float_target(Wp, &R, 1, GC, f.H, Pw, 0.01f, NULL, &shift, &err_));
         double mean = 0;
         for (int64_t i = 0; i < GC; i++) mean += f.H[i * GC + i];
         const double lam = 0.01 * mean / GC;
@@ -763,10 +777,24 @@ static void test_float_target(void **state)
         /* the float path's own inputs: nothing to correct */
         memcpy(W, W0, sizeof(float) * (size_t)(R * GC));
         memcpy(Pw, f.H, sizeof(double) * GC * GC);
-        QF_TEST_OK(qf_float_target(Wp, &R, 1, GC, f.H, Pw, 0.01f, &shift, &err_));
+        QF_TEST_OK(qf_float_target(Wp, &R, 1, GC, f.H, Pw, 0.01f, NULL, &shift, &err_));
         assert_memory_equal(W, W0, sizeof(float) * (size_t)(R * GC));
         assert_true(shift == 0);
         free(W), free(Pw);
+    }
+    /* replacement factor and product (the GPU's seam): used, and the same bits as the CPU's */
+    {
+        const int64_t R = rows_few;
+        float *Wa = malloc(sizeof(float) * (size_t)(R * GC)), *Wb = malloc(sizeof(float) * (size_t)(R * GC));
+        memcpy(Wa, Wfew, sizeof(float) * (size_t)(R * GC)), memcpy(Wb, Wfew, sizeof(float) * (size_t)(R * GC));
+        float *pa[1] = {Wa}, *pb[1] = {Wb};
+        const qf_float_target_ops ops = {counting_factor, counting_gemm};
+        hook_calls = 0;
+        QF_TEST_OK(qf_float_target(pa, &R, 1, GC, f.H, P, 0.01f, NULL, NULL, &err_));
+        QF_TEST_OK(qf_float_target(pb, &R, 1, GC, f.H, P, 0.01f, &ops, NULL, &err_));
+        assert_int_equal(hook_calls, 1 + 3); /* one factor, three products (rows < cols: W first) */
+        assert_memory_equal(Wa, Wb, sizeof(float) * (size_t)(R * GC));
+        free(Wa), free(Wb);
     }
     /* the float-path error, float and after GPTQ */
     float *W = malloc(sizeof(float) * GR * GC), *Wp[1] = {W};
@@ -774,8 +802,8 @@ static void test_float_target(void **state)
     memcpy(W, f.W, sizeof(float) * GR * GC);
     double *Pw = malloc(sizeof(double) * GC * GC);
     memcpy(Pw, P, sizeof(double) * GC * GC);
-    QF_TEST_OK(qf_float_target(Wp, &rows, 1, GC, f.H, Pw, 0.01f, NULL, &err_));
-    for (int64_t i = 0; i < GC * GC; i++) assert_true(Pw[i] == P[i] - f.H[i]); /* P is the workspace for P - H */
+    QF_TEST_OK(qf_float_target(Wp, &rows, 1, GC, f.H, Pw, 0.01f, NULL, NULL, &err_));
+    assert_memory_equal(Pw, P, sizeof(double) * GC * GC); /* P is not modified */
     const double e_plain = fx_float_err(f.W, f.W, Xf, f.X, GR, GC, GN), e_t = fx_float_err(f.W, W, Xf, f.X, GR, GC, GN);
     print_message("float target: float-path error ratio %.3f\n", e_t / e_plain);
     assert_true(e_t < 0.1 * e_plain);
@@ -795,13 +823,13 @@ static void test_float_target(void **state)
     }
     /* bad input */
     memcpy(W, f.W, sizeof(float) * GR * GC);
-    assert_int_equal(qf_float_target(Wp, &rows, 1, GC, f.H, P, 0.0f, NULL, &err), QF_ERR_USAGE);
+    assert_int_equal(qf_float_target(Wp, &rows, 1, GC, f.H, P, 0.0f, NULL, NULL, &err), QF_ERR_USAGE);
     P[5] = NAN;
-    assert_int_equal(qf_float_target(Wp, &rows, 1, GC, f.H, P, 0.01f, NULL, &err), QF_ERR_FORMAT);
+    assert_int_equal(qf_float_target(Wp, &rows, 1, GC, f.H, P, 0.01f, NULL, NULL, &err), QF_ERR_FORMAT);
     assert_non_null(strstr(err.msg, "not finite"));
     assert_memory_equal(W, f.W, sizeof(float) * GR * GC);
     double *Z = calloc(GC * GC, sizeof(double));
-    QF_TEST_OK(qf_float_target(Wp, &rows, 1, GC, Z, Z, 0.01f, NULL, &err_)); /* no tokens: unchanged */
+    QF_TEST_OK(qf_float_target(Wp, &rows, 1, GC, Z, Z, 0.01f, NULL, NULL, &err_)); /* no tokens: unchanged */
     assert_memory_equal(W, f.W, sizeof(float) * GR * GC);
     free(Z), free(W), free(Wfew), free(Wmany), free(Xf), free(P), free(Pw);
     fx_drop(&f);

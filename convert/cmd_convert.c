@@ -56,7 +56,7 @@ static void qf_convert_help(void)
            "  --gptq-target T       gptq / awq-gptq: what each Linear's rounding reproduces. float\n"
            "                        (default): the float model's output for the same tokens, so each\n"
            "                        Linear also corrects the error earlier layers left in its input\n"
-           "                        (the float model runs beside; ~2x the calibration time).\n"
+           "                        (the float model runs beside: 1.5-2x the calibration time).\n"
            "                        quantized: its float weights on the quantized model's inputs\n"
            "                        (textbook GPTQ)\n"
            "  --moe-floor F         MoE: each expert's statistics weight a token by its routing weight\n"

@@ -29,6 +29,13 @@ if [ -n "$need" ]; then
         bad "the artifact depends on --max-memory"
     [ -z "$(find "$T/tight" -name '*.f32')" ] && [ ! -e "$T/tight.qforge-tmp" ] && ok "no spill file left behind" ||
         bad "spill files or the temporary folder remain"
+    # +3 MB: no table fits beside a chunk, so all four spill (the float target's FLOAT table too)
+    expect_exit 0 "gptq under --max-memory $((need + 3))M" -- "$QFORGE" convert $M -o "$T/tighter" $cal --max-memory $((need + 3))M --json
+    spilled=$(sed -n 's/.*"spilled_bytes":\([0-9]*\).*/\1/p' "$T/stdout")
+    [ "${spilled:-0}" -eq $((4 * 4096 * (384 + 384 + 1024 + 384))) ] && ok "every table spilled ($spilled bytes)" ||
+        bad "expected all four tables spilled: $(cat "$T/stdout")"
+    diff -r "$T/auto" "$T/tighter" >/dev/null && ok "all tables spilled: identical to the in-RAM run" ||
+        bad "the artifact depends on where the float path's table lives"
 else
     bad "no minimum in the refusal: $(cat "$T/stderr")"
 fi

@@ -41,7 +41,7 @@ qf_calib_method qf_calib_method_from_name(const char *name)
 
 int qf_calib_float_path(const qf_calib_opts *o)
 {
-    return o->float_target && (o->method == QF_CALIB_GPTQ || o->method == QF_CALIB_AWQ_GPTQ);
+    return o->float_target && o->method != QF_CALIB_RTN;
 }
 
 const char *qf_calib_method_name(qf_calib_method m)
@@ -270,10 +270,9 @@ qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char
     if (r == QF_OK) {
         char hex[QF_HASH_HEX_LEN + 1];
         qf_hash_hex(data.text_hash, hex);
-        json_t *g = json_pack("{s:f, s:i, s:b, s:b, s:i, s:f, s:i, s:s}", "dampening", o->gptq.percdamp, "block_size",
+        json_t *g = json_pack("{s:f, s:i, s:b, s:b, s:i, s:f, s:i}", "dampening", o->gptq.percdamp, "block_size",
                               o->gptq.block_size, "act_order", o->gptq.act_order, "static_groups", o->gptq.static_groups,
-                              "clip_search", o->gptq.clip_search, "clip_min", o->gptq.clip_min, "refit", o->gptq.refit,
-                              "target", qf_calib_float_path(o) ? "float" : "quantized");
+                              "clip_search", o->gptq.clip_search, "clip_min", o->gptq.clip_min, "refit", o->gptq.refit);
         json_t *a = json_pack("{s:i, s:b, s:i, s:f}", "n_grid", o->awq.n_grid, "duo_scaling", o->awq.duo_scaling,
                               "clip_steps", o->awq.clip_steps, "clip_min", o->awq.clip_min);
         *report = json_pack("{s:s, s:s, s:{s:s, s:s, s:I, s:I, s:i, s:i, s:I}, s:o, s:o, s:f, s:o}", "method",
@@ -282,6 +281,8 @@ qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char
                             "samples", data.n_samples, "seqlen", data.seqlen, "seed", (json_int_t)data.seed, "gptq", g,
                             "awq", a, "smoothquant_alpha", o->smooth_alpha, "layers", layers);
         if (*report) json_object_set_new(*report, "device", json_string(device));
+        if (*report && o->method != QF_CALIB_RTN)
+            json_object_set_new(*report, "target", json_string(qf_calib_float_path(o) ? "float" : "quantized"));
         if (*report && o->moe_floor >= 0) json_object_set_new(*report, "moe_floor", json_real(o->moe_floor));
     } else {
         json_decref(layers);

@@ -12,10 +12,12 @@
  *   D. swiglu(gate(xn2), up(xn2)) -> stats -> quantize down (MoE: per expert, all tokens)
  *   E. h = h1 + mlp(xn2) with the quantized weights: the next layer's input
  * so each Linear is calibrated on inputs that already carry the quantization error of
- * everything before it.  With the float target (default for the GPTQ methods) the float
- * model runs beside on the same tokens and each Linear is rounded towards the float model's
- * output rather than towards its float weights applied to those inputs, so it also
- * corrects the drift it receives (qf_float_target.h; calibrate_float.c).  Methods (qf_calib_method): GPTQ, AWQ (scale search folded into the
+ * everything before it.  With the float target (default for gptq, awq and awq-gptq; rtn,
+ * the static-activation schemes' weights, keeps its plain rounding) the float model runs
+ * beside on the same tokens and each Linear is rounded towards the float model's output
+ * rather than towards its float weights applied to those inputs, so it also corrects the
+ * drift it receives (qf_float_target.h; calibrate_float.c).  Methods (qf_calib_method):
+ * GPTQ, AWQ (scale search folded into the
  * previous op + clip search + RTN), AWQ then GPTQ (clip ratios feed GPTQ), and RTN (for the
  * static-activation schemes, which only need the activation ranges).  SmoothQuant is an
  * optional pre-pass.  Static activation scales (fp8: amax/448 per tensor; nvfp4 W4A4:
@@ -63,9 +65,9 @@ typedef struct qf_calib_opts {
     qf_gptq_opts gptq;
     qf_awq_opts awq;
     int last_layer;          /* calibrate layers 0..last_layer (-1: all) */
-    int float_target;        /* 1 (default): gptq / awq-gptq aim each Linear at the float model's
-                              * output (qf_float_target.h); 0: textbook GPTQ, at the float weights
-                              * applied to the quantized model's inputs */
+    int float_target;        /* 1 (default): gptq, awq and awq-gptq aim each Linear at the float
+                              * model's output (qf_float_target.h); 0: at its float weights applied
+                              * to the quantized model's inputs (textbook GPTQ / AWQ) */
     float moe_floor;         /* MoE experts' GPTQ statistics: token rows weighted by
                               * sqrt(r^2 + moe_floor), r the routing weight the token gives the
                               * expert (0 if not routed); < 0: every token with weight 1 */
@@ -80,7 +82,7 @@ typedef struct qf_calib_opts {
  * with clip_search 20 (qf_gptq.h; the library's default is the textbook 0), the float
  * target, AWQ defaults, moe_floor 0.001, all layers. */
 void qf_calib_opts_default(qf_calib_opts *o);
-/* 1 when a run with o keeps the float model's path (float_target with a GPTQ method). */
+/* 1 when a run with o keeps the float model's path (float_target with a method other than rtn). */
 int qf_calib_float_path(const qf_calib_opts *o);
 /* "gptq", "awq", "awq-gptq", "rtn" -> method; 0 when unknown. */
 qf_calib_method qf_calib_method_from_name(const char *name);

@@ -53,12 +53,12 @@ static void qf_convert_help(void)
            "  --refit N             GPTQ: after the sweep, re-choose the stored scales for the chosen\n"
            "                        codes (N rounds of refit + re-sweep; default 0 = off)\n"
            "  --block N             GPTQ lazy-update block (default 128)\n"
-           "  --gptq-target T       gptq / awq-gptq: what each Linear's rounding reproduces. float\n"
+           "  --calib-target T      gptq, awq, awq-gptq: what each Linear's rounding reproduces. float\n"
            "                        (default): the float model's output for the same tokens, so each\n"
            "                        Linear also corrects the error earlier layers left in its input\n"
            "                        (the float model runs beside: 1.5-2x the calibration time).\n"
            "                        quantized: its float weights on the quantized model's inputs\n"
-           "                        (textbook GPTQ)\n"
+           "                        (textbook GPTQ / AWQ)\n"
            "  --moe-floor F         MoE: each expert's statistics weight a token by its routing weight\n"
            "                        r as sqrt(r^2 + F) (default 0.001: every token counts a little);\n"
            "                        'all' = every token equally\n"
@@ -182,9 +182,9 @@ int qf_cmd_convert(int argc, char **argv)
         else if (!strcmp(a, "--block") && v) num = qf_cli_int(a, v, &o.calib.gptq.block_size, &err), i++;
         else if (!strcmp(a, "--clip-search") && v) num = qf_cli_int(a, v, &o.calib.gptq.clip_search, &err), i++;
         else if (!strcmp(a, "--refit") && v) num = qf_cli_int(a, v, &o.calib.gptq.refit, &err), i++;
-        else if (!strcmp(a, "--gptq-target") && v) {
+        else if (!strcmp(a, "--calib-target") && v) {
             if (strcmp(v, "float") && strcmp(v, "quantized")) {
-                qf_fail(&err, QF_ERR_USAGE, "--gptq-target '%s': expected float or quantized", v);
+                qf_fail(&err, QF_ERR_USAGE, "--calib-target '%s': expected float or quantized", v);
                 return qf_cli_report_error("convert", &err, json);
             }
             o.calib.float_target = !strcmp(v, "float");

@@ -40,7 +40,7 @@ cmp -s "$T/moe/model.safetensors" "$T/moeall/model.safetensors" && bad "routing-
 # With the textbook target the values are RTN's; the float target measures them on the
 # retargeted weights (a few % off), with the same sharing.
 expect_exit 0 "rtn nvfp4a16 tiny-moe" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/moe-n-rtn" --scheme nvfp4a16 -q
-expect_exit 0 "gptq nvfp4a16 tiny-moe --gptq-target quantized" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/moe-n-q" --scheme nvfp4a16 --method gptq --gptq-target quantized $small
+expect_exit 0 "gptq nvfp4a16 tiny-moe --calib-target quantized" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/moe-n-q" --scheme nvfp4a16 --method gptq --calib-target quantized $small
 expect_exit 0 "gptq nvfp4a16 tiny-moe" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/moe-n" --scheme nvfp4a16 --method gptq $small
 expect_exit 0 "gptq nvfp4a16 tiny-moe --moe-floor all" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/moe-n-all" --scheme nvfp4a16 --method gptq --moe-floor all $small
 python3 - "$T/moe-n-rtn" "$T/moe-n-q" "$T/moe-n" "$T/moe-n-all" <<'PY' && ok "MoE nvfp4 global scales: per expert (w1 = w3), as RTN writes them" || bad "MoE nvfp4 global scales differ from RTN's sharing"
@@ -102,19 +102,22 @@ walk(m)
 sys.exit(not (len(gains) == 42 and all(0 <= g < 1 for g in gains) and max(gains) > 0))
 PY
 cmp -s "$T/g/model.safetensors" "$T/rf/model.safetensors" && bad "--clip-search 0 --refit 2 wrote the default's bytes" || ok "the GPTQ options change the weights"
-# the float target (default): recorded, reported per Linear, and --gptq-target quantized
-# (textbook GPTQ) writes other weights
+# the float target (default for gptq, awq, awq-gptq): recorded, reported per Linear, and
+# --calib-target quantized (textbook GPTQ) writes other weights
 grep -q '"target": "float"' "$T/g/qforge.manifest.json" && grep -q '"float_target_shift"' "$T/g/qforge.manifest.json" &&
     ok "recipe records the float target, report its shift" || bad "float target not in the recipe / report"
-expect_exit 0 "gptq --gptq-target quantized" -- "$QFORGE" convert $M -o "$T/gq" --scheme w4a16-asym --method gptq --gptq-target quantized $small
+expect_exit 0 "gptq --calib-target quantized" -- "$QFORGE" convert $M -o "$T/gq" --scheme w4a16-asym --method gptq --calib-target quantized $small
 grep -q '"target": "quantized"' "$T/gq/qforge.manifest.json" && ! grep -q '"float_target_shift"' "$T/gq/qforge.manifest.json" &&
-    ok "recipe records the textbook target" || bad "--gptq-target quantized not recorded"
+    ok "recipe records the textbook target" || bad "--calib-target quantized not recorded"
 cmp -s "$T/g/model.safetensors" "$T/gq/model.safetensors" && bad "the float target changed nothing" || ok "the float target changes the weights"
 kq=$(kld "$T/gq")
 echo "mean KLD on 3 eval windows: gptq float target $kg, textbook target $kq"
 awk -v q="$kq" -v g="$kg" 'BEGIN { exit !(g < q) }' && ok "the float target beats the textbook target with 8 x 256 tokens" || bad "float target $kg vs textbook $kq"
-expect_exit 2 "bad --gptq-target" -- "$QFORGE" convert $M -o "$T/u" --scheme w4a16 --method gptq --gptq-target best -q
-stderr_has "--gptq-target 'best'" "bad --gptq-target named"
+grep -q '"target": "float"' "$T/awq/qforge.manifest.json" && grep -q '"float_target_shift"' "$T/awq/qforge.manifest.json" &&
+    ok "awq uses the float target too" || bad "awq without the float target"
+grep -q '"target"' "$T/f/qforge.manifest.json" && bad "rtn weights (fp8 static) record a target" || ok "rtn keeps its plain rounding (no target)"
+expect_exit 2 "bad --calib-target" -- "$QFORGE" convert $M -o "$T/u" --scheme w4a16 --method gptq --calib-target best -q
+stderr_has "--calib-target 'best'" "bad --calib-target named"
 expect_exit 2 "negative --clip-search" -- "$QFORGE" convert $M -o "$T/u" --scheme w4a16 --method gptq --clip-search -1 -q
 expect_exit 2 "--moe-floor that is not a number" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/u" --scheme w4a16 --method gptq --moe-floor abc -q
 stderr_has "--moe-floor 'abc'" "bad --moe-floor named"

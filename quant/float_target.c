@@ -31,8 +31,10 @@ uint64_t qf_float_target_bytes(const int64_t *rows, int n, int64_t cols)
 {
     int64_t rmax = 0, rsum = 0;
     for (int i = 0; i < n; i++) rmax = rows[i] > rmax ? rows[i] : rmax, rsum += rows[i];
-    const uint64_t c2 = (uint64_t)(cols * cols);
-    return 20 * c2 + 8 * (uint64_t)(rmax * cols) + 4 * (uint64_t)(rsum * cols);
+    const uint64_t c2 = (uint64_t)(cols * cols), rc = (uint64_t)(rmax * cols);
+    const uint64_t factor = 12 * c2, /* A (float64) and U */
+        products = qf_m_first(rsum, cols) ? 20 * c2 + 4 * rc : 12 * c2 + 12 * rc; /* U Ut M (T1 T2) D */
+    return (factor > products ? factor : products) + 4 * (uint64_t)(rsum * cols);
 }
 
 /* y (m, n) = x (m, k) w (n, k)^T, y overwritten. */
@@ -70,14 +72,12 @@ qf_status qf_float_target(float **W, const int64_t *rows, int n, int64_t cols, c
     int64_t rmax = 0, rsum = 0;
     for (int i = 0; i < n; i++) rmax = rows[i] > rmax ? rows[i] : rmax, rsum += rows[i];
     const int m_first = qf_m_first(rsum, C);
-    float *U = malloc(sizeof(float) * (size_t)CC), *Ut = malloc(sizeof(float) * (size_t)CC),
-          *Mx = malloc(sizeof(float) * (size_t)CC), /* M (m_first) or M^T */
-        *T1 = malloc(sizeof(float) * (size_t)(m_first ? CC : rmax * C)),
-          *T2 = malloc(sizeof(float) * (size_t)(m_first ? CC : rmax * C)), *D = malloc(sizeof(float) * (size_t)(rmax * C));
+    /* the factor's A is freed before the products' buffers are made (qf_float_target_bytes) */
+    float *U = malloc(sizeof(float) * (size_t)CC), *Ut = NULL, *Mx = NULL, *T1 = NULL, *T2 = NULL, *D = NULL;
     double *A = malloc(sizeof(double) * (size_t)CC);
     float **out = calloc((size_t)n, sizeof *out);
     qf_status st = QF_OK;
-    if (!U || !Ut || !Mx || !T1 || !T2 || !D || !A || !out) {
+    if (!U || !A || !out) {
         st = qf_fail(err, QF_ERR_NOMEM, "float target: out of memory for a %lld-wide input", (long long)C);
         goto done;
     }
@@ -89,6 +89,14 @@ qf_status qf_float_target(float **W, const int64_t *rows, int n, int64_t cols, c
     if (bad) {
         st = qf_fail(err, QF_ERR_FORMAT, "float target: H + %g I is not positive definite (minor %lld)", lambda,
                      (long long)bad);
+        goto done;
+    }
+    Ut = malloc(sizeof(float) * (size_t)CC), Mx = malloc(sizeof(float) * (size_t)CC); /* Mx: M (m_first) or M^T */
+    const int64_t tn = m_first ? CC : rmax * C;
+    T1 = malloc(sizeof(float) * (size_t)tn), T2 = malloc(sizeof(float) * (size_t)tn);
+    D = malloc(sizeof(float) * (size_t)(rmax * C));
+    if (!Ut || !Mx || !T1 || !T2 || !D) {
+        st = qf_fail(err, QF_ERR_NOMEM, "float target: out of memory for a %lld-wide input", (long long)C);
         goto done;
     }
     qf_ft_transpose(U, C, Ut);

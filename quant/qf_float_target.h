@@ -46,8 +46,10 @@ typedef struct qf_float_target_ops {
 qf_status qf_float_target(float **W, const int64_t *rows, int n, int64_t cols, const double *H, const double *P,
                           float percdamp, const qf_float_target_ops *ops, double *shift, qf_error *err);
 
-/* The workspace qf_float_target allocates for weights of these rows (memory plans):
- * 20 cols^2 + 8 * largest rows * cols + 4 * sum of rows * cols bytes. */
+/* The workspace qf_float_target allocates for weights of these rows (memory plans): the
+ * larger of the factor's 12 cols^2 and the products' (20 cols^2 + 4 * largest rows * cols when
+ * the rows add up to cols or more, else 12 cols^2 + 12 * largest rows * cols), + 4 * sum of
+ * rows * cols bytes. */
 uint64_t qf_float_target_bytes(const int64_t *rows, int n, int64_t cols);
 
 #endif /* QF_FLOAT_TARGET_H */

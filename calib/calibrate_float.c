@@ -75,20 +75,12 @@ qf_status qf_cal_float_attention(qf_cal *c, int64_t r0, int64_t n, float **att, 
     return QF_OK;
 }
 
-/* Rows r of x (n, cols) *= rw[r] (rw NULL: none). */
-static void qf_cal_weigh(float *x, int64_t n, int64_t cols, const float *rw)
-{
-    if (!rw) return;
-    for (int64_t t = 0; t < n; t++)
-        for (int64_t j = 0; j < cols; j++) x[t * cols + j] *= rw[t];
-}
-
 qf_status qf_cal_float_ffn_in(qf_cal *c, int64_t r0, int64_t n, const float *rw, float **xf, qf_error *err)
 {
     float *h1;
     QF_TRY(qf_cal_load(c, QF_CAL_FLOAT, r0, n, &h1, err));
     qf_cal_norm(c, h1, c->fl.ffn_norm, n, c->w.xf);
-    qf_cal_weigh(c->w.xf, n, c->m->cfg.hidden_size, rw);
+    qf_cal_scale_rows(c->w.xf, n, c->m->cfg.hidden_size, rw);
     *xf = c->w.xf;
     return QF_OK;
 }
@@ -107,7 +99,7 @@ qf_status qf_cal_float_down_in(qf_cal *c, int expert, int64_t r0, int64_t n, con
         qf_cal_add(h1, h1, c->w.tmp, n * c->m->cfg.hidden_size);
         QF_TRY(qf_cal_save(c, QF_CAL_FLOAT, r0, n, h1, err));
     }
-    qf_cal_weigh(c->w.gf, n, gate->rows, rw);
+    qf_cal_scale_rows(c->w.gf, n, gate->rows, rw);
     *gf = c->w.gf;
     return QF_OK;
 }

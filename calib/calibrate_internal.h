@@ -108,6 +108,8 @@ qf_status qf_cal_load(qf_cal *c, int table, int64_t r0, int64_t n, float **rows,
 qf_status qf_cal_save(qf_cal *c, int table, int64_t r0, int64_t n, const float *rows, qf_error *err);
 void qf_cal_add(float *dst, const float *a, const float *b, int64_t n);
 void qf_cal_norm(const qf_cal *c, const float *x, const float *weight, int64_t n, float *out);
+/* Rows t of x (n, cols) *= rw[t]: MoE routing weights (rw NULL: unchanged). */
+void qf_cal_scale_rows(float *x, int64_t n, int64_t cols, const float *rw);
 qf_status qf_cal_attention(qf_cal *c, qf_layer *L, const float *xn, int64_t n, float *att, qf_error *err);
 qf_status qf_cal_swiglu(const qf_linear *gate, const qf_linear *up, const float *x, int64_t n, float *g, float *u,
                         qf_error *err);

@@ -220,8 +220,9 @@ static qf_status qf_cal_expert_rows(qf_cal *c, const qf_layer *L, const float *x
     return r;
 }
 
-static void qf_scale_rows(float *x, int64_t n, int64_t cols, const float *rw)
+void qf_cal_scale_rows(float *x, int64_t n, int64_t cols, const float *rw)
 {
+    if (!rw) return;
     for (int64_t t = 0; t < n; t++)
         for (int64_t j = 0; j < cols; j++) x[t * cols + j] *= rw[t];
 }
@@ -243,7 +244,7 @@ static qf_status qf_pass_swiglu(qf_cal *c, qf_layer *L, int arg, qf_stats *st, q
         if (arg >= 0 && c->o->moe_floor >= 0) { /* an expert's down: rows weighted by routing */
             rw = malloc(sizeof(float) * (size_t)n);
             r = rw ? qf_cal_expert_rows(c, L, c->w.xn, n, arg, rw, err) : qf_fail(err, QF_ERR_NOMEM, "out of memory");
-            if (r == QF_OK) qf_scale_rows(g, n, gate->rows, rw);
+            if (r == QF_OK) qf_cal_scale_rows(g, n, gate->rows, rw);
         }
         if (r == QF_OK && c->float_path) r = qf_cal_float_down_in(c, arg, r0, n, rw, &gf, err);
         free(rw);
@@ -271,7 +272,7 @@ static qf_status qf_pass_expert_in(qf_cal *c, qf_layer *L, int arg, qf_stats *st
         }
         if (r == QF_OK && c->float_path) r = qf_cal_float_ffn_in(c, r0, n, rw, &xf, err);
         if (r == QF_OK) {
-            qf_scale_rows(c->w.xn, n, C, rw);
+            qf_cal_scale_rows(c->w.xn, n, C, rw);
             r = qf_cal_stats_add(st, c->w.xn, xf, n, err);
         }
         free(rw);

@@ -108,14 +108,14 @@ static uint64_t qf_plan_quant_bytes(const qf_model *m, const qf_calib_opts *o, c
     const int fp = qf_calib_float_path(o);
     for (int g = 0; g < 4; g++) {
         const uint64_t c2 = (uint64_t)(cols[g] * cols[g]);
-        uint64_t b = qf_stats_bytes(cols[g]) + qf_quantizer_bytes(o, rows[g], cols[g]);
+        const uint64_t q = qf_quantizer_bytes(o, rows[g], cols[g]);
+        uint64_t b = qf_stats_bytes(cols[g]) + q;
         if (fp) { /* the cross product, and the float target's solve (before GPTQ, not beside it) */
             const int64_t shared = L->is_moe && o->moe_floor < 0 ? m->cfg.n_experts : 1;
             int64_t group[4][3] = {{L->q.rows, L->k.rows, L->v.rows}, {L->o.rows}, {gate->rows, gate->rows}, {down->rows}};
             const int ng[4] = {3, 1, 2, 1};
             group[2][0] = group[2][1] = gate->rows * shared; /* every expert's w1 / w3 together */
             const uint64_t solve = qf_float_target_bytes(group[g], ng[g], cols[g]);
-            const uint64_t q = qf_quantizer_bytes(o, rows[g], cols[g]);
             b += 8 * c2 + 4ull * QF_STATS_CHUNK * (uint64_t)cols[g] + (solve > q ? solve - q : 0);
         }
         peak = b > peak ? b : peak;

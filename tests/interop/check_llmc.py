@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""check_llmc.py - compare a qforge artifact with what llm-compressor writes, key by key.
+
+usage: check_llmc.py QFORGE_ARTIFACT_DIR EXPECTED_JSON
+
+EXPECTED_JSON is one of tests/data/llmc/<fixture>.<scheme>.json, made by
+tests/tools/make_llmc_expected.py with llm-compressor from PyPI on the same fixture and the
+same scheme.  Only the standard library: no torch, no numpy (the safetensors headers are read
+by hand: 8-byte little-endian length, then JSON).
+
+Compared (each line below is one counted check; a failure prints the key, qforge's value and
+llm-compressor's value):
+  quantization_config
+    - every top-level key, except EXCLUDED_TOP below (quant_method, format,
+      quantization_status, kv_cache_scheme, sparsity_config, transform_config, ...);
+    - config_groups: the same group names; in each group every key (targets, format,
+      output_activations, ...) and, inside weights / input_activations /
+      output_activations, every field (num_bits, type, symmetric, strategy, group_size,
+      dynamic, block_structure, actorder, scale_dtype, zp_dtype, ...) except
+      EXCLUDED_ARGS below;
+    - ignore: the same module names (order ignored, see ignore_set).
+  tensors
+    - the same tensor names (each missing and each unexpected name is one failure);
+    - for each common name the same safetensors dtype and the same shape.
+
+Prints one line per failure and "N passed, N failed" last; exit status 1 on any failure.
+"""
+import glob
+import json
+import os
+import struct
+import sys
+
+# Top-level quantization_config keys deliberately not compared, with the reason.
+EXCLUDED_TOP = {
+    # compressed-tensors' package version at write time: informational (no loader
+    # dispatches on it); llm-compressor writes the version it ran with, qforge the version
+    # of the format it follows.
+    "version": "package version, informational",
+    # A statistic of the compression run (llm-compressor writes null); no reader uses it.
+    "global_compression_ratio": "run statistic, informational",
+}
+
+# Keys inside a group's weights / input_activations / output_activations not compared.
+EXCLUDED_ARGS = {
+    # Which observer computed the scales and its options: how the numbers were found, not
+    # what they mean.  vLLM and compressed-tensors' decompressors never read them, and the
+    # observer llm-compressor picks changes between releases (minmax -> memoryless_minmax,
+    # static_minmax ...) while the stored format stays the same.
+    "observer": "calibration method, not part of the stored format",
+    "observer_kwargs": "calibration method options, not part of the stored format",
+}
+
+# A key written as null on one side and absent on the other means the same thing to
+# compressed-tensors: its pydantic models (QuantizationConfig, QuantizationScheme,
+# QuantizationArgs) give every optional field the default None, so an absent key and an
+# explicit null parse to the same object.  This is a representation choice, not a
+# difference; it is accepted only where the present value is null.
+NULL_EQUALS_ABSENT = True
+
+
+def read_header(path):
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        hdr = json.loads(f.read(n))
+    hdr.pop("__metadata__", None)
+    return hdr
+
+
+def tensor_list(folder):
+    out = {}
+    for path in sorted(glob.glob(os.path.join(folder, "*.safetensors"))):
+        for name, e in read_header(path).items():
+            out[name] = [e["dtype"], list(e["shape"])]
+    return out
+
+
+class Report:
+    def __init__(self, prefix):
+        self.prefix, self.passed, self.failed = prefix, 0, 0
+
+    def check(self, ok, what, ours=None, theirs=None):
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+            detail = f": qforge {json.dumps(ours)} vs llm-compressor {json.dumps(theirs)}"
+            print(f"FAIL {self.prefix}: {what}{detail}", flush=True)
+        return ok
+
+
+MISSING = object()
+
+
+def show(v):
+    return "<absent>" if v is MISSING else v
+
+
+def compare_dicts(rep, where, ours, theirs, excluded):
+    """Every key of either dict, except `excluded`; nested dicts are compared whole."""
+    for key in sorted(set(ours) | set(theirs)):
+        if key in excluded:
+            continue
+        a, b = ours.get(key, MISSING), theirs.get(key, MISSING)
+        if NULL_EQUALS_ABSENT and {id(a), id(b)} <= {id(MISSING), id(None)}:
+            rep.check(True, f"{where}.{key}")
+            continue
+        rep.check(a == b, f"{where}.{key}", show(a), show(b))
+
+
+def ignore_set(names):
+    # The ignore list is a set of module names (or "re:" patterns) to vLLM and
+    # compressed-tensors: a module is skipped when any entry matches; the order carries no
+    # meaning (llm-compressor writes module order, qforge its own).  Duplicates are kept in the
+    # count so that a repeated entry still shows up.
+    return sorted(names or [])
+
+
+def compare_config(rep, ours, theirs):
+    groups_o = ours.get("config_groups") or {}
+    groups_t = theirs.get("config_groups") or {}
+    plain = {k for k in set(ours) | set(theirs) if k not in ("config_groups", "ignore")}
+    compare_dicts(rep, "quantization_config", {k: ours[k] for k in plain if k in ours},
+                  {k: theirs[k] for k in plain if k in theirs}, EXCLUDED_TOP)
+    rep.check(sorted(groups_o) == sorted(groups_t), "quantization_config.config_groups names",
+              sorted(groups_o), sorted(groups_t))
+    for g in sorted(set(groups_o) & set(groups_t)):
+        go, gt = groups_o[g], groups_t[g]
+        where = f"config_groups.{g}"
+        args = ("weights", "input_activations", "output_activations")
+        compare_dicts(rep, where, {k: v for k, v in go.items() if k not in args},
+                      {k: v for k, v in gt.items() if k not in args}, {})
+        for a in args:
+            ao, at = go.get(a), gt.get(a)
+            if isinstance(ao, dict) and isinstance(at, dict):
+                compare_dicts(rep, f"{where}.{a}", ao, at, EXCLUDED_ARGS)
+            else:  # one of them null / absent: equal only when both are
+                rep.check(ao is None and at is None, f"{where}.{a}", ao, at)
+    io, it = ignore_set(ours.get("ignore")), ignore_set(theirs.get("ignore"))
+    for name in sorted(set(io) | set(it)):
+        rep.check(io.count(name) == it.count(name), f"quantization_config.ignore entry {name!r}",
+                  "listed" * io.count(name) or "not listed", "listed" * it.count(name) or "not listed")
+
+
+def compare_tensors(rep, ours, theirs):
+    for name in sorted(set(ours) | set(theirs)):
+        if name not in ours:
+            rep.check(False, f"tensor {name}", "<absent>", theirs[name])
+        elif name not in theirs:
+            rep.check(False, f"tensor {name}", ours[name], "<absent>")
+        else:
+            rep.check(ours[name][0] == theirs[name][0], f"tensor {name} dtype", ours[name][0], theirs[name][0])
+            rep.check(ours[name][1] == theirs[name][1], f"tensor {name} shape", ours[name][1], theirs[name][1])
+
+
+def main(argv):
+    if len(argv) != 3:
+        print(__doc__.split("\n\n")[1], file=sys.stderr)
+        return 2
+    art, expected_path = argv[1], argv[2]
+    rep = Report(os.path.basename(expected_path)[: -len(".json")])
+    with open(expected_path, encoding="utf-8") as f:
+        expected = json.load(f)
+    try:
+        with open(os.path.join(art, "config.json"), encoding="utf-8") as f:
+            ours = json.load(f).get("quantization_config")
+    except (OSError, ValueError) as e:
+        ours = None
+        rep.check(False, f"config.json readable ({e})")
+    if rep.check(isinstance(ours, dict), "config.json has a quantization_config object", ours, "an object"):
+        compare_config(rep, ours, expected["quantization_config"])
+    compare_tensors(rep, tensor_list(art), {k: [v[0], list(v[1])] for k, v in expected["tensors"].items()})
+    print(f"{rep.passed} passed, {rep.failed} failed", flush=True)
+    return 1 if rep.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -23,11 +23,12 @@ llm-compressor's value):
     - the same tensor names (each missing and each unexpected name is one failure);
     - for each common name the same safetensors dtype and the same shape.
 
-Prints one line per failure and "N passed, N failed" last; exit status 1 on any failure.
+Prints one line per kind of failure (see Report) and "N passed, N failed" last; exit status 1 on any failure.
 """
 import glob
 import json
 import os
+import re
 import struct
 import sys
 
@@ -76,17 +77,29 @@ def tensor_list(folder):
 
 
 class Report:
+    """Counts checks.  Failures are printed at the end, one line per kind: the same difference
+    in every layer / expert (layers.N., experts.N. -> layers.*., experts.*.) is one line with
+    its count, so a systematic difference reads as one line and an odd one stands out."""
+
     def __init__(self, prefix):
         self.prefix, self.passed, self.failed = prefix, 0, 0
+        self.kinds = {}  # (what with indices generalised, qforge, llm-compressor) -> count
 
     def check(self, ok, what, ours=None, theirs=None):
         if ok:
             self.passed += 1
         else:
             self.failed += 1
-            detail = f": qforge {json.dumps(ours)} vs llm-compressor {json.dumps(theirs)}"
-            print(f"FAIL {self.prefix}: {what}{detail}", flush=True)
+            key = (re.sub(r"\b(layers|experts)\.\d+\.", r"\1.*.", what), json.dumps(ours), json.dumps(theirs))
+            self.kinds[key] = self.kinds.get(key, 0) + 1
         return ok
+
+    def finish(self):
+        for (what, ours, theirs), n in self.kinds.items():
+            times = f" (x{n})" if n > 1 else ""
+            print(f"FAIL {self.prefix}: {what}: qforge {ours} vs llm-compressor {theirs}{times}", flush=True)
+        print(f"{self.passed} passed, {self.failed} failed", flush=True)
+        return 1 if self.failed else 0
 
 
 MISSING = object()
@@ -170,8 +183,7 @@ def main(argv):
     if rep.check(isinstance(ours, dict), "config.json has a quantization_config object", ours, "an object"):
         compare_config(rep, ours, expected["quantization_config"])
     compare_tensors(rep, tensor_list(art), {k: [v[0], list(v[1])] for k, v in expected["tensors"].items()})
-    print(f"{rep.passed} passed, {rep.failed} failed", flush=True)
-    return 1 if rep.failed else 0
+    return rep.finish()
 
 
 if __name__ == "__main__":

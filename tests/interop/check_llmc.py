@@ -59,6 +59,31 @@ EXCLUDED_ARGS = {
 # difference; it is accepted only where the present value is null.
 NULL_EQUALS_ABSENT = True
 
+# Mixtral expert names.  The checkpoint (and every Mixtral checkpoint on the Hub) names an
+# expert's Linears w1 (gate), w3 (up), w2 (down); qforge keeps those names, and vLLM's Mixtral
+# loader maps exactly them (FusedMoE.make_expert_params_mapping(ckpt_gate_proj_name="w1",
+# ckpt_down_proj_name="w2", ckpt_up_proj_name="w3")).  llm-compressor 0.14 with transformers 5
+# writes gate_proj / up_proj / down_proj instead: transformers 5 fuses the experts into 3-D
+# parameters at load time, llm-compressor unfuses them into Linear modules of its own naming
+# to quantize them, and nothing renames them back on save.  Those names are an artefact of
+# that round trip, not a convention a loader asks for, so the tensor list compares
+# llm-compressor's names mapped back to the checkpoint's; the mapping is printed as a NOTE,
+# and every mapped tensor's dtype and shape are still compared.
+EXPERT_RENAME = [(re.compile(r"(\.block_sparse_moe\.experts\.\d+\.)" + theirs + r"\."), r"\1" + ours + ".")
+                 for theirs, ours in (("gate_proj", "w1"), ("up_proj", "w3"), ("down_proj", "w2"))]
+
+
+def checkpoint_names(tensors):
+    """llm-compressor's tensor names with the Mixtral expert names of the checkpoint."""
+    out, renamed = {}, 0
+    for name, v in tensors.items():
+        new = name
+        for pat, rep in EXPERT_RENAME:
+            new = pat.sub(rep, new)
+        renamed += new != name
+        out[new] = v
+    return out, renamed
+
 
 def read_header(path):
     with open(path, "rb") as f:
@@ -182,7 +207,11 @@ def main(argv):
         rep.check(False, f"config.json readable ({e})")
     if rep.check(isinstance(ours, dict), "config.json has a quantization_config object", ours, "an object"):
         compare_config(rep, ours, expected["quantization_config"])
-    compare_tensors(rep, tensor_list(art), {k: [v[0], list(v[1])] for k, v in expected["tensors"].items()})
+    theirs, renamed = checkpoint_names({k: [v[0], list(v[1])] for k, v in expected["tensors"].items()})
+    if renamed:
+        print(f"NOTE {rep.prefix}: {renamed} llm-compressor expert tensors compared under the checkpoint's "
+              "names (experts.N.gate_proj/up_proj/down_proj -> w1/w3/w2, see EXPERT_RENAME)", flush=True)
+    compare_tensors(rep, tensor_list(art), theirs)
     return rep.finish()
 
 

@@ -54,9 +54,12 @@ N_CALIB = 8  # calibration samples (paragraphs of tests/data/calib.txt)
 CALIB_LEN = 128  # tokens per sample
 
 
+FIXTURES = ["tiny-llama", "tiny-moe", "tiny-tied"]
+FIXTURE_DIRS = {n: os.path.join(DATA, n) for n in FIXTURES}  # --fixture NAME=DIR overrides
+
+
 def fixtures():
-    names = ["tiny-llama", "tiny-moe", "tiny-tied"]
-    return [n for n in names if os.path.isfile(os.path.join(DATA, n, "config.json"))]
+    return [n for n in FIXTURES if os.path.isfile(os.path.join(FIXTURE_DIRS[n], "config.json"))]
 
 
 def calib_dataset(tokenizer):
@@ -109,7 +112,7 @@ def make_one(fixture, scheme, tmp):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     preset, calibrated = SCHEMES[scheme]
-    src = os.path.join(DATA, fixture)
+    src = FIXTURE_DIRS[fixture]
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(src, dtype="auto")
     tok = AutoTokenizer.from_pretrained(src)
@@ -125,6 +128,7 @@ def make_one(fixture, scheme, tmp):
     return {
         "made_by": {
             "script": "tests/tools/make_llmc_expected.py",
+            "fixture": f"tests/data/{fixture}",
             "preset": preset,
             "targets": "Linear",
             "ignore": IGNORE,
@@ -139,7 +143,14 @@ def make_one(fixture, scheme, tmp):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", nargs="*", help="FIXTURE.SCHEME pairs to (re)make (default: all)")
+    ap.add_argument("--fixture", action="append", default=[], metavar="NAME=DIR",
+                    help="read fixture NAME from DIR (one not yet in this checkout); the files are still named NAME")
     args = ap.parse_args()
+    for spec in args.fixture:
+        name, _, folder = spec.partition("=")
+        if name not in FIXTURE_DIRS or not folder:
+            ap.error(f"--fixture {spec}: expected NAME=DIR with NAME one of {', '.join(FIXTURES)}")
+        FIXTURE_DIRS[name] = os.path.abspath(folder)
     os.makedirs(OUT, exist_ok=True)
     todo = [(f, s) for f in fixtures() for s in SCHEMES]
     if args.only:

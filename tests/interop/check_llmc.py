@@ -134,8 +134,29 @@ def show(v):
     return "<absent>" if v is MISSING else v
 
 
-def compare_dicts(rep, where, ours, theirs, excluded):
-    """Every key of either dict, except `excluded`; nested dicts are compared whole."""
+def ct_derived(args, key):
+    """The value compressed-tensors' QuantizationArgs validator gives `key` when a config leaves
+    it out, or MISSING where it derives none.
+
+    zp_dtype: when absent or null, QuantizationArgs.validate_model_after sets it from the
+    number format (4-bit float: float8_e4m3fn; otherwise the storage type of num_bits:
+    int8 for int <= 8 bits), and its serializer writes it back only for asymmetric args.  So a
+    config without zp_dtype and one with the derived value parse to the same object in
+    compressed-tensors (and so in vLLM, which parses with it): a representation choice.
+    scale_dtype has no such derivation: left out, calculate_qparams does not round scales to
+    E4M3 (nvfp4 activations quantized at run time differ) and a zero scale is replaced by the
+    model dtype's eps instead of E4M3's; it is compared as written."""
+    if key == "zp_dtype":
+        if args.get("num_bits") == 4 and args.get("type") == "float":
+            return "torch.float8_e4m3fn"
+        if args.get("type") == "int" and isinstance(args.get("num_bits"), int) and args["num_bits"] <= 8:
+            return "torch.int8"
+    return MISSING
+
+
+def compare_dicts(rep, where, ours, theirs, excluded, derived=None):
+    """Every key of either dict, except `excluded`; nested dicts are compared whole.
+    derived(dict, key): the value a reader gives an absent key (see ct_derived)."""
     for key in sorted(set(ours) | set(theirs)):
         if key in excluded:
             continue
@@ -143,6 +164,11 @@ def compare_dicts(rep, where, ours, theirs, excluded):
         if NULL_EQUALS_ABSENT and {id(a), id(b)} <= {id(MISSING), id(None)}:
             rep.check(True, f"{where}.{key}")
             continue
+        if derived and (a is MISSING or b is MISSING):
+            present, side = (b, theirs) if a is MISSING else (a, ours)
+            if present == derived(side, key):
+                rep.check(True, f"{where}.{key}")
+                continue
         rep.check(a == b, f"{where}.{key}", show(a), show(b))
 
 
@@ -171,7 +197,7 @@ def compare_config(rep, ours, theirs):
         for a in args:
             ao, at = go.get(a), gt.get(a)
             if isinstance(ao, dict) and isinstance(at, dict):
-                compare_dicts(rep, f"{where}.{a}", ao, at, EXCLUDED_ARGS)
+                compare_dicts(rep, f"{where}.{a}", ao, at, EXCLUDED_ARGS, ct_derived)
             else:  # one of them null / absent: equal only when both are
                 rep.check(ao is None and at is None, f"{where}.{a}", ao, at)
     io, it = ignore_set(ours.get("ignore")), ignore_set(theirs.get("ignore"))
@@ -204,7 +230,7 @@ def main(argv):
             ours = json.load(f).get("quantization_config")
     except (OSError, ValueError) as e:
         ours = None
-        rep.check(False, f"config.json readable ({e})")
+        rep.check(False, "config.json readable", str(e), "a JSON file")
     if rep.check(isinstance(ours, dict), "config.json has a quantization_config object", ours, "an object"):
         compare_config(rep, ours, expected["quantization_config"])
     theirs, renamed = checkpoint_names({k: [v[0], list(v[1])] for k, v in expected["tensors"].items()})

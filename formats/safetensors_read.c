@@ -322,8 +322,8 @@ qf_status qf_checkpoint_open(const char *path, qf_checkpoint **out, qf_error *er
             if (!qf_path_exists(p))
                 st = qf_fail(err, QF_ERR_FORMAT, "%s/model.safetensors.index.json: shard '%s' does not exist", ck->dir,
                              names[i]);
-            else
-                st = qf_file_map(p, &ck->files[i], err);
+            else if (!qf_path_is_dir(path) || (st = qf_model_file_check(ck->dir, p, err)) == QF_OK)
+                st = qf_file_map(p, &ck->files[i], err); /* a folder's shards stay inside it (../, symlinks) */
             free(p);
             if (st) break;
             ck->n_files = i + 1;

@@ -1,0 +1,83 @@
+# Hostile paths and broken models (issue 16): the input is never deleted or written into,
+# --force replaces only qforge's own artifacts, files outside the model folder are never
+# copied into an artifact, a FIFO does not hang, and a NaN drift fails validate's gates.
+. tests/cli/lib.sh
+mk() { rm -rf "$T/in"; cp -r tests/data/tiny-llama "$T/in"; chmod -R u+w "$T/in"; }
+fingerprint() { (cd "$1" && ls -la | awk '{print $5, $9}'; cat ./* | cksum); }
+mk; before=$(fingerprint "$T/in")
+input_intact() { # input_intact WHAT
+    if [ -d "$T/in" ] && [ "$(fingerprint "$T/in")" = "$before" ]; then ok "$1: input intact"; else bad "$1: input changed or deleted"; fi
+}
+
+# 1. -o at the input, inside it, or above it: refused before anything is touched, --force or not
+expect_exit 2 "-o = input, --force" -- "$QFORGE" convert "$T/in" -o "$T/in" --scheme w4a16 --force -q
+stderr_has "inside the input" "-o = input named"
+input_intact "-o = input"
+expect_exit 2 "-o = input/ (trailing slash), --force" -- "$QFORGE" convert "$T/in" -o "$T/in/" --scheme w4a16 --force -q
+input_intact "-o = input/"
+expect_exit 2 "-o inside the input" -- "$QFORGE" convert "$T/in" -o "$T/in/q" --scheme w4a16 -q
+input_intact "-o inside the input"
+[ ! -e "$T/in/q" ] && [ ! -e "$T/in/q.qforge-tmp" ] && ok "nothing created inside the input" || bad "output created inside the input"
+expect_exit 2 "-o = parent of the input, --force" -- "$QFORGE" convert "$T/in" -o "$T" --scheme w4a16 --force -q
+stderr_has "holds the input" "-o = parent named"
+input_intact "-o = parent"
+ln -s "$T/in" "$T/alias"
+expect_exit 2 "-o = a symlink to the input, --force" -- "$QFORGE" convert "$T/in" -o "$T/alias/.." --scheme w4a16 --force -q
+input_intact "-o through a symlink"
+expect_exit 2 "--to safetensors -o = input, --force" -- "$QFORGE" convert "$T/in" --to safetensors -o "$T/in" --force -q
+input_intact "--to safetensors -o = input"
+expect_exit 2 "gguf -o = parent, --force" -- "$QFORGE" convert "$T/in" --layout gguf --scheme q8_0 -o "$T" --force -q
+input_intact "gguf -o = parent"
+
+# 2. --force replaces a previous qforge output or an empty folder, nothing else
+mkdir -p "$T/notours"; echo keep >"$T/notours/thesis.tex"
+expect_exit 2 "--force on a folder that is not a qforge output" -- "$QFORGE" convert "$T/in" -o "$T/notours" --scheme w4a16 --force -q
+stderr_has "not a qforge output" "foreign folder named"
+[ -f "$T/notours/thesis.tex" ] && ok "foreign folder kept" || bad "foreign folder deleted"
+mkdir -p "$T/empty"
+expect_exit 0 "--force on an empty folder" -- "$QFORGE" convert "$T/in" -o "$T/empty" --scheme w4a16 --force -q
+expect_exit 0 "--force on a previous qforge output" -- "$QFORGE" convert "$T/in" -o "$T/empty" --scheme w8a8 --force -q
+grep -q '"w8a8"' "$T/empty/qforge.manifest.json" && ok "previous output replaced" || bad "previous output not replaced"
+
+# 3. a side file that links outside the model folder is refused (never published)
+mk; echo "secret" >"$T/secret.txt"; ln -s "$T/secret.txt" "$T/in/notes.txt"
+expect_exit 11 "side file symlinked outside the folder" -- "$QFORGE" convert "$T/in" -o "$T/out" --scheme w4a16 -q
+stderr_has "notes.txt" "escaping link named"
+no_output "$T/out" "no output after an escaping link"
+mk; ln -s "$T/secret.txt" "$T/in/vocab.txt"
+expect_exit 11 "gguf: side file symlinked outside the folder" -- "$QFORGE" convert "$T/in" --layout gguf --scheme q8_0 -o "$T/out" -q
+no_output "$T/out" "gguf: no output after an escaping link"
+# a shard that links outside the folder
+mk; mv "$T/in/model-00002-of-00003.safetensors" "$T/shard2"; ln -s "$T/shard2" "$T/in/model-00002-of-00003.safetensors"
+expect_exit 11 "shard symlinked outside the folder" -- "$QFORGE" convert "$T/in" -o "$T/out" --scheme w4a16 -q
+no_output "$T/out" "no output after an escaping shard"
+# links inside the folder, and the Hugging Face hub cache layout (snapshots -> ../../blobs), are fine
+hub=$T/hub/models--org--tiny; mkdir -p "$hub/blobs" "$hub/snapshots/abc"
+for f in tests/data/tiny-llama/*; do
+    b=$(basename "$f"); cp "$f" "$hub/blobs/$b.blob"; ln -s "../../blobs/$b.blob" "$hub/snapshots/abc/$b"
+done
+expect_exit 0 "hub cache layout (symlinks into blobs/)" -- "$QFORGE" convert "$hub/snapshots/abc" -o "$T/hubout" --scheme w4a16 -q
+# 4. a FIFO in place of a file: refused at once, no hang
+mk; mkfifo "$T/in/generation_config.json.fifo" 2>/dev/null && mv "$T/in/generation_config.json.fifo" "$T/in/notes.md"
+if [ -p "$T/in/notes.md" ]; then
+    expect_exit 4 "FIFO side file" -- timeout 20 "$QFORGE" convert "$T/in" -o "$T/out" --scheme w4a16 -q
+    no_output "$T/out" "no output after a FIFO"
+fi
+mk; rm "$T/in/model-00003-of-00003.safetensors"; mkfifo "$T/in/model-00003-of-00003.safetensors"
+expect_exit 3 "FIFO shard" -- timeout 20 "$QFORGE" convert "$T/in" -o "$T/out" --scheme w4a16 -q
+stderr_has "not a regular file" "FIFO shard named"
+
+# 5. validate fails closed on a NaN drift (rope_theta 0 makes the artifact's attention NaN)
+mk; "$QFORGE" convert "$T/in" -o "$T/q" --scheme w8a8 -q --force
+sed -i 's/"rope_theta": *[0-9.e+]*/"rope_theta": 0/' "$T/q/config.json"
+grep -q '"rope_theta": 0' "$T/q/config.json" || bad "could not set rope_theta 0 in the artifact's config"
+expect_exit 12 "NaN drift fails --max-kld" -- "$QFORGE" validate --base "$T/in" --quant "$T/q" --text tests/data/eval.txt --chunks 1 --max-kld 1 --max-ppl-drift 5 -q
+expect_exit 12 "NaN drift fails without thresholds" -- "$QFORGE" validate --base "$T/in" --quant "$T/q" --text tests/data/eval.txt --chunks 1 -q
+"$QFORGE" validate --base "$T/in" --quant "$T/q" --text tests/data/eval.txt --chunks 1 --max-kld 1 --json >"$T/v.json" 2>/dev/null
+rc=$?
+if [ "$rc" = 12 ] && grep -q '"ok": *false' "$T/v.json" && grep -q '"mean_kld": *null' "$T/v.json" && grep -q '"nonfinite"' "$T/v.json"; then
+    ok "--json: ok false, mean_kld null, nonfinite listed, exit 12"
+else
+    bad "--json on a NaN drift (exit $rc): $(head -c 400 "$T/v.json")"
+fi
+finish

@@ -67,8 +67,23 @@ mk; rm "$T/in/model-00003-of-00003.safetensors"; mkfifo "$T/in/model-00003-of-00
 expect_exit 3 "FIFO shard" -- timeout 20 "$QFORGE" convert "$T/in" -o "$T/out" --scheme w4a16 -q
 stderr_has "not a regular file" "FIFO shard named"
 
-# 5. validate fails closed on a NaN drift (rope_theta 0 makes the artifact's attention NaN)
-mk; "$QFORGE" convert "$T/in" -o "$T/q" --scheme w8a8 -q --force
+# 5. an index that lies by omission: it lists one tensor (so one shard), or leaves a tensor of
+#    a listed shard out; either would give an artifact that silently lacks tensors
+mk; python3_free_keep_first() { # keep only the first weight_map entry (the index is one JSON object)
+    sed -i -e ':a;N;$!ba' -e 's/"weight_map": *{\([^,}]*\),[^}]*}/"weight_map": {\1}/' "$1"
+}
+python3_free_keep_first "$T/in/model.safetensors.index.json"
+[ "$(grep -o '"[^"]*": *"model-[^"]*\.safetensors"' "$T/in/model.safetensors.index.json" | wc -l)" = 1 ] || bad "could not cut the index to one tensor"
+expect_exit 4 "index listing one tensor of three shards" -- "$QFORGE" convert "$T/in" -o "$T/out" --scheme w4a16 -q
+stderr_has "model.safetensors.index.json" "lying index named"
+no_output "$T/out" "no output after a lying index"
+mk; sed -i 's/"model.norm.weight": *"[^"]*",\{0,1\}//' "$T/in/model.safetensors.index.json"
+sed -i -e ':a;N;$!ba' -e 's/,\([[:space:]]*}\)/\1/' "$T/in/model.safetensors.index.json"
+expect_exit 4 "index leaving out a tensor of a listed shard" -- "$QFORGE" convert "$T/in" -o "$T/out" --scheme w4a16 -q
+stderr_has "model.norm.weight" "unlisted tensor named"
+
+# 6. validate fails closed on a NaN drift (rope_theta 0 makes the artifact's attention NaN)
+mk; "$QFORGE" convert "$T/in" -o "$T/q" --scheme w8a8 -q --force >/dev/null
 sed -i 's/"rope_theta": *[0-9.e+]*/"rope_theta": 0/' "$T/q/config.json"
 grep -q '"rope_theta": 0' "$T/q/config.json" || bad "could not set rope_theta 0 in the artifact's config"
 expect_exit 12 "NaN drift fails --max-kld" -- "$QFORGE" validate --base "$T/in" --quant "$T/q" --text tests/data/eval.txt --chunks 1 --max-kld 1 --max-ppl-drift 5 -q

@@ -82,7 +82,21 @@ sed -i -e ':a;N;$!ba' -e 's/,\([[:space:]]*}\)/\1/' "$T/in/model.safetensors.ind
 expect_exit 4 "index leaving out a tensor of a listed shard" -- "$QFORGE" convert "$T/in" -o "$T/out" --scheme w4a16 -q
 stderr_has "model.norm.weight" "unlisted tensor named"
 
-# 6. validate fails closed on a NaN drift (rope_theta 0 makes the artifact's attention NaN)
+# 6. a GGUF whose head count is absurd: 2^31 overflowed an int into SIGFPE, 2^32-2 wrapped to
+#    -2 heads and copied uninitialised heap into q_proj with exit 0; a format error now
+set_head_count() { # set_head_count FILE VALUE_AS_4_OCTAL_ESCAPES: the u32 after the key and its type
+    off=$(grep -obUaP 'llama\.attention\.head_count(?!_)' "$1" | head -n 1 | cut -d: -f1)
+    printf "$2" | dd of="$1" bs=1 seek=$((off + 26 + 4)) conv=notrunc status=none
+}
+"$QFORGE" convert tests/data/tiny-llama -o "$T/g" --layout gguf --scheme f16 -q >/dev/null
+for v in '\000\000\000\200:2^31' '\376\377\377\377:2^32-2' '\350\003\000\000:1000'; do
+    cp "$T/g/model.gguf" "$T/h.gguf"; set_head_count "$T/h.gguf" "${v%%:*}"
+    expect_exit 4 "GGUF with ${v#*:} heads: --to safetensors" -- "$QFORGE" convert "$T/h.gguf" --to safetensors -o "$T/hs" -q
+    stderr_has "h.gguf" "GGUF with ${v#*:} heads: file named"
+    no_output "$T/hs" "GGUF with ${v#*:} heads: nothing written"
+done
+
+# 7. validate fails closed on a NaN drift (rope_theta 0 makes the artifact's attention NaN)
 mk; "$QFORGE" convert "$T/in" -o "$T/q" --scheme w8a8 -q --force >/dev/null
 sed -i 's/"rope_theta": *[0-9.e+]*/"rope_theta": 0/' "$T/q/config.json"
 grep -q '"rope_theta": 0' "$T/q/config.json" || bad "could not set rope_theta 0 in the artifact's config"

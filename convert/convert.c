@@ -412,6 +412,11 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
         }
     } else {
         s = qf_checkpoint_open(o->src, &ck, err);
+        if (s == QF_OK) { /* a config that lies about the shapes would give an artifact engines misread */
+            char *cp = qf_path_join(o->src, "config.json");
+            s = qf_config_check_shapes(cp, &cfg, ck, err);
+            free(cp);
+        }
         recipe = qf_recipe_json(o);
     }
     o = &mo;

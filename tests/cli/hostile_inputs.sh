@@ -96,7 +96,23 @@ for v in '\000\000\000\200:2^31' '\376\377\377\377:2^32-2' '\350\003\000\000:100
     no_output "$T/hs" "GGUF with ${v#*:} heads: nothing written"
 done
 
-# 7. validate fails closed on a NaN drift (rope_theta 0 makes the artifact's attention NaN)
+# 7. a config that contradicts the weights' shapes is refused before anything is written
+lie() { # lie KEY FROM TO: config.json of a fresh copy says KEY is TO where the weights say FROM
+    mk; sed -i "s/\"$1\": *$2,*/\"$1\": $3,/" "$T/in/config.json"
+    sed -i -e ':a;N;$!ba' -e 's/,\([[:space:]]*}\)/\1/' "$T/in/config.json" # vocab_size is the last key
+    grep -q "\"$1\": $3" "$T/in/config.json" || bad "could not set $1 to $3"
+}
+for kv in hidden_size:384:512 intermediate_size:1024:1536 num_key_value_heads:2:3 vocab_size:8192:8000 num_hidden_layers:6:4; do
+    k=${kv%%:*}; rest=${kv#*:}
+    lie "$k" "${rest%%:*}" "${rest#*:}"
+    expect_exit 4 "config lying about $k" -- "$QFORGE" convert "$T/in" -o "$T/out" --scheme w4a16 -q
+    stderr_has "config.json" "lying $k: config named"
+    no_output "$T/out" "lying $k: nothing written"
+done
+lie vocab_size 8192 8000
+expect_exit 4 "gguf: config lying about vocab_size" -- "$QFORGE" convert "$T/in" --layout gguf --scheme q8_0 -o "$T/out" -q
+
+# 8. validate fails closed on a NaN drift (rope_theta 0 makes the artifact's attention NaN)
 mk; "$QFORGE" convert "$T/in" -o "$T/q" --scheme w8a8 -q --force >/dev/null
 sed -i 's/"rope_theta": *[0-9.e+]*/"rope_theta": 0/' "$T/q/config.json"
 grep -q '"rope_theta": 0' "$T/q/config.json" || bad "could not set rope_theta 0 in the artifact's config"

@@ -55,6 +55,7 @@ const char *qf_status_name(qf_status code)
     case QF_ERR_CUDA: return "cuda";
     case QF_ERR_INTERRUPTED: return "interrupted";
     case QF_ERR_SECURITY: return "security";
+    case QF_ERR_NONFINITE: return "nonfinite";
     }
     return "error";
 }

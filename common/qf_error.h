@@ -24,6 +24,7 @@ typedef enum qf_status {
     QF_ERR_CUDA        = 9,  /* a CUDA / cuBLAS call failed */
     QF_ERR_INTERRUPTED = 10, /* SIGINT / SIGTERM: work so far is kept for a later resume */
     QF_ERR_SECURITY    = 11, /* refused: input asks for something unsafe (pickle global not allowed) */
+    QF_ERR_NONFINITE   = 12, /* validate: a metric is NaN or infinite, so no threshold can pass */
 } qf_status;
 
 #define QF_ERROR_MSG_MAX 1024

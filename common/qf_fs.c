@@ -14,7 +14,9 @@
 qf_status qf_file_map(const char *path, qf_mapped_file *f, qf_error *err)
 {
     memset(f, 0, sizeof *f);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO put in place of a file must not wait for a writer; the
+     * regular-file check below then refuses it.  (No effect on regular files.) */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return qf_fail(err, QF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -176,6 +178,74 @@ char *qf_path_join(const char *a, const char *b)
     size_t k = la;
     if (la && a[la - 1] != '/') s[k++] = '/';
     memcpy(s + k, b, lb + 1);
+    return s;
+}
+
+char *qf_path_canonical(const char *path)
+{
+    size_t l = strlen(path);
+    char *full = malloc(l + 3);
+    if (!full) return NULL;
+    snprintf(full, l + 3, "%s%s", path[0] == '/' ? "" : "./", path); /* relative: the walk ends at "." */
+    for (size_t k = strlen(full); k > 1 && full[k - 1] == '/'; k--) full[k - 1] = 0;
+    char *p = strdup(full), *out = NULL;
+    while (p) {
+        char *real = realpath(p, NULL);
+        if (real) {
+            const char *rest = strcmp(p, "/") == 0 ? full : full + strlen(p); /* "" or "/not/yet/there" */
+            /* ".." after a missing folder cannot be resolved without guessing: refuse it */
+            if (!strstr(rest, "/../") && (strlen(rest) < 3 || strcmp(rest + strlen(rest) - 3, "/..") != 0)) {
+                size_t n = strlen(real) + strlen(rest) + 1;
+                out = malloc(n);
+                if (out) snprintf(out, n, "%s%s", strcmp(real, "/") == 0 && rest[0] == '/' ? "" : real, rest);
+            }
+            free(real);
+            break;
+        }
+        char *slash = strrchr(p, '/');
+        if (!slash) break;
+        slash[slash == p] = 0; /* "/a" shortens to "/" */
+    }
+    free(p);
+    free(full);
+    return out;
+}
+
+int qf_path_within(const char *inner, const char *outer)
+{
+    size_t lo = strlen(outer);
+    if (strcmp(outer, "/") == 0) return inner[0] == '/';
+    return strncmp(inner, outer, lo) == 0 && (inner[lo] == 0 || inner[lo] == '/');
+}
+
+qf_status qf_model_file_check(const char *model_dir, const char *path, qf_error *err)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0) return qf_fail(err, QF_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    char *root = realpath(model_dir, NULL), *target = realpath(path, NULL);
+    qf_status s = QF_OK;
+    if (!root || !target) {
+        s = qf_fail(err, QF_ERR_IO, "%s: cannot resolve: %s", path, strerror(errno));
+    } else if (!qf_path_within(target, root)) {
+        /* The Hugging Face hub cache: models--ORG--NAME/snapshots/REV/FILE -> ../../blobs/HASH. */
+        char *snap = strrchr(root, '/');
+        int hub = 0;
+        if (snap && snap > root) {
+            *snap = 0;
+            char *snaps = strrchr(root, '/');
+            if (snaps && strcmp(snaps, "/snapshots") == 0) {
+                *snaps = 0;
+                const char *repo = strrchr(root, '/');
+                hub = repo && strncmp(repo, "/models--", 9) == 0 && qf_path_within(target, root);
+            }
+        }
+        if (!hub)
+            s = qf_fail(err, QF_ERR_SECURITY, "%s: %s %s, outside the model folder %s: refused (an artifact "
+                        "must hold only the model's own files)", path, S_ISLNK(st.st_mode) ? "symbolic link to" : "resolves to",
+                        target, model_dir);
+    }
+    free(root);
+    free(target);
     return s;
 }
 

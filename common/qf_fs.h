@@ -45,6 +45,19 @@ char *qf_path_join(const char *a, const char *b);
 /* Pointer to the last component of path (inside path). */
 const char *qf_path_base(const char *path);
 
+/* Absolute form of path, which need not exist yet: its deepest existing ancestor resolved by
+ * realpath(3) (symlinks, "..", trailing slashes), the rest appended.  malloc'd; NULL when no
+ * ancestor resolves or out of memory.  Used to compare an output path with the input's. */
+char *qf_path_canonical(const char *path);
+/* 1 when canonical path inner is outer or lies below it. */
+int qf_path_within(const char *inner, const char *outer);
+/* A file of a model folder may be read into an artifact: its path, with symbolic links and
+ * ".." resolved, must lie inside model_dir (or, for the Hugging Face hub cache layout
+ * models--ORG--NAME/snapshots/REV, inside models--ORG--NAME, where its blobs live).  Anything
+ * else is QF_ERR_SECURITY naming the path and its target, so converting an untrusted
+ * download cannot publish /etc/shadow. */
+qf_status qf_model_file_check(const char *model_dir, const char *path, qf_error *err);
+
 /* mkdir -p */
 qf_status qf_mkdirs(const char *path, qf_error *err);
 /* rm -rf (for temporary output folders only). */

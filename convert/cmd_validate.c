@@ -7,6 +7,7 @@
  * into the artifact's manifest -> thresholds decide the exit code.
  */
 #include <jansson.h>
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +127,38 @@ static qf_status qf_validate_tokens(const qf_validate_opts *o, int32_t **ids, si
     return st;
 }
 
+/* A metric as JSON: its value, or null when it is NaN/Inf (JSON has neither), with its name
+ * added to "nonfinite" so a script never mistakes a missing key for a pass. */
+static void qf_json_metric(json_t *j, const char *key, double v)
+{
+    if (isfinite(v)) {
+        json_object_set_new(j, key, json_real(v));
+        return;
+    }
+    json_object_set_new(j, key, json_null());
+    json_t *bad = json_object_get(j, "nonfinite");
+    if (!bad) json_object_set_new(j, "nonfinite", bad = json_array());
+    json_array_append_new(bad, json_string(key));
+}
+
+/* Names of the non-finite metrics, comma separated, into buf; 0 when all are finite. */
+static int qf_nonfinite_metrics(const qf_eval_result *r, int has_quant, char *buf, size_t cap)
+{
+    const struct {
+        const char *name;
+        double v;
+    } m[] = {{"base PPL", r->ppl},          {"quant PPL", r->quant_ppl}, {"PPL drift", r->ppl_drift_pct},
+             {"mean KLD", r->mean_kld},     {"p99 KLD", r->p99_kld},     {"top-1 agreement", r->top1_agreement}};
+    int n = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < (has_quant ? sizeof m / sizeof *m : 1); i++)
+        if (!isfinite(m[i].v)) {
+            size_t l = strlen(buf);
+            snprintf(buf + l, cap - l, "%s%s", n++ ? ", " : "", m[i].name);
+        }
+    return n;
+}
+
 static json_t *qf_validate_json(const qf_validate_opts *o, const qf_eval_result *r, double tps, int64_t windows)
 {
     json_t *j = json_object();
@@ -135,13 +168,13 @@ static json_t *qf_validate_json(const qf_validate_opts *o, const qf_eval_result 
     json_object_set_new(j, "chunks", json_integer((json_int_t)windows));
     json_object_set_new(j, "windows", json_integer((json_int_t)r->windows));
     json_object_set_new(j, "scored_tokens", json_integer((json_int_t)r->scored_tokens));
-    json_object_set_new(j, "ppl", json_real(r->ppl));
+    qf_json_metric(j, "ppl", r->ppl);
     if (o->quant) {
-        json_object_set_new(j, "quant_ppl", json_real(r->quant_ppl));
-        json_object_set_new(j, "ppl_drift_pct", json_real(r->ppl_drift_pct));
-        json_object_set_new(j, "mean_kld", json_real(r->mean_kld));
-        json_object_set_new(j, "p99_kld", json_real(r->p99_kld));
-        json_object_set_new(j, "top1_agreement", json_real(r->top1_agreement));
+        qf_json_metric(j, "quant_ppl", r->quant_ppl);
+        qf_json_metric(j, "ppl_drift_pct", r->ppl_drift_pct);
+        qf_json_metric(j, "mean_kld", r->mean_kld);
+        qf_json_metric(j, "p99_kld", r->p99_kld);
+        qf_json_metric(j, "top1_agreement", r->top1_agreement);
         json_object_set_new(j, "act_quant", json_string(o->act_quant ? "on" : "off"));
     }
     if (tps > 0) json_object_set_new(j, "tokens_per_s", json_real(tps));
@@ -226,19 +259,24 @@ static int qf_validate_run(const qf_validate_opts *o, qf_error *err)
     if (!st) st = qf_eval_finish(&ev, &r, err);
     if (st) goto done;
     /* 4. report */
-    int over_kld = o->max_kld >= 0 && r.mean_kld > o->max_kld;
-    int over_drift = o->max_drift >= 0 && r.ppl_drift_pct > o->max_drift;
+    /* Fail closed: NaN compares false with every threshold, so a NaN drift would pass them. */
+    char bad[128];
+    int nonfinite = qf_nonfinite_metrics(&r, quant != NULL, bad, sizeof bad);
+    int over_kld = o->max_kld >= 0 && !(r.mean_kld <= o->max_kld);
+    int over_drift = o->max_drift >= 0 && !(r.ppl_drift_pct <= o->max_drift);
+    int verdict = nonfinite ? QF_ERR_NONFINITE : over_kld || over_drift ? QF_ERR_THRESHOLD : 0;
     out = qf_validate_json(o, &r, tps, windows);
     if (o->json) {
         json_t *j = json_deep_copy(out);
-        json_object_set_new(j, "ok", json_boolean(!over_kld && !over_drift));
+        json_object_set_new(j, "ok", json_boolean(verdict == 0));
         json_object_set_new(j, "base", json_string(o->base));
         if (o->quant) json_object_set_new(j, "quant", json_string(o->quant));
         json_object_set_new(j, "seconds", json_real(secs));
         json_object_set_new(j, "threads", json_integer(omp_get_max_threads()));
         if (o->max_kld >= 0) json_object_set_new(j, "max_kld", json_real(o->max_kld));
         if (o->max_drift >= 0) json_object_set_new(j, "max_ppl_drift", json_real(o->max_drift));
-        json_object_set_new(j, "exit_code", json_integer(over_kld || over_drift ? QF_ERR_THRESHOLD : 0));
+        json_object_set_new(j, "exit_code", json_integer(verdict));
+        if (nonfinite) json_object_set_new(j, "error", json_sprintf("not finite: %s", bad));
         char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(10));
         printf("%s\n", s);
         free(s);
@@ -267,7 +305,7 @@ static int qf_validate_run(const qf_validate_opts *o, qf_error *err)
         json_object_set_new(rec, "base", json_string(qf_path_base(o->base)));
         if (o->max_kld >= 0) json_object_set_new(rec, "max_kld", json_real(o->max_kld));
         if (o->max_drift >= 0) json_object_set_new(rec, "max_ppl_drift", json_real(o->max_drift));
-        json_object_set_new(rec, "passed", json_boolean(!over_kld && !over_drift));
+        json_object_set_new(rec, "passed", json_boolean(verdict == 0));
         st = qf_manifest_update(o->quant, "validation", rec, err);
         if (!st) st = qf_model_card_refresh(o->quant, err); /* README.md's validation table, re-sealed */
         if (st) goto done;
@@ -278,7 +316,10 @@ static int qf_validate_run(const qf_validate_opts *o, qf_error *err)
         fprintf(stderr, "qforge validate: mean KLD %.5f exceeds --max-kld %g\n", r.mean_kld, o->max_kld);
     if (over_drift)
         fprintf(stderr, "qforge validate: PPL drift %.3f %% exceeds --max-ppl-drift %g\n", r.ppl_drift_pct, o->max_drift);
-    rc = over_kld || over_drift ? QF_ERR_THRESHOLD : 0;
+    if (nonfinite)
+        fprintf(stderr, "qforge validate: %s not finite (NaN or Inf): the model's output is broken; no threshold "
+                "passes\n", bad);
+    rc = verdict;
 done:
     if (st) rc = qf_cli_report_error("validate", err, o->json);
     json_decref(out);

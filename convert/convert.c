@@ -206,18 +206,10 @@ static qf_status qf_write_side_files(const qf_convert_opts *o, const qf_convert_
     free(cpath);
     free(text);
     if (s) return s;
-    DIR *d = opendir(src_dir);
-    if (!d) return qf_fail(err, QF_ERR_IO, "%s: cannot list folder", src_dir);
-    char *names[512];
+    char **names = NULL;
     int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) && n < 512) {
-        char *src = qf_path_join(src_dir, de->d_name);
-        int regular = qf_path_exists(src) && !qf_path_is_dir(src);
-        free(src);
-        if (regular && !qf_output_skip(de->d_name)) names[n++] = strdup(de->d_name);
-    }
-    closedir(d);
+    s = qf_output_list_side_files(src_dir, 3, &names, &n, err); /* + config, index, hf_quant_config */
+    if (s) return s;
     for (int i = 0; i < n && s == QF_OK; i++) {
         char *src = qf_path_join(src_dir, names[i]), *dst = qf_path_join(tmp, names[i]);
         s = qf_file_copy(src, dst, err);
@@ -240,6 +232,7 @@ static qf_status qf_write_side_files(const qf_convert_opts *o, const qf_convert_
         if (s == QF_OK) s = qf_output_hash_file(m, tmp, names[i], &st->bytes_out, err);
         free(names[i]);
     }
+    free(names);
     return s;
 }
 
@@ -396,8 +389,7 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
                        "scheme %s has static activation scales and needs calibration data (add --calibrate, or use "
                        "--method gptq|awq)",
                        o->scheme->name);
-    if (qf_path_exists(o->out) && !o->force)
-        return qf_fail(err, QF_ERR_USAGE, "%s already exists (use --force to replace it)", o->out);
+    QF_TRY(qf_output_guard(o, err));
 
     /* 1. the source: config and tensor table (memory-mapped, never modified) */
     const char *src = merging ? o->merge_parts[0] : o->src;
@@ -420,6 +412,11 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
         }
     } else {
         s = qf_checkpoint_open(o->src, &ck, err);
+        if (s == QF_OK) { /* a config that lies about the shapes would give an artifact engines misread */
+            char *cp = qf_path_join(o->src, "config.json");
+            s = qf_config_check_shapes(cp, &cfg, ck, err);
+            free(cp);
+        }
         recipe = qf_recipe_json(o);
     }
     o = &mo;

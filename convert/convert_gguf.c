@@ -137,6 +137,11 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
     if (s) return s;
     qf_checkpoint *ck = NULL;
     s = qf_checkpoint_open(o->src, &ck, err);
+    if (s == QF_OK) {
+        cpath = qf_path_join(o->src, "config.json");
+        s = qf_config_check_shapes(cpath, &cfg, ck, err);
+        free(cpath);
+    }
     if (s) {
         qf_config_free(&cfg);
         return s;

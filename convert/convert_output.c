@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "convert_output.h"
 #include "journal.h"
@@ -38,11 +39,63 @@ const char *qf_layout_name(qf_layout l)
     return "?";
 }
 
+/* Whether dir is something --force may delete: a previous qforge output (its manifest, or the
+ * journal of an interrupted run) or an empty folder. */
+static int qf_replaceable(const char *dir)
+{
+    if (!qf_path_is_dir(dir)) return 0;
+    char *m = qf_path_join(dir, QF_MANIFEST_NAME);
+    int ours = m && qf_path_exists(m);
+    free(m);
+    if (ours) return 1;
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int empty = d != NULL;
+    while (d && (de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) empty = 0;
+    if (d) closedir(d);
+    return empty;
+}
+
+qf_status qf_output_guard(const qf_convert_opts *o, qf_error *err)
+{
+    char *out = qf_path_canonical(o->out);
+    if (!out) return qf_fail(err, QF_ERR_USAGE, "-o %s: cannot resolve the output path", o->out);
+    size_t tl = strlen(out) + 16;
+    char *tmp = malloc(tl);
+    if (!tmp) {
+        free(out);
+        return qf_fail(err, QF_ERR_NOMEM, "out of memory");
+    }
+    snprintf(tmp, tl, "%s.qforge-tmp", out);
+    qf_status s = QF_OK;
+    int n = o->n_parts > 0 ? o->n_parts : 1;
+    for (int i = 0; i < n && s == QF_OK; i++) {
+        const char *src = o->n_parts > 0 ? o->merge_parts[i] : o->src;
+        char *in = src ? qf_path_canonical(src) : NULL;
+        if (!in) continue; /* a missing source fails later with its own message */
+        if (qf_path_within(out, in))
+            s = qf_fail(err, QF_ERR_USAGE, "-o %s is inside the input %s: qforge never writes into its input", o->out, src);
+        else if (qf_path_within(in, out) || qf_path_within(in, tmp))
+            s = qf_fail(err, QF_ERR_USAGE, "-o %s holds the input %s: replacing it would delete the input", o->out, src);
+        free(in);
+    }
+    if (s == QF_OK && qf_path_exists(o->out)) {
+        if (!o->force)
+            s = qf_fail(err, QF_ERR_USAGE, "%s already exists (use --force to replace it)", o->out);
+        else if (!qf_replaceable(o->out))
+            s = qf_fail(err, QF_ERR_USAGE, "%s exists and is not a qforge output (no %s): --force replaces only "
+                        "qforge's own artifacts and empty folders", o->out, QF_MANIFEST_NAME);
+    }
+    free(out);
+    free(tmp);
+    return s;
+}
+
 qf_status qf_output_begin(const qf_convert_opts *o, char **tmp, qf_error *err)
 {
     *tmp = NULL;
-    if (qf_path_exists(o->out) && !o->force)
-        return qf_fail(err, QF_ERR_USAGE, "%s already exists (use --force to replace it)", o->out);
+    QF_TRY(qf_output_guard(o, err));
     size_t tl = strlen(o->out) + 16;
     *tmp = malloc(tl);
     if (!*tmp) return qf_fail(err, QF_ERR_NOMEM, "out of memory");
@@ -81,6 +134,52 @@ qf_status qf_output_hash_file(json_t *m, const char *dir, const char *name, uint
     return QF_OK;
 }
 
+qf_status qf_output_list_side_files(const char *src, int spare, char ***names_out, int *n_out, qf_error *err)
+{
+    *names_out = NULL;
+    *n_out = 0;
+    DIR *d = opendir(src);
+    if (!d) return qf_fail(err, QF_ERR_IO, "%s: cannot list folder: %s", src, strerror(errno));
+    char **names = NULL;
+    int n = 0, cap = 0;
+    qf_status s = QF_OK;
+    struct dirent *de;
+    while (s == QF_OK && (de = readdir(d))) {
+        if (qf_output_skip(de->d_name)) continue;
+        char *p = qf_path_join(src, de->d_name);
+        struct stat st;
+        if (!p) {
+            s = qf_fail(err, QF_ERR_NOMEM, "out of memory");
+        } else if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+            /* sub-folders are not part of a model's files */
+        } else if ((s = qf_model_file_check(src, p, err)) == QF_OK) {
+            if (stat(p, &st) != 0 || !S_ISREG(st.st_mode))
+                s = qf_fail(err, QF_ERR_FORMAT, "%s: not a regular file (a FIFO, socket or device): refused", p);
+            else if (n + spare + 1 > cap) {
+                cap = cap ? cap * 2 : 16 + spare;
+                char **nn = realloc(names, sizeof *names * (size_t)cap);
+                if (!nn) s = qf_fail(err, QF_ERR_NOMEM, "out of memory");
+                else names = nn;
+            }
+            if (s == QF_OK && !(names[n++] = strdup(de->d_name))) s = qf_fail(err, QF_ERR_NOMEM, "out of memory");
+        }
+        free(p);
+    }
+    closedir(d);
+    if (s == QF_OK && !names) { /* callers append their own names: always give them room */
+        names = calloc((size_t)spare + 1, sizeof *names);
+        if (!names) s = qf_fail(err, QF_ERR_NOMEM, "out of memory");
+    }
+    if (s != QF_OK) {
+        for (int i = 0; i < n; i++) free(names[i]);
+        free(names);
+        return s;
+    }
+    *names_out = names;
+    *n_out = n;
+    return QF_OK;
+}
+
 qf_status qf_output_side_files(const char *src, const char *tmp, const json_t *config, json_t *manifest,
                                uint64_t *bytes_out, qf_error *err)
 {
@@ -108,33 +207,15 @@ qf_status qf_output_side_files(const char *src, const char *tmp, const json_t *c
     free(cdst);
     if (s) return s;
     char **names = NULL;
-    int n = 0, cap = 0;
-    DIR *d = qf_path_is_dir(src) ? opendir(src) : NULL;
-    struct dirent *de;
-    while (d && (de = readdir(d))) {
-        char *p = qf_path_join(src, de->d_name);
-        int regular = qf_path_exists(p) && !qf_path_is_dir(p);
-        free(p);
-        if (!regular || qf_output_skip(de->d_name)) continue;
-        if (n + 2 > cap) {
-            cap = cap ? cap * 2 : 16;
-            char **nn = realloc(names, sizeof *names * (size_t)cap);
-            if (!nn) break;
-            names = nn;
-        }
-        names[n++] = strdup(de->d_name);
-    }
-    if (d) closedir(d);
+    int n = 0;
+    if (qf_path_is_dir(src)) s = qf_output_list_side_files(src, 2, &names, &n, err);
     for (int i = 0; i < n && s == QF_OK; i++) {
         char *a = qf_path_join(src, names[i]), *b = qf_path_join(tmp, names[i]);
         s = qf_file_copy(a, b, err);
         free(a);
         free(b);
     }
-    if (have_config) {
-        if (n + 1 > cap) names = realloc(names, sizeof *names * (size_t)(n + 1));
-        names[n++] = strdup("config.json");
-    }
+    if (have_config && names) names[n++] = strdup("config.json");
     if (n) qsort(names, (size_t)n, sizeof *names, qf_strcmp_pp);
     for (int i = 0; i < n; i++) {
         if (s == QF_OK) s = qf_output_hash_file(manifest, tmp, names[i], bytes_out, err);

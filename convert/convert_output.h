@@ -23,8 +23,13 @@
 int qf_layout_parse(const char *name, qf_layout *out);
 const char *qf_layout_name(qf_layout l);
 
-/* *tmp (malloc'd) is "<o->out>.qforge-tmp", freshly created.  QF_ERR_USAGE when o->out exists
- * and o->force is not set. */
+/* Refuse a destination that would overwrite or delete the input: -o equal to a source, inside
+ * it, or holding it (compared after resolving symlinks, "..", trailing slashes); an existing
+ * destination without --force; with --force, one that is not a previous qforge output (no
+ * manifest) or an empty folder.  QF_ERR_USAGE naming both paths; nothing is touched. */
+qf_status qf_output_guard(const qf_convert_opts *o, qf_error *err);
+
+/* *tmp (malloc'd) is "<o->out>.qforge-tmp", freshly created, after qf_output_guard. */
 qf_status qf_output_begin(const qf_convert_opts *o, char **tmp, qf_error *err);
 
 /* Write config (a JSON object; NULL: copy src/config.json unchanged when present) as
@@ -39,6 +44,12 @@ qf_status qf_output_side_files(const char *src, const char *tmp, const json_t *c
  * final status (s when s was already a failure). */
 qf_status qf_output_finish(const qf_convert_opts *o, const qf_checkpoint *ck, char *tmp, json_t *manifest, qf_status s,
                            uint64_t *bytes_out, qf_error *err);
+
+/* The non-weight files of model folder src that an artifact copies (not qf_output_skip'd),
+ * unsorted; sub-folders are ignored.  A symlink out of the folder is QF_ERR_SECURITY and a
+ * FIFO/socket/device QF_ERR_FORMAT (qf_model_file_check).  *names_out (caller frees each and
+ * the array) has room for `spare` more names. */
+qf_status qf_output_list_side_files(const char *src, int spare, char ***names_out, int *n_out, qf_error *err);
 
 /* Whether a source file is a weight, an index or a file qforge writes itself (config.json,
  * manifest, journal, hf_quant_config.json, dot files): such files are never copied. */

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "qf_error.h"
+#include "qf_safetensors.h"
 
 typedef enum qf_rope_type {
     QF_ROPE_DEFAULT = 0,
@@ -59,5 +60,13 @@ void qf_config_free(qf_model_config *cfg);
 /* QF_OK when the runner supports cfg->model_type; else QF_ERR_UNSUPPORTED naming the
  * supported list. */
 qf_status qf_config_runnable(const qf_model_config *cfg, qf_error *err);
+
+/* Every tensor of ck whose Llama-family name it knows (embeddings, norms, attention and MLP
+ * projections, routers, experts, lm_head) has the shape cfg implies, and layer and expert
+ * indexes are below the config's counts; QF_ERR_FORMAT naming cfg_path, the tensor, its shape
+ * and the config keys otherwise.  Packed (non-float) tensors and families other than
+ * qf_config_runnable's are not checked.  (config_shapes.c) */
+qf_status qf_config_check_shapes(const char *cfg_path, const qf_model_config *cfg, const qf_checkpoint *ck,
+                                 qf_error *err);
 
 #endif /* QF_CONFIG_H */

@@ -74,6 +74,7 @@ enum {
 #define QF_GGUF_DEFAULT_ALIGNMENT 32
 #define QF_GGUF_MAX_DIMS 4
 #define QF_GGUF_MAX_NAME 63
+#define QF_GGUF_MAX_HEADS 65536 /* attention heads accepted when mapping GGUF back (real models: <= 256) */
 
 /* "Q4_0", "F16", ... ("?" when unknown). */
 const char *qf_ggml_type_name(int type);

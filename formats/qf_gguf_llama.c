@@ -148,6 +148,12 @@ qf_status qf_gguf_load_checkpoint(const char *path, qf_checkpoint **out, qf_erro
     } else if (qf_gguf_get_int(g, "llama.attention.head_count_kv", &n_head_kv) || n_head_kv <= 0) {
         n_head_kv = n_head;
     }
+    /* Head counts size the q/k row permutation below: bound them before any arithmetic (2^31
+     * heads overflowed an int into a division by zero; a count above the rows left rows unset). */
+    if (!s && (n_head > QF_GGUF_MAX_HEADS || n_head_kv > n_head))
+        s = qf_fail(err, QF_ERR_FORMAT, "%s: llama.attention.head_count %lld / head_count_kv %lld are not a valid pair "
+                    "(at most %d heads, kv heads <= heads)", g->label, (long long)n_head, (long long)n_head_kv,
+                    QF_GGUF_MAX_HEADS);
     if (s) {
         qf_gguf_free(g);
         return s;
@@ -182,12 +188,12 @@ qf_status qf_gguf_load_checkpoint(const char *path, qf_checkpoint **out, qf_erro
         if (s) break;
         int is_q = strstr(gt->name, ".attn_q.") != NULL, is_k = strstr(gt->name, ".attn_k.") != NULL;
         if ((is_q || is_k) && numel) { /* back to the rotate-half row order of Hugging Face */
-            int heads = (int)(is_q ? n_head : n_head_kv);
+            int64_t heads = is_q ? n_head : n_head_kv;
             int64_t rows = gt->ndim >= 2 ? gt->ne[1] : gt->ne[0];
             uint64_t rb = gt->ndim >= 2 ? sizeof(float) * (uint64_t)gt->ne[0] : sizeof(float);
-            if (rows % (2 * heads)) {
-                s = qf_fail(err, QF_ERR_FORMAT, "%s: tensor '%s': %lld rows do not split into %d heads of pairs", g->label,
-                            gt->name, (long long)rows, heads);
+            if (rows < 2 * heads || rows % (2 * heads)) {
+                s = qf_fail(err, QF_ERR_FORMAT, "%s: tensor '%s': %lld rows do not split into %lld heads of pairs",
+                            g->label, gt->name, (long long)rows, (long long)heads);
                 break;
             }
             float *tmp = malloc(sizeof(float) * numel);
@@ -195,7 +201,7 @@ qf_status qf_gguf_load_checkpoint(const char *path, qf_checkpoint **out, qf_erro
                 s = qf_fail(err, QF_ERR_NOMEM, "out of memory");
                 break;
             }
-            qf_gguf_permute_rows(buf, tmp, rows, rb, heads, 1);
+            qf_gguf_permute_rows(buf, tmp, rows, rb, (int)heads, 1);
             memcpy(buf, tmp, sizeof(float) * numel);
             free(tmp);
         }

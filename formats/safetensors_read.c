@@ -287,6 +287,36 @@ static qf_status qf_list_shards(const char *dir, char ***names, int *n, json_t *
     return qf_fail(err, QF_ERR_IO, "%s: no model.safetensors, index or .safetensors file", dir);
 }
 
+/* The index and the shards must agree both ways: an index that lists a subset of a shard's
+ * tensors would otherwise give an artifact that silently lacks them and still verifies.
+ * (Every tensor the index names was checked by the caller.)  .safetensors files the index
+ * does not name are left alone: Mistral's repositories ship consolidated.safetensors beside
+ * the indexed shards. */
+static qf_status qf_index_covers(const qf_checkpoint *ck, json_t *weight_map, qf_error *err)
+{
+    if ((size_t)ck->n_tensors != json_object_size(weight_map))
+        for (int i = 0; i < ck->n_tensors; i++)
+            if (!json_object_get(weight_map, ck->tensors[i].name))
+                return qf_fail(err, QF_ERR_FORMAT, "%s/model.safetensors.index.json: tensor '%s' of shard '%s' is not "
+                               "in the index's weight_map", ck->dir, ck->tensors[i].name,
+                               qf_path_base(ck->files[ck->tensors[i].file].path));
+    /* Hub shard names say how many there are: model-00001-of-00003.safetensors. */
+    int total = 0;
+    for (int i = 0; i < ck->n_files; i++) {
+        const char *b = qf_path_base(ck->files[i].path), *of = strstr(b, "-of-");
+        int m = 0, used = 0;
+        if (!of || sscanf(of, "-of-%d.safetensors%n", &m, &used) != 1 || of[used] != 0 || m <= 0) continue;
+        if (total && m != total)
+            return qf_fail(err, QF_ERR_FORMAT, "%s/model.safetensors.index.json: shard '%s' says %d shards, another %d",
+                           ck->dir, b, m, total);
+        total = m;
+    }
+    if (total && total != ck->n_files)
+        return qf_fail(err, QF_ERR_FORMAT, "%s/model.safetensors.index.json: names %d of the %d shards its shard names "
+                       "announce (-of-%05d): tensors would be missing", ck->dir, ck->n_files, total, total);
+    return QF_OK;
+}
+
 qf_status qf_checkpoint_open(const char *path, qf_checkpoint **out, qf_error *err)
 {
     *out = NULL;
@@ -322,8 +352,8 @@ qf_status qf_checkpoint_open(const char *path, qf_checkpoint **out, qf_error *er
             if (!qf_path_exists(p))
                 st = qf_fail(err, QF_ERR_FORMAT, "%s/model.safetensors.index.json: shard '%s' does not exist", ck->dir,
                              names[i]);
-            else
-                st = qf_file_map(p, &ck->files[i], err);
+            else if (!qf_path_is_dir(path) || (st = qf_model_file_check(ck->dir, p, err)) == QF_OK)
+                st = qf_file_map(p, &ck->files[i], err); /* a folder's shards stay inside it (../, symlinks) */
             free(p);
             if (st) break;
             ck->n_files = i + 1;
@@ -355,6 +385,7 @@ qf_status qf_checkpoint_open(const char *path, qf_checkpoint **out, qf_error *er
             }
         }
     }
+    if (st == QF_OK && weight_map) st = qf_index_covers(ck, weight_map, err);
     json_decref(weight_map);
     if (st != QF_OK) {
         qf_checkpoint_free(ck);

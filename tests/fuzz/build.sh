@@ -12,9 +12,13 @@ command -v "$CC" >/dev/null 2>&1 || { echo "fuzz: $CC not found, nothing built";
 mkdir -p build-fuzz
 LIB="common/qf_dtype.c common/qf_error.c common/qf_fs.c common/qf_hash.c formats/safetensors_read.c
      formats/qf_pickle.c formats/qf_zip_checkpoint.c formats/qf_gguf.c formats/qf_gguf_quants.c formats/qf_gguf_llama.c
-     formats/config.c"
+     formats/config.c formats/shard_index.c"
 for t in fuzz_pickle fuzz_safetensors_header fuzz_gguf; do
     $CC -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icommon -Iformats -Iquant \
         -o build-fuzz/$t tests/fuzz/$t.c $LIB -lzip -ljansson -lxxhash -lm
     echo "built build-fuzz/$t"
 done
+$CC -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icommon -Icalib \
+    -o build-fuzz/fuzz_tokenizer_json tests/fuzz/fuzz_tokenizer_json.c calib/qf_tokenizer.c calib/tokenizer_*.c \
+    common/qf_error.c common/qf_fs.c -ljansson -lpcre2-8 -lxxhash
+echo "built build-fuzz/fuzz_tokenizer_json"

@@ -301,7 +301,7 @@ static qf_status qf_index_covers(const qf_checkpoint *ck, json_t *weight_map, qf
                                "in the index's weight_map", ck->dir, ck->tensors[i].name,
                                qf_path_base(ck->files[ck->tensors[i].file].path));
     /* Hub shard names say how many there are: model-00001-of-00003.safetensors. */
-    int total = 0;
+    int total = 0, numbered = 0;
     for (int i = 0; i < ck->n_files; i++) {
         const char *b = qf_path_base(ck->files[i].path), *of = strstr(b, "-of-");
         int m = 0, used = 0;
@@ -310,10 +310,11 @@ static qf_status qf_index_covers(const qf_checkpoint *ck, json_t *weight_map, qf
             return qf_fail(err, QF_ERR_FORMAT, "%s/model.safetensors.index.json: shard '%s' says %d shards, another %d",
                            ck->dir, b, m, total);
         total = m;
+        numbered++;
     }
-    if (total && total != ck->n_files)
+    if (numbered != total)
         return qf_fail(err, QF_ERR_FORMAT, "%s/model.safetensors.index.json: names %d of the %d shards its shard names "
-                       "announce (-of-%05d): tensors would be missing", ck->dir, ck->n_files, total, total);
+                       "announce (-of-%05d): tensors would be missing", ck->dir, numbered, total, total);
     return QF_OK;
 }
 

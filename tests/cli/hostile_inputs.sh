@@ -112,7 +112,18 @@ done
 lie vocab_size 8192 8000
 expect_exit 4 "gguf: config lying about vocab_size" -- "$QFORGE" convert "$T/in" --layout gguf --scheme q8_0 -o "$T/out" -q
 
-# 8. validate fails closed on a NaN drift (rope_theta 0 makes the artifact's attention NaN)
+# 8. spec-legal inputs: a zero-element tensor (its own shard, listed in the index) converts
+#    and verifies, and stays [0, 384]
+mk; hdr='{"model.extra_empty":{"dtype":"BF16","shape":[0,384],"data_offsets":[0,0]}}'
+len=$(printf '%s' "$hdr" | wc -c)
+{ printf "$(printf '\\%03o' $((len & 255)) $((len >> 8 & 255)) 0 0 0 0 0 0)"; printf '%s' "$hdr"; } >"$T/in/extra.safetensors"
+sed -i 's/"weight_map": *{/"weight_map": {"model.extra_empty": "extra.safetensors", /' "$T/in/model.safetensors.index.json"
+expect_exit 0 "zero-element tensor converts" -- "$QFORGE" convert "$T/in" -o "$T/z" --scheme w4a16 -q
+expect_exit 0 "zero-element tensor verifies" -- "$QFORGE" verify "$T/z" -q
+"$QFORGE" inspect "$T/z" --tensors 2>/dev/null | grep -q "model.extra_empty  *BF16  *\[0, 384\]" && ok "zero-element tensor kept as [0, 384]" ||
+    bad "zero-element tensor missing from the artifact"
+
+# 9. validate fails closed on a NaN drift (rope_theta 0 makes the artifact's attention NaN)
 mk; "$QFORGE" convert "$T/in" -o "$T/q" --scheme w8a8 -q --force >/dev/null
 sed -i 's/"rope_theta": *[0-9.e+]*/"rope_theta": 0/' "$T/q/config.json"
 grep -q '"rope_theta": 0' "$T/q/config.json" || bad "could not set rope_theta 0 in the artifact's config"

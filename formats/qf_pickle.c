@@ -459,6 +459,18 @@ static qf_status pk_rebuild_tensor(pk_vm *vm, pk_obj *args, int v3)
                        "which has %llu bytes",
                        (unsigned long long)t.offset, ovf ? ">" : "", (unsigned long long)(ovf ? UINT64_MAX : end), s->key,
                        (unsigned long long)s->nbytes);
+    /* The bytes the view materialises may not exceed its storage: more would mean elements
+     * read more than once (a stride-0 broadcast or overlapping strides), which a 1.5 KB file can
+     * use to ask for 20 GB, or an element count past 64 bits.  safetensors cannot express such
+     * a view, so it is refused rather than expanded. */
+    unsigned __int128 view_bytes = qf_dtype_bits(t.dtype) / 8;
+    for (int d = 0; d < t.ndim && view_bytes <= (unsigned __int128)UINT64_MAX; d++) view_bytes *= (uint64_t)t.shape[d];
+    if (view_bytes > s->nbytes)
+        return pk_fail(vm, QF_ERR_UNSUPPORTED, "tensor view of storage '%s' would materialise %s%llu bytes from its %llu "
+                       "(a broadcast or overlapping view; save the tensor contiguous)", s->key,
+                       view_bytes > (unsigned __int128)UINT64_MAX ? ">" : "",
+                       (unsigned long long)(view_bytes > (unsigned __int128)UINT64_MAX ? UINT64_MAX : (uint64_t)view_bytes),
+                       (unsigned long long)s->nbytes);
     if (vm->ntens == vm->tcap) {
         int nc = vm->tcap ? vm->tcap * 2 : 64;
         qf_pickle_tensor *n = realloc(vm->tens, sizeof *n * (size_t)nc);

@@ -123,7 +123,23 @@ expect_exit 0 "zero-element tensor verifies" -- "$QFORGE" verify "$T/z" -q
 "$QFORGE" inspect "$T/z" --tensors 2>/dev/null | grep -q "model.extra_empty  *BF16  *\[0, 384\]" && ok "zero-element tensor kept as [0, 384]" ||
     bad "zero-element tensor missing from the artifact"
 
-# 9. validate fails closed on a NaN drift (rope_theta 0 makes the artifact's attention NaN)
+# 9. .bin views that would expand: a stride-0 broadcast (768 bytes asking for 20 GB) and a
+#    shape whose element count overflows 64 bits; refused (exit 5), nothing allocated or written
+if command -v python3 >/dev/null 2>&1; then
+    for v in "27000000,384 0,1:broadcast" "4294967296,4294967296,2 0,0,1:overflowing"; do
+        rm -rf "$T/bin"
+        # shellcheck disable=SC2086 # shape and stride are two words
+        python3 tests/tools/make_bin_checkpoint.py tests/data/tiny-llama "$T/bin" --view model.norm.weight ${v%%:*} ||
+            bad "generator failed for the ${v#*:} view"
+        expect_exit 5 "${v#*:} .bin view refused" -- "$QFORGE" convert "$T/bin" --to safetensors -o "$T/bo" -q
+        stderr_has "would materialise" "${v#*:} view: reason given"
+        no_output "$T/bo" "${v#*:} view: nothing written"
+    done
+else
+    bad ".bin view checks need python3 (tests/tools/make_bin_checkpoint.py)"
+fi
+
+# 10. validate fails closed on a NaN drift (rope_theta 0 makes the artifact's attention NaN)
 mk; "$QFORGE" convert "$T/in" -o "$T/q" --scheme w8a8 -q --force >/dev/null
 sed -i 's/"rope_theta": *[0-9.e+]*/"rope_theta": 0/' "$T/q/config.json"
 grep -q '"rope_theta": 0' "$T/q/config.json" || bad "could not set rope_theta 0 in the artifact's config"

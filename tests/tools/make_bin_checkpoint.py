@@ -22,6 +22,10 @@ Options that exercise the reader beyond what torch.save usually produces:
   --compress     data/ entries deflated (torch never does; the reader accepts it)
   --protocol N   pickle protocol (default 2, as torch.save)
   --single       one pytorch_model.bin, no index
+  --view NAME SHAPE STRIDE
+                 hostile input: tensor NAME becomes a view of its own storage with this shape
+                 and stride (comma-separated ints), e.g. a stride-0 broadcast or a shape whose
+                 element count overflows 64 bits
 
 usage: make_bin_checkpoint.py SRC_DIR OUT_DIR [options]
 """
@@ -186,6 +190,8 @@ def build_state_dict(tensors, args):
         else:
             st = Storage(str(len(storages)), dt, data, es)
             sd[name] = Tensor(st, 0, shape, contiguous_strides(shape))
+        if args.view and args.view[0] == name:
+            sd[name] = Tensor(st, 0, [int(x) for x in args.view[1].split(",")], [int(x) for x in args.view[2].split(",")])
         storages.append(st)
     # key order: sd's order, as torch assigns keys on first reference
     order = collections.OrderedDict()
@@ -236,6 +242,7 @@ def main():
     ap.add_argument("--compress", action="store_true")
     ap.add_argument("--protocol", type=int, default=2)
     ap.add_argument("--single", action="store_true")
+    ap.add_argument("--view", nargs=3, metavar=("NAME", "SHAPE", "STRIDE"))
     args = ap.parse_args()
 
     index = os.path.join(args.src, "model.safetensors.index.json")

@@ -46,6 +46,7 @@ typedef struct qf_layer {
     float *ffn_norm;         /* (hidden) fp32, owned: post_attention_layernorm */
     float *q_norm, *k_norm;  /* (head_dim) fp32, owned: qwen3 only, else NULL */
     qf_linear q, k, v, o;    /* q: (n_heads*head_dim, hidden), k/v: (n_kv*head_dim, hidden), o: (hidden, n_heads*head_dim) */
+    int attn_window;         /* tokens a query sees, itself included (sliding window); 0 = every earlier one */
     int is_moe;
     /* dense MLP (is_moe == 0): gate/up (inter, hidden), down (hidden, inter) */
     qf_linear gate, up, down;

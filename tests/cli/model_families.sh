@@ -26,6 +26,14 @@ done
 # the sliding window reaches the artifact: its config keeps sliding_window
 grep -q '"sliding_window": *128' "$T/tiny-swa-w4a16/config.json" && ok "artifact keeps sliding_window" ||
     bad "artifact config lost sliding_window"
+# calibration runs the same attention: GPTQ on tiny-swa with and without the window (512-token
+# samples, 128-token window) must give different weights
+rm -rf "$T/nowin"; cp -r tests/data/tiny-swa "$T/nowin"; chmod -R u+w "$T/nowin"
+sed -i 's/"sliding_window": 128/"sliding_window": null/' "$T/nowin/config.json"
+expect_exit 0 "gptq tiny-swa" -- "$QFORGE" convert tests/data/tiny-swa -o "$T/g1" --scheme w4a16 --method gptq --calib-samples 8 -q
+expect_exit 0 "gptq tiny-swa without its window" -- "$QFORGE" convert "$T/nowin" -o "$T/g2" --scheme w4a16 --method gptq --calib-samples 8 -q
+cmp -s "$T/g1/model.safetensors" "$T/g2/model.safetensors" && bad "calibration ignores the sliding window" ||
+    ok "calibration sees the sliding window"
 # the full-attention number is not what validate prints (the test above could fail)
 full=$(json_num full_attention_ppl tests/data/tiny-swa.reference.json)
 ref=$(json_num ppl tests/data/tiny-swa.reference.json)

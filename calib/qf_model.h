@@ -14,7 +14,8 @@
  * (always for mixtral).  RoPE uses Hugging Face's rotate-half convention.
  *
  * Evaluation is a whole sequence at once (one ppl window): every Linear is one batched
- * product over the n tokens, attention is causal over positions 0..n-1 with a fresh cache.
+ * product over the n tokens, attention is causal over positions 0..n-1 with a fresh cache,
+ * limited to each layer's sliding window where the config sets one (qf_layer.attn_window).
  * All work is parallel across OpenMP threads.  A model is immutable after loading and
  * forward passes only read it (not thread-safe against a concurrent observer change).
  *

@@ -94,8 +94,8 @@ int qf_cmd_inspect(int argc, char **argv)
                                                      qf_dtype_name(t->dtype), "shape", sh, "bytes", (json_int_t)t->nbytes,
                                                      "file", qf_path_base(ck->files[t->file].path)));
         }
-        json_t *r = json_pack("{s:s, s:s, s:s?, s:i, s:i, s:I, s:I, s:o, s:O?, s:O?, s:o}", "path", dir, "model_type",
-                              have_cfg ? cfg.model_type : "", "config_error", have_cfg ? NULL : cfg_error,
+        json_t *r = json_pack("{s:s, s:s, s:s?, s:i, s:i, s:I, s:I, s:o, s:O?, s:O?, s:o}", "path", dir,
+                              "model_type", have_cfg ? cfg.model_type : "", "config_error", have_cfg ? NULL : cfg_error,
                               "files", ck->n_files, "tensors", ck->n_tensors, "elements",
                               (json_int_t)params, "bytes", (json_int_t)qf_checkpoint_bytes(ck), "dtypes", dt,
                               "quantization_config", qc, "recipe", manifest ? json_object_get(manifest, "recipe") : NULL,

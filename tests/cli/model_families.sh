@@ -23,6 +23,10 @@ for model in tiny-tied tiny-swa; do
             --text tests/data/eval.txt --chunks 2 --json -q
     done
 done
+expect_exit 0 "validate tiny-swa, information lines" -- "$QFORGE" validate --base tests/data/tiny-swa \
+    --text tests/data/eval.txt --chunks 1
+grep -q "sliding-window attention on 3 of 3 layers: a token sees the last 128" "$T/stderr" &&
+    ok "validate says the window is in use" || bad "validate does not mention the window: $(head -c 300 "$T/stderr")"
 # the sliding window reaches the artifact: its config keeps sliding_window
 grep -q '"sliding_window": *128' "$T/tiny-swa-w4a16/config.json" && ok "artifact keeps sliding_window" ||
     bad "artifact config lost sliding_window"

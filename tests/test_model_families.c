@@ -34,6 +34,7 @@
 #include "qf_fs.h"
 #include "qf_model.h"
 #include "qf_safetensors.h"
+#include "qf_test_util.h"
 
 #define CTX 512
 /* PPL over 16 windows, |qforge / transformers - 1|: measured 4.3e-8 (tiny-swa) and 7.3e-9
@@ -50,16 +51,8 @@
  * one key (127 or 129) or no window at all lands far above it (checked below). */
 #define LOGITS_REL_TOL 5e-5
 
-static double rel_l2(const float *a, const float *ref, int64_t n)
-{
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = (double)a[i] - (double)ref[i];
-        num += d * d;
-        den += (double)ref[i] * ref[i];
-    }
-    return sqrt(num / (den > 0 ? den : 1));
-}
+/* relative L2 of got against ref: sqrt(sum (got - ref)^2 / sum ref^2) */
+static double rel_l2(const float *got, const float *ref, int64_t n) { return sqrt(qf_nmse(ref, got, (size_t)n)); }
 
 /* Summed NLL (float64) of tokens 1..CTX-1 from logits (CTX, V) of ids. */
 static double window_nll(const float *logits, const int32_t *ids, int64_t V)

@@ -96,7 +96,8 @@ qf_status qf_cal_attention(qf_cal *c, qf_layer *L, const float *xn, int64_t n, f
     for (int64_t off = 0; off < n; off += c->seqlen) { /* each sample is its own window: positions 0..seqlen-1 */
         qf_rope_apply(c->m, w->q + off * qd, c->seqlen, cf->n_heads);
         qf_rope_apply(c->m, w->k + off * kvd, c->seqlen, cf->n_kv_heads);
-        QF_TRY(qf_attention(c->m, w->q + off * qd, w->k + off * kvd, w->v + off * kvd, c->seqlen, att + off * qd, err));
+        QF_TRY(qf_attention(c->m, w->q + off * qd, w->k + off * kvd, w->v + off * kvd, c->seqlen, L->attn_window,
+                            att + off * qd, err));
     }
     return QF_OK;
 }

@@ -5,6 +5,7 @@
  *   q    (n, H*D)  k, v (n, KV*D)             att (n, H*D) attention output per head
  *   logits (n, vocab)
  * Layer: xn = rmsnorm(h) -> q,k,v = Linear(xn) (+ qk-norm) -> RoPE(q, k) -> causal attention
+ *        (within the layer's sliding window, if any)
  *        -> h += o(att) -> xn = rmsnorm(h) -> h += MLP(xn) or MoE(xn).
  */
 #include <math.h>
@@ -84,8 +85,8 @@ static void qf_add_into(float *h, const float *d, int64_t n)
 /* ---- attention ---------------------------------------------------------------------------- */
 #define QF_ATT_BM 48 /* query rows per work item */
 
-qf_status qf_attention(const qf_model *m, const float *q, const float *k, const float *v, int64_t n, float *out,
-                       qf_error *err)
+qf_status qf_attention(const qf_model *m, const float *q, const float *k, const float *v, int64_t n, int64_t window,
+                       float *out, qf_error *err)
 {
     const int H = m->cfg.n_heads, KV = m->cfg.n_kv_heads, D = m->cfg.head_dim, group = H / KV;
     const int64_t ldq = (int64_t)H * D, ldk = (int64_t)KV * D;
@@ -121,16 +122,18 @@ qf_status qf_attention(const qf_model *m, const float *q, const float *k, const 
             qf_gemm_prepacked(mb, keys, D, q + i0 * ldq + (int64_t)h * D, ldq, pk + g * ksz, D, s, keys, 0);
             for (int64_t r = 0; r < mb; r++) {
                 float *row = s + r * keys;
-                int64_t valid = i0 + r + 1; /* causal: keys 0..i */
+                /* causal: keys lo..i; a sliding window of W keeps the last W of them (i - W < j) */
+                int64_t valid = i0 + r + 1, lo = window > 0 && valid > window ? valid - window : 0;
                 float mx = -INFINITY;
-                for (int64_t j = 0; j < valid; j++) {
+                for (int64_t j = lo; j < valid; j++) {
                     row[j] *= scale;
                     mx = row[j] > mx ? row[j] : mx;
                 }
-                double sum = qf_exp_shift_sum(row, valid, mx);
+                double sum = qf_exp_shift_sum(row + lo, valid - lo, mx);
                 float inv = (float)(1.0 / sum);
 #pragma omp simd
-                for (int64_t j = 0; j < valid; j++) row[j] *= inv;
+                for (int64_t j = lo; j < valid; j++) row[j] *= inv;
+                for (int64_t j = 0; j < lo; j++) row[j] = 0.0f;
                 for (int64_t j = valid; j < keys; j++) row[j] = 0.0f;
             }
             /* out_h[i0:i1] (mb, D) = p (mb, keys) · V_g[0:keys] */
@@ -218,7 +221,7 @@ static qf_status qf_layer_run(const qf_model *m, int layer, float *h, int64_t n,
     }
     qf_rope_apply(m, w->q, n, c->n_heads);
     qf_rope_apply(m, w->k, n, c->n_kv_heads);
-    QF_TRY(qf_attention(m, w->q, w->k, w->v, n, w->att, err));
+    QF_TRY(qf_attention(m, w->q, w->k, w->v, n, L->attn_window, w->att, err));
     QF_TRY(qf_linear_forward(&L->o, w->att, n, w->tmp, obs, err));
     qf_add_into(h, w->tmp, n * C);
     /* feed-forward block: h += mlp(xn) or moe(xn) */

@@ -73,9 +73,11 @@ void qf_rmsnorm_rows(const float *x, const float *w, int64_t rows, int64_t d, fl
 /* SwiGLU: g[i] = silu(g[i]) * u[i] for i < n. */
 void qf_swiglu(float *g, const float *u, int64_t n);
 
-/* Causal self-attention of one sequence: q (n, H*D), k / v (n, KV*D) after RoPE; out (n, H*D). */
-qf_status qf_attention(const qf_model *m, const float *q, const float *k, const float *v, int64_t n, float *out,
-                       qf_error *err);
+/* Causal self-attention of one sequence: q (n, H*D), k / v (n, KV*D) after RoPE; out (n, H*D).
+ * window > 0: query i sees only keys i-window+1..i (the layer's qf_layer.attn_window; 0 = all).
+ * The one attention of the runner: validate and calibration both call it. */
+qf_status qf_attention(const qf_model *m, const float *q, const float *k, const float *v, int64_t n, int64_t window,
+                       float *out, qf_error *err);
 
 /* Apply RoPE in place to x (n, heads*D) at positions 0..n-1 (HF rotate-half). */
 void qf_rope_apply(const qf_model *m, float *x, int64_t n, int heads);

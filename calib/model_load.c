@@ -1,6 +1,7 @@
 /* model_load.c - build a qf_model from a hub folder or an artifact folder (see qf_model.h).
  *
- * Story: read config.json (refuse an unsupported model_type) -> map the safetensors ->
+ * Story: read config.json (refuse an unsupported model_type or attention variant; each layer's
+ * sliding window) -> map the safetensors ->
  * embedding -> for each decoder layer: norms, attention projections (+ qk norms), then a
  * dense MLP or a MoE block (router, experts, shared expert) -> final norm -> lm_head (or the
  * tied embedding) -> RoPE frequencies.  Weights stay in the mapping; only norm vectors and
@@ -246,14 +247,22 @@ static qf_status qf_model_load_body(qf_model *m, const char *dir, qf_error *err)
     char *cfg_path = qf_path_join(dir, "config.json");
     if (!cfg_path) return qf_fail(err, QF_ERR_NOMEM, "out of memory");
     qf_status st = qf_config_load(cfg_path, &m->cfg, err);
-    free(cfg_path);
-    if (st) return st;
     const qf_model_config *cfg = &m->cfg;
-    QF_TRY(qf_config_runnable(cfg, err));
-    if (cfg->head_dim % 2 || cfg->head_dim > 1024 || cfg->hidden_size <= 0 || cfg->n_layers <= 0 ||
-        cfg->intermediate_size < 0)
-        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s/config.json: head_dim %d / hidden_size %d not supported by the "
-                       "runner (even head_dim <= 1024)", dir, cfg->head_dim, cfg->hidden_size);
+    if (!st) st = qf_config_runnable(cfg, err);
+    if (!st && (cfg->head_dim % 2 || cfg->head_dim > 1024 || cfg->hidden_size <= 0 || cfg->n_layers <= 0 ||
+                cfg->intermediate_size < 0))
+        st = qf_fail(err, QF_ERR_UNSUPPORTED, "%s/config.json: head_dim %d / hidden_size %d not supported by the "
+                     "runner (even head_dim <= 1024)", dir, cfg->head_dim, cfg->hidden_size);
+    /* per-layer sliding windows, refused here (before any tensor is mapped) when unsupported */
+    int *window = st ? NULL : calloc((size_t)cfg->n_layers, sizeof(int));
+    if (!st && !window) st = qf_fail(err, QF_ERR_NOMEM, "out of memory");
+    if (!st) st = qf_config_attn_windows(cfg_path, cfg, window, err);
+    free(cfg_path);
+    if (!st && !(m->layers = calloc((size_t)cfg->n_layers, sizeof(qf_layer))))
+        st = qf_fail(err, QF_ERR_NOMEM, "out of memory for %d layers", cfg->n_layers);
+    for (int l = 0; !st && l < cfg->n_layers; l++) m->layers[l].attn_window = window[l];
+    free(window);
+    if (st) return st;
     /* 2. the tensors */
     QF_TRY(qf_checkpoint_open(dir, &m->ck, err));
     qf_load_ctx c = {m->ck, json_object_get(cfg->json, "quantization_config"), err};
@@ -269,8 +278,6 @@ static qf_status qf_model_load_body(qf_model *m, const char *dir, qf_error *err)
     m->embed_dtype = emb->dtype;
     m->vocab_in = emb->shape[0];
     /* 4. decoder layers */
-    m->layers = calloc((size_t)cfg->n_layers, sizeof(qf_layer));
-    if (!m->layers) return qf_fail(err, QF_ERR_NOMEM, "out of memory for %d layers", cfg->n_layers);
     for (int l = 0; l < cfg->n_layers; l++) QF_TRY(qf_load_layer(&c, cfg, l, &m->layers[l]));
     /* 5. final norm and lm_head (or the tied embedding) */
     QF_TRY(qf_load_vec(m->ck, "model.norm.weight", cfg->hidden_size, &m->final_norm, err));

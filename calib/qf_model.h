@@ -14,7 +14,8 @@
  * (always for mixtral).  RoPE uses Hugging Face's rotate-half convention.
  *
  * Evaluation is a whole sequence at once (one ppl window): every Linear is one batched
- * product over the n tokens, attention is causal over positions 0..n-1 with a fresh cache.
+ * product over the n tokens, attention is causal over positions 0..n-1 with a fresh cache,
+ * limited to each layer's sliding window where the config sets one (qf_layer.attn_window).
  * All work is parallel across OpenMP threads.  A model is immutable after loading and
  * forward passes only read it (not thread-safe against a concurrent observer change).
  *
@@ -46,6 +47,7 @@ typedef struct qf_layer {
     float *ffn_norm;         /* (hidden) fp32, owned: post_attention_layernorm */
     float *q_norm, *k_norm;  /* (head_dim) fp32, owned: qwen3 only, else NULL */
     qf_linear q, k, v, o;    /* q: (n_heads*head_dim, hidden), k/v: (n_kv*head_dim, hidden), o: (hidden, n_heads*head_dim) */
+    int attn_window;         /* tokens a query sees, itself included (sliding window); 0 = every earlier one */
     int is_moe;
     /* dense MLP (is_moe == 0): gate/up (inter, hidden), down (hidden, inter) */
     qf_linear gate, up, down;

@@ -53,7 +53,20 @@ int qf_cmd_inspect(int argc, char **argv)
     if (qf_checkpoint_open(dir, &ck, &err) != QF_OK) return qf_cli_report_error("inspect", &err, json);
     qf_model_config cfg = {0};
     char *cpath = qf_path_join(qf_path_is_dir(dir) ? dir : ck->dir, "config.json");
-    int have_cfg = qf_path_exists(cpath) && qf_config_load(cpath, &cfg, &err) == QF_OK;
+    /* A config.json that is there but unusable is reported with the parser's reason (file, line
+     * and column, or the key): "no config.json" would send the user looking for a missing file.
+     * The tensors are still listed, which is what one inspects a broken checkpoint for. */
+    char cfg_note[sizeof err.msg + 32] = "no config.json";
+    const char *cfg_error = "no config.json";
+    int have_cfg = 0;
+    if (qf_path_exists(cpath)) {
+        have_cfg = qf_config_load(cpath, &cfg, &err) == QF_OK;
+        if (!have_cfg) {
+            snprintf(cfg_note, sizeof cfg_note, "config.json not used: %s", err.msg);
+            cfg_error = err.msg;
+            fprintf(stderr, "qforge inspect: warning: %s\n", err.msg);
+        }
+    }
     free(cpath);
     uint64_t by_dtype[QF_DTYPE_COUNT] = {0}, n_by_dtype[QF_DTYPE_COUNT] = {0}, params = 0;
     for (int i = 0; i < ck->n_tensors; i++) {
@@ -81,8 +94,9 @@ int qf_cmd_inspect(int argc, char **argv)
                                                      qf_dtype_name(t->dtype), "shape", sh, "bytes", (json_int_t)t->nbytes,
                                                      "file", qf_path_base(ck->files[t->file].path)));
         }
-        json_t *r = json_pack("{s:s, s:s, s:i, s:i, s:I, s:I, s:o, s:O?, s:O?, s:o}", "path", dir, "model_type",
-                              have_cfg ? cfg.model_type : "", "files", ck->n_files, "tensors", ck->n_tensors, "elements",
+        json_t *r = json_pack("{s:s, s:s, s:s?, s:i, s:i, s:I, s:I, s:o, s:O?, s:O?, s:o}", "path", dir,
+                              "model_type", have_cfg ? cfg.model_type : "", "config_error", have_cfg ? NULL : cfg_error,
+                              "files", ck->n_files, "tensors", ck->n_tensors, "elements",
                               (json_int_t)params, "bytes", (json_int_t)qf_checkpoint_bytes(ck), "dtypes", dt,
                               "quantization_config", qc, "recipe", manifest ? json_object_get(manifest, "recipe") : NULL,
                               "tensor_list", tensors);
@@ -92,7 +106,7 @@ int qf_cmd_inspect(int argc, char **argv)
         json_decref(r);
     } else {
         printf("%s\n  model_type %s (%s), %d file(s), %d tensors, %.2f M elements, %.1f MB\n", dir,
-               have_cfg ? cfg.model_type : "?", have_cfg ? cfg.architecture : "no config.json", ck->n_files,
+               have_cfg ? cfg.model_type : "?", have_cfg ? cfg.architecture : cfg_note, ck->n_files,
                ck->n_tensors, params / 1e6, qf_checkpoint_bytes(ck) / 1e6);
         if (have_cfg)
             printf("  layers %d, hidden %d, heads %d/%d kv, ffn %d, vocab %d%s\n", cfg.n_layers, cfg.hidden_size,

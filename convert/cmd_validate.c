@@ -224,6 +224,17 @@ static int qf_validate_run(const qf_validate_opts *o, qf_error *err)
         fprintf(stderr, "qforge validate: %s: %zu tokens, %lld windows of %d (%lld scored), %d threads\n",
                 qf_path_base(o->text), n_ids, (long long)windows, o->ctx, (long long)windows * (o->ctx - 1),
                 omp_get_max_threads());
+        /* say so when a sliding window shapes the numbers (the same model with full attention
+         * scores differently once ctx exceeds the window) */
+        int n_win = 0, win = 0;
+        for (int l = 0; l < base->cfg.n_layers; l++)
+            if (base->layers[l].attn_window > 0) {
+                n_win++;
+                win = base->layers[l].attn_window;
+            }
+        if (n_win)
+            fprintf(stderr, "qforge validate: sliding-window attention on %d of %d layers: a token sees the last %d "
+                    "(--ctx %d)\n", n_win, base->cfg.n_layers, win, o->ctx);
         if (quant && quant->n_linear_packed) {
             int cnt = qf_model_linears(quant, NULL, 0), any_act = 0, shown = 0;
             qf_linear **all = malloc((size_t)cnt * sizeof *all);

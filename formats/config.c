@@ -7,15 +7,16 @@
 
 static const char *const qf_runnable_types[] = {"llama", "mistral", "qwen2", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe"};
 
-/* Integer field: present and integral (a float like 4096.0 is accepted), else default. */
-static int qf_cfg_int(json_t *o, const char *key, int dflt, int *ok)
+/* Integer field: present and integral (a float like 4096.0 is accepted), else default; a value
+ * of another type sets *bad to the key (the first one), so the error can name it. */
+static int qf_cfg_int(json_t *o, const char *key, int dflt, const char **bad)
 {
     json_t *v = json_object_get(o, key);
     if (!v || json_is_null(v)) return dflt;
     if (json_is_integer(v)) return (int)json_integer_value(v);
     if (json_is_real(v) && floor(json_real_value(v)) == json_real_value(v)) return (int)json_real_value(v);
     if (json_is_boolean(v)) return json_is_true(v);
-    *ok = 0;
+    if (!*bad) *bad = key;
     return dflt;
 }
 
@@ -62,7 +63,8 @@ qf_status qf_config_load(const char *path, qf_model_config *c, qf_error *err)
     if (!root) {
         if (je.line < 0 || strstr(je.text, "unable to open"))
             return qf_fail(err, QF_ERR_IO, "%s: cannot read: %s", path, je.text);
-        return qf_fail(err, QF_ERR_FORMAT, "%s: not valid JSON (line %d): %s", path, je.line, je.text);
+        return qf_fail(err, QF_ERR_FORMAT, "%s: not valid JSON at line %d, column %d: %s", path, je.line,
+                       je.column, je.text);
     }
     if (!json_is_object(root)) {
         json_decref(root);
@@ -77,28 +79,28 @@ qf_status qf_config_load(const char *path, qf_model_config *c, qf_error *err)
     json_t *ar = json_object_get(root, "architectures");
     if (json_is_array(ar) && json_is_string(json_array_get(ar, 0)))
         snprintf(c->architecture, sizeof c->architecture, "%s", json_string_value(json_array_get(ar, 0)));
-    int ok = 1;
-    c->hidden_size = qf_cfg_int(o, "hidden_size", 0, &ok);
-    c->intermediate_size = qf_cfg_int(o, "intermediate_size", 0, &ok);
-    c->n_layers = qf_cfg_int(o, "num_hidden_layers", 0, &ok);
-    c->n_heads = qf_cfg_int(o, "num_attention_heads", 0, &ok);
-    c->n_kv_heads = qf_cfg_int(o, "num_key_value_heads", c->n_heads, &ok);
-    c->vocab_size = qf_cfg_int(o, "vocab_size", 0, &ok);
-    c->max_position_embeddings = qf_cfg_int(o, "max_position_embeddings", 2048, &ok);
-    c->head_dim = qf_cfg_int(o, "head_dim", c->n_heads ? c->hidden_size / c->n_heads : 0, &ok);
+    const char *bad = NULL;
+    c->hidden_size = qf_cfg_int(o, "hidden_size", 0, &bad);
+    c->intermediate_size = qf_cfg_int(o, "intermediate_size", 0, &bad);
+    c->n_layers = qf_cfg_int(o, "num_hidden_layers", 0, &bad);
+    c->n_heads = qf_cfg_int(o, "num_attention_heads", 0, &bad);
+    c->n_kv_heads = qf_cfg_int(o, "num_key_value_heads", c->n_heads, &bad);
+    c->vocab_size = qf_cfg_int(o, "vocab_size", 0, &bad);
+    c->max_position_embeddings = qf_cfg_int(o, "max_position_embeddings", 2048, &bad);
+    c->head_dim = qf_cfg_int(o, "head_dim", c->n_heads ? c->hidden_size / c->n_heads : 0, &bad);
     c->rms_norm_eps = (float)qf_cfg_num(o, "rms_norm_eps", 1e-6);
-    c->tie_word_embeddings = qf_cfg_int(o, "tie_word_embeddings", 0, &ok);
+    c->tie_word_embeddings = qf_cfg_int(o, "tie_word_embeddings", 0, &bad);
     int is_qwen2 = strcmp(c->model_type, "qwen2") == 0 || strcmp(c->model_type, "qwen2_moe") == 0;
-    c->attention_bias = qf_cfg_int(o, "attention_bias", is_qwen2, &ok);
+    c->attention_bias = qf_cfg_int(o, "attention_bias", is_qwen2, &bad);
     c->qk_norm = strncmp(c->model_type, "qwen3", 5) == 0;
-    c->n_experts = qf_cfg_int(o, "num_local_experts", qf_cfg_int(o, "num_experts", 0, &ok), &ok);
-    c->n_experts_per_tok = qf_cfg_int(o, "num_experts_per_tok", c->n_experts ? 2 : 0, &ok);
-    c->moe_intermediate_size = qf_cfg_int(o, "moe_intermediate_size", c->intermediate_size, &ok);
-    c->shared_expert_intermediate_size = qf_cfg_int(o, "shared_expert_intermediate_size", 0, &ok);
-    c->norm_topk_prob = qf_cfg_int(o, "norm_topk_prob", strcmp(c->model_type, "mixtral") == 0, &ok);
-    if (!ok) {
+    c->n_experts = qf_cfg_int(o, "num_local_experts", qf_cfg_int(o, "num_experts", 0, &bad), &bad);
+    c->n_experts_per_tok = qf_cfg_int(o, "num_experts_per_tok", c->n_experts ? 2 : 0, &bad);
+    c->moe_intermediate_size = qf_cfg_int(o, "moe_intermediate_size", c->intermediate_size, &bad);
+    c->shared_expert_intermediate_size = qf_cfg_int(o, "shared_expert_intermediate_size", 0, &bad);
+    c->norm_topk_prob = qf_cfg_int(o, "norm_topk_prob", strcmp(c->model_type, "mixtral") == 0, &bad);
+    if (bad) {
         json_decref(root);
-        return qf_fail(err, QF_ERR_FORMAT, "%s: a size field is not an integer", path);
+        return qf_fail(err, QF_ERR_FORMAT, "%s: %s is not an integer", path, bad);
     }
     const char *missing = !c->hidden_size ? "hidden_size" : !c->n_layers ? "num_hidden_layers"
                         : !c->n_heads ? "num_attention_heads" : !c->vocab_size ? "vocab_size" : NULL;

@@ -60,6 +60,12 @@ void qf_config_free(qf_model_config *cfg);
 /* QF_OK when the runner supports cfg->model_type; else QF_ERR_UNSUPPORTED naming the
  * supported list. */
 qf_status qf_config_runnable(const qf_model_config *cfg, qf_error *err);
+/* Attention window of each layer as transformers computes it for cfg->model_type
+ * (formats/config_window.c has the rules): window[l] = W > 0 when layer l's query i sees only
+ * keys i-W+1..i, 0 for full causal attention; window has cfg->n_layers entries.  A variant the
+ * runner does not implement is QF_ERR_UNSUPPORTED (or QF_ERR_FORMAT when malformed) naming path
+ * and the key, never full attention in its place. */
+qf_status qf_config_attn_windows(const char *path, const qf_model_config *cfg, int *window, qf_error *err);
 
 /* Every tensor of ck whose Llama-family name it knows (embeddings, norms, attention and MLP
  * projections, routers, experts, lm_head) has the shape cfg implies, and layer and expert

@@ -9,8 +9,9 @@
  *     Hugging Face transformers (float32, H100), within 1e-3 relative L2 (fixtures README);
  *   - RoPE: llama3 / linear / default inverse frequencies recomputed here in double from the
  *     published formulas;
- *   - architectures without a fixture (qwen2 bias, qwen3 qk-norm and explicit head_dim,
- *     qwen2_moe shared expert, qwen3_moe, mixtral naming, llama3 rope, tied embeddings): a
+ *   - architectures without a fixture (qwen2 bias, a qwen2 sliding window on layer 1 only,
+ *     qwen3 qk-norm and explicit head_dim, qwen2_moe shared expert, qwen3_moe, mixtral naming,
+ *     llama3 rope, tied embeddings): a
  *     random-weight checkpoint is written to a temporary folder and the runner's logits are
  *     compared with a naive double-precision transformer written below from the HF modeling
  *     code (loops over tokens, no blocking, no shared code with calib/);
@@ -341,6 +342,7 @@ typedef struct syn_model {
     int explicit_head_dim, bias, qk_norm, tie;
     int experts, topk, moe_inter, shared_inter, norm_topk, mixtral;
     int llama3; /* rope_scaling llama3 with original_max_position_embeddings 64 */
+    int swa;    /* qwen2 sliding window: layers >= 1 see the last swa keys (max_window_layers 1) */
     double theta;
     int n;
     syn_tensor t[512];
@@ -441,6 +443,11 @@ static void syn_write(const syn_model *s, const char *dir, const char *omit, con
     json_object_set_new(c, "rope_theta", json_real(s->theta));
     json_object_set_new(c, "max_position_embeddings", json_integer(256)); /* RoPE table: 512 positions */
     if (s->explicit_head_dim) json_object_set_new(c, "head_dim", json_integer(s->head_dim));
+    if (s->swa) {
+        json_object_set_new(c, "use_sliding_window", json_true());
+        json_object_set_new(c, "sliding_window", json_integer(s->swa));
+        json_object_set_new(c, "max_window_layers", json_integer(1));
+    }
     if (s->llama3)
         json_object_set_new(c, "rope_scaling", json_pack("{s:s, s:f, s:f, s:f, s:i}", "rope_type", "llama3", "factor", 8.0,
                                                          "low_freq_factor", 1.0, "high_freq_factor", 4.0,
@@ -588,20 +595,23 @@ static void ref_forward(const syn_model *s, const int32_t *ids, int n, double *l
                     p[i + hd / 2] = x2 * cs + x1 * sn;
                 }
             }
+        /* transformers' sliding window (masking_utils): key j visible to query t when j > t - W */
+        const int win = s->swa && l >= 1 ? s->swa : 0;
         for (int hh = 0; hh < H; hh++) {
             int g = hh / (H / KV);
             for (int t = 0; t < n; t++) {
                 double mx = -INFINITY, sum = 0;
-                for (int j = 0; j <= t; j++) {
+                const int j0 = win && t - win + 1 > 0 ? t - win + 1 : 0;
+                for (int j = j0; j <= t; j++) {
                     double d = 0;
                     for (int i = 0; i < hd; i++) d += q[t * qd + hh * hd + i] * k[j * kvd + g * hd + i];
                     sc[j] = d / sqrt((double)hd);
                     mx = fmax(mx, sc[j]);
                 }
-                for (int j = 0; j <= t; j++) sum += (sc[j] = exp(sc[j] - mx));
+                for (int j = j0; j <= t; j++) sum += (sc[j] = exp(sc[j] - mx));
                 for (int i = 0; i < hd; i++) {
                     double a = 0;
-                    for (int j = 0; j <= t; j++) a += sc[j] / sum * v[j * kvd + g * hd + i];
+                    for (int j = j0; j <= t; j++) a += sc[j] / sum * v[j * kvd + g * hd + i];
                     att[t * qd + hh * hd + i] = a;
                 }
             }
@@ -716,9 +726,10 @@ static void check_synthetic(syn_model *s, uint64_t seed)
         den += want[i] * want[i];
     }
     double e = sqrt(num / den);
-    printf("synthetic %-9s%s%s%s%s: logits relative L2 vs naive double reference %.3g\n", s->model_type,
+    printf("synthetic %-9s%s%s%s%s%s: logits relative L2 vs naive double reference %.3g\n", s->model_type,
            s->bias ? " +qkv-bias" : "", s->qk_norm ? " +qk-norm" : "", s->shared_inter ? " +shared-expert" : "",
-           s->llama3 ? " +llama3-rope +tied" : "", e);
+           s->llama3 ? " +llama3-rope +tied" : "", s->swa ? " +sliding-window (layer 1)" : "", e);
+    for (int l = 0; l < s->layers; l++) assert_int_equal(m->layers[l].attn_window, s->swa && l >= 1 ? s->swa : 0);
     assert_true(e < 1e-4);
     /* the observer sees every Linear's input: its width, and for experts the routed tokens
      * (each token reaches top-k experts in each MoE layer) */
@@ -764,6 +775,11 @@ static void test_synthetic_architectures(void **state)
     s->bias = 1;
     s->theta = 1e6;
     check_synthetic(s, 2);
+    free(s);
+    s = syn_new("qwen2"); /* layer 0 full, layer 1 a 20-key window; 70 positions cross both */
+    s->bias = 1;
+    s->swa = 20;
+    check_synthetic(s, 7);
     free(s);
     s = syn_new("qwen3");
     s->qk_norm = 1;

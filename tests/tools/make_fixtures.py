@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""make_fixtures.py - build tests/data/tiny-tied and tests/data/tiny-swa with Hugging Face
+transformers, and their independent reference numbers.
+
+Pinned (the versions the committed files were made with; other versions may differ in the
+last bits of the random init, not in the protocol):
+    python 3.11, torch 2.15.0, transformers 5.23.0, safetensors 0.8.0, numpy 2.4.6
+
+Run from the repository root:
+    python tests/tools/make_fixtures.py            # writes tests/data/tiny-{tied,swa}{,.reference.json,...}
+
+Why these two: the shared fixtures (tiny-llama, tiny-moe) have an untied lm_head and full
+attention, so they cannot show (a) a checkpoint with tied embeddings, where no lm_head tensor
+exists (Qwen3 / Qwen2.5 / Llama 3.2 small models), or (b) a sliding window smaller than the
+ppl-512 window (Mistral), where full attention gives the wrong numbers.
+
+The weights are random (no training), drawn with a fixed seed; initializer_range is large
+(0.1) so the logits are far from uniform and a wrong mask moves the PPL clearly.  Norm
+weights are drawn around 1 so that a runner that skips one of them is seen.  The checkpoint is
+saved in bf16 (two shards, hub layout); the references are computed in float32 from the saved
+bf16 weights (eager attention, no TF32), so they are what the files on disk mean.
+
+Reference protocol ("ppl-512", /work/shared/fixtures/README.md): tests/data/eval.tokens.i32 cut
+into 512-token windows, each evaluated alone, tokens 1..511 scored; the first N_WINDOWS
+windows.  Written per fixture:
+    tests/data/NAME.reference.json          ppl, mean_nll, scored_tokens, windows (+ full-attention
+                                            ppl for tiny-swa: what a runner ignoring the window gets)
+    tests/data/NAME.window0.logits.safetensors  float32 logits of window 0 at positions 0..15 and
+                                            496..511 (tensor logits [32, vocab]), their ids
+                                            (input_ids int32 [512], the whole window) and
+                                            positions (int32 [32])
+"""
+import json
+import math
+import os
+import shutil
+import sys
+
+import numpy as np
+import torch
+import transformers
+from safetensors.torch import save_file
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DATA = os.path.join(ROOT, "tests", "data")
+TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json"]
+CTX = 512
+N_WINDOWS = 16
+POSITIONS = list(range(16)) + list(range(CTX - 16, CTX))  # the tail lies beyond a 128 window
+
+FIXTURES = {
+    "tiny-tied": dict(
+        cls="Qwen3ForCausalLM",
+        config=transformers.Qwen3Config(
+            vocab_size=8192, hidden_size=128, intermediate_size=384, num_hidden_layers=3,
+            num_attention_heads=4, num_key_value_heads=2, head_dim=64, max_position_embeddings=2048,
+            rms_norm_eps=1e-6, tie_word_embeddings=True, initializer_range=0.1,
+            rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+            bos_token_id=0, eos_token_id=0),
+        seed=1301, shard="2MB"),
+    "tiny-swa": dict(
+        cls="MistralForCausalLM",
+        config=transformers.MistralConfig(
+            vocab_size=8192, hidden_size=128, intermediate_size=384, num_hidden_layers=3,
+            num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=2048,
+            rms_norm_eps=1e-5, tie_word_embeddings=False, initializer_range=0.1, sliding_window=128,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+            bos_token_id=0, eos_token_id=0),
+        seed=1302, shard="3MB"),
+}
+
+
+def build(name, spec):
+    torch.manual_seed(spec["seed"])
+    cfg = spec["config"]
+    model = getattr(transformers, spec["cls"])(cfg).to(torch.float32)
+    with torch.no_grad():
+        for pname, p in model.named_parameters():
+            if pname.endswith("norm.weight"):  # around 1, so a skipped norm weight shows
+                p.copy_(1.0 + 0.2 * torch.randn_like(p))
+            # Sharper attention that writes more into the residual: a random model's attention
+            # is otherwise close to a mean over the keys, and the window would barely matter.
+            if pname.endswith(("q_proj.weight", "k_proj.weight")):
+                p.mul_(3.0)
+            if pname.endswith(("v_proj.weight", "o_proj.weight")):
+                p.mul_(2.0)
+    out = os.path.join(DATA, name)
+    shutil.rmtree(out, ignore_errors=True)
+    model.to(torch.bfloat16).save_pretrained(out, max_shard_size=spec["shard"])
+    for f in TOKENIZER_FILES:
+        shutil.copy(os.path.join(DATA, "tiny-llama", f), os.path.join(out, f))
+    for f in os.listdir(out):  # safetensors writes 0600; the fixtures are read by every user
+        os.chmod(os.path.join(out, f), 0o644)
+    return out
+
+
+def load_f32(path, **overrides):
+    cfg = transformers.AutoConfig.from_pretrained(path)
+    for k, v in overrides.items():
+        setattr(cfg, k, v)
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        path, config=cfg, dtype=torch.float32, attn_implementation="eager")
+    return model.eval()
+
+
+def windows():
+    ids = np.fromfile(os.path.join(DATA, "eval.tokens.i32"), dtype="<i4")
+    n = len(ids) // CTX
+    assert n >= N_WINDOWS
+    return torch.from_numpy(ids[: N_WINDOWS * CTX].astype(np.int64)).view(N_WINDOWS, CTX)
+
+
+@torch.no_grad()
+def evaluate(model, w):
+    """Summed NLL (float64) over tokens 1..511 of each window, and window 0's logits."""
+    total, count, logits0 = 0.0, 0, None
+    for i in range(w.shape[0]):
+        logits = model(w[i : i + 1]).logits[0].float()  # (CTX, V)
+        if i == 0:
+            logits0 = logits.clone()
+        lp = torch.log_softmax(logits[:-1].double(), dim=-1)
+        total += -lp.gather(1, w[i, 1:, None]).sum().item()
+        count += CTX - 1
+    return total, count, logits0
+
+
+def main():
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    w = windows()
+    for name, spec in FIXTURES.items():
+        path = build(name, spec)
+        model = load_f32(path)
+        total, count, logits0 = evaluate(model, w)
+        nll = total / count
+        ref = {
+            "protocol": "ppl-512", "text": "eval.tokens.i32", "ctx": CTX, "windows": N_WINDOWS,
+            "scored_tokens": count, "mean_nll": nll, "ppl": math.exp(nll),
+            "computed_by": "transformers %s, torch %s, float32, eager attention" % (
+                transformers.__version__, torch.__version__),
+        }
+        if name == "tiny-tied":
+            assert "lm_head.weight" not in open(os.path.join(path, "model.safetensors.index.json")).read()
+        if name == "tiny-swa":
+            # The same weights with full attention: the number a runner that ignores the window
+            # would get.  The test must be able to tell the two apart.
+            full = load_f32(path, sliding_window=None)
+            ft, fc, _ = evaluate(full, w)
+            ref["full_attention_ppl"] = math.exp(ft / fc)
+            ref["full_attention_mean_nll"] = ft / fc
+            gap = abs(ref["full_attention_ppl"] / ref["ppl"] - 1)
+            print("%s: full attention PPL differs by %.3f %%" % (name, 100 * gap))
+            assert gap > 0.01, "sliding window does not change the PPL enough to be tested"
+        with open(os.path.join(DATA, name + ".reference.json"), "w") as f:
+            json.dump(ref, f, indent=2)
+            f.write("\n")
+        save_file({"logits": logits0[POSITIONS].contiguous(),
+                   "positions": torch.tensor(POSITIONS, dtype=torch.int32),
+                   "input_ids": w[0].to(torch.int32).contiguous()},
+                  os.path.join(DATA, name + ".window0.logits.safetensors"))
+        sd = logits0.std(dim=-1).mean().item()
+        print("%s: PPL %.4f (mean NLL %.6f) over %d windows; logits std per position %.3f" % (
+            name, ref["ppl"], nll, N_WINDOWS, sd))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

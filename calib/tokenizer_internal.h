@@ -228,6 +228,9 @@ extern const uint32_t qf_tk_nfc_decomp_seq[];
 extern const qf_tk_nfc_pair qf_tk_nfc_comp[]; /* (n_comp) ascending by (first, second) */
 extern const size_t qf_tk_nfc_n_ccc, qf_tk_nfc_n_decomp, qf_tk_nfc_n_comp;
 
+/* A normalizer step may make its text at most this many times the input (+ 4 KiB). */
+#define QF_TK_NORM_GROWTH 16
+
 /* Rust regex's Unicode \w (HF single_word tests "\w$" / "^\w"); PCRE2's own \w differs
  * (it counts every \p{N}, e.g. "²", and no marks). */
 #define QF_TK_WORD_CLASS "[\\p{Alphabetic}\\p{M}\\p{Pc}\\p{Nd}\\x{200C}\\x{200D}]"

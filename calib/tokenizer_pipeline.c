@@ -203,8 +203,13 @@ qf_status qf_tk_normalize(const qf_tokenizer *tok, const char *in, size_t len, c
     memcpy(cur, in, len);
     pcre2_match_data *md = NULL;
     qf_status st = QF_OK;
+    /* Real normalizers (NFC, Prepend, Replace " " -> "\u2581") grow text by a few times at most;
+     * a chain of Replace steps in a hostile tokenizer.json multiplies it per step (3.6 KB of
+     * JSON grew one byte past 12 GB).  Every step's output is bounded by the input's size. */
+    const size_t limit = QF_TK_NORM_GROWTH * len + 4096;
 #define QF_TK_PUT(p, n)                                                    \
     do {                                                                   \
+        if (nl + (n) > limit) goto toolong;                                \
         if (!qf_tk_append(&nxt, &nl, &ncap, (p), (n))) goto nomem;         \
     } while (0)
     for (size_t k = 0; k < tok->n_norm; k++) {
@@ -258,6 +263,10 @@ qf_status qf_tk_normalize(const qf_tokenizer *tok, const char *in, size_t len, c
     goto done;
 nomem:
     st = qf_fail(err, QF_ERR_NOMEM, "%s: out of memory normalizing", tok->name);
+    goto done;
+toolong:
+    st = qf_fail(err, QF_ERR_FORMAT, "%s: the normalizers grow %zu bytes of text past %zu (%dx + 4 KiB): refused as "
+                 "hostile", tok->name, len, limit, QF_TK_NORM_GROWTH);
 done:
     free(cur);
     free(nxt);

@@ -318,9 +318,23 @@ static void test_spm_metaspace(void **state)
 /* A byte-level tokenizer whose vocab is the 256 byte symbols alone (id = byte value, no
  * merges), so every expected id is just a byte of the normalized text; plus <mask> (256,
  * lstrip + rstrip) and "wor" (257, single_word). */
+/* The byte-level tokenizer below with `normalizer` (a JSON value) as its normalizer. */
+static char *bytes_json(const char *normalizer, size_t *len);
+
 static qf_tokenizer *load_bytes_nfc(void)
 {
-    size_t cap = 16 * 1024, n = 0;
+    size_t n = 0;
+    char *s = bytes_json("{\"type\": \"NFC\"}", &n);
+    qf_tokenizer *tok = NULL;
+    qf_error err = {0};
+    if (qf_tokenizer_load_json(s, n, "bytes.json", &tok, &err) != QF_OK) fail_msg("load: %s", err.msg);
+    free(s);
+    return tok;
+}
+
+static char *bytes_json(const char *normalizer, size_t *len)
+{
+    size_t cap = 16 * 1024 + strlen(normalizer), n = 0;
     char *s = malloc(cap);
     assert_non_null(s);
     n += (size_t)snprintf(s + n, cap - n,
@@ -329,9 +343,10 @@ static qf_tokenizer *load_bytes_nfc(void)
                           "\"lstrip\": true, \"rstrip\": true, \"single_word\": false},"
                           "{\"id\": 257, \"content\": \"wor\", \"special\": false, \"normalized\": false, "
                           "\"lstrip\": false, \"rstrip\": false, \"single_word\": true}],"
-                          "\"normalizer\": {\"type\": \"NFC\"}, \"pre_tokenizer\": {\"type\": \"ByteLevel\", "
+                          "\"normalizer\": %s, \"pre_tokenizer\": {\"type\": \"ByteLevel\", "
                           "\"add_prefix_space\": false, \"use_regex\": true},"
-                          "\"model\": {\"type\": \"BPE\", \"merges\": [], \"vocab\": {");
+                          "\"model\": {\"type\": \"BPE\", \"merges\": [], \"vocab\": {",
+                          normalizer);
     /* GPT-2 bytes_to_unicode: printable bytes stand for themselves, the other 68 take
      * U+0100.. in byte order; as JSON \\u escapes */
     unsigned next = 256;
@@ -341,11 +356,37 @@ static qf_tokenizer *load_bytes_nfc(void)
     }
     n += (size_t)snprintf(s + n, cap - n, "}}}");
     assert_true(n < cap);
+    *len = n;
+    return s;
+}
+
+/* A chain of Replace normalizers, each making every "a" eight, grew one byte past 12 GB;
+ * now the text may grow QF_TK_NORM_GROWTH times (+ 4 KiB) and the encode fails cleanly. */
+static void test_normalizer_growth_bounded(void **state)
+{
+    (void)state;
+    char norm[2048];
+    size_t k = (size_t)snprintf(norm, sizeof norm, "{\"type\": \"Sequence\", \"normalizers\": [");
+    for (int i = 0; i < 12; i++)
+        k += (size_t)snprintf(norm + k, sizeof norm - k, "%s{\"type\": \"Replace\", \"pattern\": {\"String\": \"a\"}, "
+                              "\"content\": \"aaaaaaaa\"}", i ? ", " : "");
+    snprintf(norm + k, sizeof norm - k, "]}");
+    size_t n = 0;
+    char *s = bytes_json(norm, &n);
     qf_tokenizer *tok = NULL;
     qf_error err = {0};
-    if (qf_tokenizer_load_json(s, n, "bytes.json", &tok, &err) != QF_OK) fail_msg("load: %s", err.msg);
+    if (qf_tokenizer_load_json(s, n, "chain.json", &tok, &err) != QF_OK) fail_msg("load: %s", err.msg);
     free(s);
-    return tok;
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    assert_int_equal(qf_tokenizer_encode(tok, "a", 1, &ids, &n_ids, &err), QF_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "chain.json: the normalizers grow 1 bytes of text past 4112"));
+    free(ids);
+    /* text the chain leaves alone still encodes */
+    assert_int_equal(qf_tokenizer_encode(tok, "b", 1, &ids, &n_ids, &err), QF_OK);
+    assert_int_equal(n_ids, 1);
+    free(ids);
+    qf_tokenizer_free(tok);
 }
 
 static void test_nfc_and_added_options(void **state)
@@ -498,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_spm_metaspace),
         cmocka_unit_test(test_nfc_and_added_options),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_normalizer_growth_bounded),
         cmocka_unit_test(test_fuzz_tokenizer_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* safetensors_read.c - parse and validate safetensors files; open hub folders (see qf_safetensors.h). */
 #include <dirent.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -318,6 +319,29 @@ static qf_status qf_index_covers(const qf_checkpoint *ck, json_t *weight_map, qf
     return QF_OK;
 }
 
+/* The spec lets the header length leave the data section at any offset; the readers load
+ * elements through typed pointers, so a tensor whose bytes are not aligned to its element
+ * size (a header of odd length) is copied into an aligned buffer the checkpoint owns.
+ * qforge's and Hugging Face's writers pad the header to 8 bytes: this costs nothing there. */
+static qf_status qf_align_tensors(qf_checkpoint *ck, int from, qf_error *err)
+{
+    for (int i = from; i < ck->n_tensors; i++) {
+        qf_tensor *t = &ck->tensors[i];
+        size_t es = (size_t)qf_dtype_bits(t->dtype) / 8;
+        if (!t->data || es <= 1 || (uintptr_t)t->data % (es < 8 ? es : 8) == 0) continue;
+        void **owned = realloc(ck->owned, sizeof *owned * (size_t)(ck->n_owned + 1));
+        void *copy = owned ? malloc(t->nbytes) : NULL; /* malloc: aligned for every type */
+        if (owned) ck->owned = owned;
+        if (!copy)
+            return qf_fail(err, QF_ERR_NOMEM, "%s: tensor '%s': out of memory for an aligned copy of %llu bytes",
+                           ck->files[t->file].path, t->name, (unsigned long long)t->nbytes);
+        memcpy(copy, t->data, t->nbytes);
+        ck->owned[ck->n_owned++] = copy;
+        t->data = copy;
+    }
+    return QF_OK;
+}
+
 qf_status qf_checkpoint_open(const char *path, qf_checkpoint **out, qf_error *err)
 {
     *out = NULL;
@@ -358,8 +382,10 @@ qf_status qf_checkpoint_open(const char *path, qf_checkpoint **out, qf_error *er
             free(p);
             if (st) break;
             ck->n_files = i + 1;
+            int before = ck->n_tensors;
             st = qf_safetensors_parse(ck->files[i].path, ck->files[i].data, ck->files[i].size, i, &ck->tensors,
                                       &ck->n_tensors, i == 0 ? &ck->meta : NULL, i == 0 ? &ck->n_meta : NULL, err);
+            if (st == QF_OK) st = qf_align_tensors(ck, before, err);
         }
     }
     for (int i = 0; i < n_names; i++) free(names[i]);

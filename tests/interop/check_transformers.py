@@ -19,7 +19,7 @@ What the two sides compute (so that they compute the same thing):
 - Activations: compressed-tensors keeps each quantized Linear's `input_activations` and
   fake-quantizes the input in forward (dynamic per-token int8 / fp8, static fp8 with
   input_scale, nvfp4 with input_global_scale), as qforge validate emulates with its default
-  `--act-quant on`; the per-token rules are replaced by vLLM's (serve_token_activations_as_vllm).
+  `--act-quant on`; the 8-bit rules are replaced by vLLM's (serve_8bit_activations_as_vllm).
   On MoE fixtures both sides run weight-only (the shell script passes --act-quant off; the
   JSON's act_quant says which), because transformers runs fused experts without it.
 Tokens: the fixture's own tokenizer.json (the `tokenizers` package), no BOS, the same
@@ -100,13 +100,14 @@ def patch_ct_meta_zero_point():
     return True
 
 
-def serve_token_activations_as_vllm():
+def serve_8bit_activations_as_vllm():
     """8-bit input quantization as vLLM serves it (and qforge validate emulates it): per token,
     s = absmax / 127 (int8, codes in [-127, 127]) or max(absmax / 448, 1/(448*512)) (fp8); static
-    fp8 s = input_scale; codes of x * (1/s).  compressed-tensors' own fake-quant divides by s and gives int8
-    the range [-128, 127] (s = absmax / 127.5): a different rule (w8a8 tiny-llama: -1.9 % mean
-    KLD on 6 windows), and a KLD this small moves by ~2 % with any 1-ulp change of the codes'
-    inputs (x / s against x * (1/s) alone), so the served rule is applied on both sides."""
+    fp8 s = input_scale; codes of x * (1/s).  compressed-tensors' own fake-quant divides by s
+    and gives int8 the range [-128, 127] (s = absmax / 127.5): a different rule (w8a8
+    tiny-llama: -1.9 % mean KLD on 6 windows), and a KLD this small moves by ~2 % with any
+    1-ulp change of the codes' inputs (x / s against x * (1/s) alone), so the served rule is
+    applied on both sides."""
     from compressed_tensors.quantization.lifecycle import forward as fwd
 
     original = fwd.forward_quantize
@@ -115,7 +116,7 @@ def serve_token_activations_as_vllm():
         if base_name != "input" or args.num_bits != 8:
             return original(module, value, base_name, args)
         x = value.float()
-        if args.type == "float" and args.strategy == "tensor" and not args.dynamic:  # static fp8: x * (1/input_scale)
+        if args.type == "float" and args.strategy == "tensor" and not args.dynamic:  # static fp8
             s = module.input_scale.float()
             q = torch.clamp(x * (1.0 / s), -448.0, 448.0).to(torch.float8_e4m3fn).float()
             return (q * s).to(value.dtype)
@@ -235,7 +236,7 @@ def main():
     with open(os.path.join(base_dir, "config.json")) as f:
         cfg = json.load(f)
     moe = any(k in cfg for k in ("num_local_experts", "num_experts"))
-    serve_token_activations_as_vllm()
+    serve_8bit_activations_as_vllm()
     if patch_ct_meta_zero_point():
         print("     note: compressed-tensors' meta-device zero-point shape patched (see patch_ct_meta_zero_point)")
     windows = windows_of(base_dir, text, n)

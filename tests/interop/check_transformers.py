@@ -289,9 +289,10 @@ def main():
                          json.dumps(q)[:200]):
             continue
         rel = abs(kld - qk) / qk if qk > 0 else float("inf")
-        print(f"     {what:28s} act-quant {'on ' if act_quant else 'off'} mean KLD transformers {kld:.6f}  "
-              f"qforge {qk:.6f}  diff {100 * (kld - qk) / qk:+.2f} %", flush=True)
         a = qc["config_groups"][next(iter(qc["config_groups"]))].get("input_activations") or {}
+        mode = "act-quant on " if act_quant and a else "weight-only  "
+        print(f"     {what:28s} {mode} mean KLD transformers {kld:.6f}  qforge {qk:.6f}  "
+              f"diff {100 * (kld - qk) / qk:+.2f} %", flush=True)
         tol = TOLERANCE_ACT8 if act_quant and a.get("num_bits") == 8 else TOLERANCE
         check(rel <= tol, "kld", f"transformers and qforge mean KLD agree within {100 * tol:.0f} %",
               f"{kld:.6f} vs {qk:.6f}")

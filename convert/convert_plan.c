@@ -162,6 +162,12 @@ qf_status qf_plan_build(const qf_convert_opts *o, const qf_checkpoint *ck, qf_co
     }
     for (int i = 0; i < o->n_ignore; i++) regfree(&re[i]);
     if (st) return st;
+    /* lm_head is always dense.  A tied-embedding checkpoint (Llama 3.2 1B, Qwen2.5 small) has
+     * no lm_head tensor, yet transformers and vLLM build an lm_head Linear that the "Linear"
+     * target would take as quantized unless ignore names it. */
+    int has_lm_head = 0;
+    for (int i = 0; i < p->n_ignored; i++) has_lm_head |= strstr(p->ignored_modules[i], "lm_head") != NULL;
+    if (!has_lm_head && !o->n_parts) p->ignored_modules[p->n_ignored++] = strdup("lm_head");
     if (p->n_out == 0) return qf_fail(err, QF_ERR_FORMAT, "%s: checkpoint has no tensors", ck->dir);
     qsort(p->out, (size_t)p->n_out, sizeof *p->out, qf_out_cmp);
     /* --layers: keep this slice only (the decisions above were made on the whole model) */

@@ -113,7 +113,11 @@ qf_status qf_modelopt_relayout(const qf_scheme *s, int64_t rows, int64_t cols, c
     case QF_SCHEME_NVFP4:
         /* codes and block scales: the same bytes under ModelOpt names and shapes */
         memcpy(ow, w, n_w);
-        memcpy(os, sc, n_s);
+        if (s->value == QF_VALUE_FP8_E4M3) { /* CT: BF16 (llm-compressor's dtype); ModelOpt: F32, widened exactly */
+            for (uint64_t i = 0; i < n_s / 4; i++) ((float *)os)[i] = qf_mo_load_scale(sc, sdt, (int64_t)i);
+        } else {
+            memcpy(os, sc, n_s);
+        }
         if (og) { /* weight_scale_2 = 1 / weight_global_scale */
             float g;
             memcpy(&g, gs, 4);

@@ -8,7 +8,7 @@
  *
  * Per quantized Linear "<module>", W = [out, in] (docs/formats.md section 4.2):
  *   scheme        quant_algo                  tensors (ModelOpt names)
- *   fp8-dynamic   FP8_PER_CHANNEL_PER_TOKEN   weight F8_E4M3 [out,in]; weight_scale F32 [out]
+ *   fp8-dynamic   FP8_PER_CHANNEL_PER_TOKEN   weight F8_E4M3 [out,in]; weight_scale F32 [out] (CT bf16, widened)
  *   fp8           FP8                         weight F8_E4M3 [out,in]; weight_scale F32 [];
  *                                             input_scale F32 []
  *   nvfp4a16      NVFP4                       weight U8 [out,in/2] (CT weight_packed, same bytes);

@@ -39,7 +39,7 @@ qf_status qf_ct_layout_check(const qf_ct_layout *l, qf_ct_sizes *sizes, qf_error
     case QF_WFMT_FP8:
     case QF_WFMT_INT8:
         s.weight = n * k;
-        s.scale = (l->per_tensor ? 1 : n) * 4;
+        s.scale = (l->per_tensor ? 1 : n) * 2; /* bf16 */
         break;
     case QF_WFMT_NVFP4:
     case QF_WFMT_MXFP4: {

@@ -217,10 +217,11 @@ static qf_status qf_fp8_plan_get(qf_cuda_ctx *ctx, int64_t m, int64_t n, int64_t
     return QF_OK;
 }
 
-__global__ void qf_fill_kernel(const float *src, float *dst, int64_t n)
+/* cuBLASLt wants float32 weight scales, one per row of W: widen the stored bf16 ones (exact). */
+__global__ void qf_widen_scale_kernel(const uint16_t *src, int per_tensor, float *dst, int64_t n)
 {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) dst[i] = src[0];
+    if (i < n) dst[i] = qf_bf16_to_f32(src[per_tensor ? 0 : i]);
 }
 
 /* y[i, j] *= x_scale[i] * w_scale[j]: the epilogue when OUTER_VEC scaling is unavailable. */
@@ -257,13 +258,12 @@ extern "C" qf_status qf_cuda_fp8_gemm(qf_cuda_ctx *ctx, const qf_ct_weight *w, c
     const int64_t n = w->l.n, k = w->l.k;
     cudaStream_t s = (cudaStream_t)stream;
     QF_CUDA_TRY(cudaSetDevice(ctx->device));
-    const float *sw = (const float *)w->scale;
-    if (w->l.per_tensor) { /* OUTER_VEC wants one value per row of W */
-        QF_TRY(qf_dbuf_reserve(&ctx->vec, (size_t)n * sizeof(float), 0, err));
-        qf_fill_kernel<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(sw, (float *)ctx->vec.p, n);
-        QF_CUDA_LAUNCHED("qf_fill_kernel");
-        sw = (const float *)ctx->vec.p;
-    }
+    /* OUTER_VEC wants one float32 value per row of W */
+    QF_TRY(qf_dbuf_reserve(&ctx->vec, (size_t)n * sizeof(float), 0, err));
+    qf_widen_scale_kernel<<<(unsigned)((n + 255) / 256), 256, 0, s>>>((const uint16_t *)w->scale, w->l.per_tensor,
+                                                                      (float *)ctx->vec.p, n);
+    QF_CUDA_LAUNCHED("qf_widen_scale_kernel");
+    const float *sw = (const float *)ctx->vec.p;
     qf_fp8_plan *p;
     QF_TRY(qf_fp8_plan_get(ctx, m, n, k, sw, x_scale, &p, err));
     if (p->outer) {

@@ -1,7 +1,7 @@
 /* fp8_gemm_ref.c - CPU reference for FP8 E4M3 ("float-quantized") weights and for the dynamic
  * per-token FP8 activation quantization of W8A8.
  *
- * Weight E4M3 [n, k], scale float32 per output channel ([n]) or per tensor ([1]);
+ * Weight E4M3 [n, k], scale bf16 per output channel ([n]) or per tensor ([1]);
  * w = e4m3 * scale.  Activations: per row, scale = absmax / 448, q = e4m3(x / scale), saturating
  * round-to-nearest-even (qf_numfmt.h); a zero row has scale 0 and zero codes.  The CUDA
  * quantizer (fp8_gemm.cu) applies the same rule and must match it bit for bit.
@@ -13,9 +13,9 @@ void qf_ref_dequant_fp8_rows(const qf_ct_weight *w, int64_t r0, int64_t r1, floa
 {
     const int64_t k = w->l.k;
     const uint8_t *q = (const uint8_t *)w->weight;
-    const float *sc = (const float *)w->scale;
+    const uint16_t *sc = (const uint16_t *)w->scale; /* bf16 */
     for (int64_t r = r0; r < r1; r++) {
-        float s = sc[w->l.per_tensor ? 0 : r];
+        float s = qf_bf16_to_f32(sc[w->l.per_tensor ? 0 : r]);
         for (int64_t c = 0; c < k; c++) out[(r - r0) * k + c] = qf_e4m3_to_f32(q[r * k + c]) * s;
     }
 }

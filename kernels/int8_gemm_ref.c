@@ -1,7 +1,7 @@
 /* int8_gemm_ref.c - CPU reference for INT8 ("int-quantized") weights and for the dynamic
  * per-token int8 activation quantization of W8A8 int8.  (No CUDA kernel: CPU path only.)
  *
- * Weight int8 [n, k], scale float32 per channel ([n]) or per tensor ([1]); w = q * scale.
+ * Weight int8 [n, k], scale bf16 per channel ([n]) or per tensor ([1]); w = q * scale.
  * Activations: per row scale = absmax / 127, q = clamp(rint(x / scale), -127, 127).
  */
 #include "qf_kernels_internal.h"
@@ -11,9 +11,9 @@ void qf_ref_dequant_int8_rows(const qf_ct_weight *w, int64_t r0, int64_t r1, flo
 {
     const int64_t k = w->l.k;
     const int8_t *q = (const int8_t *)w->weight;
-    const float *sc = (const float *)w->scale;
+    const uint16_t *sc = (const uint16_t *)w->scale; /* bf16 */
     for (int64_t r = r0; r < r1; r++) {
-        float s = sc[w->l.per_tensor ? 0 : r];
+        float s = qf_bf16_to_f32(sc[w->l.per_tensor ? 0 : r]);
         for (int64_t c = 0; c < k; c++) out[(r - r0) * k + c] = (float)q[r * k + c] * s;
     }
 }

@@ -82,10 +82,10 @@ qf_status qf_ref_matmul_a8(const qf_ct_weight *w, const void *xq, const float *x
         return qf_fail(err, QF_ERR_USAGE, "W8A8 product needs an fp8 or int8 weight, not %s", qf_wfmt_name(w->l.fmt));
     if (m < 0) return qf_fail(err, QF_ERR_USAGE, "matmul with m = %lld", (long long)m);
     const int64_t n = w->l.n, k = w->l.k;
-    const float *ws = (const float *)w->scale;
+    const uint16_t *ws = (const uint16_t *)w->scale; /* bf16 */
 #pragma omp parallel for schedule(dynamic, 16)
     for (int64_t j = 0; j < n; j++) {
-        float sw = ws[w->l.per_tensor ? 0 : j];
+        float sw = qf_bf16_to_f32(ws[w->l.per_tensor ? 0 : j]);
         for (int64_t i = 0; i < m; i++) {
             float dot;
             if (w->l.fmt == QF_WFMT_INT8) {

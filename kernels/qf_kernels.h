@@ -25,13 +25,14 @@
  *         stored q+8 (q in [-8,7]); scale bf16 [n, ceil(k/g)]; asymmetric adds zero_point
  *         int32 [ceil(n/8), ceil(k/g)], nibble j of word (r, c) is row 8r+j, stored zp (0..15).
  *         w = (q_u - zp_u) * scale, zp_u = 8 when symmetric.
- *   FP8   "float-quantized" weight E4M3 [n, k]; scale float32 [n] (per channel) or [1].
+ *   FP8   "float-quantized" weight E4M3 [n, k]; scale bf16 [n] (per channel) or [1]
+ *         (llm-compressor's dtype for bf16 models; the fp8 GEMM widens it to float32 for cuBLASLt).
  *         w = e4m3 * scale.
  *   NVFP4 "nvfp4-pack-quantized" weight u8 [n, k/2]: byte j = column 2j (low nibble) and 2j+1
  *         (high nibble), nibble = sign<<3 | code, code -> {0, .5, 1, 1.5, 2, 3, 4, 6};
  *         scale E4M3 [n, k/16]; global_scale G (float32): w = fp4 * scale / G.
  *   MXFP4 "mxfp4-pack-quantized" same packing, scale E8M0 u8 [n, k/32]: w = fp4 * 2^(e-127).
- *   INT8  "int-quantized"   weight int8 [n, k]; scale float32 [n] or [1]: w = q * scale.
+ *   INT8  "int-quantized"   weight int8 [n, k]; scale bf16 [n] or [1]: w = q * scale.
  */
 #ifndef QF_KERNELS_H
 #define QF_KERNELS_H
@@ -52,10 +53,10 @@ extern "C" {
 /* Weight formats.  Values are pinned (they reach bench JSON): append only. */
 typedef enum qf_wfmt {
     QF_WFMT_INT4 = 1,  /* pack-quantized int4, group scales, optional zero points */
-    QF_WFMT_FP8 = 2,   /* float-quantized E4M3, float32 scale per channel or per tensor */
+    QF_WFMT_FP8 = 2,   /* float-quantized E4M3, bf16 scale per channel or per tensor */
     QF_WFMT_NVFP4 = 3, /* E2M1, E4M3 scale per 16 inputs, float32 global scale */
     QF_WFMT_MXFP4 = 4, /* E2M1, E8M0 scale per 32 inputs */
-    QF_WFMT_INT8 = 5,  /* int-quantized int8, float32 scale per channel or per tensor */
+    QF_WFMT_INT8 = 5,  /* int-quantized int8, bf16 scale per channel or per tensor */
 } qf_wfmt;
 
 /* Shape and options of one quantized Linear weight (no data). */
@@ -72,7 +73,7 @@ typedef struct qf_ct_layout {
 typedef struct qf_ct_weight {
     qf_ct_layout l;
     const void *weight;     /* INT4 int32 [n, ceil(k/8)]; FP8 E4M3 [n, k]; NVFP4/MXFP4 u8 [n, k/2]; INT8 int8 [n, k] */
-    const void *scale;      /* INT4 bf16 [n, ceil(k/g)]; FP8/INT8 f32 [n] or [1]; NVFP4 E4M3 [n, k/16];
+    const void *scale;      /* INT4 bf16 [n, ceil(k/g)]; FP8/INT8 bf16 [n] or [1]; NVFP4 E4M3 [n, k/16];
                                MXFP4 E8M0 [n, k/32] */
     const void *zero_point; /* INT4 asym: int32 [ceil(n/8), ceil(k/g)]; NULL otherwise */
     float global_scale;     /* NVFP4: weight_global_scale G, a host value (w = fp4 * scale / G).  Others: ignored */
@@ -138,8 +139,8 @@ qf_status qf_ref_matmul_a8(const qf_ct_weight *w, const void *xq, const float *x
  *   INT4 sym   s = bf16(amax_g / 7); q = clamp(rint(x / s), -8, 7)          (s == 0: q = 0)
  *   INT4 asym  lo = min(x, 0), hi = max(x, 0); s = bf16((hi - lo) / 15);
  *              zp = clamp(rint(-lo / s), 0, 15); q = clamp(rint(x / s) + zp, 0, 15)
- *   FP8        s = amax / 448 (row, or tensor when per_tensor); q = e4m3(x / s)
- *   INT8       s = amax / 127; q = clamp(rint(x / s), -127, 127)
+ *   FP8        s = bf16(amax / 448) (row, or tensor when per_tensor); q = e4m3(x / s)
+ *   INT8       s = bf16(amax / 127); q = clamp(rint(x / s), -127, 127)
  *   NVFP4      G = qf_ref_nvfp4_global(tensor_amax); s = e4m3(amax_16 * G / 6), code 0 -> 0.125;
  *              q = e2m1(x / (s / G)); *global_scale = G
  *   MXFP4      e = e8m0 shared exponent of amax_32 (floor(log2 amax) - 2); q = e2m1(x / 2^(e-127))

@@ -73,6 +73,13 @@ QF_HD float qf_kr_nvfp4_step(uint8_t scale_code, float G) { return qf_e4m3_to_f3
 /* ---- MXFP4 ---------------------------------------------------------------------------------- */
 QF_HD uint8_t qf_kr_mxfp4_scale_code(float amax) { return qf_e8m0_from_amax(amax, 2); }
 
+/* ---- FP8 / INT8 weight scales ---------------------------------------------------------------- */
+/* Stored BF16, as llm-compressor writes them for a bf16 model, and the codes are rounded with the
+ * stored value (so the artifact decodes to what was quantized).  Activation scales, computed per
+ * token at run time, stay float32 (qf_kr_fp8_scale / qf_kr_int8_scale). */
+QF_HD float qf_kr_fp8_wscale(float amax) { return qf_bf16_to_f32(qf_f32_to_bf16(qf_kr_fp8_scale(amax))); }
+QF_HD float qf_kr_int8_wscale(float amax) { return qf_bf16_to_f32(qf_f32_to_bf16(qf_kr_int8_scale(amax))); }
+
 /* ---- FP4 values ----------------------------------------------------------------------------- */
 QF_HD uint8_t qf_kr_fp4_code(float x, float step) { return qf_f32_to_e2m1(step > 0.0f ? x / step : 0.0f); }
 QF_HD float qf_kr_fp4_value(uint8_t code, float step) { return qf_e2m1_to_f32(code) * step; }

@@ -92,7 +92,7 @@ __global__ void qf_quant_int4_kernel(const void *src, int bf16, int64_t n, int64
 }
 
 /* per-channel: one CTA (256 threads) per row */
-__global__ void qf_quant_fp8_row_kernel(const void *src, int bf16, int64_t k, uint8_t *weight, float *scale)
+__global__ void qf_quant_fp8_row_kernel(const void *src, int bf16, int64_t k, uint8_t *weight, uint16_t *scale)
 {
     __shared__ float red[8];
     const int64_t row = blockIdx.x, base = row * k;
@@ -103,18 +103,18 @@ __global__ void qf_quant_fp8_row_kernel(const void *src, int bf16, int64_t k, ui
     __syncthreads();
     amax = red[0];
     for (int i = 1; i < 8; i++) amax = fmaxf(amax, red[i]);
-    const float s = qf_kr_fp8_scale(amax);
-    if (threadIdx.x == 0) scale[row] = s;
+    const float s = qf_kr_fp8_wscale(amax);
+    if (threadIdx.x == 0) scale[row] = qf_f32_to_bf16(s);
     for (int64_t c = threadIdx.x; c < k; c += blockDim.x)
         weight[base + c] = qf_kr_fp8_code(qf_src(src, base + c, bf16), s);
 }
 
 /* per-tensor: scale from the device absmax */
 __global__ void qf_quant_fp8_tensor_kernel(const void *src, int bf16, int64_t total, const float *amax, uint8_t *weight,
-                                           float *scale)
+                                           uint16_t *scale)
 {
-    const float s = qf_kr_fp8_scale(*amax);
-    if (blockIdx.x == 0 && threadIdx.x == 0) scale[0] = s;
+    const float s = qf_kr_fp8_wscale(*amax);
+    if (blockIdx.x == 0 && threadIdx.x == 0) scale[0] = qf_f32_to_bf16(s);
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x)
         weight[i] = qf_kr_fp8_code(qf_src(src, i, bf16), s);
 }
@@ -212,10 +212,10 @@ extern "C" qf_status qf_cuda_quantize(qf_cuda_ctx *ctx, const qf_ct_layout *l, q
     case QF_WFMT_FP8:
         if (l->per_tensor) {
             qf_quant_fp8_tensor_kernel<<<qf_grid(n * k, 256, 8192), 256, 0, s>>>(src, bf16, n * k, d_amax,
-                                                                                (uint8_t *)weight, (float *)scale);
+                                                                                (uint8_t *)weight, (uint16_t *)scale);
             QF_CUDA_LAUNCHED("qf_quant_fp8_tensor_kernel");
         } else {
-            qf_quant_fp8_row_kernel<<<(unsigned)n, 256, 0, s>>>(src, bf16, k, (uint8_t *)weight, (float *)scale);
+            qf_quant_fp8_row_kernel<<<(unsigned)n, 256, 0, s>>>(src, bf16, k, (uint8_t *)weight, (uint16_t *)scale);
             QF_CUDA_LAUNCHED("qf_quant_fp8_row_kernel");
         }
         break;

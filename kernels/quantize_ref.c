@@ -62,7 +62,7 @@ qf_status qf_ref_quantize(const qf_ct_layout *l, const float *w, float tensor_am
             for (int64_t i = 0; i < n * k; i++) amax = qf_kr_amax_update(amax, w[i]);
         }
         if (l->fmt == QF_WFMT_NVFP4) G = qf_kr_nvfp4_global(amax);
-        else tensor_scale = l->fmt == QF_WFMT_FP8 ? qf_kr_fp8_scale(amax) : qf_kr_int8_scale(amax);
+        else tensor_scale = l->fmt == QF_WFMT_FP8 ? qf_kr_fp8_wscale(amax) : qf_kr_int8_wscale(amax);
     }
     if (global_scale) *global_scale = G;
     const int64_t ng = l->fmt == QF_WFMT_INT4 ? qf_ct_int4_groups(l) : 0;
@@ -82,10 +82,10 @@ qf_status qf_ref_quantize(const qf_ct_layout *l, const float *w, float tensor_am
                 float s = tensor_scale, amax = 0.0f;
                 if (!l->per_tensor) {
                     for (int64_t c = 0; c < k; c++) amax = qf_kr_amax_update(amax, x[c]);
-                    s = l->fmt == QF_WFMT_FP8 ? qf_kr_fp8_scale(amax) : qf_kr_int8_scale(amax);
-                    ((float *)scale)[r] = s;
+                    s = l->fmt == QF_WFMT_FP8 ? qf_kr_fp8_wscale(amax) : qf_kr_int8_wscale(amax);
+                    ((uint16_t *)scale)[r] = qf_f32_to_bf16(s); /* exact: s is a bf16 value */
                 } else if (r == 0) {
-                    ((float *)scale)[0] = s;
+                    ((uint16_t *)scale)[0] = qf_f32_to_bf16(s);
                 }
                 uint8_t *qr = (uint8_t *)weight + r * k;
                 for (int64_t c = 0; c < k; c++)

@@ -178,10 +178,10 @@ __global__ void qf_repack_scales_kernel(const qf_ct_weight w, uint8_t *dst, int 
     qf_repack_entry<F>(w, idx >> 3, (int)(idx & 7), kc, ng, dst, flag);
 }
 
-__global__ void qf_repack_rowscale_kernel(const float *scale, int per_tensor, int n, int rows, float *rs)
+__global__ void qf_repack_rowscale_kernel(const uint16_t *scale, int per_tensor, int n, int rows, float *rs)
 {
-    const int r = blockIdx.x * blockDim.x + threadIdx.x;
-    if (r < rows) rs[r] = r < n ? scale[per_tensor ? 0 : r] : 0.0f;
+    const int r = blockIdx.x * blockDim.x + threadIdx.x; /* bf16 weight scales, widened exactly */
+    if (r < rows) rs[r] = r < n ? qf_bf16_to_f32(scale[per_tensor ? 0 : r]) : 0.0f;
 }
 
 static unsigned qf_blocks(int64_t threads, int per_block) { return (unsigned)((threads + per_block - 1) / per_block); }
@@ -201,7 +201,7 @@ static qf_status qf_repack_launch(const qf_ct_weight *w, uint8_t *dst, const qf_
         QF_CUDA_LAUNCHED("qf_repack_scales_kernel");
     } else {
         const int rows = rbs * QF_RB_ROWS;
-        qf_repack_rowscale_kernel<<<qf_blocks(rows, 256), 256, 0, s>>>((const float *)w->scale, w->l.per_tensor,
+        qf_repack_rowscale_kernel<<<qf_blocks(rows, 256), 256, 0, s>>>((const uint16_t *)w->scale, w->l.per_tensor,
                                                                        (int)w->l.n, rows, (float *)(dst + sec->rs_off));
         QF_CUDA_LAUNCHED("qf_repack_rowscale_kernel");
     }
@@ -336,7 +336,7 @@ template <int F> __device__ __forceinline__ float qf_ct_value(const qf_ct_weight
     }
     if (F == QF_WFMT_FP8)
         return qf_e4m3_to_f32(((const uint8_t *)w.weight)[row * k + col]) *
-               ((const float *)w.scale)[w.l.per_tensor ? 0 : row];
+               qf_bf16_to_f32(((const uint16_t *)w.scale)[w.l.per_tensor ? 0 : row]);
     const uint8_t byte = ((const uint8_t *)w.weight)[row * (k / 2) + col / 2];
     const uint8_t nib = (col & 1) ? byte >> 4 : byte & 15u;
     if (F == QF_WFMT_NVFP4)

@@ -407,7 +407,7 @@ qf_status qf_awq_quantize(const qf_scheme *s, float *W, int64_t rows, int64_t co
         free(gp);
     }
     if (failed) return qf_fail(err, QF_ERR_NOMEM, "awq quantize: out of memory");
-    if (per_tensor) memcpy(out->data[qf_quant_plan_find(plan, QF_ROLE_SCALE)], &tp.scale, sizeof(float));
+    if (per_tensor) qf_store_scale(s, out->data[qf_quant_plan_find(plan, QF_ROLE_SCALE)], 0, tp.scale);
     qf_pack_tensor_info(s, plan, out, rows, cols, G);
     return QF_OK;
 }

@@ -519,7 +519,7 @@ qf_status qf_gptq_quantize_hinv(const qf_scheme *s, float *W, int64_t rows, int6
     }
     if (per_tensor) {
         int i = qf_quant_plan_find(plan, QF_ROLE_SCALE);
-        memcpy(out->data[i], &tparams.scale, sizeof(float));
+        qf_store_scale(s, out->data[i], 0, tparams.scale);
     }
     qf_pack_tensor_info(s, plan, out, rows, cols, G);
     if (res) *res = r0;

@@ -68,10 +68,12 @@ static int qf_scale_candidate(const qf_scheme *s, float t, float G, int k, qf_gr
         }
         return 1;
     case QF_VALUE_INT8:
-    case QF_VALUE_FP8_E4M3: /* F32 scales: the optimum itself */
-        if (k) return 0;
-        p->scale = t;
+    case QF_VALUE_FP8_E4M3: { /* BF16 scales, as int4's */
+        int b = (int)qf_f32_to_bf16(t) + k;
+        if (b <= 0 || b >= 0x7f80) return 0;
+        p->scale = qf_bf16_to_f32((uint16_t)b);
         return 1;
+    }
     }
     return 0;
 }

@@ -10,8 +10,8 @@
  *   int4 sym   scale = bf16(absmax / 7); q = clamp(rint(x / scale), -8, 7); stored q + 8
  *   int4 asym  lo = min(x, 0), hi = max(x, 0); scale = bf16((hi - lo) / 15);
  *              zero = clamp(rint(-lo / scale), 0, 15); q = clamp(rint(x / scale) + zero, 0, 15)
- *   fp8        per output channel: scale = absmax / 448 (F32); q = e4m3(x / scale) saturating RNE
- *   int8       per output channel: scale = absmax / 127 (F32); q = clamp(rint(x / scale), -127, 127)
+ *   fp8        per output channel: scale = bf16(absmax / 448); q = e4m3(x / scale) saturating RNE
+ *   int8       per output channel: scale = bf16(absmax / 127); q = clamp(rint(x / scale), -127, 127)
  *   nvfp4      G = 448 * 6 / tensor_amax (F32, "weight_global_scale"); per 16: s = e4m3(amax_b * G / 6)
  *              (code 0 -> 0.125 as compressed-tensors does); q = e2m1(x / (s / G))
  *   mxfp4      per 32: e = e8m0(floor(log2(amax_b)) - 2); q = e2m1(x / 2^(e - 127))
@@ -98,6 +98,8 @@ qf_status qf_quantize_rtn(const qf_scheme *s, qf_dtype src_dtype, const void *sr
  * (used by RTN and by GPTQ after it has chosen codes column by column).  codes[cols]. */
 void qf_pack_row(const qf_scheme *s, const qf_quant_plan *plan, qf_quant_buffers *out, int64_t r, int64_t cols,
                  const uint32_t *codes, const qf_group_params *groups);
+/* Write one fp8 / int8 weight scale (element i of weight_scale) in the scheme's scale dtype. */
+void qf_store_scale(const qf_scheme *s, void *dst, int64_t i, float scale);
 /* Store the per-tensor parts (weight_shape, global scale) once per tensor. */
 void qf_pack_tensor_info(const qf_scheme *s, const qf_quant_plan *plan, qf_quant_buffers *out, int64_t rows,
                          int64_t cols, float global_scale);

@@ -5,7 +5,7 @@
 
 static const qf_scheme qf_schemes[] = {
     {QF_SCHEME_FP8_DYNAMIC, "fp8-dynamic", "float-quantized", QF_VALUE_FP8_E4M3, 8, 0, 1, QF_DTYPE_F8_E4M3,
-     QF_DTYPE_F32, 0, QF_ACT_FP8_TOKEN, 0, "FP8_PER_CHANNEL_PER_TOKEN"},
+     QF_DTYPE_BF16, 0, QF_ACT_FP8_TOKEN, 0, "FP8_PER_CHANNEL_PER_TOKEN"},
     {QF_SCHEME_W4A16, "w4a16", "pack-quantized", QF_VALUE_INT4, 4, 128, 1, QF_DTYPE_I32, QF_DTYPE_BF16, 0,
      QF_ACT_NONE, 0, "W4A16_AWQ"},
     {QF_SCHEME_W4A16_ASYM, "w4a16-asym", "pack-quantized", QF_VALUE_INT4, 4, 128, 0, QF_DTYPE_I32,
@@ -14,9 +14,9 @@ static const qf_scheme qf_schemes[] = {
      QF_DTYPE_F8_E4M3, 1, QF_ACT_NONE, 0, "NVFP4"},
     {QF_SCHEME_MXFP4A16, "mxfp4a16", "mxfp4-pack-quantized", QF_VALUE_FP4_E2M1, 4, 32, 1, QF_DTYPE_U8,
      QF_DTYPE_U8, 0, QF_ACT_NONE, 0, NULL},
-    {QF_SCHEME_W8A8, "w8a8", "int-quantized", QF_VALUE_INT8, 8, 0, 1, QF_DTYPE_I8, QF_DTYPE_F32, 0,
+    {QF_SCHEME_W8A8, "w8a8", "int-quantized", QF_VALUE_INT8, 8, 0, 1, QF_DTYPE_I8, QF_DTYPE_BF16, 0,
      QF_ACT_INT8_TOKEN, 0, "W8A8_SQ_PER_CHANNEL"},
-    {QF_SCHEME_FP8, "fp8", "float-quantized", QF_VALUE_FP8_E4M3, 8, 0, 1, QF_DTYPE_F8_E4M3, QF_DTYPE_F32, 0,
+    {QF_SCHEME_FP8, "fp8", "float-quantized", QF_VALUE_FP8_E4M3, 8, 0, 1, QF_DTYPE_F8_E4M3, QF_DTYPE_BF16, 0,
      QF_ACT_FP8_STATIC, 1, "FP8"},
     {QF_SCHEME_NVFP4, "nvfp4", "nvfp4-pack-quantized", QF_VALUE_FP4_E2M1, 4, 16, 1, QF_DTYPE_U8,
      QF_DTYPE_F8_E4M3, 1, QF_ACT_NVFP4, 1, "NVFP4"},

@@ -7,9 +7,12 @@
  * pinned (they reach manifests): append only.
  *
  * Packed tensors per quantized Linear "<module>" (compressed-tensors layout, W is [out, in]):
- *   fp8-dynamic, fp8  <module>.weight F8_E4M3 [out,in], .weight_scale F32 [out,1] (fp8: [1]),
+ *   fp8-dynamic, fp8  <module>.weight F8_E4M3 [out,in], .weight_scale BF16 [out,1] (fp8: [1]),
  *                     fp8 static adds .input_scale F32 [1]
- *   w8a8              .weight I8 [out,in], .weight_scale F32 [out,1]
+ *   w8a8              .weight I8 [out,in], .weight_scale BF16 [out,1]
+ *   (fp8 / int8 weight scales are BF16 as llm-compressor writes them for bf16 models, and the
+ *   codes are rounded with that stored scale, so the artifact decodes to what was measured;
+ *   input scales stay F32, as llm-compressor writes them.)
  *   w4a16(-asym)      .weight_packed I32 [out,in/8], .weight_scale BF16 [out,in/128],
  *                     .weight_shape I64 [2], asym adds .weight_zero_point I32 [out/8,in/128]
  *   nvfp4a16, nvfp4   .weight_packed U8 [out,in/2], .weight_scale F8_E4M3 [out,in/16],

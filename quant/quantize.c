@@ -89,11 +89,11 @@ qf_group_params qf_group_params_from_range(const qf_scheme *s, float lo, float h
             p.zero = p.scale > 0 ? qf_clampf(rintf(-lo / p.scale), 0.0f, 15.0f) : 0.0f;
         }
         break;
-    case QF_VALUE_INT8:
-        p.scale = amax / 127.0f;
+    case QF_VALUE_INT8: /* the stored (BF16) scale is the one the codes are rounded with */
+        p.scale = qf_bf16_to_f32(qf_f32_to_bf16(amax / 127.0f));
         break;
     case QF_VALUE_FP8_E4M3:
-        p.scale = amax / QF_E4M3_MAX;
+        p.scale = qf_bf16_to_f32(qf_f32_to_bf16(amax / QF_E4M3_MAX));
         break;
     case QF_VALUE_FP4_E2M1:
         if (s->has_global_scale) { /* nvfp4 */
@@ -254,6 +254,12 @@ float qf_tensor_absmax(qf_dtype dtype, const void *src, uint64_t n)
     return m;
 }
 
+void qf_store_scale(const qf_scheme *s, void *dst, int64_t i, float scale)
+{
+    if (s->scale_dtype == QF_DTYPE_BF16) ((uint16_t *)dst)[i] = qf_f32_to_bf16(scale); /* exact: already bf16 */
+    else ((float *)dst)[i] = scale;
+}
+
 void qf_pack_row(const qf_scheme *s, const qf_quant_plan *plan, qf_quant_buffers *out, int64_t r, int64_t cols,
                  const uint32_t *codes, const qf_group_params *groups)
 {
@@ -284,7 +290,7 @@ void qf_pack_row(const qf_scheme *s, const qf_quant_plan *plan, qf_quant_buffers
     case QF_VALUE_FP8_E4M3: {
         uint8_t *wp = (uint8_t *)w + r * cols;
         for (int64_t c = 0; c < cols; c++) wp[c] = (uint8_t)codes[c];
-        if (s->act != QF_ACT_FP8_STATIC) ((float *)sc)[r] = groups[0].scale;
+        if (s->act != QF_ACT_FP8_STATIC) qf_store_scale(s, sc, r, groups[0].scale);
         break;
     }
     case QF_VALUE_FP4_E2M1: {

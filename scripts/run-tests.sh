@@ -19,6 +19,14 @@ if [ -x tests/interop/run.sh ] || [ -f tests/interop/run.sh ]; then
     py=$(scripts/pydeps.sh)
     if [ -n "$py" ]; then
         name=tests/interop; run tests/interop env PYTHON="$py" PATH="$(dirname "$py"):$PATH" sh tests/interop/run.sh "$qforge"
+        # transformers + compressed-tensors load every artifact; exit 77 = their packages are missing
+        echo "== tests/interop/transformers.sh"
+        env PYTHON="$py" sh tests/interop/transformers.sh "$qforge"
+        case $? in
+        0) pass=$((pass + 1)) ;;
+        77) echo "== tests/interop/transformers.sh: SKIP (see the line above)" ;;
+        *) fail=$((fail + 1)); failed="$failed tests/interop/transformers.sh" ;;
+        esac
     else
         echo "== tests/interop: SKIP (could not install numpy/safetensors/ml_dtypes/gguf into build/pyenv)"
     fi

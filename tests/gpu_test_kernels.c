@@ -124,7 +124,8 @@ static void wpair_random_codes(wpair *p, rng *r, int hostile_scales)
     case QF_WFMT_FP8:
         for (size_t i = 0; i < p->sz.weight; i++)
             if ((w[i] & 0x7f) == 0x7f) w[i] ^= 1; /* no NaN values */
-        for (size_t i = 0; i < p->sz.scale / 4; i++) ((float *)s)[i] = 1e-3f * (1.0f + (float)rng_unit(r));
+        for (size_t i = 0; i < p->sz.scale / 2; i++) /* bf16 */
+            ((uint16_t *)s)[i] = qf_f32_to_bf16(1e-3f * (1.0f + (float)rng_unit(r)));
         break;
     case QF_WFMT_NVFP4:
         for (size_t i = 0; i < p->sz.scale; i++) {
@@ -448,7 +449,7 @@ static void test_fp8_w8a8_matmul(void **state)
                     for (int64_t c = 0; c < k; c++)
                         mag += fabs((double)qf_e4m3_to_f32(xq[i * k + c]) *
                                     qf_e4m3_to_f32(((const uint8_t *)p.h.weight)[j * k + c]));
-                    mag *= (double)xs[i] * ((const float *)p.h.scale)[ls[t].per_tensor ? 0 : j];
+                    mag *= (double)xs[i] * qf_bf16_to_f32(((const uint16_t *)p.h.scale)[ls[t].per_tensor ? 0 : j]);
                     /* exact FP8 products, fp32 accumulation (k 2^-22 as above), bf16 output (2^-8);
                      * the unscaled fallback rounds once more to bf16 before scaling (another 2^-8) */
                     const double want = yref[i * n + j], got = qf_bf16_to_f32(y[i * n + j]);

@@ -190,15 +190,15 @@ static void ref_quantize(const exp_scheme *e, const float *x, int64_t rows, int6
                     dg[i] = (float)(q - zero) * sc;
                 }
                 break;
-            case K_INT8: /* scale = absmax / 127 per channel, q = clamp(round(x / scale), -127, 127) */
-                sc = amax / 127.0f;
+            case K_INT8: /* scale = bf16(absmax / 127) per channel, q = clamp(round(x / scale), -127, 127) */
+                sc = ref_bf16_round(amax / 127.0f);
                 for (int64_t i = 0; i < gs; i++) {
                     double q = sc > 0 ? fmin(fmax(ref_rhe(xg[i] / sc), -127), 127) : 0;
                     dg[i] = (float)q * sc;
                 }
                 break;
-            case K_FP8: /* scale = absmax / 448 per channel, q = e4m3(x / scale) RNE saturating */
-                sc = amax / 448.0f;
+            case K_FP8: /* scale = bf16(absmax / 448) per channel, q = e4m3(x / scale) RNE saturating */
+                sc = ref_bf16_round(amax / 448.0f);
                 for (int64_t i = 0; i < gs; i++) dg[i] = (float)ref_e4m3(sc > 0 ? xg[i] / sc : 0.0f) * sc;
                 break;
             case K_NVFP4: { /* s = e4m3(amax_b * G / 6), 0 -> 0.125 (CT: finfo(e4m3).eps); q = e2m1(x/(s/G)) */
@@ -329,18 +329,19 @@ static void ref_decode_artifact(const exp_scheme *e, const qbuf *q, int64_t rows
     }
     case K_FP8:
     case K_INT8: {
-        /* weight F8_E4M3 / I8 [rows, cols]; weight_scale F32 [rows, 1] */
+        /* weight F8_E4M3 / I8 [rows, cols]; weight_scale BF16 [rows, 1] (llm-compressor's dtype) */
         const uint8_t *wp = qbuf_tensor(q, "weight", e->kind == K_FP8 ? QF_DTYPE_F8_E4M3 : QF_DTYPE_I8);
-        const float *sp = qbuf_tensor(q, "weight_scale", QF_DTYPE_F32);
+        const uint16_t *sb = qbuf_tensor(q, "weight_scale", QF_DTYPE_BF16);
         assert_non_null(wp);
-        assert_non_null(sp);
+        assert_non_null(sb);
         for (int64_t r = 0; r < rows; r++) {
-            o->scale[r] = sp[r];
+            const float sr = bits_f32((uint32_t)sb[r] << 16);
+            o->scale[r] = sr;
             for (int64_t c = 0; c < cols; c++) {
                 uint8_t b = wp[r * cols + c];
                 double v = e->kind == K_INT8 ? (double)(int8_t)b : (b & 0x7f) == 0x7f ? NAN
                                                                  : copysign(E4M3_VAL[b & 0x7f], (b & 0x80) ? -1 : 1);
-                o->deq[r * cols + c] = (float)v * sp[r];
+                o->deq[r * cols + c] = (float)v * sr;
             }
         }
         break;

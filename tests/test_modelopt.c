@@ -70,7 +70,12 @@ static void check_matrix(const qf_scheme *s, qf_dtype dt, const void *w, int64_t
     }
     if (s->value == QF_VALUE_FP4_E2M1 || s->value == QF_VALUE_FP8_E4M3) { /* the same code and scale bytes */
         assert_memory_equal(mw.weight, pw.weight, ct.t[qf_quant_plan_find(&ct, QF_ROLE_WEIGHT)].nbytes);
-        assert_memory_equal(mw.weight_scale, pw.scale, ct.t[si].nbytes);
+        if (s->value == QF_VALUE_FP4_E2M1) assert_memory_equal(mw.weight_scale, pw.scale, ct.t[si].nbytes);
+    }
+    if (s->value == QF_VALUE_FP8_E4M3) { /* CT's BF16 scales, widened exactly into ModelOpt's F32 */
+        assert_int_equal(ct.t[si].dtype, QF_DTYPE_BF16);
+        for (uint64_t i = 0; i < ct.t[si].nbytes / 2; i++)
+            assert_true(((const float *)mw.weight_scale)[i] == qf_bf16_to_f32(((const uint16_t *)pw.scale)[i]));
     }
     float *a = malloc(sizeof(float) * (size_t)(rows * cols)), *b = malloc(sizeof(float) * (size_t)(rows * cols));
     qf_dequant_rows(&pw, 0, rows, a);

@@ -165,7 +165,7 @@ template <int F> static void host_repack(const qf_ct_weight &w, HostRepacked &r)
     } else {
         float *rs = (float *)(r.buf.data() + sec.rs_off);
         for (int row = 0; row < rbs * QF_RB_ROWS; row++)
-            rs[row] = row < w.l.n ? ((const float *)w.scale)[w.l.per_tensor ? 0 : row] : 0.0f;
+            rs[row] = row < w.l.n ? qf_bf16_to_f32(((const uint16_t *)w.scale)[w.l.per_tensor ? 0 : row]) : 0.0f;
     }
     r.gw.l = w.l;
     r.gw.data = r.buf.data();

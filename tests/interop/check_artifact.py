@@ -87,9 +87,9 @@ SLACK = 2.0 ** -21  # a few float32 roundings on the way (x/scale, q*scale), rel
 def expected_tensors(scheme, out, inn):
     """{suffix: (safetensors dtype, shape)} of one quantized Linear [out, inn]."""
     if scheme == "fp8-dynamic":
-        return {"weight": ("F8_E4M3", [out, inn]), "weight_scale": ("F32", [out, 1])}
+        return {"weight": ("F8_E4M3", [out, inn]), "weight_scale": ("BF16", [out, 1])}
     if scheme == "w8a8":
-        return {"weight": ("I8", [out, inn]), "weight_scale": ("F32", [out, 1])}
+        return {"weight": ("I8", [out, inn]), "weight_scale": ("BF16", [out, 1])}
     if scheme in ("w4a16", "w4a16-asym"):
         t = {"weight_packed": ("I32", [out, inn // 8]), "weight_scale": ("BF16", [out, inn // 128]),
              "weight_shape": ("I64", [2])}
@@ -200,7 +200,9 @@ def expected_scales(scheme, w, global_amax):
     out, inn = w.shape
     if scheme in ("fp8-dynamic", "w8a8"):
         amax = np.abs(w).max(axis=1, keepdims=True)
-        return {"weight_scale": amax / np.float32(448.0 if scheme == "fp8-dynamic" else 127.0)}
+        # stored in the model's dtype (bf16), as llm-compressor stores it
+        return {"weight_scale": f32((amax / np.float32(448.0 if scheme == "fp8-dynamic" else 127.0))
+                                    .astype(ml_dtypes.bfloat16))}
     if scheme == "w4a16":
         amax = np.abs(w.reshape(out, -1, 128)).max(axis=2)
         return {"weight_scale": f32((amax / np.float32(7)).astype(ml_dtypes.bfloat16))}

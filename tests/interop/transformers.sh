@@ -1,0 +1,109 @@
+#!/bin/sh
+# tests/interop/transformers.sh - do qforge's artifacts load, and compute what qforge says they
+# compute, in Hugging Face transformers + compressed-tensors (the library vLLM reads the config
+# with)?  Backs the README's "Load it with vllm serve OUT_DIR" with a real loader.
+#
+# Usage: sh tests/interop/transformers.sh QFORGE_BINARY
+#   For every fixture in FIXTURES and every artifact in ARTIFACTS: convert with qforge, run
+#   `qforge validate --chunks $WINDOWS --json` on the first WINDOWS ppl-512 windows of
+#   tests/data/eval.txt, then check_transformers.py loads the artifact (CPU, float32), requires
+#   no missing / unexpected keys and a complete ignore list, and requires its mean
+#   KL(base || quant) on the same windows within 2 % of qforge's (5 % for 8-bit
+#   activations: check_transformers.py says why).
+#   Python: $PYTHON or python3 with torch, transformers and compressed-tensors
+#   (tests/interop/requirements.txt).  Without them: "SKIP transformers: <reason>", exit 77.
+#   A fixture folder that does not exist is a printed note, and a FAIL when CI=true.
+#   Prints "N passed, N failed" last; exit 1 when anything failed.
+set -u
+if [ $# -lt 1 ]; then
+    echo "usage: sh tests/interop/transformers.sh QFORGE_BINARY" >&2
+    exit 2
+fi
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+qforge=$1
+case $qforge in /*) ;; *) qforge=$(pwd)/$qforge ;; esac
+py=${PYTHON:-python3}
+text=$root/tests/data/eval.txt
+
+# The fixtures (folders under tests/data/): adding one is adding its name here.
+FIXTURES=${FIXTURES:-"tiny-llama tiny-moe"}
+# label:scheme:method; the calibrated ones run on a few short windows (CI-sized), which is
+# enough here: the check is that both sides compute the same thing, not how good it is.
+ARTIFACTS=${ARTIFACTS:-"fp8-dynamic:fp8-dynamic:rtn w8a8:w8a8:rtn w4a16:w4a16:rtn w4a16-asym:w4a16-asym:rtn
+    nvfp4a16:nvfp4a16:rtn mxfp4a16:mxfp4a16:rtn fp8:fp8:rtn nvfp4:nvfp4:rtn
+    w4a16-asym-gptq:w4a16-asym:gptq nvfp4a16-gptq:nvfp4a16:gptq"}
+WINDOWS=${WINDOWS:-2}
+calib="--calib-samples 4 --calib-seqlen 256"
+
+if ! err=$("$py" -c "import torch, transformers, compressed_tensors, tokenizers, safetensors" 2>&1); then
+    echo "SKIP transformers: $py cannot import torch, transformers and compressed-tensors" \
+         "($(echo "$err" | tail -n 1); pip install -r tests/interop/requirements.txt)"
+    exit 77
+fi
+if [ ! -x "$qforge" ]; then
+    echo "tests/interop/transformers.sh: $qforge is not an executable qforge binary" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/qf-transformers.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+pass=0
+fail=0
+
+for fx in $FIXTURES; do
+    model=$root/tests/data/$fx
+    if [ ! -d "$model" ]; then
+        if [ "${CI:-}" = true ]; then
+            echo "FAIL $fx: tests/data/$fx does not exist (listed in FIXTURES)"
+            fail=$((fail + 1))
+        else
+            echo "note: tests/data/$fx does not exist; fixture skipped (a FAIL when CI=true)"
+        fi
+        continue
+    fi
+    # transformers fuses MoE experts into 3-D tensors at load and runs them weight-only (no
+    # input quantization), so on a MoE fixture both sides compare weight-only drift.
+    aq=on
+    grep -Eq '"num_(local_)?experts"' "$model/config.json" && aq=off
+    specs=""
+    for a in $ARTIFACTS; do
+        label=${a%%:*}; rest=${a#*:}; scheme=${rest%%:*}; method=${rest#*:}
+        out=$tmp/$fx-$label
+        extra=""
+        [ "$method" != rtn ] && extra="--method $method"
+        case $scheme:$method in fp8:* | nvfp4:* | *:gptq | *:awq*) extra="$extra $calib" ;; esac
+        # shellcheck disable=SC2086
+        if ! "$qforge" convert "$model" -o "$out" --scheme "$scheme" $extra -q >"$out.log" 2>&1; then
+            echo "FAIL $fx $label: qforge convert exited non-zero:"; sed 's/^/    /' "$out.log"
+            fail=$((fail + 1)); continue
+        fi
+        if ! "$qforge" validate --base "$model" --quant "$out" --text "$text" --chunks "$WINDOWS" \
+                --act-quant $aq --json -q \
+                >"$out.json" 2>"$out.log"; then
+            echo "FAIL $fx $label: qforge validate exited non-zero:"; sed 's/^/    /' "$out.log"
+            fail=$((fail + 1)); continue
+        fi
+        pass=$((pass + 2))
+        specs="$specs $label=$out=$out.json"
+    done
+    [ -z "$specs" ] && continue
+    # shellcheck disable=SC2086
+    "$py" "$here/check_transformers.py" "$model" "$text" "$WINDOWS" $specs >"$tmp/$fx.log" 2>"$tmp/$fx.err"
+    grep -v '^[0-9]* passed, [0-9]* failed$' "$tmp/$fx.log"
+    line=$(tail -n 1 "$tmp/$fx.log")
+    p=$(echo "$line" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
+    f=$(echo "$line" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+    if [ -z "$p" ] || [ -z "$f" ]; then
+        echo "FAIL $fx: check_transformers.py crashed:"; tail -n 15 "$tmp/$fx.err" | sed 's/^/    /'
+        fail=$((fail + 1))
+    else
+        echo "== $fx vs transformers: $line"
+        pass=$((pass + p)); fail=$((fail + f))
+    fi
+done
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]

@@ -244,6 +244,7 @@ qf_status qf_gguf_llama_metadata(qf_gguf_writer *w, const qf_model_config *cfg, 
         return qf_fail(err, QF_ERR_UNSUPPORTED, "GGUF output: head_dim %d / %d heads cannot be laid out", cfg->head_dim,
                        cfg->n_heads);
     qf_gguf_kv_str(w, "general.architecture", "llama");
+    qf_gguf_kv_str(w, "general.type", "model"); /* not an adapter or a vision projector */
     qf_gguf_kv_str(w, "general.name", name);
     qf_gguf_kv_u32(w, "general.file_type", (uint32_t)file_type);
     qf_gguf_kv_u32(w, "general.quantization_version", 2);
@@ -257,7 +258,9 @@ qf_status qf_gguf_llama_metadata(qf_gguf_writer *w, const qf_model_config *cfg, 
     qf_gguf_kv_u32(w, "llama.attention.head_count_kv", (uint32_t)cfg->n_kv_heads);
     qf_gguf_kv_f32(w, "llama.attention.layer_norm_rms_epsilon", cfg->rms_norm_eps);
     qf_gguf_kv_f32(w, "llama.rope.freq_base", (float)cfg->rope_theta);
-    if (cfg->head_dim * cfg->n_heads != cfg->hidden_size) {
+    /* llama.cpp's converter writes them whenever config.json names head_dim; they are needed
+     * when heads do not tile the hidden size */
+    if (json_object_get(cfg->json, "head_dim") || cfg->head_dim * cfg->n_heads != cfg->hidden_size) {
         qf_gguf_kv_u32(w, "llama.attention.key_length", (uint32_t)cfg->head_dim);
         qf_gguf_kv_u32(w, "llama.attention.value_length", (uint32_t)cfg->head_dim);
     }
@@ -266,6 +269,23 @@ qf_status qf_gguf_llama_metadata(qf_gguf_writer *w, const qf_model_config *cfg, 
         qf_gguf_kv_f32(w, "llama.rope.scaling.factor", cfg->rope_factor);
     }
     return QF_OK;
+}
+
+void qf_gguf_size_label(uint64_t n_params, char *buf, size_t len)
+{
+    /* gguf-py's model_weight_count_rounded_notation: scale by a power of 1e-3 (multiplied, as
+     * there), then as many decimals as make two significant digits of the rounded value
+     * (rint is Python's round: half to even) */
+    static const struct {
+        double above, scale;
+        char suffix;
+    } steps[] = {{1e12, 1e-12, 'T'}, {1e9, 1e-9, 'B'}, {1e6, 1e-6, 'M'}, {-1, 1e-3, 'K'}};
+    size_t i = 0;
+    while ((double)n_params <= steps[i].above) i++;
+    double x = (double)n_params * steps[i].scale;
+    int digits = 0;
+    for (double r = rint(x); r >= 1; r = floor(r / 10)) digits++;
+    snprintf(buf, len, "%.*f%c", digits < 2 ? 2 - digits : 0, x, steps[i].suffix);
 }
 
 int qf_gguf_llama_rope_freqs(const qf_model_config *cfg, float *out, int cap)

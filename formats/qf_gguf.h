@@ -177,7 +177,10 @@ void qf_gguf_permute_rows(const void *src, void *dst, int64_t rows, uint64_t row
 
 /* general.* and llama.* metadata from a parsed config.json (model_type llama or mistral; dense,
  * no q/k norm, rope default / linear / llama3): general.name = name, general.file_type =
- * file_type (llama.cpp's LLAMA_FTYPE: 0 F32, 1 F16, 2 Q4_0, 7 Q8_0, 14 Q4_K_S, 32 BF16).
+ * file_type (llama.cpp's LLAMA_FTYPE: 0 F32, 1 F16, 2 Q4_0, 7 Q8_0, 14 Q4_K_S, 32 BF16),
+ * general.type "model", key_length / value_length when config.json names head_dim (as llama.cpp's
+ * converter) or the heads do not tile the hidden size.  general.size_label needs the tensor list:
+ * the caller writes it (qf_gguf_size_label).
  * QF_ERR_UNSUPPORTED naming the model type or feature otherwise. */
 qf_status qf_gguf_llama_metadata(qf_gguf_writer *w, const qf_model_config *cfg, const char *name, int file_type,
                                  qf_error *err);

@@ -5,9 +5,11 @@ usage: check_llamacpp.py QFORGE_BINARY ROOT [WINDOWS]   (prints 'N passed, N fai
 
 On ROOT/tests/data/tiny-llama converted by `qforge convert --layout gguf --scheme f16`:
   1. llama.cpp loads the file (vocab only) and tokenizes ROOT/tests/data/eval.txt with no BOS and
-     no special-token parsing; the ids equal ROOT/tests/data/eval.tokens.i32 (the Hugging Face
-     tokenizer's, made by tests/tools) id for id.  This is what tokenizer.ggml.pre decides: with
-     "default" instead of "gpt-2" llama.cpp splits the text differently (+3.9 % tokens).
+     no special-token parsing; the ids equal ROOT/tests/data/eval.tokens.i32 (Hugging Face
+     tokenizers' encode(text, add_special_tokens=False); tests/test_tokenizer.c) id for id.
+     tokenizer.ggml.pre decides this: under "default" instead of "gpt-2" llama.cpp splits the
+     text differently (+3.9 % tokens).  Asked to add special tokens (its default), llama.cpp
+     adds none, as the Hugging Face tokenizer (add_bos_token / add_eos_token false).
   2. llama.cpp's perplexity under the ppl-512 protocol (docs/validate.md: consecutive windows of
      512 of those ids, each evaluated on its own from an empty cache, tokens 1..511 scored from
      the logits before them) over the first WINDOWS windows (default 8) equals `qforge validate
@@ -63,6 +65,12 @@ def check_tokens(rep, gguf, text, want):
     rep.check(len(got) == len(want) and not len(diff), "tokenization of eval.txt equals the Hugging Face tokenizer's",
               "%d ids vs %d (%+.2f %%), first difference at id %d" % (len(got), len(want), 100.0 * (len(got) / len(want) - 1), first))
     rep.note("tokens: %d from llama.cpp, %d from the Hugging Face tokenizer, %d differ" % (len(got), len(want), len(diff)))
+    # llama.cpp's default call adds the special tokens the file asks for (add_bos_token /
+    # add_eos_token); the Hugging Face tokenizer adds none for tiny-llama, so neither may llama.cpp
+    head = text[:4096].rsplit(b"\n", 1)[0]
+    plain, special = vocab.tokenize(head, add_bos=False, special=False), vocab.tokenize(head, add_bos=True, special=False)
+    rep.check(plain == special, "add_bos / add_eos: llama.cpp adds no special token, as the Hugging Face tokenizer",
+              "%s... vs %s..." % (special[:3], plain[:3]))
     del vocab
 
 
@@ -91,7 +99,7 @@ def main():
     model = os.path.join(root, "tests/data/tiny-llama")
     text_path = os.path.join(root, "tests/data/eval.txt")
     want = np.fromfile(os.path.join(root, "tests/data/eval.tokens.i32"), dtype="<i4")
-    text = open(text_path, encoding="utf-8").read()
+    text = open(text_path, "rb").read()  # llama_tokenize takes UTF-8 bytes
     rep = Report()
     rep.note("llama-cpp-python %s" % llama_cpp.__version__)
     with tempfile.TemporaryDirectory() as tmp:

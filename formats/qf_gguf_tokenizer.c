@@ -97,6 +97,16 @@ void qf_gguf_add_special(const json_t *post, const json_t *tc, int *add_bos, int
     if (json_is_boolean(ae)) *add_eos = json_is_true(ae);
 }
 
+/* Byte-level at all: ByteLevel, alone or in a Sequence (else the tokenizer is not GPT-2 style:
+ * SentencePiece's Metaspace, WordPiece, ...). */
+static int qf_has_bytelevel(const json_t *pt)
+{
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(pt, "pretokenizers"), i, x) if (qf_is_type(x, "ByteLevel")) return 1;
+    return qf_is_type(pt, "ByteLevel");
+}
+
 /* An unrecognised pre-tokenizer in a few words for the refusal: its regex, else its type. */
 static void qf_pre_describe(const json_t *pt, const char *regex, char *buf, size_t len)
 {
@@ -130,7 +140,7 @@ qf_status qf_gguf_tokenizer(qf_gguf_writer *w, const char *dir, const qf_model_c
     const char *mtype = json_string_value(json_object_get(model, "type"));
     const json_t *pt = json_object_get(tok, "pre_tokenizer");
     const char *regex, *pre = qf_gguf_pre_name(pt, &regex);
-    if (!mtype || strcmp(mtype, "BPE") != 0 || !json_is_object(vocab))
+    if (!mtype || strcmp(mtype, "BPE") != 0 || !json_is_object(vocab) || !qf_has_bytelevel(pt))
         s = qf_fail(err, QF_ERR_UNSUPPORTED, "%s: GGUF export reads byte-level BPE tokenizers (model type '%s')", path,
                     mtype ? mtype : "?");
     else if (!pre) { /* llama.cpp would split text its own way and tokenize unlike Hugging Face: refuse */

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -434,6 +435,32 @@ static void test_tiny_llama_metadata(void **state)
     qf_gguf_free(g);
     unlink(path);
     free(path);
+    /* refusals name tokenizer.json: not byte-level at all (SentencePiece's Metaspace), or a
+     * byte-level split llama.cpp does not know */
+    static const struct {
+        const char *pre, *says;
+    } bad[] = {
+        {"{\"type\": \"Metaspace\", \"replacement\": \"x\"}", "reads byte-level BPE tokenizers"},
+        {"{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": \"\\\\d+\"}, "
+         "\"behavior\": \"Isolated\"}, {\"type\": \"ByteLevel\", \"use_regex\": false}]}",
+         "pre-tokenizer Split regex '\\d+' is not one llama.cpp splits alike"},
+    };
+    char *dir = tmp_path("tok");
+    mkdir(dir, 0700);
+    char *tj = malloc(strlen(dir) + 32);
+    sprintf(tj, "%s/tokenizer.json", dir);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        FILE *f = fopen(tj, "w");
+        fprintf(f, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"pre_tokenizer\": %s}", bad[i].pre);
+        fclose(f);
+        w = qf_gguf_writer_new();
+        assert_int_equal(qf_gguf_tokenizer(w, dir, &cfg, &err), QF_ERR_UNSUPPORTED);
+        qf_gguf_writer_free(w);
+        assert_non_null(strstr(err.msg, "tokenizer.json: "));
+        if (!strstr(err.msg, bad[i].says)) fail_msg("'%s' lacks '%s'", err.msg, bad[i].says);
+    }
+    unlink(tj), rmdir(dir);
+    free(tj), free(dir);
     qf_config_free(&cfg);
 }
 

@@ -187,6 +187,13 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
         n++;
     }
     if (s == QF_OK) qsort(items, (size_t)n, sizeof *items, qf_item_cmp);
+    if (s == QF_OK) { /* general.size_label counts every tensor written, as gguf-py's writer does */
+        uint64_t n_params = 0;
+        for (int i = 0; i < n; i++) n_params += (uint64_t)items[i].shape[0] * (uint64_t)(items[i].ndim == 2 ? items[i].shape[1] : 1);
+        char label[32];
+        qf_gguf_size_label(n_params, label, sizeof label);
+        if (n_params) qf_gguf_kv_str(w, "general.size_label", label);
+    }
 
     /* 3. tensor declarations */
     for (int i = 0; s == QF_OK && i < n; i++)

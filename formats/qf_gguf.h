@@ -178,19 +178,38 @@ void qf_gguf_permute_rows(const void *src, void *dst, int64_t rows, uint64_t row
 
 /* general.* and llama.* metadata from a parsed config.json (model_type llama or mistral; dense,
  * no q/k norm, rope default / linear / llama3): general.name = name, general.file_type =
- * file_type (llama.cpp's LLAMA_FTYPE: 0 F32, 1 F16, 2 Q4_0, 7 Q8_0, 14 Q4_K_S, 32 BF16).
+ * file_type (llama.cpp's LLAMA_FTYPE: 0 F32, 1 F16, 2 Q4_0, 7 Q8_0, 14 Q4_K_S, 32 BF16),
+ * general.type "model", key_length / value_length when config.json names head_dim (as llama.cpp's
+ * converter) or the heads do not tile the hidden size.  general.size_label needs the tensor list:
+ * the caller writes it (qf_gguf_size_label).
  * QF_ERR_UNSUPPORTED naming the model type or feature otherwise. */
 qf_status qf_gguf_llama_metadata(qf_gguf_writer *w, const qf_model_config *cfg, const char *name, int file_type,
                                  qf_error *err);
 /* tokenizer.ggml.* from dir/tokenizer.json (byte-level BPE: tokenizer.ggml.model "gpt2",
  * tokens padded to the model's vocab_size with [PADn] UNUSED tokens, token_type NORMAL /
- * CONTROL (special added tokens) / USER_DEFINED (other added tokens), merges "a b", pre
- * "llama-bpe" / "qwen2" when the split regex is theirs, else "default"), bos / eos / pad ids
- * from config.json, add_bos_token / add_eos_token and chat_template from
- * tokenizer_config.json when present.  QF_ERR_UNSUPPORTED for other tokenizer models. */
+ * CONTROL (special added tokens) / USER_DEFINED (other added tokens), merges "a b", pre from
+ * qf_gguf_pre_name), bos / eos / pad ids from config.json, add_bos_token / add_eos_token from
+ * qf_gguf_add_special (always written), chat_template from tokenizer_config.json.
+ * QF_ERR_UNSUPPORTED for other tokenizer models, and for a pre-tokenizer llama.cpp does not
+ * split alike (the message names the file and the regex): such a GGUF would load and then
+ * tokenize differently from the Hugging Face tokenizer. */
 qf_status qf_gguf_tokenizer(qf_gguf_writer *w, const char *dir, const qf_model_config *cfg, qf_error *err);
 /* llama3 rope scaling as llama.cpp stores it (rope_freqs.weight, F32 [head_dim / 2]): fills
  * out[head_dim / 2] and returns the count, or 0 when the config has no llama3 scaling. */
+/* llama.cpp's tokenizer.ggml.pre for tokenizer.json's pre_tokenizer, or NULL when unknown:
+ * ByteLevel alone (GPT-2's built-in regex, no prefix space) "gpt-2"; Sequence [Split(R,
+ * Isolated), ByteLevel without regex] "llama-bpe" / "qwen2" / "gpt-2" when R is, character for
+ * character, Llama 3's / Qwen2's / GPT-2's regex.  *regex: the Split's regex, else NULL. */
+const char *qf_gguf_pre_name(const json_t *pre_tokenizer, const char **regex);
+/* add_bos_token / add_eos_token as llama.cpp's converter (gguf-py SpecialVocab) decides them:
+ * tokenizer.json's post_processor (RobertaProcessing: both; TemplateProcessing: a leading
+ * special token that is tokenizer_config.json's bos / cls token, a trailing special token),
+ * then tokenizer_config.json's add_bos_token / add_eos_token when they are booleans; else 0
+ * (the Hugging Face tokenizer adds nothing).  tc may be NULL (no tokenizer_config.json). */
+void qf_gguf_add_special(const json_t *post_processor, const json_t *tc, int *add_bos, int *add_eos);
+/* general.size_label as gguf-py writes it from the parameter count: "16M", "1.2B", "8.0B" (two
+ * significant digits at least; K / M / B / T above 1e3 / 1e6 / 1e9 / 1e12). */
+void qf_gguf_size_label(uint64_t n_params, char *buf, size_t len);
 int qf_gguf_llama_rope_freqs(const qf_model_config *cfg, float *out, int cap);
 
 /* A GGUF file of the llama family as a checkpoint table in Hugging Face names: every tensor

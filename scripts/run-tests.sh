@@ -31,6 +31,10 @@ if [ -x tests/interop/run.sh ] || [ -f tests/interop/run.sh ]; then
         echo "== tests/interop: SKIP (could not install numpy/safetensors/ml_dtypes/gguf into build/pyenv)"
     fi
 fi
+# llama.cpp itself runs qforge's GGUF: opt-in, because installing it builds llama.cpp from source
+if [ "${QF_TEST_LLAMACPP:-0}" = 1 ]; then
+    name=tests/interop/llamacpp.sh; run "$name (QF_TEST_LLAMACPP=1)" sh tests/interop/llamacpp.sh "$qforge"
+fi
 [ -n "$failed" ] && echo "failed:$failed"
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

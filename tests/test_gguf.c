@@ -8,7 +8,9 @@
  * arrays, lying offsets and sizes, oversized names, unknown types - each a message, never a
  * crash.  Llama mapping: names both ways, the Q/K permutation and its inverse (checked against
  * the formula of convert_hf_to_gguf.py on a small case), and a written GGUF loaded back as a
- * Hugging Face checkpoint.
+ * Hugging Face checkpoint.  llama.cpp's keys: tokenizer.ggml.pre from the pre-tokenizer (known
+ * regexes only, matched exactly), add_bos / add_eos as its converter decides, general.size_label
+ * as gguf-py rounds it, and tiny-llama's own tokenizer and config written and read back.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -308,6 +311,159 @@ static void test_load_checkpoint(void **state)
     free(path);
 }
 
+/* ---- llama.cpp's tokenizer and general.* keys -------------------------------------------------- */
+
+#define QF_LLAMA3_RE                                                                                                   \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}{1,3}| ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|" \
+    "\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+"
+#define QF_QWEN2_RE                                                                                                    \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}| ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|"     \
+    "\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+"
+
+/* tokenizer.json's pre_tokenizer for a Split regex (JSON-escaped) followed by ByteLevel */
+static const char *pre_of(const char *json, const char **regex, json_t **keep)
+{
+    json_error_t je;
+    *keep = json_loads(json, 0, &je);
+    if (!*keep) fail_msg("bad test JSON: %s", je.text);
+    return qf_gguf_pre_name(*keep, regex);
+}
+
+static const char *pre_split(const char *re, const char *behavior, const char **regex, json_t **keep)
+{
+    char b[1024];
+    snprintf(b, sizeof b,
+             "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": \"%s\"}, "
+             "\"behavior\": \"%s\", \"invert\": false}, {\"type\": \"ByteLevel\", \"add_prefix_space\": false, "
+             "\"trim_offsets\": false, \"use_regex\": false}]}",
+             re, behavior);
+    return pre_of(b, regex, keep);
+}
+
+static void test_pre_tokenizer(void **state)
+{
+    (void)state;
+    const char *re, *name;
+    json_t *j;
+    /* tiny-llama's (GPT-2's): ByteLevel alone, its built-in regex, no prefix space */
+    name = pre_of("{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": true, \"use_regex\": true}", &re, &j);
+    assert_non_null(name), assert_string_equal(name, "gpt-2"), assert_null(re), json_decref(j);
+    /* a prefix space, or no regex: llama.cpp's gpt-2 splits otherwise */
+    assert_null(pre_of("{\"type\": \"ByteLevel\", \"add_prefix_space\": true, \"use_regex\": true}", &re, &j)), json_decref(j);
+    assert_null(pre_of("{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": false}", &re, &j)), json_decref(j);
+    assert_null(pre_of("{\"type\": \"Metaspace\", \"replacement\": \"_\"}", &re, &j)), json_decref(j);
+    name = pre_split(QF_LLAMA3_RE, "Isolated", &re, &j);
+    assert_non_null(name), assert_string_equal(name, "llama-bpe"), json_decref(j);
+    name = pre_split(QF_QWEN2_RE, "Isolated", &re, &j);
+    assert_non_null(name), assert_string_equal(name, "qwen2"), json_decref(j);
+    /* one character off (Llama 3 with \p{N}{1,4}): unknown, and the regex is handed back for the message */
+    assert_null(pre_split("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}{1,4}", "Isolated", &re, &j));
+    assert_non_null(re), assert_non_null(strstr(re, "{1,4}")), json_decref(j);
+    assert_null(pre_split(QF_LLAMA3_RE, "Removed", &re, &j)), json_decref(j);
+}
+
+static void test_add_special(void **state)
+{
+    (void)state;
+    json_t *bl = json_loads("{\"type\": \"ByteLevel\"}", 0, NULL);
+    json_t *tmpl = json_loads("{\"type\": \"Sequence\", \"processors\": [{\"type\": \"ByteLevel\"}, {\"type\": "
+                              "\"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<|begin_of_text|>\"}}, "
+                              "{\"Sequence\": {\"id\": \"A\"}}]}]}",
+                              0, NULL);
+    json_t *tc = json_loads("{\"bos_token\": \"<|begin_of_text|>\", \"eos_token\": {\"content\": \"<|end|>\"}}", 0, NULL);
+    json_t *tc_off = json_loads("{\"bos_token\": \"<|begin_of_text|>\", \"add_bos_token\": false, \"add_eos_token\": true}", 0, NULL);
+    json_t *rob = json_loads("{\"type\": \"RobertaProcessing\"}", 0, NULL);
+    int b, e;
+    qf_gguf_add_special(bl, tc, &b, &e); /* tiny-llama: the Hugging Face tokenizer adds nothing */
+    assert_int_equal(b, 0), assert_int_equal(e, 0);
+    qf_gguf_add_special(NULL, NULL, &b, &e);
+    assert_int_equal(b, 0), assert_int_equal(e, 0);
+    qf_gguf_add_special(tmpl, tc, &b, &e); /* Llama 3: [<|begin_of_text|>, $A] */
+    assert_int_equal(b, 1), assert_int_equal(e, 0);
+    qf_gguf_add_special(tmpl, NULL, &b, &e);
+    assert_int_equal(b, 1), assert_int_equal(e, 0);
+    qf_gguf_add_special(tmpl, tc_off, &b, &e); /* tokenizer_config.json's flags win */
+    assert_int_equal(b, 0), assert_int_equal(e, 1);
+    qf_gguf_add_special(rob, tc, &b, &e);
+    assert_int_equal(b, 1), assert_int_equal(e, 1);
+    json_decref(bl), json_decref(tmpl), json_decref(tc), json_decref(tc_off), json_decref(rob);
+}
+
+static void test_size_label(void **state)
+{
+    (void)state;
+    /* expected strings: gguf.size_label(n, n, 0, 0) of gguf-py 0.19.0 */
+    static const struct {
+        uint64_t n;
+        const char *want;
+    } cases[] = {{15733120, "16M"},   {1235814400, "1.2B"}, {8030261248, "8.0B"}, {494032768, "494M"},
+                 {999999, "1000K"},   {500, "0.50K"},       {125000000, "125M"}, {1000000, "1000K"},
+                 {7241732096, "7.2B"}, {2500000, "2.5M"},   {1500000000000, "1.5T"}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char b[32];
+        qf_gguf_size_label(cases[i].n, b, sizeof b);
+        assert_string_equal(b, cases[i].want);
+    }
+}
+
+/* tiny-llama's tokenizer and config as metadata: pre gpt-2, add_bos / add_eos false, general.type,
+ * key_length (config.json names head_dim) */
+static void test_tiny_llama_metadata(void **state)
+{
+    (void)state;
+    qf_model_config cfg;
+    qf_error err;
+    if (qf_config_load("tests/data/tiny-llama/config.json", &cfg, &err)) fail_msg("%s", err.msg);
+    qf_gguf_writer *w = qf_gguf_writer_new();
+    assert_int_equal(qf_gguf_llama_metadata(w, &cfg, "tiny-llama", 1, &err), QF_OK);
+    if (qf_gguf_tokenizer(w, "tests/data/tiny-llama", &cfg, &err)) fail_msg("%s", err.msg);
+    char *path = tmp_path("meta.gguf");
+    uint64_t size;
+    qf_hash128 fh, th[1];
+    assert_int_equal(qf_gguf_writer_open(w, path, &err), QF_OK);
+    assert_int_equal(qf_gguf_writer_close(w, &size, &fh, th, &err), QF_OK);
+    qf_gguf_writer_free(w);
+    qf_gguf *g;
+    assert_int_equal(qf_gguf_open(path, &g, &err), QF_OK);
+    assert_string_equal(qf_gguf_get_str(g, "tokenizer.ggml.pre"), "gpt-2");
+    assert_string_equal(qf_gguf_get_str(g, "general.type"), "model");
+    assert_true(json_is_false(json_object_get(g->kv, "tokenizer.ggml.add_bos_token")));
+    assert_true(json_is_false(json_object_get(g->kv, "tokenizer.ggml.add_eos_token")));
+    int64_t v;
+    assert_int_equal(qf_gguf_get_int(g, "llama.attention.key_length", &v), 0), assert_int_equal(v, 64);
+    assert_int_equal(qf_gguf_get_int(g, "llama.attention.value_length", &v), 0), assert_int_equal(v, 64);
+    qf_gguf_free(g);
+    unlink(path);
+    free(path);
+    /* refusals name tokenizer.json: not byte-level at all (SentencePiece's Metaspace), or a
+     * byte-level split llama.cpp does not know */
+    static const struct {
+        const char *pre, *says;
+    } bad[] = {
+        {"{\"type\": \"Metaspace\", \"replacement\": \"x\"}", "reads byte-level BPE tokenizers"},
+        {"{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": \"\\\\d+\"}, "
+         "\"behavior\": \"Isolated\"}, {\"type\": \"ByteLevel\", \"use_regex\": false}]}",
+         "pre-tokenizer Split regex '\\d+' is not one llama.cpp splits alike"},
+    };
+    char *dir = tmp_path("tok");
+    mkdir(dir, 0700);
+    char *tj = malloc(strlen(dir) + 32);
+    sprintf(tj, "%s/tokenizer.json", dir);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        FILE *f = fopen(tj, "w");
+        fprintf(f, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"pre_tokenizer\": %s}", bad[i].pre);
+        fclose(f);
+        w = qf_gguf_writer_new();
+        assert_int_equal(qf_gguf_tokenizer(w, dir, &cfg, &err), QF_ERR_UNSUPPORTED);
+        qf_gguf_writer_free(w);
+        assert_non_null(strstr(err.msg, "tokenizer.json: "));
+        if (!strstr(err.msg, bad[i].says)) fail_msg("'%s' lacks '%s'", err.msg, bad[i].says);
+    }
+    unlink(tj), rmdir(dir);
+    free(tj), free(dir);
+    qf_config_free(&cfg);
+}
+
 /* ---- hostile files --------------------------------------------------------------------------- */
 
 static uint8_t *read_file(const char *path, size_t *n)
@@ -403,6 +559,8 @@ int main(void)
         cmocka_unit_test(test_q4_k_by_hand),    cmocka_unit_test(test_quantizer_bounds),
         cmocka_unit_test(test_round_trip),      cmocka_unit_test(test_llama_mapping),
         cmocka_unit_test(test_load_checkpoint), cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_pre_tokenizer),   cmocka_unit_test(test_add_special),
+        cmocka_unit_test(test_size_label),      cmocka_unit_test(test_tiny_llama_metadata),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

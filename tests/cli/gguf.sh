@@ -11,6 +11,13 @@ for t in q8_0 q4_0 q4_k f16; do
 done
 "$QFORGE" inspect "$T/g-q4_0" --tensors >"$T/insp" 2>&1
 grep -q "architecture llama" "$T/insp" && ok "inspect: architecture" || bad "inspect: architecture"
+# llama.cpp's own keys: with pre "default" llama.cpp split tiny-llama's text unlike Hugging Face
+grep -q "tokenizer gpt2 (pre gpt-2)" "$T/insp" && ok "tokenizer.ggml.pre gpt-2 (GPT-2 ByteLevel)" || bad "pre: $(grep tokenizer "$T/insp")"
+"$QFORGE" inspect "$T/g-q4_0" --json >"$T/insp.json" 2>&1
+for kv in '"general.type":"model"' '"general.size_label":"16M"' '"llama.attention.key_length":64' \
+    '"llama.attention.value_length":64' '"tokenizer.ggml.add_bos_token":false' '"tokenizer.ggml.add_eos_token":false'; do
+    grep -qF "$kv" "$T/insp.json" && ok "metadata: $kv" || bad "metadata: $kv missing"
+done
 grep -q "blk.0.attn_q.weight  *Q4_0  *\[384, 384\]" "$T/insp" && ok "inspect: llama.cpp names, ggml types" || bad "inspect names"
 grep -q "output_norm.weight  *F32" "$T/insp" && ok "inspect: norms stay F32" || bad "inspect norms"
 "$QFORGE" inspect "$T/g-q4_k" >"$T/insp" 2>&1
@@ -24,6 +31,16 @@ cp -r "$T/g-q4_0" "$T/bad"
 flip_byte "$T/bad/model.gguf" 4000000
 expect_exit 6 "flipped byte detected" -- "$QFORGE" verify "$T/bad" -q
 grep -q "tensor" "$T/stderr" && ok "the modified tensor is named" || bad "modified tensor not named: $(cat "$T/stderr")"
+# a pre-tokenizer llama.cpp does not split alike is refused, naming the file and the regex
+mkdir -p "$T/odd"
+for f in $M/*; do ln -s "$(pwd)/$f" "$T/odd/"; done
+rm "$T/odd/tokenizer.json"
+sed '0,/"type": "ByteLevel",/s//"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "\\\\p{N}{1,5}"}, "behavior": "Isolated", "invert": false}, {"type": "ByteLevel", "use_regex": false}],/' \
+    $M/tokenizer.json >"$T/odd/tokenizer.json"
+expect_exit 5 "unknown pre-tokenizer refused" -- "$QFORGE" convert "$T/odd" -o "$T/x" --layout gguf --scheme q8_0 -q
+stderr_has "tokenizer.json: pre-tokenizer Split regex '\\p{N}{1,5}' is not one llama.cpp splits alike" \
+    "refusal names tokenizer.json and the regex"
+no_output "$T/x" "no output after the pre-tokenizer refusal"
 expect_exit 2 "unknown ggml type" -- "$QFORGE" convert $M -o "$T/x" --layout gguf --scheme q3_k -q
 expect_exit 5 "MoE model refused" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/x" --layout gguf --scheme q8_0 -q
 stderr_has "model_type" "refusal names the model type"

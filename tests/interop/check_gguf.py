@@ -6,7 +6,9 @@ usage: check_gguf.py QFORGE_BINARY MODEL_DIR   (prints 'N passed, N failed' last
 For Q8_0 and Q4_0 (and Q4_K, whose rows mostly fall back to Q8_0 on tiny-llama):
   1. qforge convert MODEL --layout gguf --scheme TYPE; gguf.GGUFReader loads model.gguf and
      finds the llama metadata, the tokenizer (tokens / token types / merges as tokenizer.json
-     has them) and every tensor under llama.cpp's name, with ggml types qforge chose;
+     has them; pre gpt-2 for GPT-2's ByteLevel; add_bos / add_eos as gguf-py's SpecialVocab
+     decides), general.type / size_label (gguf.size_label of the tensors), key / value_length,
+     and every tensor under llama.cpp's name, with ggml types qforge chose;
   2. Q8_0 / Q4_0 / F16 / BF16 / F32 tensors hold exactly the bytes gguf-py's reference
      quantizers (gguf.quants.quantize, a port of ggml's quantize_row_*_ref) make from the same
      source weights, and every tensor decoded by gguf.quants.dequantize equals, bit for bit,
@@ -104,6 +106,28 @@ def check_model(rep, qforge, model, qtype, tmp):
     want_merges = [m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]]
     rep.check(merges == want_merges, "%s: merges" % qtype)
     rep.check(field(r, "tokenizer.ggml.bos_token_id") == cfg["bos_token_id"], "%s: bos id" % qtype)
+    # what llama.cpp's converter adds beside: pre for a GPT-2 ByteLevel pre-tokenizer (llama.cpp
+    # splits text unlike Hugging Face under "default"), general.type / size_label (gguf-py's rule
+    # on the tensors in the file), key / value length (config.json names head_dim), add_bos /
+    # add_eos as gguf-py's SpecialVocab reads tokenizer.json + tokenizer_config.json (unset: false,
+    # what the Hugging Face tokenizer does)
+    pt = tok["pre_tokenizer"]
+    if pt.get("type") == "ByteLevel" and not pt.get("add_prefix_space") and pt.get("use_regex", True):
+        rep.check(field(r, "tokenizer.ggml.pre") == "gpt-2", "%s: tokenizer.ggml.pre gpt-2" % qtype,
+                  str(field(r, "tokenizer.ggml.pre")))
+    rep.check(field(r, "general.type") == "model", "%s: general.type model" % qtype)
+    n_params = sum(int(np.prod(t.shape)) for t in r.tensors)
+    rep.check(field(r, "general.size_label") == gguf.size_label(n_params, n_params, 0, 0),
+              "%s: general.size_label as gguf-py computes it" % qtype,
+              "%s vs %s" % (field(r, "general.size_label"), gguf.size_label(n_params, n_params, 0, 0)))
+    for key in ("llama.attention.key_length", "llama.attention.value_length"):
+        rep.check(field(r, key) == cfg.get("head_dim"), "%s: %s" % (qtype, key), "%s" % field(r, key))
+    sv = gguf.SpecialVocab(model, load_merges=False)
+    for typ in ("bos", "eos"):
+        want = sv.add_special_token.get(typ, False)
+        got = field(r, "tokenizer.ggml.add_%s_token" % typ)
+        rep.check(got is not None and bool(got) == want, "%s: add_%s_token as gguf-py's SpecialVocab" % (qtype, typ),
+                  "%s vs %s" % (got, want))
 
     rc, log = run([qforge, "convert", path, "--to", "safetensors", "-o", deq, "-q"])
     if not rep.check(rc == 0, "%s: qforge reads its GGUF back" % qtype, log.strip()[-300:]):

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""check_llamacpp.py - qforge's GGUF run by llama.cpp itself (llama-cpp-python), not by a reader.
+
+usage: check_llamacpp.py QFORGE_BINARY ROOT [WINDOWS]   (prints 'N passed, N failed' last)
+
+On ROOT/tests/data/tiny-llama converted by `qforge convert --layout gguf --scheme f16`:
+  1. llama.cpp loads the file (vocab only) and tokenizes ROOT/tests/data/eval.txt with no BOS and
+     no special-token parsing; the ids equal ROOT/tests/data/eval.tokens.i32 (Hugging Face
+     tokenizers' encode(text, add_special_tokens=False); tests/test_tokenizer.c) id for id.
+     tokenizer.ggml.pre decides this: under "default" instead of "gpt-2" llama.cpp splits the
+     text differently (+3.9 % tokens).  Asked to add special tokens (its default), llama.cpp
+     adds none, as the Hugging Face tokenizer (add_bos_token / add_eos_token false).
+  2. llama.cpp's perplexity under the ppl-512 protocol (docs/validate.md: consecutive windows of
+     512 of those ids, each evaluated on its own from an empty cache, tokens 1..511 scored from
+     the logits before them) over the first WINDOWS windows (default 8) equals `qforge validate
+     --base GGUF_FOLDER --chunks WINDOWS` on the same file within 0.1 %.  Both read the same F16
+     weights; llama.cpp's CPU matmuls round activations to F16, qforge's runner does not, which
+     is what the 0.1 % covers (measured: docs/bench.md).
+Needs llama_cpp (tests/interop/requirements-llamacpp.txt) and numpy; nothing from qforge's Python.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import llama_cpp
+
+CTX = 512
+PPL_TOL = 1e-3  # relative; see the docstring
+
+
+class Report:
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def check(self, ok, what, detail=""):
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print("FAIL llama.cpp: %s%s" % (what, " (%s)" % detail if detail else ""), flush=True)
+        return ok
+
+    def note(self, text):
+        print("     llama.cpp: " + text, flush=True)
+
+    def finish(self):
+        print("%d passed, %d failed" % (self.passed, self.failed), flush=True)
+        return 1 if self.failed else 0
+
+
+def run(cmd):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return p.returncode, p.stdout, p.stderr
+
+
+def check_tokens(rep, gguf, text, want):
+    vocab = llama_cpp.Llama(model_path=gguf, vocab_only=True, verbose=False)
+    got = np.asarray(vocab.tokenize(text, add_bos=False, special=False), dtype=np.int32)
+    diff = np.flatnonzero(got[: len(want)] != want[: len(got)])
+    first = int(diff[0]) if len(diff) else min(len(got), len(want))
+    rep.check(len(got) == len(want) and not len(diff), "tokenization of eval.txt equals the Hugging Face tokenizer's",
+              "%d ids vs %d (%+.2f %%), first difference at id %d" % (len(got), len(want), 100.0 * (len(got) / len(want) - 1), first))
+    rep.note("tokens: %d from llama.cpp, %d from the Hugging Face tokenizer, %d differ" % (len(got), len(want), len(diff)))
+    # llama.cpp's default call adds the special tokens the file asks for (add_bos_token /
+    # add_eos_token); the Hugging Face tokenizer adds none for tiny-llama, so neither may llama.cpp
+    head = text[:4096].rsplit(b"\n", 1)[0]
+    plain, special = vocab.tokenize(head, add_bos=False, special=False), vocab.tokenize(head, add_bos=True, special=False)
+    rep.check(plain == special, "add_bos / add_eos: llama.cpp adds no special token, as the Hugging Face tokenizer",
+              "%s... vs %s..." % (special[:3], plain[:3]))
+    del vocab
+
+
+def llamacpp_ppl(gguf, ids, windows):
+    llm = llama_cpp.Llama(model_path=gguf, n_ctx=CTX, n_batch=CTX, n_ubatch=CTX, logits_all=True,
+                          n_threads=os.cpu_count(), verbose=False)
+    nll, n = 0.0, 0
+    for w in range(windows):
+        win = [int(t) for t in ids[w * CTX:(w + 1) * CTX]]
+        llm.reset()  # each window on its own: eval() drops the cache past n_tokens = 0
+        llm.eval(win)
+        z = np.asarray(llm.scores[: CTX - 1], dtype=np.float64)  # logits at positions 0..510
+        m = z.max(axis=1, keepdims=True)
+        logp = z - (m + np.log(np.exp(z - m).sum(axis=1, keepdims=True)))
+        nll -= float(logp[np.arange(CTX - 1), win[1:]].sum())
+        n += CTX - 1
+    del llm
+    return float(np.exp(nll / n)), n
+
+
+def main():
+    if len(sys.argv) not in (3, 4):
+        sys.exit(__doc__)
+    qforge, root = os.path.abspath(sys.argv[1]), sys.argv[2]
+    windows = int(sys.argv[3]) if len(sys.argv) == 4 else 8
+    model = os.path.join(root, "tests/data/tiny-llama")
+    text_path = os.path.join(root, "tests/data/eval.txt")
+    want = np.fromfile(os.path.join(root, "tests/data/eval.tokens.i32"), dtype="<i4")
+    text = open(text_path, "rb").read()  # llama_tokenize takes UTF-8 bytes
+    rep = Report()
+    rep.note("llama-cpp-python %s" % llama_cpp.__version__)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "gguf-f16")
+        rc, _, err = run([qforge, "convert", model, "--layout", "gguf", "--scheme", "f16", "-o", out, "-q"])
+        if not rep.check(rc == 0, "qforge convert --layout gguf --scheme f16", err.strip()[-300:]):
+            return rep.finish()
+        gguf = os.path.join(out, "model.gguf")
+        check_tokens(rep, gguf, text, want)
+
+        t0 = time.time()
+        ppl_l, scored = llamacpp_ppl(gguf, want, windows)
+        t_l = time.time() - t0
+        t0 = time.time()
+        rc, so, err = run([qforge, "validate", "--base", out, "--text", text_path, "--ctx", str(CTX), "--chunks",
+                           str(windows), "--json", "-q"])
+        t_q = time.time() - t0
+        if not rep.check(rc == 0, "qforge validate on the GGUF", err.strip()[-300:]):
+            return rep.finish()
+        v = json.loads(so)
+        ppl_q = v["ppl"]
+        rep.check(v.get("scored_tokens") == scored, "same scored tokens", "%s vs %d" % (v.get("scored_tokens"), scored))
+        rel = ppl_l / ppl_q - 1
+        rep.check(abs(rel) <= PPL_TOL, "perplexity equals qforge validate's within %.1f %%" % (100 * PPL_TOL),
+                  "llama.cpp %.6f, qforge %.6f" % (ppl_l, ppl_q))
+        rep.note("PPL over %d windows (%d scored tokens): llama.cpp %.6f (%.1f s), qforge validate %.6f (%.1f s), "
+                 "difference %+.4f %%" % (windows, scored, ppl_l, t_l, ppl_q, t_q, 100 * rel))
+    return rep.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

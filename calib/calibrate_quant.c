@@ -204,7 +204,13 @@ static qf_status qf_cal_quantize(qf_cal *c, qf_linear *lin, const qf_stats *st, 
         int ii = qf_quant_plan_find(&plan, QF_ROLE_INPUT_SCALE);
         if (ii >= 0) {
             float v = qf_stats_input_scale(st, s);
-            memcpy(buf.data[ii], &v, sizeof v);
+            if (plan.t[ii].dtype == QF_DTYPE_BF16) { /* fp8 input_scale: stored, and so served, in bf16 */
+                uint16_t h = qf_f32_to_bf16(v);
+                memcpy(buf.data[ii], &h, sizeof h);
+                v = qf_bf16_to_f32(h);
+            } else {
+                memcpy(buf.data[ii], &v, sizeof v);
+            }
             json_object_set_new(rep, "input_scale", json_real(v));
         }
         double rel = qf_cal_rel_error(W0, W, lin->rows, lin->cols, st->xtx);

@@ -30,11 +30,15 @@ json_t *qf_ct_quant_config(const qf_scheme *s, char *const *ignored, int n_ignor
         break;
     case QF_SCHEME_NVFP4A16:
     case QF_SCHEME_NVFP4:
+        /* scale_dtype: without it compressed-tensors (>= 0.19) does not round the run-time
+         * activation block scales to E4M3, and a zero scale gets the model dtype's eps */
         w = qf_ct_args(4, "float", 1, 16, "tensor_group", 0);
+        json_object_set_new(w, "scale_dtype", json_string("torch.float8_e4m3fn"));
         if (s->id == QF_SCHEME_NVFP4) {
             in = qf_ct_args(4, "float", 1, 16, "tensor_group", 0);
             json_object_set_new(in, "dynamic", json_string("local"));
             json_object_set_new(in, "observer", json_string("static_minmax"));
+            json_object_set_new(in, "scale_dtype", json_string("torch.float8_e4m3fn"));
         }
         break;
     case QF_SCHEME_MXFP4A16:

@@ -100,7 +100,8 @@ qf_status qf_modelopt_relayout(const qf_scheme *s, int64_t rows, int64_t cols, c
 {
     qf_dtype sdt = QF_DTYPE_INVALID;
     const void *w = qf_ct_part(ct, ct_buf, QF_ROLE_WEIGHT, NULL), *sc = qf_ct_part(ct, ct_buf, QF_ROLE_SCALE, &sdt);
-    const void *gs = qf_ct_part(ct, ct_buf, QF_ROLE_GLOBAL, NULL), *is = qf_ct_part(ct, ct_buf, QF_ROLE_INPUT_SCALE, NULL);
+    qf_dtype isdt = QF_DTYPE_INVALID;
+    const void *gs = qf_ct_part(ct, ct_buf, QF_ROLE_GLOBAL, NULL), *is = qf_ct_part(ct, ct_buf, QF_ROLE_INPUT_SCALE, &isdt);
     uint64_t n_w = 0, n_s = 0;
     void *ow = qf_mo_part(mo, mo_buf, QF_ROLE_WEIGHT, &n_w), *os = qf_mo_part(mo, mo_buf, QF_ROLE_SCALE, &n_s);
     if (!w || !sc || !ow || !os)
@@ -125,8 +126,7 @@ qf_status qf_modelopt_relayout(const qf_scheme *s, int64_t rows, int64_t cols, c
             memcpy(og, &r, 4);
         }
         if (oi && is) {
-            float x;
-            memcpy(&x, is, 4);
+            float x = qf_mo_load_scale(is, isdt, 0); /* CT fp8: BF16; nvfp4 input_global_scale: F32 */
             if (s->has_global_scale) x = x > 0 ? 1.0f / x : 0.0f; /* input_scale = 1 / input_global_scale */
             memcpy(oi, &x, 4);
         }

@@ -8,7 +8,7 @@
  *
  * Packed tensors per quantized Linear "<module>" (compressed-tensors layout, W is [out, in]):
  *   fp8-dynamic, fp8  <module>.weight F8_E4M3 [out,in], .weight_scale BF16 [out,1] (fp8: [1]),
- *                     fp8 static adds .input_scale F32 [1]
+ *                     fp8 static adds .input_scale BF16 [1]
  *   w8a8              .weight I8 [out,in], .weight_scale BF16 [out,1]
  *   (fp8 / int8 weight scales are BF16 as llm-compressor writes them for bf16 models, and the
  *   codes are rounded with that stored scale, so the artifact decodes to what was measured;

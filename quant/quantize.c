@@ -39,7 +39,7 @@ qf_status qf_quant_plan_linear(const qf_scheme *s, int64_t rows, int64_t cols, q
         if (s->act == QF_ACT_FP8_STATIC) {
             /* static fp8: per-tensor weight scale, calibrated input scale */
             qf_plan_add(plan, QF_ROLE_SCALE, "weight_scale", s->scale_dtype, 1, 1, 0);
-            qf_plan_add(plan, QF_ROLE_INPUT_SCALE, "input_scale", QF_DTYPE_F32, 1, 1, 0);
+            qf_plan_add(plan, QF_ROLE_INPUT_SCALE, "input_scale", QF_DTYPE_BF16, 1, 1, 0); /* as llm-compressor */
         } else {
             qf_plan_add(plan, QF_ROLE_SCALE, "weight_scale", s->scale_dtype, 2, rows, 1);
         }

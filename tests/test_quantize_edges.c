@@ -84,7 +84,7 @@ static void test_plans_4096x14336_match_compressed_tensors_layout(void **state)
     const exp_tensor w8[] = {{"weight", QF_DTYPE_I8, 2, O, I, 1}, {"weight_scale", QF_DTYPE_BF16, 2, O, 1, 2}};
     const exp_tensor fp8s[] = {{"weight", QF_DTYPE_F8_E4M3, 2, O, I, 1},
                                {"weight_scale", QF_DTYPE_BF16, 1, 1, 0, 2},
-                               {"input_scale", QF_DTYPE_F32, 1, 1, 0, 4}};
+                               {"input_scale", QF_DTYPE_BF16, 1, 1, 0, 2}};
     const exp_tensor nv44[] = {{"weight_packed", QF_DTYPE_U8, 2, O, I / 2, 1},
                                {"weight_scale", QF_DTYPE_F8_E4M3, 2, O, I / 16, 1},
                                {"weight_global_scale", QF_DTYPE_F32, 1, 1, 0, 4},

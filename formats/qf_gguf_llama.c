@@ -255,7 +255,19 @@ qf_status qf_gguf_llama_metadata(qf_gguf_writer *w, const qf_model_config *cfg, 
     qf_gguf_kv_u32(w, "general.file_type", (uint32_t)file_type);
     qf_gguf_kv_u32(w, "general.quantization_version", 2);
     qf_gguf_kv_u32(w, "llama.vocab_size", (uint32_t)cfg->vocab_size);
-    qf_gguf_kv_u32(w, "llama.context_length", (uint32_t)(cfg->max_position_embeddings > 0 ? cfg->max_position_embeddings : 2048));
+    /* llama.cpp's llama architecture has no sliding window.  Within the window sliding and full
+     * attention are the same computation, so a model whose layers slide (Mistral v0.1, tiny-swa)
+     * announces the smallest window as its context: llama.cpp then warns before running longer
+     * contexts instead of silently attending further than the model was made to. */
+    int64_t ctx = cfg->max_position_embeddings > 0 ? cfg->max_position_embeddings : 2048;
+    int *win = calloc((size_t)(cfg->n_layers > 0 ? cfg->n_layers : 1), sizeof *win);
+    if (!win) return qf_fail(err, QF_ERR_NOMEM, "out of memory");
+    qf_status ws = qf_config_attn_windows("config.json", cfg, win, err);
+    for (int l = 0; ws == QF_OK && l < cfg->n_layers; l++)
+        if (win[l] > 0 && win[l] < ctx) ctx = win[l];
+    free(win);
+    if (ws) return ws;
+    qf_gguf_kv_u32(w, "llama.context_length", (uint32_t)ctx);
     qf_gguf_kv_u32(w, "llama.embedding_length", (uint32_t)cfg->hidden_size);
     qf_gguf_kv_u32(w, "llama.block_count", (uint32_t)cfg->n_layers);
     qf_gguf_kv_u32(w, "llama.feed_forward_length", (uint32_t)cfg->intermediate_size);

@@ -33,7 +33,7 @@ expect_exit 6 "flipped byte detected" -- "$QFORGE" verify "$T/bad" -q
 grep -q "tensor" "$T/stderr" && ok "the modified tensor is named" || bad "modified tensor not named: $(cat "$T/stderr")"
 # a pre-tokenizer llama.cpp does not split alike is refused, naming the file and the regex
 mkdir -p "$T/odd"
-for f in $M/*; do ln -s "$(pwd)/$f" "$T/odd/"; done
+cp -r $M/. "$T/odd/" && chmod -R u+w "$T/odd" # copies: links out of a model folder are refused
 rm "$T/odd/tokenizer.json"
 sed '0,/"type": "ByteLevel",/s//"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "\\\\p{N}{1,5}"}, "behavior": "Isolated", "invert": false}, {"type": "ByteLevel", "use_regex": false}],/' \
     $M/tokenizer.json >"$T/odd/tokenizer.json"
@@ -45,4 +45,11 @@ expect_exit 2 "unknown ggml type" -- "$QFORGE" convert $M -o "$T/x" --layout ggu
 expect_exit 5 "MoE model refused" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/x" --layout gguf --scheme q8_0 -q
 stderr_has "model_type" "refusal names the model type"
 no_output "$T/x" "no output after a refusal"
+# llama.cpp's llama architecture has no sliding window: a sliding model announces its window as
+# the context (where sliding and full attention agree); a full-attention one its own context
+expect_exit 0 "sliding-window model: convert" -- "$QFORGE" convert tests/data/tiny-swa -o "$T/swa" --layout gguf --scheme f16 -q
+"$QFORGE" inspect "$T/swa" --json 2>/dev/null | grep -q '"llama.context_length": *128[,}]' && ok "sliding window 128 -> context_length 128" ||
+    bad "sliding-window model: context_length is not the window"
+"$QFORGE" inspect "$T/g-f16" --json 2>/dev/null | grep -q '"llama.context_length": *2048[,}]' && ok "full attention: context_length 2048" ||
+    bad "full-attention model: context_length is not max_position_embeddings"
 finish

@@ -7,9 +7,9 @@
 # line on stderr (scripts/run-tests.sh shows it with the SKIP, and fails on it under CI=true).
 # The venv is rebuilt from scratch when requirements.txt changes (a stamp in the venv holds
 # the hash of the file it was made from), so no package outlives its pin.
-# Usage: scripts/pydeps.sh [VENV]
+# Usage: scripts/pydeps.sh [VENV]   (default $QF_PYENV, else build/pyenv)
 set -u
-venv=${1:-build/pyenv}
+venv=${1:-${QF_PYENV:-build/pyenv}}
 req=tests/interop/requirements.txt
 py=$venv/bin/python3
 stamp=$venv/qforge-requirements.sha256

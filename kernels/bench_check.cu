@@ -24,13 +24,16 @@ qf_status qf_bench_ref_make(const qf_ct_weight *dev, qf_bench_ref *r, qf_error *
     r->w.resize((size_t)(c * r->k));
     for (int64_t i = 0; i < c; i++) {
         r->cols[(size_t)i] = c > 1 ? i * (r->n - 1) / (c - 1) : 0;
-        QF_TRY(qf_ref_dequant(&h, r->cols[(size_t)i], r->cols[(size_t)i] + 1, &r->w[(size_t)(i * r->k)], err));
+        float *w = &r->w[(size_t)(i * r->k)];
+        QF_TRY(qf_ref_dequant(&h, r->cols[(size_t)i], r->cols[(size_t)i] + 1, w, err));
+        if (dev->l.fmt == QF_WFMT_INT4)
+            for (int64_t j = 0; j < r->k; j++) w[j] = qf_bf16_to_f32(qf_f32_to_bf16(w[j]));
     }
     return QF_OK;
 }
 
 qf_status qf_bench_check(const qf_bench_ref *r, const uint16_t *x, int64_t m, const uint16_t *y, int act_fp8,
-                         const char *what, qf_error *err)
+                         int w_bf16, const char *what, qf_error *err)
 {
     const int64_t k = r->k, n = r->n, nr = m < QF_BENCH_CHECK_ROWS ? m : QF_BENCH_CHECK_ROWS;
     std::vector<uint16_t> xb((size_t)k), yb((size_t)n);
@@ -51,10 +54,11 @@ qf_status qf_bench_check(const qf_bench_ref *r, const uint16_t *x, int64_t m, co
             double want = 0, mag = 0;
             for (int64_t j = 0; j < k; j++) want += (double)xf[(size_t)j] * w[j], mag += fabs((double)xf[(size_t)j] * w[j]);
             const double got = qf_bf16_to_f32(yb[(size_t)r->cols[c]]);
-            /* y is stored as bf16 (2^-9 relative) and the dequant paths round W to bf16 (2^-9 of
-             * each product); float32 sums add k 2^-24.  Four times that still catches any wrong
-             * scale, code or tile (errors of whole values), and NaN fails the test. */
-            const double bound = 0x1p-7 * fabs(want) + (0x1p-7 + (double)k * 0x1p-22) * mag + 1e-30;
+            /* twice the worst case of: y stored as bf16 (2^-9 |y|), float32 sums in another order
+             * (k 2^-24 sum|xw|), and where the path rounds W to bf16 and the reference does not,
+             * 2^-9 of each product.  A wrong scale, code or tile moves whole values; with k = 4096
+             * one group of 128 with a wrong scale is already several times the bound; NaN fails. */
+            const double bound = 0x1p-8 * fabs(want) + ((double)k * 0x1p-23 + (w_bf16 ? 0x1p-8 : 0.0)) * mag + 1e-30;
             if (!(fabs(got - want) <= bound))
                 return qf_fail(err, QF_ERR_CUDA,
                                "kernel benchmark: %s n %lld k %lld m %lld: y[%lld, %lld] = %.6g, CPU reference %.6g "

@@ -15,7 +15,9 @@
 #define QF_BENCH_CHECK_COLS 48 /* output columns (rows of W) checked per weight */
 #define QF_BENCH_CHECK_ROWS 24 /* output rows (tokens) checked per launch */
 
-/* The reference side of one weight: sampled rows of W, dequantized on the CPU. */
+/* The reference side of one weight: sampled rows of W, dequantized on the CPU; INT4 values
+ * rounded to bf16 as every INT4 kernel path does (FP4 and FP8 values are exact in bf16, their
+ * per-tensor or per-row rest is applied in float32), so the check can be tight. */
 struct qf_bench_ref {
     int64_t n = 0, k = 0;
     std::vector<int64_t> cols;
@@ -27,8 +29,9 @@ qf_status qf_bench_ref_make(const qf_ct_weight *dev, qf_bench_ref *r, qf_error *
 
 /* y (device, bf16 [m, n]) against x (device, bf16 [m, k]) . dequant(W)^T on the sampled
  * columns and rows; act_fp8: x is first quantized per token to E4M3 (qf_ref_quant_act_fp8), as
- * the W8A8 path does.  QF_ERR_CUDA with the first mismatch (what, row, column, values). */
+ * the W8A8 path does; w_bf16: the path rounds W to bf16 where the reference does not
+ * (NVFP4 through dequant+cuBLAS).  QF_ERR_CUDA with the first mismatch (what, row, column). */
 qf_status qf_bench_check(const qf_bench_ref *r, const uint16_t *x, int64_t m, const uint16_t *y, int act_fp8,
-                         const char *what, qf_error *err);
+                         int w_bf16, const char *what, qf_error *err);
 
 #endif

@@ -10,6 +10,9 @@
  * bandwidth are measured in the same run.
  *   TFLOP/s = 2 m n k / t; weight GB/s = logical checkpoint bytes of W incl. scales / t;
  *   vs_bf16 = t(cuBLAS bf16) / t; copy% = weight GB/s / copy GB/s, copy GB/s = 2 bytes / t.
+ * Before a kernel is timed at a shape and m, one launch's output is compared with the CPU
+ * reference on sampled rows and columns (bench_check.cu); a mismatch ends the run with an error
+ * (non-zero exit), since a timing of wrong output is worse than none.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -18,6 +21,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "qf_bench_check.cuh"
 #include "qf_cuda_internal.cuh"
 
 #define QF_BENCH_ITERS 30
@@ -213,12 +217,14 @@ static qf_status qf_bench_run(qf_cuda_ctx *ctx, cudaStream_t s, qf_bench_out *o,
             std::vector<const void *> ct_copies; /* FP8 checkpoint weight copies for W8A8 */
         };
         QW qw[4];
+        qf_bench_ref ref[4];
         const double nk = (double)n * (double)k;
         qw[0].name = "w4a16", qw[0].l = {QF_WFMT_INT4, n, k, 128, 0, 0}, qw[0].bytes = nk / 2 + nk / 128 * 2;
         qw[1].name = "nvfp4", qw[1].l = {QF_WFMT_NVFP4, n, k, 0, 0, 0}, qw[1].bytes = nk / 2 + nk / 16 + 4;
         qw[2].name = "mxfp4", qw[2].l = {QF_WFMT_MXFP4, n, k, 0, 0, 0}, qw[2].bytes = nk / 2 + nk / 32;
         qw[3].name = "fp8", qw[3].l = {QF_WFMT_FP8, n, k, 0, 0, 0}, qw[3].bytes = nk + 4.0 * (double)n;
-        for (QW &q : qw) {
+        for (int qi = 0; qi < 4; qi++) {
+            QW &q = qw[qi];
             qf_ct_sizes sz;
             QF_TRY(qf_ct_layout_check(&q.l, &sz, err));
             void *cw, *cs, *cz = NULL;
@@ -227,6 +233,8 @@ static qf_status qf_bench_run(qf_cuda_ctx *ctx, cudaStream_t s, qf_bench_out *o,
             float G = 1.0f;
             QF_TRY(qf_cuda_quantize(ctx, &q.l, QF_DTYPE_BF16, wsrc, 0.0f, cw, cs, cz, &G, s, err));
             q.ct = {q.l, cw, cs, cz, G};
+            QF_CUDA_TRY(cudaStreamSynchronize(s));
+            QF_TRY(qf_bench_ref_make(&q.ct, &ref[qi], err));
             size_t rbytes;
             QF_TRY(qf_cuda_repack_bytes(&q.l, &rbytes, err));
             const int r = qf_bench_bufs(q.bytes, l2);
@@ -261,22 +269,32 @@ static qf_status qf_bench_run(qf_cuda_ctx *ctx, cudaStream_t s, qf_bench_out *o,
                 return qf_cuda_bf16_gemm(ctx, xp, m, (const uint16_t *)w16[i], n, k, yp, n, s, err);
             }, &ref_us, err));
             qf_bench_emit(o, "bf16-cublas", "cublas", n, k, m, ref_us, bf16_bytes, ref_us, copy_gbs);
-            for (QW &q : qw) {
+            for (int qi = 0; qi < 4; qi++) {
+                QW &q = qw[qi];
                 std::vector<qf_mm_path> paths;
                 if (m <= 16) paths = {QF_MM_GEMV};
                 else if (q.l.fmt == QF_WFMT_INT4 || q.l.fmt == QF_WFMT_NVFP4)
                     paths = {QF_MM_TILED, QF_MM_DEQUANT_CUBLAS};
                 else paths = {QF_MM_TILED};
                 for (qf_mm_path p : paths) {
+                    const char *pn = p == QF_MM_GEMV ? "gemv" : p == QF_MM_TILED ? "tiled" : "dequant+cublas";
+                    char what[64];
+                    snprintf(what, sizeof what, "%s %s", q.name, pn);
+                    QF_TRY(qf_cuda_matmul(ctx, &q.gw[0], xp, m, yp, p, 0, s, err));
+                    QF_CUDA_TRY(cudaStreamSynchronize(s));
+                    QF_TRY(qf_bench_check(&ref[qi], xp, m, yp, 0, q.l.fmt == QF_WFMT_NVFP4 && p == QF_MM_DEQUANT_CUBLAS,
+                                          what, err));
                     double us = 0.0;
                     QF_TRY(qf_bench_time(ev, s, (int)q.gw.size(), [&](int i) {
                         return qf_cuda_matmul(ctx, &q.gw[i], xp, m, yp, p, 0, s, err);
                     }, &us, err));
-                    const char *pn = p == QF_MM_GEMV ? "gemv" : p == QF_MM_TILED ? "tiled" : "dequant+cublas";
                     qf_bench_emit(o, q.l.fmt == QF_WFMT_FP8 ? "fp8-w8a16" : q.name, pn, n, k, m, us, q.bytes, ref_us,
                                   copy_gbs);
                 }
                 if (q.l.fmt == QF_WFMT_FP8) {
+                    QF_TRY(qf_cuda_fp8_w8a8_matmul(ctx, &q.ct, xp, m, yp, s, err));
+                    QF_CUDA_TRY(cudaStreamSynchronize(s));
+                    QF_TRY(qf_bench_check(&ref[qi], xp, m, yp, 1, 0, "fp8 w8a8", err));
                     double us = 0.0;
                     QF_TRY(qf_bench_time(ev, s, (int)q.ct_copies.size(), [&](int i) {
                         qf_ct_weight w = q.ct;

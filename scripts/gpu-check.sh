@@ -9,7 +9,9 @@
 #   gptq8b  synthetic Llama-3-8B, qforge convert --scheme w4a16 --method gptq, 128 x 512 calibration
 #   tiny    tiny-llama w4a16-asym gptq with --device cpu and --device gpu, both validated (KLD)
 #   val8b   qforge validate on that synthetic 8B (base bf16) over 512-token windows
-# Each stage has its own time limit so that a slow one cannot eat the others' logs.
+# Each stage has its own time limit so that a slow one cannot eat the others' logs.  A stage
+# that fails (or times out, or skips its GPU tests) is named at the end and the exit status is
+# 1: a GPU check that always exits 0 says nothing.
 set -u
 O=${OUT:-/tmp/qf-gpu-out}; mkdir -p "$O"
 D=$PWD/.devdeps
@@ -18,6 +20,11 @@ export LD_LIBRARY_PATH=$D/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRAR
 export PATH=$PATH:/usr/local/cuda/bin
 J=$(nproc)
 stage() { echo "== $1 $(date +%T)"; }
+failed=""
+check() { # check STAGE RC: remember a failed stage
+    echo "$1 rc=$2"
+    [ "$2" = 0 ] || failed="$failed $1"
+}
 [ $# -eq 0 ] && set -- build test bench
 for s in "$@"; do
   case $s in
@@ -29,34 +36,38 @@ for s in "$@"; do
     echo "warnings: $(grep -c "warning:" "$O/build.log")"; grep -A3 "warning:" "$O/build.log" | head -20; tail -1 "$O/build.log" ;;
   test)
     stage test
-    timeout 180 make test-gpu >"$O/test-gpu.log" 2>&1; echo "test-gpu rc=$?"; grep -E "PASSED|FAILED|skipped|\[  FAILED|ERROR" "$O/test-gpu.log" | head -30 ;;
+    QF_GPU_REQUIRED=1 timeout 180 make test-gpu >"$O/test-gpu.log" 2>&1; check test-gpu $?
+    grep -E "PASSED|FAILED|SKIP|FAIL|\[  FAILED|ERROR" "$O/test-gpu.log" | head -30 ;;
   bench)
     stage bench
-    timeout 200 build/qforge bench kernels >"$O/bench-kernels.txt" 2>&1; echo "bench rc=$?"; cat "$O/bench-kernels.txt" | head -80 ;;
+    timeout 200 build/qforge bench kernels >"$O/bench-kernels.txt" 2>&1; check bench $?; head -80 "$O/bench-kernels.txt" ;;
   gptq8b)
     stage synth
-    M=/tmp/synth-8b; [ -d $M ] || /usr/bin/time -v build/qforge synth --arch llama --preset 8b -o $M -q >"$O/synth.log" 2>&1
+    M=/tmp/synth-8b
+    if [ ! -d $M ]; then /usr/bin/time -v build/qforge synth --arch llama --preset 8b -o $M -q >"$O/synth.log" 2>&1; check synth $?; fi
     cp tests/data/tiny-llama/tokenizer.json tests/data/tiny-llama/tokenizer_config.json $M/ # ids < 8192: a valid 8B input
     grep -E "Elapsed" "$O/synth.log"
     stage gptq8b
     rm -rf /tmp/8b-gptq
     /usr/bin/time -v timeout ${GPTQ_LIMIT:-330} build/qforge convert $M -o /tmp/8b-gptq --scheme w4a16 --method gptq \
       --calib-samples 128 --calib-seqlen ${SEQLEN:-512} --stats ${GPTQ_ARGS:-} >"$O/gptq8b.log" 2>&1
-    echo "gptq8b rc=$?"; grep -E "layer|peak|Elapsed|Maximum resident|error|GPU|gpu" "$O/gptq8b.log" | tail -60 ;;
+    check gptq8b $?; grep -E "layer|peak|Elapsed|Maximum resident|error|GPU|gpu" "$O/gptq8b.log" | tail -60 ;;
   tiny)
     for d in cpu gpu; do
       stage "tiny $d"
       rm -rf /tmp/tiny-$d
       /usr/bin/time -f "%e s wall, %M KB peak" timeout 300 build/qforge convert tests/data/tiny-llama -o /tmp/tiny-$d --scheme w4a16-asym \
-        --method gptq --act-order --device $d -q >"$O/tiny-$d.log" 2>&1; echo "tiny $d rc=$?"; tail -2 "$O/tiny-$d.log"
+        --method gptq --act-order --device $d -q >"$O/tiny-$d.log" 2>&1; check "tiny-$d" $?; tail -2 "$O/tiny-$d.log"
       build/qforge validate --base tests/data/tiny-llama --quant /tmp/tiny-$d --text tests/data/eval.txt --chunks ${TINY_CHUNKS:-513} -q \
-        >"$O/tiny-$d-val.log" 2>&1; grep -E "KLD|drift|agreement|throughput" "$O/tiny-$d-val.log"
+        >"$O/tiny-$d-val.log" 2>&1; check "tiny-$d-validate" $?; grep -E "KLD|drift|agreement|throughput" "$O/tiny-$d-val.log"
     done ;;
   val8b)
     stage val8b
     timeout ${VAL_LIMIT:-120} build/qforge validate --base /tmp/synth-8b --text tests/data/eval.txt --chunks ${VAL_CHUNKS:-16} \
-      >"$O/val8b.log" 2>&1; echo "val8b rc=$?"; tail -5 "$O/val8b.log" ;;
+      >"$O/val8b.log" 2>&1; check val8b $?; tail -5 "$O/val8b.log" ;;
   *) echo "unknown stage $s"; exit 2 ;;
   esac
 done
 stage done
+if [ -n "$failed" ]; then echo "gpu-check: FAILED:$failed"; exit 1; fi
+echo "gpu-check: every stage passed"

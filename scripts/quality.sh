@@ -3,13 +3,20 @@
 # drift of every artifact against its base with `qforge validate` on the whole eval.txt
 # (ppl-512, weights only).  Slow on a 2-core CPU (each validate scores 262,143 tokens twice);
 # CHUNKS=N limits it to the first N windows.  Prints one line per artifact; record the
-# results in docs/bench.md.
+# results in docs/bench.md.  Artifacts and their convert times are cached under
+# $QUALITY_DIR/<key>, the key being the commit, the working tree's changes and the qforge
+# binary's hash: a figure measured by another commit's code is never reported as this one's.
 # SUBSET=core runs only w4a16-asym (rtn, gptq, awq-gptq) and nvfp4a16 (rtn, gptq).
 # Usage: scripts/quality.sh QFORGE [model ...]
 set -eu
 qforge=${1:-build/qforge}; shift || true
 models=${*:-tiny-llama tiny-moe}
-out=${QUALITY_DIR:-build/quality}
+# the code that made an artifact: commit + uncommitted changes + the binary that ran
+commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo nogit)
+key=$commit-$({ git diff HEAD 2>/dev/null; git ls-files -z --others --exclude-standard 2>/dev/null | xargs -0 -r cat; cat "$qforge"; } |
+    sha256sum | cut -c1-12)
+out=${QUALITY_DIR:-build/quality}/$key
+echo "quality: artifacts in $out (commit $commit$(git diff --quiet HEAD 2>/dev/null || echo ', with uncommitted changes'))" >&2
 chunks=${CHUNKS:+--chunks $CHUNKS}
 mkdir -p "$out"
 run() { # run MODEL NAME SCHEME CONVERT-ARGS...

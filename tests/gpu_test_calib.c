@@ -1,6 +1,7 @@
 /* gpu_test_calib.c - calibration's GPU products (qf_gpu_calib.h) against the CPU's.
  *
- * Without a usable GPU it prints one "skipped" line and exits 0 (CI).  With one:
+ * Without a GPU it prints a SKIP line and exits 77 (skipped); a GPU that does not start, or a
+ * calibration session that does not start beside one, fails (qf_test_gpu.h).  With one:
  *   - qf_gpu_sgemm_nt against a float64 product, awkward shapes and strides; the output's
  *     padding between n and ldy is left alone; qf_gpu_sgemm_nt_fill gives the same bits;
  *   - qf_gpu_xtx against qf_syrk_acc chunk by chunk (float32 products of 512-row chunks, float64
@@ -28,6 +29,7 @@
 #include "qf_gpu_calib.h"
 #include "qf_linalg.h"
 #include "qf_rng.h"
+#include "qf_test_gpu.h"
 #include "qf_test_util.h"
 #include "qf_stats.h"
 
@@ -282,9 +284,16 @@ static void test_factor_failures(void **state)
 
 int main(void)
 {
-    if (!qf_gpu_calib_enabled()) {
-        printf("gpu_test_calib: skipped: no GPU session (CPU-only build, no CUDA device, or QF_DEVICE=cpu)\n");
-        return 0;
+    const int presence = qf_test_gpu_presence("gpu_test_calib");
+    if (presence) return presence;
+    const char *dev = getenv("QF_DEVICE");
+    if (dev && strcmp(dev, "cpu") == 0) {
+        printf("SKIP gpu_test_calib: QF_DEVICE=cpu\n");
+        return 77;
+    }
+    if (!qf_gpu_calib_enabled()) { /* a device is there: a session that does not start is a failure */
+        printf("FAIL gpu_test_calib: a CUDA device is present but the GPU calibration session did not start\n");
+        return 1;
     }
     printf("gpu_test_calib: %s\n", qf_gpu_calib_device_name());
     const struct CMUnitTest tests[] = {
@@ -292,5 +301,5 @@ int main(void)
         cmocka_unit_test(test_stats_cross_on_gpu),
         cmocka_unit_test(test_factor), cmocka_unit_test(test_factor_failures),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, NULL) ? 1 : 0;
 }

@@ -1,7 +1,7 @@
 /* gpu_test_kernels.c - every CUDA kernel of kernels/ against its CPU reference (qf_kernels.h).
  *
- * Without a usable device (cudaGetDeviceCount fails or reports 0, or a CPU-only build) it
- * prints one "skipped" line and exits 0, so `make test-gpu` passes on CI machines.  With one:
+ * Without a device (CPU-only build, or none on the machine) it prints a SKIP line and exits 77
+ * (skipped); a device that does not start fails (qf_test_gpu.h).  With one:
  *   - qf_cuda_quantize: bytes identical to qf_ref_quantize (from F32 and from BF16 sources);
  *   - qf_cuda_dequant_bf16: equal to bf16(qf_ref_dequant) bit for bit, awkward layouts;
  *   - qf_cuda_repack + qf_cuda_matmul on every path (GEMV, TILED, DEQUANT_CUBLAS, AUTO) and
@@ -28,6 +28,7 @@
 #include "qf_kernels.h"
 #include "qf_numfmt.h"
 #include "qf_rng.h"
+#include "qf_test_gpu.h"
 #include "qf_test_util.h"
 
 #ifdef QF_HAVE_CUDA
@@ -531,19 +532,16 @@ static int ctx_teardown(void **state)
 
 int main(void)
 {
-    if (qf_cuda_device_count() == 0) {
-        printf("gpu_test_kernels: skipped: no CUDA device (CPU-only build, or cudaGetDeviceCount failed or "
-               "returned 0)\n");
-        return 0;
-    }
+    const int presence = qf_test_gpu_presence("gpu_test_kernels");
+    if (presence) return presence;
 #ifdef QF_HAVE_CUDA
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quantize_bit_identical),      cmocka_unit_test(test_dequant_bf16_bit_identical),
         cmocka_unit_test(test_act_quant_fp8_bit_identical), cmocka_unit_test(test_matmul_every_path),
         cmocka_unit_test(test_fp8_w8a8_matmul),             cmocka_unit_test(test_refusals),
     };
-    return cmocka_run_group_tests(tests, ctx_setup, ctx_teardown);
+    return cmocka_run_group_tests(tests, ctx_setup, ctx_teardown) ? 1 : 0;
 #else
-    return 0;
+    return 77; /* not reached: qf_test_gpu_presence skips a CPU-only build */
 #endif
 }

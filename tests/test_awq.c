@@ -96,14 +96,15 @@ static float group_amax(const awq_fx *f, const float *sc)
  * error on X.  Measured output-error ratios vs RTN (scales / scales + clip):
  *   w4a16 0.367 / 0.253   w4a16-asym 0.377 / 0.296   nvfp4a16 0.271 / 0.231   w8a8 0.459 / 0.458
  *   mxfp4a16 0.993 / 0.989 (E8M0 scales clip the group max that AWQ scales up: docs/calibration.md)
- * Pinned: scales alone <= 0.5 x RTN (w8a8 0.9, mxfp4 1.0: never worse), clipping never worse
- * than scales alone. */
+ * Pinned: scales alone at most the measured ratio + 0.02 (the seeded fixture moves only with
+ * the summation order, within 0.001 between the AVX2 and generic builds; mxfp4 at 1.0: never
+ * worse than RTN), clipping never worse than scales alone. */
 static void test_awq_beats_rtn(void **state)
 {
     (void)state;
     awq_fx f = afx_make(1);
     const char *names[] = {"w4a16", "w4a16-asym", "nvfp4a16", "mxfp4a16", "w8a8"};
-    const double pin[] = {0.5, 0.5, 0.5, 1.0, 0.9}; /* AWQ / RTN output error at most */
+    const double pin[] = {0.387, 0.397, 0.291, 1.0, 0.479}; /* AWQ / RTN output error at most */
     qf_weight_ref lin[2] = {{f.W[0], arows[0]}, {f.W[1], arows[1]}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const qf_scheme *s = qf_scheme_find(names[i]);
@@ -166,7 +167,7 @@ static void test_awq_alpha0_is_rtn(void **state)
 }
 
 /* AWQ scales (and clip ratios) then GPTQ on the scaled weights with the scaled statistics:
- * better than AWQ + RTN.  Measured ratio (w4a16): 0.494; pinned 0.7. */
+ * better than AWQ + RTN.  Measured ratio (w4a16): 0.494; pinned 0.514 (measured + 0.02, as above). */
 static void test_awq_then_gptq(void **state)
 {
     (void)state;
@@ -198,7 +199,7 @@ static void test_awq_then_gptq(void **state)
     double e_gptq = fx_out_err(f.W[0], Ws, sc, f.X, rows, AC, AN);
     double e_rtn = awq_rtn_err(s, &f, 0, sc, 1, 0);
     print_message("awq + gptq %.4g vs awq + rtn %.4g (%.3f)\n", e_gptq, e_rtn, e_gptq / e_rtn);
-    assert_true(e_gptq < 0.7 * e_rtn);
+    assert_true(e_gptq < 0.514 * e_rtn);
     fx_free_buffers(&plan, &b);
     free(Ws), free(ratios), free(Hs), free(D);
     afx_drop(&f);

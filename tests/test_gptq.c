@@ -288,12 +288,18 @@ static float *run_rtn(const qf_scheme *s, const float *W, qf_quant_buffers *keep
  * without act_order.  Measured error ratios GPTQ / RTN (default options; act_order):
  *   w4a16 0.479 (0.448)  w4a16-asym 0.470 (0.453)  nvfp4a16 0.462 (0.486)  mxfp4a16 0.485 (0.474)
  *   w8a8 0.473 (0.449)   fp8-dynamic 0.462 (0.441)
- * Pinned: at least 40 % lower everywhere. */
+ * Pinned: each ratio at most its measured value + QF_GPTQ_SLACK.  The fixture is seeded, so the
+ * ratios move only with the float summation order: the AVX2/FMA and generic (ARCH=) builds
+ * agree within 0.001, and 0.02 is a few times that while a 10 % loss of GPTQ's gain (about
+ * +0.05 on the ratio) fails.  A uniform "40 % below RTN" let such a loss through. */
+#define QF_GPTQ_SLACK 0.02
 static void test_gptq_beats_rtn(void **state)
 {
     (void)state;
     gptq_fx f = fx_make(1);
     const char *names[] = {"w4a16", "w4a16-asym", "nvfp4a16", "mxfp4a16", "w8a8", "fp8-dynamic"};
+    const double measured[][2] = {{0.479, 0.448}, {0.470, 0.453}, {0.462, 0.486},
+                                  {0.485, 0.474}, {0.473, 0.449}, {0.462, 0.441}}; /* act_order 0, 1 */
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const qf_scheme *s = qf_scheme_find(names[i]);
         float *Qr = run_rtn(s, f.W, NULL);
@@ -304,10 +310,12 @@ static void test_gptq_beats_rtn(void **state)
             o.act_order = ao;
             float *Qg = run_gptq(s, &f, NULL, &o, NULL, NULL);
             double eg = fx_out_err(f.W, Qg, NULL, f.X, GR, GC, GN);
-            print_message("gptq %-11s act_order %d: output error %.4g vs rtn %.4g (ratio %.3f)\n", names[i], ao, eg, er,
+            print_message("gptq %-11s act_order %d: output error %.4g vs rtn %.4g (ratio %.4f)\n", names[i], ao, eg, er,
                           eg / er);
-            if (!(eg <= 0.6 * er))
-                fail_msg("%s act_order %d: gptq error %g not 40 %% below rtn %g", names[i], ao, eg, er);
+            const double pin = measured[i][ao] + QF_GPTQ_SLACK;
+            if (!(eg <= pin * er))
+                fail_msg("%s act_order %d: gptq / rtn error ratio %.4f above %.3f (measured %.3f)", names[i], ao, eg / er,
+                         pin, measured[i][ao]);
             free(Qg);
         }
         free(Qr);

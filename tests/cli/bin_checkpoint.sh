@@ -3,7 +3,8 @@
 # safetensors original - plain, with strided views + shared storages + big-endian + deflated
 # entries, and through --to safetensors; hostile archives are refused with exit 11 / 4.
 . tests/cli/lib.sh
-if ! command -v python3 >/dev/null 2>&1; then echo "skip - python3 not found"; finish; exit 0; fi
+# python3 makes the fixtures; without it the suite skips (exit 77), which CI counts as failed
+if ! command -v python3 >/dev/null 2>&1; then echo "SKIP tests/cli/bin_checkpoint.sh: python3 not found on PATH"; exit 77; fi
 SRC=tests/data/tiny-llama
 # tensors of a manifest as "name hash" lines
 tensors() { python3 -c 'import json,sys; [print(t["name"], t["dtype"], t["xxh3_128"]) for t in json.load(open(sys.argv[1]))["tensors"]]' "$1/qforge.manifest.json"; }
@@ -15,7 +16,8 @@ for variant in "" "--views" "--big-endian --views --compress --single" "--protoc
     name="bin${variant:+ $variant}"
     rm -rf "$T/bin" "$T/out-w4" "$T/out-st"
     python3 tests/tools/make_bin_checkpoint.py "$SRC" "$T/bin" $variant || { bad "$name: generator"; continue; }
-    [ -z "$(ls "$T"/bin/*.safetensors 2>/dev/null)" ] && ls "$T"/bin/*.bin >/dev/null 2>&1 && ok "$name: .bin only"
+    if [ -z "$(ls "$T"/bin/*.safetensors 2>/dev/null)" ] && ls "$T"/bin/*.bin >/dev/null 2>&1; then ok "$name: .bin only"
+    else bad "$name: the generator did not write .bin files only: $(ls "$T/bin")"; fi
     expect_exit 0 "$name: convert w4a16" -- "$QFORGE" convert "$T/bin" -o "$T/out-w4" --scheme w4a16 -q
     tensors "$T/out-w4" >"$T/w4.txt" 2>/dev/null
     cmp -s "$T/ref-w4.txt" "$T/w4.txt" && ok "$name: w4a16 tensors identical to the safetensors source's" ||
@@ -37,7 +39,7 @@ for f in sorted(os.listdir(sys.argv[1])):
 sys.exit(0 if load(sys.argv[2]) == src else 1)
 PY
 # hostile archives: code in the pickle, a storage past its record, not a zip
-python3 - "$T" <<'PY'
+python3 - "$T" <<'PY' && ok "hostile archives written" || bad "hostile archive generator failed"
 import os, struct, sys, zipfile
 T = sys.argv[1]
 def archive(path, pkl, storages=()):

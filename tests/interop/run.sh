@@ -8,10 +8,12 @@
 #   the test_numfmt program is built (default: tests/test_numfmt next to QFORGE_BINARY's
 #   folder, i.e. build/tests/test_numfmt), cross-checks the number-format tables against
 #   ml_dtypes with check_numfmt_tables.py, and reads qforge's GGUF output with llama.cpp's
-#   gguf-py (check_gguf.py; skipped without the gguf package).  Builds nothing itself.
-#   Python: $PYTHON or python3, with numpy, safetensors and ml_dtypes (xxhash optional).
-#   Without them it prints a SKIP line and exits 0 (the harness decides whether that is ok).
-#   Prints "N passed, N failed" last; exit status 1 when anything failed.
+#   gguf-py (check_gguf.py).  Builds nothing itself.
+#   Python: $PYTHON or python3, with numpy, safetensors, ml_dtypes and gguf (xxhash optional);
+#   scripts/pydeps.sh makes one from tests/interop/requirements.txt.
+#   Prints "N passed, N failed" last; exit status 1 when anything failed, else 77 (the
+#   automake "skipped" code) when any part could not run, each with a "SKIP part: reason"
+#   line, so that a partial run never reads as a pass (scripts/run-tests.sh counts it).
 set -u
 if [ $# -lt 1 ]; then
     echo "usage: sh tests/interop/run.sh QFORGE_BINARY [TEST_NUMFMT_BINARY]" >&2
@@ -27,8 +29,8 @@ model=$root/tests/data/tiny-llama
 
 if ! "$py" -c "import numpy, safetensors, ml_dtypes" 2>/dev/null; then
     echo "SKIP tests/interop: $py cannot import numpy, safetensors and ml_dtypes" \
-         "(pip install numpy safetensors ml_dtypes xxhash)"
-    exit 0
+         "(scripts/pydeps.sh makes a venv with them)"
+    exit 77
 fi
 if [ ! -x "$qforge" ]; then
     echo "tests/interop: $qforge is not an executable qforge binary" >&2
@@ -41,6 +43,7 @@ trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 pass=0
 fail=0
+skip=0
 
 # add_counts LOGFILE: add the "N passed, N failed" of a checker's last line to the totals
 add_counts() {
@@ -77,7 +80,8 @@ if "$py" -c "import gguf" 2>/dev/null; then
     echo "== gguf vs gguf-py: $(tail -n 1 "$tmp/gguf.log")"
     add_counts "$tmp/gguf.log"
 else
-    echo "SKIP gguf vs gguf-py: $py cannot import gguf (pip install gguf)"
+    echo "SKIP gguf vs gguf-py: $py cannot import gguf (scripts/pydeps.sh makes a venv with it)"
+    skip=$((skip + 1))
 fi
 
 if [ -x "$numfmt" ]; then
@@ -92,8 +96,10 @@ if [ -x "$numfmt" ]; then
         fail=$((fail + 1))
     fi
 else
-    echo "SKIP number formats vs ml_dtypes: $numfmt is not built"
+    echo "SKIP number formats vs ml_dtypes: $numfmt is not built (make $numfmt)"
+    skip=$((skip + 1))
 fi
 
 echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+[ "$fail" = 0 ] || exit 1
+[ "$skip" = 0 ] || exit 77

@@ -135,8 +135,8 @@ if command -v python3 >/dev/null 2>&1; then
         stderr_has "would materialise" "${v#*:} view: reason given"
         no_output "$T/bo" "${v#*:} view: nothing written"
     done
-else
-    bad ".bin view checks need python3 (tests/tools/make_bin_checkpoint.py)"
+else # bin_checkpoint.sh, a required suite, fails CI without python3; here it is a listed skip
+    echo "skip - .bin view checks (python3 not found: tests/tools/make_bin_checkpoint.py needs it)"
 fi
 
 # 10. spec-legal: a header of odd length leaves every tensor misaligned; the tensors are read

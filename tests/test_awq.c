@@ -94,7 +94,8 @@ static float group_amax(const awq_fx *f, const float *sc)
 
 /* AWQ beats RTN on inputs with outlier channels; the search's Hessian loss is the output
  * error on X.  Measured output-error ratios vs RTN (scales / scales + clip):
- *   w4a16 0.367 / 0.253   w4a16-asym 0.377 / 0.296   nvfp4a16 0.271 / 0.231   w8a8 0.459 / 0.458
+ *   w4a16 0.367 / 0.253   w4a16-asym 0.377 / 0.296   nvfp4a16 0.271 / 0.231   w8a8 0.488 / 0.487
+ *   (w8a8 with its per-channel scales stored in BF16, as llm-compressor does: 0.459 with F32)
  *   mxfp4a16 0.993 / 0.989 (E8M0 scales clip the group max that AWQ scales up: docs/calibration.md)
  * Pinned: scales alone at most the measured ratio + 0.02 (the seeded fixture moves only with
  * the summation order, within 0.001 between the AVX2 and generic builds; mxfp4 at 1.0: never
@@ -104,7 +105,7 @@ static void test_awq_beats_rtn(void **state)
     (void)state;
     awq_fx f = afx_make(1);
     const char *names[] = {"w4a16", "w4a16-asym", "nvfp4a16", "mxfp4a16", "w8a8"};
-    const double pin[] = {0.387, 0.397, 0.291, 1.0, 0.479}; /* AWQ / RTN output error at most */
+    const double pin[] = {0.387, 0.397, 0.291, 1.0, 0.508}; /* AWQ / RTN output error at most */
     qf_weight_ref lin[2] = {{f.W[0], arows[0]}, {f.W[1], arows[1]}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const qf_scheme *s = qf_scheme_find(names[i]);

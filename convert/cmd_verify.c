@@ -9,10 +9,11 @@
 #include "qf_fs.h"
 #include "qf_manifest.h"
 #include "qf_sign.h"
+#include "qf_verify_folder.h"
 
 static void qf_verify_help(void)
 {
-    printf("usage: qforge verify ARTIFACT_DIR [--key PUB.pem] [--json] [-q]\n\n"
+    printf("usage: qforge verify DIR [--key PUB.pem] [--sha256 LISTING] [--json] [-q]\n\n"
            "Recompute the XXH3-128 (and SHA-256, when recorded) of every file and every tensor listed\n"
            "in ARTIFACT_DIR/qforge.manifest.json (all cores) and check the manifest's own seal.\n"
            "Reports missing, extra, truncated (size) and modified files, and modified tensors.\n"
@@ -21,13 +22,18 @@ static void qf_verify_help(void)
            "               qforge sign or model_signing sign key) with this public key, then every\n"
            "               file's SHA-256 against it, then the manifest when there is one.  Exit 13:\n"
            "               no signature, 14: bad signature, 15: signed with another key, 16: a file\n"
-           "               added or removed, 6: a file changed.\n\n"
-           "examples:\n  qforge verify /tmp/tiny-w4\n  qforge verify /tmp/tiny-w4 --key pub.pem\n");
+           "               added or removed, 6: a file changed.\n"
+           "Without a qforge manifest (any hub folder), or with --sha256: check every safetensors\n"
+           "file's structure and the index's weight_map; --sha256 LISTING (sha256sum output, or a\n"
+           "hub API file list with lfs.sha256 / lfs.oid) also checks every digest and reports\n"
+           "missing, extra, truncated and different files (exit 6).\n\n"
+           "examples:\n  qforge verify /tmp/tiny-w4\n  qforge verify /tmp/tiny-w4 --key pub.pem\n"
+           "  qforge verify ~/models/Llama-3-8B --sha256 Llama-3-8B.sha256\n");
 }
 
 int qf_cmd_verify(int argc, char **argv)
 {
-    const char *dir = NULL, *key = NULL;
+    const char *dir = NULL, *key = NULL, *listing = NULL;
     int json = 0, quiet = 0;
     qf_error err = {0};
     for (int i = 1; i < argc; i++) {
@@ -35,6 +41,7 @@ int qf_cmd_verify(int argc, char **argv)
             qf_verify_help();
             return 0;
         } else if (!strcmp(argv[i], "--key") && i + 1 < argc) key = argv[++i];
+        else if (!strcmp(argv[i], "--sha256") && i + 1 < argc) listing = argv[++i];
         else if (!strcmp(argv[i], "--json")) json = 1;
         else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) quiet = 1;
         else if (argv[i][0] == '-' || dir) {
@@ -52,16 +59,19 @@ int qf_cmd_verify(int argc, char **argv)
     qf_status s;
     /* the signature first: with it checked, the manifest it covers can be trusted; a folder
      * signed without a qforge manifest (model_signing on any model) ends there */
+    char *mp = qf_path_join(dir, QF_MANIFEST_NAME);
+    /* an artifact whose manifest was deleted is checked (and fails) as an artifact */
+    int has_manifest = qf_path_exists(mp) || (!listing && qf_folder_is_artifact(dir));
+    free(mp);
     if (key) {
         s = qf_sign_verify_dir(dir, key, &rep, &prog, &err);
-        char *mp = qf_path_join(dir, QF_MANIFEST_NAME);
-        int has_manifest = qf_path_exists(mp);
-        free(mp);
-        if (s == QF_OK && has_manifest) {
+        if (s == QF_OK && (has_manifest || listing)) {
             qf_verify_report_free(&rep);
-            s = qf_verify_dir(dir, &rep, &prog, &err);
+            s = has_manifest && !listing ? qf_verify_dir(dir, &rep, &prog, &err)
+                                         : qf_verify_folder(dir, listing, &rep, &prog, &err);
         }
-    } else s = qf_verify_dir(dir, &rep, &prog, &err);
+    } else if (has_manifest && !listing) s = qf_verify_dir(dir, &rep, &prog, &err);
+    else s = qf_verify_folder(dir, listing, &rep, &prog, &err); /* a hub folder qforge did not make */
     qf_progress_end(&prog);
     int listed = s == QF_OK || s == QF_ERR_VERIFY || s == QF_ERR_FILESET;
     if (!listed) {
@@ -85,8 +95,10 @@ int qf_cmd_verify(int argc, char **argv)
         for (int i = 0; i < rep.n_issues; i++)
             fprintf(stderr, "qforge verify: %s: %s%s%s: %s\n", qf_verify_kind_name(rep.issues[i].kind), rep.issues[i].file,
                     rep.issues[i].tensor[0] ? " tensor " : "", rep.issues[i].tensor, rep.issues[i].detail);
-        printf("%s: %s%s - %d/%d files, %d/%d tensors match (%.1f MB hashed in %.2f s)\n", dir,
-               s == QF_OK ? "OK" : "FAILED", key && s == QF_OK ? " (signature verified)" : "", rep.files_ok, rep.files_checked, rep.tensors_ok, rep.tensors_checked,
+        char tensors[64] = ""; /* a folder without a manifest lists no tensors to count */
+        if (rep.tensors_checked) snprintf(tensors, sizeof tensors, ", %d/%d tensors", rep.tensors_ok, rep.tensors_checked);
+        printf("%s: %s%s - %d/%d files%s match (%.1f MB hashed in %.2f s)\n", dir, s == QF_OK ? "OK" : "FAILED",
+               key && s == QF_OK ? " (signature verified)" : "", rep.files_ok, rep.files_checked, tensors,
                rep.bytes_hashed / 1e6, rep.seconds);
     }
     qf_verify_report_free(&rep);

@@ -54,6 +54,7 @@ typedef enum qf_verify_kind {
     QF_VERIFY_MODIFIED = 4,  /* same size, different hash */
     QF_VERIFY_TENSOR = 5,    /* a tensor's bytes differ (or the tensor is gone) */
     QF_VERIFY_MANIFEST = 6,  /* the manifest itself is missing, unreadable or its seal fails */
+    QF_VERIFY_STRUCTURE = 7, /* a safetensors file or the shard index is malformed (qf_verify_folder.h) */
 } qf_verify_kind;
 
 typedef struct qf_verify_issue {

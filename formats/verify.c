@@ -19,6 +19,7 @@ const char *qf_verify_kind_name(qf_verify_kind k)
     case QF_VERIFY_MODIFIED: return "modified";
     case QF_VERIFY_TENSOR: return "tensor";
     case QF_VERIFY_MANIFEST: return "manifest";
+    case QF_VERIFY_STRUCTURE: return "structure";
     }
     return "?";
 }

@@ -71,9 +71,24 @@ uint64_t qf_st_file_bytes(const qf_st_entry *e, int n)
     return t;
 }
 
+/* Every byte reaches the file through here, in order, so the SHA-256 is taken here: beside
+ * the write rather than before it (SHA-256 runs at ~2 GB/s a core, and on a model whose bytes
+ * mostly pass through unquantized the writer thread is the bottleneck). */
 static qf_status qf_st_flush(qf_st_writer *w, qf_error *err)
 {
-    qf_status s = qf_write_all(w->fd, w->buf, w->buf_len, w->path, err);
+    qf_status s = QF_OK;
+    if (w->buf_len >= (1u << 20)) {
+#pragma omp parallel sections num_threads(2)
+        {
+#pragma omp section
+            s = qf_write_all(w->fd, w->buf, w->buf_len, w->path, err);
+#pragma omp section
+            qf_sha256_update(w->file_sha, w->buf, w->buf_len);
+        }
+    } else {
+        qf_sha256_update(w->file_sha, w->buf, w->buf_len);
+        s = qf_write_all(w->fd, w->buf, w->buf_len, w->path, err);
+    }
     w->buf_len = 0;
     return s;
 }
@@ -82,7 +97,6 @@ static qf_status qf_st_put(qf_st_writer *w, const void *data, uint64_t n, qf_err
 {
     const uint8_t *p = data;
     XXH3_128bits_update(w->file_state, p, (size_t)n);
-    qf_sha256_update(w->file_sha, p, (size_t)n);
     if (n >= QF_WBUF) { /* large piece: write it in place rather than copying it through the buffer */
         QF_TRY(qf_st_flush(w, err));
         size_t saved = w->buf_len;

@@ -63,8 +63,10 @@ int qf_cmd_verify(int argc, char **argv)
     /* an artifact whose manifest was deleted is checked (and fails) as an artifact */
     int has_manifest = qf_path_exists(mp) || (!listing && qf_folder_is_artifact(dir));
     free(mp);
+    int sig_ok = 0;
     if (key) {
         s = qf_sign_verify_dir(dir, key, &rep, &prog, &err);
+        sig_ok = s == QF_OK;
         if (s == QF_OK && (has_manifest || listing)) {
             qf_verify_report_free(&rep);
             s = has_manifest && !listing ? qf_verify_dir(dir, &rep, &prog, &err)
@@ -87,6 +89,8 @@ int qf_cmd_verify(int argc, char **argv)
         json_t *r = json_pack("{s:b, s:i, s:i, s:i, s:i, s:I, s:f, s:o}", "ok", s == QF_OK, "files", rep.files_checked,
                               "files_ok", rep.files_ok, "tensors", rep.tensors_checked, "tensors_ok", rep.tensors_ok,
                               "bytes", (json_int_t)rep.bytes_hashed, "seconds", rep.seconds, "issues", issues);
+        /* "signature": whether model.sig verified with --key (absent without --key) */
+        if (key) json_object_set_new(r, "signature", json_boolean(sig_ok));
         char *t = json_dumps(r, JSON_COMPACT);
         printf("%s\n", t);
         free(t);
@@ -98,7 +102,7 @@ int qf_cmd_verify(int argc, char **argv)
         char tensors[64] = ""; /* a folder without a manifest lists no tensors to count */
         if (rep.tensors_checked) snprintf(tensors, sizeof tensors, ", %d/%d tensors", rep.tensors_ok, rep.tensors_checked);
         printf("%s: %s%s - %d/%d files%s match (%.1f MB hashed in %.2f s)\n", dir, s == QF_OK ? "OK" : "FAILED",
-               key && s == QF_OK ? " (signature verified)" : "", rep.files_ok, rep.files_checked, tensors,
+               sig_ok ? " (signature verified)" : "", rep.files_ok, rep.files_checked, tensors,
                rep.bytes_hashed / 1e6, rep.seconds);
     }
     qf_verify_report_free(&rep);

@@ -76,5 +76,5 @@ chmod 600 "$T/key.pem"
 expect_exit 4 "a public key is not a private key" -- "$QFORGE" sign "$T/c" --key "$T/pub.pem"
 grep -rq "BEGIN EC PRIVATE KEY\|BEGIN PRIVATE KEY" "$T/c" && bad "key material written into the folder" || ok "no key material in the folder"
 expect_exit 0 "verify --json" -- "$QFORGE" verify "$A" --key "$T/pub.pem" --json
-grep -q '"ok":true' "$T/stdout" && ok "json ok" || bad "json: $(cat "$T/stdout")"
+grep -q '"ok":true' "$T/stdout" && grep -q '"signature":true' "$T/stdout" && ok "json ok, signature verified" || bad "json: $(cat "$T/stdout")"
 finish

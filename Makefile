@@ -16,7 +16,7 @@ CFLAGS  ?= $(OPT) -g
 WERROR  ?= -Werror
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -fopenmp -pthread $(ARCH) -MMD -MP
 INCS    := -Icommon -Iformats -Iquant -Ikernels -Icalib -Iconvert
-LDLIBS  := -lzip -lxxhash -ljansson -lpcre2-8 -lm
+LDLIBS  := -lzip -lxxhash -ljansson -lpcre2-8 -lcrypto -lm
 
 LIB_DIRS := common formats quant kernels calib
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))

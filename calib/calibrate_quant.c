@@ -44,7 +44,7 @@ qf_status qf_cal_out_write(qf_cal_out *o, const char *path, qf_error *err)
     qf_st_writer *w;
     qf_status s = qf_st_writer_open(path, e, o->n, &w, err);
     for (int i = 0; s == QF_OK && i < o->n; i++) s = qf_st_writer_write(w, i, o->t[i].data, o->t[i].nbytes, err);
-    if (s == QF_OK) s = qf_st_writer_close(w, NULL, NULL, NULL, err);
+    if (s == QF_OK) s = qf_st_writer_close(w, NULL, NULL, NULL, NULL, err);
     else qf_st_writer_abort(w);
     free(e);
     return s;

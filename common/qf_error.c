@@ -56,6 +56,10 @@ const char *qf_status_name(qf_status code)
     case QF_ERR_INTERRUPTED: return "interrupted";
     case QF_ERR_SECURITY: return "security";
     case QF_ERR_NONFINITE: return "nonfinite";
+    case QF_ERR_NO_SIGNATURE: return "nosignature";
+    case QF_ERR_BAD_SIGNATURE: return "badsignature";
+    case QF_ERR_WRONG_KEY: return "wrongkey";
+    case QF_ERR_FILESET: return "fileset";
     }
     return "error";
 }

@@ -25,6 +25,10 @@ typedef enum qf_status {
     QF_ERR_INTERRUPTED = 10, /* SIGINT / SIGTERM: work so far is kept for a later resume */
     QF_ERR_SECURITY    = 11, /* refused: input asks for something unsafe (pickle global not allowed) */
     QF_ERR_NONFINITE   = 12, /* validate: a metric is NaN or infinite, so no threshold can pass */
+    QF_ERR_NO_SIGNATURE  = 13, /* verify --key: the folder has no signature (model.sig) */
+    QF_ERR_BAD_SIGNATURE = 14, /* verify --key: the signature is malformed or does not verify */
+    QF_ERR_WRONG_KEY     = 15, /* verify --key: signed, but with a different key */
+    QF_ERR_FILESET       = 16, /* verify --key: a signed file is missing or an unsigned one present */
 } qf_status;
 
 #define QF_ERROR_MSG_MAX 1024

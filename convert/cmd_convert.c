@@ -12,6 +12,7 @@
 #include "qf_convert.h"
 #include "qf_gpu_calib.h"
 #include "qf_modelopt.h"
+#include "qf_sign.h"
 
 static void qf_convert_help(void)
 {
@@ -88,6 +89,7 @@ static void qf_convert_help(void)
            "                        when none can be used). Same method either way; the GPU sums in\n"
            "                        another order, so the two artifacts differ in a few roundings.\n"
            "  --force               replace OUT_DIR if it exists\n"
+           "  --sign KEY.pem        sign the artifact (OUT_DIR/model.sig, OpenSSF model-signing; qforge sign --help)\n"
            "  --stats               also print the input read rate and the calibration's memory plan\n"
            "  --json                one JSON object on stdout instead of text\n"
            "  -q, --quiet           no progress bar\n\n"
@@ -131,7 +133,7 @@ int qf_cmd_convert(int argc, char **argv)
     qf_calib_opts_default(&o.calib);
     o.layer_first = o.layer_last = -1;
     int json = 0, stats = 0, quiet = 0;
-    const char *scheme = NULL, *layout = NULL, *to = NULL;
+    const char *scheme = NULL, *layout = NULL, *to = NULL, *sign_key = NULL;
     qf_error err = {0};
     qf_status num = QF_OK; /* a numeric option's parse */
     for (int i = 1; i < argc && num == QF_OK; i++) {
@@ -202,6 +204,7 @@ int qf_cmd_convert(int argc, char **argv)
         else if (!strcmp(a, "--smoothquant") && v) num = qf_cli_float(a, v, &o.calib.smooth_alpha, &err), i++;
         else if (!strcmp(a, "--threads") && v) num = qf_cli_int(a, v, &o.threads, &err), i++;
         else if (!strcmp(a, "--force")) o.force = 1;
+        else if (!strcmp(a, "--sign") && v) sign_key = v, i++;
         else if (!strcmp(a, "--stats")) stats = 1;
         else if (!strcmp(a, "--device") && v) {
             const int d = qf_device_mode_parse(v);
@@ -270,6 +273,11 @@ int qf_cmd_convert(int argc, char **argv)
             return qf_cli_report_error("convert", &err, json);
         }
     }
+    if (sign_key) { /* a key that will be refused is refused before the conversion, not after */
+        qf_sign_key *k = NULL;
+        if (qf_sign_key_load_private(sign_key, &k, &err) != QF_OK) return qf_cli_report_error("convert", &err, json);
+        qf_sign_key_free(k);
+    }
     o.progress = !quiet && !json;
     signal(SIGINT, qf_on_signal);
     signal(SIGTERM, qf_on_signal);
@@ -278,6 +286,9 @@ int qf_cmd_convert(int argc, char **argv)
     qf_status rs = o.layout == QF_LAYOUT_SAFETENSORS ? qf_convert_passthrough(&o, &st, &err)
                    : o.layout == QF_LAYOUT_GGUF      ? qf_convert_gguf(&o, &st, &err)
                                                      : qf_convert_run(&o, &st, &err);
+    /* signing reads the files back (from the page cache, mostly): the manifest's digests are
+     * not trusted for this, so what is signed is what is on disk */
+    if (rs == QF_OK && sign_key) rs = qf_sign_dir(o.out, sign_key, NULL, NULL, &err);
     if (rs != QF_OK) return qf_cli_report_error("convert", &err, json);
     const char *sname = o.scheme ? o.scheme->name : o.gguf_type ? o.gguf_type : "none";
     double gbps = st.seconds_weights > 0 ? (double)st.bytes_in / st.seconds_weights / 1e9 : 0;

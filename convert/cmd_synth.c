@@ -187,7 +187,7 @@ int qf_cmd_synth(int argc, char **argv)
             free(buf);
             json_object_set_new(wm, t[i].name, json_string(fname));
         }
-        if (s == QF_OK) s = qf_st_writer_close(w, NULL, NULL, NULL, &err);
+        if (s == QF_OK) s = qf_st_writer_close(w, NULL, NULL, NULL, NULL, &err);
         else qf_st_writer_abort(w);
         free(path);
         free(e);

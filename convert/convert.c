@@ -81,7 +81,19 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
             qf_hash128 fh, h;
             qf_hash_parse_hex(json_string_value(json_object_get(done, "xxh3_128")), &fh);
             uint64_t fsize = (uint64_t)json_integer_value(json_object_get(done, "size"));
-            qf_manifest_add_file(manifest, fname, fsize, fh);
+            qf_sha256 fsha;
+            json_t *jsha = json_object_get(done, "sha256");
+            if (!json_is_string(jsha) || qf_sha256_parse_hex(json_string_value(jsha), &fsha) != 0) {
+                /* a journal from before SHA-256 was recorded: read the shard once */
+                char *sp = qf_path_join(tmp, fname);
+                s = qf_sha256_file(sp, &fsha, NULL, err);
+                free(sp);
+                if (s) {
+                    free(entries);
+                    break;
+                }
+            }
+            qf_manifest_add_file(manifest, fname, fsize, fh, &fsha);
             for (int i = 0; i < n; i++) {
                 qf_hash_parse_hex(json_string_value(json_array_get(th, (size_t)i)), &h);
                 qf_manifest_add_tensor(manifest, fname, entries[i].name, entries[i].dtype, entries[i].ndim,
@@ -148,11 +160,12 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
         }
         uint64_t fsize = 0;
         qf_hash128 fh;
-        if (s == QF_OK) s = qf_st_writer_close(w, &fsize, &fh, th, err);
+        qf_sha256 fsha;
+        if (s == QF_OK) s = qf_st_writer_close(w, &fsize, &fh, &fsha, th, err);
         else qf_st_writer_abort(w);
-        if (s == QF_OK) s = qf_journal_add(journal, tmp, fname, fsize, fh, th, n, err);
+        if (s == QF_OK) s = qf_journal_add(journal, tmp, fname, fsize, fh, &fsha, th, n, err);
         if (s == QF_OK) {
-            qf_manifest_add_file(manifest, fname, fsize, fh);
+            qf_manifest_add_file(manifest, fname, fsize, fh, &fsha);
             for (int i = 0; i < n; i++)
                 qf_manifest_add_tensor(manifest, fname, entries[i].name, entries[i].dtype, entries[i].ndim,
                                        entries[i].shape, th[i]);

@@ -238,7 +238,12 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
     if (s == QF_OK) s = th ? qf_gguf_writer_close(w, &fsize, &fh, th, err) : qf_fail(err, QF_ERR_NOMEM, "out of memory");
     st->seconds_weights = qf_now() - tw;
     if (s == QF_OK) {
-        qf_manifest_add_file(manifest, "model.gguf", fsize, fh);
+        /* the GGUF writer does not carry a SHA-256 context yet: one read of the fresh file */
+        qf_sha256 fsha;
+        char *gp = qf_path_join(tmp, "model.gguf");
+        s = qf_sha256_file(gp, &fsha, NULL, err);
+        free(gp);
+        if (s == QF_OK) qf_manifest_add_file(manifest, "model.gguf", fsize, fh, &fsha);
         for (int i = 0; i < n; i++) qf_manifest_gguf_tensor(manifest, "model.gguf", &items[i], th[i]);
         st->bytes_out += fsize;
         st->n_shards = 1;

@@ -128,7 +128,9 @@ qf_status qf_output_hash_file(json_t *m, const char *dir, const char *name, uint
     qf_status s = qf_file_map(path, &f, err);
     free(path);
     if (s) return s;
-    qf_manifest_add_file(m, name, f.size, qf_hash_bytes(f.data ? (const void *)f.data : "", f.size));
+    const void *data = f.data ? (const void *)f.data : "";
+    qf_sha256 sha = qf_sha256_bytes(data, f.size);
+    qf_manifest_add_file(m, name, f.size, qf_hash_bytes(data, f.size), &sha);
     *bytes_out += f.size;
     qf_file_unmap(&f);
     return QF_OK;

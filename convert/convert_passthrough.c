@@ -66,10 +66,11 @@ static qf_status qf_passthrough_shards(const qf_convert_opts *o, const qf_checkp
         }
         uint64_t fsize = 0;
         qf_hash128 fh;
-        if (s == QF_OK) s = qf_st_writer_close(w, &fsize, &fh, th, err);
+        qf_sha256 fsha;
+        if (s == QF_OK) s = qf_st_writer_close(w, &fsize, &fh, &fsha, th, err);
         else qf_st_writer_abort(w);
         if (s == QF_OK) {
-            qf_manifest_add_file(manifest, fname, fsize, fh);
+            qf_manifest_add_file(manifest, fname, fsize, fh, &fsha);
             for (int i = 0; i < n; i++)
                 qf_manifest_add_tensor(manifest, fname, e[i].name, e[i].dtype, e[i].ndim, e[i].shape, th[i]);
             st->bytes_out += fsize;
@@ -88,7 +89,9 @@ static qf_status qf_passthrough_shards(const qf_convert_opts *o, const qf_checkp
         text[len] = '\n';
         char *ipath = qf_path_join(tmp, "model.safetensors.index.json");
         s = qf_file_write_atomic(ipath, text, len + 1, err);
-        if (s == QF_OK) qf_manifest_add_file(manifest, "model.safetensors.index.json", len + 1, qf_hash_bytes(text, len + 1));
+        qf_sha256 isha = qf_sha256_bytes(text, len + 1);
+        if (s == QF_OK)
+            qf_manifest_add_file(manifest, "model.safetensors.index.json", len + 1, qf_hash_bytes(text, len + 1), &isha);
         st->bytes_out += len + 1;
         free(ipath);
         free(text);

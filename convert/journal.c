@@ -81,7 +81,7 @@ json_t *qf_journal_shard(json_t *j, const char *tmp, const char *name)
 }
 
 qf_status qf_journal_add(json_t *j, const char *tmp, const char *name, uint64_t size, qf_hash128 h,
-                         const qf_hash128 *tensor_hashes, int n, qf_error *err)
+                         const qf_sha256 *sha, const qf_hash128 *tensor_hashes, int n, qf_error *err)
 {
     char hex[QF_HASH_HEX_LEN + 1];
     json_t *th = json_array();
@@ -90,9 +90,11 @@ qf_status qf_journal_add(json_t *j, const char *tmp, const char *name, uint64_t 
         json_array_append_new(th, json_string(hex));
     }
     qf_hash_hex(h, hex);
+    char shex[QF_SHA256_HEX_LEN + 1];
+    qf_sha256_hex(*sha, shex);
     json_array_append_new(json_object_get(j, "shards"),
-                          json_pack("{s:s, s:I, s:s, s:o}", "name", name, "size", (json_int_t)size, "xxh3_128", hex,
-                                    "tensors", th));
+                          json_pack("{s:s, s:I, s:s, s:s, s:o}", "name", name, "size", (json_int_t)size, "xxh3_128", hex,
+                                    "sha256", shex, "tensors", th));
     char *text = json_dumps(j, JSON_COMPACT);
     char *p = qf_path_join(tmp, QF_JOURNAL_NAME);
     qf_status s = qf_file_write_atomic(p, text, strlen(text), err);

@@ -15,6 +15,7 @@
 
 #include "qf_error.h"
 #include "qf_hash.h"
+#include "qf_sha256.h"
 
 #define QF_JOURNAL_NAME "qforge.journal.json"
 
@@ -28,6 +29,6 @@ json_t *qf_journal_new(const char *key);
 json_t *qf_journal_shard(json_t *j, const char *tmp, const char *name);
 /* Record a completed shard and write the journal atomically. */
 qf_status qf_journal_add(json_t *j, const char *tmp, const char *name, uint64_t size, qf_hash128 h,
-                         const qf_hash128 *tensor_hashes, int n, qf_error *err);
+                         const qf_sha256 *sha, const qf_hash128 *tensor_hashes, int n, qf_error *err);
 
 #endif

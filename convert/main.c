@@ -13,7 +13,9 @@ typedef struct {
 
 static const qf_command qf_commands[] = {
     {"convert", qf_cmd_convert, "quantize a Hugging Face checkpoint into a loadable artifact"},
-    {"verify", qf_cmd_verify, "recompute every hash of an artifact against its manifest"},
+    {"verify", qf_cmd_verify, "recompute every hash of an artifact against its manifest (--key: and its signature)"},
+    {"sign", qf_cmd_sign, "write a detached OpenSSF model-signing signature (model.sig) with your key"},
+    {"hash", qf_cmd_hash, "print the SHA-256 of every file of a folder, as sha256sum does"},
     {"inspect", qf_cmd_inspect, "list tensors, dtypes, sizes and quantization of a folder"},
     {"tokenize", qf_cmd_tokenize, "tokenize a text file with a model's tokenizer.json"},
     {"validate", qf_cmd_validate, "perplexity of a model, KLD / top-1 drift of an artifact against it (ppl-512)"},
@@ -30,7 +32,8 @@ static void qf_usage(FILE *f)
     for (size_t i = 0; i < sizeof qf_commands / sizeof qf_commands[0]; i++)
         fprintf(f, "  %-10s %s\n", qf_commands[i].name, qf_commands[i].summary);
     fprintf(f, "\nexit codes: 0 ok, 2 usage, 3 I/O, 4 malformed input, 5 unsupported, 6 verify failed,\n"
-               "7 threshold exceeded, 8 out of memory, 9 CUDA, 10 interrupted, 11 refused as unsafe\n"
+               "7 threshold exceeded, 8 out of memory, 9 CUDA, 10 interrupted, 11 refused as unsafe,\n"
+               "12 metric not finite, 13 no signature, 14 bad signature, 15 wrong key, 16 files added/removed\n"
                "(docs/cli.md).  Example:\n"
                "  qforge convert tests/data/tiny-llama -o /tmp/tl-w4 --scheme w4a16\n"
                "  qforge verify /tmp/tl-w4\n");

@@ -19,6 +19,8 @@ int qf_cmd_validate(int argc, char **argv);
 int qf_cmd_synth(int argc, char **argv);
 int qf_cmd_merge(int argc, char **argv);
 int qf_cmd_bench(int argc, char **argv);
+int qf_cmd_sign(int argc, char **argv);
+int qf_cmd_hash(int argc, char **argv);
 
 /* Report a failure: "qforge <cmd>: error: <msg>" on stderr, or with json set one object
  * {"ok": false, "error": msg, "code": name, "exit_code": n} on stdout.  Returns err->code

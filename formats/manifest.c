@@ -31,10 +31,15 @@ static json_t *qf_manifest_list(json_t *m, const char *key)
     return a;
 }
 
-void qf_manifest_add_file(json_t *m, const char *name, uint64_t size, qf_hash128 h)
+void qf_manifest_add_file(json_t *m, const char *name, uint64_t size, qf_hash128 h, const qf_sha256 *sha)
 {
-    json_array_append_new(qf_manifest_list(m, "files"),
-                          json_pack("{s:s, s:I, s:o}", "name", name, "size", (json_int_t)size, "xxh3_128", qf_hash_json(h)));
+    json_t *f = json_pack("{s:s, s:I, s:o}", "name", name, "size", (json_int_t)size, "xxh3_128", qf_hash_json(h));
+    if (sha) {
+        char hex[QF_SHA256_HEX_LEN + 1];
+        qf_sha256_hex(*sha, hex);
+        json_object_set_new(f, "sha256", json_string(hex));
+    }
+    json_array_append_new(qf_manifest_list(m, "files"), f);
 }
 
 void qf_manifest_add_tensor(json_t *m, const char *file, const char *name, qf_dtype dtype, int ndim,

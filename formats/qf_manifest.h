@@ -5,7 +5,9 @@
  *   "format": "qforge.manifest", "version": 1, "tool": {"name", "version"},
  *   "recipe":  the full recipe (scheme, method, ignore list, options; calibration facts),
  *   "source":  {"path": basename, "files": [{"name", "size", "xxh3_128"}]},
- *   "files":   every file of the artifact except the manifest: [{"name", "size", "xxh3_128"}],
+ *   "files":   every file of the artifact except the manifest (and a signature, model.sig):
+ *              [{"name", "size", "xxh3_128", "sha256"}] ("sha256" since 0.x: older manifests
+ *              lack it and verify by XXH3-128 alone),
  *   "tensors": every tensor: [{"name", "file", "dtype", "shape", "xxh3_128"}],
  *   optional "validation" (qforge validate --record),
  *   "seal":    XXH3-128 of the canonical text of the manifest without "seal".
@@ -23,13 +25,17 @@
 #include "qf_error.h"
 #include "qf_hash.h"
 #include "qf_progress.h"
+#include "qf_sha256.h"
 
 #define QF_MANIFEST_NAME "qforge.manifest.json"
+/* The detached signature beside it (OpenSSF model-signing's default name; qf_sign.h). */
+#define QF_SIGNATURE_NAME "model.sig"
 
 /* New manifest with format, version and tool filled; caller owns (json_decref). */
 json_t *qf_manifest_new(void);
-/* Append to "files" / "tensors" (created on first use). */
-void qf_manifest_add_file(json_t *m, const char *name, uint64_t size, qf_hash128 h);
+/* Append to "files" / "tensors" (created on first use).  sha: the file's SHA-256, or NULL
+ * (then the entry has no "sha256": manifests before it had none, and still verify). */
+void qf_manifest_add_file(json_t *m, const char *name, uint64_t size, qf_hash128 h, const qf_sha256 *sha);
 void qf_manifest_add_tensor(json_t *m, const char *file, const char *name, qf_dtype dtype, int ndim,
                             const int64_t *shape, qf_hash128 h);
 /* Seal and write dir/qforge.manifest.json atomically. m is not consumed. */
@@ -48,6 +54,7 @@ typedef enum qf_verify_kind {
     QF_VERIFY_MODIFIED = 4,  /* same size, different hash */
     QF_VERIFY_TENSOR = 5,    /* a tensor's bytes differ (or the tensor is gone) */
     QF_VERIFY_MANIFEST = 6,  /* the manifest itself is missing, unreadable or its seal fails */
+    QF_VERIFY_STRUCTURE = 7, /* a safetensors file or the shard index is malformed (qf_verify_folder.h) */
 } qf_verify_kind;
 
 typedef struct qf_verify_issue {

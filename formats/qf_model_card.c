@@ -351,7 +351,8 @@ qf_status qf_model_card_write(const char *dir, json_t *manifest, qf_error *err)
             const char *n = qf_js(json_array_get(files, i), "name");
             if (n && strcmp(n, QF_MODEL_CARD_NAME) == 0) json_array_remove(files, i);
         }
-        qf_manifest_add_file(manifest, QF_MODEL_CARD_NAME, len, qf_hash_bytes(text, len));
+        qf_sha256 sha = qf_sha256_bytes(text, len);
+        qf_manifest_add_file(manifest, QF_MODEL_CARD_NAME, len, qf_hash_bytes(text, len), &sha);
     }
     free(text);
     return s;

@@ -4,7 +4,8 @@
  * which fixes the header (compact JSON, "__metadata__": {"format": "pt"} first, padded with
  * spaces to a multiple of 8) and the byte offsets (declaration order, contiguous); then feeds
  * each tensor's bytes in declaration order, in as many pieces as it likes.  The XXH3-128 of
- * the whole file and of each tensor's bytes are computed on the way (no second pass).  The
+ * the whole file and of each tensor's bytes, and the file's SHA-256, are computed on the way
+ * (no second pass).  The
  * file is written under the given path directly: the caller writes into a temporary folder
  * that is renamed when everything is complete.  A write error (disk full) is QF_ERR_IO naming
  * the file; qf_st_writer_abort closes and deletes the partial file.
@@ -17,6 +18,7 @@
 #include "qf_dtype.h"
 #include "qf_error.h"
 #include "qf_hash.h"
+#include "qf_sha256.h"
 
 typedef struct qf_st_entry {
     const char *name; /* borrowed until qf_st_writer_open returns (copied) */
@@ -35,10 +37,11 @@ uint64_t qf_st_file_bytes(const qf_st_entry *e, int n);
 qf_status qf_st_writer_open(const char *path, const qf_st_entry *entries, int n, qf_st_writer **out, qf_error *err);
 /* Append bytes of entry i (must be the current entry: entries are completed in order). */
 qf_status qf_st_writer_write(qf_st_writer *w, int i, const void *data, uint64_t nbytes, qf_error *err);
-/* Flush, fsync, close.  file_hash: XXH3-128 of the whole file; tensor_hashes[n] (may be NULL).
- * Frees w whatever the outcome (on failure the partial file is deleted). */
-qf_status qf_st_writer_close(qf_st_writer *w, uint64_t *file_size, qf_hash128 *file_hash, qf_hash128 *tensor_hashes,
-                             qf_error *err);
+/* Flush, fsync, close.  file_hash: XXH3-128 of the whole file; file_sha256: its SHA-256;
+ * tensor_hashes[n]; any may be NULL.  Frees w whatever the outcome (on failure the partial
+ * file is deleted). */
+qf_status qf_st_writer_close(qf_st_writer *w, uint64_t *file_size, qf_hash128 *file_hash, qf_sha256 *file_sha256,
+                             qf_hash128 *tensor_hashes, qf_error *err);
 /* Close and delete the partial file; NULL ok. */
 void qf_st_writer_abort(qf_st_writer *w);
 

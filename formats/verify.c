@@ -19,6 +19,7 @@ const char *qf_verify_kind_name(qf_verify_kind k)
     case QF_VERIFY_MODIFIED: return "modified";
     case QF_VERIFY_TENSOR: return "tensor";
     case QF_VERIFY_MANIFEST: return "manifest";
+    case QF_VERIFY_STRUCTURE: return "structure";
     }
     return "?";
 }
@@ -57,16 +58,23 @@ static int qf_issue_cmp(const void *a, const void *b)
     return strcmp(x->tensor, y->tensor);
 }
 
-/* Hash a mapped region in 16 MiB steps so progress moves on big files. */
-static qf_hash128 qf_hash_region(const uint8_t *p, uint64_t n, qf_progress *prog)
+/* Hash a mapped region in 16 MiB steps so progress moves on big files; the SHA-256 too
+ * when sha is not NULL (the same pass over the pages: one read for both). */
+static qf_hash128 qf_hash_region(const uint8_t *p, uint64_t n, qf_progress *prog, qf_sha256 *sha)
 {
     XXH3_state_t *st = XXH3_createState();
     XXH3_128bits_reset(st);
+    qf_sha256_ctx *sc = sha ? qf_sha256_new() : NULL;
     const uint64_t step = 16u << 20;
     for (uint64_t off = 0; off < n; off += step) {
         uint64_t k = n - off < step ? n - off : step;
         XXH3_128bits_update(st, p + off, (size_t)k);
+        if (sc) qf_sha256_update(sc, p + off, (size_t)k);
         qf_progress_add(prog, k);
+    }
+    if (sha) {
+        memset(sha, 0, sizeof *sha); /* no context (out of memory): a digest nothing matches */
+        if (sc) *sha = qf_sha256_final(sc);
     }
     qf_hash128 h = qf_hash_digest(st);
     XXH3_freeState(st);
@@ -187,11 +195,18 @@ qf_status qf_verify_dir(const char *dir, qf_verify_report *rep, qf_progress *pro
             continue;
         }
         free(path);
-        qf_hash128 want, got = qf_hash_region(mf.data, mf.size, prog);
+        /* "sha256" is optional (older manifests lack it) but, when present, must be well formed */
+        const char *shex = qf_jstr(f, "sha256");
+        qf_sha256 want_sha, got_sha;
+        int has_sha = json_object_get(f, "sha256") != NULL;
+        int sha_ok = !has_sha || (shex && qf_sha256_parse_hex(shex, &want_sha) == 0);
+        qf_hash128 want, got = qf_hash_region(mf.data, mf.size, prog, has_sha ? &got_sha : NULL);
 #pragma omp atomic
         rep->bytes_hashed += mf.size;
         if (qf_hash_parse_hex(hex, &want) != 0 || !qf_hash_equal(want, got))
             qf_issue(rep, QF_VERIFY_MODIFIED, name, NULL, "%scontent differs from the manifest hash", "");
+        else if (!sha_ok || (has_sha && !qf_sha256_equal(want_sha, got_sha)))
+            qf_issue(rep, QF_VERIFY_MODIFIED, name, NULL, "%scontent differs from the manifest's SHA-256", "");
         else {
 #pragma omp atomic
             rep->files_ok++;
@@ -205,7 +220,8 @@ qf_status qf_verify_dir(const char *dir, qf_verify_report *rep, qf_progress *pro
     DIR *d = opendir(dir);
     struct dirent *de;
     while (d && (de = readdir(d))) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 || strcmp(de->d_name, QF_MANIFEST_NAME) == 0)
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 || strcmp(de->d_name, QF_MANIFEST_NAME) == 0 ||
+            strcmp(de->d_name, QF_SIGNATURE_NAME) == 0) /* the signature covers the manifest: it is never listed */
             continue;
         int listed = 0;
         for (size_t i = 0; i < nf && !listed; i++) {

@@ -2,7 +2,7 @@
 # Installs the Debian packages qforge builds against, when missing.  As root it runs
 # apt-get; otherwise it prints the exact command to run and fails.
 set -eu
-pkgs="build-essential libzip-dev libxxhash-dev libcmocka-dev libjansson-dev libpcre2-dev"
+pkgs="build-essential libzip-dev libxxhash-dev libcmocka-dev libjansson-dev libpcre2-dev libssl-dev"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -197,7 +197,7 @@ static void write_and_check(const qf_st_entry *e, int n, qf_test_rng *r, int max
     }
     uint64_t fsize = 0;
     qf_hash128 fh;
-    assert_int_equal(qf_st_writer_close(w, &fsize, &fh, th, &err), QF_OK);
+    assert_int_equal(qf_st_writer_close(w, &fsize, &fh, NULL, th, &err), QF_OK);
 
     size_t len = 0;
     uint8_t *file = read_file(path, &len);
@@ -265,7 +265,7 @@ static void test_writer_digests_equal_one_shot_for_random_chunkings(void **state
     qf_error err = {0};
     qf_hash128 th;
     assert_int_equal(qf_st_writer_open(path, only_empty, 1, &w, &err), QF_OK);
-    assert_int_equal(qf_st_writer_close(w, NULL, NULL, &th, &err), QF_OK);
+    assert_int_equal(qf_st_writer_close(w, NULL, NULL, NULL, &th, &err), QF_OK);
     expect_hex(th, "99aa06d3014798d86001c324468d497f", "empty tensor");
 }
 
@@ -282,7 +282,7 @@ static void test_writer_misuse_is_refused_and_leaves_no_file(void **state)
     assert_int_equal(qf_st_writer_write(w, 1, bytes, 4, &err), QF_ERR_USAGE); /* out of order */
     assert_int_equal(qf_st_writer_write(w, 0, bytes, 5, &err), QF_ERR_USAGE); /* past its size */
     assert_int_equal(qf_st_writer_write(w, 0, bytes, 4, &err), QF_OK);
-    assert_int_equal(qf_st_writer_close(w, NULL, NULL, NULL, &err), QF_ERR_USAGE); /* y never written */
+    assert_int_equal(qf_st_writer_close(w, NULL, NULL, NULL, NULL, &err), QF_ERR_USAGE); /* y never written */
     struct stat sb;
     assert_int_not_equal(stat(path, &sb), 0); /* the partial file is gone */
 }

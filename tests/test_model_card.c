@@ -51,9 +51,9 @@ static json_t *manifest(const char *layout, const char *scheme)
                                                "model.safetensors", "size", 4000000, "xxh3_128",
                                                "00000000000000000000000000000000"));
     qf_hash128 h = qf_hash_bytes("x", 1);
-    qf_manifest_add_file(m, "model-00001-of-00002.safetensors", 1000000, h);
-    qf_manifest_add_file(m, "model-00002-of-00002.safetensors", 500000, h);
-    qf_manifest_add_file(m, "config.json", 700, h);
+    qf_manifest_add_file(m, "model-00001-of-00002.safetensors", 1000000, h, NULL);
+    qf_manifest_add_file(m, "model-00002-of-00002.safetensors", 500000, h, NULL);
+    qf_manifest_add_file(m, "config.json", 700, h, NULL);
     return m;
 }
 
@@ -131,7 +131,7 @@ static void test_refresh_after_record(void **state)
     /* make the listed files real so that verify can pass */
     json_array_clear(json_object_get(m, "files"));
     write_text(d, "model.safetensors", "not really safetensors but hashed");
-    qf_manifest_add_file(m, "model.safetensors", 33, qf_hash_bytes("not really safetensors but hashed", 33));
+    qf_manifest_add_file(m, "model.safetensors", 33, qf_hash_bytes("not really safetensors but hashed", 33), NULL);
     qf_error e;
     assert_int_equal(qf_model_card_write(d, m, &e), QF_OK);
     assert_int_equal(qf_manifest_write(d, m, &e), QF_OK);

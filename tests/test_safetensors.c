@@ -237,7 +237,7 @@ static void test_writer_round_trip(void **state)
     assert_int_equal(qf_st_writer_write(w, 1, b, 6, &err), QF_OK);
     uint64_t size;
     qf_hash128 fh, th[3];
-    assert_int_equal(qf_st_writer_close(w, &size, &fh, th, &err), QF_OK);
+    assert_int_equal(qf_st_writer_close(w, &size, &fh, NULL, th, &err), QF_OK);
     assert_int_equal(size, qf_st_file_bytes(e, 3));
     assert_int_equal(size % 1, 0);
     qf_checkpoint *ck;
@@ -253,7 +253,7 @@ static void test_writer_round_trip(void **state)
     unlink(path);
     /* closing early is an error and deletes the partial file */
     assert_int_equal(qf_st_writer_open(path, e, 3, &w, &err), QF_OK);
-    assert_int_equal(qf_st_writer_close(w, NULL, NULL, NULL, &err), QF_ERR_USAGE);
+    assert_int_equal(qf_st_writer_close(w, NULL, NULL, NULL, NULL, &err), QF_ERR_USAGE);
     assert_false(qf_path_exists(path));
 }
 

@@ -4,7 +4,8 @@
 # with)?  Backs the README's "Load it with vllm serve OUT_DIR" with a real loader.
 #
 # Usage: sh tests/interop/transformers.sh QFORGE_BINARY
-#   For every fixture in FIXTURES and every artifact in ARTIFACTS: convert with qforge, run
+#   For every fixture in FIXTURES and every artifact in ARTIFACTS (SCHEMES_TIED / SCHEMES_SWA for
+#   tiny-tied / tiny-swa unless ARTIFACTS is set): convert with qforge, run
 #   `qforge validate --chunks $WINDOWS --json` on the first WINDOWS ppl-512 windows of
 #   tests/data/eval.txt, then check_transformers.py loads the artifact (CPU, float32), requires
 #   no missing / unexpected keys and a complete ignore list, and requires its mean
@@ -27,12 +28,25 @@ py=${PYTHON:-python3}
 text=$root/tests/data/eval.txt
 
 # The fixtures (folders under tests/data/): adding one is adding its name here.
-FIXTURES=${FIXTURES:-"tiny-llama tiny-moe"}
+#   tiny-llama  dense Llama: every scheme, the reference for the table in docs/bench.md
+#   tiny-moe    Mixtral, per-expert w1/w2/w3 that transformers fuses at load (weight-only on
+#               both sides; check_transformers.py patches transformers 5.23's fused-expert
+#               dequantizer, docs/formats.md section 8): every scheme
+#   tiny-tied   Qwen3, tie_word_embeddings (no lm_head tensor), q/k norms: SCHEMES_TIED
+#   tiny-swa    Mistral, sliding_window 128 < the 512-token windows (its base is also checked
+#               against the fixture's reference logits beyond the window): SCHEMES_SWA
+FIXTURES=${FIXTURES:-"tiny-llama tiny-moe tiny-tied tiny-swa"}
+artifacts_user=${ARTIFACTS:+set}
 # label:scheme:method; the calibrated ones run on a few short windows (CI-sized), which is
 # enough here: the check is that both sides compute the same thing, not how good it is.
 ARTIFACTS=${ARTIFACTS:-"fp8-dynamic:fp8-dynamic:rtn w8a8:w8a8:rtn w4a16:w4a16:rtn w4a16-asym:w4a16-asym:rtn
     nvfp4a16:nvfp4a16:rtn mxfp4a16:mxfp4a16:rtn fp8:fp8:rtn nvfp4:nvfp4:rtn
     w4a16-asym-gptq:w4a16-asym:gptq nvfp4a16-gptq:nvfp4a16:gptq"}
+# The extra fixtures test a model family, not the schemes again: one layout per weight kind
+# (int8 + 8-bit activations, packed int4, fp4) and fp4 activations, to keep the
+# whole run within a few minutes on 2 cores.  ARTIFACTS (when set) applies to every fixture.
+SCHEMES_TIED=${SCHEMES_TIED:-"fp8-dynamic:fp8-dynamic:rtn w8a8:w8a8:rtn w4a16:w4a16:rtn nvfp4a16:nvfp4a16:rtn nvfp4:nvfp4:rtn"}
+SCHEMES_SWA=${SCHEMES_SWA:-"fp8-dynamic:fp8-dynamic:rtn w4a16-asym:w4a16-asym:rtn nvfp4a16:nvfp4a16:rtn nvfp4:nvfp4:rtn"}
 WINDOWS=${WINDOWS:-2}
 calib="--calib-samples 4 --calib-seqlen 256"
 
@@ -69,7 +83,11 @@ for fx in $FIXTURES; do
     aq=on
     grep -Eq '"num_(local_)?experts"' "$model/config.json" && aq=off
     specs=""
-    for a in $ARTIFACTS; do
+    artifacts=$ARTIFACTS
+    if [ -z "$artifacts_user" ]; then
+        case $fx in tiny-tied) artifacts=$SCHEMES_TIED ;; tiny-swa) artifacts=$SCHEMES_SWA ;; esac
+    fi
+    for a in $artifacts; do
         label=${a%%:*}; rest=${a#*:}; scheme=${rest%%:*}; method=${rest#*:}
         out=$tmp/$fx-$label
         extra=""

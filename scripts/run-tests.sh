@@ -7,7 +7,7 @@
 # A suite skips by exiting 77 (the automake convention) after printing "SKIP <suite>: <reason>".
 # With CI=true (how CI runs .ci/run) a skipped REQUIRED suite counts as failed and is named in
 # the closing output: on CI the Python interop checks (artifacts, gguf-py, ml_dtypes tables,
-# transformers + compressed-tensors), the .bin / hostile-pickle suite and, where nvcc exists,
+# transformers + compressed-tensors, llm-compressor configs, model-signing), the .bin / hostile-pickle suite and, where nvcc exists,
 # the CUDA emulator must have run.  Exit status is non-zero when anything failed.
 # Usage: scripts/run-tests.sh QFORGE_BINARY TEST_PROGRAM...
 set -u
@@ -69,7 +69,7 @@ done
 py=$(scripts/pydeps.sh 2>"$tmp/pydeps.err")
 cat "$tmp/pydeps.err" >&2
 nopy=$(tail -n 1 "$tmp/pydeps.err")
-for s in tests/interop/run.sh tests/interop/transformers.sh tests/interop/llmc.sh; do
+for s in tests/interop/run.sh tests/interop/transformers.sh tests/interop/llmc.sh tests/interop/signing.sh; do
     [ -f "$s" ] || continue
     if [ -n "$py" ]; then
         suite "$s" 1 env PYTHON="$py" PATH="$(dirname "$py"):$PATH" sh "$s" "$qforge"

@@ -8,7 +8,7 @@
 #   --key` must accept model_signing's; after a one-byte change to any file, or a shard
 #   rebuilt with a resealed manifest, both tools must reject both signatures.
 #   Python: $PYTHON or python3 with model_signing importable (tests/interop/
-#   requirements-signing.txt); otherwise prints "SKIP signing: <reason>" and exits 77.
+#   requirements.txt); otherwise prints "SKIP signing: <reason>" and exits 77.
 #   Prints "N passed, N failed" last; exit 1 on any failure.
 set -u
 if [ $# -ne 1 ]; then
@@ -21,7 +21,7 @@ qforge=$1
 case $qforge in /*) ;; *) qforge=$(pwd)/$qforge ;; esac
 py=${PYTHON:-python3}
 if ! "$py" -c "import model_signing" 2>/dev/null; then
-    echo "SKIP signing: $py cannot import model_signing (pip install -r tests/interop/requirements-signing.txt)"
+    echo "SKIP signing: $py cannot import model_signing (pip install -r tests/interop/requirements.txt)"
     exit 77
 fi
 if ! command -v openssl >/dev/null; then

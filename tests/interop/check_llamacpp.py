@@ -28,28 +28,10 @@ import time
 import numpy as np
 import llama_cpp
 
+from qf_report import Report
+
 CTX = 512
 PPL_TOL = 1e-3  # relative; see the docstring
-
-
-class Report:
-    def __init__(self):
-        self.passed = self.failed = 0
-
-    def check(self, ok, what, detail=""):
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-            print("FAIL llama.cpp: %s%s" % (what, " (%s)" % detail if detail else ""), flush=True)
-        return ok
-
-    def note(self, text):
-        print("     llama.cpp: " + text, flush=True)
-
-    def finish(self):
-        print("%d passed, %d failed" % (self.passed, self.failed), flush=True)
-        return 1 if self.failed else 0
 
 
 def run(cmd):
@@ -100,7 +82,7 @@ def main():
     text_path = os.path.join(root, "tests/data/eval.txt")
     want = np.fromfile(os.path.join(root, "tests/data/eval.tokens.i32"), dtype="<i4")
     text = open(text_path, "rb").read()  # llama_tokenize takes UTF-8 bytes
-    rep = Report()
+    rep = Report("llama.cpp")
     rep.note("llama-cpp-python %s" % llama_cpp.__version__)
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "gguf-f16")

@@ -35,6 +35,8 @@ import warnings
 
 import torch
 
+from qf_report import Report
+
 FLOATS = ("BF16", "F16", "F32")
 # mean KLD, relative.  Weights alone (every weight-only scheme, MoE fixtures) agree to < 0.2 %.
 TOLERANCE = 0.02
@@ -43,20 +45,6 @@ TOLERANCE = 0.02
 # engines flip codes; measured on tiny-llama w8a8, window by window, +0.3 / -4.0 / +3.1 / -7.2 %,
 # mean of 2 windows -1.8 % (docs/bench.md); 5 % is ~2.5x that mean.
 TOLERANCE_ACT8 = 0.05
-
-
-class Report:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, ok, what, detail=""):
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-            print(f"FAIL {what}" + (f" ({detail})" if detail else ""), flush=True)
-        return ok
 
 
 def windows_of(base_dir, text_path, n, ctx=512):
@@ -493,8 +481,7 @@ def main():
               f"{kld:.6f} vs {qk:.6f}")
     if n_xfail:
         print(f"     {fixture}: {n_xfail} known upstream failure(s) (XFAIL lines above)")
-    print(f"{rep.passed} passed, {rep.failed} failed", flush=True)
-    return 1 if rep.failed else 0
+    return rep.finish()
 
 
 if __name__ == "__main__":

@@ -21,29 +21,7 @@ for _name in ("float8_e4m3fn", "float8_e5m2", "bfloat16"):
 
 from safetensors.numpy import load_file  # noqa: E402  (after the dtype shim)
 
-
-class Report:
-    """Counts checks; one line per failure, a closing 'N passed, N failed' line."""
-
-    def __init__(self, prefix):
-        self.prefix = prefix
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, ok, what, detail=""):
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-            print(f"FAIL {self.prefix}: {what}" + (f" ({detail})" if detail else ""), flush=True)
-        return ok
-
-    def note(self, text):
-        print(f"     {self.prefix}: {text}", flush=True)
-
-    def finish(self):
-        print(f"{self.passed} passed, {self.failed} failed", flush=True)
-        return 1 if self.failed else 0
+from qf_report import Report  # noqa: E402,F401  (re-exported for the checkers)
 
 
 def read_header(path):

@@ -686,6 +686,9 @@ def one(runner, pr, i, tmp):
         src = d
         cmds = [[q, "convert", d, "-o", out, "--scheme", "w4a16", "-q"] if rng.random() < 0.5
                 else [q, "convert", d, "-o", out, "--to", "safetensors", "-q"]]
+    elif target == "tokenizer" and rng.random() < 0.5:  # w4a16 copies tokenizer.json; gguf parses it
+        src = d
+        cmds = [[q, "convert", d, "-o", out, "--layout", "gguf", "--scheme", "q8_0", "-q"]]
     else:
         src = d
         cmds = [[q, "convert", d, "-o", out, "--scheme", "w4a16", "-q"]]
@@ -751,7 +754,7 @@ def main():
     ap.add_argument("--timeout", type=float, default=20.0)
     ap.add_argument("--mem-mb", type=int, default=4096)
     ap.add_argument("--rss-bound-mb", type=float, default=1024.0)
-    ap.add_argument("--extra", type=float, default=0.2, help="fraction of inputs that also get inspect / validate / verify")
+    ap.add_argument("--extra", type=float, default=0.3, help="fraction of inputs that also get inspect / validate / verify")
     ap.add_argument("--targets", default=",".join(TARGETS))
     ap.add_argument("--start", type=int, default=0, help="first input number (to replay one: --start N --count 1)")
     args = ap.parse_args()

@@ -96,6 +96,16 @@ for v in '\000\000\000\200:2^31' '\376\377\377\377:2^32-2' '\350\003\000\000:100
     no_output "$T/hs" "GGUF with ${v#*:} heads: nothing written"
 done
 
+# 6b. a GGUF whose tensor count is lowered (campaign seed 1, input 461: 0) converted into an
+#     empty artifact with exit 0; the tensors must account for the data section: a format error
+for v in '\000:0' '\001:1'; do
+    cp "$T/g/model.gguf" "$T/c.gguf"
+    printf "${v%%:*}\000\000\000\000\000\000\000" | dd of="$T/c.gguf" bs=1 seek=8 conv=notrunc status=none
+    expect_exit 4 "GGUF with tensor count ${v#*:}: --to safetensors" -- "$QFORGE" convert "$T/c.gguf" --to safetensors -o "$T/cs" -q
+    stderr_has "tensor count" "GGUF with tensor count ${v#*:}: named"
+    no_output "$T/cs" "GGUF with tensor count ${v#*:}: nothing written"
+done
+
 # 7. a config that contradicts the weights' shapes is refused before anything is written
 lie() { # lie KEY FROM TO: config.json of a fresh copy says KEY is TO where the weights say FROM
     mk; sed -i "s/\"$1\": *$2,*/\"$1\": $3,/" "$T/in/config.json"

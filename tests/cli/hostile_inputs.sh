@@ -106,6 +106,12 @@ for v in '\000:0' '\001:1'; do
     no_output "$T/cs" "GGUF with tensor count ${v#*:}: nothing written"
 done
 
+# 6c. an unknown model_type (campaign seed 1, input 3385: 'llam[a') was refused by validate with
+#     a message that did not name config.json
+mk; sed -i 's/"model_type": *"llama"/"model_type": "llam[a"/' "$T/in/config.json"
+expect_exit 5 "validate: unknown model_type" -- "$QFORGE" validate --base "$T/in" --text tests/data/eval.txt --chunks 1 --ctx 64 -q
+stderr_has "config.json: model_type" "unknown model_type: config.json named"
+
 # 7. a config that contradicts the weights' shapes is refused before anything is written
 lie() { # lie KEY FROM TO: config.json of a fresh copy says KEY is TO where the weights say FROM
     mk; sed -i "s/\"$1\": *$2,*/\"$1\": $3,/" "$T/in/config.json"

@@ -734,7 +734,7 @@ def one(runner, pr, i, tmp):
             f.write("#!/bin/sh\n# %s: %s (campaign seed %d, input %d)\ncd \"$(dirname \"$0\")\"\n"
                     % (target, what, args.seed, i))
             for label, kind, rc, stderr, cmd in bad:
-                c = [x.replace(d, "in").replace(out, "out").replace(ROOT + "/", "") for x in cmd]
+                c = [x.replace(d, "in").replace(out, "out") for x in cmd]
                 c[0] = q
                 f.write("# %s -> %s (exit %s)\nrm -rf out out-gguf\n%s\n" % (label, kind, rc, " ".join("'%s'" % x for x in c)))
         with open(os.path.join(fdir, "stderr.txt"), "w") as f:

@@ -112,6 +112,12 @@ mk; sed -i 's/"model_type": *"llama"/"model_type": "llam[a"/' "$T/in/config.json
 expect_exit 5 "validate: unknown model_type" -- "$QFORGE" validate --base "$T/in" --text tests/data/eval.txt --chunks 1 --ctx 64 -q
 stderr_has "config.json: model_type" "unknown model_type: config.json named"
 
+# 6d. a pre_tokenizer Sequence of ByteLevel steps doubles the text per step (campaign seed 1,
+#     input 3663: 100 steps, 3 GB and a timeout on one window): refused, exit 5, at once
+mk; python3 -c 'import json,sys; p=sys.argv[1]; t=json.load(open(p)); t["pre_tokenizer"]={"type":"Sequence","pretokenizers":[{"type":"ByteLevel"}]*100}; json.dump(t,open(p,"w"))' "$T/in/tokenizer.json"
+expect_exit 5 "validate: 100 chained ByteLevel pre-tokenizers" -- timeout 20 "$QFORGE" validate --base "$T/in" --text tests/data/eval.txt --chunks 1 --ctx 64 -q
+stderr_has "tokenizer.json: more than one ByteLevel" "chained ByteLevel: tokenizer.json named"
+
 # 7. a config that contradicts the weights' shapes is refused before anything is written
 lie() { # lie KEY FROM TO: config.json of a fresh copy says KEY is TO where the weights say FROM
     mk; sed -i "s/\"$1\": *$2,*/\"$1\": $3,/" "$T/in/config.json"

@@ -646,6 +646,10 @@ class Runner:
 def classify(runner, cmd, d, logdir, expect_named=True, ok_codes=OK_CODES):
     rc, stderr, rss, secs = runner.run(cmd, logdir)
     reports = os.listdir(logdir) if os.path.isdir(logdir) else []
+    if not reports and ("runtime error:" in stderr or "ERROR: AddressSanitizer" in stderr
+                        or "ERROR: LeakSanitizer" in stderr):
+        reports = ["stderr"]  # UBSan combined with ASan may report on stderr whatever log_path says
+        return "sanitizer", rc, stderr, rss
     if reports:
         return "sanitizer", rc, stderr + "".join(read(os.path.join(logdir, r)).decode("utf-8", "replace") for r in reports), rss
     if rc == "timeout":

@@ -49,7 +49,7 @@ QFORGE := $(BUILD)/qforge
 NPROC  := $(shell nproc 2>/dev/null || echo 2)
 LIBQF  := $(BUILD)/libqforge.a
 
-.PHONY: all deps demo test test-gpu bench bench-gpu clean help check-deps fuzz-replay
+.PHONY: all deps demo test test-gpu bench bench-gpu clean help check-deps fuzz-replay sanitize
 all: $(QFORGE) ## build the qforge binary and libqforge.a
 	@echo "qforge built: $(QFORGE)  [$(CUDA_MSG); OpenMP: yes; ARCH: $(if $(ARCH),$(ARCH),generic)]"
 
@@ -104,6 +104,17 @@ bench: all ## CPU benchmarks: RTN conversion rate vs cat, validator tokens/s
 
 bench-gpu: all ## kernel benchmark against cuBLAS bf16 (needs a GPU)
 	$(QFORGE) bench kernels
+
+# ---- sanitizers -------------------------------------------------------------------------
+# A CPU-only ASan+UBSan build of qforge and the cmocka tests in build-asan/ (NVCC empty, so no
+# CUDA), then the unit and CLI tests against it; any sanitizer report fails (scripts/sanitize.sh).
+SAN_BUILD ?= build-asan
+SAN_CC    ?= $(CC)
+SAN_FLAGS ?= -fsanitize=address,undefined -fno-omit-frame-pointer -g -O1
+sanitize: ## ASan+UBSan build in build-asan/, unit + CLI tests, fails on any sanitizer report
+	@$(MAKE) --no-print-directory -j$(NPROC) BUILD=$(SAN_BUILD) CC=$(SAN_CC) OPT="$(SAN_FLAGS)" WERROR= NVCC= \
+	  $(SAN_BUILD)/qforge $(TEST_SRC:tests/%.c=$(SAN_BUILD)/tests/%)
+	@scripts/sanitize.sh $(SAN_BUILD)/qforge $(TEST_SRC:tests/%.c=$(SAN_BUILD)/tests/%)
 
 check-deps: ## enforce the include direction between stage folders
 	@scripts/check-deps.sh

@@ -248,7 +248,11 @@ static qf_status qf_model_load_body(qf_model *m, const char *dir, qf_error *err)
     if (!cfg_path) return qf_fail(err, QF_ERR_NOMEM, "out of memory");
     qf_status st = qf_config_load(cfg_path, &m->cfg, err);
     const qf_model_config *cfg = &m->cfg;
-    if (!st) st = qf_config_runnable(cfg, err);
+    if (!st && qf_config_runnable(cfg, err)) { /* name the file: the message is about its model_type */
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        st = qf_fail(err, QF_ERR_UNSUPPORTED, "%s: %s", cfg_path, why);
+    }
     if (!st && (cfg->head_dim % 2 || cfg->head_dim > 1024 || cfg->hidden_size <= 0 || cfg->n_layers <= 0 ||
                 cfg->intermediate_size < 0))
         st = qf_fail(err, QF_ERR_UNSUPPORTED, "%s/config.json: head_dim %d / hidden_size %d not supported by the "

@@ -142,6 +142,12 @@ qf_status qf_tk_parse_pre(qf_tokenizer *tok, const json_t *j, int depth, qf_erro
         QF_TRY(qf_tk_regex_compile(pat, pat_len, !is_regex, name, "Split pre_tokenizer", &p.re, err));
     } else if (strcmp(type, "ByteLevel") == 0) {
         int use_regex = 1;
+        /* each ByteLevel step maps every byte >= 0x80 (and the space) to a 2-byte character, so a
+         * chain of them doubles the text per step (a 100-step Sequence took 3 GB and minutes on
+         * one line); real tokenizers have one */
+        for (size_t k = 0; k < tok->n_pre; k++)
+            if (tok->pre[k].type == QF_TK_PRE_BYTE_LEVEL)
+                return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: more than one ByteLevel pre_tokenizer is not supported", name);
         QF_TRY(qf_tk_get_bool(j, "add_prefix_space", 1, &p.add_prefix_space, name, "ByteLevel", err));
         QF_TRY(qf_tk_get_bool(j, "use_regex", 1, &use_regex, name, "ByteLevel", err));
         p.type = QF_TK_PRE_BYTE_LEVEL;

@@ -33,10 +33,11 @@ qf_status qf_checkpoint_union(qf_checkpoint **parts, int n, qf_checkpoint **out,
             u->tensors[u->n_tensors] = p->tensors[t];
             u->tensors[u->n_tensors++].file += u->n_files;
         }
-        memcpy(u->files + u->n_files, p->files, sizeof *p->files * (size_t)p->n_files);
+        if (p->n_files) memcpy(u->files + u->n_files, p->files, sizeof *p->files * (size_t)p->n_files);
         u->n_files += p->n_files;
         /* buffers that tensors point into (.bin views made contiguous, GGUF decodes) */
-        memcpy(u->owned + u->n_owned, p->owned, sizeof *p->owned * (size_t)p->n_owned);
+        if (p->n_owned) /* owned is NULL when there are none: memcpy from NULL is UB even for 0 bytes */
+            memcpy(u->owned + u->n_owned, p->owned, sizeof *p->owned * (size_t)p->n_owned);
         u->n_owned += p->n_owned;
         /* ownership moved to u */
         free(p->owned), p->owned = NULL, p->n_owned = 0;

@@ -551,6 +551,11 @@ qf_status qf_gguf_parse(const char *label, const uint8_t *data, uint64_t size, q
             t->offset += g->data_offset;
             t->data = t->nbytes ? data + t->offset : NULL;
         }
+        /* counts vs offsets: the tensors must account for the data section (up to the last one's
+         * padding), so a lowered tensor count cannot hide tensors or shift the reading of others */
+        if (s == QF_OK && g->data_offset <= size && size - g->data_offset > expect)
+            s = qf_fail(err, QF_ERR_FORMAT, "%s: %llu bytes after the last of its %llu tensors (the tensor count does not "
+                        "match the data)", label, (unsigned long long)(size - g->data_offset - expect), (unsigned long long)nt);
     }
     if (s != QF_OK) {
         qf_gguf_free(g);

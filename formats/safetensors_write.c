@@ -223,7 +223,8 @@ qf_status qf_st_writer_close(qf_st_writer *w, uint64_t *file_size, qf_hash128 *f
         return s;
     }
     if (file_hash) *file_hash = qf_hash_digest(w->file_state);
-    if (file_sha256) *file_sha256 = qf_sha256_final(w->file_sha);
+    if (file_sha256) *file_sha256 = qf_sha256_final(w->file_sha); /* final frees the context */
+    else qf_sha256_free(w->file_sha);
     w->file_sha = NULL;
     if (tensor_hashes) memcpy(tensor_hashes, w->tensor_hashes, sizeof(qf_hash128) * (size_t)w->n);
     qf_st_free(w);

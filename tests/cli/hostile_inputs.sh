@@ -96,6 +96,28 @@ for v in '\000\000\000\200:2^31' '\376\377\377\377:2^32-2' '\350\003\000\000:100
     no_output "$T/hs" "GGUF with ${v#*:} heads: nothing written"
 done
 
+# 6b. a GGUF whose tensor count is lowered (campaign seed 1, input 461: 0) converted into an
+#     empty artifact with exit 0; the tensors must account for the data section: a format error
+for v in '\000:0' '\001:1'; do
+    cp "$T/g/model.gguf" "$T/c.gguf"
+    printf "${v%%:*}\000\000\000\000\000\000\000" | dd of="$T/c.gguf" bs=1 seek=8 conv=notrunc status=none
+    expect_exit 4 "GGUF with tensor count ${v#*:}: --to safetensors" -- "$QFORGE" convert "$T/c.gguf" --to safetensors -o "$T/cs" -q
+    stderr_has "tensor count" "GGUF with tensor count ${v#*:}: named"
+    no_output "$T/cs" "GGUF with tensor count ${v#*:}: nothing written"
+done
+
+# 6c. an unknown model_type (campaign seed 1, input 3385: 'llam[a') was refused by validate with
+#     a message that did not name config.json
+mk; sed -i 's/"model_type": *"llama"/"model_type": "llam[a"/' "$T/in/config.json"
+expect_exit 5 "validate: unknown model_type" -- "$QFORGE" validate --base "$T/in" --text tests/data/eval.txt --chunks 1 --ctx 64 -q
+stderr_has "config.json: model_type" "unknown model_type: config.json named"
+
+# 6d. a pre_tokenizer Sequence of ByteLevel steps doubles the text per step (campaign seed 1,
+#     input 3663: 100 steps, 3 GB and a timeout on one window): refused, exit 5, at once
+mk; python3 -c 'import json,sys; p=sys.argv[1]; t=json.load(open(p)); t["pre_tokenizer"]={"type":"Sequence","pretokenizers":[{"type":"ByteLevel"}]*100}; json.dump(t,open(p,"w"))' "$T/in/tokenizer.json"
+expect_exit 5 "validate: 100 chained ByteLevel pre-tokenizers" -- timeout 20 "$QFORGE" validate --base "$T/in" --text tests/data/eval.txt --chunks 1 --ctx 64 -q
+stderr_has "tokenizer.json: more than one ByteLevel" "chained ByteLevel: tokenizer.json named"
+
 # 7. a config that contradicts the weights' shapes is refused before anything is written
 lie() { # lie KEY FROM TO: config.json of a fresh copy says KEY is TO where the weights say FROM
     mk; sed -i "s/\"$1\": *$2,*/\"$1\": $3,/" "$T/in/config.json"

@@ -78,6 +78,10 @@ typedef struct qf_verify_report {
  * first); other codes when the check itself could not run. */
 qf_status qf_verify_dir(const char *dir, qf_verify_report *rep, qf_progress *prog, qf_error *err);
 void qf_verify_report_free(qf_verify_report *rep);
+/* Append one issue (strings cut to the report's field sizes; safe from OpenMP threads); an
+ * allocation failure drops the issue, the caller's status still reports the failure. */
+void qf_verify_report_add(qf_verify_report *rep, qf_verify_kind kind, const char *file, const char *tensor,
+                          const char *detail);
 const char *qf_verify_kind_name(qf_verify_kind k);
 
 #endif /* QF_MANIFEST_H */

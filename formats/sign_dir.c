@@ -40,18 +40,6 @@ qf_status qf_sign_dir(const char *dir, const char *key_path, const char *model_n
     return s;
 }
 
-static void qf_add_issue(qf_verify_report *rep, qf_verify_kind kind, const char *file, const char *detail)
-{
-    qf_verify_issue *n = realloc(rep->issues, sizeof *n * (size_t)(rep->n_issues + 1));
-    if (!n) return;
-    rep->issues = n;
-    qf_verify_issue *is = &n[rep->n_issues++];
-    memset(is, 0, sizeof *is);
-    is->kind = kind;
-    snprintf(is->file, sizeof is->file, "%s", file);
-    snprintf(is->detail, sizeof is->detail, "%s", detail);
-}
-
 static const qf_file_digest *qf_find(const qf_file_list *l, const char *name)
 {
     for (int i = 0; i < l->n; i++)
@@ -67,13 +55,13 @@ static qf_status qf_compare(const char *dir, const qf_file_list *have, const qf_
     char first[600] = "";
     for (int i = 0; i < want->n; i++) {
         const qf_file_digest *h = qf_find(have, want->f[i].name);
-        if (!h) qf_add_issue(rep, QF_VERIFY_MISSING, want->f[i].name, "signed file is missing");
+        if (!h) qf_verify_report_add(rep, QF_VERIFY_MISSING, want->f[i].name, NULL, "signed file is missing");
         else if (!qf_sha256_equal(h->sha256, want->f[i].sha256))
-            qf_add_issue(rep, QF_VERIFY_MODIFIED, want->f[i].name, "content differs from the signed SHA-256");
+            qf_verify_report_add(rep, QF_VERIFY_MODIFIED, want->f[i].name, NULL, "content differs from the signed SHA-256");
         else rep->files_ok++;
     }
     for (int i = 0; i < have->n; i++)
-        if (!qf_find(want, have->f[i].name)) qf_add_issue(rep, QF_VERIFY_EXTRA, have->f[i].name, "file is not signed");
+        if (!qf_find(want, have->f[i].name)) qf_verify_report_add(rep, QF_VERIFY_EXTRA, have->f[i].name, NULL, "file is not signed");
     rep->files_checked = want->n;
     for (int i = 0; i < rep->n_issues; i++) {
         const qf_verify_issue *is = &rep->issues[i];

@@ -31,8 +31,16 @@ void qf_verify_report_free(qf_verify_report *rep)
     memset(rep, 0, sizeof *rep);
 }
 
-static void qf_issue(qf_verify_report *rep, qf_verify_kind kind, const char *file, const char *tensor, const char *fmt,
-                     const char *a)
+static void qf_copy_cut(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strlen(src) : 0;
+    if (n >= cap) n = cap - 1;
+    if (n) memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
+void qf_verify_report_add(qf_verify_report *rep, qf_verify_kind kind, const char *file, const char *tensor,
+                          const char *detail)
 {
 #pragma omp critical(qf_verify_issue)
     {
@@ -42,11 +50,20 @@ static void qf_issue(qf_verify_report *rep, qf_verify_kind kind, const char *fil
             qf_verify_issue *is = &n[rep->n_issues++];
             memset(is, 0, sizeof *is);
             is->kind = kind;
-            snprintf(is->file, sizeof is->file, "%s", file ? file : "");
-            snprintf(is->tensor, sizeof is->tensor, "%s", tensor ? tensor : "");
-            snprintf(is->detail, sizeof is->detail, fmt, a ? a : "");
+            /* cut to fit: details quote reader messages longer than a report field */
+            qf_copy_cut(is->file, sizeof is->file, file);
+            qf_copy_cut(is->tensor, sizeof is->tensor, tensor);
+            qf_copy_cut(is->detail, sizeof is->detail, detail);
         }
     }
+}
+
+static void qf_issue(qf_verify_report *rep, qf_verify_kind kind, const char *file, const char *tensor, const char *fmt,
+                     const char *a)
+{
+    char detail[2048]; /* a is at most a qf_error message; the report keeps what fits */
+    snprintf(detail, sizeof detail, fmt, a ? a : "");
+    qf_verify_report_add(rep, kind, file, tensor, detail);
 }
 
 static int qf_issue_cmp(const void *a, const void *b)

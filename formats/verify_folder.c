@@ -13,28 +13,6 @@
 
 #define QF_INDEX_NAME "model.safetensors.index.json"
 
-/* Copy, cut to fit: details quote reader messages, which may be longer than a report field. */
-static void qf_copy(char *dst, size_t cap, const char *src)
-{
-    size_t n = strlen(src);
-    if (n >= cap) n = cap - 1;
-    memcpy(dst, src, n);
-    dst[n] = 0;
-}
-
-static void qf_add(qf_verify_report *rep, qf_verify_kind kind, const char *file, const char *tensor, const char *detail)
-{
-    qf_verify_issue *n = realloc(rep->issues, sizeof *n * (size_t)(rep->n_issues + 1));
-    if (!n) return;
-    rep->issues = n;
-    qf_verify_issue *is = &n[rep->n_issues++];
-    memset(is, 0, sizeof *is);
-    is->kind = kind;
-    qf_copy(is->file, sizeof is->file, file);
-    qf_copy(is->tensor, sizeof is->tensor, tensor ? tensor : "");
-    qf_copy(is->detail, sizeof is->detail, detail);
-}
-
 static int qf_ends(const char *s, const char *suf)
 {
     size_t a = strlen(s), b = strlen(suf);
@@ -67,7 +45,7 @@ static void qf_check_structure(const char *dir, const qf_file_list *files, qf_ve
             s = qf_safetensors_parse(name, mf.data, mf.size, 0, &p->t, &p->n, NULL, NULL, &e);
             qf_file_unmap(&mf); /* names are copied; the data pointers are not used after this */
         }
-        if (s != QF_OK) qf_add(rep, strstr(e.msg, "truncated") || strstr(e.msg, "past the end") ? QF_VERIFY_SIZE : QF_VERIFY_STRUCTURE, name, NULL, e.msg);
+        if (s != QF_OK) qf_verify_report_add(rep, strstr(e.msg, "truncated") || strstr(e.msg, "past the end") ? QF_VERIFY_SIZE : QF_VERIFY_STRUCTURE, name, NULL, e.msg);
         else p->ok = 1;
     }
     char *index = qf_path_join(dir, QF_INDEX_NAME);
@@ -76,7 +54,7 @@ static void qf_check_structure(const char *dir, const qf_file_list *files, qf_ve
         int n = 0;
         json_t *wm = NULL;
         qf_error e;
-        if (qf_shard_index_read(index, &names, &n, &wm, &e) != QF_OK) qf_add(rep, QF_VERIFY_STRUCTURE, QF_INDEX_NAME, NULL, e.msg);
+        if (qf_shard_index_read(index, &names, &n, &wm, &e) != QF_OK) qf_verify_report_add(rep, QF_VERIFY_STRUCTURE, QF_INDEX_NAME, NULL, e.msg);
         const char *tn;
         json_t *fv;
         json_object_foreach(wm, tn, fv)
@@ -87,14 +65,14 @@ static void qf_check_structure(const char *dir, const qf_file_list *files, qf_ve
                 if (!strcmp(sp[k].file, shard)) p = &sp[k];
             int found = 0;
             for (int k = 0; p && p->ok && k < p->n && !found; k++) found = !strcmp(p->t[k].name, tn);
-            if (!p) qf_add(rep, QF_VERIFY_MISSING, shard ? shard : QF_INDEX_NAME, tn, "the index maps a tensor to a missing shard");
-            else if (p->ok && !found) qf_add(rep, QF_VERIFY_STRUCTURE, shard, tn, "the index maps this tensor here but the shard lacks it");
+            if (!p) qf_verify_report_add(rep, QF_VERIFY_MISSING, shard ? shard : QF_INDEX_NAME, tn, "the index maps a tensor to a missing shard");
+            else if (p->ok && !found) qf_verify_report_add(rep, QF_VERIFY_STRUCTURE, shard, tn, "the index maps this tensor here but the shard lacks it");
         }
         for (int k = 0; wm && k < ns; k++)
             for (int j = 0; sp[k].ok && j < sp[k].n; j++) {
                 json_t *m = json_object_get(wm, sp[k].t[j].name);
                 if (!m || !json_is_string(m) || strcmp(json_string_value(m), sp[k].file) != 0)
-                    qf_add(rep, QF_VERIFY_STRUCTURE, sp[k].file, sp[k].t[j].name, "tensor not mapped to this shard by the index");
+                    qf_verify_report_add(rep, QF_VERIFY_STRUCTURE, sp[k].file, sp[k].t[j].name, "tensor not mapped to this shard by the index");
             }
         for (int k = 0; k < n; k++) free(names[k]);
         free(names);
@@ -119,13 +97,13 @@ static void qf_check_listing(const qf_file_list *files, const qf_listing *want, 
         const qf_listing_entry *w = &want->e[i];
         const qf_file_digest *h = qf_find(files, w->name);
         char d[160];
-        if (!h) qf_add(rep, QF_VERIFY_MISSING, w->name, NULL, "listed file is missing");
+        if (!h) qf_verify_report_add(rep, QF_VERIFY_MISSING, w->name, NULL, "listed file is missing");
         else if (w->has_size && w->size != h->size) {
             snprintf(d, sizeof d, "size %llu, the listing says %llu (%s)", (unsigned long long)h->size,
                      (unsigned long long)w->size, h->size < w->size ? "truncated" : "grown");
-            qf_add(rep, QF_VERIFY_SIZE, w->name, NULL, d);
+            qf_verify_report_add(rep, QF_VERIFY_SIZE, w->name, NULL, d);
         } else if (w->has_sha256 && !qf_sha256_equal(w->sha256, h->sha256))
-            qf_add(rep, QF_VERIFY_MODIFIED, w->name, NULL, "SHA-256 differs from the listing");
+            qf_verify_report_add(rep, QF_VERIFY_MODIFIED, w->name, NULL, "SHA-256 differs from the listing");
         else rep->files_ok++;
     }
     for (int i = 0; i < files->n; i++) {
@@ -133,7 +111,7 @@ static void qf_check_listing(const qf_file_list *files, const qf_listing *want, 
         for (int k = 0; k < want->n && !listed; k++) listed = !strcmp(want->e[k].name, files->f[i].name);
         /* the listing itself may sit in the folder it describes */
         if (!listed && strcmp(files->f[i].name, lbase) != 0)
-            qf_add(rep, QF_VERIFY_EXTRA, files->f[i].name, NULL, "file is not in the listing");
+            qf_verify_report_add(rep, QF_VERIFY_EXTRA, files->f[i].name, NULL, "file is not in the listing");
     }
 }
 

@@ -15,10 +15,27 @@ CFLAGS  ?= $(OPT) -g
 # WERROR= keeps warnings warnings (a newer compiler on a GPU host, say); CI builds with -Werror.
 WERROR  ?= -Werror
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -fopenmp -pthread $(ARCH) -MMD -MP
-INCS    := -Icommon -Iformats -Iquant -Ikernels -Icalib -Iconvert
 LDLIBS  := -lzip -lxxhash -ljansson -lpcre2-8 -lcrypto -lm
 
-LIB_DIRS := common formats quant kernels calib
+# ---- include rules: each folder sees only the folders below it (docs/architecture.md) ----
+# A source file is compiled with -I for exactly these folders, so an upward #include does
+# not compile.  Tests and tools see everything.
+INC_common          := common
+INC_quant           := common quant
+INC_formats         := $(INC_quant) formats
+INC_kernels         := $(INC_quant) kernels
+INC_calib/tokenizer := common calib/tokenizer
+INC_calib/model     := $(INC_quant) formats kernels calib/model
+INC_calib/eval      := $(INC_calib/model) calib/eval
+INC_calib/calibrate := $(INC_calib/model) calib/tokenizer calib/calibrate
+LIB_DIRS := common quant formats kernels calib/tokenizer calib/model calib/eval calib/calibrate
+INC_convert         := $(LIB_DIRS) convert
+INCS    := $(addprefix -I,$(INC_convert))
+space := $(subst ,, )
+comma := ,
+# -I flags of the folder that holds source $(1)
+incs_of = $(addprefix -I,$(INC_$(patsubst %/,%,$(dir $(1)))))
+
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 CLI_SRC  := $(wildcard convert/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -62,11 +79,11 @@ $(QFORGE): $(CLI_OBJ) $(LIBQF)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(INCS) -c $< -o $@
+	$(CC) $(CFLAGS) $(call incs_of,$<) -c $< -o $@
 
 $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) $(INCS) -DQF_HAVE_CUDA -MMD -MP -c $< -o $@
+	$(NVCC) $(NVCCFLAGS) $(call incs_of,$<) -DQF_HAVE_CUDA -MMD -MP -c $< -o $@
 
 # The CUDA kernels' repack, dequant and indexing code run on the CPU with mma.sync / ldmatrix
 # emulated from the PTX spec (kernels/dev/emulate_wq.cu): needs nvcc, no GPU.
@@ -117,7 +134,7 @@ sanitize: ## ASan+UBSan build in build-asan/, unit + CLI tests, fails on any san
 	@scripts/sanitize.sh $(SAN_BUILD)/qforge $(TEST_SRC:tests/%.c=$(SAN_BUILD)/tests/%)
 
 check-deps: ## enforce the include direction between stage folders
-	@scripts/check-deps.sh
+	@scripts/check-deps.sh $(foreach d,$(LIB_DIRS) convert,"$(d):$(subst $(space),$(comma),$(strip $(INC_$(d))))")
 
 clean:
 	rm -rf $(BUILD)

@@ -3,7 +3,7 @@
  * y[m, n] = x[m, k] . dequant(W)^T: each output column j dequantizes row j of W once into a
  * thread-local float row, then takes its dot product with every row of x, accumulating in
  * float32 in order of increasing k.  Scalar on purpose: this is the ground truth for the CUDA
- * kernels and the CPU path of the product; the fast CPU Linear lives in calib/qf_matmul.h.
+ * kernels and the CPU path of the product; the fast CPU Linear lives in calib/model/qf_matmul.h.
  */
 #include <stdlib.h>
 

@@ -49,7 +49,7 @@ suite() {
     esac
 }
 
-suite "include direction (scripts/check-deps.sh)" 0 scripts/check-deps.sh
+suite "include direction (make check-deps)" 0 make -s --no-print-directory check-deps
 emulator=0
 for t in "$@"; do
     case $t in */emulate_wq) emulator=1; suite "$t" 1 "$t" ;; *) suite "$t" 0 "$t" ;; esac

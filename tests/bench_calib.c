@@ -1,7 +1,7 @@
 /* bench_calib.c - timings of the calibrated methods on Linear shapes (dev harness, not a test).
  *
  *   make BUILD=build build/libqforge.a
- *   gcc -O2 -std=c11 -D_GNU_SOURCE -fopenmp -Icommon -Iquant -Icalib -Itests \
+ *   gcc -O2 -std=c11 -D_GNU_SOURCE -fopenmp -Icommon -Iquant -Icalib/model -Icalib/calibrate -Icalib/tokenizer -Icalib/eval -Iformats -Ikernels -Itests \
  *       tests/bench_calib.c build/libqforge.a -lm -o build/bench_calib
  *   build/bench_calib tiny          # tiny-llama shapes (hidden 384, intermediate 1024)
  *   build/bench_calib 8b            # Llama-3-8B shapes (4096, 14336; minutes)

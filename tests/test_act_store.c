@@ -1,4 +1,4 @@
-/* test_act_store.c - the calibration activation tables (calib/qf_act_store.h): a table in RAM
+/* test_act_store.c - the calibration activation tables (calib/calibrate/qf_act_store.h): a table in RAM
  * and one spilled to a file give back exactly the bits written, whatever the chunking, through
  * the same load / slot / save calls; the file is removed on close; a file that cannot be
  * created is an I/O error naming it, with nothing left behind.

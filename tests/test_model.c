@@ -1,4 +1,4 @@
-/* test_model.c - the CPU model runner (calib/qf_model.h, qf_linear.h, qf_matmul.h) against
+/* test_model.c - the CPU model runner (calib/model/qf_model.h, qf_linear.h, qf_matmul.h) against
  * independent references.
  *
  * Where the expected values come from:

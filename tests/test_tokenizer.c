@@ -1,4 +1,4 @@
-/* test_tokenizer.c - calib/qf_tokenizer.h against ids from the reference implementation.
+/* test_tokenizer.c - calib/tokenizer/qf_tokenizer.h against ids from the reference implementation.
  *
  * Expected ids come from Hugging Face `tokenizers` 0.23.3,
  * `Tokenizer.from_file(path).encode(text, add_special_tokens=False).ids`:

@@ -1,4 +1,4 @@
-/* test_validate.c - the ppl-512 evaluation (calib/qf_eval.h) and `qforge validate`.
+/* test_validate.c - the ppl-512 evaluation (calib/eval/qf_eval.h) and `qforge validate`.
  *
  * Every expected number comes from Hugging Face transformers (float32), never from this runner:
  * tests/data/reference-24w.json (first 24 windows of eval.txt, what CI evaluates; made by

@@ -18,7 +18,7 @@ for t in fuzz_pickle fuzz_safetensors_header fuzz_gguf; do
         -o build-fuzz/$t tests/fuzz/$t.c $LIB -lzip -ljansson -lxxhash -lm
     echo "built build-fuzz/$t"
 done
-$CC -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icommon -Icalib \
-    -o build-fuzz/fuzz_tokenizer_json tests/fuzz/fuzz_tokenizer_json.c calib/qf_tokenizer.c calib/tokenizer_*.c \
+$CC -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icommon -Icalib/tokenizer \
+    -o build-fuzz/fuzz_tokenizer_json tests/fuzz/fuzz_tokenizer_json.c calib/tokenizer/qf_tokenizer.c calib/tokenizer/tokenizer_*.c \
     common/qf_error.c common/qf_fs.c -ljansson -lpcre2-8 -lxxhash
 echo "built build-fuzz/fuzz_tokenizer_json"

@@ -7,7 +7,7 @@
  * twice must give the same ids.
  *
  * Build with clang: clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined
- *   -Icommon -Icalib tests/fuzz/fuzz_tokenizer_json.c calib/qf_tokenizer.c calib/tokenizer_*.c
+ *   -Icommon -Icalib/tokenizer tests/fuzz/fuzz_tokenizer_json.c calib/tokenizer/qf_tokenizer.c calib/tokenizer/tokenizer_*.c
  *   common/qf_error.c -ljansson -lpcre2-8 -lxxhash -o build-fuzz/fuzz_tokenizer_json
  * Replayed without libFuzzer by tests/test_tokenizer.c (test_fuzz_tokenizer_json).
  */

@@ -1,4 +1,4 @@
-/* tokenizer_internal.h - internal to calib/qf_tokenizer.c and calib/tokenizer_*.c: the
+/* tokenizer_internal.h - internal to calib/tokenizer/qf_tokenizer.c and calib/tokenizer_*.c: the
  * qf_tokenizer layout, its hash tables and the pipeline step descriptors.
  *
  * Layout of a loaded tokenizer:

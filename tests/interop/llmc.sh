@@ -12,26 +12,14 @@
 #   LLMC_VERBOSE=1 also prints each checker's passing summary line.  LLMC_FIXTURES=DIR: a
 #   folder searched for a fixture that tests/data lacks (one still on another branch); a
 #   fixture found nowhere is a failure.
-set -u
-if [ $# -ne 1 ]; then
-    echo "usage: sh tests/interop/llmc.sh QFORGE_BINARY" >&2
-    exit 2
-fi
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-qforge=$1
-case $qforge in /*) ;; *) qforge=$(pwd)/$qforge ;; esac
-py=${PYTHON:-python3}
+. "$(dirname "$0")/lib.sh"
+interop_begin llmc $# 1 1 "${1:-}"
 
 if ! "$py" -c "import json, struct, sys; sys.exit(sys.version_info < (3, 8))" 2>/dev/null; then
     echo "SKIP llmc: $py cannot run (Python 3.8 or later needed)"
     exit 77
 fi
-if [ ! -x "$qforge" ]; then
-    echo "llmc: $qforge is not an executable qforge binary" >&2
-    echo "0 passed, 1 failed"
-    exit 1
-fi
+need_qforge
 set -- "$root"/tests/data/llmc/*.json
 if [ ! -f "$1" ]; then
     echo "llmc: no expected files in tests/data/llmc (make them with tests/tools/make_llmc_expected.py)"
@@ -39,11 +27,7 @@ if [ ! -f "$1" ]; then
     exit 1
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/qf-llmc.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 130' INT TERM
-pass=0
-fail=0
+interop_tmp
 
 for expected in "$@"; do
     base=$(basename "$expected" .json)
@@ -79,5 +63,4 @@ for expected in "$@"; do
     rm -rf "$out"
 done
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+interop_end

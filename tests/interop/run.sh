@@ -14,17 +14,9 @@
 #   Prints "N passed, N failed" last; exit status 1 when anything failed, else 77 (the
 #   automake "skipped" code) when any part could not run, each with a "SKIP part: reason"
 #   line, so that a partial run never reads as a pass (scripts/run-tests.sh counts it).
-set -u
-if [ $# -lt 1 ]; then
-    echo "usage: sh tests/interop/run.sh QFORGE_BINARY [TEST_NUMFMT_BINARY]" >&2
-    exit 2
-fi
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-qforge=$1
-case $qforge in /*) ;; *) qforge=$(pwd)/$qforge ;; esac
+. "$(dirname "$0")/lib.sh"
+interop_begin interop $# 1 2 "${1:-}"
 numfmt=${2:-$(dirname "$qforge")/tests/test_numfmt}
-py=${PYTHON:-python3}
 model=$root/tests/data/tiny-llama
 
 if ! "$py" -c "import numpy, safetensors, ml_dtypes" 2>/dev/null; then
@@ -32,30 +24,10 @@ if ! "$py" -c "import numpy, safetensors, ml_dtypes" 2>/dev/null; then
          "(scripts/pydeps.sh makes a venv with them)"
     exit 77
 fi
-if [ ! -x "$qforge" ]; then
-    echo "tests/interop: $qforge is not an executable qforge binary" >&2
-    echo "0 passed, 1 failed"
-    exit 1
-fi
+need_qforge
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/qf-interop.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 130' INT TERM
-pass=0
-fail=0
+interop_tmp
 skip=0
-
-# add_counts LOGFILE: add the "N passed, N failed" of a checker's last line to the totals
-add_counts() {
-    line=$(tail -n 1 "$1")
-    p=$(echo "$line" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
-    f=$(echo "$line" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
-    if [ -z "$p" ] || [ -z "$f" ]; then
-        fail=$((fail + 1)) # the checker crashed before its summary
-    else
-        pass=$((pass + p)); fail=$((fail + f))
-    fi
-}
 
 for scheme in fp8-dynamic w4a16 w4a16-asym nvfp4a16 mxfp4a16 w8a8; do
     out=$tmp/$scheme
@@ -69,7 +41,7 @@ for scheme in fp8-dynamic w4a16 w4a16-asym nvfp4a16 mxfp4a16 w8a8; do
     "$py" "$here/check_artifact.py" "$model" "$out" "$scheme" >"$tmp/$scheme.check.log" 2>&1
     grep -v '^[0-9]* passed, [0-9]* failed$' "$tmp/$scheme.check.log"
     echo "== $scheme: $(tail -n 1 "$tmp/$scheme.check.log")"
-    add_counts "$tmp/$scheme.check.log"
+    counts_add "$tmp/$scheme.check.log"
     rm -rf "$out"
 done
 
@@ -78,7 +50,7 @@ if "$py" -c "import gguf" 2>/dev/null; then
     "$py" "$here/check_gguf.py" "$qforge" "$model" >"$tmp/gguf.log" 2>&1
     grep -v '^[0-9]* passed, [0-9]* failed$' "$tmp/gguf.log"
     echo "== gguf vs gguf-py: $(tail -n 1 "$tmp/gguf.log")"
-    add_counts "$tmp/gguf.log"
+    counts_add "$tmp/gguf.log"
 else
     echo "SKIP gguf vs gguf-py: $py cannot import gguf (scripts/pydeps.sh makes a venv with it)"
     skip=$((skip + 1))
@@ -90,7 +62,7 @@ if [ -x "$numfmt" ]; then
         "$py" "$here/check_numfmt_tables.py" "$tmp/tables" >"$tmp/tables.log" 2>&1
         grep -v '^[0-9]* passed, [0-9]* failed$' "$tmp/tables.log"
         echo "== number formats vs ml_dtypes: $(tail -n 1 "$tmp/tables.log")"
-        add_counts "$tmp/tables.log"
+        counts_add "$tmp/tables.log"
     else
         echo "FAIL: $numfmt --dump-tables exited non-zero"
         fail=$((fail + 1))

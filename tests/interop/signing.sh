@@ -10,16 +10,8 @@
 #   Python: $PYTHON or python3 with model_signing importable (tests/interop/
 #   requirements.txt); otherwise prints "SKIP signing: <reason>" and exits 77.
 #   Prints "N passed, N failed" last; exit 1 on any failure.
-set -u
-if [ $# -ne 1 ]; then
-    echo "usage: sh tests/interop/signing.sh QFORGE_BINARY" >&2
-    exit 2
-fi
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-qforge=$1
-case $qforge in /*) ;; *) qforge=$(pwd)/$qforge ;; esac
-py=${PYTHON:-python3}
+. "$(dirname "$0")/lib.sh"
+interop_begin signing $# 1 1 "${1:-}"
 if ! "$py" -c "import model_signing" 2>/dev/null; then
     echo "SKIP signing: $py cannot import model_signing (pip install -r tests/interop/requirements.txt)"
     exit 77
@@ -28,12 +20,8 @@ if ! command -v openssl >/dev/null; then
     echo "SKIP signing: no openssl command to make a throwaway key"
     exit 77
 fi
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/qf-signing.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 130' INT TERM
+interop_tmp
 umask 077
-pass=0
-fail=0
 ok() { pass=$((pass + 1)); [ -n "${SIGNING_VERBOSE:-}" ] && echo "ok - $*"; return 0; }
 bad() { fail=$((fail + 1)); echo "FAIL - $*"; }
 ms() { "$py" -m model_signing "$@" >"$tmp/ms.log" 2>&1; }
@@ -80,5 +68,4 @@ flip "$tmp/src2/model-00002-of-00003.safetensors" 5000001
 "$qforge" convert "$tmp/src2" -o "$tmp/forged" --scheme w4a16 --max-shard-size 8M -q >/dev/null 2>&1 || bad "forged convert"
 reseal() { for f in $(ls "$tmp/forged"); do cp "$tmp/forged/$f" "$1/$f"; done; }
 both_reject "a rebuilt shard with a resealed manifest" reseal
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+interop_end

@@ -15,16 +15,8 @@
 #   (tests/interop/requirements.txt).  Without them: "SKIP transformers: <reason>", exit 77.
 #   A fixture folder that does not exist is a printed note, and a FAIL when CI=true.
 #   Prints "N passed, N failed" last; exit 1 when anything failed.
-set -u
-if [ $# -lt 1 ]; then
-    echo "usage: sh tests/interop/transformers.sh QFORGE_BINARY" >&2
-    exit 2
-fi
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-qforge=$1
-case $qforge in /*) ;; *) qforge=$(pwd)/$qforge ;; esac
-py=${PYTHON:-python3}
+. "$(dirname "$0")/lib.sh"
+interop_begin transformers $# 1 1 "${1:-}"
 text=$root/tests/data/eval.txt
 
 # The fixtures (folders under tests/data/): adding one is adding its name here.
@@ -55,17 +47,9 @@ if ! err=$("$py" -c "import torch, transformers, compressed_tensors, tokenizers,
          "($(echo "$err" | tail -n 1); pip install -r tests/interop/requirements.txt)"
     exit 77
 fi
-if [ ! -x "$qforge" ]; then
-    echo "tests/interop/transformers.sh: $qforge is not an executable qforge binary" >&2
-    echo "0 passed, 1 failed"
-    exit 1
-fi
+need_qforge
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/qf-transformers.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 130' INT TERM
-pass=0
-fail=0
+interop_tmp
 
 for fx in $FIXTURES; do
     model=$root/tests/data/$fx
@@ -111,17 +95,11 @@ for fx in $FIXTURES; do
     # shellcheck disable=SC2086
     "$py" "$here/check_transformers.py" "$model" "$text" "$WINDOWS" $specs >"$tmp/$fx.log" 2>"$tmp/$fx.err"
     grep -v '^[0-9]* passed, [0-9]* failed$' "$tmp/$fx.log"
-    line=$(tail -n 1 "$tmp/$fx.log")
-    p=$(echo "$line" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
-    f=$(echo "$line" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
-    if [ -z "$p" ] || [ -z "$f" ]; then
-        echo "FAIL $fx: check_transformers.py crashed:"; tail -n 15 "$tmp/$fx.err" | sed 's/^/    /'
-        fail=$((fail + 1))
+    if counts_add "$tmp/$fx.log"; then
+        echo "== $fx vs transformers: $counts_line"
     else
-        echo "== $fx vs transformers: $line"
-        pass=$((pass + p)); fail=$((fail + f))
+        echo "FAIL $fx: check_transformers.py crashed:"; tail -n 15 "$tmp/$fx.err" | sed 's/^/    /'
     fi
 done
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+interop_end

@@ -16,4 +16,10 @@
  * QF_ERR_FORMAT (naming the file and tensor) on invalid JSON, no weight_map, bad shard names. */
 qf_status qf_shard_index_read(const char *index_path, char ***names, int *n, json_t **weight_map, qf_error *err);
 
+/* The shards of folder dir named by its index file (index_name) or, without one, its single
+ * weights file (single_name): as qf_shard_index_read, or *names = {single_name}, *n = 1 and
+ * *weight_map = NULL.  Neither present: QF_OK with *n = 0 (the caller scans the folder). */
+qf_status qf_shard_index_or_single(const char *dir, const char *index_name, const char *single_name, char ***names,
+                                   int *n, json_t **weight_map, qf_error *err);
+
 #endif

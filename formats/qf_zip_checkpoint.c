@@ -475,23 +475,8 @@ static int qf_tensor_name_cmp(const void *a, const void *b)
 /* Shard names of a folder; *weight_map set (a new reference) when read from the index. */
 static qf_status qf_torch_shards(const char *dir, char ***names, int *n, json_t **weight_map, qf_error *err)
 {
-    *names = NULL, *n = 0, *weight_map = NULL;
-    char *index = qf_path_join(dir, "pytorch_model.bin.index.json");
-    if (qf_path_exists(index)) {
-        qf_status s = qf_shard_index_read(index, names, n, weight_map, err);
-        free(index);
-        return s;
-    }
-    free(index);
-    char *single = qf_path_join(dir, "pytorch_model.bin");
-    int have = qf_path_exists(single);
-    free(single);
-    if (have) {
-        *names = malloc(sizeof(char *));
-        (*names)[0] = strdup("pytorch_model.bin");
-        *n = 1;
-        return QF_OK;
-    }
+    QF_TRY(qf_shard_index_or_single(dir, "pytorch_model.bin.index.json", "pytorch_model.bin", names, n, weight_map, err));
+    if (*n) return QF_OK;
     int nst;
     char *only = NULL;
     int count = qf_scan_dir(dir, &nst, &only);

@@ -243,23 +243,8 @@ void qf_checkpoint_release(const qf_checkpoint *ck, const qf_tensor *t)
 /* Shard file names of a folder: from the index (sorted, unique) or the single file. */
 static qf_status qf_list_shards(const char *dir, char ***names, int *n, json_t **weight_map_out, qf_error *err)
 {
-    *names = NULL, *n = 0, *weight_map_out = NULL;
-    char *index = qf_path_join(dir, "model.safetensors.index.json");
-    if (qf_path_exists(index)) {
-        qf_status s = qf_shard_index_read(index, names, n, weight_map_out, err);
-        free(index);
-        return s;
-    }
-    free(index);
-    char *single = qf_path_join(dir, "model.safetensors");
-    int have_single = qf_path_exists(single);
-    free(single);
-    if (have_single) {
-        *names = malloc(sizeof(char *));
-        (*names)[0] = strdup("model.safetensors");
-        *n = 1;
-        return QF_OK;
-    }
+    QF_TRY(qf_shard_index_or_single(dir, "model.safetensors.index.json", "model.safetensors", names, n, weight_map_out, err));
+    if (*n) return QF_OK;
     DIR *d = opendir(dir);
     if (!d) return qf_fail(err, QF_ERR_IO, "%s: cannot open folder", dir);
     struct dirent *de;

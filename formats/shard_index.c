@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qf_fs.h"
 #include "qf_shard_index.h"
 
 static int qf_strcmp_p(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -41,4 +42,28 @@ qf_status qf_shard_index_read(const char *index, char ***names, int *n, json_t *
     free(list);
     json_decref(root);
     return s;
+}
+
+qf_status qf_shard_index_or_single(const char *dir, const char *index_name, const char *single_name, char ***names,
+                                   int *n, json_t **weight_map, qf_error *err)
+{
+    *names = NULL, *n = 0, *weight_map = NULL;
+    char *index = qf_path_join(dir, index_name);
+    if (!index) return qf_fail(err, QF_ERR_NOMEM, "out of memory");
+    if (qf_path_exists(index)) {
+        qf_status s = qf_shard_index_read(index, names, n, weight_map, err);
+        free(index);
+        return s;
+    }
+    free(index);
+    char *single = qf_path_join(dir, single_name);
+    int have = single && qf_path_exists(single);
+    free(single);
+    if (!have) return QF_OK;
+    if (!(*names = malloc(sizeof(char *))) || !((*names)[0] = strdup(single_name))) {
+        free(*names), *names = NULL;
+        return qf_fail(err, QF_ERR_NOMEM, "out of memory");
+    }
+    *n = 1;
+    return QF_OK;
 }

@@ -17,12 +17,7 @@
 #include "qf_pickle.h"
 #include "qf_zip_checkpoint.h"
 
-#ifndef QF_FUZZ_ASSERT
-#define QF_FUZZ_ASSERT(c) \
-    do {                  \
-        if (!(c)) abort(); \
-    } while (0)
-#endif
+#include "qf_fuzz.h"
 
 static int qf_fuzz_inside(const void *p, uint64_t n, const void *base, uint64_t size)
 {

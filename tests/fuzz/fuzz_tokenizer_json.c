@@ -17,12 +17,7 @@
 
 #include "qf_tokenizer.h"
 
-#ifndef QF_FUZZ_ASSERT
-#define QF_FUZZ_ASSERT(c)  \
-    do {                   \
-        if (!(c)) abort(); \
-    } while (0)
-#endif
+#include "qf_fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

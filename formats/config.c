@@ -26,6 +26,48 @@ static double qf_cfg_num(json_t *o, const char *key, double dflt)
     return json_is_number(v) ? json_number_value(v) : dflt;
 }
 
+/* YaRN's mscale: 1 for scale <= 1, else 0.1 * mscale * ln(scale) + 1 (transformers' get_mscale). */
+static double qf_yarn_mscale(double scale, double mscale)
+{
+    return scale <= 1.0 ? 1.0 : 0.1 * mscale * log(scale) + 1.0;
+}
+
+/* The YaRN keys as transformers 5 reads them (modeling_rope_utils._compute_yarn_parameters):
+ * factor (absent or null: max_position_embeddings / original), original_max_position_embeddings
+ * (in the rope dict, else the top-level key, else max_position_embeddings), attention_factor
+ * (else from mscale / mscale_all_dim when both are set and non-zero, else from factor),
+ * beta_fast (32), beta_slow (1), truncate (true). */
+static qf_status qf_cfg_yarn(const char *path, json_t *root, json_t *rs, qf_model_config *c, qf_error *err)
+{
+    c->rope_type = QF_ROPE_YARN;
+    double orig = qf_cfg_num(rs, "original_max_position_embeddings",
+                             qf_cfg_num(root, "original_max_position_embeddings", (double)c->max_position_embeddings));
+    if (!(orig >= 1.0 && orig <= 1e9))
+        return qf_fail(err, QF_ERR_FORMAT, "%s: rope yarn needs original_max_position_embeddings >= 1 (or "
+                       "max_position_embeddings)", path);
+    c->rope_original_max_pos = (int)orig;
+    json_t *f = json_object_get(rs, "factor");
+    double factor = json_is_number(f) ? json_number_value(f) : (double)c->max_position_embeddings / orig;
+    if (!(factor > 0.0 && factor <= 1e6))
+        return qf_fail(err, QF_ERR_FORMAT, "%s: rope yarn factor %g is not a positive number", path, factor);
+    c->rope_factor = (float)factor;
+    double ms = qf_cfg_num(rs, "mscale", 0.0), ms_all = qf_cfg_num(rs, "mscale_all_dim", 0.0);
+    json_t *af = json_object_get(rs, "attention_factor");
+    if (json_is_number(af)) c->rope_yarn_attn_factor = json_number_value(af);
+    else if (ms != 0.0 && ms_all != 0.0) c->rope_yarn_attn_factor = qf_yarn_mscale(factor, ms) / qf_yarn_mscale(factor, ms_all);
+    else c->rope_yarn_attn_factor = qf_yarn_mscale(factor, 1.0);
+    json_t *bf = json_object_get(rs, "beta_fast"), *bs = json_object_get(rs, "beta_slow");
+    /* transformers: `get(...) or 32`, so 0 and null mean the default too */
+    c->rope_yarn_beta_fast = json_is_number(bf) && json_number_value(bf) != 0.0 ? json_number_value(bf) : 32.0;
+    c->rope_yarn_beta_slow = json_is_number(bs) && json_number_value(bs) != 0.0 ? json_number_value(bs) : 1.0;
+    json_t *tr = json_object_get(rs, "truncate");
+    c->rope_yarn_truncate = json_is_boolean(tr) ? json_is_true(tr) : 1;
+    if (!(c->rope_yarn_attn_factor > 0.0 && c->rope_yarn_attn_factor < 1e3) || !(c->rope_yarn_beta_fast > 0.0) ||
+        !(c->rope_yarn_beta_slow > 0.0))
+        return qf_fail(err, QF_ERR_FORMAT, "%s: rope yarn attention_factor, beta_fast or beta_slow out of range", path);
+    return QF_OK;
+}
+
 static qf_status qf_cfg_rope(const char *path, json_t *root, qf_model_config *c, qf_error *err)
 {
     /* transformers 5: rope_parameters {rope_theta, rope_type, factor, ...};
@@ -35,6 +77,8 @@ static qf_status qf_cfg_rope(const char *path, json_t *root, qf_model_config *c,
     c->rope_theta = qf_cfg_num(json_is_object(rp) ? rp : root, "rope_theta", qf_cfg_num(root, "rope_theta", 10000.0));
     c->rope_type = QF_ROPE_DEFAULT;
     c->rope_factor = 1.0f;
+    c->rope_partial_factor = qf_cfg_num(json_is_object(rp) ? rp : root, "partial_rotary_factor",
+                                        qf_cfg_num(root, "partial_rotary_factor", 1.0));
     if (!json_is_object(rs)) return QF_OK;
     json_t *t = json_object_get(rs, "rope_type");
     if (!json_is_string(t)) t = json_object_get(rs, "type");
@@ -52,7 +96,9 @@ static qf_status qf_cfg_rope(const char *path, json_t *root, qf_model_config *c,
         c->rope_original_max_pos = (int)qf_cfg_num(rs, "original_max_position_embeddings", 8192);
         return QF_OK;
     }
-    return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: rope type '%.40s' is not supported (default, linear, llama3)", path, ty);
+    if (strcmp(ty, "yarn") == 0) return qf_cfg_yarn(path, root, rs, c, err);
+    return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: rope type '%.40s' is not supported (default, linear, llama3, yarn)",
+                   path, ty);
 }
 
 qf_status qf_config_load(const char *path, qf_model_config *c, qf_error *err)
@@ -130,6 +176,11 @@ void qf_config_free(qf_model_config *c)
 
 qf_status qf_config_runnable(const qf_model_config *c, qf_error *err)
 {
+    /* RoPE on a part of each head (Phi, GLM, StableLM): the runner rotates whole heads, so it
+     * would compute something else; conversion does not need RoPE and is not refused. */
+    if (c->rope_partial_factor != 1.0)
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "model_type '%s': partial_rotary_factor %g is not supported by the "
+                       "runner (RoPE on whole heads only)", c->model_type, c->rope_partial_factor);
     for (size_t i = 0; i < sizeof qf_runnable_types / sizeof *qf_runnable_types; i++)
         if (strcmp(c->model_type, qf_runnable_types[i]) == 0) return QF_OK;
     return qf_fail(err, QF_ERR_UNSUPPORTED,

@@ -21,6 +21,8 @@ typedef enum qf_rope_type {
     QF_ROPE_DEFAULT = 0,
     QF_ROPE_LLAMA3 = 1, /* llama3 frequency-dependent scaling */
     QF_ROPE_LINEAR = 2, /* positions divided by factor */
+    QF_ROPE_YARN = 3,   /* YaRN: frequencies blended between interpolated and original by a
+                         * ramp over the dimensions, cos/sin scaled by an attention factor */
 } qf_rope_type;
 
 typedef struct qf_model_config {
@@ -37,10 +39,15 @@ typedef struct qf_model_config {
     float rms_norm_eps;
     double rope_theta;
     qf_rope_type rope_type;
-    float rope_factor;             /* linear / llama3 */
+    float rope_factor;             /* linear / llama3 / yarn */
     float rope_low_freq_factor;    /* llama3 */
     float rope_high_freq_factor;   /* llama3 */
-    int rope_original_max_pos;     /* llama3 original_max_position_embeddings */
+    int rope_original_max_pos;     /* llama3 / yarn original_max_position_embeddings */
+    double rope_yarn_attn_factor;  /* yarn: cos and sin are multiplied by it (attention_factor, or
+                                    * from factor, mscale, mscale_all_dim as transformers derives it) */
+    double rope_yarn_beta_fast, rope_yarn_beta_slow; /* yarn: the ramp's bounds in rotations (32, 1) */
+    int rope_yarn_truncate;
+    double rope_partial_factor;    /* partial_rotary_factor: the fraction of each head RoPE rotates (1) */        /* yarn: ramp bounds rounded to whole dimensions (default 1) */
     int tie_word_embeddings;
     int attention_bias;            /* q/k/v projections carry a bias (qwen2) */
     int qk_norm;                   /* per-head RMSNorm on q and k (qwen3) */

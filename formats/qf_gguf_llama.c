@@ -249,6 +249,11 @@ qf_status qf_gguf_llama_metadata(qf_gguf_writer *w, const qf_model_config *cfg, 
     if (cfg->head_dim % 2 || cfg->n_heads <= 0 || cfg->n_kv_heads <= 0)
         return qf_fail(err, QF_ERR_UNSUPPORTED, "GGUF output: head_dim %d / %d heads cannot be laid out", cfg->head_dim,
                        cfg->n_heads);
+    /* Written below: default, linear and llama3 (rope_freqs).  Anything else would load in
+     * llama.cpp as plain RoPE and compute another model, so it is refused. */
+    if (cfg->rope_type == QF_ROPE_YARN || cfg->rope_partial_factor != 1.0)
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "GGUF output: %s is not mapped to llama.cpp's keys",
+                       cfg->rope_type == QF_ROPE_YARN ? "rope type yarn" : "partial_rotary_factor");
     qf_gguf_kv_str(w, "general.architecture", "llama");
     qf_gguf_kv_str(w, "general.type", "model"); /* not an adapter or a vision projector */
     qf_gguf_kv_str(w, "general.name", name);

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -195,6 +196,73 @@ static void test_tiny_swa(void **state)
     fixture_close(&f);
 }
 
+/* tiny-yarn: Qwen2 (q/k/v biases) with YaRN RoPE (factor 4 over an original context of 128).
+ * Checked like the others against transformers; then the same weights with the scaling
+ * switched off (plain RoPE, cos/sin unscaled) must fail the logits check by far, and match
+ * what transformers gives with plain RoPE, so the check can see a runner that ignores YaRN. */
+static void test_tiny_yarn(void **state)
+{
+    (void)state;
+    fixture f;
+    check_fixture("tiny-yarn", &f);
+    assert_int_equal(f.m->cfg.rope_type, QF_ROPE_YARN);
+    /* transformers' attention factor for factor 4 without mscale: 0.1 ln 4 + 1 */
+    assert_float_equal(f.m->rope_scale, (float)(0.1 * log(4.0) + 1.0), 1e-7);
+    qf_model_config plain = f.m->cfg;
+    plain.rope_type = QF_ROPE_DEFAULT;
+    const int64_t half = plain.head_dim / 2;
+    qf_rope_inv_freq(&plain, f.m->inv_freq);
+    f.m->rope_scale = 1.0f;
+    for (int64_t p = 0; p < f.m->rope_len; p++)
+        qf_rope_cos_sin(f.m->inv_freq, half, p, 1.0f, f.m->rope_cos + p * half, f.m->rope_sin + p * half);
+    double lerr = 0, ppl = fixture_ppl(&f, (int)json_integer_value(json_object_get(f.ref, "windows")), &lerr);
+    double plain_ref = json_real_value(json_object_get(f.ref, "default_rope_ppl"));
+    printf("tiny-yarn with plain RoPE: PPL %.6f (transformers plain RoPE %.6f); window-0 logits relative L2 %.2g\n",
+           ppl, plain_ref, lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    assert_true(fabs(ppl / plain_ref - 1) < PPL_REL_TOL);
+    fixture_close(&f);
+}
+
+/* YaRN keys as transformers reads them: factor from max / original when null, attention
+ * factor from mscale / mscale_all_dim (DeepSeek-V3's spelling), defaults for the betas. */
+static void test_yarn_config(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/qf-yarn-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("{\"model_type\":\"llama\",\"hidden_size\":64,\"num_hidden_layers\":1,\"num_attention_heads\":2,"
+          "\"vocab_size\":10,\"max_position_embeddings\":163840,\"rope_scaling\":{\"type\":\"yarn\","
+          "\"factor\":null,\"original_max_position_embeddings\":4096,\"mscale\":0.707,\"mscale_all_dim\":0.707,"
+          "\"beta_fast\":0}}", fp);
+    fclose(fp);
+    qf_model_config c;
+    qf_error err = {0};
+    assert_int_equal(qf_config_load(path, &c, &err), QF_OK);
+    assert_int_equal(c.rope_type, QF_ROPE_YARN);
+    assert_float_equal(c.rope_factor, 40.0f, 0);
+    assert_int_equal(c.rope_original_max_pos, 4096);
+    assert_float_equal(c.rope_yarn_attn_factor, 1.0, 1e-12); /* equal mscales cancel */
+    assert_float_equal(c.rope_yarn_beta_fast, 32.0, 0);       /* 0 means the default */
+    assert_float_equal(c.rope_yarn_beta_slow, 1.0, 0);
+    assert_int_equal(c.rope_yarn_truncate, 1);
+    qf_config_free(&c);
+    /* partial RoPE loads (conversion needs no RoPE) but the runner refuses it */
+    fp = fopen(path, "w");
+    fputs("{\"model_type\":\"llama\",\"hidden_size\":64,\"num_hidden_layers\":1,\"num_attention_heads\":2,"
+          "\"vocab_size\":10,\"partial_rotary_factor\":0.5}", fp);
+    fclose(fp);
+    assert_int_equal(qf_config_load(path, &c, &err), QF_OK);
+    assert_int_equal(qf_config_runnable(&c, &err), QF_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "partial_rotary_factor"));
+    qf_config_free(&c);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* ---- window rules per model_type (expected values: transformers 5.23's config classes) ---- */
 typedef struct window_case {
     const char *json; /* config.json body with 4 layers */
@@ -267,6 +335,8 @@ int main(void)
         cmocka_unit_test(test_window_rules),
         cmocka_unit_test(test_tiny_tied),
         cmocka_unit_test(test_tiny_swa),
+        cmocka_unit_test(test_tiny_yarn),
+        cmocka_unit_test(test_yarn_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

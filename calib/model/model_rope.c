@@ -5,6 +5,11 @@
  *   llama3  wavelen = 2π / inv_freq; wavelen > L/low: inv_freq / factor; wavelen < L/high: kept;
  *           in between: (1 - s) · inv_freq / factor + s · inv_freq, s = (L / wavelen - low) / (high - low)
  *           with L = original_max_position_embeddings.
+ *   yarn    transformers' _compute_yarn_parameters in float32: pos_i = theta^(2i/d); extrapolated
+ *           1 / pos_i and interpolated 1 / (factor · pos_i) blended by e_i = 1 - clamp((i - lo) /
+ *           (hi - lo), 0, 1), lo / hi the dimensions where beta_fast / beta_slow rotations fit in
+ *           L (floor / ceil when truncate); cos and sin are then multiplied by the attention
+ *           factor (qf_rope_cos_scale).
  * At position p: angle_i = float(p) · inv_freq[i]; rotate-half pairs element i with i + d/2:
  *   x'[i] = x[i] cos - x[i + d/2] sin,   x'[i + d/2] = x[i + d/2] cos + x[i] sin.
  */
@@ -13,6 +18,47 @@
 
 #include "model_internal.h"
 
+/* The dimension (of d) at which `rotations` full turns fit in the original context. */
+static double qf_yarn_dim(double rotations, int d, double theta, double orig_len)
+{
+    return d * log(orig_len / (rotations * 2.0 * M_PI)) / (2.0 * log(theta));
+}
+
+static void qf_rope_yarn(const qf_model_config *cfg, float *inv_freq)
+{
+    const int d = cfg->head_dim;
+    const double orig = cfg->rope_original_max_pos;
+    double lo = qf_yarn_dim(cfg->rope_yarn_beta_fast, d, cfg->rope_theta, orig),
+           hi = qf_yarn_dim(cfg->rope_yarn_beta_slow, d, cfg->rope_theta, orig);
+    if (cfg->rope_yarn_truncate) lo = floor(lo), hi = ceil(hi);
+    lo = lo > 0 ? lo : 0;
+    hi = hi < d - 1 ? hi : d - 1;
+    if (lo == hi) hi += 0.001; /* transformers: no singular ramp */
+    const float flo = (float)lo, span = (float)(hi - lo), factor = cfg->rope_factor;
+    for (int i = 0; i < d / 2; i++) {
+        float pos = powf((float)cfg->rope_theta, (float)(2 * i) / (float)d);
+        float extrapolated = 1.0f / pos, interpolated = 1.0f / (factor * pos);
+        float ramp = ((float)i - flo) / span;
+        ramp = ramp < 0.0f ? 0.0f : ramp > 1.0f ? 1.0f : ramp;
+        float e = 1.0f - ramp;
+        inv_freq[i] = interpolated * (1.0f - e) + extrapolated * e;
+    }
+}
+
+float qf_rope_cos_scale(const qf_model_config *cfg)
+{
+    return cfg->rope_type == QF_ROPE_YARN ? (float)cfg->rope_yarn_attn_factor : 1.0f;
+}
+
+void qf_rope_cos_sin(const float *inv_freq, int64_t half, int64_t p, float scale, float *c, float *s)
+{
+    for (int64_t i = 0; i < half; i++) {
+        float a = (float)p * inv_freq[i];
+        c[i] = cosf(a) * scale;
+        s[i] = sinf(a) * scale;
+    }
+}
+
 void qf_rope_inv_freq(const qf_model_config *cfg, float *inv_freq)
 {
     int d = cfg->head_dim;
@@ -20,7 +66,9 @@ void qf_rope_inv_freq(const qf_model_config *cfg, float *inv_freq)
         float e = (float)(2 * i) / (float)d;
         inv_freq[i] = 1.0f / powf((float)cfg->rope_theta, e);
     }
-    if (cfg->rope_type == QF_ROPE_LINEAR) {
+    if (cfg->rope_type == QF_ROPE_YARN) {
+        qf_rope_yarn(cfg, inv_freq);
+    } else if (cfg->rope_type == QF_ROPE_LINEAR) {
         for (int i = 0; i < d / 2; i++) inv_freq[i] /= cfg->rope_factor;
     } else if (cfg->rope_type == QF_ROPE_LLAMA3) {
         float factor = cfg->rope_factor, lo = cfg->rope_low_freq_factor, hi = cfg->rope_high_freq_factor;
@@ -47,11 +95,7 @@ void qf_rope_apply(const qf_model *m, float *x, int64_t n, int heads)
         float cbuf[512], sbuf[512]; /* head_dim <= 1024 */
         const float *c = m->rope_cos + p * half, *s = m->rope_sin + p * half;
         if (p >= m->rope_len) { /* beyond the table: same formula */
-            for (int i = 0; i < half; i++) {
-                float a = (float)p * inv[i];
-                cbuf[i] = cosf(a);
-                sbuf[i] = sinf(a);
-            }
+            qf_rope_cos_sin(inv, half, p, m->rope_scale, cbuf, sbuf);
             c = cbuf;
             s = sbuf;
         }

@@ -3,7 +3,7 @@
  * Owns a loaded model: its config, the checkpoint mapping (weights are borrowed from it, bf16
  * / fp16 / fp32 or packed quantized tensors), small float32 copies of the norm weights, and
  * one qf_linear per Linear module.  Architectures (config.json model_type):
- *   llama, mistral     GQA attention, RoPE (default, linear, llama3 scaling), SwiGLU MLP
+ *   llama, mistral     GQA attention, RoPE (default, linear, llama3, yarn scaling), SwiGLU MLP
  *   qwen2              + bias on q/k/v projections
  *   qwen3              + per-head RMSNorm on q and k (q_norm, k_norm) before RoPE
  *   mixtral            MoE: block_sparse_moe.gate router, experts.E.w1 (gate) / w3 (up) / w2 (down)
@@ -73,6 +73,7 @@ typedef struct qf_model {
     float *inv_freq;         /* (head_dim / 2) fp32 RoPE inverse frequencies, owned */
     float *rope_cos, *rope_sin; /* (rope_len, head_dim / 2) cos / sin of position * inv_freq, owned */
     int64_t rope_len;        /* positions tabulated (later positions are computed on the fly) */
+    float rope_scale;        /* cos and sin are multiplied by it (YaRN's attention factor; else 1) */
     int n_linear_packed;     /* how many Linears are quantized (0 for a float checkpoint) */
     int64_t ffn_max;         /* widest FFN (dense, expert or shared), for work buffers */
     qf_linear_observer observer; /* fn NULL: none; set freely between forward calls */
@@ -100,8 +101,13 @@ qf_status qf_model_logits(const qf_model *m, const float *h, int64_t n, float *l
 
 /* RoPE inverse frequencies of cfg (head_dim / 2 values), as Hugging Face computes them
  * (float32): default theta^(-2i/d); linear divides by factor; llama3 applies the
- * low/high-frequency wavelength rule with smooth interpolation in between. */
+ * low/high-frequency wavelength rule with smooth interpolation in between; yarn blends
+ * interpolated and original frequencies along a ramp over the dimensions (model_rope.c). */
 void qf_rope_inv_freq(const qf_model_config *cfg, float *inv_freq);
+/* The factor cos and sin are multiplied by: YaRN's attention factor, 1 for every other type. */
+float qf_rope_cos_scale(const qf_model_config *cfg);
+/* c[i] = cos(p · inv_freq[i]) · scale, s[i] likewise, for i < half (float32, as transformers). */
+void qf_rope_cos_sin(const float *inv_freq, int64_t half, int64_t p, float scale, float *c, float *s);
 
 /* Pointers to every Linear of m, in order: per layer q k v o, then gate up down or router,
  * experts (gate up down per expert), shared expert (gate up down, its sigmoid gate); last

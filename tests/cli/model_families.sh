@@ -1,18 +1,19 @@
 # The fixtures built with transformers (tests/tools/make_fixtures.py): tiny-tied (qwen3, tied
-# embeddings, no lm_head tensor) and tiny-swa (mistral, sliding_window 128).  `validate` must
+# embeddings, no lm_head tensor), tiny-swa (mistral, sliding_window 128) and tiny-yarn (qwen2,
+# q/k/v biases, YaRN RoPE scaling).  `validate` must
 # reproduce transformers' PPL through the CLI (tokenizer included), every RTN scheme must
 # convert, verify and validate, and `inspect` must say why it could not use a config.json.
 . tests/cli/lib.sh
 # rel_within A B TOL: |A/B - 1| <= TOL
 rel_within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a / b - 1; if (d < 0) d = -d; exit !(b > 0 && d <= t) }'; }
 json_num() { sed -n "s/.*\"$1\": *\([-0-9.eE+]*\).*/\1/p" "$2" | head -n 1; }
-for model in tiny-tied tiny-swa; do
+for model in tiny-tied tiny-swa tiny-yarn; do
     ref=$(json_num ppl tests/data/$model.reference.json)
     n=$(json_num windows tests/data/$model.reference.json)
     expect_exit 0 "validate $model, $n windows" -- "$QFORGE" validate --base tests/data/$model \
         --text tests/data/eval.txt --chunks "$n" --json -q
     got=$(json_num ppl "$T/stdout")
-    # measured: 1e-9 (tiny-tied), 3.3e-8 (tiny-swa); the limit's reason is in tests/test_model_families.c
+    # measured: 1e-9 (tiny-tied), 3.3e-8 (tiny-swa), 9.5e-9 (tiny-yarn); the limit's reason is in tests/test_model_families.c
     if rel_within "$got" "$ref" 1e-6; then ok "$model PPL $got = transformers $ref"
     else bad "$model PPL $got, transformers $ref (limit 1e-6 relative)"; fi
     for s in fp8-dynamic w4a16 w4a16-asym nvfp4a16 mxfp4a16 w8a8; do
@@ -70,4 +71,11 @@ grep -q "config.json: hidden_size is not an integer" "$T/stdout" && ok "inspect 
 rm "$T/in/config.json"
 expect_exit 0 "inspect without config.json" -- "$QFORGE" inspect "$T/in"
 grep -q "no config.json" "$T/stdout" && ok "a missing config.json is called missing" || bad "missing config.json not reported"
+# GGUF has no YaRN mapping in qforge yet: refused, never written as plain RoPE (a llama
+# config so that the refusal is the RoPE's, not the model type's)
+rm -rf "$T/yarn-llama"; cp -r tests/data/tiny-yarn "$T/yarn-llama"; chmod -R u+w "$T/yarn-llama"
+sed -i 's/"model_type": "qwen2"/"model_type": "llama"/' "$T/yarn-llama/config.json"
+expect_exit 5 "gguf of a YaRN model refused" -- "$QFORGE" convert "$T/yarn-llama" -o "$T/yarn-gguf" --layout gguf --scheme q8_0 -q
+stderr_has "rope type yarn is not mapped" "refusal names YaRN"
+no_output "$T/yarn-gguf" "no GGUF after the refusal"
 finish

@@ -4,7 +4,7 @@
 # with)?  Backs the README's "Load it with vllm serve OUT_DIR" with a real loader.
 #
 # Usage: sh tests/interop/transformers.sh QFORGE_BINARY
-#   For every fixture in FIXTURES and every artifact in ARTIFACTS (SCHEMES_TIED / SCHEMES_SWA for
+#   For every fixture in FIXTURES and every artifact in ARTIFACTS (SCHEMES_TIED / SCHEMES_SWA / SCHEMES_YARN for
 #   tiny-tied / tiny-swa unless ARTIFACTS is set): convert with qforge, run
 #   `qforge validate --chunks $WINDOWS --json` on the first WINDOWS ppl-512 windows of
 #   tests/data/eval.txt, then check_transformers.py loads the artifact (CPU, float32), requires
@@ -27,7 +27,8 @@ text=$root/tests/data/eval.txt
 #   tiny-tied   Qwen3, tie_word_embeddings (no lm_head tensor), q/k norms: SCHEMES_TIED
 #   tiny-swa    Mistral, sliding_window 128 < the 512-token windows (its base is also checked
 #               against the fixture's reference logits beyond the window): SCHEMES_SWA
-FIXTURES=${FIXTURES:-"tiny-llama tiny-moe tiny-tied tiny-swa"}
+#   tiny-yarn   Qwen2 (q/k/v biases) with YaRN RoPE scaling: SCHEMES_YARN, one of them calibrated
+FIXTURES=${FIXTURES:-"tiny-llama tiny-moe tiny-tied tiny-swa tiny-yarn"}
 artifacts_user=${ARTIFACTS:+set}
 # label:scheme:method; the calibrated ones run on a few short windows (CI-sized), which is
 # enough here: the check is that both sides compute the same thing, not how good it is.
@@ -39,6 +40,7 @@ ARTIFACTS=${ARTIFACTS:-"fp8-dynamic:fp8-dynamic:rtn w8a8:w8a8:rtn w4a16:w4a16:rt
 # whole run within a few minutes on 2 cores.  ARTIFACTS (when set) applies to every fixture.
 SCHEMES_TIED=${SCHEMES_TIED:-"fp8-dynamic:fp8-dynamic:rtn w8a8:w8a8:rtn w4a16:w4a16:rtn nvfp4a16:nvfp4a16:rtn nvfp4:nvfp4:rtn"}
 SCHEMES_SWA=${SCHEMES_SWA:-"fp8-dynamic:fp8-dynamic:rtn w4a16-asym:w4a16-asym:rtn nvfp4a16:nvfp4a16:rtn nvfp4:nvfp4:rtn"}
+SCHEMES_YARN=${SCHEMES_YARN:-"w4a16:w4a16:rtn w8a8:w8a8:rtn w4a16-asym-gptq:w4a16-asym:gptq"}
 WINDOWS=${WINDOWS:-2}
 calib="--calib-samples 4 --calib-seqlen 256"
 
@@ -69,7 +71,7 @@ for fx in $FIXTURES; do
     specs=""
     artifacts=$ARTIFACTS
     if [ -z "$artifacts_user" ]; then
-        case $fx in tiny-tied) artifacts=$SCHEMES_TIED ;; tiny-swa) artifacts=$SCHEMES_SWA ;; esac
+        case $fx in tiny-tied) artifacts=$SCHEMES_TIED ;; tiny-swa) artifacts=$SCHEMES_SWA ;; tiny-yarn) artifacts=$SCHEMES_YARN ;; esac
     fi
     for a in $artifacts; do
         label=${a%%:*}; rest=${a#*:}; scheme=${rest%%:*}; method=${rest#*:}

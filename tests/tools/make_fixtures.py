@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""make_fixtures.py - build tests/data/tiny-tied and tests/data/tiny-swa with Hugging Face
+"""make_fixtures.py - build tests/data/tiny-tied, tiny-swa and tiny-yarn with Hugging Face
 transformers, and their independent reference numbers.
 
 Pinned (the versions the committed files were made with; other versions may differ in the
@@ -7,12 +7,16 @@ last bits of the random init, not in the protocol):
     python 3.11, torch 2.15.0, transformers 5.23.0, safetensors 0.8.0, numpy 2.4.6
 
 Run from the repository root:
-    python tests/tools/make_fixtures.py            # writes tests/data/tiny-{tied,swa}{,.reference.json,...}
+    python tests/tools/make_fixtures.py            # writes tests/data/tiny-*{,.reference.json,...}
+    python tests/tools/make_fixtures.py tiny-yarn  # only the fixtures named
 
 Why these two: the shared fixtures (tiny-llama, tiny-moe) have an untied lm_head and full
 attention, so they cannot show (a) a checkpoint with tied embeddings, where no lm_head tensor
 exists (Qwen3 / Qwen2.5 / Llama 3.2 small models), or (b) a sliding window smaller than the
-ppl-512 window (Mistral), where full attention gives the wrong numbers.
+ppl-512 window (Mistral), where full attention gives the wrong numbers.  tiny-yarn (Qwen2:
+q/k/v biases, YaRN RoPE scaling with factor 4 over an original context of 128, as Qwen2.5 and
+Qwen3 ship for long context) shows (c) a RoPE variant whose inverse frequencies and cos/sin
+scale differ from the default: a runner that ignores it is measurably off.
 
 The weights are random (no training), drawn with a fixed seed; initializer_range is large
 (0.1) so the logits are far from uniform and a wrong mask moves the PPL clearly.  Norm
@@ -67,6 +71,16 @@ FIXTURES = {
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
             bos_token_id=0, eos_token_id=0),
         seed=1302, shard="3MB"),
+    "tiny-yarn": dict(
+        cls="Qwen2ForCausalLM",
+        config=transformers.Qwen2Config(
+            vocab_size=8192, hidden_size=128, intermediate_size=384, num_hidden_layers=3,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+            rms_norm_eps=1e-6, tie_word_embeddings=False, initializer_range=0.1,
+            rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                             "original_max_position_embeddings": 128},
+            bos_token_id=0, eos_token_id=0),
+        seed=1303, shard="3MB"),
 }
 
 
@@ -129,7 +143,9 @@ def main():
     torch.backends.cudnn.allow_tf32 = False
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     w = windows()
-    for name, spec in FIXTURES.items():
+    wanted = sys.argv[1:] or list(FIXTURES)
+    for name in wanted:
+        spec = FIXTURES[name]
         path = build(name, spec)
         model = load_f32(path)
         total, count, logits0 = evaluate(model, w)
@@ -152,6 +168,17 @@ def main():
             gap = abs(ref["full_attention_ppl"] / ref["ppl"] - 1)
             print("%s: full attention PPL differs by %.3f %%" % (name, 100 * gap))
             assert gap > 0.01, "sliding window does not change the PPL enough to be tested"
+        if name == "tiny-yarn":
+            # The same weights with plain RoPE: what a runner that ignores the scaling gets.
+            plain = load_f32(path, rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+            pt, pc, plain0 = evaluate(plain, w)
+            ref["default_rope_ppl"] = math.exp(pt / pc)
+            gap = abs(ref["default_rope_ppl"] / ref["ppl"] - 1)
+            lgap = ((plain0 - logits0).norm() / logits0.norm()).item()
+            ref["default_rope_window0_logits_rel_l2"] = lgap
+            print("%s: default RoPE PPL differs by %.3f %%, window-0 logits by %.2g (relative L2)" % (
+                name, 100 * gap, lgap))
+            assert lgap > 1e-3, "YaRN does not change the logits enough to be tested"
         with open(os.path.join(DATA, name + ".reference.json"), "w") as f:
             json.dump(ref, f, indent=2)
             f.write("\n")

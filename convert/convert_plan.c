@@ -13,6 +13,8 @@ static int qf_default_ignored(const char *module)
     static const char *const needles[] = {"lm_head", "embed_tokens", "wte", "wpe", "norm", "embedding"};
     for (size_t i = 0; i < sizeof needles / sizeof *needles; i++)
         if (strstr(module, needles[i])) return 1;
+    /* the output head under other top-level names: DeepSeek-V4 "head", GGUF-style "output" */
+    if (strcmp(module, "head") == 0 || strcmp(module, "output") == 0) return 1;
     /* MoE routers: mixtral block_sparse_moe.gate, qwen-moe mlp.gate, shared_expert_gate, gpt-oss router */
     size_t l = strlen(module);
     if (l >= 5 && strcmp(module + l - 5, ".gate") == 0) return 1;

@@ -128,7 +128,12 @@ qf_status qf_config_load(const char *path, qf_model_config *c, qf_error *err)
     const char *bad = NULL;
     c->hidden_size = qf_cfg_int(o, "hidden_size", 0, &bad);
     c->intermediate_size = qf_cfg_int(o, "intermediate_size", 0, &bad);
-    c->n_layers = qf_cfg_int(o, "num_hidden_layers", 0, &bad);
+    /* Nemotron-H: transformers 5 saves the layer kinds (layers_block_type) instead of a count;
+     * hub configs carry hybrid_override_pattern, one character per layer ("M-M*-") */
+    json_t *kinds = json_object_get(o, "layers_block_type"), *pattern = json_object_get(o, "hybrid_override_pattern");
+    int n_kinds = json_is_array(kinds) ? (int)json_array_size(kinds)
+                : json_is_string(pattern) ? (int)json_string_length(pattern) : 0;
+    c->n_layers = qf_cfg_int(o, "num_hidden_layers", n_kinds, &bad);
     c->n_heads = qf_cfg_int(o, "num_attention_heads", 0, &bad);
     c->n_kv_heads = qf_cfg_int(o, "num_key_value_heads", c->n_heads, &bad);
     c->vocab_size = qf_cfg_int(o, "vocab_size", 0, &bad);

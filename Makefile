@@ -1,7 +1,7 @@
 # qforge - build, test, demo, bench.  `make help` lists the targets.
 #
-# Layout: one folder per stage (common formats quant kernels calib convert).  Every .c file
-# in the library folders goes into build/libqforge.a; convert/*.c is the CLI; each
+# Layout: one folder per stage (common formats quant kernels calib convert/pipeline).  Every .c
+# file in the library folders goes into build/libqforge.a; convert/*.c is the CLI; each
 # tests/test_*.c is one cmocka test program.  CUDA sources (kernels/*.cu) are compiled
 # when nvcc is found, otherwise the build is CPU-only.  Dependencies are Debian packages
 # (scripts/deps.sh installs them).
@@ -28,7 +28,10 @@ INC_calib/tokenizer := common calib/tokenizer
 INC_calib/model     := $(INC_quant) formats kernels calib/model
 INC_calib/eval      := $(INC_calib/model) calib/eval
 INC_calib/calibrate := $(INC_calib/model) calib/tokenizer calib/calibrate
-LIB_DIRS := common quant formats kernels calib/tokenizer calib/model calib/eval calib/calibrate
+# the conversion pipeline (plan, quantize, write, manifest, resume journal) is library code too:
+# an engine that links libqforge.a converts without the CLI (docs/library.md)
+INC_convert/pipeline := $(INC_calib/calibrate) calib/eval convert/pipeline
+LIB_DIRS := common quant formats kernels calib/tokenizer calib/model calib/eval calib/calibrate convert/pipeline
 INC_convert         := $(LIB_DIRS) convert
 INCS    := $(addprefix -I,$(INC_convert))
 space := $(subst ,, )

@@ -27,6 +27,10 @@ int qf_cmd_hash(int argc, char **argv);
  * (the exit code). */
 int qf_cli_report_error(const char *cmd, const qf_error *err, int json);
 
+/* `qforge inspect` of a .gguf file or a folder whose only weights are one: prints the file's
+ * own summary and returns the exit code; -1 when path is not GGUF (inspect goes on). */
+int qf_inspect_gguf(const char *path, int json, int list);
+
 /* True when s is -h or --help. */
 int qf_cli_is_help(const char *s);
 

@@ -101,10 +101,13 @@ static void qf_convert_help(void)
            "  qforge convert tests/data/tiny-llama -o /tmp/tiny-w4 --scheme w4a16\n");
 }
 
+/* Set by SIGINT/SIGTERM; the pipeline polls it (qf_ctx.cancel) between tensors and layers. */
+static volatile int qf_cancel;
+
 static void qf_on_signal(int sig)
 {
     (void)sig;
-    qf_convert_interrupted = 1;
+    qf_cancel = 1;
 }
 
 /* "5G", "512M", "1.5T", "8Gi", "4096", with an optional trailing B: K M G T are powers of
@@ -130,6 +133,10 @@ static int qf_parse_size(const char *s, uint64_t *out)
 int qf_cmd_convert(int argc, char **argv)
 {
     qf_convert_opts o = {0};
+    qf_ctx ctx = {.cancel = &qf_cancel};
+    const int env_dev = qf_device_mode_parse(getenv("QF_DEVICE")); /* --device overrides it */
+    if (env_dev >= 0) ctx.device = env_dev;
+    o.ctx = &ctx;
     o.method = "rtn";
     qf_calib_opts_default(&o.calib);
     o.layer_first = o.layer_last = -1;
@@ -161,7 +168,7 @@ int qf_cmd_convert(int argc, char **argv)
             }
             i++;
         } else if (!strcmp(a, "--max-memory") && v) {
-            if (qf_parse_size(v, &o.max_memory)) {
+            if (qf_parse_size(v, &ctx.max_memory)) {
                 qf_fail(&err, QF_ERR_USAGE, "--max-memory '%s' is not a size (e.g. 8G, 512M, 16Gi)", v);
                 return qf_cli_report_error("convert", &err, json);
             }
@@ -203,7 +210,7 @@ int qf_cmd_convert(int argc, char **argv)
             i++;
         }
         else if (!strcmp(a, "--smoothquant") && v) num = qf_cli_float(a, v, &o.calib.smooth_alpha, &err), i++;
-        else if (!strcmp(a, "--threads") && v) num = qf_cli_int(a, v, &o.threads, &err), i++;
+        else if (!strcmp(a, "--threads") && v) num = qf_cli_int(a, v, &ctx.threads, &err), i++;
         else if (!strcmp(a, "--force")) o.force = 1;
         else if (!strcmp(a, "--sign") && v) sign_key = v, i++;
         else if (!strcmp(a, "--stats")) stats = 1;
@@ -213,7 +220,7 @@ int qf_cmd_convert(int argc, char **argv)
                 qf_fail(&err, QF_ERR_USAGE, "--device '%s': expected auto, cpu or gpu", v);
                 return qf_cli_report_error("convert", &err, json);
             }
-            qf_gpu_calib_set_mode((qf_device_mode)d);
+            ctx.device = d;
             i++;
         }
         else if (!strcmp(a, "--json")) json = 1;
@@ -279,7 +286,9 @@ int qf_cmd_convert(int argc, char **argv)
         if (qf_sign_key_load_private(sign_key, &k, &err) != QF_OK) return qf_cli_report_error("convert", &err, json);
         qf_sign_key_free(k);
     }
-    o.progress = !quiet && !json;
+    qf_cli_bar bar = {.enabled = !quiet && !json, .lines = !quiet && !json, .unit = "B"};
+    ctx.progress = qf_cli_progress;
+    ctx.user = &bar;
     signal(SIGINT, qf_on_signal);
     signal(SIGTERM, qf_on_signal);
     qf_convert_stats st;

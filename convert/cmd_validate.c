@@ -256,7 +256,8 @@ static int qf_validate_run(const qf_validate_opts *o, qf_error *err)
     }
     /* 3. window by window: base, then quant against the base log-probs */
     qf_progress prog;
-    qf_progress_begin(&prog, !o->quiet && !o->json, "validate", (uint64_t)windows * (uint64_t)o->ctx, "tok");
+    qf_cli_bar bar = {.enabled = !o->quiet && !o->json, .unit = "tok"};
+    qf_progress_begin(&prog, qf_cli_progress, &bar, "validate", (uint64_t)windows * (uint64_t)o->ctx);
     double t0 = qf_now();
     for (int64_t w = 0; w < windows && !st; w++) {
         const int32_t *wid = ids + w * o->ctx;

@@ -44,6 +44,7 @@
 #include <stdint.h>
 
 #include "qf_awq.h"
+#include "qf_ctx.h"
 #include "qf_error.h"
 #include "qf_gptq.h"
 #include "qf_scheme.h"
@@ -72,7 +73,8 @@ typedef struct qf_calib_opts {
                               * sqrt(r^2 + moe_floor), r the routing weight the token gives the
                               * expert (0 if not routed); < 0: every token with weight 1 */
     uint64_t max_memory;     /* host-memory budget in bytes; 0: 3/4 of the host's (qf_sysmem.h) */
-    int progress;            /* per-layer lines on stderr */
+    const qf_ctx *job;       /* information lines (memory plan, per layer) to ctx->progress; cancellation
+                              * (ctx->cancel) between layers; NULL: silent */
     /* which modules to quantize (the converter's plan decides; NULL: every Linear) */
     int (*quantize_module)(void *ctx, const char *module);
     void *ctx;

@@ -21,7 +21,6 @@
 #include "source_hash.h"
 #include "write_queue.h"
 
-volatile int qf_convert_interrupted = 0;
 
 
 /* Quantize (or fetch) the packed tensors of the module that source tensor src belongs to. */
@@ -55,13 +54,13 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
     qf_progress prog;
     uint64_t total = 0;
     for (int i = 0; i < ck->n_tensors; i++) total += ck->tensors[i].nbytes;
-    qf_progress_begin(&prog, o->progress, "convert", total, "B");
+    qf_progress_begin_ctx(&prog, o->ctx, "convert", total);
     qf_status s = QF_OK;
     int first = 0;
     json_t *weight_map = json_object();
     /* owned packed bytes queued for writing, at most: 256 MiB keeps the disk busy while the
      * next module is quantized; more buys nothing, and a small budget gets a quarter of it */
-    const uint64_t budget = o->max_memory ? o->max_memory : qf_mem_default_budget();
+    const uint64_t budget = o->ctx && o->ctx->max_memory ? o->ctx->max_memory : qf_mem_default_budget();
     const uint64_t in_flight = budget && budget / 4 < (256ull << 20) ? budget / 4 : 256ull << 20;
     for (int shard = 0; shard < p->n_shards && s == QF_OK; shard++) {
         int last = first;
@@ -119,7 +118,7 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
         for (int i = 0; i < n && s == QF_OK; i++) {
             const qf_out_tensor *ot = &p->out[first + i];
             const qf_tensor *t = &ck->tensors[ot->src];
-            if (qf_convert_interrupted) {
+            if (qf_ctx_cancelled(o->ctx)) {
                 s = qf_fail(err, QF_ERR_INTERRUPTED, "interrupted; nothing was written to %s", o->out);
                 break;
             }
@@ -396,7 +395,7 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
     memset(st, 0, sizeof *st);
     double t0 = qf_now();
     int merging = o->n_parts > 0;
-    if (o->threads > 0) omp_set_num_threads(o->threads);
+    if (o->ctx && o->ctx->threads > 0) omp_set_num_threads(o->ctx->threads);
     if (!merging && o->scheme->needs_calibration && !o->calibrated)
         return qf_fail(err, QF_ERR_USAGE,
                        "scheme %s has static activation scales and needs calibration data (add --calibrate, or use "
@@ -474,9 +473,9 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
         co.scheme = o->scheme;
         co.quantize_module = qf_plan_quantizes;
         co.ctx = &pc;
-        co.progress = o->progress;
+        co.job = o->ctx;
         co.last_layer = o->layer_last;
-        co.max_memory = o->max_memory;
+        co.max_memory = o->ctx ? o->ctx->max_memory : 0;
         json_t *report = NULL;
         s = qf_calibrate(o->src, &co, cdir, &report, &st->calib_memory, err);
         if (s == QF_OK) json_object_set_new(manifest, "calibration", report);

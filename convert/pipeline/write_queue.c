@@ -29,26 +29,26 @@ struct qf_write_queue {
     const qf_checkpoint *ck;
 };
 
-/* Fault injection for the resume tests, once N bytes of tensor data have been written:
- * QF_TEST_KILL_AFTER_BYTES=N kills the process with SIGKILL (no cleanup, as a power loss
- * would); QF_TEST_INTERRUPT_AFTER_BYTES=N raises SIGINT (the Ctrl-C path). */
+#ifdef QF_TESTING
+/* Fault injection for the resume tests, compiled only into the test build (build/qforge-testing,
+ * tests/qf_test_hooks.c sets these from QF_TEST_KILL_AFTER_BYTES / QF_TEST_INTERRUPT_AFTER_BYTES):
+ * once N bytes of tensor data have been written, SIGKILL (no cleanup, as a power loss would)
+ * or SIGINT (the Ctrl-C path).  -1: off. */
+long long qf_wq_test_kill_at = -1, qf_wq_test_interrupt_at = -1;
 static _Atomic unsigned long long qf_bytes_written;
 
 static void qf_maybe_die(uint64_t n)
 {
-    static long long kill_at = -2, int_at = -2;
-    if (kill_at == -2) {
-        const char *k = getenv("QF_TEST_KILL_AFTER_BYTES"), *i = getenv("QF_TEST_INTERRUPT_AFTER_BYTES");
-        kill_at = k ? atoll(k) : -1;
-        int_at = i ? atoll(i) : -1;
-    }
     unsigned long long total = atomic_fetch_add(&qf_bytes_written, n) + n;
-    if (kill_at >= 0 && (long long)total >= kill_at) raise(SIGKILL);
-    if (int_at >= 0 && (long long)total >= int_at) {
-        int_at = -1;
+    if (qf_wq_test_kill_at >= 0 && (long long)total >= qf_wq_test_kill_at) raise(SIGKILL);
+    if (qf_wq_test_interrupt_at >= 0 && (long long)total >= qf_wq_test_interrupt_at) {
+        qf_wq_test_interrupt_at = -1;
         raise(SIGINT);
     }
 }
+#else
+#define qf_maybe_die(n) ((void)(n)) /* the shipped library has no fault hooks */
+#endif
 
 static void *qf_wq_main(void *arg)
 {

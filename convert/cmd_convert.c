@@ -13,6 +13,7 @@
 #include "qf_gpu_calib.h"
 #include "qf_modelopt.h"
 #include "qf_sign.h"
+#include "qforge.h"
 
 static void qf_convert_help(void)
 {
@@ -257,8 +258,7 @@ int qf_cmd_convert(int argc, char **argv)
         qf_fail(&err, QF_ERR_USAGE, "unknown scheme '%s' (known: %s)", scheme, qf_scheme_names());
         return qf_cli_report_error("convert", &err, json);
     }
-    if (strcmp(o.method, "rtn") == 0) o.calib.method = QF_CALIB_RTN;
-    else if (!(o.calib.method = qf_calib_method_from_name(o.method))) {
+    if (qf_convert_set_method(&o, o.method, &err) != QF_OK) { /* sets o.calibrated too (qforge.h) */
         qf_fail(&err, QF_ERR_USAGE, "unknown --method '%s' (rtn, gptq, awq, awq-gptq)", o.method);
         return qf_cli_report_error("convert", &err, json);
     }
@@ -270,7 +270,6 @@ int qf_cmd_convert(int argc, char **argv)
                                     "0 <= clip-search <= 1000, 0 <= refit <= 100, 0 <= smoothquant <= 1)");
         return qf_cli_report_error("convert", &err, json);
     }
-    o.calibrated = o.calib.method != QF_CALIB_RTN || (o.scheme && o.scheme->needs_calibration) || o.calib.smooth_alpha > 0;
     if (o.layout == QF_LAYOUT_MODELOPT) { /* the scheme must have a ModelOpt form (qf_modelopt.h) */
         qf_quant_plan probe;
         if (qf_modelopt_plan(o.scheme, QF_DTYPE_BF16, 256, 256, &probe, &err) != QF_OK)

@@ -147,7 +147,7 @@ static void qf_cal_release_embedding(const qf_model *m)
 }
 
 /* ---- one layer: float weights, the passes, the layer's file, its storage restored --------- */
-static qf_status qf_cal_run_layer(qf_cal *c, int l, int last, const char *out_dir, qf_error *err)
+static qf_status qf_cal_run_layer(qf_cal *c, int l, int last, qf_error *err)
 {
     const qf_model_config *cf = &c->m->cfg;
     const int64_t C = cf->hidden_size;
@@ -173,13 +173,7 @@ static qf_status qf_cal_run_layer(qf_cal *c, int l, int last, const char *out_di
     }
     if (r == QF_OK) r = qf_cal_layer(c, l, err);
     if (r == QF_OK && fold) qf_cal_emit_overrides(c, l, L);
-    if (r == QF_OK) {
-        char fname[64];
-        snprintf(fname, sizeof fname, "layer-%05d.safetensors", l);
-        char *path = qf_path_join(out_dir, fname);
-        r = qf_cal_out_write(&c->out, path, err);
-        free(path);
-    }
+    if (r == QF_OK) r = qf_cal_out_emit(&c->out, o, l, err); /* in memory, to the writer */
     qf_cal_out_free(&c->out);
     /* restore the layer's original storage: it is not needed again */
     memcpy(L->attn_norm, norm_copy, sizeof(float) * (size_t)C);
@@ -208,7 +202,7 @@ static qf_status qf_cal_run_layer(qf_cal *c, int l, int last, const char *out_di
     return r;
 }
 
-qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char *out_dir, json_t **report,
+qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char *spill_dir, json_t **report,
                        qf_calib_memory *mem, qf_error *err)
 {
     *report = NULL;
@@ -234,19 +228,19 @@ qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char
         if (data.ids[i] < 0 || data.ids[i] >= m->vocab_in)
             r = qf_fail(err, QF_ERR_FORMAT, "calibration token id %d is outside the model's vocabulary (%lld)",
                         data.ids[i], (long long)m->vocab_in);
-    if (r == QF_OK) r = qf_mkdirs(out_dir, err);
+    if (r == QF_OK) r = qf_mkdirs(spill_dir, err);
     qf_cal c = {.o = o, .m = m, .n_tok = (int64_t)o->n_samples * o->seqlen, .seqlen = o->seqlen, .n_samples = o->n_samples,
                 .float_path = qf_calib_float_path(o)};
     const qf_model_config *cf = &m->cfg;
     int last = o->last_layer >= 0 && o->last_layer < cf->n_layers ? o->last_layer : cf->n_layers - 1;
     qf_cal_plan plan;
-    if (r == QF_OK) r = qf_cal_plan_make(m, o, last, qf_mem_rss_now(), out_dir, &plan, err);
+    if (r == QF_OK) r = qf_cal_plan_make(m, o, last, qf_mem_rss_now(), spill_dir, &plan, err);
     if (r == QF_OK) {
         c.chunk = plan.chunk;
         qf_cal_print_plan(o->job, &plan);
         qf_ctx_log(o->job, "calibrate", "calibrate: XᵀX sums, large Linear products and GPTQ factors on %s",
                    strcmp(device, "cpu") ? device : "the CPU (no GPU in use)");
-        r = qf_cal_open_tables(&c, &plan, out_dir, err);
+        r = qf_cal_open_tables(&c, &plan, spill_dir, err);
     }
     if (r == QF_OK) r = qf_cal_embed(&c, data.ids, err);
     if (r == QF_OK) qf_cal_release_embedding(m);
@@ -256,7 +250,7 @@ qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char
             r = qf_fail(err, QF_ERR_INTERRUPTED, "interrupted during calibration, before layer %d", l);
             break;
         }
-        r = qf_cal_run_layer(&c, l, last, out_dir, err);
+        r = qf_cal_run_layer(&c, l, last, err);
         json_array_append_new(layers, c.lrep);
         c.lrep = NULL;
     }

@@ -62,6 +62,7 @@ typedef struct qf_feed {
     int cal_state;     /* 0 running, 1 finished, -1 failed */
     int writer_failed;
     int cal_failure_seen; /* the writer stopped because calibration failed */
+    double seconds_waited; /* the writer's time waiting for calibration */
     /* the writer's progress is held back while calibration reports its own lines */
     pthread_mutex_t log_mu;
     const qf_ctx *ctx;
@@ -96,14 +97,23 @@ static qf_status qf_feed_sink(void *user, int layer, qf_calib_tensor *t, int n, 
 
 /* The writer is at ot: wait for calibration to pass its layer (all of calibration for a
  * quantized tensor outside the layers), then *data = the calibrated bytes (owned) or NULL. */
-static qf_status qf_feed_take(qf_feed *f, qf_out_tensor *ot, void **data, qf_error *err)
+static qf_status qf_feed_take(qf_feed *f, qf_out_tensor *ot, qf_write_queue *q, void **data, qf_error *err)
 {
     *data = NULL;
     if (!f) return QF_OK;
     const int l = qf_tensor_layer(ot->name);
     qf_status s = QF_OK;
     pthread_mutex_lock(&f->mu);
-    while (f->cal_state == 0 && (l >= 0 ? f->layers_done <= l : ot->plan_index >= 0)) pthread_cond_wait(&f->cv, &f->mu);
+#define QF_FEED_WAITS (f->cal_state == 0 && (l >= 0 ? f->layers_done <= l : ot->plan_index >= 0))
+    if (QF_FEED_WAITS) { /* idle while calibration runs: the shard buffer's pages go back meanwhile */
+        pthread_mutex_unlock(&f->mu);
+        qf_wq_trim(q);
+        const double t0 = qf_now();
+        pthread_mutex_lock(&f->mu);
+        while (QF_FEED_WAITS) pthread_cond_wait(&f->cv, &f->mu);
+        f->seconds_waited += qf_now() - t0;
+    }
+#undef QF_FEED_WAITS
     if (f->cal_state < 0 && !ot->cal_ready) {
         s = qf_fail(err, QF_ERR_INTERRUPTED, "calibration stopped");
         f->cal_failure_seen = 1;
@@ -241,7 +251,7 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
             }
             int last_use = i + 1 == n || p->out[first + i + 1].src != ot->src;
             void *cal = NULL;
-            if ((s = qf_feed_take(feed, ot, &cal, err)) != QF_OK) break;
+            if ((s = qf_feed_take(feed, ot, q, &cal, err)) != QF_OK) break;
             if (cal) { /* calibrated bytes (packed tensors, folded norms); the writer frees them */
                 if (qf_wq_push(q, i, cal, ot->nbytes, cal, NULL) != QF_OK) break;
                 if (ot->plan_index <= 0) {
@@ -429,7 +439,7 @@ typedef struct qf_writer_job {
     json_t *manifest, *journal;
     qf_feed *feed;
     qf_convert_stats *st;
-    double t_end;
+    double seconds;
     qf_status s;
     qf_error err;
 } qf_writer_job;
@@ -437,8 +447,9 @@ typedef struct qf_writer_job {
 static void *qf_writer_main(void *arg)
 {
     qf_writer_job *j = arg;
+    const double t0 = qf_now();
     j->s = qf_write_shards(j->o, j->ck, j->plan, j->tmp, j->manifest, j->journal, j->feed, j->st, &j->err);
-    j->t_end = qf_now();
+    j->seconds = qf_now() - t0;
     if (j->s != QF_OK) {
         pthread_mutex_lock(&j->feed->mu);
         j->feed->writer_failed = 1;
@@ -474,12 +485,11 @@ static qf_status qf_calibrate_and_write(const qf_convert_opts *o, const qf_check
     char *sdir = qf_path_join(tmp, "calib");
     qf_error cerr = {0};
     qf_status cs = qf_calibrate(o->src, &co, sdir, report, &st->calib_memory, &cerr);
-    double t_cal = qf_now();
     qf_remove_tree(sdir);
     free(sdir);
     qf_feed_calibrated(&feed, cs);
     pthread_join(th, NULL);
-    *t_weights = job.t_end > t_cal ? job.t_end - t_cal : 0;
+    *t_weights = job.seconds - feed.seconds_waited; /* the writer's own time, as without calibration */
     pthread_mutex_destroy(&feed.mu);
     pthread_cond_destroy(&feed.cv);
     pthread_mutex_destroy(&feed.log_mu);

@@ -66,6 +66,14 @@ static void *qf_wq_main(void *arg)
         qf_status st = q->status;
         pthread_mutex_unlock(&q->mu);
         qf_error e;
+        if (p->entry < 0) { /* qf_wq_trim */
+            if (st == QF_OK) st = qf_st_writer_trim(q->w, &e);
+            pthread_mutex_lock(&q->mu);
+            if (st != QF_OK && q->status == QF_OK) q->status = st, q->err = e;
+            pthread_mutex_unlock(&q->mu);
+            free(p);
+            continue;
+        }
         /* pieces straight from the input mapping go in 64 MiB steps, dropping each step's
          * pages once written, so a 1 GB embedding never sits in resident memory whole */
         const uint64_t step = p->release && !p->owned ? 64ull << 20 : p->n;
@@ -128,6 +136,8 @@ qf_status qf_wq_push(qf_write_queue *q, int entry, const void *data, uint64_t n,
     pthread_mutex_unlock(&q->mu);
     return st;
 }
+
+qf_status qf_wq_trim(qf_write_queue *q) { return qf_wq_push(q, -1, NULL, 0, NULL, NULL); }
 
 qf_status qf_wq_finish(qf_write_queue *q, qf_error *err)
 {

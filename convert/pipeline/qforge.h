@@ -7,6 +7,8 @@
  *                    resumable after an interruption (qf_convert.h)
  *   qf_calibrate     the calibration pass alone, tensors handed to a sink (qf_calibrate.h)
  *   qf_verify_artifact  recompute every file and tensor hash of an artifact (qf_manifest.h)
+ *   qf_validate      perplexity of a model on a text and an artifact's drift against it
+ *                    (KLD, top-1; qf_validate.h)
  * The library prints nothing and reads no environment variable; errors come back as a
  * qf_status with a one-line qf_error message.  Link: libqforge.a -lzip -lxxhash -ljansson
  * -lpcre2-8 -lcrypto -lm -fopenmp -pthread (plus the CUDA libraries in a CUDA build).
@@ -20,6 +22,7 @@
 #include "qf_error.h"
 #include "qf_manifest.h"
 #include "qf_scheme.h"
+#include "qf_validate.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -83,7 +83,9 @@ static qf_status qf_feed_sink(void *user, int layer, qf_calib_tensor *t, int n, 
             s = qf_fail(err, QF_ERR_FORMAT, "calibration output '%s' is %s of %llu bytes, the plan expects %s of %llu",
                         t[i].name, qf_dtype_name(t[i].dtype), (unsigned long long)t[i].nbytes, qf_dtype_name(ot->dtype),
                         (unsigned long long)ot->nbytes);
-        else if (!ot->consumed) { /* consumed: in a shard resumed from an interrupted run */
+        else if (ot->consumed == 1) /* written already: the writer's wait rule does not cover it */
+            s = qf_fail(err, QF_ERR_FORMAT, "calibration output '%s' came after the tensor was written", t[i].name);
+        else if (!ot->consumed) { /* consumed 2: in a shard resumed from an interrupted run */
             ot->cal_data = t[i].data, t[i].data = NULL;
             ot->cal_ready = 1;
         }
@@ -133,7 +135,7 @@ static void qf_feed_skip(qf_feed *f, qf_out_tensor *ot)
     pthread_mutex_lock(&f->mu);
     free(ot->cal_data);
     ot->cal_data = NULL;
-    ot->consumed = 1;
+    ot->consumed = 2;
     pthread_mutex_unlock(&f->mu);
 }
 

@@ -28,7 +28,7 @@ typedef struct qf_out_tensor {
     void *cal_data;          /* calibrated bytes to write instead (handed over in memory by calibration,
                               * owned until the writer takes them), or NULL */
     int cal_ready;           /* calibration handed this tensor over (cal_data, until written) */
-    int consumed;            /* the writer is past this tensor (written, or in a resumed shard) */
+    int consumed;            /* the writer is past this tensor: 1 written, 2 in a resumed shard */
 } qf_out_tensor;
 
 typedef struct qf_module_plan { /* one quantized Linear (by source tensor index) */

@@ -69,12 +69,20 @@ typedef struct qf_feed {
     int calibrating, begin_pending, end_pending;
     char stage[64];
     uint64_t total;
+    /* the writer thread starts when the first layer is handed over: until then calibration
+     * plans its memory and runs layer 0 with nothing of the writer resident */
+    struct qf_writer_job *job;
+    pthread_t th;
+    int started;
 } qf_feed;
+
+static int qf_feed_start(qf_feed *f);
 
 static qf_status qf_feed_sink(void *user, int layer, qf_calib_tensor *t, int n, qf_error *err)
 {
     qf_feed *f = user;
     qf_status s = QF_OK;
+    if (qf_feed_start(f) != 0) return qf_fail(err, QF_ERR_NOMEM, "cannot start the shard writer thread");
     pthread_mutex_lock(&f->mu);
     for (int i = 0; i < n && s == QF_OK; i++) {
         qf_out_tensor *ot = qf_plan_find(f->plan, t[i].name);
@@ -242,6 +250,7 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
         qf_write_queue *q = NULL;
         s = qf_st_writer_open(path, entries, n, &w, err);
         if (s == QF_OK) s = qf_wq_start(&q, w, in_flight, ck, err);
+        if (s == QF_OK && feed) qf_wq_set_lean(q, 1); /* beside calibration: add little to its peak */
         qf_quant_buffers buf = {{0}};
         int buf_src = -1;
         for (int i = 0; i < n && s == QF_OK; i++) {
@@ -460,6 +469,15 @@ static void *qf_writer_main(void *arg)
     return NULL;
 }
 
+/* Start the writer thread once (called on the calibrating thread only). */
+static int qf_feed_start(qf_feed *f)
+{
+    if (f->started) return 0;
+    if (pthread_create(&f->th, NULL, qf_writer_main, f->job) != 0) return -1;
+    f->started = 1;
+    return 0;
+}
+
 /* Calibrate (this thread) while the writer thread streams the shards; *report is
  * calibration's report.  The first failure wins: the writer's (a full disk) or calibration's. */
 static qf_status qf_calibrate_and_write(const qf_convert_opts *o, const qf_checkpoint *ck, qf_convert_plan *plan,
@@ -471,9 +489,7 @@ static qf_status qf_calibrate_and_write(const qf_convert_opts *o, const qf_check
     pthread_cond_init(&feed.cv, NULL);
     pthread_mutex_init(&feed.log_mu, NULL);
     qf_writer_job job = {o, ck, plan, tmp, manifest, journal, &feed, st, 0, QF_OK, {0}};
-    pthread_t th;
-    if (pthread_create(&th, NULL, qf_writer_main, &job) != 0)
-        return qf_fail(err, QF_ERR_NOMEM, "cannot start the shard writer thread");
+    feed.job = &job;
     qf_calib_opts co = o->calib;
     qf_plan_ctx pc = {plan, ck};
     co.scheme = o->scheme;
@@ -490,7 +506,9 @@ static qf_status qf_calibrate_and_write(const qf_convert_opts *o, const qf_check
     qf_remove_tree(sdir);
     free(sdir);
     qf_feed_calibrated(&feed, cs);
-    pthread_join(th, NULL);
+    if (cs == QF_OK && qf_feed_start(&feed) != 0) /* no layer was handed over */
+        cs = qf_fail(&cerr, QF_ERR_NOMEM, "cannot start the shard writer thread");
+    if (feed.started) pthread_join(feed.th, NULL);
     *t_weights = job.seconds - feed.seconds_waited; /* the writer's own time, as without calibration */
     pthread_mutex_destroy(&feed.mu);
     pthread_cond_destroy(&feed.cv);

@@ -27,6 +27,7 @@ struct qf_write_queue {
     qf_error err;
     qf_st_writer *w;
     const qf_checkpoint *ck;
+    int lean; /* qf_wq_set_lean */
 };
 
 #ifdef QF_TESTING
@@ -76,7 +77,7 @@ static void *qf_wq_main(void *arg)
         }
         /* pieces straight from the input mapping go in 64 MiB steps, dropping each step's
          * pages once written, so a 1 GB embedding never sits in resident memory whole */
-        const uint64_t step = p->release && !p->owned ? 64ull << 20 : p->n;
+        const uint64_t step = p->release && !p->owned ? (q->lean ? 1ull << 20 : 64ull << 20) : p->n;
         for (uint64_t off = 0; st == QF_OK && off < p->n; off += step) {
             uint64_t k = p->n - off < step ? p->n - off : step;
             st = qf_st_writer_write(q->w, p->entry, (const uint8_t *)p->data + off, k, &e);
@@ -85,6 +86,7 @@ static void *qf_wq_main(void *arg)
                 qf_file_release(&q->ck->files[p->release->file], p->release->offset + off, k);
         }
         if (st == QF_OK && p->n == 0) st = qf_st_writer_write(q->w, p->entry, p->data, 0, &e);
+        if (st == QF_OK && q->lean) st = qf_st_writer_trim(q->w, &e);
         if (p->release) qf_checkpoint_release(q->ck, p->release);
         pthread_mutex_lock(&q->mu);
         if (st != QF_OK && q->status == QF_OK) {
@@ -138,6 +140,13 @@ qf_status qf_wq_push(qf_write_queue *q, int entry, const void *data, uint64_t n,
 }
 
 qf_status qf_wq_trim(qf_write_queue *q) { return qf_wq_push(q, -1, NULL, 0, NULL, NULL); }
+
+void qf_wq_set_lean(qf_write_queue *q, int lean)
+{
+    pthread_mutex_lock(&q->mu);
+    q->lean = lean;
+    pthread_mutex_unlock(&q->mu);
+}
 
 qf_status qf_wq_finish(qf_write_queue *q, qf_error *err)
 {

@@ -21,6 +21,10 @@ qf_status qf_wq_push(qf_write_queue *q, int entry, const void *data, uint64_t n,
 /* Once the pieces pushed so far are written, the writer's buffer is trimmed
  * (qf_st_writer_trim): before the producer waits a while for more. */
 qf_status qf_wq_trim(qf_write_queue *q);
+/* Lean mode, for a writer working beside calibration: mapped input goes in 1 MiB steps (its
+ * pages dropped after each) and the writer's buffer is trimmed after each piece, so what the
+ * writer holds resident stays around 1 MiB instead of up to 8 MiB + 64 MiB. */
+void qf_wq_set_lean(qf_write_queue *q, int lean);
 /* Waits for every piece, stops the thread, frees q.  Returns the first write error (in err);
  * the writer itself stays open for the caller to close or abort. */
 qf_status qf_wq_finish(qf_write_queue *q, qf_error *err);

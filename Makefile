@@ -1,7 +1,7 @@
 # qforge - build, test, demo, bench.  `make help` lists the targets.
 #
-# Layout: one folder per stage (common formats quant kernels calib convert).  Every .c file
-# in the library folders goes into build/libqforge.a; convert/*.c is the CLI; each
+# Layout: one folder per stage (common formats quant kernels calib convert/pipeline).  Every .c
+# file in the library folders goes into build/libqforge.a; convert/*.c is the CLI; each
 # tests/test_*.c is one cmocka test program.  CUDA sources (kernels/*.cu) are compiled
 # when nvcc is found, otherwise the build is CPU-only.  Dependencies are Debian packages
 # (scripts/deps.sh installs them).
@@ -28,7 +28,10 @@ INC_calib/tokenizer := common calib/tokenizer
 INC_calib/model     := $(INC_quant) formats kernels calib/model
 INC_calib/eval      := $(INC_calib/model) calib/eval
 INC_calib/calibrate := $(INC_calib/model) calib/tokenizer calib/calibrate
-LIB_DIRS := common quant formats kernels calib/tokenizer calib/model calib/eval calib/calibrate
+# the conversion pipeline (plan, quantize, write, manifest, resume journal) is library code too:
+# an engine that links libqforge.a converts without the CLI (docs/library.md)
+INC_convert/pipeline := $(INC_calib/calibrate) calib/eval convert/pipeline
+LIB_DIRS := common quant formats kernels calib/tokenizer calib/model calib/eval calib/calibrate convert/pipeline
 INC_convert         := $(LIB_DIRS) convert
 INCS    := $(addprefix -I,$(INC_convert))
 space := $(subst ,, )
@@ -63,11 +66,15 @@ CUDA_MSG   := CUDA: no - CPU-only build
 endif
 
 QFORGE := $(BUILD)/qforge
+# The same CLI with the fault-injection hooks the resume tests drive (tests/cli/resume.sh):
+# only these objects are compiled with -DQF_TESTING, so build/qforge and libqforge.a have none.
+QFORGE_TESTING := $(BUILD)/qforge-testing
+TESTING_OBJ := $(BUILD)/testing/convert/pipeline/write_queue.o $(BUILD)/testing/tests/qf_test_hooks.o
 NPROC  := $(shell nproc 2>/dev/null || echo 2)
 LIBQF  := $(BUILD)/libqforge.a
 
 .PHONY: all deps demo test test-gpu bench bench-gpu clean help check-deps fuzz-replay sanitize
-all: $(QFORGE) ## build the qforge binary and libqforge.a
+all: $(QFORGE) $(QFORGE_TESTING) ## build the qforge binary and libqforge.a
 	@echo "qforge built: $(QFORGE)  [$(CUDA_MSG); OpenMP: yes; ARCH: $(if $(ARCH),$(ARCH),generic)]"
 
 $(LIBQF): $(LIB_OBJ) $(CU_OBJ)
@@ -76,6 +83,14 @@ $(LIBQF): $(LIB_OBJ) $(CU_OBJ)
 
 $(QFORGE): $(CLI_OBJ) $(LIBQF)
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIBQF) $(LDLIBS)
+
+# the test build's objects first: the archive's write_queue.o is then not pulled in
+$(QFORGE_TESTING): $(CLI_OBJ) $(TESTING_OBJ) $(LIBQF)
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(TESTING_OBJ) $(LIBQF) $(LDLIBS)
+
+$(BUILD)/testing/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DQF_TESTING $(call incs_of,$<) -c $< -o $@
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -142,4 +157,4 @@ clean:
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | expand -t 14
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(CU_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(TESTING_OBJ:.o=.d)

@@ -13,6 +13,7 @@
 #include "qf_gpu_calib.h"
 #include "qf_modelopt.h"
 #include "qf_sign.h"
+#include "qforge.h"
 
 static void qf_convert_help(void)
 {
@@ -101,10 +102,13 @@ static void qf_convert_help(void)
            "  qforge convert tests/data/tiny-llama -o /tmp/tiny-w4 --scheme w4a16\n");
 }
 
+/* Set by SIGINT/SIGTERM; the pipeline polls it (qf_ctx.cancel) between tensors and layers. */
+static volatile int qf_cancel;
+
 static void qf_on_signal(int sig)
 {
     (void)sig;
-    qf_convert_interrupted = 1;
+    qf_cancel = 1;
 }
 
 /* "5G", "512M", "1.5T", "8Gi", "4096", with an optional trailing B: K M G T are powers of
@@ -130,6 +134,10 @@ static int qf_parse_size(const char *s, uint64_t *out)
 int qf_cmd_convert(int argc, char **argv)
 {
     qf_convert_opts o = {0};
+    qf_ctx ctx = {.cancel = &qf_cancel};
+    const int env_dev = qf_device_mode_parse(getenv("QF_DEVICE")); /* --device overrides it */
+    if (env_dev >= 0) ctx.device = env_dev;
+    o.ctx = &ctx;
     o.method = "rtn";
     qf_calib_opts_default(&o.calib);
     o.layer_first = o.layer_last = -1;
@@ -161,7 +169,7 @@ int qf_cmd_convert(int argc, char **argv)
             }
             i++;
         } else if (!strcmp(a, "--max-memory") && v) {
-            if (qf_parse_size(v, &o.max_memory)) {
+            if (qf_parse_size(v, &ctx.max_memory)) {
                 qf_fail(&err, QF_ERR_USAGE, "--max-memory '%s' is not a size (e.g. 8G, 512M, 16Gi)", v);
                 return qf_cli_report_error("convert", &err, json);
             }
@@ -203,7 +211,7 @@ int qf_cmd_convert(int argc, char **argv)
             i++;
         }
         else if (!strcmp(a, "--smoothquant") && v) num = qf_cli_float(a, v, &o.calib.smooth_alpha, &err), i++;
-        else if (!strcmp(a, "--threads") && v) num = qf_cli_int(a, v, &o.threads, &err), i++;
+        else if (!strcmp(a, "--threads") && v) num = qf_cli_int(a, v, &ctx.threads, &err), i++;
         else if (!strcmp(a, "--force")) o.force = 1;
         else if (!strcmp(a, "--sign") && v) sign_key = v, i++;
         else if (!strcmp(a, "--stats")) stats = 1;
@@ -213,7 +221,7 @@ int qf_cmd_convert(int argc, char **argv)
                 qf_fail(&err, QF_ERR_USAGE, "--device '%s': expected auto, cpu or gpu", v);
                 return qf_cli_report_error("convert", &err, json);
             }
-            qf_gpu_calib_set_mode((qf_device_mode)d);
+            ctx.device = d;
             i++;
         }
         else if (!strcmp(a, "--json")) json = 1;
@@ -250,8 +258,7 @@ int qf_cmd_convert(int argc, char **argv)
         qf_fail(&err, QF_ERR_USAGE, "unknown scheme '%s' (known: %s)", scheme, qf_scheme_names());
         return qf_cli_report_error("convert", &err, json);
     }
-    if (strcmp(o.method, "rtn") == 0) o.calib.method = QF_CALIB_RTN;
-    else if (!(o.calib.method = qf_calib_method_from_name(o.method))) {
+    if (qf_convert_set_method(&o, o.method, &err) != QF_OK) { /* sets o.calibrated too (qforge.h) */
         qf_fail(&err, QF_ERR_USAGE, "unknown --method '%s' (rtn, gptq, awq, awq-gptq)", o.method);
         return qf_cli_report_error("convert", &err, json);
     }
@@ -263,7 +270,6 @@ int qf_cmd_convert(int argc, char **argv)
                                     "0 <= clip-search <= 1000, 0 <= refit <= 100, 0 <= smoothquant <= 1)");
         return qf_cli_report_error("convert", &err, json);
     }
-    o.calibrated = o.calib.method != QF_CALIB_RTN || (o.scheme && o.scheme->needs_calibration) || o.calib.smooth_alpha > 0;
     if (o.layout == QF_LAYOUT_MODELOPT) { /* the scheme must have a ModelOpt form (qf_modelopt.h) */
         qf_quant_plan probe;
         if (qf_modelopt_plan(o.scheme, QF_DTYPE_BF16, 256, 256, &probe, &err) != QF_OK)
@@ -279,7 +285,9 @@ int qf_cmd_convert(int argc, char **argv)
         if (qf_sign_key_load_private(sign_key, &k, &err) != QF_OK) return qf_cli_report_error("convert", &err, json);
         qf_sign_key_free(k);
     }
-    o.progress = !quiet && !json;
+    qf_cli_bar bar = {.enabled = !quiet && !json, .lines = !quiet && !json, .unit = "B"};
+    ctx.progress = qf_cli_progress;
+    ctx.user = &bar;
     signal(SIGINT, qf_on_signal);
     signal(SIGTERM, qf_on_signal);
     qf_convert_stats st;

@@ -50,7 +50,9 @@ int qf_cmd_merge(int argc, char **argv)
         return qf_cli_report_error("merge", &err, json);
     }
     o.merge_parts = parts;
-    o.progress = !quiet && !json;
+    qf_cli_bar bar = {.enabled = !quiet && !json, .unit = "B"};
+    qf_ctx ctx = {.progress = qf_cli_progress, .user = &bar};
+    o.ctx = &ctx;
     qf_convert_stats st;
     qf_status s = qf_convert_run(&o, &st, &err);
     free(parts);

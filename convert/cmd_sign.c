@@ -43,7 +43,8 @@ int qf_cmd_sign(int argc, char **argv)
         return qf_cli_report_error("sign", &err, json);
     }
     qf_progress prog;
-    qf_progress_begin(&prog, !quiet && !json, "sign", 1, "B");
+    qf_cli_bar bar = {.enabled = !quiet && !json, .unit = "B"};
+    qf_progress_begin(&prog, qf_cli_progress, &bar, "sign", 1);
     double t0 = qf_now();
     qf_status s = qf_sign_dir(dir, key, NULL, &prog, &err);
     qf_progress_end(&prog);

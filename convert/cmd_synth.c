@@ -152,7 +152,8 @@ int qf_cmd_synth(int argc, char **argv)
     }
     qf_status s = qf_mkdirs(out, &err);
     qf_progress prog;
-    qf_progress_begin(&prog, !quiet, "synth", total, "B");
+    qf_cli_bar bar = {.enabled = !quiet, .unit = "B"};
+    qf_progress_begin(&prog, qf_cli_progress, &bar, "synth", total);
     json_t *wm = json_object();
     for (int sh = 0, first = 0; s == QF_OK && sh < n_shards; sh++) {
         int last = first;

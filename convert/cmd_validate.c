@@ -1,10 +1,9 @@
 /* cmd_validate.c - `qforge validate`: perplexity of a base model and the drift of a
  * quantized artifact against it (KLD, top-1), under the ppl-512 protocol (docs/validate.md).
  *
- * Story: parse options -> load the base model -> tokenize the text with the base
- * tokenizer.json -> cut windows -> load the artifact (same runner) -> for each window: base
- * logits -> log-probs, NLL; quant logits -> NLL, KLD, top-1 -> metrics -> print -> record
- * into the artifact's manifest -> thresholds decide the exit code.
+ * Story: parse options -> qf_validate (the library: models, text, windows, metrics;
+ * qf_validate.h) -> print -> record into the artifact's manifest -> thresholds decide the
+ * exit code.
  */
 #include <jansson.h>
 #include <math.h>
@@ -21,18 +20,16 @@
 #include "qf_manifest.h"
 #include "qf_model_card.h"
 #include "qf_model.h"
-#include "qf_progress.h"
-#include "qf_tokenizer.h"
+#include "qf_validate.h"
 
-#define QF_VALIDATE_MAX_TEXT (1ull << 30)
 
-typedef struct qf_validate_opts {
+typedef struct qf_validate_cli {
     const char *base, *quant, *text;
     int ctx;
     long long chunks;
     double max_kld, max_drift; /* < 0: not set */
     int act_quant, record, json, threads, quiet;
-} qf_validate_opts;
+} qf_validate_cli;
 
 static void qf_validate_help(void)
 {
@@ -63,7 +60,7 @@ static int qf_parse_num(const char *s, double *out)
     return *s && !*end;
 }
 
-static qf_status qf_validate_args(int argc, char **argv, qf_validate_opts *o, int *help, qf_error *err)
+static qf_status qf_validate_args(int argc, char **argv, qf_validate_cli *o, int *help, qf_error *err)
 {
     memset(o, 0, sizeof *o);
     o->ctx = 512;
@@ -106,28 +103,6 @@ static qf_status qf_validate_args(int argc, char **argv, qf_validate_opts *o, in
     return qf_gpu_calib_require(err);
 }
 
-/* Tokenize the whole text file with dir/tokenizer.json. */
-static qf_status qf_validate_tokens(const qf_validate_opts *o, int32_t **ids, size_t *n, qf_hash128 *text_hash,
-                                    qf_error *err)
-{
-    char *text = NULL;
-    size_t len = 0;
-    QF_TRY(qf_file_read_all(o->text, QF_VALIDATE_MAX_TEXT, &text, &len, err));
-    *text_hash = qf_hash_bytes(text, len);
-    if (len == 0) {
-        free(text);
-        return qf_fail(err, QF_ERR_USAGE, "%s: the text is empty", o->text);
-    }
-    char *tok_path = qf_path_join(o->base, "tokenizer.json");
-    qf_tokenizer *tok = NULL;
-    qf_status st = tok_path ? qf_tokenizer_load(tok_path, &tok, err) : qf_fail(err, QF_ERR_NOMEM, "out of memory");
-    free(tok_path);
-    if (!st) st = qf_tokenizer_encode(tok, text, len, ids, n, err);
-    qf_tokenizer_free(tok);
-    free(text);
-    return st;
-}
-
 /* A metric as JSON: its value, or null when it is NaN/Inf (JSON has neither), with its name
  * added to "nonfinite" so a script never mistakes a missing key for a pass. */
 static void qf_json_metric(json_t *j, const char *key, double v)
@@ -160,7 +135,7 @@ static int qf_nonfinite_metrics(const qf_eval_result *r, int has_quant, char *bu
     return n;
 }
 
-static json_t *qf_validate_json(const qf_validate_opts *o, const qf_eval_result *r, double tps, int64_t windows)
+static json_t *qf_validate_json(const qf_validate_cli *o, const qf_eval_result *r, double tps, int64_t windows)
 {
     json_t *j = json_object();
     json_object_set_new(j, "protocol", json_string("ppl-512"));
@@ -182,98 +157,25 @@ static json_t *qf_validate_json(const qf_validate_opts *o, const qf_eval_result 
     return j;
 }
 
-static int qf_validate_run(const qf_validate_opts *o, qf_error *err)
+static int qf_validate_run(const qf_validate_cli *o, qf_error *err)
 {
-    qf_model *base = NULL, *quant = NULL;
-    int32_t *ids = NULL;
-    size_t n_ids = 0;
-    float *lb = NULL, *lq = NULL;
-    qf_eval ev = {0};
-    qf_eval_result r;
-    qf_hash128 text_hash;
     json_t *out = NULL;
     int rc = 0;
-    qf_model_options mo;
-    qf_model_options_default(&mo);
-    mo.act_quant = o->act_quant;
-    /* 1. base model, text, windows */
-    qf_status st = qf_model_load(o->base, &mo, &base, err);
-    if (!st) st = qf_validate_tokens(o, &ids, &n_ids, &text_hash, err);
-    int64_t windows = st ? 0 : qf_eval_window_count((int64_t)n_ids, o->ctx, o->chunks);
-    if (!st && windows == 0)
-        st = qf_fail(err, QF_ERR_USAGE, "%s: %zu tokens, fewer than one window of %d (use a longer text or a smaller "
-                     "--ctx)", o->text, n_ids, o->ctx);
-    for (size_t i = 0; !st && i < (size_t)windows * (size_t)o->ctx; i++)
-        if (ids[i] >= base->vocab_in)
-            st = qf_fail(err, QF_ERR_USAGE, "%s: tokenizer id %d is outside the model's vocabulary (%lld)", o->base,
-                         ids[i], (long long)base->vocab_in);
-    /* 2. the artifact */
-    if (!st && o->quant) st = qf_model_load(o->quant, &mo, &quant, err);
-    if (!st && quant && (quant->vocab_out != base->vocab_out || quant->cfg.vocab_size != base->cfg.vocab_size))
-        st = qf_fail(err, QF_ERR_USAGE, "vocabulary sizes differ: base %s has %lld (config %d), artifact %s has %lld "
-                     "(config %d)", o->base, (long long)base->vocab_out, base->cfg.vocab_size, o->quant,
-                     (long long)quant->vocab_out, quant->cfg.vocab_size);
-    const int64_t V = st ? 0 : base->vocab_out;
-    if (!st) st = qf_eval_init(&ev, o->ctx, V, windows, quant != NULL, err);
-    if (!st) {
-        lb = malloc((size_t)o->ctx * (size_t)V * sizeof(float));
-        lq = quant ? malloc((size_t)o->ctx * (size_t)V * sizeof(float)) : NULL;
-        if (!lb || (quant && !lq)) st = qf_fail(err, QF_ERR_NOMEM, "out of memory for logits (%d x %lld)", o->ctx, (long long)V);
-    }
+    qf_cli_bar bar = {.enabled = !o->quiet && !o->json, .lines = !o->quiet && !o->json, .unit = "tok"};
+    qf_ctx ctx = {.threads = o->threads, .progress = qf_cli_progress, .user = &bar};
+    qf_validate_opts vo = {o->base, o->quant, o->text, o->ctx, o->chunks, o->act_quant, &ctx};
+    qf_validate_result res;
+    qf_status st = qf_validate(&vo, &res, err);
     if (st) goto done;
-    if (!o->quiet && !o->json) {
-        fprintf(stderr, "qforge validate: %s: %zu tokens, %lld windows of %d (%lld scored), %d threads\n",
-                qf_path_base(o->text), n_ids, (long long)windows, o->ctx, (long long)windows * (o->ctx - 1),
-                omp_get_max_threads());
-        /* say so when a sliding window shapes the numbers (the same model with full attention
-         * scores differently once ctx exceeds the window) */
-        int n_win = 0, win = 0;
-        for (int l = 0; l < base->cfg.n_layers; l++)
-            if (base->layers[l].attn_window > 0) {
-                n_win++;
-                win = base->layers[l].attn_window;
-            }
-        if (n_win)
-            fprintf(stderr, "qforge validate: sliding-window attention on %d of %d layers: a token sees the last %d "
-                    "(--ctx %d)\n", n_win, base->cfg.n_layers, win, o->ctx);
-        if (quant && quant->n_linear_packed) {
-            int cnt = qf_model_linears(quant, NULL, 0), any_act = 0, shown = 0;
-            qf_linear **all = malloc((size_t)cnt * sizeof *all);
-            char d[96] = "";
-            if (all) {
-                qf_model_linears(quant, all, cnt);
-                for (int i = 0; i < cnt; i++) {
-                    if (all[i]->kind != QF_LINEAR_PACKED) continue;
-                    any_act |= all[i]->act != QF_ACT_NONE;
-                    if (!shown++) qf_linear_describe(all[i], d, sizeof d);
-                }
-                free(all);
-            }
-            fprintf(stderr, "qforge validate: artifact %s: %d of %d Linear layers packed (%s); activation quantization: %s\n",
-                    o->quant, quant->n_linear_packed, cnt, d,
-                    !any_act ? "none (weight-only)" : o->act_quant ? "emulated" : "off (--act-quant off)");
-        }
-    }
-    /* 3. window by window: base, then quant against the base log-probs */
-    qf_progress prog;
-    qf_progress_begin(&prog, !o->quiet && !o->json, "validate", (uint64_t)windows * (uint64_t)o->ctx, "tok");
-    double t0 = qf_now();
-    for (int64_t w = 0; w < windows && !st; w++) {
-        const int32_t *wid = ids + w * o->ctx;
-        st = qf_model_forward(base, wid, o->ctx, lb, err);
-        if (!st) qf_eval_add_base(&ev, wid, lb);
-        if (!st && quant) st = qf_model_forward(quant, wid, o->ctx, lq, err);
-        if (!st && quant) qf_eval_add_quant(&ev, wid, lb, lq);
-        qf_progress_add(&prog, (uint64_t)o->ctx);
-    }
-    qf_progress_end(&prog);
-    double secs = qf_now() - t0, tps = secs > 0 ? (double)windows * o->ctx / secs : 0;
-    if (!st) st = qf_eval_finish(&ev, &r, err);
-    if (st) goto done;
+    const qf_eval_result r = res.r;
+    const qf_hash128 text_hash = res.text_hash;
+    const int64_t windows = res.windows;
+    const double secs = res.seconds, tps = res.tokens_per_s;
+    const int quant = o->quant != NULL;
     /* 4. report */
     /* Fail closed: NaN compares false with every threshold, so a NaN drift would pass them. */
     char bad[128];
-    int nonfinite = qf_nonfinite_metrics(&r, quant != NULL, bad, sizeof bad);
+    int nonfinite = qf_nonfinite_metrics(&r, quant, bad, sizeof bad);
     int over_kld = o->max_kld >= 0 && !(r.mean_kld <= o->max_kld);
     int over_drift = o->max_drift >= 0 && !(r.ppl_drift_pct <= o->max_drift);
     int verdict = nonfinite ? QF_ERR_NONFINITE : over_kld || over_drift ? QF_ERR_THRESHOLD : 0;
@@ -284,7 +186,7 @@ static int qf_validate_run(const qf_validate_opts *o, qf_error *err)
         json_object_set_new(j, "base", json_string(o->base));
         if (o->quant) json_object_set_new(j, "quant", json_string(o->quant));
         json_object_set_new(j, "seconds", json_real(secs));
-        json_object_set_new(j, "threads", json_integer(omp_get_max_threads()));
+        json_object_set_new(j, "threads", json_integer(res.threads));
         if (o->max_kld >= 0) json_object_set_new(j, "max_kld", json_real(o->max_kld));
         if (o->max_drift >= 0) json_object_set_new(j, "max_ppl_drift", json_real(o->max_drift));
         json_object_set_new(j, "exit_code", json_integer(verdict));
@@ -305,7 +207,7 @@ static int qf_validate_run(const qf_validate_opts *o, qf_error *err)
         printf("scored tokens    %lld   (%lld windows x %d, ppl-512 protocol)\n", (long long)r.scored_tokens,
                (long long)r.windows, o->ctx);
         printf("throughput       %.1f tokens/s   (%s, %.1f s, %d threads)\n", tps, quant ? "base + quant" : "base",
-               secs, omp_get_max_threads());
+               secs, res.threads);
     }
     /* 5. record, then thresholds */
     if (o->record) {
@@ -335,18 +237,12 @@ static int qf_validate_run(const qf_validate_opts *o, qf_error *err)
 done:
     if (st) rc = qf_cli_report_error("validate", err, o->json);
     json_decref(out);
-    free(lb);
-    free(lq);
-    free(ids);
-    qf_eval_free(&ev);
-    qf_model_free(quant);
-    qf_model_free(base);
     return rc;
 }
 
 int qf_cmd_validate(int argc, char **argv)
 {
-    qf_validate_opts o;
+    qf_validate_cli o;
     qf_error err = {0};
     int help = 0, json = 0;
     for (int i = 1; i < argc; i++) json |= !strcmp(argv[i], "--json");
@@ -355,6 +251,5 @@ int qf_cmd_validate(int argc, char **argv)
         qf_validate_help();
         return 0;
     }
-    if (o.threads > 0) omp_set_num_threads(o.threads);
     return qf_validate_run(&o, &err);
 }

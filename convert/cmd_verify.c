@@ -54,7 +54,8 @@ int qf_cmd_verify(int argc, char **argv)
         return qf_cli_report_error("verify", &err, json);
     }
     qf_progress prog;
-    qf_progress_begin(&prog, !quiet && !json, "verify", 1, "B");
+    qf_cli_bar bar = {.enabled = !quiet && !json, .unit = "B"};
+    qf_progress_begin(&prog, qf_cli_progress, &bar, "verify", 1);
     qf_verify_report rep;
     qf_status s;
     /* the signature first: with it checked, the manifest it covers can be trusted; a folder

@@ -1,8 +1,12 @@
 /* main.c - the qforge command: dispatch to a subcommand (convert/cmd_*.c). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "qf_cli.h"
+#include "qf_gpu_calib.h"
+#include "qf_linalg.h"
+#include "qf_matmul.h"
 #include "qf_version.h"
 
 typedef struct {
@@ -49,6 +53,13 @@ int main(int argc, char **argv)
         printf("qforge %s\n", QF_VERSION);
         return 0;
     }
+    /* the library reads no environment: what the variables choose is set here */
+    if (getenv("QF_NO_AVX512")) { /* AVX2 kernels on an AVX-512 CPU (docs/calibration.md) */
+        qf_linalg_set_isa(2);
+        if (!strcmp(qf_matmul_kernel_name(), "avx512")) qf_matmul_use_kernel("avx2");
+    }
+    const int dev = qf_device_mode_parse(getenv("QF_DEVICE")); /* --device overrides it */
+    if (dev >= 0) qf_gpu_calib_set_mode((qf_device_mode)dev);
     for (size_t i = 0; i < sizeof qf_commands / sizeof qf_commands[0]; i++)
         if (strcmp(argv[1], qf_commands[i].name) == 0) return qf_commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "qforge: unknown command '%s' (qforge --help lists them)\n", argv[1]);

@@ -27,6 +27,21 @@ int qf_cmd_hash(int argc, char **argv);
  * (the exit code). */
 int qf_cli_report_error(const char *cmd, const qf_error *err, int json);
 
+/* `qforge inspect` of a .gguf file or a folder whose only weights are one: prints the file's
+ * own summary and returns the exit code; -1 when path is not GGUF (inspect goes on). */
+int qf_inspect_gguf(const char *path, int json, int list);
+
+/* The progress bar the CLI draws for the library's progress callback (qf_ctx.h): user is a
+ * qf_cli_bar.  enabled = 0 draws nothing (--quiet, --json); lines = 1 prints the library's
+ * information lines (calibration's memory plan and per-layer lines) on stderr. */
+typedef struct qf_cli_bar {
+    int enabled, lines;
+    const char *unit; /* "B" shows bytes with MB/s, anything else is shown as counts */
+    double t_start;
+    int is_tty, last_decile;
+} qf_cli_bar;
+void qf_cli_progress(void *user, const char *stage, uint64_t done, uint64_t total, const char *message);
+
 /* True when s is -h or --help. */
 int qf_cli_is_help(const char *s);
 

@@ -205,8 +205,9 @@ qf_status qf_gguf_tokenizer(qf_gguf_writer *w, const char *dir, const qf_model_c
             else if (json_is_array(m) && json_array_size(m) == 2 && json_is_string(json_array_get(m, 0)) &&
                      json_is_string(json_array_get(m, 1))) {
                 const char *a = json_string_value(json_array_get(m, 0)), *b = json_string_value(json_array_get(m, 1));
-                merges[i] = malloc(strlen(a) + strlen(b) + 2);
-                if (merges[i]) sprintf(merges[i], "%s %s", a, b);
+                const size_t ml = strlen(a) + strlen(b) + 2;
+                merges[i] = malloc(ml);
+                if (merges[i]) snprintf(merges[i], ml, "%s %s", a, b);
             }
             if (!merges[i]) {
                 s = qf_fail(err, QF_ERR_FORMAT, "%s: merge %zu is neither \"a b\" nor [a, b]", path, i);

@@ -44,5 +44,9 @@ qf_status qf_st_writer_close(qf_st_writer *w, uint64_t *file_size, qf_hash128 *f
                              qf_hash128 *tensor_hashes, qf_error *err);
 /* Close and delete the partial file; NULL ok. */
 void qf_st_writer_abort(qf_st_writer *w);
+/* Write out what is buffered and hand the buffer's pages back to the system (they come back,
+ * zeroed, on the next write): for a writer that will sit idle a while (a conversion waiting
+ * for calibration's next layer), so its 8 MB buffer does not add to the peak memory. */
+qf_status qf_st_writer_trim(qf_st_writer *w, qf_error *err);
 
 #endif /* QF_ST_WRITER_H */

@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "qf_fs.h"
@@ -116,6 +117,15 @@ static qf_status qf_st_put(qf_st_writer *w, const void *data, uint64_t n, qf_err
         n -= k;
         if (w->buf_len == QF_WBUF) QF_TRY(qf_st_flush(w, err));
     }
+    return QF_OK;
+}
+
+qf_status qf_st_writer_trim(qf_st_writer *w, qf_error *err)
+{
+    if (w->buf_len) QF_TRY(qf_st_flush(w, err));
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)w->buf;
+    const uintptr_t lo = (a + page - 1) / page * page, hi = (a + QF_WBUF) / page * page;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
     return QF_OK;
 }
 

@@ -64,9 +64,8 @@ extern "C" void qf_gpu_calib_set_mode(qf_device_mode mode)
 static int qf_gpu_start_locked(void)
 {
     if (G.state) return G.state > 0;
-    if (!G.mode_set) {
-        const int m = qf_device_mode_parse(getenv("QF_DEVICE"));
-        G.mode = m < 0 ? QF_DEVICE_AUTO : m;
+    if (!G.mode_set) { /* the library reads no environment: QF_DEVICE is the CLI's (main.c) */
+        G.mode = QF_DEVICE_AUTO;
         G.mode_set = 1;
     }
     G.state = -1;

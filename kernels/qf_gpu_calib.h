@@ -13,8 +13,8 @@
  *
  * The session starts on first use and lives until exit (qf_gpu_calib_shutdown releases it
  * early).  Calls are serialised by a mutex; inputs and outputs are host memory.  Which device
- * work goes to: qf_gpu_calib_set_mode (the CLI's --device), else the environment
- * (QF_DEVICE=cpu|gpu|auto), else auto = the GPU when a CUDA build finds one.  In a CPU-only
+ * work goes to: qf_gpu_calib_set_mode (the pipeline sets qf_ctx's device; the CLI
+ * fills that from --device or QF_DEVICE=cpu|gpu|auto), else auto = the GPU when a CUDA build finds one.  In a CPU-only
  * build (no nvcc) every entry point reports "no GPU" and callers stay on the CPU.
  */
 #ifndef QF_GPU_CALIB_H

@@ -161,7 +161,7 @@ static int qf_isa_level(void)
 #ifdef QF_X86
         __builtin_cpu_init();
         if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) lvl = 2;
-        if (lvl == 2 && __builtin_cpu_supports("avx512f") && !getenv("QF_NO_AVX512")) lvl = 3;
+        if (lvl == 2 && __builtin_cpu_supports("avx512f")) lvl = 3;
 #endif
         detected = lvl;
     }

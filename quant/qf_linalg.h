@@ -13,7 +13,7 @@
  *
  * How: operands are packed into cache blocks (KC = 256 deep) and multiplied by a
  * register-blocked micro-kernel: AVX-512 (12x32 float, 12x16 double) when the CPU has it
- * (runtime check; QF_NO_AVX512=1 in the environment or qf_linalg_set_isa() disables it),
+ * (runtime check; qf_linalg_set_isa() disables it: the CLI does for QF_NO_AVX512=1),
  * else AVX2/FMA (6x16 / 6x8) when the CPU has it, else portable C.  All kernels accumulate
  * with fused multiply-adds in the same order, so every ISA gives bit-identical results.
  * OpenMP threads share the work by tiles of C; each element of C is computed by one thread

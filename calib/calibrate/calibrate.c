@@ -120,15 +120,16 @@ static void qf_cal_close_tables(qf_cal *c)
     memset(&c->w, 0, sizeof c->w);
 }
 
-static void qf_cal_print_plan(const qf_cal_plan *p)
+static void qf_cal_print_plan(const qf_ctx *ctx, const qf_cal_plan *p)
 {
     char budget[32], planned[32], ram[32], disk[32];
     uint64_t in_ram = 0, spilled = 0;
     for (int i = 0; i < QF_CAL_NSTORES; i++) *(p->in_ram[i] ? &in_ram : &spilled) += p->store[i];
     if (p->budget == UINT64_MAX) snprintf(budget, sizeof budget, "unknown");
     else qf_mem_format(p->budget, budget, sizeof budget);
-    fprintf(stderr, "calibrate: memory budget %s%s: activations %s in RAM, %s spilled to disk; chunks of %d sample(s); "
-                    "planned peak %s\n",
+    qf_ctx_log(ctx, "calibrate",
+               "calibrate: memory budget %s%s: activations %s in RAM, %s spilled to disk; chunks of %d sample(s); "
+               "planned peak %s",
             budget, p->budget_given ? "" : " (automatic)", qf_mem_format(in_ram, ram, sizeof ram),
             qf_mem_format(spilled, disk, sizeof disk), p->chunk, qf_mem_format(p->planned, planned, sizeof planned));
 }
@@ -146,7 +147,7 @@ static void qf_cal_release_embedding(const qf_model *m)
 }
 
 /* ---- one layer: float weights, the passes, the layer's file, its storage restored --------- */
-static qf_status qf_cal_run_layer(qf_cal *c, int l, int last, const char *out_dir, qf_error *err)
+static qf_status qf_cal_run_layer(qf_cal *c, int l, int last, qf_error *err)
 {
     const qf_model_config *cf = &c->m->cfg;
     const int64_t C = cf->hidden_size;
@@ -172,13 +173,7 @@ static qf_status qf_cal_run_layer(qf_cal *c, int l, int last, const char *out_di
     }
     if (r == QF_OK) r = qf_cal_layer(c, l, err);
     if (r == QF_OK && fold) qf_cal_emit_overrides(c, l, L);
-    if (r == QF_OK) {
-        char fname[64];
-        snprintf(fname, sizeof fname, "layer-%05d.safetensors", l);
-        char *path = qf_path_join(out_dir, fname);
-        r = qf_cal_out_write(&c->out, path, err);
-        free(path);
-    }
+    if (r == QF_OK) r = qf_cal_out_emit(&c->out, o, l, err); /* in memory, to the writer */
     qf_cal_out_free(&c->out);
     /* restore the layer's original storage: it is not needed again */
     memcpy(L->attn_norm, norm_copy, sizeof(float) * (size_t)C);
@@ -192,7 +187,7 @@ static qf_status qf_cal_run_layer(qf_cal *c, int l, int last, const char *out_di
     free(saved_experts);
     for (int i = 0; i < c->n_owned; i++) free(c->owned[i]);
     c->n_owned = 0;
-    if (r == QF_OK && o->progress) {
+    if (r == QF_OK && o->job && o->job->progress) {
         double worst = 0;
         const char *k;
         json_t *v;
@@ -201,18 +196,19 @@ static qf_status qf_cal_run_layer(qf_cal *c, int l, int last, const char *out_di
             json_t *e = json_object_get(v, "rel_output_error");
             if (json_is_real(e) && json_real_value(e) > worst) worst = json_real_value(e);
         }
-        fprintf(stderr, "calibrate: layer %d/%d done in %.1f s (worst Linear relative output error %.4f)\n", l + 1,
-                last + 1, qf_now() - tl, worst);
+        qf_ctx_log(o->job, "calibrate", "calibrate: layer %d/%d done in %.1f s (worst Linear relative output error %.4f)",
+                   l + 1, last + 1, qf_now() - tl, worst);
     }
     return r;
 }
 
-qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char *out_dir, json_t **report,
+qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char *spill_dir, json_t **report,
                        qf_calib_memory *mem, qf_error *err)
 {
     *report = NULL;
     if (mem) memset(mem, 0, sizeof *mem);
     if (!o->scheme) return qf_fail(err, QF_ERR_USAGE, "calibration needs a scheme");
+    if (o->job) qf_gpu_calib_set_mode((qf_device_mode)o->job->device); /* ignored once the session runs */
     QF_TRY(qf_gpu_calib_require(err)); /* --device gpu without a usable GPU: before any work */
     const char *device = qf_gpu_calib_enabled() ? qf_gpu_calib_device_name() : "cpu";
     qf_model *m = NULL;
@@ -232,27 +228,29 @@ qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char
         if (data.ids[i] < 0 || data.ids[i] >= m->vocab_in)
             r = qf_fail(err, QF_ERR_FORMAT, "calibration token id %d is outside the model's vocabulary (%lld)",
                         data.ids[i], (long long)m->vocab_in);
-    if (r == QF_OK) r = qf_mkdirs(out_dir, err);
+    if (r == QF_OK) r = qf_mkdirs(spill_dir, err);
     qf_cal c = {.o = o, .m = m, .n_tok = (int64_t)o->n_samples * o->seqlen, .seqlen = o->seqlen, .n_samples = o->n_samples,
                 .float_path = qf_calib_float_path(o)};
     const qf_model_config *cf = &m->cfg;
     int last = o->last_layer >= 0 && o->last_layer < cf->n_layers ? o->last_layer : cf->n_layers - 1;
     qf_cal_plan plan;
-    if (r == QF_OK) r = qf_cal_plan_make(m, o, last, qf_mem_rss_now(), out_dir, &plan, err);
+    if (r == QF_OK) r = qf_cal_plan_make(m, o, last, qf_mem_rss_now(), spill_dir, &plan, err);
     if (r == QF_OK) {
         c.chunk = plan.chunk;
-        if (o->progress) {
-            qf_cal_print_plan(&plan);
-            fprintf(stderr, "calibrate: XᵀX sums, large Linear products and GPTQ factors on %s\n",
-                    strcmp(device, "cpu") ? device : "the CPU (no GPU in use)");
-        }
-        r = qf_cal_open_tables(&c, &plan, out_dir, err);
+        qf_cal_print_plan(o->job, &plan);
+        qf_ctx_log(o->job, "calibrate", "calibrate: XᵀX sums, large Linear products and GPTQ factors on %s",
+                   strcmp(device, "cpu") ? device : "the CPU (no GPU in use)");
+        r = qf_cal_open_tables(&c, &plan, spill_dir, err);
     }
     if (r == QF_OK) r = qf_cal_embed(&c, data.ids, err);
     if (r == QF_OK) qf_cal_release_embedding(m);
     json_t *layers = json_array();
     for (int l = 0; r == QF_OK && l <= last; l++) {
-        r = qf_cal_run_layer(&c, l, last, out_dir, err);
+        if (qf_ctx_cancelled(o->job)) {
+            r = qf_fail(err, QF_ERR_INTERRUPTED, "interrupted during calibration, before layer %d", l);
+            break;
+        }
+        r = qf_cal_run_layer(&c, l, last, err);
         json_array_append_new(layers, c.lrep);
         c.lrep = NULL;
     }

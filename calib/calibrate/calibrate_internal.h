@@ -55,14 +55,7 @@ qf_status qf_cal_plan_make(const qf_model *m, const qf_calib_opts *o, int last, 
                            qf_cal_plan *p, qf_error *err);
 
 /* ---- tensors written for one layer (calibrate_quant.c) ------------------------------------- */
-typedef struct {
-    char *name;
-    qf_dtype dtype;
-    int ndim;
-    int64_t shape[2];
-    void *data; /* owned */
-    uint64_t nbytes;
-} qf_cal_tensor;
+typedef qf_calib_tensor qf_cal_tensor; /* data owned until handed to the sink */
 
 typedef struct {
     qf_cal_tensor *t;
@@ -144,7 +137,8 @@ qf_status qf_cal_embed(qf_cal *c, const int32_t *ids, qf_error *err);
 float *qf_cal_alloc(qf_cal *c, int64_t n);
 void qf_cal_out_add(qf_cal_out *o, const char *module, const char *suffix, qf_dtype dt, int ndim, int64_t d0,
                     int64_t d1, void *data, uint64_t nbytes);
-qf_status qf_cal_out_write(qf_cal_out *o, const char *path, qf_error *err);
+/* Sort the layer's tensors by name and hand them to o->sink (calibrate.c's qf_cal_run_layer). */
+qf_status qf_cal_out_emit(qf_cal_out *out, const qf_calib_opts *o, int layer, qf_error *err);
 void qf_cal_out_free(qf_cal_out *o);
 /* Give every Linear of layer L an owned float32 copy of its weights (folds and GPTQ update
  * them in place; the caller restores the layer's storage at its end) and drop the source

@@ -11,7 +11,6 @@
 #include "qf_linalg.h"
 #include "qf_numfmt.h"
 #include "qf_smooth.h"
-#include "qf_st_writer.h"
 
 /* ---- tensors written for one layer --------------------------------------------------------- */
 void qf_cal_out_add(qf_cal_out *o, const char *module, const char *suffix, qf_dtype dt, int ndim, int64_t d0,
@@ -33,21 +32,10 @@ static int qf_cal_tensor_cmp(const void *a, const void *b)
     return strcmp(((const qf_cal_tensor *)a)->name, ((const qf_cal_tensor *)b)->name);
 }
 
-qf_status qf_cal_out_write(qf_cal_out *o, const char *path, qf_error *err)
+qf_status qf_cal_out_emit(qf_cal_out *out, const qf_calib_opts *o, int layer, qf_error *err)
 {
-    qsort(o->t, (size_t)o->n, sizeof *o->t, qf_cal_tensor_cmp);
-    qf_st_entry *e = calloc((size_t)o->n + 1, sizeof *e);
-    for (int i = 0; i < o->n; i++) {
-        e[i].name = o->t[i].name, e[i].dtype = o->t[i].dtype, e[i].ndim = o->t[i].ndim;
-        e[i].shape[0] = o->t[i].shape[0], e[i].shape[1] = o->t[i].shape[1];
-    }
-    qf_st_writer *w;
-    qf_status s = qf_st_writer_open(path, e, o->n, &w, err);
-    for (int i = 0; s == QF_OK && i < o->n; i++) s = qf_st_writer_write(w, i, o->t[i].data, o->t[i].nbytes, err);
-    if (s == QF_OK) s = qf_st_writer_close(w, NULL, NULL, NULL, NULL, err);
-    else qf_st_writer_abort(w);
-    free(e);
-    return s;
+    qsort(out->t, (size_t)out->n, sizeof *out->t, qf_cal_tensor_cmp);
+    return o->sink ? o->sink(o->sink_user, layer, out->t, out->n, err) : QF_OK;
 }
 
 void qf_cal_out_free(qf_cal_out *o)

@@ -26,15 +26,15 @@
  * Memory (issue 7): one decoder layer is resident (its float32 weights, one input's
  * statistics, the quantizer's working set); tokens go through each step a chunk of whole
  * samples at a time, and what a later step needs for every token (the residual stream, the
- * attention output, the MLP activations) is kept in tables that spill to files in out_dir
+ * attention output, the MLP activations) is kept in tables that spill to files in spill_dir
  * when the host-memory budget (max_memory) cannot hold them.  The chunk size and where the
  * tables live never change the result.  A budget below one layer plus one sample's
  * activations is refused before any work (calibrate_memory.c has the formula).
  *
- * Output: one safetensors file per decoder layer in out_dir ("layer-00003.safetensors")
- * holding every packed tensor of that layer's quantized Linears, under their final artifact
- * names, plus the norm (and MoE router) weights AWQ/SmoothQuant changed; the converter
- * assembles the artifact from them.  A JSON report gives the calibration facts and, per
+ * Output, in memory: after each decoder layer, o->sink receives every packed tensor of that
+ * layer's quantized Linears, under their final artifact names, plus the norm (and MoE router)
+ * weights AWQ/SmoothQuant changed; the converter's writer streams them into the artifact's
+ * shards as they come (no files between calibration and conversion).  A JSON report gives the calibration facts and, per
  * Linear, its reconstruction error.
  */
 #ifndef QF_CALIBRATE_H
@@ -44,9 +44,15 @@
 #include <stdint.h>
 
 #include "qf_awq.h"
+#include "qf_dtype.h"
+#include "qf_ctx.h"
 #include "qf_error.h"
 #include "qf_gptq.h"
 #include "qf_scheme.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef enum qf_calib_method {
     QF_CALIB_RTN = 1,      /* weights by RTN; statistics only for static activation scales */
@@ -54,6 +60,20 @@ typedef enum qf_calib_method {
     QF_CALIB_AWQ = 3,      /* AWQ scales + clip search, then RTN */
     QF_CALIB_AWQ_GPTQ = 4, /* AWQ scales + clip search, then GPTQ with those clips */
 } qf_calib_method;
+
+/* One tensor calibration hands over (qf_calib_opts.sink). */
+typedef struct qf_calib_tensor {
+    char *name;     /* final artifact name ("model.layers.3.mlp.down_proj.weight_packed") */
+    qf_dtype dtype;
+    int ndim;
+    int64_t shape[2];
+    void *data;     /* malloc'd; the sink takes it by setting it to NULL (else it is freed) */
+    uint64_t nbytes;
+} qf_calib_tensor;
+
+/* Called after each decoder layer with that layer's n tensors, sorted by name.  A non-QF_OK
+ * return (with err set) stops the calibration with that status. */
+typedef qf_status (*qf_calib_sink_fn)(void *user, int layer, qf_calib_tensor *t, int n, qf_error *err);
 
 typedef struct qf_calib_opts {
     const qf_scheme *scheme;
@@ -72,10 +92,13 @@ typedef struct qf_calib_opts {
                               * sqrt(r^2 + moe_floor), r the routing weight the token gives the
                               * expert (0 if not routed); < 0: every token with weight 1 */
     uint64_t max_memory;     /* host-memory budget in bytes; 0: 3/4 of the host's (qf_sysmem.h) */
-    int progress;            /* per-layer lines on stderr */
+    const qf_ctx *job;       /* information lines (memory plan, per layer) to ctx->progress; cancellation
+                              * (ctx->cancel) between layers; NULL: silent */
     /* which modules to quantize (the converter's plan decides; NULL: every Linear) */
     int (*quantize_module)(void *ctx, const char *module);
     void *ctx;
+    qf_calib_sink_fn sink;   /* where each layer's tensors go (NULL: they are dropped) */
+    void *sink_user;
 } qf_calib_opts;
 
 /* Defaults: method GPTQ, no SmoothQuant, bundled text, 128 x 512, seed 0, GPTQ defaults
@@ -98,12 +121,16 @@ typedef struct qf_calib_memory {
     uint64_t spilled_bytes; /* activations kept in files (0: all in RAM) */
 } qf_calib_memory;
 
-/* Calibrate the float checkpoint model_dir into out_dir (created if missing; spilled
- * activations live there while the run lasts and are removed).  *report is a new JSON
+/* Calibrate the float checkpoint model_dir, handing each layer's tensors to o->sink; spill_dir
+ * (created if missing) holds spilled activations while the run lasts, and they are removed.  *report is a new JSON
  * object (calibration facts, per-layer per-Linear errors, tokens per expert); mem (may be
  * NULL) says how the memory budget was used.  Errors name the layer / module; a budget
  * below the minimum is QF_ERR_USAGE (given) or QF_ERR_NOMEM (automatic), with the figures. */
-qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char *out_dir, json_t **report,
+qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char *spill_dir, json_t **report,
                        qf_calib_memory *mem, qf_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_CALIBRATE_H */

@@ -168,7 +168,7 @@ static const qf_mm_impl qf_mm_avx512 = {"avx512", 12, 32, qf_mm_kernel_avx512};
 static const qf_mm_impl *qf_mm_best(void)
 {
 #if defined(QF_MM_X86)
-    if (!getenv("QF_NO_AVX512") && __builtin_cpu_supports("avx512f")) return &qf_mm_avx512;
+    if (__builtin_cpu_supports("avx512f")) return &qf_mm_avx512;
 #endif
 #if defined(QF_MM_X86) && defined(__AVX2__) && defined(__FMA__)
     return &qf_mm_avx2;

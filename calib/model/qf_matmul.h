@@ -5,7 +5,7 @@
  * with k contiguous, as activations and checkpoint weights are.  The weight side is packed
  * into panels of NR output columns ((k, NR) floats, zero-padded) so that a register-blocked
  * micro-kernel can broadcast x and stream the panel: AVX-512 12x32 when the CPU has it
- * (runtime check; QF_NO_AVX512=1 in the environment disables it), else AVX2/FMA 6x16, else
+ * (runtime check; qf_matmul_use_kernel disables it: the CLI does for QF_NO_AVX512=1), else AVX2/FMA 6x16, else
  * (no AVX2 at compile time) a portable `#pragma omp simd` kernel.
  *
  * Two entry points:

@@ -28,7 +28,7 @@ static qf_status qf_passthrough_shards(const qf_convert_opts *o, const qf_checkp
         total += ck->tensors[i].nbytes;
     }
     qf_progress prog;
-    qf_progress_begin(&prog, o->progress, "convert", total, "B");
+    qf_progress_begin_ctx(&prog, o->ctx, "convert", total);
     json_t *weight_map = json_object();
     qf_status s = QF_OK;
     for (int shard = 0, first = 0; shard < n_shards && s == QF_OK; shard++) {
@@ -54,7 +54,7 @@ static qf_status qf_passthrough_shards(const qf_convert_opts *o, const qf_checkp
         s = qf_st_writer_open(path, e, n, &w, err);
         for (int i = 0; i < n && s == QF_OK; i++) {
             const qf_tensor *t = &ck->tensors[first + i];
-            if (qf_convert_interrupted) {
+            if (qf_ctx_cancelled(o->ctx)) {
                 s = qf_fail(err, QF_ERR_INTERRUPTED, "interrupted; nothing was written to %s", o->out);
                 break;
             }

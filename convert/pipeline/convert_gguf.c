@@ -211,9 +211,9 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
     char *gpath = tmp ? qf_path_join(tmp, "model.gguf") : NULL;
     if (s == QF_OK) s = qf_gguf_writer_open(w, gpath, err);
     qf_progress prog;
-    qf_progress_begin(&prog, o->progress && s == QF_OK, "convert", st->bytes_in ? st->bytes_in : 1, "B");
+    qf_progress_begin_ctx(&prog, s == QF_OK ? o->ctx : NULL, "convert", st->bytes_in ? st->bytes_in : 1);
     for (int i = 0; s == QF_OK && i < n; i++) {
-        if (qf_convert_interrupted) {
+        if (qf_ctx_cancelled(o->ctx)) {
             s = qf_fail(err, QF_ERR_INTERRUPTED, "interrupted; nothing was written to %s", o->out);
             break;
         }

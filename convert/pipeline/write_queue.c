@@ -27,28 +27,29 @@ struct qf_write_queue {
     qf_error err;
     qf_st_writer *w;
     const qf_checkpoint *ck;
+    int lean; /* qf_wq_set_lean */
 };
 
-/* Fault injection for the resume tests, once N bytes of tensor data have been written:
- * QF_TEST_KILL_AFTER_BYTES=N kills the process with SIGKILL (no cleanup, as a power loss
- * would); QF_TEST_INTERRUPT_AFTER_BYTES=N raises SIGINT (the Ctrl-C path). */
+#ifdef QF_TESTING
+/* Fault injection for the resume tests, compiled only into the test build (build/qforge-testing,
+ * tests/qf_test_hooks.c sets these from QF_TEST_KILL_AFTER_BYTES / QF_TEST_INTERRUPT_AFTER_BYTES):
+ * once N bytes of tensor data have been written, SIGKILL (no cleanup, as a power loss would)
+ * or SIGINT (the Ctrl-C path).  -1: off. */
+long long qf_wq_test_kill_at = -1, qf_wq_test_interrupt_at = -1;
 static _Atomic unsigned long long qf_bytes_written;
 
 static void qf_maybe_die(uint64_t n)
 {
-    static long long kill_at = -2, int_at = -2;
-    if (kill_at == -2) {
-        const char *k = getenv("QF_TEST_KILL_AFTER_BYTES"), *i = getenv("QF_TEST_INTERRUPT_AFTER_BYTES");
-        kill_at = k ? atoll(k) : -1;
-        int_at = i ? atoll(i) : -1;
-    }
     unsigned long long total = atomic_fetch_add(&qf_bytes_written, n) + n;
-    if (kill_at >= 0 && (long long)total >= kill_at) raise(SIGKILL);
-    if (int_at >= 0 && (long long)total >= int_at) {
-        int_at = -1;
+    if (qf_wq_test_kill_at >= 0 && (long long)total >= qf_wq_test_kill_at) raise(SIGKILL);
+    if (qf_wq_test_interrupt_at >= 0 && (long long)total >= qf_wq_test_interrupt_at) {
+        qf_wq_test_interrupt_at = -1;
         raise(SIGINT);
     }
 }
+#else
+#define qf_maybe_die(n) ((void)(n)) /* the shipped library has no fault hooks */
+#endif
 
 static void *qf_wq_main(void *arg)
 {
@@ -66,9 +67,17 @@ static void *qf_wq_main(void *arg)
         qf_status st = q->status;
         pthread_mutex_unlock(&q->mu);
         qf_error e;
+        if (p->entry < 0) { /* qf_wq_trim */
+            if (st == QF_OK) st = qf_st_writer_trim(q->w, &e);
+            pthread_mutex_lock(&q->mu);
+            if (st != QF_OK && q->status == QF_OK) q->status = st, q->err = e;
+            pthread_mutex_unlock(&q->mu);
+            free(p);
+            continue;
+        }
         /* pieces straight from the input mapping go in 64 MiB steps, dropping each step's
          * pages once written, so a 1 GB embedding never sits in resident memory whole */
-        const uint64_t step = p->release && !p->owned ? 64ull << 20 : p->n;
+        const uint64_t step = p->release && !p->owned ? (q->lean ? 1ull << 20 : 64ull << 20) : p->n;
         for (uint64_t off = 0; st == QF_OK && off < p->n; off += step) {
             uint64_t k = p->n - off < step ? p->n - off : step;
             st = qf_st_writer_write(q->w, p->entry, (const uint8_t *)p->data + off, k, &e);
@@ -77,6 +86,7 @@ static void *qf_wq_main(void *arg)
                 qf_file_release(&q->ck->files[p->release->file], p->release->offset + off, k);
         }
         if (st == QF_OK && p->n == 0) st = qf_st_writer_write(q->w, p->entry, p->data, 0, &e);
+        if (st == QF_OK && q->lean) st = qf_st_writer_trim(q->w, &e);
         if (p->release) qf_checkpoint_release(q->ck, p->release);
         pthread_mutex_lock(&q->mu);
         if (st != QF_OK && q->status == QF_OK) {
@@ -127,6 +137,15 @@ qf_status qf_wq_push(qf_write_queue *q, int entry, const void *data, uint64_t n,
     pthread_cond_broadcast(&q->cv);
     pthread_mutex_unlock(&q->mu);
     return st;
+}
+
+qf_status qf_wq_trim(qf_write_queue *q) { return qf_wq_push(q, -1, NULL, 0, NULL, NULL); }
+
+void qf_wq_set_lean(qf_write_queue *q, int lean)
+{
+    pthread_mutex_lock(&q->mu);
+    q->lean = lean;
+    pthread_mutex_unlock(&q->mu);
 }
 
 qf_status qf_wq_finish(qf_write_queue *q, qf_error *err)

@@ -66,8 +66,4 @@ qf_status qf_convert_passthrough(const qf_convert_opts *o, qf_convert_stats *st,
  * tokenizers) plus config.json, the tokenizer files, README.md and the manifest. */
 qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_error *err);
 
-/* `qforge inspect` of a .gguf file or a folder whose only weights are one: prints the file's
- * own summary and returns the exit code; -1 when path is not GGUF (inspect goes on). */
-int qf_inspect_gguf(const char *path, int json, int list);
-
 #endif /* QF_CONVERT_OUTPUT_H */

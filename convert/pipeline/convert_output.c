@@ -265,7 +265,7 @@ static json_t *qf_output_source_json(const qf_checkpoint *ck, const char *src)
 qf_status qf_output_finish(const qf_convert_opts *o, const qf_checkpoint *ck, char *tmp, json_t *manifest, qf_status s,
                            uint64_t *bytes_out, qf_error *err)
 {
-    if (s == QF_OK && qf_convert_interrupted)
+    if (s == QF_OK && qf_ctx_cancelled(o->ctx))
         s = qf_fail(err, QF_ERR_INTERRUPTED, "interrupted; nothing was written to %s", o->out);
     if (s == QF_OK) {
         json_t *source = qf_output_source_json(ck, o->src);

@@ -1,4 +1,5 @@
-/* qf_convert.h - internal to convert/: the conversion pipeline behind `qforge convert`.
+/* qf_convert.h - the conversion pipeline behind `qforge convert` and `qforge merge` (public:
+ * docs/library.md; an engine that links libqforge.a converts with qf_convert_run).
  *
  * Owns the story of one conversion: open the checkpoint and its config, decide which
  * tensors are quantized Linear weights (the rest pass through), plan the output shards,
@@ -22,7 +23,12 @@
 #include <stdint.h>
 
 #include "qf_calibrate.h"
+#include "qf_ctx.h"
 #include "qf_error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 #include "qf_scheme.h"
 
 #define QF_MAX_IGNORE 32
@@ -39,20 +45,18 @@ typedef struct qf_convert_opts {
     const char *src;             /* hub folder */
     const char *out;             /* destination folder (must not exist unless force) */
     const qf_scheme *scheme;
-    const char *method;          /* "rtn" */
+    const char *method;          /* "rtn", "gptq", "awq", "awq-gptq" (with calibrated) */
     const char *ignore[QF_MAX_IGNORE]; /* extra POSIX extended regexes on module names */
     int n_ignore;
     uint64_t max_shard_bytes;    /* 0 = 5 GB (the Hugging Face default) */
     int force;                   /* replace an existing destination */
-    int progress;                /* draw a progress bar on stderr */
-    int threads;                 /* 0 = all cores */
+    const qf_ctx *ctx;           /* threads, device, memory budget, progress, cancellation (NULL: defaults) */
     int layer_first, layer_last; /* --layers A-B: only these decoder layers (and, with A = 0, the
                                     embeddings, final norm and lm_head); both -1 = all */
     const char *const *merge_parts; /* qforge merge: part folders written with --layers */
     int n_parts;
     qf_layout layout;            /* output layout (default compressed-tensors) */
     const char *gguf_type;       /* QF_LAYOUT_GGUF: "q8_0", "q4_0", "q4_k", "f16", "bf16" (scheme is NULL) */
-    uint64_t max_memory;         /* host-memory budget in bytes (--max-memory); 0: 3/4 of the host's */
     int calibrated;              /* run calibration (a method other than rtn, a static scheme, SmoothQuant) */
     qf_calib_opts calib;         /* its options (scheme, progress and layers are filled in by the pipeline) */
 } qf_convert_opts;
@@ -70,9 +74,13 @@ typedef struct qf_convert_stats {
     qf_calib_memory calib_memory; /* how calibration used the budget (zero when not calibrated) */
 } qf_convert_stats;
 
+/* Convert o->src into o->out (or merge o->merge_parts into it): see the top of this file.
+ * Prints nothing; progress goes to o->ctx->progress.  A cancelled run (o->ctx->cancel) stops
+ * with QF_ERR_INTERRUPTED and keeps its temporary folder for a resume. */
 qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_error *err);
 
-/* Set by the SIGINT/SIGTERM handler the CLI installs; the pipeline checks it between tensors. */
-extern volatile int qf_convert_interrupted;
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_CONVERT_H */

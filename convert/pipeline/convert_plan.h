@@ -25,7 +25,10 @@ typedef struct qf_out_tensor {
     int src;                 /* index of the source tensor in the checkpoint */
     int plan_index;          /* -1: passthrough; else index into the module's qf_quant_plan */
     int shard;
-    const qf_tensor *override; /* calibrated bytes to write instead (from the calibration files), or NULL */
+    void *cal_data;          /* calibrated bytes to write instead (handed over in memory by calibration,
+                              * owned until the writer takes them), or NULL */
+    int cal_ready;           /* calibration handed this tensor over (cal_data, until written) */
+    int consumed;            /* the writer is past this tensor: 1 written, 2 in a resumed shard */
 } qf_out_tensor;
 
 typedef struct qf_module_plan { /* one quantized Linear (by source tensor index) */
@@ -48,9 +51,8 @@ typedef struct qf_convert_plan {
 
 qf_status qf_plan_build(const qf_convert_opts *o, const qf_checkpoint *ck, qf_convert_plan *p, qf_error *err);
 void qf_plan_free(qf_convert_plan *p, int n_src);
-/* Point every output tensor that ov (the calibration output) holds at ov's bytes; a tensor
- * of ov that the plan does not write is QF_ERR_FORMAT (calibration and plan disagree). */
-qf_status qf_plan_apply_overrides(qf_convert_plan *p, const qf_checkpoint *ov, qf_error *err);
+/* The output tensor named name, or NULL. */
+qf_out_tensor *qf_plan_find(const qf_convert_plan *p, const char *name);
 /* Whether the plan quantizes module: the calibration's quantize_module callback, with a
  * qf_plan_ctx as its context. */
 typedef struct qf_plan_ctx {

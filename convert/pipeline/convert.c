@@ -1,7 +1,7 @@
 /* convert.c - the conversion pipeline, as a story (see qf_convert.h). */
-#include <dirent.h>
 #include <errno.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +21,6 @@
 #include "source_hash.h"
 #include "write_queue.h"
 
-volatile int qf_convert_interrupted = 0;
 
 
 /* Quantize (or fetch) the packed tensors of the module that source tensor src belongs to. */
@@ -47,21 +46,157 @@ static qf_status qf_quantize_module(const qf_convert_opts *o, const qf_checkpoin
 }
 
 
+/* ---- calibration -> writer, in memory ------------------------------------------------------
+ * Calibration (the calling thread) hands each decoder layer's tensors to qf_feed_sink as the
+ * layer finishes; the writer (its own thread, qf_write_shards) writes the shards in name order
+ * and, at a tensor of layer l, waits until calibration is past layer l and takes the
+ * calibrated bytes if there are any (packed tensors; norms AWQ/SmoothQuant folded into).  So
+ * no per-layer files lie between the two, and a layer's packed tensors are freed as soon as
+ * they are written (layers finish in numeric order, names sort "10" before "2": the ones
+ * waiting for their turn are held meanwhile). */
+typedef struct qf_feed {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    qf_convert_plan *plan;
+    int layers_done;   /* layers 0..layers_done-1 handed over */
+    int cal_state;     /* 0 running, 1 finished, -1 failed */
+    int writer_failed;
+    int cal_failure_seen; /* the writer stopped because calibration failed */
+    double seconds_waited; /* the writer's time waiting for calibration */
+    /* the writer's progress is held back while calibration reports its own lines */
+    pthread_mutex_t log_mu;
+    const qf_ctx *ctx;
+    int calibrating, begin_pending, end_pending;
+    char stage[64];
+    uint64_t total;
+    /* the writer thread starts when the first layer is handed over: until then calibration
+     * plans its memory and runs layer 0 with nothing of the writer resident */
+    struct qf_writer_job *job;
+    pthread_t th;
+    int started;
+} qf_feed;
+
+static int qf_feed_start(qf_feed *f);
+
+static qf_status qf_feed_sink(void *user, int layer, qf_calib_tensor *t, int n, qf_error *err)
+{
+    qf_feed *f = user;
+    qf_status s = QF_OK;
+    if (qf_feed_start(f) != 0) return qf_fail(err, QF_ERR_NOMEM, "cannot start the shard writer thread");
+    pthread_mutex_lock(&f->mu);
+    for (int i = 0; i < n && s == QF_OK; i++) {
+        qf_out_tensor *ot = qf_plan_find(f->plan, t[i].name);
+        if (!ot) continue; /* a tensor of a layer outside this --layers slice: calibration runs layers 0..B */
+        if (t[i].dtype != ot->dtype || t[i].nbytes != ot->nbytes)
+            s = qf_fail(err, QF_ERR_FORMAT, "calibration output '%s' is %s of %llu bytes, the plan expects %s of %llu",
+                        t[i].name, qf_dtype_name(t[i].dtype), (unsigned long long)t[i].nbytes, qf_dtype_name(ot->dtype),
+                        (unsigned long long)ot->nbytes);
+        else if (ot->consumed == 1) /* written already: the writer's wait rule does not cover it */
+            s = qf_fail(err, QF_ERR_FORMAT, "calibration output '%s' came after the tensor was written", t[i].name);
+        else if (!ot->consumed) { /* consumed 2: in a shard resumed from an interrupted run */
+            ot->cal_data = t[i].data, t[i].data = NULL;
+            ot->cal_ready = 1;
+        }
+    }
+    if (s == QF_OK && f->writer_failed) s = qf_fail(err, QF_ERR_IO, "the shard writer stopped");
+    f->layers_done = layer + 1;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    return s;
+}
+
+/* The writer is at ot: wait for calibration to pass its layer (all of calibration for a
+ * quantized tensor outside the layers), then *data = the calibrated bytes (owned) or NULL. */
+static qf_status qf_feed_take(qf_feed *f, qf_out_tensor *ot, qf_write_queue *q, void **data, qf_error *err)
+{
+    *data = NULL;
+    if (!f) return QF_OK;
+    const int l = qf_tensor_layer(ot->name);
+    qf_status s = QF_OK;
+    pthread_mutex_lock(&f->mu);
+#define QF_FEED_WAITS (f->cal_state == 0 && (l >= 0 ? f->layers_done <= l : ot->plan_index >= 0))
+    if (QF_FEED_WAITS) { /* idle while calibration runs: the shard buffer's pages go back meanwhile */
+        pthread_mutex_unlock(&f->mu);
+        qf_wq_trim(q);
+        const double t0 = qf_now();
+        pthread_mutex_lock(&f->mu);
+        while (QF_FEED_WAITS) pthread_cond_wait(&f->cv, &f->mu);
+        f->seconds_waited += qf_now() - t0;
+    }
+#undef QF_FEED_WAITS
+    if (f->cal_state < 0 && !ot->cal_ready) {
+        s = qf_fail(err, QF_ERR_INTERRUPTED, "calibration stopped");
+        f->cal_failure_seen = 1;
+    }
+    else if (ot->plan_index >= 0 && !ot->cal_ready) s = qf_fail(err, QF_ERR_FORMAT, "calibration produced no '%s'", ot->name);
+    *data = ot->cal_data;
+    ot->cal_data = NULL;
+    ot->consumed = 1;
+    pthread_mutex_unlock(&f->mu);
+    return s;
+}
+
+/* A resumed shard's tensor: calibrated bytes for it, now or later, are dropped. */
+static void qf_feed_skip(qf_feed *f, qf_out_tensor *ot)
+{
+    if (!f) return;
+    pthread_mutex_lock(&f->mu);
+    free(ot->cal_data);
+    ot->cal_data = NULL;
+    ot->consumed = 2;
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void qf_feed_progress(void *user, const char *stage, uint64_t done, uint64_t total, const char *msg)
+{
+    qf_feed *f = user;
+    pthread_mutex_lock(&f->log_mu);
+    if (!f->calibrating) {
+        f->ctx->progress(f->ctx->user, stage, done, total, msg);
+    } else if (!msg && done == 0) {
+        f->begin_pending = 1;
+        snprintf(f->stage, sizeof f->stage, "%s", stage);
+        f->total = total;
+    } else if (msg) {
+        f->end_pending = 1;
+    }
+    pthread_mutex_unlock(&f->log_mu);
+}
+
+/* Calibration returned: the writer's progress goes through from now on. */
+static void qf_feed_calibrated(qf_feed *f, qf_status s)
+{
+    pthread_mutex_lock(&f->mu);
+    f->cal_state = s == QF_OK ? 1 : -1;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    pthread_mutex_lock(&f->log_mu);
+    f->calibrating = 0;
+    if (f->ctx && f->ctx->progress && f->begin_pending) {
+        f->ctx->progress(f->ctx->user, f->stage, 0, f->total, NULL);
+        if (f->end_pending) f->ctx->progress(f->ctx->user, f->stage, f->total, f->total, QF_PROGRESS_END);
+    }
+    pthread_mutex_unlock(&f->log_mu);
+}
+
 /* Write every shard: for each output tensor in name order, stream its bytes to its shard.
- * A writer thread per shard writes and hashes while this thread quantizes the next module. */
-static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *ck, const qf_convert_plan *p,
-                                 const char *tmp, json_t *manifest, json_t *journal, qf_convert_stats *st, qf_error *err)
+ * A writer thread per shard writes and hashes while this thread quantizes the next module;
+ * with feed, calibrated tensors come from calibration as its layers finish. */
+static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *ck, qf_convert_plan *p,
+                                 const char *tmp, json_t *manifest, json_t *journal, qf_feed *feed,
+                                 qf_convert_stats *st, qf_error *err)
 {
     qf_progress prog;
     uint64_t total = 0;
     for (int i = 0; i < ck->n_tensors; i++) total += ck->tensors[i].nbytes;
-    qf_progress_begin(&prog, o->progress, "convert", total, "B");
+    if (feed && o->ctx && o->ctx->progress) qf_progress_begin(&prog, qf_feed_progress, feed, "convert", total);
+    else qf_progress_begin_ctx(&prog, o->ctx, "convert", total);
     qf_status s = QF_OK;
     int first = 0;
     json_t *weight_map = json_object();
     /* owned packed bytes queued for writing, at most: 256 MiB keeps the disk busy while the
      * next module is quantized; more buys nothing, and a small budget gets a quarter of it */
-    const uint64_t budget = o->max_memory ? o->max_memory : qf_mem_default_budget();
+    const uint64_t budget = o->ctx && o->ctx->max_memory ? o->ctx->max_memory : qf_mem_default_budget();
     const uint64_t in_flight = budget && budget / 4 < (256ull << 20) ? budget / 4 : 256ull << 20;
     for (int shard = 0; shard < p->n_shards && s == QF_OK; shard++) {
         int last = first;
@@ -99,7 +234,8 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
                 qf_manifest_add_tensor(manifest, fname, entries[i].name, entries[i].dtype, entries[i].ndim,
                                        entries[i].shape, h);
                 json_object_set_new(weight_map, entries[i].name, json_string(fname));
-                const qf_out_tensor *ot = &p->out[first + i];
+                qf_out_tensor *ot = &p->out[first + i];
+                qf_feed_skip(feed, ot);
                 if (ot->plan_index <= 0) qf_progress_add(&prog, ck->tensors[ot->src].nbytes);
             }
             st->bytes_out += fsize;
@@ -114,18 +250,21 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
         qf_write_queue *q = NULL;
         s = qf_st_writer_open(path, entries, n, &w, err);
         if (s == QF_OK) s = qf_wq_start(&q, w, in_flight, ck, err);
+        if (s == QF_OK && feed) qf_wq_set_lean(q, 1); /* beside calibration: add little to its peak */
         qf_quant_buffers buf = {{0}};
         int buf_src = -1;
         for (int i = 0; i < n && s == QF_OK; i++) {
-            const qf_out_tensor *ot = &p->out[first + i];
+            qf_out_tensor *ot = &p->out[first + i];
             const qf_tensor *t = &ck->tensors[ot->src];
-            if (qf_convert_interrupted) {
+            if (qf_ctx_cancelled(o->ctx)) {
                 s = qf_fail(err, QF_ERR_INTERRUPTED, "interrupted; nothing was written to %s", o->out);
                 break;
             }
             int last_use = i + 1 == n || p->out[first + i + 1].src != ot->src;
-            if (ot->override) { /* calibrated bytes (packed tensors, folded norms) */
-                if (qf_wq_push(q, i, ot->override->data, ot->override->nbytes, NULL, NULL) != QF_OK) break;
+            void *cal = NULL;
+            if ((s = qf_feed_take(feed, ot, q, &cal, err)) != QF_OK) break;
+            if (cal) { /* calibrated bytes (packed tensors, folded norms); the writer frees them */
+                if (qf_wq_push(q, i, cal, ot->nbytes, cal, NULL) != QF_OK) break;
                 if (ot->plan_index <= 0) {
                     qf_progress_add(&prog, t->nbytes);
                     if (ot->plan_index == 0) st->n_quantized++;
@@ -303,30 +442,85 @@ static json_t *qf_recipe_json(const qf_convert_opts *o)
     return r;
 }
 
-/* The calibration's per-layer files, as one tensor table. */
-static qf_status qf_open_calibration(const char *dir, qf_checkpoint **out, qf_error *err)
+typedef struct qf_writer_job {
+    const qf_convert_opts *o;
+    const qf_checkpoint *ck;
+    qf_convert_plan *plan;
+    const char *tmp;
+    json_t *manifest, *journal;
+    qf_feed *feed;
+    qf_convert_stats *st;
+    double seconds;
+    qf_status s;
+    qf_error err;
+} qf_writer_job;
+
+static void *qf_writer_main(void *arg)
 {
-    *out = NULL;
-    DIR *d = opendir(dir);
-    if (!d) return qf_fail(err, QF_ERR_IO, "%s: cannot list the calibration output", dir);
-    qf_checkpoint **parts = NULL;
-    int n = 0;
-    qf_status s = QF_OK;
-    struct dirent *de;
-    while (s == QF_OK && (de = readdir(d))) {
-        if (strncmp(de->d_name, "layer-", 6) != 0) continue;
-        parts = realloc(parts, sizeof *parts * (size_t)(n + 1));
-        char *p = qf_path_join(dir, de->d_name);
-        s = qf_checkpoint_open(p, &parts[n], err);
-        free(p);
-        if (s == QF_OK) n++;
+    qf_writer_job *j = arg;
+    const double t0 = qf_now();
+    j->s = qf_write_shards(j->o, j->ck, j->plan, j->tmp, j->manifest, j->journal, j->feed, j->st, &j->err);
+    j->seconds = qf_now() - t0;
+    if (j->s != QF_OK) {
+        pthread_mutex_lock(&j->feed->mu);
+        j->feed->writer_failed = 1;
+        pthread_mutex_unlock(&j->feed->mu);
     }
-    closedir(d);
-    if (s == QF_OK && n == 0) s = qf_fail(err, QF_ERR_FORMAT, "%s: calibration wrote nothing", dir);
-    if (s == QF_OK) s = qf_checkpoint_union(parts, n, out, err);
-    for (int i = 0; i < n; i++) qf_checkpoint_free(parts[i]);
-    free(parts);
-    return s;
+    return NULL;
+}
+
+/* Start the writer thread once (called on the calibrating thread only). */
+static int qf_feed_start(qf_feed *f)
+{
+    if (f->started) return 0;
+    if (pthread_create(&f->th, NULL, qf_writer_main, f->job) != 0) return -1;
+    f->started = 1;
+    return 0;
+}
+
+/* Calibrate (this thread) while the writer thread streams the shards; *report is
+ * calibration's report.  The first failure wins: the writer's (a full disk) or calibration's. */
+static qf_status qf_calibrate_and_write(const qf_convert_opts *o, const qf_checkpoint *ck, qf_convert_plan *plan,
+                                        const char *tmp, json_t *manifest, json_t *journal, qf_convert_stats *st,
+                                        json_t **report, double *t_weights, qf_error *err)
+{
+    qf_feed feed = {.plan = plan, .ctx = o->ctx, .calibrating = 1};
+    pthread_mutex_init(&feed.mu, NULL);
+    pthread_cond_init(&feed.cv, NULL);
+    pthread_mutex_init(&feed.log_mu, NULL);
+    qf_writer_job job = {o, ck, plan, tmp, manifest, journal, &feed, st, 0, QF_OK, {0}};
+    feed.job = &job;
+    qf_calib_opts co = o->calib;
+    qf_plan_ctx pc = {plan, ck};
+    co.scheme = o->scheme;
+    co.quantize_module = qf_plan_quantizes;
+    co.ctx = &pc;
+    co.job = o->ctx;
+    co.last_layer = o->layer_last;
+    co.max_memory = o->ctx ? o->ctx->max_memory : 0;
+    co.sink = qf_feed_sink;
+    co.sink_user = &feed;
+    char *sdir = qf_path_join(tmp, "calib");
+    qf_error cerr = {0};
+    qf_status cs = qf_calibrate(o->src, &co, sdir, report, &st->calib_memory, &cerr);
+    qf_remove_tree(sdir);
+    free(sdir);
+    qf_feed_calibrated(&feed, cs);
+    if (cs == QF_OK && qf_feed_start(&feed) != 0) /* no layer was handed over */
+        cs = qf_fail(&cerr, QF_ERR_NOMEM, "cannot start the shard writer thread");
+    if (feed.started) pthread_join(feed.th, NULL);
+    *t_weights = job.seconds - feed.seconds_waited; /* the writer's own time, as without calibration */
+    pthread_mutex_destroy(&feed.mu);
+    pthread_cond_destroy(&feed.cv);
+    pthread_mutex_destroy(&feed.log_mu);
+    /* a writer that stopped on its own (a full disk) explains calibration's "writer stopped"; a
+     * calibration failure explains the writer's "calibration stopped" */
+    if (job.s != QF_OK && !feed.cal_failure_seen) {
+        *err = job.err;
+        return job.s;
+    }
+    if (cs != QF_OK) *err = cerr;
+    return cs;
 }
 
 /* Merge: open the parts as one tensor table; recipe and source identity come from the first
@@ -396,7 +590,7 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
     memset(st, 0, sizeof *st);
     double t0 = qf_now();
     int merging = o->n_parts > 0;
-    if (o->threads > 0) omp_set_num_threads(o->threads);
+    if (o->ctx && o->ctx->threads > 0) omp_set_num_threads(o->ctx->threads);
     if (!merging && o->scheme->needs_calibration && !o->calibrated)
         return qf_fail(err, QF_ERR_USAGE,
                        "scheme %s has static activation scales and needs calibration data (add --calibrate, or use "
@@ -465,33 +659,19 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
     json_object_set_new(manifest, "recipe", json_incref(recipe));
     if (merged_calibration) json_object_set_new(manifest, "calibration", merged_calibration);
 
-    /* 3b. calibration: layer by layer on calibration text; its packed tensors replace RTN's */
-    qf_checkpoint *calibrated = NULL;
-    char *cdir = qf_path_join(tmp, "calib");
-    if (s == QF_OK && o->calibrated) {
-        qf_calib_opts co = o->calib;
-        qf_plan_ctx pc = {&plan, ck};
-        co.scheme = o->scheme;
-        co.quantize_module = qf_plan_quantizes;
-        co.ctx = &pc;
-        co.progress = o->progress;
-        co.last_layer = o->layer_last;
-        co.max_memory = o->max_memory;
-        json_t *report = NULL;
-        s = qf_calibrate(o->src, &co, cdir, &report, &st->calib_memory, err);
-        if (s == QF_OK) json_object_set_new(manifest, "calibration", report);
-        if (s == QF_OK) s = qf_open_calibration(cdir, &calibrated, err);
-        if (s == QF_OK) s = qf_plan_apply_overrides(&plan, calibrated, err);
-    }
-
-    /* 4. weights: quantize and write shard by shard, hashing on the way */
+    /* 3b + 4. weights: quantize and write shard by shard, hashing on the way; calibrated, the
+     * writer runs beside calibration (layer by layer on calibration text), whose packed
+     * tensors replace RTN's as each layer finishes */
     double tw = qf_now();
-    if (s == QF_OK) s = qf_write_shards(o, ck, &plan, tmp, manifest, journal, st, err);
-    st->seconds_weights = qf_now() - tw;
-
-    qf_checkpoint_free(calibrated);
-    qf_remove_tree(cdir);
-    free(cdir);
+    if (s == QF_OK && o->calibrated) {
+        json_t *report = NULL;
+        s = qf_calibrate_and_write(o, ck, &plan, tmp, manifest, journal, st, &report, &st->seconds_weights, err);
+        if (s == QF_OK) json_object_set_new(manifest, "calibration", report);
+        else json_decref(report);
+    } else if (s == QF_OK) {
+        s = qf_write_shards(o, ck, &plan, tmp, manifest, journal, NULL, st, err);
+        st->seconds_weights = qf_now() - tw;
+    }
 
     /* 5. config.json with quantization_config, tokenizer and side files */
     if (s == QF_OK) s = qf_write_side_files(o, &plan, &cfg, src, tmp, manifest, st, err);

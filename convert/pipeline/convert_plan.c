@@ -69,7 +69,7 @@ static int qf_out_cmp(const void *a, const void *b)
 
 void qf_plan_free(qf_convert_plan *p, int n_src)
 {
-    for (int i = 0; i < p->n_out; i++) free(p->out[i].name);
+    for (int i = 0; i < p->n_out; i++) free(p->out[i].name), free(p->out[i].cal_data);
     free(p->out);
     if (p->mods)
         for (int i = 0; i < n_src; i++) free(p->mods[i].module);
@@ -227,26 +227,10 @@ qf_status qf_plan_build(const qf_convert_opts *o, const qf_checkpoint *ck, qf_co
     return QF_OK;
 }
 
-qf_status qf_plan_apply_overrides(qf_convert_plan *p, const qf_checkpoint *ov, qf_error *err)
+qf_out_tensor *qf_plan_find(const qf_convert_plan *p, const char *name)
 {
-    for (int i = 0; i < ov->n_tensors; i++) {
-        qf_out_tensor key = {.name = ov->tensors[i].name};
-        qf_out_tensor *ot = bsearch(&key, p->out, (size_t)p->n_out, sizeof *p->out, qf_out_cmp);
-        if (!ot) {
-            /* a tensor of a layer outside this --layers slice: calibration runs layers 0..B */
-            continue;
-        }
-        const qf_tensor *t = &ov->tensors[i];
-        if (t->dtype != ot->dtype || t->nbytes != ot->nbytes)
-            return qf_fail(err, QF_ERR_FORMAT, "calibration output '%s' is %s of %llu bytes, the plan expects %s of %llu",
-                           t->name, qf_dtype_name(t->dtype), (unsigned long long)t->nbytes, qf_dtype_name(ot->dtype),
-                           (unsigned long long)ot->nbytes);
-        ot->override = t;
-    }
-    for (int i = 0; i < p->n_out; i++)
-        if (p->out[i].plan_index >= 0 && !p->out[i].override)
-            return qf_fail(err, QF_ERR_FORMAT, "calibration produced no '%s'", p->out[i].name);
-    return QF_OK;
+    qf_out_tensor key = {.name = (char *)name};
+    return bsearch(&key, p->out, (size_t)p->n_out, sizeof *p->out, qf_out_cmp);
 }
 
 int qf_plan_quantizes(void *ctx, const char *module)

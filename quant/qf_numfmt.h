@@ -6,7 +6,9 @@
  * format's NaN code; FP4 has no NaN code and qf_e8m0_from_amax takes a magnitude, so a NaN
  * input maps to code 0 in both (a finite stream; callers reject NaN weights earlier).
  * All functions are pure, thread-safe and header-inline so that CUDA code can include them
- * (QF_HD marks them __host__ __device__ under nvcc).
+ * (QF_HD marks them __host__ __device__ under nvcc).  The quantization rules built on these
+ * codecs (scale choice, rounding, packing, dequantization of each weight format) live one
+ * format per file in quant/qf_fmt_*.h; quant/qf_fmt.h includes them all.
  *
  * Bit layouts:
  *   bf16      s eeeeeeee mmmmmmm           (top half of an fp32)
@@ -187,6 +189,24 @@ QF_HD uint8_t qf_e8m0_from_amax(float amax, int elem_emax)
     if (e > 127) e = 127;
     return (uint8_t)(e + 127);
 }
+
+/* ---- helpers the per-format rules share (quant/qf_fmt_*.h) --------------------------- */
+/* x rounded to the nearest bf16 value (RNE), as a float: a scale as it will be stored. */
+QF_HD float qf_bf16_rounded(float x) { return qf_bf16_to_f32(qf_f32_to_bf16(x)); }
+/* clamp(x, lo, hi) with plain compares (inlines and vectorizes, unlike fminf / fmaxf); a NaN x
+ * gives lo, as fminf(fmaxf(x, lo), hi) does. */
+QF_HD float qf_clampf(float x, float lo, float hi) { return !(x >= lo) ? lo : x > hi ? hi : x; }
+/* A running absolute maximum where NaN never wins (fmaxf ignores a NaN operand). */
+QF_HD float qf_amax_update(float m, float x) { return fmaxf(m, fabsf(x)); }
+
+/* ---- FP4 E2M1 under a step (NVFP4, MXFP4) -------------------------------------------- */
+/* The E2M1 code of x under an effective step (block scale, / G for NVFP4); a step that is
+ * not > 0 (a zero block) gives code 0.  And the value a code stands for under that step.
+ * Packing: two codes per byte along k, column 2j in the low nibble of byte j. */
+QF_HD uint8_t qf_fp4_code(float x, float step) { return qf_f32_to_e2m1(step > 0.0f ? x / step : 0.0f); }
+QF_HD float qf_fp4_value(uint8_t code, float step) { return qf_e2m1_to_f32(code) * step; }
+QF_HD uint8_t qf_fp4x2_pack(uint32_t lo, uint32_t hi) { return (uint8_t)((lo & 0xfu) | (hi & 0xfu) << 4); }
+QF_HD uint8_t qf_fp4_nibble(const uint8_t *row, int64_t c) { return (c & 1) ? row[c / 2] >> 4 : row[c / 2] & 0xfu; }
 
 /* ---- int4 nibbles -------------------------------------------------------------------- */
 /* Packs 8 signed values in [-8,7] into one word as compressed-tensors does: offset +8,

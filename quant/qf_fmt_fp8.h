@@ -23,4 +23,15 @@ QF_HD float qf_fp8_value(uint8_t code, float s) { return qf_e4m3_to_f32(code) * 
 /* The dequantized value of x under s > 0. */
 QF_HD float qf_fp8_qdq(float x, float s) { return qf_e4m3_to_f32(qf_f32_to_e4m3(x / s)) * s; }
 
+/* ---- activations as vLLM's FP8 kernels round them (the model runner's emulation) ----------
+ * per token  s = max(amax / 448, 1 / (448 * 512)); static: s = input_scale (calibrated);
+ * x' = e4m3(x * (1 / s)) * s, a multiply by the reciprocal as the serving kernel does. */
+#define QF_FP8_ACT_MIN_SCALE (1.0f / (QF_E4M3_MAX * 512.0f))
+QF_HD float qf_fp8_act_token_scale(float amax)
+{
+    const float s = amax / QF_E4M3_MAX;
+    return s < QF_FP8_ACT_MIN_SCALE ? QF_FP8_ACT_MIN_SCALE : s;
+}
+QF_HD float qf_fp8_act_qdq(float x, float inv_s, float s) { return qf_e4m3_round(x * inv_s) * s; }
+
 #endif /* QF_FMT_FP8_H */

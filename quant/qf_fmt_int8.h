@@ -23,4 +23,13 @@ QF_HD float qf_int8_value(int8_t q, float s) { return (float)q * s; }
 /* The dequantized value of x under s > 0. */
 QF_HD float qf_int8_qdq(float x, float s) { return qf_int8_level(x, s) * s; }
 
+/* ---- activations as vLLM's int8 kernels round them (the model runner's emulation) ---------
+ * s = amax / 127 per token; x' = clamp(rint(x * inv_s), -127, 127) * s with inv_s = 1 / s
+ * (0 when s is 0: a zero row stays 0); a NaN x stays NaN. */
+QF_HD float qf_int8_act_qdq(float x, float inv_s, float s)
+{
+    const float q = rintf(x * inv_s);
+    return (q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q) * s;
+}
+
 #endif /* QF_FMT_INT8_H */

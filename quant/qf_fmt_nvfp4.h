@@ -34,4 +34,10 @@ QF_HD uint8_t qf_nvfp4_scale_code(float amax, float G)
 }
 QF_HD float qf_nvfp4_step(uint8_t scale_code, float G) { return qf_e4m3_to_f32(scale_code) / G; }
 
+/* ---- W4A4 activations as vLLM's NVFP4 kernels round them (the model runner's emulation) ---
+ * G = input_global_scale, inv_g = 1 / G; per 16 inputs sb = e4m3(amax_b * G / 6) (no 0.125
+ * replacement: sb = 0 gives 0); x' = e2m1(x * (1 / (sb * inv_g))) * (sb * inv_g). */
+QF_HD float qf_nvfp4_act_block_scale(float amax, float G) { return qf_e4m3_round(amax * G / QF_E2M1_MAX); }
+QF_HD float qf_nvfp4_act_qdq(float x, float inv_step, float step) { return qf_e2m1_round(x * inv_step) * step; }
+
 #endif /* QF_FMT_NVFP4_H */

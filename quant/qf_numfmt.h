@@ -190,6 +190,36 @@ QF_HD uint8_t qf_e8m0_from_amax(float amax, int elem_emax)
     return (uint8_t)(e + 127);
 }
 
+/* ---- round trips without the generic encoder ----------------------------------------- */
+/* e4m3(v) decoded back to float, saturating RNE: the same value as
+ * qf_e4m3_to_f32(qf_f32_to_e4m3(v)) for every finite v (tests/test_model.c checks) by cheaper
+ * operations.  Normals: round the fp32 mantissa to 3 bits (RNE on the bit pattern);
+ * subnormals (|v| < 2^-6): multiples of 2^-9.  NaN stays NaN. */
+QF_HD float qf_e4m3_round(float v)
+{
+    float a = fabsf(v), r;
+    if (!(a == a)) return v;
+    if (a >= QF_E4M3_MAX) r = QF_E4M3_MAX;
+    else if (a < 0.015625f) r = rintf(a * 512.0f) * (1.0f / 512.0f);
+    else {
+        uint32_t u = qf_f32_bits(a);
+        u = (u + 0x7ffffu + ((u >> 20) & 1u)) & 0xfff00000u;
+        r = qf_bits_f32(u);
+        r = r > QF_E4M3_MAX ? QF_E4M3_MAX : r;
+    }
+    return copysignf(r, v);
+}
+/* e2m1(v) decoded back to float (RNE, ties to the even code, saturating at 6): equals
+ * qf_e2m1_to_f32(qf_f32_to_e2m1(v)) for finite v (NaN gives 0, as the encoder does). */
+QF_HD float qf_e2m1_round(float v)
+{
+    float a = fabsf(v), r;
+    if (!(a == a)) return 0.0f;
+    r = a <= 0.25f ? 0.0f : a < 0.75f ? 0.5f : a <= 1.25f ? 1.0f : a < 1.75f ? 1.5f
+      : a <= 2.5f ? 2.0f : a < 3.5f ? 3.0f : a <= 5.0f ? 4.0f : 6.0f;
+    return copysignf(r, v);
+}
+
 /* ---- helpers the per-format rules share (quant/qf_fmt_*.h) --------------------------- */
 /* x rounded to the nearest bf16 value (RNE), as a float: a scale as it will be stored. */
 QF_HD float qf_bf16_rounded(float x) { return qf_bf16_to_f32(qf_f32_to_bf16(x)); }

@@ -27,6 +27,9 @@ QF_HD float qf_fp8_qdq(float x, float s) { return qf_e4m3_to_f32(qf_f32_to_e4m3(
  * per token  s = max(amax / 448, 1 / (448 * 512)); static: s = input_scale (calibrated);
  * x' = e4m3(x * (1 / s)) * s, a multiply by the reciprocal as the serving kernel does. */
 #define QF_FP8_ACT_MIN_SCALE (1.0f / (QF_E4M3_MAX * 512.0f))
+/* The calibrated per-tensor input_scale of static fp8: amax / 448 of the calibration
+ * activations; FLT_EPSILON (1.1920929e-7) when amax is 0, as a zero scale cannot dequantize. */
+QF_HD float qf_fp8_act_static_scale(float amax) { return amax > 0 ? qf_fp8_scale(amax) : 1.1920928955078125e-7f; }
 QF_HD float qf_fp8_act_token_scale(float amax)
 {
     const float s = amax / QF_E4M3_MAX;

@@ -38,5 +38,13 @@ QF_HD void qf_int4_put(uint32_t *row_words, int64_t c, uint32_t code)
 {
     row_words[c / 8] |= (code & 0xfu) << (4 * (c % 8));
 }
+/* One word of 8 signed levels in [-8, 7] (element k in nibble k) and level k of a word. */
+QF_HD uint32_t qf_int4x8_pack(const int8_t q[8])
+{
+    uint32_t w = 0;
+    for (int k = 0; k < 8; k++) qf_int4_put(&w, k, (uint32_t)(q[k] + 8));
+    return w;
+}
+QF_HD int qf_int4_unpack(uint32_t word, int k) { return (int)qf_int4_get(&word, k) - (int)QF_INT4_SYM_ZERO; }
 
 #endif /* QF_FMT_INT4_H */

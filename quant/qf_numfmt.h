@@ -238,15 +238,8 @@ QF_HD float qf_fp4_value(uint8_t code, float step) { return qf_e2m1_to_f32(code)
 QF_HD uint8_t qf_fp4x2_pack(uint32_t lo, uint32_t hi) { return (uint8_t)((lo & 0xfu) | (hi & 0xfu) << 4); }
 QF_HD uint8_t qf_fp4_nibble(const uint8_t *row, int64_t c) { return (c & 1) ? row[c / 2] >> 4 : row[c / 2] & 0xfu; }
 
-/* ---- int4 nibbles -------------------------------------------------------------------- */
-/* Packs 8 signed values in [-8,7] into one word as compressed-tensors does: offset +8,
- * element k at bits 4k..4k+3 (first element in the lowest nibble). */
-QF_HD uint32_t qf_int4x8_pack(const int8_t q[8])
-{
-    uint32_t w = 0;
-    for (int k = 0; k < 8; k++) w |= (uint32_t)((q[k] + 8) & 0xf) << (4 * k);
-    return w;
-}
-QF_HD int qf_int4_unpack(uint32_t word, int k) { return (int)((word >> (4 * k)) & 0xfu) - 8; }
-
 #endif /* QF_NUMFMT_H */
+
+/* int4 nibbles (qf_int4x8_pack, qf_int4_unpack) are int4's packing rule: they live in its
+ * format file, reached from here for the callers that include only this header. */
+#include "qf_fmt_int4.h"

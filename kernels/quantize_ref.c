@@ -2,9 +2,9 @@
  *
  * The rules are the project's RTN (quant/qf_quantize.h), applied through the per-format functions
  * of quant/qf_fmt_*.h that quant/quantize.c and the CUDA quantizers (quantize.cu) call too, so all
- * produce the same bytes.  Groups run along k; INT4 allows a partial last group and k not a multiple of 8 (the
- * unused nibbles of the last word are 0); asymmetric zero points are packed along n, unused
- * nibbles 0.  Parallel over rows (OpenMP); every output byte is written by exactly one thread.
+ * produce the same bytes.  Groups run along k; INT4 allows a partial last group and k not a
+ * multiple of 8 (the unused nibbles of the last word are 0); asymmetric zero points are packed
+ * along n, unused nibbles 0.  Parallel over rows (OpenMP); every output byte is written by exactly one thread.
  */
 #include <string.h>
 

@@ -102,7 +102,7 @@ $(BUILD)/%.cu.o: %.cu
 
 # The CUDA kernels' repack, dequant and indexing code run on the CPU with mma.sync / ldmatrix
 # emulated from the PTX spec (kernels/dev/emulate_wq.cu): needs nvcc, no GPU.
-$(BUILD)/emulate_wq: kernels/dev/emulate_wq.cu $(wildcard kernels/*.cuh kernels/*.h kernels/*_ref.c) kernels/ct_layout.c
+$(BUILD)/emulate_wq: kernels/dev/emulate_wq.cu $(wildcard kernels/*.cuh kernels/*.h kernels/*_ref.c quant/qf_fmt*.h quant/qf_numfmt.h) kernels/ct_layout.c
 	@mkdir -p $(dir $@)
 	$(NVCC) -std=c++17 -O2 -DQF_HAVE_CUDA $(INCS) $(CUDA_ARCHS) -Xcompiler -fopenmp \
 	  kernels/dev/emulate_wq.cu kernels/ct_layout.c $(wildcard kernels/*_ref.c) common/qf_error.c common/qf_dtype.c \

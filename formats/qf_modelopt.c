@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "qf_modelopt.h"
-#include "qf_numfmt.h"
+#include "qf_fmt.h"
 #include "qf_version.h"
 
 static void qf_mo_add(qf_quant_plan *p, qf_packed_role role, const char *suffix, qf_dtype dt, int ndim, int64_t d0,
@@ -218,16 +218,14 @@ void qf_modelopt_dequant_rows(const qf_modelopt_weight *w, int64_t r0, int64_t r
         case QF_VALUE_FP8_E4M3: {
             const uint8_t *q = (const uint8_t *)w->weight + r * cols;
             float sc = ((const float *)w->weight_scale)[s->act == QF_ACT_FP8_STATIC ? 0 : r];
-            for (int64_t c = 0; c < cols; c++) o[c] = qf_e4m3_to_f32(q[c]) * sc;
+            for (int64_t c = 0; c < cols; c++) o[c] = qf_fp8_value(q[c], sc);
             break;
         }
         case QF_VALUE_FP4_E2M1: {
             const uint8_t *q = (const uint8_t *)w->weight + r * (cols / 2);
             const uint8_t *bs = (const uint8_t *)w->weight_scale + r * (cols / s->group_size);
-            for (int64_t c = 0; c < cols; c++) {
-                uint8_t nib = (c & 1) ? q[c / 2] >> 4 : q[c / 2] & 15;
-                o[c] = qf_e2m1_to_f32(nib) * (qf_e4m3_to_f32(bs[c / s->group_size]) * w->weight_scale_2);
-            }
+            for (int64_t c = 0; c < cols; c++) /* step = block scale * weight_scale_2 (ModelOpt's 1 / G) */
+                o[c] = qf_fp4_value(qf_fp4_nibble(q, c), qf_e4m3_to_f32(bs[c / s->group_size]) * w->weight_scale_2);
             break;
         }
         case QF_VALUE_INT4: {

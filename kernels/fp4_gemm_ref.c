@@ -8,7 +8,7 @@
  * s = e4m3(amax * G / 6) (code 0 -> 0.125), q = e2m1(x / (s / G)).
  */
 #include "qf_kernels_internal.h"
-#include "qf_kernels_rules.h"
+#include "qf_fmt.h"
 
 void qf_ref_dequant_fp4_rows(const qf_ct_weight *w, int64_t r0, int64_t r1, float *out)
 {
@@ -19,16 +19,14 @@ void qf_ref_dequant_fp4_rows(const qf_ct_weight *w, int64_t r0, int64_t r1, floa
     for (int64_t r = r0; r < r1; r++) {
         for (int64_t b = 0; b < nb; b++) {
             uint8_t code = sc[r * nb + b];
-            float step = nv ? qf_kr_nvfp4_step(code, w->global_scale) : qf_e8m0_to_f32(code);
-            for (int64_t c = b * block; c < (b + 1) * block; c++) {
-                uint8_t byte = q[r * (k / 2) + c / 2];
-                out[(r - r0) * k + c] = qf_kr_fp4_value((c & 1) ? byte >> 4 : byte & 0xf, step);
-            }
+            float step = nv ? qf_nvfp4_step(code, w->global_scale) : qf_mxfp4_step(code);
+            for (int64_t c = b * block; c < (b + 1) * block; c++)
+                out[(r - r0) * k + c] = qf_fp4_value(qf_fp4_nibble(q + r * (k / 2), c), step);
         }
     }
 }
 
-float qf_ref_nvfp4_global(float amax) { return qf_kr_nvfp4_global(amax); }
+float qf_ref_nvfp4_global(float amax) { return qf_nvfp4_global(amax); }
 
 /* Quantize one row of k values (k % 16 == 0) under G; packed[k/2], scale[k/16]. */
 static void qf_nvfp4_row(const float *x, int64_t k, float G, uint8_t *packed, uint8_t *scale)
@@ -36,13 +34,12 @@ static void qf_nvfp4_row(const float *x, int64_t k, float G, uint8_t *packed, ui
     for (int64_t b = 0; b < k / QF_NVFP4_BLOCK; b++) {
         const float *xb = x + b * QF_NVFP4_BLOCK;
         float amax = 0.0f;
-        for (int j = 0; j < QF_NVFP4_BLOCK; j++) amax = qf_kr_amax_update(amax, xb[j]);
-        uint8_t sc = qf_kr_nvfp4_scale_code(amax, G);
-        float step = qf_kr_nvfp4_step(sc, G);
+        for (int j = 0; j < QF_NVFP4_BLOCK; j++) amax = qf_amax_update(amax, xb[j]);
+        uint8_t sc = qf_nvfp4_scale_code(amax, G);
+        float step = qf_nvfp4_step(sc, G);
         scale[b] = sc;
         for (int j = 0; j < QF_NVFP4_BLOCK; j += 2)
-            packed[(b * QF_NVFP4_BLOCK + j) / 2] =
-                (uint8_t)(qf_kr_fp4_code(xb[j], step) | qf_kr_fp4_code(xb[j + 1], step) << 4);
+            packed[(b * QF_NVFP4_BLOCK + j) / 2] = qf_fp4x2_pack(qf_fp4_code(xb[j], step), qf_fp4_code(xb[j + 1], step));
     }
 }
 
@@ -61,11 +58,9 @@ void qf_ref_fakequant_act_nvfp4(const float *x, int64_t m, int64_t k, float glob
         for (int64_t b = 0; b < k / QF_NVFP4_BLOCK; b++) {
             uint8_t packed[QF_NVFP4_BLOCK / 2], sc;
             qf_nvfp4_row(x + i * k + b * QF_NVFP4_BLOCK, QF_NVFP4_BLOCK, global_scale, packed, &sc);
-            float step = qf_kr_nvfp4_step(sc, global_scale);
-            for (int j = 0; j < QF_NVFP4_BLOCK; j++) {
-                uint8_t byte = packed[j / 2];
-                out[i * k + b * QF_NVFP4_BLOCK + j] = qf_kr_fp4_value((j & 1) ? byte >> 4 : byte & 0xf, step);
-            }
+            float step = qf_nvfp4_step(sc, global_scale);
+            for (int j = 0; j < QF_NVFP4_BLOCK; j++)
+                out[i * k + b * QF_NVFP4_BLOCK + j] = qf_fp4_value(qf_fp4_nibble(packed, j), step);
         }
     }
 }

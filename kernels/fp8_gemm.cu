@@ -68,7 +68,7 @@ __device__ __forceinline__ float qf_amax8(float m, uint4 v)
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         const float2 f = __bfloat1622float2(h[i]);
-        m = qf_kr_amax_update(qf_kr_amax_update(m, f.x), f.y);
+        m = qf_amax_update(qf_amax_update(m, f.x), f.y);
     }
     return m;
 }
@@ -88,7 +88,7 @@ __global__ void __launch_bounds__(QF_ACT_THREADS) qf_quant_act_fp8_kernel(const 
             buf[i] = e < k ? __ldg((const uint4 *)(xr + e)) : make_uint4(0u, 0u, 0u, 0u);
             amax = qf_amax8(amax, buf[i]);
         }
-        const float s = qf_kr_fp8_scale(qf_block_max(amax));
+        const float s = qf_fp8_scale(qf_block_max(amax));
 #pragma unroll
         for (int i = 0; i < QF_ACT_ITEMS; i++) {
             const int64_t e = ((int64_t)threadIdx.x + (int64_t)i * QF_ACT_THREADS) * 8;
@@ -98,14 +98,14 @@ __global__ void __launch_bounds__(QF_ACT_THREADS) qf_quant_act_fp8_kernel(const 
     } else if (vec) {
         for (int64_t e = (int64_t)threadIdx.x * 8; e < k; e += QF_ACT_THREADS * 8)
             amax = qf_amax8(amax, __ldg((const uint4 *)(xr + e)));
-        const float s = qf_kr_fp8_scale(qf_block_max(amax));
+        const float s = qf_fp8_scale(qf_block_max(amax));
         for (int64_t e = (int64_t)threadIdx.x * 8; e < k; e += QF_ACT_THREADS * 8)
             *(uint2 *)(qr + e) = qf_quant8(__ldg((const uint4 *)(xr + e)), s);
         if (threadIdx.x == 0) scale[blockIdx.x] = s;
     } else {
         for (int64_t e = threadIdx.x; e < k; e += QF_ACT_THREADS)
-            amax = qf_kr_amax_update(amax, __bfloat162float(xr[e]));
-        const float s = qf_kr_fp8_scale(qf_block_max(amax));
+            amax = qf_amax_update(amax, __bfloat162float(xr[e]));
+        const float s = qf_fp8_scale(qf_block_max(amax));
         for (int64_t e = threadIdx.x; e < k; e += QF_ACT_THREADS) {
             const float v = __bfloat162float(xr[e]);
             qr[e] = s > 0.0f ? (uint8_t)(qf_e4m3x2(v / s, 0.0f) & 0xffu) : 0u;

@@ -7,7 +7,7 @@
  * quantizer (fp8_gemm.cu) applies the same rule and must match it bit for bit.
  */
 #include "qf_kernels_internal.h"
-#include "qf_kernels_rules.h"
+#include "qf_fmt.h"
 
 void qf_ref_dequant_fp8_rows(const qf_ct_weight *w, int64_t r0, int64_t r1, float *out)
 {
@@ -16,7 +16,7 @@ void qf_ref_dequant_fp8_rows(const qf_ct_weight *w, int64_t r0, int64_t r1, floa
     const uint16_t *sc = (const uint16_t *)w->scale; /* bf16 */
     for (int64_t r = r0; r < r1; r++) {
         float s = qf_bf16_to_f32(sc[w->l.per_tensor ? 0 : r]);
-        for (int64_t c = 0; c < k; c++) out[(r - r0) * k + c] = qf_e4m3_to_f32(q[r * k + c]) * s;
+        for (int64_t c = 0; c < k; c++) out[(r - r0) * k + c] = qf_fp8_value(q[r * k + c], s);
     }
 }
 
@@ -26,9 +26,9 @@ void qf_ref_quant_act_fp8(const float *x, int64_t m, int64_t k, uint8_t *q, floa
     for (int64_t i = 0; i < m; i++) {
         const float *xi = x + i * k;
         float amax = 0.0f;
-        for (int64_t j = 0; j < k; j++) amax = qf_kr_amax_update(amax, xi[j]);
-        float s = qf_kr_fp8_scale(amax);
+        for (int64_t j = 0; j < k; j++) amax = qf_amax_update(amax, xi[j]);
+        float s = qf_fp8_scale(amax);
         scale[i] = s;
-        for (int64_t j = 0; j < k; j++) q[i * k + j] = qf_kr_fp8_code(xi[j], s);
+        for (int64_t j = 0; j < k; j++) q[i * k + j] = qf_fp8_code(xi[j], s);
     }
 }

@@ -46,7 +46,7 @@
 
 #include "qf_kernels.h"
 #include "qf_cuda_check.h"
-#include "qf_kernels_rules.h"
+#include "qf_fmt.h"
 
 /* ---- context ------------------------------------------------------------------------------ */
 

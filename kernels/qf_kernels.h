@@ -135,7 +135,7 @@ qf_status qf_ref_matmul_a8(const qf_ct_weight *w, const void *xq, const float *x
 
 /* Round-to-nearest quantization of W[n, k] (float32, row-major) into the tensors of layout l,
  * in caller-allocated buffers of qf_ct_layout_check sizes (zero_point only when l->asym).
- * Rules (the project's RTN, quant/qf_quantize.h):
+ * Rules (the project's RTN, quant/qf_quantize.h; each written once in quant/qf_fmt_*.h):
  *   INT4 sym   s = bf16(amax_g / 7); q = clamp(rint(x / s), -8, 7)          (s == 0: q = 0)
  *   INT4 asym  lo = min(x, 0), hi = max(x, 0); s = bf16((hi - lo) / 15);
  *              zp = clamp(rint(-lo / s), 0, 15); q = clamp(rint(x / s) + zp, 0, 15)

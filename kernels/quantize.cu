@@ -1,6 +1,6 @@
 /* quantize.cu - GPU round-to-nearest quantization of whole weights into compressed-tensors
- * layouts, byte-identical to qf_ref_quantize (quantize_ref.c): both call the scalar rules of
- * qf_kernels_rules.h on the same float values, and the group statistics (absmax, min, max) are
+ * layouts, byte-identical to qf_ref_quantize (quantize_ref.c): both call the per-format rules of
+ * quant/qf_fmt_*.h on the same float values, and the group statistics (absmax, min, max) are
  * exact whatever the reduction order.
  *   INT4   one warp per (row, group), 8 rows per CTA so the asymmetric zero-point word of 8 rows
  *          is packed in shared memory
@@ -37,7 +37,7 @@ __global__ void qf_absmax_kernel(const void *src, int bf16, int64_t n, unsigned 
 {
     float m = 0.0f;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        m = qf_kr_amax_update(m, qf_src(src, i, bf16));
+        m = qf_amax_update(m, qf_src(src, i, bf16));
     m = qf_warp_max(m);
     if ((threadIdx.x & 31) == 0) atomicMax(out, __float_as_uint(m));
 }
@@ -61,13 +61,13 @@ __global__ void qf_quant_int4_kernel(const void *src, int bf16, int64_t n, int64
             }
             lo = qf_warp_min(lo);
             hi = qf_warp_max(hi);
-            s = qf_kr_int4_asym_scale(lo, hi);
-            zero = qf_kr_int4_asym_zero(lo, s);
+            s = qf_int4_asym_scale(lo, hi);
+            zero = qf_int4_asym_zero(lo, s);
             if (lane == 0) zs[w] = (uint32_t)(int)zero;
         } else {
             float amax = 0.0f;
-            for (int64_t c = lane; c < g; c += 32) amax = qf_kr_amax_update(amax, qf_src(src, base + c, bf16));
-            s = qf_kr_int4_sym_scale(qf_warp_max(amax));
+            for (int64_t c = lane; c < g; c += 32) amax = qf_amax_update(amax, qf_src(src, base + c, bf16));
+            s = qf_int4_sym_scale(qf_warp_max(amax));
         }
         if (lane == 0) scale[row * ng + gi] = qf_f32_to_bf16(s);
         for (int64_t wi = lane; wi < g / 8; wi += 32) {
@@ -75,7 +75,7 @@ __global__ void qf_quant_int4_kernel(const void *src, int bf16, int64_t n, int64
 #pragma unroll
             for (int j = 0; j < 8; j++) {
                 const float x = qf_src(src, base + 8 * wi + j, bf16);
-                word |= (asym ? qf_kr_int4_asym_code(x, s, zero) : qf_kr_int4_sym_code(x, s)) << (4 * j);
+                word |= (asym ? qf_int4_asym_code(x, s, zero) : qf_int4_sym_code(x, s)) << (4 * j);
             }
             weight[row * (k / 8) + c0 / 8 + wi] = word;
         }
@@ -97,33 +97,33 @@ __global__ void qf_quant_fp8_row_kernel(const void *src, int bf16, int64_t k, ui
     __shared__ float red[8];
     const int64_t row = blockIdx.x, base = row * k;
     float amax = 0.0f;
-    for (int64_t c = threadIdx.x; c < k; c += blockDim.x) amax = qf_kr_amax_update(amax, qf_src(src, base + c, bf16));
+    for (int64_t c = threadIdx.x; c < k; c += blockDim.x) amax = qf_amax_update(amax, qf_src(src, base + c, bf16));
     amax = qf_warp_max(amax);
     if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = amax;
     __syncthreads();
     amax = red[0];
     for (int i = 1; i < 8; i++) amax = fmaxf(amax, red[i]);
-    const float s = qf_kr_fp8_wscale(amax);
+    const float s = qf_fp8_wscale(amax);
     if (threadIdx.x == 0) scale[row] = qf_f32_to_bf16(s);
     for (int64_t c = threadIdx.x; c < k; c += blockDim.x)
-        weight[base + c] = qf_kr_fp8_code(qf_src(src, base + c, bf16), s);
+        weight[base + c] = qf_fp8_code(qf_src(src, base + c, bf16), s);
 }
 
 /* per-tensor: scale from the device absmax */
 __global__ void qf_quant_fp8_tensor_kernel(const void *src, int bf16, int64_t total, const float *amax, uint8_t *weight,
                                            uint16_t *scale)
 {
-    const float s = qf_kr_fp8_wscale(*amax);
+    const float s = qf_fp8_wscale(*amax);
     if (blockIdx.x == 0 && threadIdx.x == 0) scale[0] = qf_f32_to_bf16(s);
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x)
-        weight[i] = qf_kr_fp8_code(qf_src(src, i, bf16), s);
+        weight[i] = qf_fp8_code(qf_src(src, i, bf16), s);
 }
 
-/* one thread per 16-value block; G = qf_kr_nvfp4_global(*amax) when amax is given, else G_host */
+/* one thread per 16-value block; G = qf_nvfp4_global(*amax) when amax is given, else G_host */
 __global__ void qf_quant_nvfp4_kernel(const void *src, int bf16, int64_t n, int64_t k, float G_host, const float *amax,
                                       float *G_out, uint8_t *weight, uint8_t *scale)
 {
-    const float G = amax ? qf_kr_nvfp4_global(*amax) : G_host;
+    const float G = amax ? qf_nvfp4_global(*amax) : G_host;
     const int64_t nb = k / QF_NVFP4_BLOCK, i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i == 0 && G_out) *G_out = G;
     if (i >= n * nb) return;
@@ -132,13 +132,13 @@ __global__ void qf_quant_nvfp4_kernel(const void *src, int bf16, int64_t n, int6
 #pragma unroll
     for (int j = 0; j < QF_NVFP4_BLOCK; j++) {
         x[j] = qf_src(src, base + j, bf16);
-        bmax = qf_kr_amax_update(bmax, x[j]);
+        bmax = qf_amax_update(bmax, x[j]);
     }
-    const uint8_t code = qf_kr_nvfp4_scale_code(bmax, G);
-    const float step = qf_kr_nvfp4_step(code, G);
+    const uint8_t code = qf_nvfp4_scale_code(bmax, G);
+    const float step = qf_nvfp4_step(code, G);
     uint32_t p[2] = {0, 0};
 #pragma unroll
-    for (int j = 0; j < QF_NVFP4_BLOCK; j++) p[j / 8] |= (uint32_t)qf_kr_fp4_code(x[j], step) << (4 * (j % 8));
+    for (int j = 0; j < QF_NVFP4_BLOCK; j++) p[j / 8] |= (uint32_t)qf_fp4_code(x[j], step) << (4 * (j % 8));
     *(uint2 *)(weight + base / 2) = make_uint2(p[0], p[1]);
     scale[i] = code;
 }
@@ -149,12 +149,12 @@ __global__ void qf_quant_mxfp4_kernel(const void *src, int bf16, int64_t n, int6
     if (i >= n * nb) return;
     const int64_t base = i * QF_MXFP4_BLOCK;
     float bmax = 0.0f;
-    for (int j = 0; j < QF_MXFP4_BLOCK; j++) bmax = qf_kr_amax_update(bmax, qf_src(src, base + j, bf16));
-    const uint8_t code = qf_kr_mxfp4_scale_code(bmax);
-    const float step = qf_e8m0_to_f32(code);
+    for (int j = 0; j < QF_MXFP4_BLOCK; j++) bmax = qf_amax_update(bmax, qf_src(src, base + j, bf16));
+    const uint8_t code = qf_mxfp4_scale_code(bmax);
+    const float step = qf_mxfp4_step(code);
     uint32_t p[4] = {0, 0, 0, 0};
     for (int j = 0; j < QF_MXFP4_BLOCK; j++)
-        p[j / 8] |= (uint32_t)qf_kr_fp4_code(qf_src(src, base + j, bf16), step) << (4 * (j % 8));
+        p[j / 8] |= (uint32_t)qf_fp4_code(qf_src(src, base + j, bf16), step) << (4 * (j % 8));
     *(uint4 *)(weight + base / 2) = make_uint4(p[0], p[1], p[2], p[3]);
     scale[i] = code;
 }
@@ -220,7 +220,7 @@ extern "C" qf_status qf_cuda_quantize(qf_cuda_ctx *ctx, const qf_ct_layout *l, q
         }
         break;
     case QF_WFMT_NVFP4: {
-        G = qf_kr_nvfp4_global(tensor_amax);
+        G = qf_nvfp4_global(tensor_amax);
         float *g_out = scratch + QF_SCRATCH_G;
         qf_quant_nvfp4_kernel<<<qf_grid(n * (k / 16), 128, INT32_MAX), 128, 0, s>>>(src, bf16, n, k, G, d_amax, g_out,
                                                                                  (uint8_t *)weight, (uint8_t *)scale);

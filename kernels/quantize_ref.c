@@ -1,15 +1,15 @@
 /* quantize_ref.c - CPU reference round-to-nearest quantization into compressed-tensors layouts.
  *
- * The rules are the project's RTN (quant/qf_quantize.h), applied through the scalar functions of
- * qf_kernels_rules.h that the CUDA quantizers (quantize.cu) call too, so both produce the same
- * bytes.  Groups run along k; INT4 allows a partial last group and k not a multiple of 8 (the
- * unused nibbles of the last word are 0); asymmetric zero points are packed along n, unused
- * nibbles 0.  Parallel over rows (OpenMP); every output byte is written by exactly one thread.
+ * The rules are the project's RTN (quant/qf_quantize.h), applied through the per-format functions
+ * of quant/qf_fmt_*.h that quant/quantize.c and the CUDA quantizers (quantize.cu) call too, so all
+ * produce the same bytes.  Groups run along k; INT4 allows a partial last group and k not a
+ * multiple of 8 (the unused nibbles of the last word are 0); asymmetric zero points are packed
+ * along n, unused nibbles 0.  Parallel over rows (OpenMP); every output byte is written by exactly one thread.
  */
 #include <string.h>
 
 #include "qf_kernels_internal.h"
-#include "qf_kernels_rules.h"
+#include "qf_fmt.h"
 
 /* Row r: codes into q, scales into sc, and (asymmetric) zero points OR-ed into nibble r % 8 of
  * zp_words[group] (the caller owns the 8-row block, so the words are not shared). */
@@ -28,18 +28,17 @@ static void qf_quant_int4_row(const qf_ct_layout *l, const float *x, int64_t r, 
                 lo = fminf(lo, x[c]);
                 hi = fmaxf(hi, x[c]);
             }
-            s = qf_kr_int4_asym_scale(lo, hi);
-            zero = qf_kr_int4_asym_zero(lo, s);
-            zp_words[gi] |= (uint32_t)(int)zero << (4 * (r % 8));
+            s = qf_int4_asym_scale(lo, hi);
+            zero = qf_int4_asym_zero(lo, s);
+            zp_words[gi] = qf_int4_zero_set(zp_words[gi], r, (uint32_t)(int)zero);
         } else {
             float amax = 0.0f;
-            for (int64_t c = c0; c < c1; c++) amax = qf_kr_amax_update(amax, x[c]);
-            s = qf_kr_int4_sym_scale(amax);
+            for (int64_t c = c0; c < c1; c++) amax = qf_amax_update(amax, x[c]);
+            s = qf_int4_sym_scale(amax);
         }
         sc[r * ng + gi] = qf_f32_to_bf16(s);
         for (int64_t c = c0; c < c1; c++) {
-            uint32_t code = l->asym ? qf_kr_int4_asym_code(x[c], s, zero) : qf_kr_int4_sym_code(x[c], s);
-            qr[c / 8] |= code << (4 * (c % 8));
+            qf_int4_put(qr, c, l->asym ? qf_int4_asym_code(x[c], s, zero) : qf_int4_sym_code(x[c], s));
         }
     }
 }
@@ -59,10 +58,10 @@ qf_status qf_ref_quantize(const qf_ct_layout *l, const float *w, float tensor_am
         if (!(amax > 0.0f) || l->fmt != QF_WFMT_NVFP4) {
             amax = 0.0f;
 #pragma omp parallel for reduction(max : amax) schedule(static)
-            for (int64_t i = 0; i < n * k; i++) amax = qf_kr_amax_update(amax, w[i]);
+            for (int64_t i = 0; i < n * k; i++) amax = qf_amax_update(amax, w[i]);
         }
-        if (l->fmt == QF_WFMT_NVFP4) G = qf_kr_nvfp4_global(amax);
-        else tensor_scale = l->fmt == QF_WFMT_FP8 ? qf_kr_fp8_wscale(amax) : qf_kr_int8_wscale(amax);
+        if (l->fmt == QF_WFMT_NVFP4) G = qf_nvfp4_global(amax);
+        else tensor_scale = l->fmt == QF_WFMT_FP8 ? qf_fp8_wscale(amax) : qf_int8_wscale(amax);
     }
     if (global_scale) *global_scale = G;
     const int64_t ng = l->fmt == QF_WFMT_INT4 ? qf_ct_int4_groups(l) : 0;
@@ -81,15 +80,15 @@ qf_status qf_ref_quantize(const qf_ct_layout *l, const float *w, float tensor_am
             case QF_WFMT_INT8: {
                 float s = tensor_scale, amax = 0.0f;
                 if (!l->per_tensor) {
-                    for (int64_t c = 0; c < k; c++) amax = qf_kr_amax_update(amax, x[c]);
-                    s = l->fmt == QF_WFMT_FP8 ? qf_kr_fp8_wscale(amax) : qf_kr_int8_wscale(amax);
+                    for (int64_t c = 0; c < k; c++) amax = qf_amax_update(amax, x[c]);
+                    s = l->fmt == QF_WFMT_FP8 ? qf_fp8_wscale(amax) : qf_int8_wscale(amax);
                     ((uint16_t *)scale)[r] = qf_f32_to_bf16(s); /* exact: s is a bf16 value */
                 } else if (r == 0) {
                     ((uint16_t *)scale)[0] = qf_f32_to_bf16(s);
                 }
                 uint8_t *qr = (uint8_t *)weight + r * k;
                 for (int64_t c = 0; c < k; c++)
-                    qr[c] = l->fmt == QF_WFMT_FP8 ? qf_kr_fp8_code(x[c], s) : qf_kr_int8_code(x[c], s);
+                    qr[c] = l->fmt == QF_WFMT_FP8 ? qf_fp8_code(x[c], s) : qf_int8_code(x[c], s);
                 break;
             }
             case QF_WFMT_NVFP4:
@@ -100,13 +99,12 @@ qf_status qf_ref_quantize(const qf_ct_layout *l, const float *w, float tensor_am
                 for (int64_t b = 0; b < nb; b++) {
                     const float *xb = x + b * block;
                     float amax = 0.0f;
-                    for (int64_t j = 0; j < block; j++) amax = qf_kr_amax_update(amax, xb[j]);
-                    uint8_t code = nv ? qf_kr_nvfp4_scale_code(amax, G) : qf_kr_mxfp4_scale_code(amax);
-                    float step = nv ? qf_kr_nvfp4_step(code, G) : qf_e8m0_to_f32(code);
+                    for (int64_t j = 0; j < block; j++) amax = qf_amax_update(amax, xb[j]);
+                    uint8_t code = nv ? qf_nvfp4_scale_code(amax, G) : qf_mxfp4_scale_code(amax);
+                    float step = nv ? qf_nvfp4_step(code, G) : qf_mxfp4_step(code);
                     sr[b] = code;
                     for (int64_t j = 0; j < block; j += 2)
-                        qr[(b * block + j) / 2] =
-                            (uint8_t)(qf_kr_fp4_code(xb[j], step) | qf_kr_fp4_code(xb[j + 1], step) << 4);
+                        qr[(b * block + j) / 2] = qf_fp4x2_pack(qf_fp4_code(xb[j], step), qf_fp4_code(xb[j + 1], step));
                 }
                 break;
             }

@@ -323,26 +323,24 @@ qf_status qf_wq_dequant_panel(const qf_gpu_weight *w, int64_t r0, int64_t rows, 
 
 /* ---- checkpoint layout -> bf16 ------------------------------------------------------------ */
 
-/* The float value of qf_ref_dequant, by the same operations (qf_kernels_rules.h). */
+/* The float value of qf_ref_dequant, by the same operations (quant/qf_fmt_*.h). */
 template <int F> __device__ __forceinline__ float qf_ct_value(const qf_ct_weight &w, int64_t row, int64_t col)
 {
     const int64_t k = w.l.k;
     if (F == QF_WFMT_INT4) {
         const int64_t ng = (k + w.l.group_size - 1) / w.l.group_size, gi = col / w.l.group_size;
-        const uint32_t q = (((const uint32_t *)w.weight)[row * ((k + 7) / 8) + col / 8] >> (4 * (col % 8))) & 15u;
-        const uint32_t z =
-            w.zero_point ? (((const uint32_t *)w.zero_point)[(row / 8) * ng + gi] >> (4 * (row % 8))) & 15u : 8u;
-        return qf_kr_int4_value(q, z, qf_bf16_to_f32(((const uint16_t *)w.scale)[row * ng + gi]));
+        const uint32_t q = qf_int4_get((const uint32_t *)w.weight + row * ((k + 7) / 8), col);
+        const uint32_t z = w.zero_point ? qf_int4_zero_get((const uint32_t *)w.zero_point, ng, row, gi) : QF_INT4_SYM_ZERO;
+        return qf_int4_value(q, z, qf_bf16_to_f32(((const uint16_t *)w.scale)[row * ng + gi]));
     }
     if (F == QF_WFMT_FP8)
-        return qf_e4m3_to_f32(((const uint8_t *)w.weight)[row * k + col]) *
-               qf_bf16_to_f32(((const uint16_t *)w.scale)[w.l.per_tensor ? 0 : row]);
-    const uint8_t byte = ((const uint8_t *)w.weight)[row * (k / 2) + col / 2];
-    const uint8_t nib = (col & 1) ? byte >> 4 : byte & 15u;
+        return qf_fp8_value(((const uint8_t *)w.weight)[row * k + col],
+                            qf_bf16_to_f32(((const uint16_t *)w.scale)[w.l.per_tensor ? 0 : row]));
+    const uint8_t nib = qf_fp4_nibble((const uint8_t *)w.weight + row * (k / 2), col);
     if (F == QF_WFMT_NVFP4)
-        return qf_kr_fp4_value(nib,
-                               qf_kr_nvfp4_step(((const uint8_t *)w.scale)[row * (k / 16) + col / 16], w.global_scale));
-    return qf_kr_fp4_value(nib, qf_e8m0_to_f32(((const uint8_t *)w.scale)[row * (k / 32) + col / 32]));
+        return qf_fp4_value(nib, qf_nvfp4_step(((const uint8_t *)w.scale)[row * (k / QF_NVFP4_BLOCK) + col / QF_NVFP4_BLOCK],
+                                               w.global_scale));
+    return qf_fp4_value(nib, qf_mxfp4_step(((const uint8_t *)w.scale)[row * (k / QF_MXFP4_BLOCK) + col / QF_MXFP4_BLOCK]));
 }
 
 template <int F> __global__ void qf_dequant_ct_kernel(const qf_ct_weight w, uint16_t *out)

@@ -7,7 +7,7 @@
  * The CUDA kernel (w4a16_gemm.cu) rounds the same product to bf16.
  */
 #include "qf_kernels_internal.h"
-#include "qf_kernels_rules.h"
+#include "qf_fmt.h"
 
 void qf_ref_dequant_int4_rows(const qf_ct_weight *w, int64_t r0, int64_t r1, float *out)
 {
@@ -19,10 +19,9 @@ void qf_ref_dequant_int4_rows(const qf_ct_weight *w, int64_t r0, int64_t r1, flo
         float *o = out + (r - r0) * k;
         for (int64_t gi = 0; gi < ng; gi++) {
             float s = qf_bf16_to_f32(sc[r * ng + gi]);
-            uint32_t z = zp ? (zp[(r / 8) * ng + gi] >> (4 * (r % 8))) & 0xfu : 8u;
+            uint32_t z = zp ? qf_int4_zero_get(zp, ng, r, gi) : QF_INT4_SYM_ZERO;
             int64_t c1 = (gi + 1) * g < k ? (gi + 1) * g : k;
-            for (int64_t c = gi * g; c < c1; c++)
-                o[c] = qf_kr_int4_value((q[r * words + c / 8] >> (4 * (c % 8))) & 0xfu, z, s);
+            for (int64_t c = gi * g; c < c1; c++) o[c] = qf_int4_value(qf_int4_get(q + r * words, c), z, s);
         }
     }
 }

@@ -2,7 +2,7 @@
  * rules in qf_quantize.h, written directly from the stored layout so it can check them. */
 #include "qf_dequant.h"
 
-#include "qf_numfmt.h"
+#include "qf_fmt.h"
 
 static float qf_scale_at(const qf_packed_weight *w, int64_t i)
 {
@@ -29,34 +29,29 @@ void qf_dequant_rows(const qf_packed_weight *w, int64_t r0, int64_t r1, float *o
             const uint32_t *wp = (const uint32_t *)w->weight + r * (cols / 8);
             for (int64_t g = 0; g < ng; g++) {
                 float sc = qf_scale_at(w, r * ng + g);
-                int zp = 8;
-                if (w->zero) zp = (int)((((const uint32_t *)w->zero)[(r / 8) * ng + g] >> (4 * (r % 8))) & 0xfu);
-                for (int64_t c = g * gs; c < (g + 1) * gs; c++)
-                    o[c] = (float)((int)((wp[c / 8] >> (4 * (c % 8))) & 0xfu) - zp) * sc;
+                uint32_t zp = w->zero ? qf_int4_zero_get((const uint32_t *)w->zero, ng, r, g) : QF_INT4_SYM_ZERO;
+                for (int64_t c = g * gs; c < (g + 1) * gs; c++) o[c] = qf_int4_value(qf_int4_get(wp, c), zp, sc);
             }
             break;
         }
         case QF_VALUE_INT8: {
             const int8_t *wp = (const int8_t *)w->weight + r * cols;
             float sc = qf_scale_at(w, w->scheme->act == QF_ACT_FP8_STATIC ? 0 : r);
-            for (int64_t c = 0; c < cols; c++) o[c] = (float)wp[c] * sc;
+            for (int64_t c = 0; c < cols; c++) o[c] = qf_int8_value(wp[c], sc);
             break;
         }
         case QF_VALUE_FP8_E4M3: {
             const uint8_t *wp = (const uint8_t *)w->weight + r * cols;
             float sc = qf_scale_at(w, w->scheme->act == QF_ACT_FP8_STATIC ? 0 : r);
-            for (int64_t c = 0; c < cols; c++) o[c] = qf_e4m3_to_f32(wp[c]) * sc;
+            for (int64_t c = 0; c < cols; c++) o[c] = qf_fp8_value(wp[c], sc);
             break;
         }
         case QF_VALUE_FP4_E2M1: {
             const uint8_t *wp = (const uint8_t *)w->weight + r * (cols / 2);
             for (int64_t g = 0; g < ng; g++) {
-                float sc = qf_scale_at(w, r * ng + g);
-                if (s->has_global_scale) sc /= w->global_scale;
-                for (int64_t c = g * gs; c < (g + 1) * gs; c++) {
-                    uint8_t b = wp[c / 2];
-                    o[c] = qf_e2m1_to_f32((c & 1) ? (b >> 4) : (b & 0xf)) * sc;
-                }
+                float step = qf_scale_at(w, r * ng + g);
+                if (s->has_global_scale) step /= w->global_scale; /* qf_nvfp4_step for an E4M3 scale */
+                for (int64_t c = g * gs; c < (g + 1) * gs; c++) o[c] = qf_fp4_value(qf_fp4_nibble(wp, c), step);
             }
             break;
         }

@@ -24,20 +24,20 @@
 
 #include "qf_gptq_refit.h"
 #include "qf_linalg.h"
-#include "qf_numfmt.h"
+#include "qf_fmt.h"
 
 /* The unit value of a stored code (what the scale multiplies), zero point excluded. */
 static float qf_code_unit(const qf_scheme *s, uint32_t code)
 {
     switch (s->value) {
     case QF_VALUE_INT4:
-        return s->symmetric ? (float)code - 8.0f : (float)code;
+        return qf_int4_value(code, s->symmetric ? QF_INT4_SYM_ZERO : 0u, 1.0f);
     case QF_VALUE_INT8:
-        return (float)(int8_t)(uint8_t)code;
+        return qf_int8_value((int8_t)(uint8_t)code, 1.0f);
     case QF_VALUE_FP8_E4M3:
-        return qf_e4m3_to_f32((uint8_t)code);
+        return qf_fp8_value((uint8_t)code, 1.0f);
     case QF_VALUE_FP4_E2M1:
-        return qf_e2m1_to_f32((uint8_t)code);
+        return qf_fp4_value((uint8_t)code, 1.0f);
     }
     return 0.0f;
 }
@@ -59,12 +59,12 @@ static int qf_scale_candidate(const qf_scheme *s, float t, float G, int k, qf_gr
             int c = (int)qf_f32_to_e4m3(t * G) + k;
             if (c < 1 || c > 0x7e) return 0;
             p->code = (uint8_t)c;
-            p->scale = qf_e4m3_to_f32(p->code) / G;
+            p->scale = qf_nvfp4_step(p->code, G);
         } else { /* mxfp4: a power of two */
             int c = (int)lrintf(log2f(t)) + 127 + k;
             if (c < 1 || c > 254) return 0;
             p->code = (uint8_t)c;
-            p->scale = qf_e8m0_to_f32(p->code);
+            p->scale = qf_mxfp4_step(p->code);
         }
         return 1;
     case QF_VALUE_INT8:
@@ -82,7 +82,7 @@ static int qf_scale_candidate(const qf_scheme *s, float t, float G, int k, qf_gr
  * qf_quant_value). */
 static float qf_refit_deq(const qf_scheme *s, const qf_group_params *p, uint32_t code)
 {
-    if (s->value == QF_VALUE_INT4 && !s->symmetric) return ((float)code - p->zero) * p->scale;
+    if (s->value == QF_VALUE_INT4 && !s->symmetric) return qf_int4_value(code, (uint32_t)p->zero, p->scale);
     return qf_code_unit(s, code) * p->scale;
 }
 

@@ -4,9 +4,11 @@
  * (compressed-tensors layout, see qf_scheme.h) plus the scheme row, and the scalar
  * reference that turns rows of it back into float.  This is what the CPU model runner's
  * quantized Linear layers call (dequantize a tile of rows, then a float matmul), and what the
- * quantizer tests compare against.  The CUDA kernels' CPU references do not use it: they
- * have their own (kernels/matmul_ref.c, qf_ref_dequant), checked against an independent
- * decoder of the layouts in tests/test_kernels_ref.c.  Nothing is allocated here.
+ * quantizer tests compare against.  The value of each code is the format file's
+ * (quant/qf_fmt_*.h), the same function the kernels' CPU references (kernels/matmul_ref.c,
+ * qf_ref_dequant) and the CUDA dequantizers call; this walker differs from theirs only in the
+ * descriptor it reads (a scheme row and any float scale dtype, where qf_ct_weight fixes
+ * bf16 scales).  Nothing is allocated here.
  */
 #ifndef QF_DEQUANT_H
 #define QF_DEQUANT_H

@@ -6,7 +6,9 @@
  * format's NaN code; FP4 has no NaN code and qf_e8m0_from_amax takes a magnitude, so a NaN
  * input maps to code 0 in both (a finite stream; callers reject NaN weights earlier).
  * All functions are pure, thread-safe and header-inline so that CUDA code can include them
- * (QF_HD marks them __host__ __device__ under nvcc).
+ * (QF_HD marks them __host__ __device__ under nvcc).  The quantization rules built on these
+ * codecs (scale choice, rounding, packing, dequantization of each weight format) live one
+ * format per file in quant/qf_fmt_*.h; quant/qf_fmt.h includes them all.
  *
  * Bit layouts:
  *   bf16      s eeeeeeee mmmmmmm           (top half of an fp32)
@@ -188,15 +190,56 @@ QF_HD uint8_t qf_e8m0_from_amax(float amax, int elem_emax)
     return (uint8_t)(e + 127);
 }
 
-/* ---- int4 nibbles -------------------------------------------------------------------- */
-/* Packs 8 signed values in [-8,7] into one word as compressed-tensors does: offset +8,
- * element k at bits 4k..4k+3 (first element in the lowest nibble). */
-QF_HD uint32_t qf_int4x8_pack(const int8_t q[8])
+/* ---- round trips without the generic encoder ----------------------------------------- */
+/* e4m3(v) decoded back to float, saturating RNE: the same value as
+ * qf_e4m3_to_f32(qf_f32_to_e4m3(v)) for every finite v (tests/test_model.c checks) by cheaper
+ * operations.  Normals: round the fp32 mantissa to 3 bits (RNE on the bit pattern);
+ * subnormals (|v| < 2^-6): multiples of 2^-9.  NaN stays NaN. */
+QF_HD float qf_e4m3_round(float v)
 {
-    uint32_t w = 0;
-    for (int k = 0; k < 8; k++) w |= (uint32_t)((q[k] + 8) & 0xf) << (4 * k);
-    return w;
+    float a = fabsf(v), r;
+    if (!(a == a)) return v;
+    if (a >= QF_E4M3_MAX) r = QF_E4M3_MAX;
+    else if (a < 0.015625f) r = rintf(a * 512.0f) * (1.0f / 512.0f);
+    else {
+        uint32_t u = qf_f32_bits(a);
+        u = (u + 0x7ffffu + ((u >> 20) & 1u)) & 0xfff00000u;
+        r = qf_bits_f32(u);
+        r = r > QF_E4M3_MAX ? QF_E4M3_MAX : r;
+    }
+    return copysignf(r, v);
 }
-QF_HD int qf_int4_unpack(uint32_t word, int k) { return (int)((word >> (4 * k)) & 0xfu) - 8; }
+/* e2m1(v) decoded back to float (RNE, ties to the even code, saturating at 6): equals
+ * qf_e2m1_to_f32(qf_f32_to_e2m1(v)) for finite v (NaN gives 0, as the encoder does). */
+QF_HD float qf_e2m1_round(float v)
+{
+    float a = fabsf(v), r;
+    if (!(a == a)) return 0.0f;
+    r = a <= 0.25f ? 0.0f : a < 0.75f ? 0.5f : a <= 1.25f ? 1.0f : a < 1.75f ? 1.5f
+      : a <= 2.5f ? 2.0f : a < 3.5f ? 3.0f : a <= 5.0f ? 4.0f : 6.0f;
+    return copysignf(r, v);
+}
+
+/* ---- helpers the per-format rules share (quant/qf_fmt_*.h) --------------------------- */
+/* x rounded to the nearest bf16 value (RNE), as a float: a scale as it will be stored. */
+QF_HD float qf_bf16_rounded(float x) { return qf_bf16_to_f32(qf_f32_to_bf16(x)); }
+/* clamp(x, lo, hi) with plain compares (inlines and vectorizes, unlike fminf / fmaxf); a NaN x
+ * gives lo, as fminf(fmaxf(x, lo), hi) does. */
+QF_HD float qf_clampf(float x, float lo, float hi) { return !(x >= lo) ? lo : x > hi ? hi : x; }
+/* A running absolute maximum where NaN never wins (fmaxf ignores a NaN operand). */
+QF_HD float qf_amax_update(float m, float x) { return fmaxf(m, fabsf(x)); }
+
+/* ---- FP4 E2M1 under a step (NVFP4, MXFP4) -------------------------------------------- */
+/* The E2M1 code of x under an effective step (block scale, / G for NVFP4); a step that is
+ * not > 0 (a zero block) gives code 0.  And the value a code stands for under that step.
+ * Packing: two codes per byte along k, column 2j in the low nibble of byte j. */
+QF_HD uint8_t qf_fp4_code(float x, float step) { return qf_f32_to_e2m1(step > 0.0f ? x / step : 0.0f); }
+QF_HD float qf_fp4_value(uint8_t code, float step) { return qf_e2m1_to_f32(code) * step; }
+QF_HD uint8_t qf_fp4x2_pack(uint32_t lo, uint32_t hi) { return (uint8_t)((lo & 0xfu) | (hi & 0xfu) << 4); }
+QF_HD uint8_t qf_fp4_nibble(const uint8_t *row, int64_t c) { return (c & 1) ? row[c / 2] >> 4 : row[c / 2] & 0xfu; }
 
 #endif /* QF_NUMFMT_H */
+
+/* int4 nibbles (qf_int4x8_pack, qf_int4_unpack) are int4's packing rule: they live in its
+ * format file, reached from here for the callers that include only this header. */
+#include "qf_fmt_int4.h"

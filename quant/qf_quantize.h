@@ -4,7 +4,10 @@
  * (suffix, dtype, shape, byte size; the caller allocates buffers of those sizes), (2) the
  * per-group parameter rules (scale, zero point) and the per-value rounding shared by RTN and
  * the calibrated methods (GPTQ/AWQ reuse them so that every method writes the same format),
- * and (3) round-to-nearest quantization of whole tensors, multi-threaded over row blocks.
+ * dispatched on the scheme's value format to the format files quant/qf_fmt_*.h, where each
+ * rule below is written once (the kernels and the validator's dequantizer call the same
+ * files), and (3) round-to-nearest quantization of whole tensors, multi-threaded over row
+ * blocks.
  *
  * Rules (weights; W is [rows = out, cols = in], groups run along cols):
  *   int4 sym   scale = bf16(absmax / 7); q = clamp(rint(x / scale), -8, 7); stored q + 8

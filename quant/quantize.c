@@ -3,13 +3,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "qf_numfmt.h"
+#include "qf_fmt.h"
 #include "qf_quantize.h"
 
-/* NaN-free min/max/clamp (inputs here are finite); plain compares inline, libm's fminf does not. */
+/* NaN-free min/max (inputs here are finite); plain compares inline, libm's fminf does not. */
 static inline float qf_minf(float a, float b) { return a < b ? a : b; }
 static inline float qf_maxf(float a, float b) { return a > b ? a : b; }
-static inline float qf_clampf(float x, float lo, float hi) { return x < lo ? lo : x > hi ? hi : x; }
 
 static void qf_plan_add(qf_quant_plan *p, qf_packed_role role, const char *suffix, qf_dtype dt, int ndim, int64_t d0,
                         int64_t d1)
@@ -67,12 +66,7 @@ int qf_quant_plan_find(const qf_quant_plan *plan, qf_packed_role role)
     return -1;
 }
 
-float qf_nvfp4_global_scale(float amax)
-{
-    if (!(amax > 0.0f) || !isfinite(amax)) return 1.0f;
-    float g = QF_E4M3_MAX * QF_E2M1_MAX / amax;
-    return isfinite(g) ? g : 1.0f; /* amax below ~8e-36: every value rounds to 0 anyway */
-}
+float qf_nvfp4_global_scale(float amax) { return qf_nvfp4_global(amax); }
 
 qf_group_params qf_group_params_from_range(const qf_scheme *s, float lo, float hi, float global_scale)
 {
@@ -83,26 +77,25 @@ qf_group_params qf_group_params_from_range(const qf_scheme *s, float lo, float h
     switch (s->value) {
     case QF_VALUE_INT4:
         if (s->symmetric) {
-            p.scale = qf_bf16_to_f32(qf_f32_to_bf16(amax / 7.0f));
+            p.scale = qf_int4_sym_scale(amax);
         } else {
-            p.scale = qf_bf16_to_f32(qf_f32_to_bf16((hi - lo) / 15.0f));
-            p.zero = p.scale > 0 ? qf_clampf(rintf(-lo / p.scale), 0.0f, 15.0f) : 0.0f;
+            p.scale = qf_int4_asym_scale(lo, hi);
+            p.zero = qf_int4_asym_zero(lo, p.scale);
         }
         break;
     case QF_VALUE_INT8: /* the stored (BF16) scale is the one the codes are rounded with */
-        p.scale = qf_bf16_to_f32(qf_f32_to_bf16(amax / 127.0f));
+        p.scale = qf_int8_wscale(amax);
         break;
     case QF_VALUE_FP8_E4M3:
-        p.scale = qf_bf16_to_f32(qf_f32_to_bf16(amax / QF_E4M3_MAX));
+        p.scale = qf_fp8_wscale(amax);
         break;
     case QF_VALUE_FP4_E2M1:
         if (s->has_global_scale) { /* nvfp4 */
-            p.code = qf_f32_to_e4m3(amax * global_scale / QF_E2M1_MAX);
-            if ((p.code & 0x7f) == 0) p.code = 0x20; /* 0.125 (E4M3 0x20), compressed-tensors' zero replacement */
-            p.scale = qf_e4m3_to_f32(p.code) / global_scale;
+            p.code = qf_nvfp4_scale_code(amax, global_scale);
+            p.scale = qf_nvfp4_step(p.code, global_scale);
         } else { /* mxfp4 */
-            p.code = qf_e8m0_from_amax(amax, 2);
-            p.scale = qf_e8m0_to_f32(p.code);
+            p.code = qf_mxfp4_scale_code(amax);
+            p.scale = qf_mxfp4_step(p.code);
         }
         break;
     }
@@ -125,35 +118,33 @@ qf_group_params qf_group_params_from(const qf_scheme *s, const float *x, int n, 
 
 uint32_t qf_quant_value(const qf_scheme *s, const qf_group_params *p, float x, float *deq)
 {
-    float q = 0, v;
+    const float sc = p->scale;
     uint32_t code;
     switch (s->value) {
     case QF_VALUE_INT4:
-        if (!(p->scale > 0)) {
+        if (!(sc > 0)) {
             if (deq) *deq = 0;
-            return s->symmetric ? 8u : (uint32_t)p->zero;
+            return s->symmetric ? qf_int4_sym_code(x, sc) : qf_int4_asym_code(x, sc, p->zero);
         }
+        /* deq as level * scale (not the stored code's value): x = -0 keeps its sign, as the
+         * vectorised qf_quant_dequant and GPTQ's error propagation have always had it */
         if (s->symmetric) {
-            q = qf_clampf(rintf(x / p->scale), -8.0f, 7.0f);
-            if (deq) *deq = q * p->scale;
-            return (uint32_t)(q + 8.0f);
+            if (deq) *deq = qf_int4_sym_qdq(x, sc);
+            return qf_int4_sym_code(x, sc);
         }
-        q = qf_clampf(rintf(x / p->scale) + p->zero, 0.0f, 15.0f);
-        if (deq) *deq = (q - p->zero) * p->scale;
-        return (uint32_t)q;
+        if (deq) *deq = qf_int4_asym_qdq(x, sc, p->zero);
+        return qf_int4_asym_code(x, sc, p->zero);
     case QF_VALUE_INT8:
-        q = p->scale > 0 ? qf_clampf(rintf(x / p->scale), -127.0f, 127.0f) : 0.0f;
-        if (deq) *deq = q * p->scale;
-        return (uint32_t)(uint8_t)(int8_t)q;
+        code = qf_int8_code(x, sc);
+        if (deq) *deq = sc > 0 ? qf_int8_qdq(x, sc) : qf_int8_value(0, sc);
+        return code;
     case QF_VALUE_FP8_E4M3:
-        v = p->scale > 0 ? x / p->scale : 0.0f;
-        code = qf_f32_to_e4m3(v);
-        if (deq) *deq = qf_e4m3_to_f32((uint8_t)code) * p->scale;
+        code = qf_fp8_code(x, sc);
+        if (deq) *deq = qf_fp8_value((uint8_t)code, sc);
         return code;
     case QF_VALUE_FP4_E2M1:
-        v = p->scale > 0 ? x / p->scale : 0.0f;
-        code = qf_f32_to_e2m1(v);
-        if (deq) *deq = qf_e2m1_to_f32((uint8_t)code) * p->scale;
+        code = qf_fp4_code(x, sc);
+        if (deq) *deq = qf_fp4_value((uint8_t)code, sc);
         return code;
     }
     if (deq) *deq = 0;
@@ -172,20 +163,20 @@ static void qf_quant_codes(const qf_scheme *s, const qf_group_params *p, const f
     switch (s->value) {
     case QF_VALUE_INT4:
         if (s->symmetric) {
-            for (int64_t i = 0; i < n; i++) codes[i] = (uint32_t)(int32_t)(qf_clampf(rintf(x[i] / sc), -8.0f, 7.0f) + 8.0f);
+            for (int64_t i = 0; i < n; i++) codes[i] = qf_int4_sym_code(x[i], sc);
         } else {
             const float z = p->zero;
-            for (int64_t i = 0; i < n; i++) codes[i] = (uint32_t)(int32_t)qf_clampf(rintf(x[i] / sc) + z, 0.0f, 15.0f);
+            for (int64_t i = 0; i < n; i++) codes[i] = qf_int4_asym_code(x[i], sc, z);
         }
         break;
     case QF_VALUE_INT8:
-        for (int64_t i = 0; i < n; i++) codes[i] = (uint32_t)(uint8_t)(int8_t)(int32_t)qf_clampf(rintf(x[i] / sc), -127.0f, 127.0f);
+        for (int64_t i = 0; i < n; i++) codes[i] = qf_int8_code(x[i], sc);
         break;
     case QF_VALUE_FP8_E4M3:
-        for (int64_t i = 0; i < n; i++) codes[i] = qf_f32_to_e4m3(x[i] / sc);
+        for (int64_t i = 0; i < n; i++) codes[i] = qf_fp8_code(x[i], sc);
         break;
     case QF_VALUE_FP4_E2M1:
-        for (int64_t i = 0; i < n; i++) codes[i] = qf_f32_to_e2m1(x[i] / sc);
+        for (int64_t i = 0; i < n; i++) codes[i] = qf_fp4_code(x[i], sc);
         break;
     }
 }
@@ -200,20 +191,20 @@ void qf_quant_dequant(const qf_scheme *s, const qf_group_params *p, const float 
     switch (s->value) {
     case QF_VALUE_INT4:
         if (s->symmetric) {
-            for (int64_t i = 0; i < n; i++) deq[i] = qf_clampf(rintf(x[i] / sc), -8.0f, 7.0f) * sc;
+            for (int64_t i = 0; i < n; i++) deq[i] = qf_int4_sym_qdq(x[i], sc);
         } else {
             const float z = p->zero;
-            for (int64_t i = 0; i < n; i++) deq[i] = (qf_clampf(rintf(x[i] / sc) + z, 0.0f, 15.0f) - z) * sc;
+            for (int64_t i = 0; i < n; i++) deq[i] = qf_int4_asym_qdq(x[i], sc, z);
         }
         break;
     case QF_VALUE_INT8:
-        for (int64_t i = 0; i < n; i++) deq[i] = qf_clampf(rintf(x[i] / sc), -127.0f, 127.0f) * sc;
+        for (int64_t i = 0; i < n; i++) deq[i] = qf_int8_qdq(x[i], sc);
         break;
     case QF_VALUE_FP8_E4M3:
-        for (int64_t i = 0; i < n; i++) deq[i] = qf_e4m3_to_f32((uint8_t)qf_f32_to_e4m3(x[i] / sc)) * sc;
+        for (int64_t i = 0; i < n; i++) deq[i] = qf_fp8_qdq(x[i], sc);
         break;
     case QF_VALUE_FP4_E2M1:
-        for (int64_t i = 0; i < n; i++) deq[i] = qf_e2m1_to_f32((uint8_t)qf_f32_to_e2m1(x[i] / sc)) * sc;
+        for (int64_t i = 0; i < n; i++) deq[i] = qf_fp4_value(qf_fp4_code(x[i], sc), sc);
         break;
     default:
         for (int64_t i = 0; i < n; i++) qf_quant_value(s, p, x[i], &deq[i]);
@@ -269,20 +260,15 @@ void qf_pack_row(const qf_scheme *s, const qf_quant_plan *plan, qf_quant_buffers
     switch (s->value) {
     case QF_VALUE_INT4: {
         uint32_t *wp = (uint32_t *)w + r * (cols / 8);
-        for (int64_t j = 0; j < cols / 8; j++) {
-            uint32_t word = 0;
-            for (int k = 0; k < 8; k++) word |= (codes[8 * j + k] & 0xfu) << (4 * k);
-            wp[j] = word;
-        }
+        memset(wp, 0, sizeof(uint32_t) * (size_t)(cols / 8));
+        for (int64_t c = 0; c < cols; c++) qf_int4_put(wp, c, codes[c]);
         uint16_t *sp = (uint16_t *)sc + r * ng;
         for (int64_t g = 0; g < ng; g++) sp[g] = qf_f32_to_bf16(groups[g].scale);
         if (!s->symmetric) {
             /* zero points packed along rows: word (r/8, g), nibble r%8 (rows of one 8-block
              * are packed by the same thread, so this read-modify-write does not race) */
             uint32_t *zp = (uint32_t *)out->data[qf_quant_plan_find(plan, QF_ROLE_ZERO)] + (r / 8) * ng;
-            int k = (int)(r % 8);
-            for (int64_t g = 0; g < ng; g++)
-                zp[g] = (zp[g] & ~(0xfu << (4 * k))) | (((uint32_t)groups[g].zero & 0xfu) << (4 * k));
+            for (int64_t g = 0; g < ng; g++) zp[g] = qf_int4_zero_set(zp[g], r, (uint32_t)groups[g].zero);
         }
         break;
     }
@@ -295,7 +281,7 @@ void qf_pack_row(const qf_scheme *s, const qf_quant_plan *plan, qf_quant_buffers
     }
     case QF_VALUE_FP4_E2M1: {
         uint8_t *wp = (uint8_t *)w + r * (cols / 2);
-        for (int64_t j = 0; j < cols / 2; j++) wp[j] = (uint8_t)((codes[2 * j] & 0xf) | (codes[2 * j + 1] & 0xf) << 4);
+        for (int64_t j = 0; j < cols / 2; j++) wp[j] = qf_fp4x2_pack(codes[2 * j], codes[2 * j + 1]);
         uint8_t *sp = (uint8_t *)sc + r * ng;
         for (int64_t g = 0; g < ng; g++) sp[g] = groups[g].code;
         break;

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "qf_linalg.h"
-#include "qf_numfmt.h"
+#include "qf_fmt.h"
 #include "qf_quantize.h"
 #include "qf_stats.h"
 
@@ -190,7 +190,7 @@ float qf_stats_input_scale(const qf_stats *st, const qf_scheme *s)
 {
     const float amax = qf_stats_amax(st);
     switch (s->act) {
-    case QF_ACT_FP8_STATIC: return amax > 0 ? amax / QF_E4M3_MAX : FLT_EPSILON; /* a zero scale cannot dequantize */
+    case QF_ACT_FP8_STATIC: return qf_fp8_act_static_scale(amax);
     case QF_ACT_NVFP4: return qf_nvfp4_global_scale(amax);
     default: return 0.0f;
     }

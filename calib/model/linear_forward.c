@@ -1,5 +1,7 @@
 /* linear_forward.c - y = x · Wᵀ (+ bias) on the CPU, with activation quantization emulated
- * as the serving kernels do it (see qf_linear.h).
+ * as the serving kernels do it (see qf_linear.h).  The weight rows come from quant/'s
+ * dequantizer (qf_dequant_rows); the rounding rules below are written once, in the format
+ * files quant/qf_fmt_fp8.h, qf_fmt_int8.h and qf_fmt_nvfp4.h; this file only runs them per row.
  *
  * Activation rules (x is one token's row of cols values; "e4m3()" saturates, RNE):
  *   fp8 per token   s = max(absmax / 448, 1 / (448 * 512)); x' = e4m3(x · (1 / s)) · s   (vLLM)
@@ -18,7 +20,7 @@
 
 #include "qf_linear.h"
 #include "qf_matmul.h"
-#include "qf_numfmt.h"
+#include "qf_fmt.h"
 
 void qf_linear_weight_rows(const qf_linear *lin, int64_t r0, int64_t r1, float *out)
 {
@@ -70,35 +72,9 @@ static float qf_row_absmax(const float *x, int64_t n)
     return m;
 }
 
-/* e4m3(v) decoded back to float, saturating RNE: the same value as
- * qf_e4m3_to_f32(qf_f32_to_e4m3(v)) for every finite v (tests/test_model.c checks), without
- * the generic encoder's ldexpf calls.  Normals: round the fp32 mantissa to 3 bits (RNE on
- * the bit pattern); subnormals (|v| < 2^-6): multiples of 2^-9. */
-float qf_e4m3_qdq(float v)
-{
-    float a = fabsf(v), r;
-    if (!(a == a)) return v;
-    if (a >= QF_E4M3_MAX) r = QF_E4M3_MAX;
-    else if (a < 0.015625f) r = rintf(a * 512.0f) * (1.0f / 512.0f);
-    else {
-        uint32_t u = qf_f32_bits(a);
-        u = (u + 0x7ffffu + ((u >> 20) & 1u)) & 0xfff00000u;
-        r = qf_bits_f32(u);
-        r = r > QF_E4M3_MAX ? QF_E4M3_MAX : r;
-    }
-    return copysignf(r, v);
-}
-
-/* e2m1(v) decoded back to float (RNE, ties to the even code, saturating at 6): equals
- * qf_e2m1_to_f32(qf_f32_to_e2m1(v)) for finite v (NaN gives 0, as the encoder does). */
-float qf_e2m1_qdq(float v)
-{
-    float a = fabsf(v), r;
-    if (!(a == a)) return 0.0f;
-    r = a <= 0.25f ? 0.0f : a < 0.75f ? 0.5f : a <= 1.25f ? 1.0f : a < 1.75f ? 1.5f
-      : a <= 2.5f ? 2.0f : a < 3.5f ? 3.0f : a <= 5.0f ? 4.0f : 6.0f;
-    return copysignf(r, v);
-}
+/* The fast round trips of quant/qf_numfmt.h, under the names this layer exports. */
+float qf_e4m3_qdq(float v) { return qf_e4m3_round(v); }
+float qf_e2m1_qdq(float v) { return qf_e2m1_round(v); }
 
 static void qf_act_row(qf_act_quant act, float act_scale, float *x, int64_t cols)
 {
@@ -106,28 +82,23 @@ static void qf_act_row(qf_act_quant act, float act_scale, float *x, int64_t cols
     case QF_ACT_NONE: return;
     case QF_ACT_FP8_TOKEN:
     case QF_ACT_FP8_STATIC: {
-        float s = act == QF_ACT_FP8_STATIC ? act_scale : qf_row_absmax(x, cols) / QF_E4M3_MAX;
-        if (act == QF_ACT_FP8_TOKEN && s < 1.0f / (QF_E4M3_MAX * 512.0f)) s = 1.0f / (QF_E4M3_MAX * 512.0f);
+        float s = act == QF_ACT_FP8_STATIC ? act_scale : qf_fp8_act_token_scale(qf_row_absmax(x, cols));
         float inv = 1.0f / s;
-        for (int64_t i = 0; i < cols; i++) x[i] = qf_e4m3_qdq(x[i] * inv) * s;
+        for (int64_t i = 0; i < cols; i++) x[i] = qf_fp8_act_qdq(x[i], inv, s);
         return;
     }
     case QF_ACT_INT8_TOKEN: {
-        float s = qf_row_absmax(x, cols) / 127.0f, inv = s > 0 ? 1.0f / s : 0.0f;
+        float s = qf_int8_scale(qf_row_absmax(x, cols)), inv = s > 0 ? 1.0f / s : 0.0f;
 #pragma omp simd
-        for (int64_t i = 0; i < cols; i++) {
-            float q = rintf(x[i] * inv);
-            q = q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q;
-            x[i] = q * s;
-        }
+        for (int64_t i = 0; i < cols; i++) x[i] = qf_int8_act_qdq(x[i], inv, s);
         return;
     }
     case QF_ACT_NVFP4: {
         float g = act_scale, inv_g = 1.0f / g;
-        for (int64_t b = 0; b + 16 <= cols; b += 16) {
-            float sb = qf_e4m3_qdq(qf_row_absmax(x + b, 16) * g / QF_E2M1_MAX);
+        for (int64_t b = 0; b + QF_NVFP4_BLOCK <= cols; b += QF_NVFP4_BLOCK) {
+            float sb = qf_nvfp4_act_block_scale(qf_row_absmax(x + b, QF_NVFP4_BLOCK), g);
             float inv = sb > 0 ? 1.0f / (sb * inv_g) : 0.0f, deq = sb * inv_g;
-            for (int i = 0; i < 16; i++) x[b + i] = qf_e2m1_qdq(x[b + i] * inv) * deq;
+            for (int i = 0; i < QF_NVFP4_BLOCK; i++) x[b + i] = qf_nvfp4_act_qdq(x[b + i], inv, deq);
         }
         return;
     }

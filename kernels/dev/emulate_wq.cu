@@ -39,7 +39,7 @@
 
 #include "qf_cuda_check.h"
 #include "qf_kernels.h"
-#include "qf_kernels_rules.h"
+#include "qf_fmt.h"
 
 #ifndef __CUDA_ARCH__ /* host pass: device branches, device intrinsics emulated */
 #define QFK_EMU_DEVICE_BRANCHES 1

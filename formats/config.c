@@ -52,7 +52,33 @@ static qf_status qf_cfg_rope(const char *path, json_t *root, qf_model_config *c,
         c->rope_original_max_pos = (int)qf_cfg_num(rs, "original_max_position_embeddings", 8192);
         return QF_OK;
     }
-    return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: rope type '%.40s' is not supported (default, linear, llama3)", path, ty);
+    if (strcmp(ty, "yarn") == 0) { /* as transformers' _compute_yarn_parameters */
+        c->rope_type = QF_ROPE_YARN;
+        c->rope_original_max_pos = (int)qf_cfg_num(rs, "original_max_position_embeddings",
+                                                   qf_cfg_num(root, "max_position_embeddings", 0));
+        double factor = qf_cfg_num(rs, "factor", 0);
+        if (factor <= 0 && c->rope_original_max_pos > 0) /* DeepSeek-V3 style: the ratio of the two lengths */
+            factor = qf_cfg_num(root, "max_position_embeddings", 0) / c->rope_original_max_pos;
+        if (!(factor > 0) || c->rope_original_max_pos <= 0)
+            return qf_fail(err, QF_ERR_FORMAT, "%s: yarn rope needs factor > 0 and original_max_position_embeddings",
+                           path);
+        c->rope_factor = (float)factor;
+        double bf = qf_cfg_num(rs, "beta_fast", 0), bs = qf_cfg_num(rs, "beta_slow", 0);
+        c->rope_beta_fast = (float)(bf ? bf : 32.0);
+        c->rope_beta_slow = (float)(bs ? bs : 1.0);
+        json_t *tr = json_object_get(rs, "truncate");
+        c->rope_truncate = json_is_boolean(tr) ? json_is_true(tr) : 1;
+        /* attention_factor, else 0.1 ln(factor) + 1 (the mscale / mscale_all_dim ratio when both are set) */
+        double ms = qf_cfg_num(rs, "mscale", 0), ma = qf_cfg_num(rs, "mscale_all_dim", 0);
+#define QF_YARN_MSCALE(s, m) ((s) <= 1 ? 1.0 : 0.1 * (m) * log(s) + 1.0)
+        double af = qf_cfg_num(rs, "attention_factor", 0);
+        if (!af) af = ms && ma ? QF_YARN_MSCALE(factor, ms) / QF_YARN_MSCALE(factor, ma) : QF_YARN_MSCALE(factor, 1.0);
+#undef QF_YARN_MSCALE
+        c->rope_attn_factor = (float)af;
+        return QF_OK;
+    }
+    return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: rope type '%.40s' is not supported (default, linear, llama3, yarn)",
+                   path, ty);
 }
 
 qf_status qf_config_load(const char *path, qf_model_config *c, qf_error *err)

@@ -3,7 +3,8 @@
  * Owns the parsed hyper-parameters of the Llama family as hub checkpoints spell them:
  * llama, mistral, qwen2 (qkv bias), qwen3 (q/k RMSNorm), mixtral, qwen2_moe / qwen3_moe.
  * Accepts both RoPE spellings: top-level rope_theta + rope_scaling (older transformers) and
- * rope_parameters {rope_theta, rope_type, factor, ...} (transformers 5).  The raw JSON is
+ * rope_parameters {rope_theta, rope_type, factor, ...} (transformers 5); rope types default,
+ * linear, llama3 and yarn (Qwen2.5 / Qwen3 long-context configs).  The raw JSON is
  * kept (json, owned) so writers can copy the config with a quantization_config added.
  * qf_config_free releases it.  Unknown model_type is not an error here (the converter does
  * not need to understand a model to quantize its Linear layers); the runner checks
@@ -21,6 +22,7 @@ typedef enum qf_rope_type {
     QF_ROPE_DEFAULT = 0,
     QF_ROPE_LLAMA3 = 1, /* llama3 frequency-dependent scaling */
     QF_ROPE_LINEAR = 2, /* positions divided by factor */
+    QF_ROPE_YARN = 3,   /* YaRN: per-frequency blend of interpolation and extrapolation, cos/sin scaled */
 } qf_rope_type;
 
 typedef struct qf_model_config {
@@ -37,10 +39,13 @@ typedef struct qf_model_config {
     float rms_norm_eps;
     double rope_theta;
     qf_rope_type rope_type;
-    float rope_factor;             /* linear / llama3 */
+    float rope_factor;             /* linear / llama3 / yarn */
     float rope_low_freq_factor;    /* llama3 */
     float rope_high_freq_factor;   /* llama3 */
-    int rope_original_max_pos;     /* llama3 original_max_position_embeddings */
+    int rope_original_max_pos;     /* llama3 / yarn original_max_position_embeddings */
+    float rope_beta_fast, rope_beta_slow; /* yarn: rotations bounding the ramp (32, 1) */
+    float rope_attn_factor;        /* yarn: cos / sin scale (attention_factor, or from factor, mscale) */
+    int rope_truncate;             /* yarn: ramp bounds rounded outwards to whole dims (default 1) */
     int tie_word_embeddings;
     int attention_bias;            /* q/k/v projections carry a bias (qwen2) */
     int qk_norm;                   /* per-head RMSNorm on q and k (qwen3) */

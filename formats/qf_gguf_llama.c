@@ -249,6 +249,8 @@ qf_status qf_gguf_llama_metadata(qf_gguf_writer *w, const qf_model_config *cfg, 
     if (cfg->head_dim % 2 || cfg->n_heads <= 0 || cfg->n_kv_heads <= 0)
         return qf_fail(err, QF_ERR_UNSUPPORTED, "GGUF output: head_dim %d / %d heads cannot be laid out", cfg->head_dim,
                        cfg->n_heads);
+    if (cfg->rope_type == QF_ROPE_YARN) /* not silently dropped: llama.cpp would run plain RoPE */
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "GGUF output: yarn RoPE scaling is not mapped");
     qf_gguf_kv_str(w, "general.architecture", "llama");
     qf_gguf_kv_str(w, "general.type", "model"); /* not an adapter or a vision projector */
     qf_gguf_kv_str(w, "general.name", name);

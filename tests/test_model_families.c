@@ -1,6 +1,7 @@
 /* test_model_families.c - the runner on model families the shared fixtures do not cover:
- * tied embeddings (tests/data/tiny-tied, qwen3, no lm_head tensor) and sliding-window
- * attention (tests/data/tiny-swa, mistral, sliding_window 128 < the 512-token window).
+ * tied embeddings (tests/data/tiny-tied, qwen3, no lm_head tensor), sliding-window
+ * attention (tests/data/tiny-swa, mistral, sliding_window 128 < the 512-token window) and
+ * YaRN RoPE scaling (tests/data/tiny-yarn, llama, factor 8 over 64 original positions).
  *
  * Where the expected values come from: tests/data/NAME.reference.json and
  * NAME.window0.logits.safetensors, computed by Hugging Face transformers in float32 from the
@@ -32,6 +33,7 @@
 
 #include "qf_config.h"
 #include "qf_fs.h"
+#include "qf_layer_steps.h"
 #include "qf_model.h"
 #include "qf_safetensors.h"
 #include "qf_test_util.h"
@@ -50,6 +52,11 @@
  * touches, show the same 1e-6..3e-6 scatter.  5e-5 is three times the worst; a window off by
  * one key (127 or 129) or no window at all lands far above it (checked below). */
 #define LOGITS_REL_TOL 5e-5
+/* tiny-yarn: measured worst 1.05e-4 (position 510; positions 0..15 below 7e-6).  Built like
+ * tiny-swa (q/k x3) and YaRN's attention factor 1.208 multiplies q and k once more (scores x13
+ * in all), so the last-bit differences of cos / sin and the scores are amplified further; PPL
+ * agrees to 7e-8.  3e-4 is three times the worst; plain RoPE lands far above (checked). */
+#define YARN_LOGITS_REL_TOL 3e-4
 
 /* relative L2 of got against ref: sqrt(sum (got - ref)^2 / sum ref^2) */
 static double rel_l2(const float *got, const float *ref, int64_t n) { return sqrt(qf_nmse(ref, got, (size_t)n)); }
@@ -137,7 +144,7 @@ static double fixture_ppl(fixture *f, int windows, double *logits_err)
     return exp(total / ((double)windows * (CTX - 1)));
 }
 
-static void check_fixture(const char *name, fixture *f)
+static void check_fixture_tol(const char *name, fixture *f, double logits_tol)
 {
     fixture_open(f, name);
     const qf_tensor *ids = qf_checkpoint_find(f->lg, "input_ids");
@@ -149,10 +156,12 @@ static void check_fixture(const char *name, fixture *f)
     assert_true(windows > 0 && ref_ppl > 1);
     double lerr = 0, ppl = fixture_ppl(f, windows, &lerr), rel = fabs(ppl / ref_ppl - 1);
     printf("%s: PPL %.6f vs transformers %.6f over %d windows (relative %.2g, limit %.0g); window-0 logits "
-           "relative L2 %.2g (limit %.0g)\n", name, ppl, ref_ppl, windows, rel, PPL_REL_TOL, lerr, LOGITS_REL_TOL);
+           "relative L2 %.2g (limit %.0g)\n", name, ppl, ref_ppl, windows, rel, PPL_REL_TOL, lerr, logits_tol);
     assert_true(rel < PPL_REL_TOL);
-    assert_true(lerr < LOGITS_REL_TOL);
+    assert_true(lerr < logits_tol);
 }
+
+static void check_fixture(const char *name, fixture *f) { check_fixture_tol(name, f, LOGITS_REL_TOL); }
 
 static void test_tiny_tied(void **state)
 {
@@ -192,6 +201,72 @@ static void test_tiny_swa(void **state)
         printf("tiny-swa with a window of %d: window-0 logits relative L2 %.2g\n", w, lerr);
         assert_true(lerr > 10 * LOGITS_REL_TOL);
     }
+    fixture_close(&f);
+}
+
+/* Validate's layer forward of each 512-token sample alone against the steps on the samples
+ * stacked (attention per sample, as calibration chunks call it): bit for bit. */
+static void check_chunked_steps(const qf_model *m, const int32_t *ids)
+{
+    qf_error err = {0};
+    const int64_t C = m->cfg.hidden_size, n = 2 * CTX;
+    const int64_t qd = (int64_t)m->cfg.n_heads * m->cfg.head_dim, kvd = (int64_t)m->cfg.n_kv_heads * m->cfg.head_dim;
+    float *h = malloc(sizeof(float) * (size_t)(n * C)), *ref = malloc(sizeof(float) * (size_t)(n * C));
+    float *xn = malloc(sizeof(float) * (size_t)(n * C)), *tmp = malloc(sizeof(float) * (size_t)(n * C));
+    float *q = malloc(sizeof(float) * (size_t)(n * qd)), *att = malloc(sizeof(float) * (size_t)(n * qd));
+    float *k = malloc(sizeof(float) * (size_t)(n * kvd)), *v = malloc(sizeof(float) * (size_t)(n * kvd));
+    float *g = malloc(sizeof(float) * (size_t)(n * m->ffn_max)), *u = malloc(sizeof(float) * (size_t)(n * m->ffn_max));
+    assert_true(h && ref && xn && tmp && q && att && k && v && g && u);
+    assert_int_equal(qf_model_embed(m, ids, n, h, &err), QF_OK);
+    memcpy(ref, h, sizeof(float) * (size_t)(n * C));
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const qf_layer *L = &m->layers[l];
+        for (int w = 0; w < 2; w++) assert_int_equal(qf_model_layer_forward(m, l, ref + w * CTX * C, CTX, &err), QF_OK);
+        qf_step_attn_norm(m, L, h, n, xn);
+        assert_int_equal(qf_step_attn_core(m, L, xn, n, CTX, q, k, v, att, &err), QF_OK);
+        assert_int_equal(qf_step_attn_out(m, L, att, n, h, h, tmp, &err), QF_OK);
+        qf_step_ffn_norm(m, L, h, n, xn);
+        assert_int_equal(qf_step_ffn_act(m, L, QF_FFN_DENSE, xn, n, g, u, &err), QF_OK);
+        assert_int_equal(qf_step_ffn_out(m, L, QF_FFN_DENSE, g, n, h, h, tmp, &err), QF_OK);
+        assert_memory_equal(h, ref, sizeof(float) * (size_t)(n * C));
+    }
+    /* a chunk that is not whole samples is refused */
+    assert_int_equal(qf_step_attn_core(m, &m->layers[0], xn, n, 300, q, k, v, att, &err), QF_ERR_USAGE);
+    free(h), free(ref), free(xn), free(tmp), free(q), free(att), free(k), free(v), free(g), free(u);
+}
+
+static void test_tiny_yarn(void **state)
+{
+    (void)state;
+    fixture f;
+    check_fixture_tol("tiny-yarn", &f, YARN_LOGITS_REL_TOL);
+    assert_int_equal(f.m->cfg.rope_type, QF_ROPE_YARN);
+    assert_int_equal(f.m->cfg.rope_original_max_pos, 64);
+    /* transformers' attention factor: 0.1 ln(8) + 1 */
+    assert_true(fabsf(f.m->cfg.rope_attn_factor - (float)(0.1 * log(8.0) + 1.0)) < 1e-6f);
+    /* Calibration runs the same steps on a chunk of samples (seqlen 512, here two windows
+     * stacked): every sample must come out bit for bit as validate's layer forward of it alone. */
+    check_chunked_steps(f.m, (const int32_t *)f.tokens.data);
+    /* The same weights with plain RoPE (tables rebuilt here) must fail both checks, and match
+     * what transformers gives with plain RoPE: yarn is the only difference. */
+    qf_model *m = f.m;
+    m->cfg.rope_type = QF_ROPE_DEFAULT;
+    qf_rope_inv_freq(&m->cfg, m->inv_freq);
+    const int half = m->cfg.head_dim / 2;
+    for (int64_t p = 0; p < m->rope_len; p++)
+        for (int i = 0; i < half; i++) {
+            m->rope_cos[p * half + i] = cosf((float)p * m->inv_freq[i]);
+            m->rope_sin[p * half + i] = sinf((float)p * m->inv_freq[i]);
+        }
+    int windows = (int)json_integer_value(json_object_get(f.ref, "windows"));
+    double ref_ppl = json_real_value(json_object_get(f.ref, "ppl"));
+    double plain_ref = json_real_value(json_object_get(f.ref, "default_rope_ppl"));
+    double lerr = 0, ppl = fixture_ppl(&f, windows, &lerr);
+    printf("tiny-yarn with plain RoPE: PPL %.6f (transformers plain RoPE %.6f), %+.3f %% off the reference; logits "
+           "relative L2 %.2g\n", ppl, plain_ref, 100 * (ppl / ref_ppl - 1), lerr);
+    assert_true(fabs(ppl / ref_ppl - 1) > 1000 * PPL_REL_TOL);
+    assert_true(lerr > 100 * YARN_LOGITS_REL_TOL);
+    assert_true(fabs(ppl / plain_ref - 1) < PPL_REL_TOL);
     fixture_close(&f);
 }
 
@@ -267,6 +342,7 @@ int main(void)
         cmocka_unit_test(test_window_rules),
         cmocka_unit_test(test_tiny_tied),
         cmocka_unit_test(test_tiny_swa),
+        cmocka_unit_test(test_tiny_yarn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

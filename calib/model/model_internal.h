@@ -84,6 +84,9 @@ void qf_add_rows(float *out, const float *a, const float *b, int64_t n);
 qf_status qf_attention(const qf_model *m, const float *q, const float *k, const float *v, int64_t n, int64_t window,
                        float *out, qf_error *err);
 
+/* c, s (head_dim / 2) = cos, sin of p · inv_freq (times the yarn attention factor). */
+void qf_rope_cos_sin(const qf_model_config *cfg, const float *inv_freq, int64_t p, float *c, float *s);
+
 /* Apply RoPE in place to x (n, heads*D) at positions 0..n-1 (HF rotate-half). */
 void qf_rope_apply(const qf_model *m, float *x, int64_t n, int heads);
 

@@ -312,12 +312,7 @@ static qf_status qf_model_load_body(qf_model *m, const char *dir, qf_error *err)
     m->rope_cos = malloc((size_t)(2 * m->rope_len * half) * sizeof(float));
     if (!m->rope_cos) return qf_fail(err, QF_ERR_NOMEM, "out of memory for the RoPE table");
     m->rope_sin = m->rope_cos + m->rope_len * half;
-    for (int64_t p = 0; p < m->rope_len; p++)
-        for (int64_t i = 0; i < half; i++) {
-            float a = (float)p * m->inv_freq[i];
-            m->rope_cos[p * half + i] = cosf(a);
-            m->rope_sin[p * half + i] = sinf(a);
-        }
+    for (int64_t p = 0; p < m->rope_len; p++) qf_rope_cos_sin(cfg, m->inv_freq, p, m->rope_cos + p * half, m->rope_sin + p * half);
     if (m->opt.moe_force_expert >= 0 && m->opt.moe_force_expert >= cfg->n_experts)
         return qf_fail(err, QF_ERR_USAGE, "moe_force_expert %d: the model has %d experts", m->opt.moe_force_expert,
                        cfg->n_experts);

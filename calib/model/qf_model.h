@@ -3,7 +3,7 @@
  * Owns a loaded model: its config, the checkpoint mapping (weights are borrowed from it, bf16
  * / fp16 / fp32 or packed quantized tensors), small float32 copies of the norm weights, and
  * one qf_linear per Linear module.  Architectures (config.json model_type):
- *   llama, mistral     GQA attention, RoPE (default, linear, llama3 scaling), SwiGLU MLP
+ *   llama, mistral     GQA attention, RoPE (default, linear, llama3, yarn scaling), SwiGLU MLP
  *   qwen2              + bias on q/k/v projections
  *   qwen3              + per-head RMSNorm on q and k (q_norm, k_norm) before RoPE
  *   mixtral            MoE: block_sparse_moe.gate router, experts.E.w1 (gate) / w3 (up) / w2 (down)

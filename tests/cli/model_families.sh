@@ -1,12 +1,13 @@
 # The fixtures built with transformers (tests/tools/make_fixtures.py): tiny-tied (qwen3, tied
-# embeddings, no lm_head tensor) and tiny-swa (mistral, sliding_window 128).  `validate` must
+# embeddings, no lm_head tensor), tiny-swa (mistral, sliding_window 128) and tiny-yarn (llama,
+# YaRN RoPE scaling).  `validate` must
 # reproduce transformers' PPL through the CLI (tokenizer included), every RTN scheme must
 # convert, verify and validate, and `inspect` must say why it could not use a config.json.
 . tests/cli/lib.sh
 # rel_within A B TOL: |A/B - 1| <= TOL
 rel_within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a / b - 1; if (d < 0) d = -d; exit !(b > 0 && d <= t) }'; }
 json_num() { sed -n "s/.*\"$1\": *\([-0-9.eE+]*\).*/\1/p" "$2" | head -n 1; }
-for model in tiny-tied tiny-swa; do
+for model in tiny-tied tiny-swa tiny-yarn; do
     ref=$(json_num ppl tests/data/$model.reference.json)
     n=$(json_num windows tests/data/$model.reference.json)
     expect_exit 0 "validate $model, $n windows" -- "$QFORGE" validate --base tests/data/$model \
@@ -38,6 +39,18 @@ expect_exit 0 "gptq tiny-swa" -- "$QFORGE" convert tests/data/tiny-swa -o "$T/g1
 expect_exit 0 "gptq tiny-swa without its window" -- "$QFORGE" convert "$T/nowin" -o "$T/g2" --scheme w4a16 --method gptq --calib-samples 8 -q
 cmp -s "$T/g1/model.safetensors" "$T/g2/model.safetensors" && bad "calibration ignores the sliding window" ||
     ok "calibration sees the sliding window"
+# calibration runs the same RoPE: GPTQ on tiny-yarn with and without its scaling must differ
+rm -rf "$T/plain"; cp -r tests/data/tiny-yarn "$T/plain"; chmod -R u+w "$T/plain"
+sed -i 's/"rope_type": "yarn"/"rope_type": "default"/' "$T/plain/config.json"
+expect_exit 0 "gptq tiny-yarn" -- "$QFORGE" convert tests/data/tiny-yarn -o "$T/y1" --scheme w4a16 --method gptq --calib-samples 8 -q
+expect_exit 0 "gptq tiny-yarn with plain RoPE" -- "$QFORGE" convert "$T/plain" -o "$T/y2" --scheme w4a16 --method gptq --calib-samples 8 -q
+cmp -s "$T/y1/model.safetensors" "$T/y2/model.safetensors" && bad "calibration ignores yarn" ||
+    ok "calibration sees the yarn scaling"
+grep -q '"rope_type": *"yarn"' "$T/y1/config.json" && ok "artifact keeps the yarn rope_parameters" ||
+    bad "artifact config lost the yarn rope_parameters"
+# GGUF (llama.cpp's llama) would run plain RoPE: refused, not silently dropped
+expect_exit 5 "gguf of tiny-yarn refused" -- "$QFORGE" convert tests/data/tiny-yarn -o "$T/yg" --scheme q8_0 --layout gguf -q
+stderr_has "yarn RoPE scaling is not mapped" "refusal names yarn"
 # the full-attention number is not what validate prints (the test above could fail)
 full=$(json_num full_attention_ppl tests/data/tiny-swa.reference.json)
 ref=$(json_num ppl tests/data/tiny-swa.reference.json)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""make_fixtures.py - build tests/data/tiny-tied and tests/data/tiny-swa with Hugging Face
+"""make_fixtures.py - build tests/data/tiny-tied, tiny-swa and tiny-yarn with Hugging Face
 transformers, and their independent reference numbers.
 
 Pinned (the versions the committed files were made with; other versions may differ in the
@@ -7,12 +7,16 @@ last bits of the random init, not in the protocol):
     python 3.11, torch 2.15.0, transformers 5.23.0, safetensors 0.8.0, numpy 2.4.6
 
 Run from the repository root:
-    python tests/tools/make_fixtures.py            # writes tests/data/tiny-{tied,swa}{,.reference.json,...}
+    python tests/tools/make_fixtures.py            # writes tests/data/tiny-{tied,swa,yarn}{,.reference.json,...}
+    python tests/tools/make_fixtures.py tiny-yarn  # only the fixtures named
 
 Why these two: the shared fixtures (tiny-llama, tiny-moe) have an untied lm_head and full
 attention, so they cannot show (a) a checkpoint with tied embeddings, where no lm_head tensor
 exists (Qwen3 / Qwen2.5 / Llama 3.2 small models), or (b) a sliding window smaller than the
-ppl-512 window (Mistral), where full attention gives the wrong numbers.
+ppl-512 window (Mistral), where full attention gives the wrong numbers.  tiny-yarn (llama with
+YaRN RoPE scaling, factor 8 over an original 64 positions, tied embeddings) shows (c) the RoPE
+scaling of Qwen2.5 / Qwen3 long-context configs: interpolated frequencies and cos / sin scaled
+by the attention factor.
 
 The weights are random (no training), drawn with a fixed seed; initializer_range is large
 (0.1) so the logits are far from uniform and a wrong mask moves the PPL clearly.  Norm
@@ -24,7 +28,8 @@ Reference protocol ("ppl-512", /work/shared/fixtures/README.md): tests/data/eval
 into 512-token windows, each evaluated alone, tokens 1..511 scored; the first N_WINDOWS
 windows.  Written per fixture:
     tests/data/NAME.reference.json          ppl, mean_nll, scored_tokens, windows (+ full-attention
-                                            ppl for tiny-swa: what a runner ignoring the window gets)
+                                            ppl for tiny-swa: what a runner ignoring the window gets;
+                                            default_rope_ppl for tiny-yarn: plain RoPE)
     tests/data/NAME.window0.logits.safetensors  float32 logits of window 0 at positions 0..15 and
                                             496..511 (tensor logits [32, vocab]), their ids
                                             (input_ids int32 [512], the whole window) and
@@ -67,6 +72,16 @@ FIXTURES = {
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
             bos_token_id=0, eos_token_id=0),
         seed=1302, shard="3MB"),
+    "tiny-yarn": dict(
+        cls="LlamaForCausalLM",
+        config=transformers.LlamaConfig(
+            vocab_size=8192, hidden_size=128, intermediate_size=384, num_hidden_layers=3,
+            num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=2048,
+            rms_norm_eps=1e-5, tie_word_embeddings=True, initializer_range=0.1,
+            rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 8.0,
+                             "original_max_position_embeddings": 64},
+            bos_token_id=0, eos_token_id=0),
+        seed=1303, shard="2MB"),
 }
 
 
@@ -129,7 +144,10 @@ def main():
     torch.backends.cudnn.allow_tf32 = False
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     w = windows()
+    only = sys.argv[1:]
     for name, spec in FIXTURES.items():
+        if only and name not in only:
+            continue
         path = build(name, spec)
         model = load_f32(path)
         total, count, logits0 = evaluate(model, w)
@@ -152,6 +170,14 @@ def main():
             gap = abs(ref["full_attention_ppl"] / ref["ppl"] - 1)
             print("%s: full attention PPL differs by %.3f %%" % (name, 100 * gap))
             assert gap > 0.01, "sliding window does not change the PPL enough to be tested"
+        if name == "tiny-yarn":
+            # The same weights with plain RoPE: what a runner ignoring the scaling gets.
+            plain = load_f32(path, rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+            pt, pc, _ = evaluate(plain, w)
+            ref["default_rope_ppl"] = math.exp(pt / pc)
+            gap = abs(ref["default_rope_ppl"] / ref["ppl"] - 1)
+            print("%s: plain RoPE PPL differs by %.3f %%" % (name, 100 * gap))
+            assert gap > 0.01, "yarn does not change the PPL enough to be tested"
         with open(os.path.join(DATA, name + ".reference.json"), "w") as f:
             json.dump(ref, f, indent=2)
             f.write("\n")

@@ -52,18 +52,20 @@ qf_status qf_step_attn_out(const qf_model *m, const qf_layer *L, const float *at
     return QF_OK;
 }
 
-/* gate, up, down of FFN ffn (QF_FFN_DENSE, QF_FFN_SHARED or an expert). */
-static const qf_linear *qf_ffn_linears(const qf_layer *L, int ffn)
+/* gate, up, down of FFN ffn (QF_FFN_DENSE, QF_FFN_SHARED or an expert index). */
+static const qf_linear *qf_ffn_linear(const qf_layer *L, int ffn, int which)
 {
-    return ffn == QF_FFN_DENSE ? &L->gate : ffn == QF_FFN_SHARED ? &L->sh_gate : &L->experts[3 * ffn];
+    if (ffn >= 0) return &L->experts[3 * ffn + which];
+    const qf_linear *dense[3] = {&L->gate, &L->up, &L->down}, *shared[3] = {&L->sh_gate, &L->sh_up, &L->sh_down};
+    return ffn == QF_FFN_SHARED ? shared[which] : dense[which];
 }
 
 qf_status qf_step_ffn_act(const qf_model *m, const qf_layer *L, int ffn, const float *xn, int64_t n, float *g,
                           float *u, qf_error *err)
 {
-    const qf_linear *gate = qf_ffn_linears(L, ffn), *up = ffn >= 0 ? gate + 1 : ffn == QF_FFN_DENSE ? &L->up : &L->sh_up;
+    const qf_linear *gate = qf_ffn_linear(L, ffn, 0);
     QF_TRY(qf_linear_forward(gate, xn, n, g, &m->observer, err));
-    QF_TRY(qf_linear_forward(up, xn, n, u, &m->observer, err));
+    QF_TRY(qf_linear_forward(qf_ffn_linear(L, ffn, 1), xn, n, u, &m->observer, err));
     qf_swiglu(g, u, n * gate->rows);
     return QF_OK;
 }
@@ -71,7 +73,7 @@ qf_status qf_step_ffn_act(const qf_model *m, const qf_layer *L, int ffn, const f
 qf_status qf_step_ffn_out(const qf_model *m, const qf_layer *L, int ffn, const float *g, int64_t n, const float *h,
                           float *out, float *tmp, qf_error *err)
 {
-    const qf_linear *down = ffn >= 0 ? qf_ffn_linears(L, ffn) + 2 : ffn == QF_FFN_DENSE ? &L->down : &L->sh_down;
+    const qf_linear *down = qf_ffn_linear(L, ffn, 2);
     if (!h) return qf_linear_forward(down, g, n, out, &m->observer, err);
     QF_TRY(qf_linear_forward(down, g, n, tmp, &m->observer, err));
     qf_add_rows(out, h, tmp, n * m->cfg.hidden_size);

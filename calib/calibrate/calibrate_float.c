@@ -13,14 +13,14 @@
  *             dense layer's float output h_f = h1_f + down_f(g_f) is made here too
  *   E  MoE: h_f = h1_f + moe_f(post_attention_layernorm(h1_f)), routed by the float router
  *             input (the next layer's float input)
- * The float path never sees a quantized weight, so it is the float model itself (same
- * operations in the same order as the quantized path, per token, so chunking does not
- * change it either).
+ * The float path never sees a quantized weight, so it is the float model itself: the same
+ * layer steps (qf_layer_steps.h) as the quantized path, run on the twin, per token, so
+ * chunking does not change it either.
  */
 #include <string.h>
 
 #include "calibrate_internal.h"
-#include "model_internal.h"
+#include "qf_layer_steps.h"
 
 static qf_status qf_cal_twin(qf_cal *c, qf_linear *dst, const qf_linear *src, qf_error *err)
 {
@@ -57,7 +57,7 @@ qf_status qf_cal_float_attn_in(qf_cal *c, int64_t r0, int64_t n, float **xf, qf_
 {
     float *h;
     QF_TRY(qf_cal_load(c, QF_CAL_FLOAT, r0, n, &h, err));
-    qf_cal_norm(c, h, c->fl.attn_norm, n, c->w.xf);
+    qf_step_attn_norm(c->m, &c->fl, h, n, c->w.xf);
     *xf = c->w.xf;
     return QF_OK;
 }
@@ -66,10 +66,9 @@ qf_status qf_cal_float_attention(qf_cal *c, int64_t r0, int64_t n, float **att, 
 {
     float *h;
     QF_TRY(qf_cal_load(c, QF_CAL_FLOAT, r0, n, &h, err));
-    qf_cal_norm(c, h, c->fl.attn_norm, n, c->w.xf);
-    QF_TRY(qf_cal_attention(c, &c->fl, c->w.xf, n, c->w.attf, err));
-    QF_TRY(qf_linear_forward(&c->fl.o, c->w.attf, n, c->w.tmp, NULL, err));
-    qf_cal_add(h, h, c->w.tmp, n * c->m->cfg.hidden_size); /* h_f -> h1_f */
+    qf_step_attn_norm(c->m, &c->fl, h, n, c->w.xf);
+    QF_TRY(qf_step_attn_core(c->m, &c->fl, c->w.xf, n, c->seqlen, c->w.q, c->w.k, c->w.v, c->w.attf, err));
+    QF_TRY(qf_step_attn_out(c->m, &c->fl, c->w.attf, n, h, h, c->w.tmp, err)); /* h_f -> h1_f */
     QF_TRY(qf_cal_save(c, QF_CAL_FLOAT, r0, n, h, err));
     *att = c->w.attf;
     return QF_OK;
@@ -79,7 +78,7 @@ qf_status qf_cal_float_ffn_in(qf_cal *c, int64_t r0, int64_t n, const float *rw,
 {
     float *h1;
     QF_TRY(qf_cal_load(c, QF_CAL_FLOAT, r0, n, &h1, err));
-    qf_cal_norm(c, h1, c->fl.ffn_norm, n, c->w.xf);
+    qf_step_ffn_norm(c->m, &c->fl, h1, n, c->w.xf);
     qf_cal_scale_rows(c->w.xf, n, c->m->cfg.hidden_size, rw);
     *xf = c->w.xf;
     return QF_OK;
@@ -88,18 +87,16 @@ qf_status qf_cal_float_ffn_in(qf_cal *c, int64_t r0, int64_t n, const float *rw,
 qf_status qf_cal_float_down_in(qf_cal *c, int expert, int64_t r0, int64_t n, const float *rw, float **gf, qf_error *err)
 {
     const qf_layer *F = &c->fl;
-    const qf_linear *gate = expert < 0 ? &F->gate : &F->experts[3 * expert],
-                    *up = expert < 0 ? &F->up : &F->experts[3 * expert + 1];
+    const int ffn = expert < 0 ? QF_FFN_DENSE : expert;
     float *h1;
     QF_TRY(qf_cal_load(c, QF_CAL_FLOAT, r0, n, &h1, err));
-    qf_cal_norm(c, h1, F->ffn_norm, n, c->w.xf);
-    QF_TRY(qf_cal_swiglu(gate, up, c->w.xf, n, c->w.gf, c->w.uf, err));
+    qf_step_ffn_norm(c->m, F, h1, n, c->w.xf);
+    QF_TRY(qf_step_ffn_act(c->m, F, ffn, c->w.xf, n, c->w.gf, c->w.uf, err));
     if (expert < 0) { /* the dense layer's float output: h1_f is not needed after this pass */
-        QF_TRY(qf_linear_forward(&F->down, c->w.gf, n, c->w.tmp, NULL, err));
-        qf_cal_add(h1, h1, c->w.tmp, n * c->m->cfg.hidden_size);
+        QF_TRY(qf_step_ffn_out(c->m, F, ffn, c->w.gf, n, h1, h1, c->w.tmp, err));
         QF_TRY(qf_cal_save(c, QF_CAL_FLOAT, r0, n, h1, err));
     }
-    qf_cal_scale_rows(c->w.gf, n, gate->rows, rw);
+    qf_cal_scale_rows(c->w.gf, n, expert < 0 ? F->gate.rows : F->experts[3 * expert].rows, rw);
     *gf = c->w.gf;
     return QF_OK;
 }
@@ -109,8 +106,7 @@ qf_status qf_cal_float_moe_output(qf_cal *c, int64_t r0, int64_t n, qf_error *er
     const qf_layer *F = &c->fl;
     float *h1;
     QF_TRY(qf_cal_load(c, QF_CAL_FLOAT, r0, n, &h1, err));
-    qf_cal_norm(c, h1, F->ffn_norm, n, c->w.xf);
-    QF_TRY(qf_moe_forward(c->m, F, c->w.xf, n, c->w.tmp, c->w.gf, c->w.uf, err));
-    qf_cal_add(h1, h1, c->w.tmp, n * c->m->cfg.hidden_size);
+    qf_step_ffn_norm(c->m, F, h1, n, c->w.xf);
+    QF_TRY(qf_step_moe(c->m, F, c->w.xf, n, h1, h1, c->w.tmp, c->w.gf, c->w.uf, err));
     return qf_cal_save(c, QF_CAL_FLOAT, r0, n, h1, err);
 }

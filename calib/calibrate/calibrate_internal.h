@@ -96,16 +96,13 @@ typedef struct qf_cal {
                       * copies made before anything is quantized; fl.experts is malloc'd */
 } qf_cal;
 
-/* calibrate_layer.c: a chunk's table rows and forward pieces, shared with calibrate_float.c */
+/* calibrate_layer.c: a chunk's table rows, shared with calibrate_float.c.  The forward math
+ * of both paths is the model's layer steps (qf_layer_steps.h), run on the layer or its twin. */
 qf_status qf_cal_load(qf_cal *c, int table, int64_t r0, int64_t n, float **rows, qf_error *err);
 qf_status qf_cal_save(qf_cal *c, int table, int64_t r0, int64_t n, const float *rows, qf_error *err);
-void qf_cal_add(float *dst, const float *a, const float *b, int64_t n);
-void qf_cal_norm(const qf_cal *c, const float *x, const float *weight, int64_t n, float *out);
-/* Rows t of x (n, cols) *= rw[t]: MoE routing weights (rw NULL: unchanged). */
+/* Rows t of x (n, cols) *= rw[t]: MoE routing weights of an expert's statistics (rw NULL:
+ * unchanged); calibration policy, not forward math. */
 void qf_cal_scale_rows(float *x, int64_t n, int64_t cols, const float *rw);
-qf_status qf_cal_attention(qf_cal *c, qf_layer *L, const float *xn, int64_t n, float *att, qf_error *err);
-qf_status qf_cal_swiglu(const qf_linear *gate, const qf_linear *up, const float *x, int64_t n, float *g, float *u,
-                        qf_error *err);
 
 /* calibrate_float.c: the float path of the chunk rows [r0, r0 + n), in the float work
  * buffers (valid until the next call).  begin makes the twin of layer L (after any scale

@@ -19,6 +19,9 @@
  * chosen from the float layer's statistics, then folded in the order q/k/v, o, gate/up,
  * down.
  *
+ * Every forward computation is a layer step of the model (qf_layer_steps.h), the same code
+ * validate runs: this file only decides which rows go where and which statistics take them.
+ *
  * Why the artifact does not depend on the chunk size or on where the tables live:
  * statistics are added chunk after chunk in token order and qf_stats depends only on the
  * sequence of rows (not on how they are split into calls); every forward step computes a
@@ -26,12 +29,13 @@
  * row count, attention and RoPE per sample, MoE routing per token), and a spilled table gives
  * back exactly the bits written.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "calibrate_internal.h"
-#include "model_internal.h"
+#include "qf_layer_steps.h"
 
 /* ---- chunks and tables ------------------------------------------------------------------------ */
 static int qf_cal_n_chunks(const qf_cal *c) { return (c->n_samples + c->chunk - 1) / c->chunk; }
@@ -59,13 +63,6 @@ qf_status qf_cal_save(qf_cal *c, int table, int64_t r0, int64_t n, const float *
     return qf_act_store_save(c->store[table], r0, n, rows, err);
 }
 
-/* dst[i] = a[i] + b[i] (the residual adds; dst may alias a or b) */
-void qf_cal_add(float *dst, const float *a, const float *b, int64_t n)
-{
-#pragma omp parallel for simd schedule(static) if (n >= QF_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) dst[i] = a[i] + b[i];
-}
-
 qf_status qf_cal_embed(qf_cal *c, const int32_t *ids, qf_error *err)
 {
     for (int i = 0; i < qf_cal_n_chunks(c); i++) {
@@ -77,44 +74,6 @@ qf_status qf_cal_embed(qf_cal *c, const int32_t *ids, qf_error *err)
         if (c->store[QF_CAL_FLOAT]) QF_TRY(qf_cal_save(c, QF_CAL_FLOAT, r0, n, h, err)); /* the float path starts equal */
     }
     return QF_OK;
-}
-
-/* ---- forward pieces of one chunk (n tokens) -------------------------------------------------- */
-/* att (n, heads * head_dim) = attention of the chunk's samples, from xn (n, hidden). */
-qf_status qf_cal_attention(qf_cal *c, qf_layer *L, const float *xn, int64_t n, float *att, qf_error *err)
-{
-    const qf_model_config *cf = &c->m->cfg;
-    const int64_t qd = (int64_t)cf->n_heads * cf->head_dim, kvd = (int64_t)cf->n_kv_heads * cf->head_dim;
-    qf_cal_ws *w = &c->w;
-    QF_TRY(qf_linear_forward(&L->q, xn, n, w->q, NULL, err));
-    QF_TRY(qf_linear_forward(&L->k, xn, n, w->k, NULL, err));
-    QF_TRY(qf_linear_forward(&L->v, xn, n, w->v, NULL, err));
-    if (L->q_norm) {
-        qf_rmsnorm_rows(w->q, L->q_norm, n * cf->n_heads, cf->head_dim, cf->rms_norm_eps, w->q);
-        qf_rmsnorm_rows(w->k, L->k_norm, n * cf->n_kv_heads, cf->head_dim, cf->rms_norm_eps, w->k);
-    }
-    for (int64_t off = 0; off < n; off += c->seqlen) { /* each sample is its own window: positions 0..seqlen-1 */
-        qf_rope_apply(c->m, w->q + off * qd, c->seqlen, cf->n_heads);
-        qf_rope_apply(c->m, w->k + off * kvd, c->seqlen, cf->n_kv_heads);
-        QF_TRY(qf_attention(c->m, w->q + off * qd, w->k + off * kvd, w->v + off * kvd, c->seqlen, L->attn_window,
-                            att + off * qd, err));
-    }
-    return QF_OK;
-}
-
-/* g = silu(gate(x)) * up(x) for n tokens (u: work). */
-qf_status qf_cal_swiglu(const qf_linear *gate, const qf_linear *up, const float *x, int64_t n, float *g, float *u,
-                        qf_error *err)
-{
-    QF_TRY(qf_linear_forward(gate, x, n, g, NULL, err));
-    QF_TRY(qf_linear_forward(up, x, n, u, NULL, err));
-    qf_swiglu(g, u, n * gate->rows);
-    return QF_OK;
-}
-
-void qf_cal_norm(const qf_cal *c, const float *x, const float *weight, int64_t n, float *out)
-{
-    qf_rmsnorm_rows(x, weight, n, c->m->cfg.hidden_size, c->m->cfg.rms_norm_eps, out);
 }
 
 /* The group's statistics of rows x; xf: the float path's rows for the same tokens (the float
@@ -137,7 +96,7 @@ static qf_status qf_pass_attn_in(qf_cal *c, qf_layer *L, int arg, qf_stats *st, 
         qf_cal_chunk_rows(c, i, &r0, &n);
         float *xf = NULL;
         QF_TRY(qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h, err));
-        qf_cal_norm(c, h, L->attn_norm, n, c->w.xn);
+        qf_step_attn_norm(c->m, L, h, n, c->w.xn);
         if (c->float_path) QF_TRY(qf_cal_float_attn_in(c, r0, n, &xf, err));
         QF_TRY(qf_cal_stats_add(st, c->w.xn, xf, n, err));
     }
@@ -154,8 +113,8 @@ static qf_status qf_pass_attention(qf_cal *c, qf_layer *L, int arg, qf_stats *st
         qf_cal_chunk_rows(c, i, &r0, &n);
         float *att = qf_cal_slot(c, QF_CAL_ATTN, r0);
         QF_TRY(qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h, err));
-        qf_cal_norm(c, h, L->attn_norm, n, c->w.xn);
-        QF_TRY(qf_cal_attention(c, L, c->w.xn, n, att, err));
+        qf_step_attn_norm(c->m, L, h, n, c->w.xn);
+        QF_TRY(qf_step_attn_core(c->m, L, c->w.xn, n, c->seqlen, c->w.q, c->w.k, c->w.v, att, err));
         float *attf = NULL;
         if (c->float_path) QF_TRY(qf_cal_float_attention(c, r0, n, &attf, err));
         QF_TRY(qf_cal_stats_add(st, att, attf, n, err));
@@ -172,10 +131,8 @@ static qf_status qf_cal_h1(qf_cal *c, const qf_layer *L, int64_t r0, int64_t n, 
     float *h, *att;
     QF_TRY(qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h, err));
     QF_TRY(qf_cal_load(c, QF_CAL_ATTN, r0, n, &att, err));
-    QF_TRY(qf_linear_forward(&L->o, att, n, c->w.tmp, NULL, err));
     *h1 = in_place ? h : c->w.tmp;
-    qf_cal_add(*h1, h, c->w.tmp, n * c->m->cfg.hidden_size);
-    return QF_OK;
+    return qf_step_attn_out(c->m, L, att, n, h, *h1, c->w.tmp, err);
 }
 
 /* C: h1 = h + o(att) over h in the HIDDEN table; gate/up's input. */
@@ -189,7 +146,7 @@ static qf_status qf_pass_residual(qf_cal *c, qf_layer *L, int arg, qf_stats *st,
         QF_TRY(qf_cal_h1(c, L, r0, n, 1, &h, err));
         QF_TRY(qf_cal_save(c, QF_CAL_HIDDEN, r0, n, h, err));
         if (!st) continue; /* h1 only */
-        qf_cal_norm(c, h, L->ffn_norm, n, c->w.xn);
+        qf_step_ffn_norm(c->m, L, h, n, c->w.xn);
         float *xf = NULL;
         if (c->float_path) QF_TRY(qf_cal_float_ffn_in(c, r0, n, NULL, &xf, err));
         QF_TRY(qf_cal_stats_add(st, c->w.xn, xf, n, err));
@@ -231,21 +188,21 @@ void qf_cal_scale_rows(float *x, int64_t n, int64_t cols, const float *rw)
 /* D: down's input; dense (arg < 0) -> MLP table, expert arg: all tokens through its gate/up. */
 static qf_status qf_pass_swiglu(qf_cal *c, qf_layer *L, int arg, qf_stats *st, qf_error *err)
 {
-    const qf_linear *gate = arg < 0 ? &L->gate : &L->experts[3 * arg], *up = arg < 0 ? &L->up : &L->experts[3 * arg + 1];
+    const int64_t width = arg < 0 ? L->gate.rows : L->experts[3 * arg].rows;
     for (int i = 0; i < qf_cal_n_chunks(c); i++) {
         int64_t r0, n;
         float *h1;
         qf_cal_chunk_rows(c, i, &r0, &n);
         float *g = arg < 0 ? qf_cal_slot(c, QF_CAL_MLP, r0) : c->w.g;
         QF_TRY(qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h1, err));
-        qf_cal_norm(c, h1, L->ffn_norm, n, c->w.xn);
-        QF_TRY(qf_cal_swiglu(gate, up, c->w.xn, n, g, c->w.u, err));
+        qf_step_ffn_norm(c->m, L, h1, n, c->w.xn);
+        QF_TRY(qf_step_ffn_act(c->m, L, arg < 0 ? QF_FFN_DENSE : arg, c->w.xn, n, g, c->w.u, err));
         float *rw = NULL, *gf = NULL;
         qf_status r = QF_OK;
         if (arg >= 0 && c->o->moe_floor >= 0) { /* an expert's down: rows weighted by routing */
             rw = malloc(sizeof(float) * (size_t)n);
             r = rw ? qf_cal_expert_rows(c, L, c->w.xn, n, arg, rw, err) : qf_fail(err, QF_ERR_NOMEM, "out of memory");
-            if (r == QF_OK) qf_cal_scale_rows(g, n, gate->rows, rw);
+            if (r == QF_OK) qf_cal_scale_rows(g, n, width, rw);
         }
         if (r == QF_OK && c->float_path) r = qf_cal_float_down_in(c, arg, r0, n, rw, &gf, err);
         free(rw);
@@ -268,7 +225,7 @@ static qf_status qf_pass_expert_in(qf_cal *c, qf_layer *L, int arg, qf_stats *st
         if (!rw) return qf_fail(err, QF_ERR_NOMEM, "out of memory");
         qf_status r = qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h1, err);
         if (r == QF_OK) {
-            qf_cal_norm(c, h1, L->ffn_norm, n, c->w.xn);
+            qf_step_ffn_norm(c->m, L, h1, n, c->w.xn);
             r = qf_cal_expert_rows(c, L, c->w.xn, n, arg, rw, err);
         }
         if (r == QF_OK && c->float_path) r = qf_cal_float_ffn_in(c, r0, n, rw, &xf, err);
@@ -317,7 +274,6 @@ static qf_status qf_count_routed(void *user, const qf_linear *lin, const float *
 static qf_status qf_pass_output(qf_cal *c, qf_layer *L, int64_t *count, qf_error *err)
 {
     qf_model *m = c->m;
-    const int64_t C = m->cfg.hidden_size;
     qf_route_count rc = {L, count, m->cfg.n_experts};
     for (int i = 0; i < qf_cal_n_chunks(c); i++) {
         int64_t r0, n;
@@ -326,16 +282,15 @@ static qf_status qf_pass_output(qf_cal *c, qf_layer *L, int64_t *count, qf_error
         QF_TRY(qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h1, err));
         if (!L->is_moe) {
             QF_TRY(qf_cal_load(c, QF_CAL_MLP, r0, n, &g, err));
-            QF_TRY(qf_linear_forward(&L->down, g, n, c->w.tmp, NULL, err));
+            QF_TRY(qf_step_ffn_out(m, L, QF_FFN_DENSE, g, n, h1, h1, c->w.tmp, err));
         } else {
-            qf_cal_norm(c, h1, L->ffn_norm, n, c->w.xn);
+            qf_step_ffn_norm(m, L, h1, n, c->w.xn);
             qf_linear_observer saved = m->observer;
             m->observer = (qf_linear_observer){qf_count_routed, &rc};
-            qf_status r = qf_moe_forward(m, L, c->w.xn, n, c->w.tmp, c->w.g, c->w.u, err);
+            qf_status r = qf_step_moe(m, L, c->w.xn, n, h1, h1, c->w.tmp, c->w.g, c->w.u, err);
             m->observer = saved;
             QF_TRY(r);
         }
-        qf_cal_add(h1, h1, c->w.tmp, n * C);
         QF_TRY(qf_cal_save(c, QF_CAL_HIDDEN, r0, n, h1, err));
         if (c->float_path && L->is_moe) QF_TRY(qf_cal_float_moe_output(c, r0, n, err)); /* dense: done in D */
     }
@@ -404,24 +359,22 @@ static qf_status qf_cal_layer_quantize(qf_cal *c, qf_layer *L, qf_error *err)
  * down's.  h is left as it is; keep_att: att goes to the ATTN table (MoE expert passes). */
 static qf_status qf_pass_collect(qf_cal *c, qf_layer *L, int keep_att, qf_stats st[4], qf_error *err)
 {
-    const int64_t C = c->m->cfg.hidden_size;
     for (int i = 0; i < qf_cal_n_chunks(c); i++) {
         int64_t r0, n;
         float *h;
         qf_cal_chunk_rows(c, i, &r0, &n);
         float *att = qf_cal_slot(c, QF_CAL_ATTN, r0);
         QF_TRY(qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h, err));
-        qf_cal_norm(c, h, L->attn_norm, n, c->w.xn);
+        qf_step_attn_norm(c->m, L, h, n, c->w.xn);
         QF_TRY(qf_stats_add(&st[0], c->w.xn, n, err));
-        QF_TRY(qf_cal_attention(c, L, c->w.xn, n, att, err));
+        QF_TRY(qf_step_attn_core(c->m, L, c->w.xn, n, c->seqlen, c->w.q, c->w.k, c->w.v, att, err));
         QF_TRY(qf_stats_add(&st[1], att, n, err));
         if (keep_att) QF_TRY(qf_cal_save(c, QF_CAL_ATTN, r0, n, att, err));
-        QF_TRY(qf_linear_forward(&L->o, att, n, c->w.tmp, NULL, err));
-        qf_cal_add(c->w.tmp, h, c->w.tmp, n * C); /* h1, not written back */
-        qf_cal_norm(c, c->w.tmp, L->ffn_norm, n, c->w.xn);
+        QF_TRY(qf_step_attn_out(c->m, L, att, n, h, c->w.tmp, c->w.tmp, err)); /* h1, not written back */
+        qf_step_ffn_norm(c->m, L, c->w.tmp, n, c->w.xn);
         QF_TRY(qf_stats_add(&st[2], c->w.xn, n, err));
         if (L->is_moe) continue;
-        QF_TRY(qf_cal_swiglu(&L->gate, &L->up, c->w.xn, n, c->w.g, c->w.u, err));
+        QF_TRY(qf_step_ffn_act(c->m, L, QF_FFN_DENSE, c->w.xn, n, c->w.g, c->w.u, err));
         QF_TRY(qf_stats_add(&st[3], c->w.g, n, err));
     }
     return QF_OK;
@@ -436,8 +389,8 @@ static qf_status qf_pass_collect_expert(qf_cal *c, qf_layer *L, int e, qf_stats 
         float *h1;
         qf_cal_chunk_rows(c, i, &r0, &n);
         QF_TRY(qf_cal_h1(c, L, r0, n, 0, &h1, err));
-        qf_cal_norm(c, h1, L->ffn_norm, n, c->w.xn);
-        QF_TRY(qf_cal_swiglu(&L->experts[3 * e], &L->experts[3 * e + 1], c->w.xn, n, c->w.g, c->w.u, err));
+        qf_step_ffn_norm(c->m, L, h1, n, c->w.xn);
+        QF_TRY(qf_step_ffn_act(c->m, L, e, c->w.xn, n, c->w.g, c->w.u, err));
         QF_TRY(qf_stats_add(st, c->w.g, n, err));
     }
     return QF_OK;

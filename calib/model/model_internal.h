@@ -1,4 +1,6 @@
-/* model_internal.h - internal to calib/model_*.c and calib/eval_*.c: small vectorizable math.
+/* model_internal.h - internal to calib/model/ and calib/eval/: the kernels the layer
+ * steps (qf_layer_steps.h) are built from, and small vectorizable math.  Calibration does not
+ * include it: it runs the layer through the steps only.
  *
  * qf_fast_expf is a branch-free Cephes-style exp (range reduction by ln 2 in two parts,
  * degree-6 polynomial, exponent bits built directly): relative error below 2e-7 over
@@ -73,26 +75,16 @@ void qf_rmsnorm_rows(const float *x, const float *w, int64_t rows, int64_t d, fl
 /* SwiGLU: g[i] = silu(g[i]) * u[i] for i < n. */
 void qf_swiglu(float *g, const float *u, int64_t n);
 
+/* The residual add: out[i] = a[i] + b[i] for i < n (out may alias a or b). */
+void qf_add_rows(float *out, const float *a, const float *b, int64_t n);
+
 /* Causal self-attention of one sequence: q (n, H*D), k / v (n, KV*D) after RoPE; out (n, H*D).
  * window > 0: query i sees only keys i-window+1..i (the layer's qf_layer.attn_window; 0 = all).
- * The one attention of the runner: validate and calibration both call it. */
+ * The one attention of the runner, called by the attention step (qf_step_attn_core). */
 qf_status qf_attention(const qf_model *m, const float *q, const float *k, const float *v, int64_t n, int64_t window,
                        float *out, qf_error *err);
 
 /* Apply RoPE in place to x (n, heads*D) at positions 0..n-1 (HF rotate-half). */
 void qf_rope_apply(const qf_model *m, float *x, int64_t n, int heads);
-
-/* MoE block: out (n, hidden) = experts(xn) (+ shared expert); g, u: (n, ffn_max) work. */
-/* Routing of n tokens (xn: their post-attention-norm rows): sel (n, K) expert ids (-1: none)
- * and wsel (n, K) their weights, exactly as qf_moe_forward routes; logits (n, E) is scratch.
- * obs: observer for the router Linear (NULL: none). */
-qf_status qf_moe_route(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, float *logits,
-                       const qf_linear_observer *obs, int *sel, float *wsel, qf_error *err);
-qf_status qf_moe_forward(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, float *out, float *g,
-                         float *u, qf_error *err);
-
-/* Dense SwiGLU MLP: out (n, hidden) = down(silu(gate(xn)) * up(xn)); g, u: (n, gate rows) work. */
-qf_status qf_mlp_forward(const qf_model *m, const qf_linear *gate, const qf_linear *up, const qf_linear *down,
-                         const float *xn, int64_t n, float *out, float *g, float *u, qf_error *err);
 
 #endif /* QF_MODEL_INTERNAL_H */

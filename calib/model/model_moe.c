@@ -1,18 +1,21 @@
-/* model_moe.c - sparse mixture-of-experts block (Mixtral, Qwen2-MoE, Qwen3-MoE).
+/* model_moe.c - the MoE block step (qf_moe_route, qf_step_moe in qf_layer_steps.h): sparse
+ * mixture of experts (Mixtral, Qwen2-MoE, Qwen3-MoE).
  *
  * For each token: p = softmax(router(xn)) in float32; the top-k experts by p (ties: lower
  * index first, as torch.topk returns them); weights w = p_top / Σ p_top when norm_topk_prob
  * (Mixtral always), else p_top.  Then per expert e, the tokens routed to it are gathered
  * into one batch (ne, C), run through down(silu(gate(x)) * up(x)) and scattered back with
  * their weights, experts in index order.  Qwen2-MoE adds the shared expert scaled by
- * sigmoid(shared_expert_gate(xn)).  The observer sees each expert's gathered batch, so
- * calibration counts tokens per expert.
+ * sigmoid(shared_expert_gate(xn)).  Each expert and the shared expert run through the dense
+ * FFN steps (qf_step_ffn_act, qf_step_ffn_out).  The observer sees each expert's gathered
+ * batch, so calibration counts tokens per expert.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model_internal.h"
+#include "qf_layer_steps.h"
 
 #define QF_MAX_TOPK 64
 
@@ -53,8 +56,9 @@ qf_status qf_moe_route(const qf_model *m, const qf_layer *L, const float *xn, in
     return QF_OK;
 }
 
-qf_status qf_moe_forward(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, float *out, float *g,
-                         float *u, qf_error *err)
+/* out (n, C) = the block's output for xn (no residual). */
+static qf_status qf_moe_forward(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, float *out, float *g,
+                                float *u, qf_error *err)
 {
     const qf_model_config *c = &m->cfg;
     const int E = c->n_experts, K = c->n_experts_per_tok;
@@ -98,8 +102,8 @@ qf_status qf_moe_forward(const qf_model *m, const qf_layer *L, const float *xn, 
         int64_t s0 = count[e], ne = count[e + 1] - s0;
         if (ne == 0) continue;
         for (int64_t r = 0; r < ne; r++) memcpy(xe + r * C, xn + tok[s0 + r] * C, (size_t)C * sizeof(float));
-        const qf_linear *ex = L->experts + 3 * e;
-        st = qf_mlp_forward(m, &ex[0], &ex[1], &ex[2], xe, ne, ye, g, u, err);
+        st = qf_step_ffn_act(m, L, e, xe, ne, g, u, err);
+        if (!st) st = qf_step_ffn_out(m, L, e, g, ne, NULL, ye, NULL, err);
         if (st) break;
         for (int64_t r = 0; r < ne; r++) {
             float *o = out + tok[s0 + r] * C, w = tokw[s0 + r];
@@ -110,7 +114,8 @@ qf_status qf_moe_forward(const qf_model *m, const qf_layer *L, const float *xn, 
     }
     if (!st && L->has_shared) {
         /* ye = shared expert(xn); logits[:, 0] = shared_expert_gate(xn) */
-        st = qf_mlp_forward(m, &L->sh_gate, &L->sh_up, &L->sh_down, xn, n, ye, g, u, err);
+        st = qf_step_ffn_act(m, L, QF_FFN_SHARED, xn, n, g, u, err);
+        if (!st) st = qf_step_ffn_out(m, L, QF_FFN_SHARED, g, n, NULL, ye, NULL, err);
         if (!st) st = qf_linear_forward(&L->sh_router, xn, n, logits, &m->observer, err);
         for (int64_t t = 0; t < n && !st; t++) {
             float g = 1.0f / (1.0f + expf(-logits[t]));
@@ -127,4 +132,12 @@ done:
     free(xe);
     free(ye);
     return st;
+}
+
+qf_status qf_step_moe(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, const float *h, float *out,
+                      float *tmp, float *g, float *u, qf_error *err)
+{
+    QF_TRY(qf_moe_forward(m, L, xn, n, tmp, g, u, err));
+    qf_add_rows(out, h, tmp, n * m->cfg.hidden_size);
+    return QF_OK;
 }

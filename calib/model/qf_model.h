@@ -19,9 +19,11 @@
  * All work is parallel across OpenMP threads.  A model is immutable after loading and
  * forward passes only read it (not thread-safe against a concurrent observer change).
  *
- * Calibration drives the model either through qf_model_forward with an observer (every
- * Linear's input is reported) or layer by layer (qf_model_embed, qf_model_layer_forward,
- * qf_model_logits) and may swap any qf_linear in m->layers between calls.
+ * The forward math lives in the layer steps (qf_layer_steps.h): qf_model_forward and
+ * qf_model_layer_forward are their composition, and calibration calls the same steps pass by
+ * pass.  Calibration drives the model through qf_model_forward with an observer (every
+ * Linear's input is reported), layer by layer (qf_model_embed, qf_model_layer_forward,
+ * qf_model_logits) or step by step, and may swap any qf_linear in m->layers between calls.
  */
 #ifndef QF_MODEL_H
 #define QF_MODEL_H

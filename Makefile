@@ -108,6 +108,18 @@ $(BUILD)/emulate_wq: kernels/dev/emulate_wq.cu $(wildcard kernels/*.cuh kernels/
 	  kernels/dev/emulate_wq.cu kernels/ct_layout.c $(wildcard kernels/*_ref.c) common/qf_error.c common/qf_dtype.c \
 	  -o $@ -lgomp
 
+# Every public header (first line not "internal to") in one C++ translation unit, linked
+# against libqforge.a: they must compile as C++ and carry their extern "C" guards.
+CXX ?= g++
+PUBLIC_HEADERS := $(foreach d,$(LIB_DIRS),$(shell grep -L -m1 -i 'internal to' $(wildcard $(d)/*.h)))
+CXX_TEST := $(BUILD)/tests/test_cxx_headers
+$(BUILD)/tests/public_headers.inc: $(PUBLIC_HEADERS) Makefile
+	@mkdir -p $(dir $@)
+	@printf '#include "%s"\n' $(notdir $(PUBLIC_HEADERS)) > $@
+$(CXX_TEST): tests/test_cxx_headers.cc $(BUILD)/tests/public_headers.inc $(LIBQF)
+	$(CXX) -std=c++17 -O1 -Wall -Wextra $(WERROR) -D_GNU_SOURCE $(filter -DQF_HAVE_CUDA -I$(CUDA_HOME)/include,$(CFLAGS)) \
+	  -fopenmp -pthread $(INCS) -I$(BUILD)/tests -o $@ $< $(LIBQF) $(LDLIBS)
+
 $(BUILD)/tests/%: tests/%.c $(LIBQF) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCS) -Itests -o $@ $< $(LIBQF) $(LDLIBS) -lcmocka
@@ -122,8 +134,8 @@ demo: deps ## install, build, convert the bundled tiny-llama into every scheme, 
 EMULATOR := $(if $(strip $(NVCC)),$(BUILD)/emulate_wq)
 
 test: deps ## install, build and run every CPU test (what CI runs)
-	@$(MAKE) --no-print-directory -j$(NPROC) all $(TESTS) $(EMULATOR)
-	@scripts/run-tests.sh $(QFORGE) $(TESTS) $(EMULATOR)
+	@$(MAKE) --no-print-directory -j$(NPROC) all $(TESTS) $(CXX_TEST) $(EMULATOR)
+	@scripts/run-tests.sh $(QFORGE) $(TESTS) $(CXX_TEST) $(EMULATOR)
 
 # A GPU test exits 77 (skipped) without a GPU and fails when one is there but does not start;
 # QF_GPU_REQUIRED=1 (scripts/gpu-check.sh, on GPU hosts) makes a skip fail too.

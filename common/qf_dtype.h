@@ -10,6 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum qf_dtype {
     QF_DTYPE_INVALID = 0,
     QF_DTYPE_BOOL    = 1,
@@ -40,5 +44,9 @@ qf_dtype qf_dtype_from_name(const char *name);
 int qf_dtype_bits(qf_dtype t);
 /* True for types a model runner can read as floating point weights (F16, BF16, F32, F64). */
 int qf_dtype_is_float(qf_dtype t);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_DTYPE_H */

@@ -11,6 +11,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum qf_status {
     QF_OK              = 0,
     QF_ERR_GENERIC     = 1,  /* reserved for "something failed" where nothing finer applies */
@@ -64,5 +68,9 @@ const char *qf_status_name(qf_status code);
         qf_status qf_try_s_ = (expr);         \
         if (qf_try_s_ != QF_OK) return qf_try_s_; \
     } while (0)
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_ERROR_H */

@@ -14,6 +14,10 @@
 
 #include "qf_error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct qf_mapped_file {
     char *path;          /* owned copy of the path */
     const uint8_t *data; /* (size) bytes, read-only; NULL when size == 0 */
@@ -62,5 +66,9 @@ qf_status qf_model_file_check(const char *model_dir, const char *path, qf_error 
 qf_status qf_mkdirs(const char *path, qf_error *err);
 /* rm -rf (for temporary output folders only). */
 void qf_remove_tree(const char *path);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_FS_H */

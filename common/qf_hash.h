@@ -12,6 +12,10 @@
 #include <stdint.h>
 #include <xxhash.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct qf_hash128 {
     uint8_t b[16]; /* canonical (big-endian) form */
 } qf_hash128;
@@ -27,5 +31,9 @@ void qf_hash_hex(qf_hash128 h, char *hex);
 /* Parse 32 hex digits; returns 0 on success, -1 when malformed. */
 int qf_hash_parse_hex(const char *hex, qf_hash128 *out);
 int qf_hash_equal(qf_hash128 a, qf_hash128 b);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_HASH_H */

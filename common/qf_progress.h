@@ -14,6 +14,10 @@
 
 #include "qf_ctx.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct qf_progress {
     char label[64];
     uint64_t total, done;
@@ -33,5 +37,9 @@ void qf_progress_end(qf_progress *p);
 
 /* Monotonic seconds, for timing and rates. */
 double qf_now(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_PROGRESS_H */

@@ -13,6 +13,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Advance *state and return the next 64 random bits. */
 static inline uint64_t qf_splitmix64(uint64_t *state)
 {
@@ -21,5 +25,9 @@ static inline uint64_t qf_splitmix64(uint64_t *state)
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
 }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_RNG_H */

@@ -13,6 +13,10 @@
 
 #include "qf_error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct qf_sha256 {
     uint8_t b[32];
 } qf_sha256;
@@ -35,5 +39,9 @@ void qf_sha256_hex(qf_sha256 h, char *hex);
 /* Parse 64 hex digits (either case); 0 on success, -1 when malformed. */
 int qf_sha256_parse_hex(const char *hex, qf_sha256 *out);
 int qf_sha256_equal(qf_sha256 a, qf_sha256 b);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_SHA256_H */

@@ -12,6 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Physical RAM, or the cgroup (v2 memory.max, v1 memory.limit_in_bytes) limit when lower. */
 uint64_t qf_mem_host_limit(void);
 /* The budget used when none is given: 3/4 of qf_mem_host_limit() (the rest is left to the
@@ -25,5 +29,9 @@ uint64_t qf_mem_rss_peak(void);
 /* "512 MB", "1.50 GB" (decimal units, as --max-memory's suffixes read): writes into buf of
  * n bytes and returns it. */
 const char *qf_mem_format(uint64_t bytes, char *buf, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_SYSMEM_H */

@@ -17,6 +17,10 @@
 #include "qf_error.h"
 #include "qf_safetensors.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum qf_rope_type {
     QF_ROPE_DEFAULT = 0,
     QF_ROPE_LLAMA3 = 1, /* llama3 frequency-dependent scaling */
@@ -81,5 +85,9 @@ qf_status qf_config_attn_windows(const char *path, const qf_model_config *cfg, i
  * qf_config_runnable's are not checked.  (config_shapes.c) */
 qf_status qf_config_check_shapes(const char *cfg_path, const qf_model_config *cfg, const qf_checkpoint *ck,
                                  qf_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_CONFIG_H */

@@ -40,6 +40,10 @@
 #include "qf_hash.h"
 #include "qf_safetensors.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ggml tensor types (ggml.h values; pinned by the file format). */
 typedef enum qf_ggml_type {
     QF_GGML_F32 = 0,
@@ -220,5 +224,9 @@ qf_status qf_gguf_load_checkpoint(const char *path, qf_checkpoint **out, qf_erro
 /* The .gguf file qf_checkpoint_open should read for path (a .gguf file, or a folder without
  * safetensors / PyTorch weights whose only .gguf file it is): malloc'd path or NULL. */
 char *qf_gguf_checkpoint_path(const char *path);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_GGUF_H */

@@ -27,6 +27,10 @@
 #include "qf_progress.h"
 #include "qf_sha256.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define QF_MANIFEST_NAME "qforge.manifest.json"
 /* The detached signature beside it (OpenSSF model-signing's default name; qf_sign.h). */
 #define QF_SIGNATURE_NAME "model.sig"
@@ -83,5 +87,9 @@ void qf_verify_report_free(qf_verify_report *rep);
 void qf_verify_report_add(qf_verify_report *rep, qf_verify_kind kind, const char *file, const char *tensor,
                           const char *detail);
 const char *qf_verify_kind_name(qf_verify_kind k);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_MANIFEST_H */

@@ -29,6 +29,10 @@
 
 #include "qf_error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define QF_MODEL_CARD_NAME "README.md"
 
 /* Render dir/README.md from manifest (replacing any README.md there, after reading the
@@ -41,5 +45,9 @@ qf_status qf_model_card_write(const char *dir, json_t *manifest, qf_error *err);
 /* For commands that change a finished artifact's manifest (qforge validate --record): load
  * dir's manifest (seal checked), re-render README.md, re-seal and write the manifest. */
 qf_status qf_model_card_refresh(const char *dir, qf_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_MODEL_CARD_H */

@@ -40,6 +40,10 @@
 #include "qf_quantize.h"
 #include "qf_scheme.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Role of pre_quant_scale in a ModelOpt plan (after the roles of qf_quantize.h). */
 #define QF_ROLE_PRE_QUANT_SCALE ((qf_packed_role)16)
 
@@ -79,5 +83,9 @@ typedef struct qf_modelopt_weight {
 
 /* Rows [r0, r1) of the effective weight, float32, into out[(r1 - r0) * cols]. */
 void qf_modelopt_dequant_rows(const qf_modelopt_weight *w, int64_t r0, int64_t r1, float *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_MODELOPT_H */

@@ -42,6 +42,10 @@
 #include "qf_dtype.h"
 #include "qf_error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define QF_PICKLE_MAX_STACK 1000000  /* values on the VM stack */
 #define QF_PICKLE_MAX_MARKS 64       /* open MARKs at once */
 #define QF_PICKLE_MAX_DEPTH 64       /* container nesting */
@@ -87,5 +91,9 @@ void qf_state_dict_free(qf_state_dict *sd); /* NULL ok; zeroes it */
 uint64_t qf_pickle_view_end(const qf_pickle_tensor *t, int *overflow);
 /* 1 when the view is row-major contiguous (dims of size 1 may have any stride). */
 int qf_pickle_view_contiguous(const qf_pickle_tensor *t);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_PICKLE_H */

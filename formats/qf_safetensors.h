@@ -26,6 +26,10 @@
 #include "qf_error.h"
 #include "qf_fs.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define QF_MAX_DIMS 8
 #define QF_ST_MAX_HEADER 100000000ull
 
@@ -88,5 +92,9 @@ qf_status qf_safetensors_parse(const char *label, const uint8_t *data, uint64_t 
                                qf_error *err);
 void qf_st_meta_free(qf_st_meta *meta, int n);
 void qf_tensors_free(qf_tensor *tensors, int n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_SAFETENSORS_H */

@@ -11,6 +11,10 @@
 
 #include "qf_error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Read index_path: *names = the sorted, unique shard file names (*n of them; malloc'd array of
  * malloc'd strings, the caller frees both), *weight_map = a new reference to the weight_map.
  * QF_ERR_FORMAT (naming the file and tensor) on invalid JSON, no weight_map, bad shard names. */
@@ -21,5 +25,9 @@ qf_status qf_shard_index_read(const char *index_path, char ***names, int *n, jso
  * *weight_map = NULL.  Neither present: QF_OK with *n = 0 (the caller scans the folder). */
 qf_status qf_shard_index_or_single(const char *dir, const char *index_name, const char *single_name, char ***names,
                                    int *n, json_t **weight_map, qf_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

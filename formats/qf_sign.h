@@ -23,6 +23,10 @@
 #include "qf_progress.h"
 #include "qf_sha256.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ---- files and digests ------------------------------------------------------------------ */
 typedef struct qf_file_digest {
     char *name; /* relative to the folder, '/'-separated */
@@ -84,5 +88,9 @@ qf_status qf_sign_dir(const char *dir, const char *key_path, const char *model_n
  * file's content differs); err names the first file at fault. */
 qf_status qf_sign_verify_dir(const char *dir, const char *pub_path, qf_verify_report *rep, qf_progress *prog,
                              qf_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_SIGN_H */

@@ -20,6 +20,10 @@
 #include "qf_hash.h"
 #include "qf_sha256.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct qf_st_entry {
     const char *name; /* borrowed until qf_st_writer_open returns (copied) */
     qf_dtype dtype;
@@ -48,5 +52,9 @@ void qf_st_writer_abort(qf_st_writer *w);
  * zeroed, on the next write): for a writer that will sit idle a while (a conversion waiting
  * for calibration's next layer), so its 8 MB buffer does not add to the peak memory. */
 qf_status qf_st_writer_trim(qf_st_writer *w, qf_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_ST_WRITER_H */

@@ -17,6 +17,10 @@
 
 #include "qf_manifest.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* listing: path of a digest listing, or NULL (structure only). */
 qf_status qf_verify_folder(const char *dir, const char *listing, qf_verify_report *rep, qf_progress *prog,
                            qf_error *err);
@@ -24,5 +28,9 @@ qf_status qf_verify_folder(const char *dir, const char *listing, qf_verify_repor
 /* Whether dir was written by qforge (its model card README.md names the manifest) - so a
  * missing manifest is a failure of the artifact rather than a folder to check as any other. */
 int qf_folder_is_artifact(const char *dir);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_VERIFY_FOLDER_H */

@@ -39,6 +39,10 @@
 #include "qf_error.h"
 #include "qf_safetensors.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* 1 when qf_checkpoint_open should read path as PyTorch weights: a .bin / .pt / .pth file,
  * or a folder with pytorch_model.bin(.index.json) or one weights .bin/.pt/.pth file and no
  * safetensors (training_args.bin, optimizer.pt, scheduler.pt, scaler.pt, rng_state*.pth are
@@ -55,5 +59,9 @@ qf_status qf_zip_checkpoint_open(const char *path, qf_checkpoint **out, qf_error
  * valid as long as ck.  Used by qf_zip_checkpoint_open, the tests and the fuzz harness. */
 qf_status qf_zip_archive_read(const char *label, const uint8_t *data, uint64_t size, int file_index, qf_checkpoint *ck,
                               qf_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_ZIP_CHECKPOINT_H */

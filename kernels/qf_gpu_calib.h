@@ -24,6 +24,10 @@
 
 #include "qf_error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum { QF_DEVICE_AUTO = 0, QF_DEVICE_CPU = 1, QF_DEVICE_GPU = 2 } qf_device_mode;
 
 /* Parses "auto", "cpu", "gpu"; -1 for anything else. */
@@ -76,5 +80,9 @@ void qf_gpu_xtx_free(qf_gpu_xtx *a);
  * or j + 1 when the leading minor of order j + 1 is not positive definite (or not finite);
  * *status QF_OK or the CUDA failure. */
 int64_t qf_gpu_gptq_factor(double *H, int64_t n, float *U, qf_status *status, qf_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_GPU_CALIB_H */

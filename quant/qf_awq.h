@@ -40,6 +40,10 @@
 #include "qf_scheme.h"
 #include "qf_smooth.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct qf_awq_opts {
     int n_grid;       /* scale candidates (including s = 1); default 20 */
     int duo_scaling;  /* 1 (default): candidates use w_mean too, as AutoAWQ's default */
@@ -97,5 +101,9 @@ qf_status qf_awq_quantize(const qf_scheme *s, float *W, int64_t rows, int64_t co
  * symmetric schemes use +-max|x|; then qf_group_params_from_range(ratio * lo, ratio * hi)).
  * ratio == 1 is exactly qf_group_params_from. */
 qf_group_params qf_awq_group_params(const qf_scheme *s, const float *x, int n, float global_scale, float ratio);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_AWQ_H */

@@ -18,6 +18,10 @@
 #include "qf_error.h"
 #include "qf_scheme.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct qf_packed_weight {
     const qf_scheme *scheme;
     int64_t rows, cols;    /* out_features, in_features (logical) */
@@ -31,5 +35,9 @@ typedef struct qf_packed_weight {
 
 /* Dequantize rows [r0, r1) into out[(r1 - r0) * cols], row-major float32. */
 void qf_dequant_rows(const qf_packed_weight *w, int64_t r0, int64_t r1, float *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_DEQUANT_H */

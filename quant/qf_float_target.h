@@ -21,6 +21,10 @@
 
 #include "qf_error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Optional replacements for the two kinds of work (the GPU's, when calibration runs with
  * one); NULL members: the CPU's. */
 typedef struct qf_float_target_ops {
@@ -51,5 +55,9 @@ qf_status qf_float_target(float **W, const int64_t *rows, int n, int64_t cols, c
  * the rows add up to cols or more, else 12 cols^2 + 12 * largest rows * cols), + 4 * sum of
  * rows * cols bytes. */
 uint64_t qf_float_target_bytes(const int64_t *rows, int n, int64_t cols);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_FLOAT_TARGET_H */

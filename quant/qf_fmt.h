@@ -20,4 +20,12 @@
 #include "qf_fmt_mxfp4.h"
 #include "qf_fmt_nvfp4.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
 #endif /* QF_FMT_H */

@@ -16,6 +16,10 @@
 
 #include "qf_numfmt.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 QF_HD float qf_fp8_scale(float amax) { return amax / QF_E4M3_MAX; }
 QF_HD float qf_fp8_wscale(float amax) { return qf_bf16_rounded(qf_fp8_scale(amax)); }
 QF_HD uint8_t qf_fp8_code(float x, float s) { return qf_f32_to_e4m3(s > 0.0f ? x / s : 0.0f); }
@@ -36,5 +40,9 @@ QF_HD float qf_fp8_act_token_scale(float amax)
     return s < QF_FP8_ACT_MIN_SCALE ? QF_FP8_ACT_MIN_SCALE : s;
 }
 QF_HD float qf_fp8_act_qdq(float x, float inv_s, float s) { return qf_e4m3_round(x * inv_s) * s; }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_FMT_FP8_H */

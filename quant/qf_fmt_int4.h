@@ -16,6 +16,10 @@
 
 #include "qf_numfmt.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define QF_INT4_SYM_ZERO 8u /* the stored code of 0 and the implied zero point */
 
 QF_HD float qf_int4_sym_scale(float amax) { return qf_bf16_rounded(amax / 7.0f); }
@@ -46,5 +50,9 @@ QF_HD uint32_t qf_int4x8_pack(const int8_t q[8])
     return w;
 }
 QF_HD int qf_int4_unpack(uint32_t word, int k) { return (int)qf_int4_get(&word, k) - (int)QF_INT4_SYM_ZERO; }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_FMT_INT4_H */

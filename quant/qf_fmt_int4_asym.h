@@ -16,6 +16,10 @@
 
 #include "qf_fmt_int4.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* lo <= 0 <= hi */
 QF_HD float qf_int4_asym_scale(float lo, float hi) { return qf_bf16_rounded((hi - lo) / 15.0f); }
 QF_HD float qf_int4_asym_zero(float lo, float s) { return s > 0.0f ? qf_clampf(rintf(-lo / s), 0.0f, 15.0f) : 0.0f; }
@@ -39,5 +43,9 @@ QF_HD uint32_t qf_int4_zero_set(uint32_t word, int64_t r, uint32_t z)
     const int k = (int)(r % 8);
     return (word & ~(0xfu << (4 * k))) | ((z & 0xfu) << (4 * k));
 }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_FMT_INT4_ASYM_H */

@@ -14,6 +14,10 @@
 
 #include "qf_numfmt.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 QF_HD float qf_int8_scale(float amax) { return amax / 127.0f; }
 QF_HD float qf_int8_wscale(float amax) { return qf_bf16_rounded(qf_int8_scale(amax)); }
 /* The level of x under s > 0. */
@@ -31,5 +35,9 @@ QF_HD float qf_int8_act_qdq(float x, float inv_s, float s)
     const float q = rintf(x * inv_s);
     return (q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q) * s;
 }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_FMT_INT8_H */

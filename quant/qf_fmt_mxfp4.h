@@ -13,10 +13,18 @@
 
 #include "qf_numfmt.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define QF_MXFP4_BLOCK 32
 #define QF_MXFP4_ELEM_EMAX 2 /* E2M1's largest exponent: 6 = 1.5 * 2^2 */
 
 QF_HD uint8_t qf_mxfp4_scale_code(float amax) { return qf_e8m0_from_amax(amax, QF_MXFP4_ELEM_EMAX); }
 QF_HD float qf_mxfp4_step(uint8_t scale_code) { return qf_e8m0_to_f32(scale_code); }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_FMT_MXFP4_H */

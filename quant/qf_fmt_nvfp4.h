@@ -17,6 +17,10 @@
 
 #include "qf_numfmt.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define QF_NVFP4_BLOCK 16
 /* E4M3 0.125 (0 0100 000): compressed-tensors replaces a zero NVFP4 block scale by eps 0.125 */
 #define QF_E4M3_ZERO_SCALE_CODE 0x20
@@ -39,5 +43,9 @@ QF_HD float qf_nvfp4_step(uint8_t scale_code, float G) { return qf_e4m3_to_f32(s
  * replacement: sb = 0 gives 0); x' = e2m1(x * (1 / (sb * inv_g))) * (sb * inv_g). */
 QF_HD float qf_nvfp4_act_block_scale(float amax, float G) { return qf_e4m3_round(amax * G / QF_E2M1_MAX); }
 QF_HD float qf_nvfp4_act_qdq(float x, float inv_step, float step) { return qf_e2m1_round(x * inv_step) * step; }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_FMT_NVFP4_H */

@@ -43,6 +43,10 @@
 #include "qf_quantize.h"
 #include "qf_scheme.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct qf_gptq_opts {
     float percdamp;    /* dampening as a fraction of mean(diag H); default 0.01 */
     int block_size;    /* columns per lazy-update block; default 128 */
@@ -125,5 +129,9 @@ qf_status qf_gptq_quantize_hinv(const qf_scheme *s, float *W, int64_t rows, int6
                                 qf_quant_buffers *out, qf_gptq_result *res, qf_error *err);
 /* NULL accepted. */
 void qf_gptq_hinv_free(qf_gptq_hinv *hv);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_GPTQ_H */

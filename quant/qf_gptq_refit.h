@@ -17,6 +17,10 @@
 #include "qf_quantize.h"
 #include "qf_scheme.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct qf_refit_result {
     double loss_before; /* sum over rows of (w0 - q)^T H (w0 - q) with GPTQ's scales */
     double loss_after;  /* the same after the refit (<= loss_before) */
@@ -32,5 +36,9 @@ typedef struct qf_refit_result {
 qf_status qf_gptq_refit(const qf_scheme *s, const float *W0, int64_t rows, int64_t cols, const double *H,
                         const uint8_t *codes, qf_group_params *gp, float G, int sweeps, float *Wq,
                         qf_refit_result *res, qf_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_GPTQ_REFIT_H */

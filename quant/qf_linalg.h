@@ -29,6 +29,10 @@
 
 #include "qf_error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Structure hints for the gemm family (bit flags). */
 #define QF_GEMM_C_LOWER 1u /* only C[i][j] with i >= j is updated (SYRK-shaped products) */
 #define QF_GEMM_A_LOWER 2u /* op(A)[i][k] == 0 for k > i: those blocks are skipped (TRMM) */
@@ -85,5 +89,9 @@ qf_status qf_quad_rows(int64_t m, int64_t n, const float *D, int64_t ldd, const 
  * 2 = at most AVX2, 3 = AVX-512 allowed.  Returns the name of the kernel now in use
  * ("avx512", "avx2", "generic").  Not thread-safe against concurrent gemm calls. */
 const char *qf_linalg_set_isa(int level);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_LINALG_H */

@@ -25,6 +25,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #if defined(__CUDACC__)
 #define QF_HD __host__ __device__ __forceinline__
 #else
@@ -237,6 +241,10 @@ QF_HD uint8_t qf_fp4_code(float x, float step) { return qf_f32_to_e2m1(step > 0.
 QF_HD float qf_fp4_value(uint8_t code, float step) { return qf_e2m1_to_f32(code) * step; }
 QF_HD uint8_t qf_fp4x2_pack(uint32_t lo, uint32_t hi) { return (uint8_t)((lo & 0xfu) | (hi & 0xfu) << 4); }
 QF_HD uint8_t qf_fp4_nibble(const uint8_t *row, int64_t c) { return (c & 1) ? row[c / 2] >> 4 : row[c / 2] & 0xfu; }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_NUMFMT_H */
 

@@ -32,6 +32,10 @@
 #include "qf_error.h"
 #include "qf_scheme.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define QF_PLAN_MAX 6
 
 typedef enum qf_packed_role {
@@ -111,5 +115,9 @@ void qf_pack_tensor_info(const qf_scheme *s, const qf_quant_plan *plan, qf_quant
 float qf_tensor_absmax(qf_dtype dtype, const void *src, uint64_t n);
 /* Convert row r of a [rows, cols] F32/BF16/F16 matrix to float. */
 void qf_load_row(qf_dtype dtype, const void *src, int64_t r, int64_t cols, float *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_QUANTIZE_H */

@@ -24,6 +24,10 @@
 
 #include "qf_dtype.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum qf_scheme_id {
     QF_SCHEME_FP8_DYNAMIC = 1,
     QF_SCHEME_W4A16 = 2,
@@ -75,5 +79,9 @@ const qf_scheme *qf_scheme_all(int *count);
 const char *qf_scheme_names(void);
 /* Whether a Linear of shape [rows, cols] can be stored in this scheme (divisibility). */
 int qf_scheme_fits(const qf_scheme *s, int64_t rows, int64_t cols);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_SCHEME_H */

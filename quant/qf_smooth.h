@@ -19,6 +19,10 @@
 
 #include "qf_error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* A float32 weight [rows, cols] (row-major) of a Linear in a group sharing one input. */
 typedef struct qf_weight_ref {
     const float *w;
@@ -42,5 +46,9 @@ void qf_smooth_div_rows(float *W, int64_t rows, int64_t cols, const float *s);
 /* Statistics of x / s from those of x: H[i][j] /= s_i s_j (H [cols, cols] float64, the
  * XᵀX sum) and, when v is not NULL, v[j] /= s_j (absmax or mean |x|, float32). */
 void qf_smooth_stats(double *H, float *v, int64_t cols, const float *s);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_SMOOTH_H */

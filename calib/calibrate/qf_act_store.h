@@ -25,6 +25,10 @@
 
 #include "qf_error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct qf_act_store qf_act_store;
 
 /* A store of rows x width floats; spill_path NULL: in RAM, else that file (created or
@@ -44,5 +48,9 @@ uint64_t qf_act_store_bytes(const qf_act_store *s);
 qf_status qf_act_store_load(qf_act_store *s, int64_t r0, int64_t n, float *buf, float **rows, qf_error *err);
 float *qf_act_store_slot(qf_act_store *s, int64_t r0, float *buf);
 qf_status qf_act_store_save(qf_act_store *s, int64_t r0, int64_t n, const float *rows, qf_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_ACT_STORE_H */

@@ -17,6 +17,10 @@
 #include "qf_hash.h"
 #include "qf_tokenizer.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct qf_calib_data {
     int32_t *ids;          /* (n_samples, seqlen) token ids, owned */
     int n_samples, seqlen;
@@ -32,5 +36,9 @@ typedef struct qf_calib_data {
 qf_status qf_calib_data_load(const char *path, const qf_tokenizer *tok, int n_samples, int seqlen, uint64_t seed,
                              qf_calib_data *out, qf_error *err);
 void qf_calib_data_free(qf_calib_data *d);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -37,6 +37,10 @@
 #include "qf_gpu_calib.h"
 #include "qf_scheme.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define QF_STATS_XTX 1u     /* accumulate the [cols, cols] XᵀX sum */
 #define QF_STATS_CROSS 2u   /* with QF_STATS_XTX: also the [cols, cols] RᵀX sum of qf_stats_add_pair */
 #define QF_STATS_CHUNK 512  /* rows per float32 XᵀX chunk */
@@ -87,5 +91,9 @@ float qf_stats_amax(const qf_stats *st);
  * fp8 (static): input_scale = amax / 448; nvfp4: input_global_scale = 448 * 6 / amax
  * (1 when amax is 0; fp8 gives FLT_EPSILON then).  0 for schemes without one. */
 float qf_stats_input_scale(const qf_stats *st, const qf_scheme *s);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_STATS_H */

@@ -24,6 +24,10 @@
 
 #include "qf_error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct qf_eval {
     int ctx;             /* window length in tokens */
     int64_t vocab;       /* logits per position */
@@ -78,5 +82,9 @@ double qf_kld_row(const float *logp, const float *logq, int64_t v);
 
 /* The q-quantile (0 <= q <= 1) of sorted[n] with linear interpolation at q · (n - 1). */
 double qf_quantile_sorted(const double *sorted, int64_t n, double q);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_EVAL_H */

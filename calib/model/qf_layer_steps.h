@@ -39,6 +39,10 @@
 #include "qf_error.h"
 #include "qf_model.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Which FFN of a layer qf_step_ffn_act / qf_step_ffn_out run: the dense MLP, the shared
  * expert (qwen2_moe), or expert e >= 0 of a MoE layer. */
 #define QF_FFN_DENSE (-1)
@@ -82,5 +86,9 @@ qf_status qf_moe_route(const qf_model *m, const qf_layer *L, const float *xn, in
  * · shared_expert(xn)); tmp (n, C), g, u (n, widest FFN) work.  out may alias h or tmp. */
 qf_status qf_step_moe(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, const float *h, float *out,
                       float *tmp, float *g, float *u, qf_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_LAYER_STEPS_H */

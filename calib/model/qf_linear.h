@@ -30,6 +30,10 @@
 #include "qf_safetensors.h"
 #include "qf_scheme.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum qf_linear_kind {
     QF_LINEAR_FLOAT = 1,  /* float weight (F32 / BF16 / F16) */
     QF_LINEAR_PACKED = 2, /* quantized weight, dequantized per tile */
@@ -105,5 +109,9 @@ float qf_e2m1_qdq(float v);
 /* Short description of the storage: "bf16", "w4a16 g128", "fp8-dynamic", ... (static
  * buffer per call site is not used: writes into buf of n bytes and returns it). */
 const char *qf_linear_describe(const qf_linear *lin, char *buf, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_LINEAR_H */

@@ -30,6 +30,10 @@
 
 #include "qf_error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define QF_MM_GPU_MIN_M 128
 #define QF_MM_GPU_MIN_MACS 4e9
 
@@ -74,5 +78,9 @@ const char *qf_matmul_kernel_name(void);
  * Returns 0, or -1 when that kernel is not compiled in or the CPU lacks it.  Not to be
  * called while a product runs; packings made under another kernel become invalid. */
 int qf_matmul_use_kernel(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_MATMUL_H */

@@ -35,6 +35,10 @@
 #include "qf_linear.h"
 #include "qf_safetensors.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct qf_model_options {
     int act_quant;        /* 1 (default): emulate activation quantization of packed Linears; 0: off */
     int moe_force_expert; /* -1 (default): route normally; e >= 0: every token uses expert e alone
@@ -118,5 +122,9 @@ int qf_model_linears(qf_model *m, qf_linear **out, int cap);
 
 /* Number of weight elements (embedding + every Linear, logical shapes). */
 int64_t qf_model_params(const qf_model *m);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_MODEL_H */

@@ -24,6 +24,10 @@
 
 #include "qf_error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct qf_tokenizer qf_tokenizer;
 
 /* Which BPE flavour the file describes; GGUF calls these "gpt2" and "llama".  Values are
@@ -100,5 +104,9 @@ int qf_tokenizer_merge(const qf_tokenizer *tok, size_t rank, int32_t *left, int3
 
 /* Special token ids (bos/eos/pad need qf_tokenizer_load_config first). */
 qf_tokenizer_specials qf_tokenizer_special_ids(const qf_tokenizer *tok);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QF_TOKENIZER_H */

@@ -9,6 +9,10 @@
  *   qf_verify_artifact  recompute every file and tensor hash of an artifact (qf_manifest.h)
  *   qf_validate      perplexity of a model on a text and an artifact's drift against it
  *                    (KLD, top-1; qf_validate.h)
+ * This header is the library's stable section (docs/library.md "What is stable"): within a
+ * major version what it names keeps its meaning, and option structs only grow at their end
+ * (start from the *_default functions).  Every other public header is usable but advanced:
+ * it may change between minor versions.
  * The library prints nothing and reads no environment variable; errors come back as a
  * qf_status with a one-line qf_error message.  Link: libqforge.a -lzip -lxxhash -ljansson
  * -lpcre2-8 -lcrypto -lm -fopenmp -pthread (plus the CUDA libraries in a CUDA build).

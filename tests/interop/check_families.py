@@ -39,14 +39,15 @@ BOUND = {"int4": 0.25, "int4-asym": 0.25, "nvfp4": 0.25, "nvfp4-w4a4": 0.25, "mx
 
 
 # (family, check) -> why it fails today, with the scheme families.sh gives the family.
-# Checks: "ignore", "load", "keys", "weights", "experts", "logits".
+# Checks: "ignore", "load", "keys", "weights", "experts", "logits"; "*": any of them.
 KNOWN_GAPS = {
     ("gpt_oss", "experts"): "fused 3-D experts (gate_up_proj [E, H, 2I] with biases) are copied in bf16: "
     "qforge does not unfuse them into per-expert Linears yet (issue 15)",
-    ("llama4_text", "keys"): "fused 3-D experts are copied in bf16, but transformers + compressed-tensors expect "
+    # which check fails first varies from run to run (transformers' loader then trips over the
+    # per-expert Linears it made without weights), so the whole family is one gap: any check
+    # may fail, and at least one must
+    ("llama4_text", "*"): "fused 3-D experts are copied in bf16, but transformers + compressed-tensors expect "
     "per-expert experts.E.{gate,up,down}_proj Linears (issue 15)",
-    ("llama4_text", "weights"): "the fused experts are absent from the loaded model (see keys) (issue 15)",
-    ("llama4_text", "logits"): "the per-expert Linears transformers made have no weights (see keys) (issue 15)",
 }
 
 
@@ -86,6 +87,13 @@ def main():
     def check(ok, key, msg, detail=""):
         nonlocal n_xfail
         reason = KNOWN_GAPS.get((family, key))
+        if reason is None and (family, "*") in KNOWN_GAPS:  # a family-wide gap: XPASS judged at the end
+            if not ok:
+                n_xfail += 1
+                print(f"XFAIL {msg} ({detail[:160]}): {KNOWN_GAPS[(family, '*')]}", flush=True)
+            else:
+                rep.check(True, msg)
+            return ok
         if reason is None:
             return rep.check(ok, msg, detail)
         if ok:
@@ -159,6 +167,9 @@ def main():
         kld = float((lp.exp() * (lp - lq)).sum(-1).mean()) if finite else float("nan")
         print(f"     {what:34s} {kind:11s} {n_q:3d} weights quantized (worst {worst:.3f} {worst_name}), "
               f"{n_kept:3d} kept; KLD on 128 tokens {kld:.4f}", flush=True)
+    if (family, "*") in KNOWN_GAPS:
+        rep.check(n_xfail > 0, f"{family}: the known family-wide gap still shows",
+                  "XPASS: nothing failed; remove it from KNOWN_GAPS")
     if n_xfail:
         print(f"     {family}: {n_xfail} known gap(s) (XFAIL lines above)")
     return rep.finish()

@@ -27,8 +27,8 @@ import sys
 
 import torch
 
-from check_transformers import (dense_linear_modules, load, patch_hf_fused_experts, scheme_kind,
-                                serve_8bit_activations_as_vllm, unpack_fp4_in_float32)
+from check_transformers import (dense_linear_modules, load, patch_ct_meta_zero_point, patch_hf_fused_experts,
+                                scheme_kind, serve_8bit_activations_as_vllm, unpack_fp4_in_float32)
 from qf_report import Report
 
 # Relative L2 error of one weight tensor after a round trip, for random normal weights; measured
@@ -105,6 +105,7 @@ def main():
 
     serve_8bit_activations_as_vllm()
     unpack_fp4_in_float32()
+    patch_ct_meta_zero_point()  # the same upstream loader fixes as check_transformers.py (see there)
     patch_hf_fused_experts()
     base, info, _ = load(base_dir)
     rep.check(not info["missing_keys"] and not info["unexpected_keys"], f"{family} base loads", str(info))

@@ -398,13 +398,7 @@ static qf_status qf_source_json(const qf_checkpoint *ck, const char *src, qf_sou
         free(h);
         return s;
     }
-    json_t *files = json_array();
-    for (int i = 0; i < ck->n_files; i++) {
-        char hex[QF_HASH_HEX_LEN + 1];
-        qf_hash_hex(h[i], hex);
-        json_array_append_new(files, json_pack("{s:s, s:I, s:s}", "name", qf_path_base(ck->files[i].path), "size",
-                                               (json_int_t)ck->files[i].size, "xxh3_128", hex));
-    }
+    json_t *files = qf_source_files_json(ck, h);
     free(h);
     char cfg_hex[QF_HASH_HEX_LEN + 1];
     char *cpath = qf_path_join(src, "config.json"), *ctext = NULL;

@@ -11,6 +11,7 @@
 #include "journal.h"
 #include "qf_fs.h"
 #include "qf_manifest.h"
+#include "source_hash.h"
 #include "qf_model_card.h"
 
 int qf_layout_parse(const char *name, qf_layout *out)
@@ -237,13 +238,7 @@ static json_t *qf_output_source_json(const qf_checkpoint *ck, const char *src)
         h[i] = qf_hash_bytes(ck->files[i].data ? (const void *)ck->files[i].data : "", ck->files[i].size);
         qf_file_release(&ck->files[i], 0, ck->files[i].size);
     }
-    json_t *files = json_array();
-    for (int i = 0; i < ck->n_files; i++) {
-        char hex[QF_HASH_HEX_LEN + 1];
-        qf_hash_hex(h[i], hex);
-        json_array_append_new(files, json_pack("{s:s, s:I, s:s}", "name", qf_path_base(ck->files[i].path), "size",
-                                               (json_int_t)ck->files[i].size, "xxh3_128", hex));
-    }
+    json_t *files = qf_source_files_json(ck, h);
     free(h);
     const char *dir = qf_path_is_dir(src) ? src : ck->dir;
     char *real = realpath(dir, NULL);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qf_fs.h"
 #include "source_hash.h"
 
 struct qf_source_hasher {
@@ -74,4 +75,16 @@ qf_status qf_source_hash_finish(qf_source_hasher *h, qf_hash128 *hashes, qf_erro
     free(h->hashes);
     free(h);
     return s;
+}
+
+json_t *qf_source_files_json(const qf_checkpoint *ck, const qf_hash128 *hashes)
+{
+    json_t *files = json_array();
+    for (int i = 0; i < ck->n_files; i++) {
+        char hex[QF_HASH_HEX_LEN + 1];
+        qf_hash_hex(hashes[i], hex);
+        json_array_append_new(files, json_pack("{s:s, s:I, s:s}", "name", qf_path_base(ck->files[i].path), "size",
+                                               (json_int_t)ck->files[i].size, "xxh3_128", hex));
+    }
+    return files;
 }

@@ -8,6 +8,8 @@
 #ifndef QF_SOURCE_HASH_H
 #define QF_SOURCE_HASH_H
 
+#include <jansson.h>
+
 #include "qf_hash.h"
 #include "qf_safetensors.h"
 
@@ -16,5 +18,8 @@ typedef struct qf_source_hasher qf_source_hasher;
 qf_status qf_source_hash_start(const qf_checkpoint *ck, qf_source_hasher **out, qf_error *err);
 /* Wait for the thread; hashes[ck->n_files] in file order.  Frees h. */
 qf_status qf_source_hash_finish(qf_source_hasher *h, qf_hash128 *hashes, qf_error *err);
+
+/* The manifest's source file list: [{name, size, xxh3_128}] for ck's files, hashes[i] each. */
+json_t *qf_source_files_json(const qf_checkpoint *ck, const qf_hash128 *hashes);
 
 #endif

@@ -250,6 +250,19 @@ static void test_yarn_config(void **state)
     assert_float_equal(c.rope_yarn_beta_slow, 1.0, 0);
     assert_int_equal(c.rope_yarn_truncate, 1);
     qf_config_free(&c);
+    /* a lying yarn block is refused with the file named, not run with nonsense frequencies */
+    static const char *const lies[] = {"\"factor\":-4", "\"factor\":4,\"beta_slow\":-1",
+                                       "\"factor\":4,\"attention_factor\":1e9"};
+    for (size_t i = 0; i < sizeof lies / sizeof *lies; i++) {
+        fp = fopen(path, "w");
+        assert_non_null(fp);
+        fprintf(fp, "{\"model_type\":\"llama\",\"hidden_size\":64,\"num_hidden_layers\":1,"
+                "\"num_attention_heads\":2,\"vocab_size\":10,\"rope_scaling\":{\"type\":\"yarn\",%s}}", lies[i]);
+        fclose(fp);
+        assert_int_equal(qf_config_load(path, &c, &err), QF_ERR_FORMAT);
+        assert_non_null(strstr(err.msg, path));
+        assert_non_null(strstr(err.msg, "yarn"));
+    }
     /* partial RoPE loads (conversion needs no RoPE) but the runner refuses it */
     fp = fopen(path, "w");
     fputs("{\"model_type\":\"llama\",\"hidden_size\":64,\"num_hidden_layers\":1,\"num_attention_heads\":2,"

@@ -3,6 +3,14 @@
 
 #include <string.h>
 
+/* The library's implementation, inlined here and private to this file (see qf_hash.h). */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+struct qf_hash_ctx {
+    XXH3_state_t st;
+};
+
 static qf_hash128 qf_hash_canonical(XXH128_hash_t h)
 {
     XXH128_canonical_t c;
@@ -14,7 +22,17 @@ static qf_hash128 qf_hash_canonical(XXH128_hash_t h)
 
 qf_hash128 qf_hash_bytes(const void *data, size_t n) { return qf_hash_canonical(XXH3_128bits(data, n)); }
 
-qf_hash128 qf_hash_digest(const XXH3_state_t *st) { return qf_hash_canonical(XXH3_128bits_digest(st)); }
+qf_hash_ctx *qf_hash_new(void)
+{
+    qf_hash_ctx *c = XXH_alignedMalloc(sizeof *c, 64); /* XXH3_state_t wants 64-byte alignment */
+    if (c) qf_hash_reset(c);
+    return c;
+}
+
+void qf_hash_reset(qf_hash_ctx *c) { XXH3_128bits_reset(&c->st); }
+void qf_hash_update(qf_hash_ctx *c, const void *data, size_t n) { XXH3_128bits_update(&c->st, data, n); }
+qf_hash128 qf_hash_digest(const qf_hash_ctx *c) { return qf_hash_canonical(XXH3_128bits_digest(&c->st)); }
+void qf_hash_free(qf_hash_ctx *c) { XXH_alignedFree(c); }
 
 void qf_hash_hex(qf_hash128 h, char *hex)
 {

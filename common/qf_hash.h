@@ -2,15 +2,16 @@
  *
  * Owns the digest type, its canonical byte order (big-endian, XXH128_canonicalFromHash, so
  * the hex string equals `xxh128sum`'s) and its 32-character lower-case hex spelling used in
- * manifests.  Hashing is done with the Debian xxHash library; a streaming state lets writers
- * hash while they write.
+ * manifests, and the streaming context writers hash with while they write.  The hash is the
+ * Debian xxHash library's, compiled into qf_hash.c from its header (XXH_INLINE_ALL) so that it
+ * uses the vector extensions this build targets (AVX2: about 3x the shared library's SSE2 rate,
+ * and every output byte is hashed twice, per file and per tensor).
  */
 #ifndef QF_HASH_H
 #define QF_HASH_H
 
 #include <stddef.h>
 #include <stdint.h>
-#include <xxhash.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -24,8 +25,14 @@ typedef struct qf_hash128 {
 
 /* One-shot digest of a buffer. */
 qf_hash128 qf_hash_bytes(const void *data, size_t n);
-/* Canonical digest of a finished streaming state. */
-qf_hash128 qf_hash_digest(const XXH3_state_t *st);
+/* Streaming: NULL on allocation failure; a new context is reset.  digest does not end the
+ * context (reset starts the next input); free releases it (NULL ok). */
+typedef struct qf_hash_ctx qf_hash_ctx;
+qf_hash_ctx *qf_hash_new(void);
+void qf_hash_reset(qf_hash_ctx *c);
+void qf_hash_update(qf_hash_ctx *c, const void *data, size_t n);
+qf_hash128 qf_hash_digest(const qf_hash_ctx *c);
+void qf_hash_free(qf_hash_ctx *c);
 /* hex must hold QF_HASH_HEX_LEN + 1 bytes. */
 void qf_hash_hex(qf_hash128 h, char *hex);
 /* Parse 32 hex digits; returns 0 on success, -1 when malformed. */

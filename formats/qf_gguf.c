@@ -71,7 +71,7 @@ struct qf_gguf_writer {
     int fd;
     int cur;
     uint64_t cur_done, written;
-    XXH3_state_t *file_state, *tensor_state;
+    qf_hash_ctx *file_state, *tensor_state;
     qf_hash128 *hashes;
     uint8_t *buf;
     size_t buf_len;
@@ -99,8 +99,8 @@ void qf_gguf_writer_free(qf_gguf_writer *w)
     free(w->path);
     free(w->hashes);
     free(w->buf);
-    XXH3_freeState(w->file_state);
-    XXH3_freeState(w->tensor_state);
+    qf_hash_free(w->file_state);
+    qf_hash_free(w->tensor_state);
     free(w);
 }
 
@@ -202,7 +202,7 @@ static qf_status qf_gguf_flush(qf_gguf_writer *w, qf_error *err)
 static qf_status qf_gguf_put(qf_gguf_writer *w, const void *data, uint64_t n, qf_error *err)
 {
     const uint8_t *p = data;
-    XXH3_128bits_update(w->file_state, p, (size_t)n);
+    qf_hash_update(w->file_state, p, (size_t)n);
     w->written += n;
     while (n) {
         size_t room = QF_GGUF_WBUF - w->buf_len, k = n < room ? (size_t)n : room;
@@ -229,7 +229,7 @@ static qf_status qf_gguf_advance(qf_gguf_writer *w, qf_error *err)
 {
     while (w->cur < w->n_tensors && w->cur_done == w->t[w->cur].nbytes) {
         w->hashes[w->cur] = qf_hash_digest(w->tensor_state);
-        XXH3_128bits_reset(w->tensor_state);
+        qf_hash_reset(w->tensor_state);
         w->cur++;
         w->cur_done = 0;
         if (w->cur < w->n_tensors) QF_TRY(qf_gguf_zeros(w, w->t[w->cur].offset - (w->t[w->cur - 1].offset + w->t[w->cur - 1].nbytes), err));
@@ -243,8 +243,8 @@ qf_status qf_gguf_writer_open(qf_gguf_writer *w, const char *path, qf_error *err
     w->path = strdup(path);
     w->hashes = calloc((size_t)w->n_tensors + 1, sizeof *w->hashes);
     w->buf = malloc(QF_GGUF_WBUF);
-    w->file_state = XXH3_createState();
-    w->tensor_state = XXH3_createState();
+    w->file_state = qf_hash_new();
+    w->tensor_state = qf_hash_new();
     qf_bytes h = {0};
     qf_bput(&h, "GGUF", 4);
     qf_ble(&h, 3, 4);
@@ -268,8 +268,8 @@ qf_status qf_gguf_writer_open(qf_gguf_writer *w, const char *path, qf_error *err
         free(h.b);
         return qf_fail(err, QF_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
     }
-    XXH3_128bits_reset(w->file_state);
-    XXH3_128bits_reset(w->tensor_state);
+    qf_hash_reset(w->file_state);
+    qf_hash_reset(w->tensor_state);
     qf_status s = qf_gguf_put(w, h.b, h.n, err);
     if (s == QF_OK) s = qf_gguf_zeros(w, qf_pad(h.n, QF_GGUF_DEFAULT_ALIGNMENT) - h.n, err);
     free(h.b);
@@ -282,7 +282,7 @@ qf_status qf_gguf_writer_write(qf_gguf_writer *w, int i, const void *data, uint6
     if (w->fd < 0 || i != w->cur || w->cur_done + n > w->t[i].nbytes)
         return qf_fail(err, QF_ERR_USAGE, "%s: GGUF tensor %d written out of order or past its size", w->path, i);
     QF_TRY(qf_gguf_put(w, data, n, err));
-    XXH3_128bits_update(w->tensor_state, data, (size_t)n);
+    qf_hash_update(w->tensor_state, data, (size_t)n);
     w->cur_done += n;
     return qf_gguf_advance(w, err);
 }

@@ -17,7 +17,7 @@ struct qf_st_writer {
     int fd;
     int n, cur;
     uint64_t *sizes, cur_done, total;
-    XXH3_state_t *file_state, *tensor_state;
+    qf_hash_ctx *file_state, *tensor_state;
     qf_sha256_ctx *file_sha; /* beside XXH3: the digest hubs and signatures name, at no extra read */
     qf_hash128 *tensor_hashes;
     uint8_t *buf;
@@ -97,7 +97,7 @@ static qf_status qf_st_flush(qf_st_writer *w, qf_error *err)
 static qf_status qf_st_put(qf_st_writer *w, const void *data, uint64_t n, qf_error *err)
 {
     const uint8_t *p = data;
-    XXH3_128bits_update(w->file_state, p, (size_t)n);
+    qf_hash_update(w->file_state, p, (size_t)n);
     if (n >= QF_WBUF) { /* large piece: write it in place rather than copying it through the buffer */
         QF_TRY(qf_st_flush(w, err));
         size_t saved = w->buf_len;
@@ -133,8 +133,8 @@ static void qf_st_free(qf_st_writer *w)
 {
     if (!w) return;
     if (w->fd >= 0) close(w->fd);
-    XXH3_freeState(w->file_state);
-    XXH3_freeState(w->tensor_state);
+    qf_hash_free(w->file_state);
+    qf_hash_free(w->tensor_state);
     qf_sha256_free(w->file_sha);
     free(w->sizes);
     free(w->tensor_hashes);
@@ -163,8 +163,8 @@ qf_status qf_st_writer_open(const char *path, const qf_st_entry *entries, int n,
     w->sizes = calloc((size_t)n + 1, sizeof(uint64_t));
     w->tensor_hashes = calloc((size_t)n + 1, sizeof(qf_hash128));
     w->buf = malloc(QF_WBUF);
-    w->file_state = XXH3_createState();
-    w->tensor_state = XXH3_createState();
+    w->file_state = qf_hash_new();
+    w->tensor_state = qf_hash_new();
     w->file_sha = qf_sha256_new();
     size_t hl = 0;
     char *header = qf_st_header(entries, n, &hl);
@@ -181,8 +181,8 @@ qf_status qf_st_writer_open(const char *path, const qf_st_entry *entries, int n,
         qf_st_free(w);
         return s;
     }
-    XXH3_128bits_reset(w->file_state);
-    XXH3_128bits_reset(w->tensor_state);
+    qf_hash_reset(w->file_state);
+    qf_hash_reset(w->tensor_state);
     qf_status s = qf_st_put(w, header, hl, err);
     free(header);
     if (s) {
@@ -192,7 +192,7 @@ qf_status qf_st_writer_open(const char *path, const qf_st_entry *entries, int n,
     /* zero-byte entries complete immediately */
     while (w->cur < w->n && w->sizes[w->cur] == 0) {
         w->tensor_hashes[w->cur++] = qf_hash_digest(w->tensor_state);
-        XXH3_128bits_reset(w->tensor_state);
+        qf_hash_reset(w->tensor_state);
     }
     *out = w;
     return QF_OK;
@@ -205,11 +205,11 @@ qf_status qf_st_writer_write(qf_st_writer *w, int i, const void *data, uint64_t 
     if (i != w->cur || w->cur_done + nbytes > w->sizes[i])
         return qf_fail(err, QF_ERR_USAGE, "%s: tensor %d written out of order or past its size", w->path, i);
     QF_TRY(qf_st_put(w, data, nbytes, err));
-    XXH3_128bits_update(w->tensor_state, data, (size_t)nbytes);
+    qf_hash_update(w->tensor_state, data, (size_t)nbytes);
     w->cur_done += nbytes;
     while (w->cur < w->n && w->cur_done == w->sizes[w->cur]) {
         w->tensor_hashes[w->cur++] = qf_hash_digest(w->tensor_state);
-        XXH3_128bits_reset(w->tensor_state);
+        qf_hash_reset(w->tensor_state);
         w->cur_done = 0;
     }
     return QF_OK;

@@ -79,13 +79,13 @@ static int qf_issue_cmp(const void *a, const void *b)
  * when sha is not NULL (the same pass over the pages: one read for both). */
 static qf_hash128 qf_hash_region(const uint8_t *p, uint64_t n, qf_progress *prog, qf_sha256 *sha)
 {
-    XXH3_state_t *st = XXH3_createState();
-    XXH3_128bits_reset(st);
+    qf_hash_ctx *st = qf_hash_new();
+    qf_hash128 h = {{0}}; /* no context (out of memory): a digest nothing matches */
     qf_sha256_ctx *sc = sha ? qf_sha256_new() : NULL;
     const uint64_t step = 16u << 20;
     for (uint64_t off = 0; off < n; off += step) {
         uint64_t k = n - off < step ? n - off : step;
-        XXH3_128bits_update(st, p + off, (size_t)k);
+        if (st) qf_hash_update(st, p + off, (size_t)k);
         if (sc) qf_sha256_update(sc, p + off, (size_t)k);
         qf_progress_add(prog, k);
     }
@@ -93,8 +93,8 @@ static qf_hash128 qf_hash_region(const uint8_t *p, uint64_t n, qf_progress *prog
         memset(sha, 0, sizeof *sha); /* no context (out of memory): a digest nothing matches */
         if (sc) *sha = qf_sha256_final(sc);
     }
-    qf_hash128 h = qf_hash_digest(st);
-    XXH3_freeState(st);
+    if (st) h = qf_hash_digest(st);
+    qf_hash_free(st);
     return h;
 }
 

@@ -78,7 +78,7 @@ static float qf_get_f16(const uint8_t *p) { return qf_f16_to_f32((uint16_t)(p[0]
 static void qf_q8_0_block(const float *x, uint8_t *b)
 {
     float amax = 0;
-    for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+    for (int j = 0; j < 32; j++) amax = qf_fmaxf(amax, fabsf(x[j]));
     float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
     qf_put_f16(b, d);
     for (int j = 0; j < 32; j++) b[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
@@ -109,7 +109,7 @@ static float qf_q4k_fit(const float *x, const float *w, uint8_t *L, float *neg_m
 {
     float lo = x[0], hi = x[0], sw = w[0], swx = w[0] * x[0];
     for (int i = 1; i < 32; i++) {
-        lo = fminf(lo, x[i]), hi = fmaxf(hi, x[i]);
+        lo = qf_fminf(lo, x[i]), hi = qf_fmaxf(hi, x[i]);
         sw += w[i], swx += w[i] * x[i];
     }
     if (lo > 0) lo = 0;
@@ -174,8 +174,8 @@ static void qf_q4_k_block(const float *x, uint8_t *b)
         float av = sqrtf(s2 / 32.0f);
         for (int i = 0; i < 32; i++) w[i] = av + fabsf(xs[i]);
         scales[j] = qf_q4k_fit(xs, w, L + 32 * j, &mins[j]);
-        max_scale = fmaxf(max_scale, scales[j]);
-        max_min = fmaxf(max_min, mins[j]);
+        max_scale = qf_fmaxf(max_scale, scales[j]);
+        max_min = qf_fmaxf(max_min, mins[j]);
     }
     float is = max_scale > 0 ? 63.0f / max_scale : 0.0f, im = max_min > 0 ? 63.0f / max_min : 0.0f;
     uint8_t *sc = b + 4;

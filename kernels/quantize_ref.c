@@ -25,8 +25,8 @@ static void qf_quant_int4_row(const qf_ct_layout *l, const float *x, int64_t r, 
         if (l->asym) {
             float lo = 0.0f, hi = 0.0f;
             for (int64_t c = c0; c < c1; c++) {
-                lo = fminf(lo, x[c]);
-                hi = fmaxf(hi, x[c]);
+                lo = qf_fminf(lo, x[c]);
+                hi = qf_fmaxf(hi, x[c]);
             }
             s = qf_int4_asym_scale(lo, hi);
             zero = qf_int4_asym_zero(lo, s);

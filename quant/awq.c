@@ -6,6 +6,7 @@
 
 #include "qf_awq.h"
 #include "qf_linalg.h"
+#include "qf_numfmt.h"
 
 void qf_awq_opts_default(qf_awq_opts *o)
 {
@@ -16,28 +17,13 @@ void qf_awq_opts_default(qf_awq_opts *o)
     o->clip_min = 0.5f;
 }
 
-qf_group_params qf_awq_group_params(const qf_scheme *s, const float *x, int n, float global_scale, float ratio)
-{
-    if (ratio == 1.0f) return qf_group_params_from(s, x, n, global_scale);
-    float lo = 0, hi = 0;
-    for (int i = 0; i < n; i++) {
-        lo = fminf(lo, x[i]);
-        hi = fmaxf(hi, x[i]);
-    }
-    if (s->symmetric) {
-        float a = fmaxf(-lo, hi);
-        lo = -a, hi = a;
-    }
-    return qf_group_params_from_range(s, lo * ratio, hi * ratio, global_scale);
-}
-
 /* Quantize-dequantize one row x[cols] into q[cols] (groups of gs, parameters from the range
  * times ratios[g] or 1).  per_tensor: every group uses *tp. */
 static void qf_qdq_row(const qf_scheme *s, const float *x, int64_t cols, int64_t gs, float G, const float *ratios,
                        const qf_group_params *tp, float *q, uint32_t *codes, qf_group_params *gp_out)
 {
     for (int64_t g = 0; g < cols / gs; g++) {
-        qf_group_params p = tp ? *tp : qf_awq_group_params(s, x + g * gs, (int)gs, G, ratios ? ratios[g] : 1.0f);
+        qf_group_params p = tp ? *tp : qf_group_params_clipped(s, x + g * gs, (int)gs, G, ratios ? ratios[g] : 1.0f);
         if (gp_out) gp_out[g] = p;
         for (int64_t c = g * gs; c < (g + 1) * gs; c++) {
             uint32_t code = qf_quant_value(s, &p, x[c], &q[c]);
@@ -131,7 +117,7 @@ qf_status qf_awq_search_scales(const qf_scheme *s, const qf_weight_ref *lin, int
             for (int64_t r = 0; r < rows; r++)
                 for (int64_t g = 0; g < ng; g++) {
                     float m = 0;
-                    for (int64_t c = g * gs; c < (g + 1) * gs; c++) m = fmaxf(m, fabsf(w[r * cols + c]));
+                    for (int64_t c = g * gs; c < (g + 1) * gs; c++) m = qf_fmaxf(m, fabsf(w[r * cols + c]));
                     rmax[r * ng + g] = m + 1e-6f;
                 }
 #pragma omp parallel
@@ -179,9 +165,9 @@ qf_status qf_awq_search_scales(const qf_scheme *s, const qf_weight_ref *lin, int
                 const float *w = lin[t].w;
                 float am = 0;
 #pragma omp parallel for schedule(static) reduction(max : am)
-                for (int64_t i = 0; i < lin[t].rows * cols; i++) am = fmaxf(am, fabsf(w[i] * sc[i % cols]));
+                for (int64_t i = 0; i < lin[t].rows * cols; i++) am = qf_fmaxf(am, fabsf(w[i] * sc[i % cols]));
                 tpa[t] = am;
-                amax_all = fmaxf(amax_all, am);
+                amax_all = qf_fmaxf(amax_all, am);
             }
             if (s->has_global_scale) G = qf_nvfp4_global_scale(amax_all);
         }
@@ -311,7 +297,7 @@ qf_status qf_awq_search_clip(const qf_scheme *s, const float *W, int64_t rows, i
                 const float *v = W + (r0c + ri) * cols + g * gs;
                 for (int k = 0; k < nr; k++) {
                     const float ratio = 1.0f - (float)k * (1.0f - o->clip_min) / (float)o->clip_steps;
-                    qf_group_params p = qf_awq_group_params(s, v, (int)gs, G, ratio);
+                    qf_group_params p = qf_group_params_clipped(s, v, (int)gs, G, ratio);
                     float *ek = E + (ri * nr + k) * gs;
                     for (int64_t i = 0; i < gs; i++) {
                         float q;

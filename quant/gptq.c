@@ -215,31 +215,8 @@ qf_status qf_gptq_quantize(const qf_scheme *s, float *W, int64_t rows, int64_t c
 static qf_group_params qf_gptq_group_params(const qf_scheme *s, const qf_gptq_opts *o, const float *v, int64_t gs,
                                             float G, const double *w, const float *clip)
 {
-    if (clip || o->clip_search <= 0) return qf_awq_group_params(s, v, (int)gs, G, clip ? *clip : 1.0f);
-    const qf_group_params full = qf_awq_group_params(s, v, (int)gs, G, 1.0f);
-    qf_group_params best = full;
-    /* the range qf_awq_group_params shrinks, found once for all ratios (same operations) */
-    float lo = 0, hi = 0;
-    for (int64_t t = 0; t < gs; t++) lo = fminf(lo, v[t]), hi = fmaxf(hi, v[t]);
-    if (s->symmetric) {
-        const float a = fmaxf(-lo, hi);
-        lo = -a, hi = a;
-    }
-    double best_e = -1;
-    for (int k = 0; k <= o->clip_search; k++) {
-        const float ratio = 1.0f - (1.0f - o->clip_min) * (float)k / (float)o->clip_search;
-        const qf_group_params p = ratio == 1.0f ? full : qf_group_params_from_range(s, lo * ratio, hi * ratio, G);
-        double e = 0;
-        float dq[256];
-        for (int64_t t0 = 0; t0 < gs; t0 += 256) { /* rounding vectorised, the sum in order */
-            const int64_t len = gs - t0 < 256 ? gs - t0 : 256;
-            qf_quant_dequant(s, &p, v + t0, len, dq);
-            for (int64_t t = 0; t < len; t++)
-                e += ((double)v[t0 + t] - dq[t]) * ((double)v[t0 + t] - dq[t]) * w[t0 + t];
-        }
-        if (best_e < 0 || e < best_e) best_e = e, best = p;
-    }
-    return best;
+    if (clip || o->clip_search <= 0) return qf_group_params_clipped(s, v, (int)gs, G, clip ? *clip : 1.0f);
+    return qf_group_params_search(s, v, (int)gs, G, w, o->clip_search, o->clip_min);
 }
 
 /* One GPTQ column sweep over Wp (rows, cols; processing order): chooses codes[] (original

@@ -26,7 +26,7 @@
  *      group alone, e H_gg e^T (H's diagonal block: the partial dot products over the group's
  *      inputs), is kept.  The ratios feed qf_awq_quantize (RTN) or GPTQ (qf_gptq_opts.clip).
  *
- * Quantization inside the searches uses the scheme's own rules (qf_awq_group_params,
+ * Quantization inside the searches uses the scheme's own rules (qf_group_params_clipped,
  * qf_quant_value), so the error scored is the error of the stored format.  nvfp4: one
  * global scale for the whole group, from the amax of the scaled weights.
  */
@@ -96,11 +96,6 @@ qf_status qf_awq_search_clip(const qf_scheme *s, const float *W, int64_t rows, i
  * fp8 per-tensor scale; <= 0: from W).  The activation scale entry is not written. */
 qf_status qf_awq_quantize(const qf_scheme *s, float *W, int64_t rows, int64_t cols, float tensor_amax,
                           const float *ratios, const qf_quant_plan *plan, qf_quant_buffers *out, qf_error *err);
-
-/* Group parameters of x[n] with the range shrunk by ratio (lo = min(x, 0), hi = max(x, 0),
- * symmetric schemes use +-max|x|; then qf_group_params_from_range(ratio * lo, ratio * hi)).
- * ratio == 1 is exactly qf_group_params_from. */
-qf_group_params qf_awq_group_params(const qf_scheme *s, const float *x, int n, float global_scale, float ratio);
 
 #ifdef __cplusplus
 }

@@ -25,10 +25,14 @@ extern "C" {
 QF_HD float qf_int4_sym_scale(float amax) { return qf_bf16_rounded(amax / 7.0f); }
 /* The signed level of x under s > 0. */
 QF_HD float qf_int4_sym_level(float x, float s) { return qf_clampf(rintf(x / s), -8.0f, 7.0f); }
-QF_HD uint32_t qf_int4_sym_code(float x, float s)
+/* The code of x under s > 0, qf_int4_sym_level(x, s) + 8: the shift is applied before the clamp
+ * (the same number: rint() is an integer, exact in float up to 2^24 and clamped beyond) so that
+ * gcc keeps the loop over a group branch-free and vectorizes it. */
+QF_HD uint32_t qf_int4_sym_code_pos(float x, float s)
 {
-    return s > 0.0f ? (uint32_t)(int)(qf_int4_sym_level(x, s) + 8.0f) : QF_INT4_SYM_ZERO;
+    return (uint32_t)(int)qf_clampf(rintf(x / s) + 8.0f, 0.0f, 15.0f);
 }
+QF_HD uint32_t qf_int4_sym_code(float x, float s) { return s > 0.0f ? qf_int4_sym_code_pos(x, s) : QF_INT4_SYM_ZERO; }
 /* The dequantized value of x (its code's value) under s > 0. */
 QF_HD float qf_int4_sym_qdq(float x, float s) { return qf_int4_sym_level(x, s) * s; }
 
@@ -41,6 +45,13 @@ QF_HD uint32_t qf_int4_get(const uint32_t *row_words, int64_t c) { return (row_w
 QF_HD void qf_int4_put(uint32_t *row_words, int64_t c, uint32_t code)
 {
     row_words[c / 8] |= (code & 0xfu) << (4 * (c % 8));
+}
+/* One word of 8 codes (code k in nibble k), as qf_int4_put of each into a zeroed word. */
+QF_HD uint32_t qf_int4x8_pack_codes(const uint32_t code[8])
+{
+    uint32_t w = 0;
+    for (int k = 0; k < 8; k++) w |= (code[k] & 0xfu) << (4 * k);
+    return w;
 }
 /* One word of 8 signed levels in [-8, 7] (element k in nibble k) and level k of a word. */
 QF_HD uint32_t qf_int4x8_pack(const int8_t q[8])

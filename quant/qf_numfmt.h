@@ -164,15 +164,6 @@ QF_HD float qf_e2m1_to_f32(uint8_t c)
     float v = a < 2 ? 0.5f * (float)a : (float)(2u | (a & 1u)) * qf_pow2f((int)(a >> 1) - 2);
     return (c & 8) ? -v : v;
 }
-/* RNE with saturation: the same rounding as FP8 with 1 mantissa bit and bias 1, which gives
- * the thresholds 0.25 0.75 1.25 1.75 2.5 3.5 5 with ties to the even code.  NaN has no code:
- * it maps to 0 so a packed stream stays finite. */
-QF_HD uint8_t qf_f32_to_e2m1(float x)
-{
-    if (!(x == x)) return 0;
-    uint8_t c = qf_f32_to_fp8(x, 1, 1, 7, QF_E2M1_MAX);
-    return (uint8_t)((c & 7u) | ((c >> 4) & 8u));
-}
 
 /* ---- E8M0 ---------------------------------------------------------------------------- */
 QF_HD float qf_e8m0_to_f32(uint8_t c)
@@ -217,11 +208,30 @@ QF_HD float qf_e4m3_round(float v)
  * qf_e2m1_to_f32(qf_f32_to_e2m1(v)) for finite v (NaN gives 0, as the encoder does). */
 QF_HD float qf_e2m1_round(float v)
 {
-    float a = fabsf(v), r;
-    if (!(a == a)) return 0.0f;
-    r = a <= 0.25f ? 0.0f : a < 0.75f ? 0.5f : a <= 1.25f ? 1.0f : a < 1.75f ? 1.5f
-      : a <= 2.5f ? 2.0f : a < 3.5f ? 3.0f : a <= 5.0f ? 4.0f : 6.0f;
-    return copysignf(r, v);
+    /* The value is the sum of the steps passed: independent selects, no chain of branches, so
+     * loops over blocks vectorize.  Ties go to the even code: 0.25 -> 0, 0.75 -> 1, 1.25 -> 1,
+     * 1.75 -> 2, 2.5 -> 2, 3.5 -> 4, 5 -> 4 (> at ties below an even code, >= above one). */
+    const float a = fabsf(v);
+    const float r = (a > 0.25f ? 0.5f : 0.0f) + (a >= 0.75f ? 0.5f : 0.0f) + (a > 1.25f ? 0.5f : 0.0f)
+                  + (a >= 1.75f ? 0.5f : 0.0f) + (a > 2.5f ? 1.0f : 0.0f) + (a >= 3.5f ? 1.0f : 0.0f)
+                  + (a > 5.0f ? 2.0f : 0.0f);
+    const uint32_t sign = qf_f32_bits(v) & 0x80000000u & (0u - (uint32_t)(a == a)); /* NaN: +0 */
+    return qf_bits_f32(qf_f32_bits(r) | sign);
+}
+
+/* RNE with saturation: the same rounding as FP8 with 1 mantissa bit and bias 1, which gives
+ * the thresholds 0.25 0.75 1.25 1.75 2.5 3.5 5 with ties to the even code.  The magnitude code
+ * is the number of thresholds |x| passes (those of qf_e2m1_round, one code per step), the sign
+ * bit 3 (a negative value that rounds to 0 keeps it, as FP8 does).  NaN has no code: it maps
+ * to 0 so a packed stream stays finite.  Compares only, so loops over blocks vectorize
+ * (test_numfmt checks every code and threshold against an independent decoder). */
+QF_HD uint8_t qf_f32_to_e2m1(float x)
+{
+    const float a = fabsf(x);
+    const uint32_t m = (uint32_t)(a > 0.25f) + (uint32_t)(a >= 0.75f) + (uint32_t)(a > 1.25f) +
+                       (uint32_t)(a >= 1.75f) + (uint32_t)(a > 2.5f) + (uint32_t)(a >= 3.5f) + (uint32_t)(a > 5.0f);
+    const uint32_t not_nan = 0u - (uint32_t)(a == a); /* a mask, not a branch */
+    return (uint8_t)((m | ((qf_f32_bits(x) >> 28) & 8u)) & not_nan);
 }
 
 /* ---- helpers the per-format rules share (quant/qf_fmt_*.h) --------------------------- */
@@ -230,14 +240,21 @@ QF_HD float qf_bf16_rounded(float x) { return qf_bf16_to_f32(qf_f32_to_bf16(x));
 /* clamp(x, lo, hi) with plain compares (inlines and vectorizes, unlike fminf / fmaxf); a NaN x
  * gives lo, as fminf(fmaxf(x, lo), hi) does. */
 QF_HD float qf_clampf(float x, float lo, float hi) { return !(x >= lo) ? lo : x > hi ? hi : x; }
+/* fminf / fmaxf as compares that inline (libm's are calls, far slower in a loop), with the same
+ * results: a NaN operand loses to the other, and a tie of zeros gives the second operand,
+ * as glibc's (fminf(+0, -0) = -0). */
+QF_HD float qf_fminf(float a, float b) { return (a < b || b != b) ? a : b; }
+QF_HD float qf_fmaxf(float a, float b) { return (a > b || b != b) ? a : b; }
 /* A running absolute maximum where NaN never wins (fmaxf ignores a NaN operand). */
-QF_HD float qf_amax_update(float m, float x) { return fmaxf(m, fabsf(x)); }
+QF_HD float qf_amax_update(float m, float x) { return qf_fmaxf(m, fabsf(x)); }
 
 /* ---- FP4 E2M1 under a step (NVFP4, MXFP4) -------------------------------------------- */
 /* The E2M1 code of x under an effective step (block scale, / G for NVFP4); a step that is
  * not > 0 (a zero block) gives code 0.  And the value a code stands for under that step.
  * Packing: two codes per byte along k, column 2j in the low nibble of byte j. */
 QF_HD uint8_t qf_fp4_code(float x, float step) { return qf_f32_to_e2m1(step > 0.0f ? x / step : 0.0f); }
+/* The code under a step known to be > 0 (no branch: loops over a block vectorize). */
+QF_HD uint8_t qf_fp4_code_pos(float x, float step) { return qf_f32_to_e2m1(x / step); }
 QF_HD float qf_fp4_value(uint8_t code, float step) { return qf_e2m1_to_f32(code) * step; }
 QF_HD uint8_t qf_fp4x2_pack(uint32_t lo, uint32_t hi) { return (uint8_t)((lo & 0xfu) | (hi & 0xfu) << 4); }
 QF_HD uint8_t qf_fp4_nibble(const uint8_t *row, int64_t c) { return (c & 1) ? row[c / 2] >> 4 : row[c / 2] & 0xfu; }

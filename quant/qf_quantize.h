@@ -84,6 +84,16 @@ typedef struct qf_group_params {
 qf_group_params qf_group_params_from(const qf_scheme *s, const float *x, int n, float global_scale);
 /* Parameters from a given range (lo <= 0 <= hi): what clipping searches vary. */
 qf_group_params qf_group_params_from_range(const qf_scheme *s, float lo, float hi, float global_scale);
+/* Group parameters of x[n] with the range shrunk by ratio (lo = min(x, 0), hi = max(x, 0),
+ * symmetric schemes use +-max|x|; then qf_group_params_from_range(ratio * lo, ratio * hi)).
+ * ratio == 1 is exactly qf_group_params_from. */
+qf_group_params qf_group_params_clipped(const qf_scheme *s, const float *x, int n, float global_scale, float ratio);
+/* Clip search: the parameters of the range shrunk by the best of the ratios 1, 1 - d, ...,
+ * clip_min (d = (1 - clip_min) / steps), the one whose rounding of v[n] has the least squared
+ * error, weighted by w[n] (GPTQ's loss weights, summed in order in double) or unweighted
+ * (w NULL: RTN's search, summed in float lanes).  steps <= 0: qf_group_params_from. */
+qf_group_params qf_group_params_search(const qf_scheme *s, const float *v, int n, float global_scale,
+                                       const double *w, int steps, float clip_min);
 /* Quantize one value under p: returns the stored code (int4: 0..15, int8: as uint8 of int8,
  * fp8/fp4: the bit pattern) and writes the dequantized value to *deq (deq may be NULL). */
 uint32_t qf_quant_value(const qf_scheme *s, const qf_group_params *p, float x, float *deq);
@@ -97,9 +107,19 @@ float qf_nvfp4_global_scale(float amax);
 /* Quantize W[rows, cols] given as src (dtype F32, BF16 or F16, row-major) into buffers laid
  * out by the plan (caller-allocated, plan sizes).  tensor_amax is used for nvfp4's global
  * scale (pass the max over fused siblings so they share G; <= 0 computes it from src).
- * Uses all OpenMP threads. */
+ * Uses all OpenMP threads.  This is the textbook rule the fixtures' reference numbers use
+ * (each group's full range); qf_quantize_rtn_clip with clip_search > 0 chooses each group's
+ * range by qf_group_params_search instead (unweighted: RTN has no statistics). */
 qf_status qf_quantize_rtn(const qf_scheme *s, qf_dtype src_dtype, const void *src, int64_t rows, int64_t cols,
                           float tensor_amax, const qf_quant_plan *plan, qf_quant_buffers *out, qf_error *err);
+/* RTN's default clip search steps for a scheme: 10 for int4 (sym, asym) and nvfp4, where the
+ * search lowers tiny-llama's mean KLD by 12-28 % (docs/bench.md) and 20 steps gain nothing
+ * more; 0 for mxfp4 (a power-of-two scale that shrinking cannot move below the next power
+ * gains nothing), fp8 and int8 (8-bit: under 2 %). */
+int qf_rtn_clip_default(const qf_scheme *s);
+qf_status qf_quantize_rtn_clip(const qf_scheme *s, qf_dtype src_dtype, const void *src, int64_t rows, int64_t cols,
+                               float tensor_amax, int clip_search, float clip_min, const qf_quant_plan *plan,
+                               qf_quant_buffers *out, qf_error *err);
 
 /* Write quantized row `r` given its per-group params and codes into the packed buffers
  * (used by RTN and by GPTQ after it has chosen codes column by column).  codes[cols]. */

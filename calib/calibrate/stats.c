@@ -182,7 +182,7 @@ void qf_stats_mean_abs(const qf_stats *st, float *out)
 float qf_stats_amax(const qf_stats *st)
 {
     float m = 0;
-    for (int64_t c = 0; c < st->cols; c++) m = fmaxf(m, st->absmax[c]);
+    for (int64_t c = 0; c < st->cols; c++) m = qf_fmaxf(m, st->absmax[c]);
     return m;
 }
 

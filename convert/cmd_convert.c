@@ -49,9 +49,11 @@ static void qf_convert_help(void)
            "  --seed S              sampling seed (default 0)\n"
            "  --act-order           GPTQ: columns by decreasing Hessian diagonal\n"
            "  --damp X              GPTQ dampening, fraction of mean diag(H) (default 0.01)\n"
-           "  --clip-search N       GPTQ: try N range shrinks (down to 0.75) when a group's scale is set,\n"
-           "                        keep the one that rounds the group best (default 20; 0 = min/max,\n"
-           "                        the textbook GPTQ)\n"
+           "  --clip-search N       try N range shrinks (down to 0.75) when a group's scale is set, keep\n"
+           "                        the one that rounds the group best: weighted by GPTQ's loss\n"
+           "                        (gptq: default 20) or plain squared error (rtn: default 10 for\n"
+           "                        int4 and nvfp4, 0 for the rest). 0 = each group's full range,\n"
+           "                        the textbook rule (and the fixtures' reference numbers)\n"
            "  --refit N             GPTQ: after the sweep, re-choose the stored scales for the chosen\n"
            "                        codes (N rounds of refit + re-sweep; default 0 = off)\n"
            "  --block N             GPTQ lazy-update block (default 128)\n"
@@ -133,14 +135,12 @@ static int qf_parse_size(const char *s, uint64_t *out)
 
 int qf_cmd_convert(int argc, char **argv)
 {
-    qf_convert_opts o = {0};
+    qf_convert_opts o;
+    qf_convert_opts_default(&o);
     qf_ctx ctx = {.cancel = &qf_cancel};
     const int env_dev = qf_device_mode_parse(getenv("QF_DEVICE")); /* --device overrides it */
     if (env_dev >= 0) ctx.device = env_dev;
     o.ctx = &ctx;
-    o.method = "rtn";
-    qf_calib_opts_default(&o.calib);
-    o.layer_first = o.layer_last = -1;
     int json = 0, stats = 0, quiet = 0;
     const char *scheme = NULL, *layout = NULL, *to = NULL, *sign_key = NULL;
     qf_error err = {0};
@@ -191,7 +191,10 @@ int qf_cmd_convert(int argc, char **argv)
         else if (!strcmp(a, "--static-groups")) o.calib.gptq.static_groups = 1;
         else if (!strcmp(a, "--damp") && v) num = qf_cli_float(a, v, &o.calib.gptq.percdamp, &err), i++;
         else if (!strcmp(a, "--block") && v) num = qf_cli_int(a, v, &o.calib.gptq.block_size, &err), i++;
-        else if (!strcmp(a, "--clip-search") && v) num = qf_cli_int(a, v, &o.calib.gptq.clip_search, &err), i++;
+        else if (!strcmp(a, "--clip-search") && v) {
+            num = qf_cli_int(a, v, &o.calib.gptq.clip_search, &err), i++;
+            o.rtn_clip_search = o.calib.gptq.clip_search;
+        }
         else if (!strcmp(a, "--refit") && v) num = qf_cli_int(a, v, &o.calib.gptq.refit, &err), i++;
         else if (!strcmp(a, "--calib-target") && v) {
             if (strcmp(v, "float") && strcmp(v, "quantized")) {

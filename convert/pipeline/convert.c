@@ -23,6 +23,12 @@
 
 
 
+/* RTN's clip search steps for this run (-1: the scheme's default). */
+static int qf_rtn_clip_steps(const qf_convert_opts *o)
+{
+    return o->rtn_clip_search >= 0 ? o->rtn_clip_search : qf_rtn_clip_default(o->scheme);
+}
+
 /* Quantize (or fetch) the packed tensors of the module that source tensor src belongs to. */
 static qf_status qf_quantize_module(const qf_convert_opts *o, const qf_checkpoint *ck, const qf_module_plan *m,
                                     int src, qf_quant_buffers *buf, qf_error *err)
@@ -32,7 +38,8 @@ static qf_status qf_quantize_module(const qf_convert_opts *o, const qf_checkpoin
         buf->data[k] = calloc(1, m->plan.t[k].nbytes ? m->plan.t[k].nbytes : 1);
         if (!buf->data[k]) return qf_fail(err, QF_ERR_NOMEM, "out of memory for %s.%s", m->module, m->plan.t[k].suffix);
     }
-    qf_status s = qf_quantize_rtn(o->scheme, t->dtype, t->data, t->shape[0], t->shape[1], m->group_amax, &m->plan, buf, err);
+    qf_status s = qf_quantize_rtn_clip(o->scheme, t->dtype, t->data, t->shape[0], t->shape[1], m->group_amax,
+                                        qf_rtn_clip_steps(o), o->rtn_clip_min, &m->plan, buf, err);
     if (s == QF_OK && o->layout == QF_LAYOUT_MODELOPT) { /* re-layout the same codes (qf_modelopt.h) */
         qf_quant_buffers mo = {{0}};
         for (int k = 0; k < m->out_plan.n && s == QF_OK; k++)
@@ -425,6 +432,9 @@ static json_t *qf_recipe_json(const qf_convert_opts *o)
                           qf_layout_name(o->layout), "ignore", ign, "default_ignore", "lm_head, embeddings, norms, MoE routers",
                           "max_shard_size", (json_int_t)(o->max_shard_bytes ? o->max_shard_bytes : QF_DEFAULT_SHARD_BYTES));
     if (o->layer_first >= 0) json_object_set_new(r, "layers", json_pack("[i,i]", o->layer_first, o->layer_last));
+    if (!o->calibrated) /* the range search RTN ran with (0: each group's full range) */
+        json_object_set_new(r, "clip_search", json_pack("{s:i, s:f}", "steps", qf_rtn_clip_steps(o), "min_ratio",
+                                                        (double)o->rtn_clip_min));
     if (o->calibrated) {
         const qf_calib_opts *c = &o->calib;
         json_object_set_new(r, "calibration",

@@ -57,6 +57,11 @@ typedef struct qf_convert_opts {
     int n_parts;
     qf_layout layout;            /* output layout (default compressed-tensors) */
     const char *gguf_type;       /* QF_LAYOUT_GGUF: "q8_0", "q4_0", "q4_k", "f16", "bf16" (scheme is NULL) */
+    int rtn_clip_search;         /* method rtn without calibration: clip search steps per group
+                                    (qf_quantize_rtn_clip); 0 = the full range, the textbook rule
+                                    the fixtures' reference numbers use; -1 = the scheme's default
+                                    (qf_rtn_clip_default; what qf_convert_opts_default sets) */
+    float rtn_clip_min;          /* its smallest range ratio (qf_convert_opts_default: 0.75) */
     int calibrated;              /* run calibration (a method other than rtn, a static scheme, SmoothQuant) */
     qf_calib_opts calib;         /* its options (scheme, progress and layers are filled in by the pipeline) */
 } qf_convert_opts;

@@ -8,6 +8,8 @@ void qf_convert_opts_default(qf_convert_opts *o)
     memset(o, 0, sizeof *o);
     o->method = "rtn";
     o->layer_first = o->layer_last = -1;
+    o->rtn_clip_search = -1;
+    o->rtn_clip_min = 0.75f;
     qf_calib_opts_default(&o->calib);
 }
 

@@ -221,6 +221,13 @@ static void qf_card_render(FILE *f, const json_t *m, const qf_card_carry *c)
         json_t *x;
         json_array_foreach(ign, i, x) if (json_is_string(x)) fprintf(f, "; `"), qf_md(f, json_string_value(x)), fprintf(f, "`");
         fprintf(f, " |\n");
+        /* fused 3-D experts the scheme would quantize but no engine loads per expert (GPT-OSS) */
+        const json_t *dense = json_object_get(m, "dense_experts");
+        if (json_array_size(dense)) {
+            fprintf(f, "| fused experts kept in full precision (%zu) | ", json_array_size(dense));
+            json_array_foreach(dense, i, x) if (json_is_string(x)) fprintf(f, "%s`", i ? ", " : ""), qf_md(f, json_string_value(x)), fprintf(f, "`");
+            fprintf(f, " |\n");
+        }
     }
     const json_t *cal = json_object_get(recipe, "calibration");
     if (json_is_object(cal)) {

@@ -29,23 +29,55 @@ static int qf_rtn_clip_steps(const qf_convert_opts *o)
     return o->rtn_clip_search >= 0 ? o->rtn_clip_search : qf_rtn_clip_default(o->scheme);
 }
 
-/* Quantize (or fetch) the packed tensors of the module that source tensor src belongs to. */
-static qf_status qf_quantize_module(const qf_convert_opts *o, const qf_checkpoint *ck, const qf_module_plan *m,
-                                    int src, qf_quant_buffers *buf, qf_error *err)
+/* Source bytes an output tensor stands for in the progress count: its tensor's, or for an
+ * expert's slice of a fused tensor, the slice's (the slices of a tensor add up to it). */
+static uint64_t qf_out_src_bytes(const qf_convert_plan *p, const qf_checkpoint *ck, const qf_out_tensor *ot)
 {
-    const qf_tensor *t = &ck->tensors[src];
-    for (int k = 0; k < m->plan.n; k++) {
+    const qf_tensor *t = &ck->tensors[ot->src];
+    if (ot->mod < 0 || !p->mods[ot->mod].sliced) return t->nbytes;
+    const qf_expert_slice *s = &p->mods[ot->mod].slice;
+    return (uint64_t)s->rows * (uint64_t)s->cols * (uint64_t)(qf_dtype_bits(t->dtype) / 8);
+}
+
+/* An expert's Linear weight out of its fused tensor (qf_fused_experts.h), in a buffer the caller
+ * frees; the expert's pages are dropped afterwards, so one expert matrix is resident at a time. */
+static qf_status qf_read_slice(const qf_checkpoint *ck, const qf_module_plan *m, void **out, qf_error *err)
+{
+    const qf_tensor *t = &ck->tensors[m->src];
+    const size_t n = (size_t)m->slice.rows * (size_t)m->slice.cols * (size_t)(qf_dtype_bits(t->dtype) / 8);
+    *out = malloc(n ? n : 1);
+    if (!*out) return qf_fail(err, QF_ERR_NOMEM, "%s: tensor '%s': out of memory for expert %d's %s", ck->dir, t->name,
+                              m->slice.expert, m->module);
+    qf_expert_slice_read(&m->slice, *out);
+    const qf_tensor block = qf_expert_block(t, m->slice.expert);
+    qf_checkpoint_release(ck, &block);
+    return QF_OK;
+}
+
+/* Quantize the packed tensors of module m (a 2-D source weight, or an expert's slice). */
+static qf_status qf_quantize_module(const qf_convert_opts *o, const qf_checkpoint *ck, const qf_module_plan *m,
+                                    qf_quant_buffers *buf, qf_error *err)
+{
+    const qf_tensor *t = &ck->tensors[m->src];
+    const int64_t rows = m->sliced ? m->slice.rows : t->shape[0], cols = m->sliced ? m->slice.cols : t->shape[1];
+    void *sliced = NULL;
+    if (m->sliced) QF_TRY(qf_read_slice(ck, m, &sliced, err));
+    const void *w = m->sliced ? sliced : t->data;
+    qf_status s = QF_OK;
+    for (int k = 0; k < m->plan.n && s == QF_OK; k++) {
         buf->data[k] = calloc(1, m->plan.t[k].nbytes ? m->plan.t[k].nbytes : 1);
-        if (!buf->data[k]) return qf_fail(err, QF_ERR_NOMEM, "out of memory for %s.%s", m->module, m->plan.t[k].suffix);
+        if (!buf->data[k]) s = qf_fail(err, QF_ERR_NOMEM, "out of memory for %s.%s", m->module, m->plan.t[k].suffix);
     }
-    qf_status s = qf_quantize_rtn_clip(o->scheme, t->dtype, t->data, t->shape[0], t->shape[1], m->group_amax,
-                                        qf_rtn_clip_steps(o), o->rtn_clip_min, &m->plan, buf, err);
+    if (s == QF_OK)
+        s = qf_quantize_rtn_clip(o->scheme, t->dtype, w, rows, cols, m->group_amax, qf_rtn_clip_steps(o), o->rtn_clip_min,
+                                 &m->plan, buf, err);
+    free(sliced);
     if (s == QF_OK && o->layout == QF_LAYOUT_MODELOPT) { /* re-layout the same codes (qf_modelopt.h) */
         qf_quant_buffers mo = {{0}};
         for (int k = 0; k < m->out_plan.n && s == QF_OK; k++)
             if (!(mo.data[k] = calloc(1, m->out_plan.t[k].nbytes ? m->out_plan.t[k].nbytes : 1)))
                 s = qf_fail(err, QF_ERR_NOMEM, "out of memory for %s.%s", m->module, m->out_plan.t[k].suffix);
-        if (s == QF_OK) s = qf_modelopt_relayout(o->scheme, t->shape[0], t->shape[1], &m->plan, buf, &m->out_plan, &mo, err);
+        if (s == QF_OK) s = qf_modelopt_relayout(o->scheme, rows, cols, &m->plan, buf, &m->out_plan, &mo, err);
         for (int k = 0; k < QF_PLAN_MAX; k++) free(buf->data[k]), buf->data[k] = mo.data[k];
     }
     if (s) qf_error_prefix(err, "%s: tensor '%s': ", ck->dir, t->name);
@@ -243,7 +275,7 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
                 json_object_set_new(weight_map, entries[i].name, json_string(fname));
                 qf_out_tensor *ot = &p->out[first + i];
                 qf_feed_skip(feed, ot);
-                if (ot->plan_index <= 0) qf_progress_add(&prog, ck->tensors[ot->src].nbytes);
+                if (ot->plan_index <= 0) qf_progress_add(&prog, qf_out_src_bytes(p, ck, ot));
             }
             st->bytes_out += fsize;
             st->n_resumed_shards++;
@@ -259,7 +291,7 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
         if (s == QF_OK) s = qf_wq_start(&q, w, in_flight, ck, err);
         if (s == QF_OK && feed) qf_wq_set_lean(q, 1); /* beside calibration: add little to its peak */
         qf_quant_buffers buf = {{0}};
-        int buf_src = -1;
+        int buf_mod = -1;
         for (int i = 0; i < n && s == QF_OK; i++) {
             qf_out_tensor *ot = &p->out[first + i];
             const qf_tensor *t = &ck->tensors[ot->src];
@@ -273,22 +305,29 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
             if (cal) { /* calibrated bytes (packed tensors, folded norms); the writer frees them */
                 if (qf_wq_push(q, i, cal, ot->nbytes, cal, NULL) != QF_OK) break;
                 if (ot->plan_index <= 0) {
-                    qf_progress_add(&prog, t->nbytes);
+                    qf_progress_add(&prog, qf_out_src_bytes(p, ck, ot));
                     if (ot->plan_index == 0) st->n_quantized++;
                     else st->n_kept++;
                 }
-            } else if (ot->plan_index < 0) {
+            } else if (ot->plan_index < 0 && ot->mod < 0) {
                 /* passthrough straight from the mapping; its pages are dropped once written */
                 if (qf_wq_push(q, i, t->data, t->nbytes, NULL, last_use ? t : NULL) != QF_OK) break;
                 qf_progress_add(&prog, t->nbytes);
                 st->n_kept++;
+            } else if (ot->plan_index < 0) { /* an expert kept dense (--ignore): its slice as it is */
+                void *dense = NULL;
+                if ((s = qf_read_slice(ck, &p->mods[ot->mod], &dense, err)) != QF_OK) break;
+                if (qf_wq_push(q, i, dense, ot->nbytes, dense, NULL) != QF_OK) break;
+                qf_progress_add(&prog, ot->nbytes);
+                st->n_kept++;
             } else {
-                if (buf_src != ot->src) {
+                if (buf_mod != ot->mod) {
+                    const qf_module_plan *m = &p->mods[ot->mod];
                     for (int k = 0; k < QF_PLAN_MAX; k++) free(buf.data[k]), buf.data[k] = NULL;
-                    s = qf_quantize_module(o, ck, &p->mods[ot->src], ot->src, &buf, err);
-                    qf_checkpoint_release(ck, t); /* the packed copy is all that is needed now */
-                    buf_src = ot->src;
-                    qf_progress_add(&prog, t->nbytes);
+                    s = qf_quantize_module(o, ck, m, &buf, err);
+                    if (!m->sliced) qf_checkpoint_release(ck, t); /* the packed copy is all that is needed now */
+                    buf_mod = ot->mod;
+                    qf_progress_add(&prog, qf_out_src_bytes(p, ck, ot));
                     st->n_quantized++;
                     if (s) break;
                 }
@@ -589,6 +628,15 @@ static qf_status qf_check_coverage(const qf_checkpoint *ck, const qf_model_confi
     return QF_OK;
 }
 
+void qf_convert_stats_free(qf_convert_stats *st)
+{
+    if (!st) return;
+    for (int i = 0; i < st->n_dense_experts; i++) free(st->dense_experts[i]);
+    free(st->dense_experts);
+    st->dense_experts = NULL;
+    st->n_dense_experts = 0;
+}
+
 qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_error *err)
 {
     memset(st, 0, sizeof *st);
@@ -643,9 +691,19 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
 
     /* 2. the plan: what is quantized, output names, shards; the source is hashed meanwhile */
     qf_source_hasher *hasher = NULL;
+    json_t *dense_json = NULL;
     if (!merging) s = qf_source_hash_start(ck, &hasher, err);
     qf_convert_plan plan = {0};
-    if (s == QF_OK) s = qf_plan_build(o, ck, &plan, err);
+    if (s == QF_OK) s = qf_plan_build(o, ck, cfg.model_type, &plan, err);
+    if (s == QF_OK && plan.n_dense_experts) { /* said wherever the result is reported */
+        json_t *dense = json_array();
+        st->dense_experts = calloc((size_t)plan.n_dense_experts, sizeof(char *));
+        for (int i = 0; st->dense_experts && i < plan.n_dense_experts; i++) {
+            st->dense_experts[st->n_dense_experts++] = strdup(plan.dense_experts[i]);
+            json_array_append_new(dense, json_string(plan.dense_experts[i]));
+        }
+        dense_json = dense;
+    }
 
     /* 3. a temporary folder beside the destination, resumed when its journal is this job's */
     size_t tl = strlen(o->out) + 16;
@@ -661,6 +719,7 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
     }
     json_t *manifest = qf_manifest_new();
     json_object_set_new(manifest, "recipe", json_incref(recipe));
+    if (dense_json) json_object_set_new(manifest, "dense_experts", dense_json);
     if (merged_calibration) json_object_set_new(manifest, "calibration", merged_calibration);
 
     /* 3b + 4. weights: quantize and write shard by shard, hashing on the way; calibrated, the
@@ -709,7 +768,7 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
     json_decref(recipe);
     json_decref(source);
     free(tmp);
-    qf_plan_free(&plan, ck->n_tensors);
+    qf_plan_free(&plan);
     qf_checkpoint_free(ck);
     qf_config_free(&cfg);
     st->peak_rss_kb = (long)(qf_mem_rss_peak() / 1024);

@@ -67,15 +67,17 @@ static int qf_out_cmp(const void *a, const void *b)
     return strcmp(((const qf_out_tensor *)a)->name, ((const qf_out_tensor *)b)->name);
 }
 
-void qf_plan_free(qf_convert_plan *p, int n_src)
+void qf_plan_free(qf_convert_plan *p)
 {
     for (int i = 0; i < p->n_out; i++) free(p->out[i].name), free(p->out[i].cal_data);
     free(p->out);
-    if (p->mods)
-        for (int i = 0; i < n_src; i++) free(p->mods[i].module);
+    for (int i = 0; i < p->n_mods; i++) free(p->mods[i].module);
     free(p->mods);
+    free(p->src_mod);
     for (int i = 0; i < p->n_ignored; i++) free(p->ignored_modules[i]);
     free(p->ignored_modules);
+    for (int i = 0; i < p->n_dense_experts; i++) free(p->dense_experts[i]);
+    free(p->dense_experts);
     memset(p, 0, sizeof *p);
 }
 
@@ -104,7 +106,217 @@ static int qf_in_slice(const qf_convert_opts *o, const char *name)
     return l < 0 ? o->layer_first == 0 : l >= o->layer_first && l <= o->layer_last;
 }
 
-qf_status qf_plan_build(const qf_convert_opts *o, const qf_checkpoint *ck, qf_convert_plan *p, qf_error *err)
+/* Grow *arr (elements of size sz) so that index n fits; 0 on success. */
+static int qf_grow(void **arr, int *cap, int n, size_t sz)
+{
+    if (n < *cap) return 0;
+    int c = *cap ? *cap * 2 : 64;
+    while (c <= n) c *= 2;
+    void *q = realloc(*arr, (size_t)c * sz);
+    if (!q) return -1;
+    memset((char *)q + (size_t)*cap * sz, 0, (size_t)(c - *cap) * sz);
+    *arr = q, *cap = c;
+    return 0;
+}
+
+typedef struct qf_plan_builder {
+    const qf_convert_opts *o;
+    const qf_checkpoint *ck;
+    regex_t *re;
+    qf_convert_plan *p;
+    int cap_out, cap_mods, cap_ignored, cap_dense;
+} qf_plan_builder;
+
+static qf_status qf_nomem(qf_error *err, const char *what)
+{
+    return qf_fail(err, QF_ERR_NOMEM, "out of memory planning %s", what);
+}
+
+static qf_status qf_add_ignored(qf_plan_builder *b, const char *module, qf_error *err)
+{
+    qf_convert_plan *p = b->p;
+    if (p->n_ignored && strcmp(p->ignored_modules[p->n_ignored - 1], module) == 0) return QF_OK; /* a layer's pair */
+    if (qf_grow((void **)&p->ignored_modules, &b->cap_ignored, p->n_ignored + 1, sizeof(char *)) != 0)
+        return qf_nomem(err, module);
+    p->ignored_modules[p->n_ignored++] = strdup(module);
+    return QF_OK;
+}
+
+static qf_out_tensor *qf_add_out(qf_plan_builder *b)
+{
+    if (qf_grow((void **)&b->p->out, &b->cap_out, b->p->n_out, sizeof *b->p->out) != 0) return NULL;
+    return &b->p->out[b->p->n_out++];
+}
+
+/* One Linear-like module (module owned from here on), a 2-D weight or an expert's slice: decide
+ * whether it is quantized and list its output tensors. */
+static qf_status qf_add_module(qf_plan_builder *b, int src, char *module, const qf_expert_slice *slice, qf_error *err)
+{
+    const qf_convert_opts *o = b->o;
+    const qf_tensor *t = &b->ck->tensors[src];
+    qf_convert_plan *p = b->p;
+    if (qf_grow((void **)&p->mods, &b->cap_mods, p->n_mods, sizeof *p->mods) != 0) {
+        free(module);
+        return qf_nomem(err, t->name);
+    }
+    const int mi = p->n_mods++;
+    qf_module_plan *m = &p->mods[mi];
+    m->module = module;
+    m->src = src;
+    m->sliced = slice != NULL;
+    if (slice) m->slice = *slice;
+    const int64_t rows = slice ? slice->rows : t->shape[0], cols = slice ? slice->cols : t->shape[1];
+    int ignored = qf_default_ignored(m->module);
+    for (int k = 0; k < o->n_ignore && !ignored; k++) ignored = regexec(&b->re[k], m->module, 0, NULL, 0) == 0;
+    if (!ignored && !qf_scheme_fits(o->scheme, rows, cols)) ignored = 1;
+    int is_embedding = strstr(m->module, "embed") || strstr(m->module, "wte") || strstr(m->module, "wpe");
+    if (ignored && !is_embedding && !strstr(m->module, "norm")) QF_TRY(qf_add_ignored(b, m->module, err));
+    qf_status st = QF_OK;
+    if (!ignored) {
+        m->quantized = 1;
+        st = qf_quant_plan_linear(o->scheme, rows, cols, &m->plan, err);
+        m->out_plan = m->plan; /* --layout modelopt: the same codes under ModelOpt's tensors */
+        if (st == QF_OK && o->layout == QF_LAYOUT_MODELOPT)
+            st = qf_modelopt_plan(o->scheme, t->dtype, rows, cols, &m->out_plan, err);
+        if (st) return st;
+    }
+    if (!m->quantized) { /* dense: the tensor as it is, or the expert's slice as a 2-D weight */
+        qf_out_tensor *ot = qf_add_out(b);
+        if (!ot) return qf_nomem(err, t->name);
+        size_t len = strlen(m->module) + 8;
+        ot->name = malloc(len);
+        snprintf(ot->name, len, "%s.weight", m->module);
+        ot->dtype = t->dtype;
+        ot->ndim = 2;
+        ot->shape[0] = rows;
+        ot->shape[1] = cols;
+        ot->nbytes = slice ? (uint64_t)rows * (uint64_t)cols * (uint64_t)(qf_dtype_bits(t->dtype) / 8) : t->nbytes;
+        ot->src = src;
+        ot->mod = slice ? mi : -1; /* a whole tensor is written straight from the mapping */
+        ot->plan_index = -1;
+        return QF_OK;
+    }
+    for (int k = 0; k < m->out_plan.n; k++) {
+        const qf_packed_tensor *pt = &m->out_plan.t[k];
+        qf_out_tensor *ot = qf_add_out(b);
+        if (!ot) return qf_nomem(err, t->name);
+        m = &p->mods[mi];
+        size_t len = strlen(m->module) + strlen(pt->suffix) + 2;
+        ot->name = malloc(len);
+        snprintf(ot->name, len, "%s.%s", m->module, pt->suffix);
+        ot->dtype = pt->dtype;
+        ot->ndim = pt->ndim;
+        ot->shape[0] = pt->shape[0];
+        ot->shape[1] = pt->shape[1];
+        ot->nbytes = pt->nbytes;
+        ot->src = src;
+        ot->mod = mi;
+        ot->plan_index = k;
+    }
+    return QF_OK;
+}
+
+/* What a family's fused 3-D experts become (convert_plan.h). */
+typedef enum { QF_FUSED_REFUSE = 0, QF_FUSED_UNFUSE, QF_FUSED_KEEP } qf_fused_rule;
+
+static qf_fused_rule qf_fused_rule_of(const char *model_type, qf_fused_layout *layout)
+{
+    *layout = QF_FUSED_HALVES;
+    if (strcmp(model_type, "llama4") == 0 || strcmp(model_type, "llama4_text") == 0) return QF_FUSED_UNFUSE;
+    if (strcmp(model_type, "gpt_oss") == 0) {
+        *layout = QF_FUSED_INTERLEAVED;
+        return QF_FUSED_KEEP;
+    }
+    return QF_FUSED_REFUSE;
+}
+
+/* Source tensor i is a fused expert tensor: plan its per-expert modules, or keep it (*kept = 1)
+ * and list it. */
+static qf_status qf_add_fused(qf_plan_builder *b, int i, qf_fused_kind kind, const char *model_type, int *kept,
+                              qf_error *err)
+{
+    const qf_checkpoint *ck = b->ck;
+    const qf_tensor *t = &ck->tensors[i];
+    const qf_convert_opts *o = b->o;
+    const size_t plen = qf_fused_module_len(t->name); /* "<prefix>.experts" */
+    qf_fused_layout layout;
+    qf_fused_rule rule = qf_fused_rule_of(model_type, &layout);
+    if (rule == QF_FUSED_REFUSE)
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: tensor '%s': fused 3-D expert tensors of model_type '%s' are not "
+                       "supported (known: llama4, llama4_text unfused per expert; gpt_oss kept dense)", ck->dir, t->name,
+                       model_type);
+    *kept = rule == QF_FUSED_KEEP;
+    if (rule == QF_FUSED_KEEP) {
+        char *module = strndup(t->name, plen);
+        qf_status st = module ? qf_add_ignored(b, module, err) : qf_nomem(err, t->name);
+        free(module);
+        qf_convert_plan *p = b->p;
+        if (st == QF_OK && qf_grow((void **)&p->dense_experts, &b->cap_dense, p->n_dense_experts, sizeof(char *)) != 0)
+            st = qf_nomem(err, t->name);
+        if (st == QF_OK) p->dense_experts[p->n_dense_experts++] = strdup(t->name);
+        return st;
+    }
+    /* unfuse: the pair must agree before any of it is planned */
+    char *sib = malloc(plen + 16);
+    if (!sib) return qf_nomem(err, t->name);
+    snprintf(sib, plen + 16, "%.*s.%s", (int)plen, t->name, kind == QF_FUSED_GATE_UP ? "down_proj" : "gate_up_proj");
+    const qf_tensor *other = qf_checkpoint_find(ck, sib);
+    free(sib);
+    QF_TRY(qf_fused_experts_check(ck->dir, kind == QF_FUSED_GATE_UP ? t : other, kind == QF_FUSED_DOWN ? t : other, err));
+    if (o->calibrated || o->layout == QF_LAYOUT_MODELOPT)
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: tensor '%s': fused 3-D experts are unfused for RTN into "
+                       "compressed-tensors only, not for %s", ck->dir, t->name,
+                       o->calibrated ? "calibrated methods" : "--layout modelopt");
+    static const char *const names[] = {"gate_proj", "up_proj", "down_proj"};
+    for (int e = 0; e < t->shape[0]; e++)
+        for (int part = kind == QF_FUSED_DOWN ? QF_EXPERT_DOWN : QF_EXPERT_GATE;
+             part <= (kind == QF_FUSED_DOWN ? QF_EXPERT_DOWN : QF_EXPERT_UP); part++) {
+            size_t len = plen + 32;
+            char *module = malloc(len);
+            if (!module) return qf_nomem(err, t->name);
+            snprintf(module, len, "%.*s.%d.%s", (int)plen, t->name, e, names[part]);
+            qf_expert_slice s = qf_expert_slice_of(t, e, (qf_expert_part)part, layout);
+            QF_TRY(qf_add_module(b, i, module, &s, err));
+        }
+    return QF_OK;
+}
+
+static qf_status qf_plan_sources(qf_plan_builder *b, const char *model_type, qf_error *err)
+{
+    const qf_checkpoint *ck = b->ck;
+    qf_convert_plan *p = b->p;
+    for (int i = 0; i < ck->n_tensors; i++) {
+        const qf_tensor *t = &ck->tensors[i];
+        p->src_mod[i] = -1;
+        if (b->o->n_parts) { /* merge: everything is already packed */
+        } else if (qf_is_linear_like(t)) {
+            char *module = strndup(t->name, strlen(t->name) - 7);
+            if (!module) return qf_nomem(err, t->name);
+            p->src_mod[i] = p->n_mods;
+            QF_TRY(qf_add_module(b, i, module, NULL, err));
+            continue;
+        } else {
+            qf_fused_kind kind = qf_fused_kind_of(t->name);
+            int kept = 1;
+            if (kind != QF_FUSED_NOT) QF_TRY(qf_add_fused(b, i, kind, model_type, &kept, err));
+            if (!kept) continue; /* unfused: its slices are its outputs */
+        }
+        qf_out_tensor *ot = qf_add_out(b);
+        if (!ot) return qf_nomem(err, t->name);
+        ot->name = strdup(t->name);
+        ot->dtype = t->dtype;
+        ot->ndim = t->ndim;
+        memcpy(ot->shape, t->shape, sizeof ot->shape);
+        ot->nbytes = t->nbytes;
+        ot->src = i;
+        ot->mod = -1;
+        ot->plan_index = -1;
+    }
+    return QF_OK;
+}
+
+qf_status qf_plan_build(const qf_convert_opts *o, const qf_checkpoint *ck, const char *model_type, qf_convert_plan *p,
+                        qf_error *err)
 {
     memset(p, 0, sizeof *p);
     regex_t re[QF_MAX_IGNORE];
@@ -113,57 +325,16 @@ qf_status qf_plan_build(const qf_convert_opts *o, const qf_checkpoint *ck, qf_co
             for (int k = 0; k < i; k++) regfree(&re[k]);
             return qf_fail(err, QF_ERR_USAGE, "--ignore '%s' is not a valid extended regular expression", o->ignore[i]);
         }
-    p->mods = calloc((size_t)ck->n_tensors, sizeof *p->mods);
-    p->ignored_modules = calloc((size_t)ck->n_tensors + 1, sizeof(char *));
-    int cap = ck->n_tensors * QF_PLAN_MAX + 1;
-    p->out = calloc((size_t)cap, sizeof *p->out);
+    qf_plan_builder b = {o, ck, re, p, 0, 0, 0, 0};
     qf_status st = QF_OK;
-    for (int i = 0; i < ck->n_tensors && st == QF_OK; i++) {
-        const qf_tensor *t = &ck->tensors[i];
-        qf_module_plan *m = &p->mods[i];
-        if (qf_is_linear_like(t) && !o->n_parts) { /* merge: everything is already packed */
-            m->module = strndup(t->name, strlen(t->name) - 7);
-            int ignored = qf_default_ignored(m->module);
-            for (int k = 0; k < o->n_ignore && !ignored; k++) ignored = regexec(&re[k], m->module, 0, NULL, 0) == 0;
-            if (!ignored && !qf_scheme_fits(o->scheme, t->shape[0], t->shape[1])) ignored = 1;
-            int is_embedding = strstr(m->module, "embed") || strstr(m->module, "wte") || strstr(m->module, "wpe");
-            if (ignored && !is_embedding && !strstr(m->module, "norm")) p->ignored_modules[p->n_ignored++] = strdup(m->module);
-            if (!ignored) {
-                m->quantized = 1;
-                st = qf_quant_plan_linear(o->scheme, t->shape[0], t->shape[1], &m->plan, err);
-                m->out_plan = m->plan; /* --layout modelopt: the same codes under ModelOpt's tensors */
-                if (st == QF_OK && o->layout == QF_LAYOUT_MODELOPT)
-                    st = qf_modelopt_plan(o->scheme, t->dtype, t->shape[0], t->shape[1], &m->out_plan, err);
-            }
-        }
-        if (!m->quantized) {
-            qf_out_tensor *ot = &p->out[p->n_out++];
-            ot->name = strdup(t->name);
-            ot->dtype = t->dtype;
-            ot->ndim = t->ndim;
-            memcpy(ot->shape, t->shape, sizeof ot->shape);
-            ot->nbytes = t->nbytes;
-            ot->src = i;
-            ot->plan_index = -1;
-            continue;
-        }
-        for (int k = 0; k < m->out_plan.n; k++) {
-            const qf_packed_tensor *pt = &m->out_plan.t[k];
-            qf_out_tensor *ot = &p->out[p->n_out++];
-            size_t len = strlen(m->module) + strlen(pt->suffix) + 2;
-            ot->name = malloc(len);
-            snprintf(ot->name, len, "%s.%s", m->module, pt->suffix);
-            ot->dtype = pt->dtype;
-            ot->ndim = pt->ndim;
-            ot->shape[0] = pt->shape[0];
-            ot->shape[1] = pt->shape[1];
-            ot->nbytes = pt->nbytes;
-            ot->src = i;
-            ot->plan_index = k;
-        }
-    }
+    p->src_mod = calloc((size_t)ck->n_tensors + 1, sizeof *p->src_mod);
+    if (!p->src_mod) st = qf_nomem(err, ck->dir);
+    if (st == QF_OK) st = qf_plan_sources(&b, model_type ? model_type : "", err);
     for (int i = 0; i < o->n_ignore; i++) regfree(&re[i]);
     if (st) return st;
+    /* room for lm_head below */
+    if (qf_grow((void **)&p->ignored_modules, &b.cap_ignored, p->n_ignored + 1, sizeof(char *)) != 0)
+        return qf_nomem(err, "lm_head");
     /* lm_head is always dense.  A tied-embedding checkpoint (Llama 3.2 1B, Qwen2.5 small) has
      * no lm_head tensor, yet transformers and vLLM build an lm_head Linear that the "Linear"
      * target would take as quantized unless ignore names it. */
@@ -184,14 +355,15 @@ qf_status qf_plan_build(const qf_convert_opts *o, const qf_checkpoint *ck, qf_co
     /* nvfp4: fused siblings share one global scale, from the max of their amaxes (only the
      * groups this slice writes are measured; each tensor's pages are dropped afterwards) */
     if (o->scheme && o->scheme->has_global_scale) {
-        int n = ck->n_tensors;
+        int n = p->n_mods;
         qf_sib *sib = calloc((size_t)n + 1, sizeof *sib);
+        if (!sib) return qf_nomem(err, "nvfp4 global scales");
         int ns = 0;
         for (int i = 0; i < n; i++)
             if (p->mods[i].quantized) {
                 qf_sibling_key(p->mods[i].module, sib[ns].key, sizeof sib[ns].key);
                 sib[ns].index = i;
-                sib[ns].wanted = qf_in_slice(o, ck->tensors[i].name);
+                sib[ns].wanted = qf_in_slice(o, p->mods[i].module);
                 ns++;
             }
         qsort(sib, (size_t)ns, sizeof *sib, qf_sib_cmp);
@@ -201,9 +373,12 @@ qf_status qf_plan_build(const qf_convert_opts *o, const qf_checkpoint *ck, qf_co
             if (!wanted) continue;
             float g = 0;
             for (int k = a0; k < a1; k++) {
-                const qf_tensor *t = &ck->tensors[sib[k].index];
-                float m = qf_tensor_absmax(t->dtype, t->data, qf_tensor_numel(t));
-                qf_checkpoint_release(ck, t);
+                const qf_module_plan *mp = &p->mods[sib[k].index];
+                /* an expert's slice: its whole block, gate and up together (their union) */
+                const qf_tensor t = mp->sliced ? qf_expert_block(&ck->tensors[mp->src], mp->slice.expert)
+                                               : ck->tensors[mp->src];
+                float m = qf_tensor_absmax(t.dtype, t.data, qf_tensor_numel(&t));
+                qf_checkpoint_release(ck, &t);
                 if (m > g) g = m;
             }
             for (int k = a0; k < a1; k++) p->mods[sib[k].index].group_amax = g;
@@ -242,5 +417,7 @@ int qf_plan_quantizes(void *ctx, const char *module)
     memcpy(name + l, ".weight", 8);
     const qf_tensor *t = qf_checkpoint_find(c->ck, name);
     free(name);
-    return t && c->plan->mods[t - c->ck->tensors].quantized;
+    if (!t) return 0;
+    int mi = c->plan->src_mod[t - c->ck->tensors];
+    return mi >= 0 && c->plan->mods[mi].quantized;
 }

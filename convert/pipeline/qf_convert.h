@@ -77,7 +77,14 @@ typedef struct qf_convert_stats {
     double seconds_weights; /* time spent reading, quantizing and writing weights */
     long peak_rss_kb;       /* getrusage maxrss at the end */
     qf_calib_memory calib_memory; /* how calibration used the budget (zero when not calibrated) */
+    int n_dense_experts;    /* fused 3-D expert tensors the scheme would quantize but that stay in
+                               full precision (GPT-OSS: no per-expert layout loads), also in the
+                               manifest's "dense_experts" and the model card */
+    char **dense_experts;   /* their names (owned: qf_convert_stats_free) */
 } qf_convert_stats;
+
+/* Free what a qf_convert_stats owns (dense_experts); NULL ok. */
+void qf_convert_stats_free(qf_convert_stats *st);
 
 /* Convert o->src into o->out (or merge o->merge_parts into it): see the top of this file.
  * Prints nothing; progress goes to o->ctx->progress.  A cancelled run (o->ctx->cancel) stops

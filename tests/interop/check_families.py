@@ -40,15 +40,9 @@ BOUND = {"int4": 0.25, "int4-asym": 0.25, "nvfp4": 0.25, "nvfp4-w4a4": 0.25, "mx
 
 # (family, check) -> why it fails today, with the scheme families.sh gives the family.
 # Checks: "ignore", "load", "keys", "weights", "experts", "logits"; "*": any of them.
-KNOWN_GAPS = {
-    ("gpt_oss", "experts"): "fused 3-D experts (gate_up_proj [E, H, 2I] with biases) are copied in bf16: "
-    "qforge does not unfuse them into per-expert Linears yet (issue 15)",
-    # which check fails first varies from run to run (transformers' loader then trips over the
-    # per-expert Linears it made without weights), so the whole family is one gap: any check
-    # may fail, and at least one must
-    ("llama4_text", "*"): "fused 3-D experts are copied in bf16, but transformers + compressed-tensors expect "
-    "per-expert experts.E.{gate,up,down}_proj Linears (issue 15)",
-}
+# GPT-OSS's fused experts stay dense on purpose (transformers 5.23 loads them only fused): the
+# artifact names each layer's "mlp.experts" in its ignore list, which the "experts" check accepts.
+KNOWN_GAPS = {}
 
 
 def ignored(name, ignore):
@@ -60,6 +54,26 @@ def ignored(name, ignore):
         elif module == pat or module.endswith("." + pat):
             return True
     return False
+
+
+def fuse_experts_back(sd, base_sd, interleaved):
+    """Add to sd, for each fused 3-D expert tensor of the base that the artifact holds as
+    per-expert Linears ("<prefix>.experts.<e>.{gate,up,down}_proj.weight", as qforge unfuses
+    Llama 4), that tensor put back together: gate_up_proj[e] = [gate^T | up^T] (halves; GPT-OSS
+    interleaves the columns), down_proj[e] = down^T.  So each expert is compared with the base
+    where it came from, and one read from the wrong expert or half is ~1.4 off."""
+    for name in base_sd:
+        prefix, _, last = name.rpartition(".")
+        if name in sd or last not in ("gate_up_proj", "down_proj") or f"{prefix}.0.down_proj.weight" not in sd:
+            continue
+        experts = []
+        for e in range(base_sd[name].shape[0]):
+            if last == "down_proj":
+                experts.append(sd[f"{prefix}.{e}.down_proj.weight"].T)
+                continue
+            g, u = sd[f"{prefix}.{e}.gate_proj.weight"].T, sd[f"{prefix}.{e}.up_proj.weight"].T
+            experts.append(torch.stack((g, u), -1).flatten(-2) if interleaved else torch.cat((g, u), -1))
+        sd[name] = torch.stack(experts)
 
 
 def kind_bits(qc):
@@ -132,7 +146,8 @@ def main():
         check(True, "load", f"{what}: transformers loads the artifact")
         keys = {k: sorted(info[k])[:4] for k in ("missing_keys", "unexpected_keys", "mismatched_keys") if info[k]}
         check(not keys, "keys", f"{what}: no missing / unexpected / mismatched keys", str(keys))
-        sd = model.state_dict()
+        sd = dict(model.state_dict())
+        fuse_experts_back(sd, base_sd, interleaved=family == "gpt_oss")
         worst, worst_name, n_q, n_kept, bad, kept_3d = 0.0, "", 0, 0, [], []
         for name, b in base_sd.items():
             q = sd.get(name)

@@ -773,5 +773,6 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
     qf_config_free(&cfg);
     st->peak_rss_kb = (long)(qf_mem_rss_peak() / 1024);
     st->seconds = qf_now() - t0;
+    if (s != QF_OK) qf_convert_stats_free(st); /* the caller frees only after a success */
     return s;
 }

@@ -80,7 +80,8 @@ typedef struct qf_convert_stats {
     int n_dense_experts;    /* fused 3-D expert tensors the scheme would quantize but that stay in
                                full precision (GPT-OSS: no per-expert layout loads), also in the
                                manifest's "dense_experts" and the model card */
-    char **dense_experts;   /* their names (owned: qf_convert_stats_free) */
+    char **dense_experts;   /* their names (owned: qf_convert_stats_free after a success;
+                               a failed qf_convert_run leaves none) */
 } qf_convert_stats;
 
 /* Free what a qf_convert_stats owns (dense_experts); NULL ok. */

@@ -12,7 +12,10 @@ Checks (each counted; the last line is "N passed, N failed"; exit status 1 on an
      the scheme (names, dtypes, shapes read from the safetensors header by hand); every other
      tensor is kept byte for byte; nothing else is present;
   3. scales: recomputed from the original weights by the fixture README rules (numpy float32,
-     ml_dtypes RNE casts) and compared exactly with the stored ones;
+     ml_dtypes RNE casts) and compared exactly with the stored ones; when the manifest's recipe
+     says RTN searched each group's clip (recipe.clip_search.steps > 0), the stored scale (and
+     zero point) of every group must be the rule's value for one of the searched range ratios
+     1, 1 - d, ..., min_ratio (the choice among them is qforge's, the candidates are the rule's);
   4. values: the packed weights decoded here (int4 nibbles with +8 offset, zero points packed
      along rows, fp8 via ml_dtypes, fp4 by lookup table, E4M3 block scales over the global
      scale, E8M0 exponents) lie within the format's rounding bound of the original weight
@@ -195,9 +198,38 @@ def rounding_bound(kind, w, step, lo_code, hi_code):
 
 
 # ---- the README rules for the stored scales ----------------------------------------------
-def expected_scales(scheme, w, global_amax):
-    """Scales by the fixture README formulas, from float32 weights w [out, inn]."""
+def clip_ratios(art_dir):
+    """The range ratios RTN's clip search tried, from the artifact's recipe: [1] when none.
+    Computed as qforge does in float32: 1 - (1 - min_ratio) * k / steps."""
+    path = os.path.join(art_dir, "qforge.manifest.json")
+    cs = json.load(open(path)).get("recipe", {}).get("clip_search", {}) if os.path.exists(path) else {}
+    steps, lo = int(cs.get("steps", 0)), np.float32(cs.get("min_ratio", 1.0))
+    if steps <= 0:
+        return [np.float32(1)]
+    return [np.float32(1) - (np.float32(1) - lo) * np.float32(k) / np.float32(steps) for k in range(steps + 1)]
+
+
+def expected_scales(scheme, w, global_amax, ratio=np.float32(1)):
+    """Scales by the fixture README formulas, from float32 weights w [out, inn], with each group's
+    range (min/max or absmax) multiplied by ratio in float32 first (1: the README rule itself)."""
     out, inn = w.shape
+    if ratio != 1 and scheme in ("w4a16", "w4a16-asym", "nvfp4a16"):
+        if scheme == "w4a16-asym":
+            g = w.reshape(out, -1, 128)
+            lo = np.minimum(g.min(axis=2), 0).astype(np.float32) * ratio
+            hi = np.maximum(g.max(axis=2), 0).astype(np.float32) * ratio
+            s = f32(((hi - lo) / np.float32(15)).astype(ml_dtypes.bfloat16))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                z = np.where(s > 0, np.clip(np.rint(-lo / s), 0, 15), 0)
+            return {"weight_scale": s, "weight_zero_point": z.astype(np.float32)}
+        bs = 128 if scheme == "w4a16" else 16
+        amax = np.abs(w.reshape(out, -1, bs)).max(axis=2) * ratio
+        if scheme == "w4a16":
+            return {"weight_scale": f32((amax / np.float32(7)).astype(ml_dtypes.bfloat16))}
+        G = np.float32(2688.0) / np.float32(global_amax)
+        sb = f32((amax * G / np.float32(6)).astype(ml_dtypes.float8_e4m3fn))
+        sb = np.where(sb == 0, np.float32(0.125), sb)
+        return {"weight_scale": sb, "weight_global_scale": np.array([G], dtype=np.float32)}
     if scheme in ("fp8-dynamic", "w8a8"):
         amax = np.abs(w).max(axis=1, keepdims=True)
         # stored in the model's dtype (bf16), as llm-compressor stores it
@@ -325,6 +357,7 @@ def main():
         wm = json.load(open(index))["weight_map"]
         rep.check(wm == files, "index weight_map names every tensor's shard")
 
+    ratios = clip_ratios(art_dir)
     linears = {n: a for n, a in orig.items() if is_linear(n, a)}
     rep.note(f"{len(linears)} Linear weights, {len(orig) - len(linears)} other tensors")
     expected_names = set()
@@ -364,12 +397,24 @@ def main():
             rep.check(t["weight_shape"].tolist() == [o, i], f"{module}.weight_shape = [{o}, {i}]",
                       t["weight_shape"].tolist())
         w = f32(a)
-        # 3. scales by the README rules
-        exp = expected_scales(scheme, w, sib_amax[sibling_key(module)])
+        # 3. scales by the README rules (under one of the clip search's ratios, when it ran)
         got = stored_scales(scheme, t, o)
-        for k, v in exp.items():
-            diff = int(np.count_nonzero(np.asarray(got[k]).reshape(v.shape) != v))
-            rep.check(diff == 0, f"{module}.{k} follows the README rule", f"{diff} of {v.size} differ")
+        match = None  # per group: its scale (and zero point) equal one candidate's, both of it
+        for r in ratios:
+            exp = expected_scales(scheme, w, sib_amax[sibling_key(module)], r)
+            same = None
+            for k, v in exp.items():
+                if k != "weight_global_scale":  # per tensor, checked below
+                    eq = np.asarray(got[k]).reshape(v.shape) == v
+                    same = eq if same is None else same & eq
+            match = same if match is None else match | same
+        diff = int(np.count_nonzero(~match))
+        rule = "the README rule" if len(ratios) == 1 else f"the README rule under one of {len(ratios)} clip ratios"
+        rep.check(diff == 0, f"{module}.weight_scale follows {rule}", f"{diff} of {match.size} differ")
+        if "weight_global_scale" in got:  # the search never moves G
+            g_want = expected_scales(scheme, w, sib_amax[sibling_key(module)])["weight_global_scale"]
+            rep.check(np.array_equal(np.asarray(got["weight_global_scale"]).reshape(1), g_want),
+                      f"{module}.weight_global_scale follows the README rule", float(np.asarray(got["weight_global_scale"]).reshape(-1)[0]))
         if scheme == "nvfp4a16":
             sib_global.setdefault(sibling_key(module), set()).add(float(t["weight_global_scale"][0]))
         # 4. decoded values within the rounding bound, and the error statistics

@@ -29,9 +29,14 @@ need_qforge
 interop_tmp
 skip=0
 
-for scheme in fp8-dynamic w4a16 w4a16-asym nvfp4a16 mxfp4a16 w8a8; do
+# every scheme as converted by default (RTN searches int4 / nvfp4 clips: the checker then takes
+# each group's scale from the rule's candidates), and the searched ones again with the textbook
+# rule (--clip-search 0), whose scales must equal the README's exactly
+for run in fp8-dynamic w4a16 w4a16-asym nvfp4a16 mxfp4a16 w8a8 w4a16:0 w4a16-asym:0 nvfp4a16:0; do
+    scheme=${run%%:*}
+    case $run in *:*) set -- --clip-search "${run#*:}" ;; *) set -- ;; esac
     out=$tmp/$scheme
-    if ! "$qforge" convert "$model" -o "$out" --scheme "$scheme" -q >"$tmp/$scheme.convert.log" 2>&1; then
+    if ! "$qforge" convert "$model" -o "$out" --scheme "$scheme" "$@" -q >"$tmp/$scheme.convert.log" 2>&1; then
         echo "FAIL $scheme: qforge convert exited non-zero:"
         sed 's/^/    /' "$tmp/$scheme.convert.log"
         fail=$((fail + 1))
@@ -40,7 +45,7 @@ for scheme in fp8-dynamic w4a16 w4a16-asym nvfp4a16 mxfp4a16 w8a8; do
     pass=$((pass + 1))
     "$py" "$here/check_artifact.py" "$model" "$out" "$scheme" >"$tmp/$scheme.check.log" 2>&1
     grep -v '^[0-9]* passed, [0-9]* failed$' "$tmp/$scheme.check.log"
-    echo "== $scheme: $(tail -n 1 "$tmp/$scheme.check.log")"
+    echo "== $run: $(tail -n 1 "$tmp/$scheme.check.log")"
     counts_add "$tmp/$scheme.check.log"
     rm -rf "$out"
 done

@@ -170,25 +170,43 @@ qf_status qf_gguf_parse_tensors(const char *label, const uint8_t *data, uint64_t
 /* Tensor i as float32 into out[numel] (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K). */
 qf_status qf_gguf_dequant_tensor(const qf_gguf *g, int i, float *out, qf_error *err);
 
-/* ---- llama family ------------------------------------------------------------------------- */
+/* ---- architectures (qf_gguf_arch.c) ------------------------------------------------------- */
+enum { QF_GGUF_BIAS_NONE, QF_GGUF_BIAS_QKV, QF_GGUF_BIAS_ANY }; /* which layer biases llama.cpp loads */
+/* One mapped architecture: config.json's model_type, llama.cpp's architecture (general.architecture
+ * and the prefix of its keys), whether q/k rows are interleaved for llama.cpp's pairwise RoPE
+ * (llama: yes; qwen2 / qwen3 rotate halves like Hugging Face: no), whether layers carry q/k norms
+ * (attn_q_norm / attn_k_norm), and which biases llama.cpp reads. */
+typedef struct qf_gguf_arch {
+    const char *model_type, *name;
+    int permute_qk, qk_norm, biases;
+} qf_gguf_arch;
+const qf_gguf_arch *qf_gguf_arch_for(const char *model_type); /* NULL when not mapped */
+const qf_gguf_arch *qf_gguf_arch_named(const char *arch);     /* by general.architecture */
+/* The mapped model types ("llama, mistral, qwen2, qwen3"), or with names set the architectures
+ * ("llama, qwen2, qwen3"), for messages. */
+void qf_gguf_arch_list(char *buf, size_t len, int names);
+/* The architecture of cfg (read from path, named in messages), or QF_ERR_UNSUPPORTED naming path,
+ * the model_type or feature and what is mapped: unmapped model types, experts, q/k norms or
+ * biases the architecture lacks, yarn / partial rotary RoPE. */
+qf_status qf_gguf_arch_of(const char *path, const qf_model_config *cfg, const qf_gguf_arch **out, qf_error *err);
 /* GGUF name of a Hugging Face tensor ("model.layers.3.self_attn.q_proj.weight" ->
- * "blk.3.attn_q.weight"); 0 when it has none (rotary inv_freq: dropped), -1 when unknown. */
-int qf_gguf_llama_name(const char *hf, char *out, size_t len);
+ * "blk.3.attn_q.weight"); 0 when it has none (rotary inv_freq: dropped), -1 when a has no
+ * counterpart (unknown, or a q/k norm / bias a's llama.cpp graph does not read). */
+int qf_gguf_name(const qf_gguf_arch *a, const char *hf, char *out, size_t len);
 /* The inverse (buf gets the Hugging Face name); -1 when unknown. */
-int qf_gguf_llama_hf_name(const char *gguf, char *out, size_t len);
+int qf_gguf_hf_name(const qf_gguf_arch *a, const char *gguf, char *out, size_t len);
 /* llama.cpp's Q/K row order: rows [n_head][2][half] of HF (rotate-half) become
  * [n_head][half][2] (interleaved pairs).  src and dst are [rows, row_bytes] byte matrices. */
 void qf_gguf_permute_rows(const void *src, void *dst, int64_t rows, uint64_t row_bytes, int n_head, int inverse);
 
-/* general.* and llama.* metadata from a parsed config.json (model_type llama or mistral; dense,
- * no q/k norm, rope default / linear / llama3): general.name = name, general.file_type =
- * file_type (llama.cpp's LLAMA_FTYPE: 0 F32, 1 F16, 2 Q4_0, 7 Q8_0, 14 Q4_K_S, 32 BF16),
- * general.type "model", key_length / value_length when config.json names head_dim (as llama.cpp's
- * converter) or the heads do not tile the hidden size.  general.size_label needs the tensor list:
- * the caller writes it (qf_gguf_size_label).
- * QF_ERR_UNSUPPORTED naming the model type or feature otherwise. */
-qf_status qf_gguf_llama_metadata(qf_gguf_writer *w, const qf_model_config *cfg, const char *name, int file_type,
-                                 qf_error *err);
+/* general.* and {a->name}.* metadata from a parsed config.json that qf_gguf_arch_of accepted
+ * (rope default / linear / llama3): general.name = name, general.file_type = file_type
+ * (llama.cpp's LLAMA_FTYPE: 0 F32, 1 F16, 2 Q4_0, 7 Q8_0, 14 Q4_K_S, 32 BF16), general.type
+ * "model", key_length / value_length when config.json names head_dim (as llama.cpp's converter)
+ * or the heads do not tile the hidden size.  general.size_label needs the tensor list: the
+ * caller writes it (qf_gguf_size_label). */
+qf_status qf_gguf_metadata(qf_gguf_writer *w, const qf_gguf_arch *a, const qf_model_config *cfg, const char *name,
+                           int file_type, qf_error *err);
 /* tokenizer.ggml.* from dir/tokenizer.json (byte-level BPE: tokenizer.ggml.model "gpt2",
  * tokens padded to the model's vocab_size with [PADn] UNUSED tokens, token_type NORMAL /
  * CONTROL (special added tokens) / USER_DEFINED (other added tokens), merges "a b", pre from

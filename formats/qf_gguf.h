@@ -234,9 +234,10 @@ void qf_gguf_add_special(const json_t *post_processor, const json_t *tc, int *ad
 void qf_gguf_size_label(uint64_t n_params, char *buf, size_t len);
 int qf_gguf_llama_rope_freqs(const qf_model_config *cfg, float *out, int cap);
 
-/* A GGUF file of the llama family as a checkpoint table in Hugging Face names: every tensor
- * dequantized to F32 (owned buffers), attn_q / attn_k rows put back in Hugging Face order
- * (heads from llama.attention.head_count[_kv]).  What the CPU runner and qforge validate load
+/* A GGUF file of a mapped architecture (llama, qwen2, qwen3: qf_gguf_arch_named) as a checkpoint
+ * table in Hugging Face names: every tensor dequantized to F32 (owned buffers), attn_q / attn_k
+ * rows put back in Hugging Face order where the architecture permutes them (heads from
+ * {arch}.attention.head_count[_kv]).  What the CPU runner and qforge validate load
  * for a GGUF artifact.  path: a .gguf file or a folder holding one. */
 qf_status qf_gguf_load_checkpoint(const char *path, qf_checkpoint **out, qf_error *err);
 /* The .gguf file qf_checkpoint_open should read for path (a .gguf file, or a folder without

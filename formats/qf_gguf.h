@@ -179,6 +179,7 @@ enum { QF_GGUF_BIAS_NONE, QF_GGUF_BIAS_QKV, QF_GGUF_BIAS_ANY }; /* which layer b
 typedef struct qf_gguf_arch {
     const char *model_type, *name;
     int permute_qk, qk_norm, biases;
+    int yarn; /* YaRN written as {arch}.rope.scaling.* (when llama.cpp computes it alike) */
 } qf_gguf_arch;
 const qf_gguf_arch *qf_gguf_arch_for(const char *model_type); /* NULL when not mapped */
 const qf_gguf_arch *qf_gguf_arch_named(const char *arch);     /* by general.architecture */
@@ -187,7 +188,8 @@ const qf_gguf_arch *qf_gguf_arch_named(const char *arch);     /* by general.arch
 void qf_gguf_arch_list(char *buf, size_t len, int names);
 /* The architecture of cfg (read from path, named in messages), or QF_ERR_UNSUPPORTED naming path,
  * the model_type or feature and what is mapped: unmapped model types, experts, q/k norms or
- * biases the architecture lacks, yarn / partial rotary RoPE. */
+ * biases the architecture lacks, partial rotary RoPE, yarn where the architecture has no yarn keys
+ * or with an attention factor / betas / truncation llama.cpp does not compute. */
 qf_status qf_gguf_arch_of(const char *path, const qf_model_config *cfg, const qf_gguf_arch **out, qf_error *err);
 /* GGUF name of a Hugging Face tensor ("model.layers.3.self_attn.q_proj.weight" ->
  * "blk.3.attn_q.weight"); 0 when it has none (rotary inv_freq: dropped), -1 when a has no
@@ -200,7 +202,7 @@ int qf_gguf_hf_name(const qf_gguf_arch *a, const char *gguf, char *out, size_t l
 void qf_gguf_permute_rows(const void *src, void *dst, int64_t rows, uint64_t row_bytes, int n_head, int inverse);
 
 /* general.* and {a->name}.* metadata from a parsed config.json that qf_gguf_arch_of accepted
- * (rope default / linear / llama3): general.name = name, general.file_type = file_type
+ * (rope default / linear / llama3 / yarn): general.name = name, general.file_type = file_type
  * (llama.cpp's LLAMA_FTYPE: 0 F32, 1 F16, 2 Q4_0, 7 Q8_0, 14 Q4_K_S, 32 BF16), general.type
  * "model", key_length / value_length when config.json names head_dim (as llama.cpp's converter)
  * or the heads do not tile the hidden size.  general.size_label needs the tensor list: the

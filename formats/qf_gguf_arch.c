@@ -12,12 +12,13 @@
  * (LLAMA_ROPE_TYPE_NORM): its converter permutes the rows of q_proj / k_proj.  Qwen2 and Qwen3
  * rotate halves as Hugging Face does (NEOX): rows stay.  Qwen3 adds per-head q/k RMSNorm and
  * has no biases in llama.cpp; Qwen2 has q/k/v biases; llama.cpp's llama takes a bias on any
- * projection (each optional). */
+ * projection (each optional).  yarn: the converter's Qwen2Model (and Qwen3Model, its subclass)
+ * writes YaRN as rope.scaling.type / factor / original_context_length. */
 static const qf_gguf_arch qf_gguf_archs[] = {
-    {"llama", "llama", 1, 0, QF_GGUF_BIAS_ANY},
-    {"mistral", "llama", 1, 0, QF_GGUF_BIAS_ANY},
-    {"qwen2", "qwen2", 0, 0, QF_GGUF_BIAS_QKV},
-    {"qwen3", "qwen3", 0, 1, QF_GGUF_BIAS_NONE},
+    {"llama", "llama", 1, 0, QF_GGUF_BIAS_ANY, 0},
+    {"mistral", "llama", 1, 0, QF_GGUF_BIAS_ANY, 0},
+    {"qwen2", "qwen2", 0, 0, QF_GGUF_BIAS_QKV, 1},
+    {"qwen3", "qwen3", 0, 1, QF_GGUF_BIAS_NONE, 1},
 };
 #define QF_N_ARCHS (sizeof qf_gguf_archs / sizeof *qf_gguf_archs)
 
@@ -161,11 +162,27 @@ qf_status qf_gguf_arch_of(const char *path, const qf_model_config *cfg, const qf
     if (cfg->head_dim % 2 || cfg->n_heads <= 0 || cfg->n_kv_heads <= 0)
         return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: head_dim %d / %d heads cannot be laid out for GGUF", path,
                        cfg->head_dim, cfg->n_heads);
-    /* Written below: default, linear and llama3 (rope_freqs).  Anything else would load in
-     * llama.cpp as plain RoPE and compute another model, so it is refused. */
-    if (cfg->rope_type == QF_ROPE_YARN || cfg->rope_partial_factor != 1.0)
-        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: %s is not mapped to llama.cpp's keys (GGUF maps rope default, linear, llama3)",
-                       path, cfg->rope_type == QF_ROPE_YARN ? "rope type yarn" : "partial_rotary_factor");
+    /* Written below: default, linear, llama3 (rope_freqs) and, where the converter writes it,
+     * yarn.  Anything else would load in llama.cpp as plain RoPE and compute another model. */
+    if (cfg->rope_partial_factor != 1.0)
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: partial_rotary_factor is not mapped to llama.cpp's keys", path);
+    if (cfg->rope_type == QF_ROPE_YARN && !a->yarn)
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: rope type yarn is not mapped to llama.cpp's %s keys (GGUF maps yarn "
+                       "for qwen2, qwen3)", path, a->name);
+    /* llama.cpp keeps only factor and the original context in the file: it ramps between
+     * floor / ceil of the correction dimensions for betas 32 / 1 (transformers' truncate), and
+     * scales cos / sin by 0.1 ln(factor) + 1 (transformers' default attention_factor).  Any other
+     * value would run another model. */
+    if (cfg->rope_type == QF_ROPE_YARN) {
+        double want = 0.1 * log(cfg->rope_factor) + 1.0;
+        if (!(cfg->rope_factor >= 1.0f) || fabs(cfg->rope_yarn_attn_factor - want) > 1e-6 * want)
+            return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: rope yarn factor %g / attention_factor %g: llama.cpp computes "
+                           "0.1 ln(factor) + 1 and needs factor >= 1", path, cfg->rope_factor, cfg->rope_yarn_attn_factor);
+        if (cfg->rope_yarn_beta_fast != 32.0 || cfg->rope_yarn_beta_slow != 1.0 || !cfg->rope_yarn_truncate)
+            return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: rope yarn beta_fast %g / beta_slow %g / truncate %d: llama.cpp's "
+                           "keys hold 32 / 1 / true only", path, cfg->rope_yarn_beta_fast, cfg->rope_yarn_beta_slow,
+                           cfg->rope_yarn_truncate);
+    }
     *out = a;
     return QF_OK;
 }
@@ -208,10 +225,12 @@ qf_status qf_gguf_metadata(qf_gguf_writer *w, const qf_gguf_arch *a, const qf_mo
         qf_gguf_kv_u32(w, QF_KEY("attention.key_length"), (uint32_t)cfg->head_dim);
         qf_gguf_kv_u32(w, QF_KEY("attention.value_length"), (uint32_t)cfg->head_dim);
     }
-    if (cfg->rope_type == QF_ROPE_LINEAR) {
-        qf_gguf_kv_str(w, QF_KEY("rope.scaling.type"), "linear");
+    if (cfg->rope_type == QF_ROPE_LINEAR || cfg->rope_type == QF_ROPE_YARN) {
+        qf_gguf_kv_str(w, QF_KEY("rope.scaling.type"), cfg->rope_type == QF_ROPE_YARN ? "yarn" : "linear");
         qf_gguf_kv_f32(w, QF_KEY("rope.scaling.factor"), cfg->rope_factor);
     }
+    if (cfg->rope_type == QF_ROPE_YARN)
+        qf_gguf_kv_u32(w, QF_KEY("rope.scaling.original_context_length"), (uint32_t)cfg->rope_original_max_pos);
 #undef QF_KEY
     return QF_OK;
 }

@@ -350,10 +350,25 @@ static void test_qwen_mapping(void **state)
     assert_null(a);
     assert_string_equal(err.msg, "x/config.json: model_type 'qwen3_moe' has no GGUF mapping (GGUF output maps llama, "
                                  "mistral, qwen2, qwen3)");
+    /* yarn: written for qwen (rope.scaling.*) only with what llama.cpp computes itself */
     snprintf(cfg.model_type, sizeof cfg.model_type, "qwen3");
-    cfg.rope_type = QF_ROPE_YARN;
+    cfg.rope_type = QF_ROPE_YARN, cfg.rope_factor = 4.0f, cfg.rope_original_max_pos = 512;
+    cfg.rope_yarn_attn_factor = 0.1 * log(4.0) + 1.0, cfg.rope_yarn_beta_fast = 32, cfg.rope_yarn_beta_slow = 1;
+    cfg.rope_yarn_truncate = 1;
+    assert_int_equal(qf_gguf_arch_of("x/config.json", &cfg, &a, &err), QF_OK);
+    cfg.rope_yarn_attn_factor = 1.0; /* an explicit attention_factor llama.cpp would not apply */
     assert_int_equal(qf_gguf_arch_of("x/config.json", &cfg, &a, &err), QF_ERR_UNSUPPORTED);
-    assert_non_null(strstr(err.msg, "x/config.json: rope type yarn"));
+    assert_non_null(strstr(err.msg, "x/config.json: rope yarn factor 4 / attention_factor 1"));
+    cfg.rope_yarn_attn_factor = 0.1 * log(4.0) + 1.0, cfg.rope_yarn_beta_fast = 16;
+    assert_int_equal(qf_gguf_arch_of("x/config.json", &cfg, &a, &err), QF_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "beta_fast 16"));
+    cfg.rope_yarn_beta_fast = 32;
+    snprintf(cfg.model_type, sizeof cfg.model_type, "llama");
+    cfg.qk_norm = 0;
+    assert_int_equal(qf_gguf_arch_of("x/config.json", &cfg, &a, &err), QF_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "x/config.json: rope type yarn is not mapped to llama.cpp's llama keys"));
+    snprintf(cfg.model_type, sizeof cfg.model_type, "qwen3");
+    cfg.qk_norm = 1;
     cfg.rope_type = QF_ROPE_DEFAULT, cfg.qk_norm = 0;
     assert_int_equal(qf_gguf_arch_of("x/config.json", &cfg, &a, &err), QF_ERR_UNSUPPORTED);
     assert_non_null(strstr(err.msg, "lacks q/k norms"));

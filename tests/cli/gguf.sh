@@ -46,8 +46,18 @@ expect_exit 5 "MoE model refused" -- "$QFORGE" convert tests/data/tiny-moe -o "$
 stderr_has "tiny-moe/config.json: model_type 'mixtral' has no GGUF mapping (GGUF output maps llama, mistral, qwen2, qwen3)" \
     "refusal names config.json, the model type and what is mapped"
 no_output "$T/x" "no output after a refusal"
-expect_exit 5 "yarn RoPE refused" -- "$QFORGE" convert tests/data/tiny-yarn -o "$T/x" --layout gguf --scheme q8_0 -q
-stderr_has "tiny-yarn/config.json: rope type yarn is not mapped" "yarn refusal names config.json"
+# qwen2 with yarn (tiny-yarn): llama.cpp's rope.scaling keys; yarn on a llama config is refused
+expect_exit 0 "qwen2 yarn: convert" -- "$QFORGE" convert tests/data/tiny-yarn -o "$T/q2" --layout gguf --scheme q8_0 -q
+"$QFORGE" inspect "$T/q2" --json >"$T/insp.json" 2>&1
+for kv in '"general.architecture":"qwen2"' '"qwen2.rope.scaling.type":"yarn"' '"qwen2.rope.scaling.factor":4' \
+    '"qwen2.rope.scaling.original_context_length":128'; do
+    grep -qF "$kv" "$T/insp.json" && ok "qwen2 metadata: $kv" || bad "qwen2 metadata: $kv missing"
+done
+mkdir -p "$T/lyarn" && cp -r $M/. "$T/lyarn/" && chmod -R u+w "$T/lyarn"
+sed 's/"rope_type": *"default"/"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 512/' \
+    $M/config.json >"$T/lyarn/config.json"
+expect_exit 5 "yarn on llama refused" -- "$QFORGE" convert "$T/lyarn" -o "$T/x" --layout gguf --scheme q8_0 -q
+stderr_has "lyarn/config.json: rope type yarn is not mapped to llama.cpp's llama keys" "yarn refusal names config.json"
 no_output "$T/x" "no output after the yarn refusal"
 # qwen3 (tiny-tied): llama.cpp's qwen3 architecture and keys, q/k norms, no output.weight (tied:
 # llama.cpp reuses token_embd), q/k rows as Hugging Face has them; read back under HF names

@@ -4,16 +4,14 @@
 usage: check_gguf.py QFORGE_BINARY MODEL_DIR [MODEL_DIR...]   (prints 'N passed, N failed' last)
 
 The first model is converted to Q8_0, Q4_0 and Q4_K (whose rows mostly fall back to Q8_0 on
-tiny-llama), each further one to Q8_0 and F16.  A model whose config.json has yarn RoPE (which
-qforge's GGUF output refuses) is checked to be refused with nothing written, then checked as a
-copy with rope_parameters reset to default (same weights: tiny-yarn gives a plain qwen2).
-For each:
+tiny-llama), each further one to Q8_0 and F16.  For each:
   0. the architecture is the one llama.cpp's converter picks for config.json's model_type
      (llama / mistral: llama; qwen2; qwen3), every tensor name is one gguf-py's own tables
      (gguf.constants.MODEL_TENSORS[arch], TENSOR_NAMES) define for that architecture, each
      shape is the source tensor's, tied embeddings give no output.weight (llama.cpp reuses
      token_embd), and the {arch}.* key-values gguf-py's Keys name are there with config.json's
-     values;
+     values (yarn RoPE, tiny-yarn: rope.scaling.type / factor / original_context_length, as
+     convert_hf_to_gguf.py's Qwen2Model writes them);
   1. qforge convert MODEL --layout gguf --scheme TYPE; gguf.GGUFReader loads model.gguf and
      finds the llama metadata, the tokenizer (tokens / token types / merges as tokenizer.json
      has them; pre gpt-2 for GPT-2's ByteLevel; add_bos / add_eos as gguf-py's SpecialVocab
@@ -138,6 +136,13 @@ def check_model(rep, qforge, model, qtype, tmp):
         got = field(r, key)
         rep.check(got is not None and (got == want if isinstance(want, int) else np.isclose(got, want, rtol=1e-6)),
                   "%s: %s" % (qtype, key), "%s != %s" % (got, want))
+    if rope.get("rope_type") == "yarn":
+        for key, want in ((gguf.Keys.Rope.SCALING_TYPE, "yarn"), (gguf.Keys.Rope.SCALING_FACTOR, float(rope["factor"])),
+                          (gguf.Keys.Rope.SCALING_ORIG_CTX_LEN, rope["original_max_position_embeddings"])):
+            key = key.format(arch=arch)
+            rep.check(field(r, key) == want, "%s: %s" % (qtype, key), "%s != %s" % (field(r, key), want))
+    else:
+        rep.check(field(r, gguf.Keys.Rope.SCALING_TYPE.format(arch=arch)) is None, "%s: no rope scaling keys" % qtype)
     known = arch_tensor_names(arch)
     bad = sorted(t.name for t in r.tensors if template(t.name) not in known)
     rep.check(not bad, "%s: every tensor name is in gguf-py's MODEL_TENSORS[%s]" % (qtype, arch), ", ".join(bad[:5]))
@@ -281,24 +286,6 @@ def check_foreign(rep, qforge, tmp):
                   "max diff %g" % float(np.max(np.abs(q - ref))))
 
 
-def without_yarn(rep, qforge, model, tmp):
-    """model refused for its yarn RoPE (nothing written), and a copy with default RoPE."""
-    out = os.path.join(tmp, "yarn-refused")
-    rc, log = run([qforge, "convert", model, "--layout", "gguf", "--scheme", "q8_0", "-o", out, "-q"])
-    rep.check(rc != 0 and "config.json: rope type yarn" in log and not os.path.exists(out),
-              "yarn RoPE: refused naming config.json, nothing written", log.strip()[-300:])
-    copy = os.path.join(tmp, os.path.basename(model.rstrip("/")) + "-default-rope")
-    os.makedirs(copy)
-    for f in os.listdir(model):
-        if f != "config.json":
-            with open(os.path.join(model, f), "rb") as a, open(os.path.join(copy, f), "wb") as b:
-                b.write(a.read())
-    cfg = json.load(open(os.path.join(model, "config.json")))
-    cfg["rope_parameters"] = {"rope_theta": cfg["rope_parameters"]["rope_theta"], "rope_type": "default"}
-    json.dump(cfg, open(os.path.join(copy, "config.json"), "w"), indent=2)
-    return copy
-
-
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
@@ -306,9 +293,6 @@ def main():
     rep = Report("gguf")
     with tempfile.TemporaryDirectory() as tmp:
         for i, model in enumerate(models):
-            rope = json.load(open(os.path.join(model, "config.json"))).get("rope_parameters") or {}
-            if rope.get("rope_type") == "yarn":
-                model = without_yarn(rep, qforge, model, tmp)
             for qtype in ("q8_0", "q4_0", "q4_k") if i == 0 else ("q8_0", "f16"):
                 os.makedirs(os.path.join(tmp, str(i)), exist_ok=True)
                 check_model(rep, qforge, model, qtype, os.path.join(tmp, str(i)))

@@ -4,8 +4,9 @@
 usage: check_llamacpp.py QFORGE_BINARY ROOT [WINDOWS]   (prints 'N passed, N failed' last)
 
 On ROOT/tests/data/tiny-llama (llama), tiny-tied (qwen3: q/k norms, tied embeddings, NEOX RoPE)
-and tiny-yarn as a copy with default RoPE (qwen2: q/k/v biases; qforge's GGUF refuses yarn), each
-converted by `qforge convert --layout gguf --scheme f16` (the three share one tokenizer):
+and tiny-yarn (qwen2: q/k/v biases, YaRN factor 4 over an original context of 128, so the 512
+windows below run in YaRN's scaled range), each converted by `qforge convert --layout gguf
+--scheme f16` (the three share one tokenizer):
   1. llama.cpp loads the file (vocab only) and tokenizes ROOT/tests/data/eval.txt with no BOS and
      no special-token parsing; the ids equal ROOT/tests/data/eval.tokens.i32 (Hugging Face
      tokenizers' encode(text, add_special_tokens=False); tests/test_tokenizer.c) id for id.
@@ -101,19 +102,6 @@ def check_one(rep, label, qforge, model, out, text, text_path, want, windows):
              "difference %+.4f %%" % (label, windows, scored, ppl_l, t_l, ppl_q, t_q, 100 * rel))
 
 
-def default_rope_copy(model, dst):
-    """model with config.json's rope_parameters reset to default (same weights)."""
-    os.makedirs(dst)
-    for f in os.listdir(model):
-        if f != "config.json":
-            with open(os.path.join(model, f), "rb") as a, open(os.path.join(dst, f), "wb") as b:
-                b.write(a.read())
-    cfg = json.load(open(os.path.join(model, "config.json")))
-    cfg["rope_parameters"] = {"rope_theta": cfg["rope_parameters"]["rope_theta"], "rope_type": "default"}
-    json.dump(cfg, open(os.path.join(dst, "config.json"), "w"), indent=2)
-    return dst
-
-
 def main():
     if len(sys.argv) not in (3, 4):
         sys.exit(__doc__)
@@ -127,7 +115,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(root, "tests/data")
         models = (("llama", os.path.join(data, "tiny-llama")), ("qwen3", os.path.join(data, "tiny-tied")),
-                  ("qwen2", default_rope_copy(os.path.join(data, "tiny-yarn"), os.path.join(tmp, "tiny-yarn-default"))))
+                  ("qwen2 yarn", os.path.join(data, "tiny-yarn")))
         for label, model in models:
             check_one(rep, label, qforge, model, os.path.join(tmp, label), text, text_path, want, windows)
     return rep.finish()

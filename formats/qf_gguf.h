@@ -170,25 +170,45 @@ qf_status qf_gguf_parse_tensors(const char *label, const uint8_t *data, uint64_t
 /* Tensor i as float32 into out[numel] (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K). */
 qf_status qf_gguf_dequant_tensor(const qf_gguf *g, int i, float *out, qf_error *err);
 
-/* ---- llama family ------------------------------------------------------------------------- */
+/* ---- architectures (qf_gguf_arch.c) ------------------------------------------------------- */
+enum { QF_GGUF_BIAS_NONE, QF_GGUF_BIAS_QKV, QF_GGUF_BIAS_ANY }; /* which layer biases llama.cpp loads */
+/* One mapped architecture: config.json's model_type, llama.cpp's architecture (general.architecture
+ * and the prefix of its keys), whether q/k rows are interleaved for llama.cpp's pairwise RoPE
+ * (llama: yes; qwen2 / qwen3 rotate halves like Hugging Face: no), whether layers carry q/k norms
+ * (attn_q_norm / attn_k_norm), and which biases llama.cpp reads. */
+typedef struct qf_gguf_arch {
+    const char *model_type, *name;
+    int permute_qk, qk_norm, biases;
+    int yarn; /* YaRN written as {arch}.rope.scaling.* (when llama.cpp computes it alike) */
+} qf_gguf_arch;
+const qf_gguf_arch *qf_gguf_arch_for(const char *model_type); /* NULL when not mapped */
+const qf_gguf_arch *qf_gguf_arch_named(const char *arch);     /* by general.architecture */
+/* The mapped model types ("llama, mistral, qwen2, qwen3"), or with names set the architectures
+ * ("llama, qwen2, qwen3"), for messages. */
+void qf_gguf_arch_list(char *buf, size_t len, int names);
+/* The architecture of cfg (read from path, named in messages), or QF_ERR_UNSUPPORTED naming path,
+ * the model_type or feature and what is mapped: unmapped model types, experts, q/k norms or
+ * biases the architecture lacks, partial rotary RoPE, yarn where the architecture has no yarn keys
+ * or with an attention factor / betas / truncation llama.cpp does not compute. */
+qf_status qf_gguf_arch_of(const char *path, const qf_model_config *cfg, const qf_gguf_arch **out, qf_error *err);
 /* GGUF name of a Hugging Face tensor ("model.layers.3.self_attn.q_proj.weight" ->
- * "blk.3.attn_q.weight"); 0 when it has none (rotary inv_freq: dropped), -1 when unknown. */
-int qf_gguf_llama_name(const char *hf, char *out, size_t len);
+ * "blk.3.attn_q.weight"); 0 when it has none (rotary inv_freq: dropped), -1 when a has no
+ * counterpart (unknown, or a q/k norm / bias a's llama.cpp graph does not read). */
+int qf_gguf_name(const qf_gguf_arch *a, const char *hf, char *out, size_t len);
 /* The inverse (buf gets the Hugging Face name); -1 when unknown. */
-int qf_gguf_llama_hf_name(const char *gguf, char *out, size_t len);
+int qf_gguf_hf_name(const qf_gguf_arch *a, const char *gguf, char *out, size_t len);
 /* llama.cpp's Q/K row order: rows [n_head][2][half] of HF (rotate-half) become
  * [n_head][half][2] (interleaved pairs).  src and dst are [rows, row_bytes] byte matrices. */
 void qf_gguf_permute_rows(const void *src, void *dst, int64_t rows, uint64_t row_bytes, int n_head, int inverse);
 
-/* general.* and llama.* metadata from a parsed config.json (model_type llama or mistral; dense,
- * no q/k norm, rope default / linear / llama3): general.name = name, general.file_type =
- * file_type (llama.cpp's LLAMA_FTYPE: 0 F32, 1 F16, 2 Q4_0, 7 Q8_0, 14 Q4_K_S, 32 BF16),
- * general.type "model", key_length / value_length when config.json names head_dim (as llama.cpp's
- * converter) or the heads do not tile the hidden size.  general.size_label needs the tensor list:
- * the caller writes it (qf_gguf_size_label).
- * QF_ERR_UNSUPPORTED naming the model type or feature otherwise. */
-qf_status qf_gguf_llama_metadata(qf_gguf_writer *w, const qf_model_config *cfg, const char *name, int file_type,
-                                 qf_error *err);
+/* general.* and {a->name}.* metadata from a parsed config.json that qf_gguf_arch_of accepted
+ * (rope default / linear / llama3 / yarn): general.name = name, general.file_type = file_type
+ * (llama.cpp's LLAMA_FTYPE: 0 F32, 1 F16, 2 Q4_0, 7 Q8_0, 14 Q4_K_S, 32 BF16), general.type
+ * "model", key_length / value_length when config.json names head_dim (as llama.cpp's converter)
+ * or the heads do not tile the hidden size.  general.size_label needs the tensor list: the
+ * caller writes it (qf_gguf_size_label). */
+qf_status qf_gguf_metadata(qf_gguf_writer *w, const qf_gguf_arch *a, const qf_model_config *cfg, const char *name,
+                           int file_type, qf_error *err);
 /* tokenizer.ggml.* from dir/tokenizer.json (byte-level BPE: tokenizer.ggml.model "gpt2",
  * tokens padded to the model's vocab_size with [PADn] UNUSED tokens, token_type NORMAL /
  * CONTROL (special added tokens) / USER_DEFINED (other added tokens), merges "a b", pre from
@@ -216,9 +236,10 @@ void qf_gguf_add_special(const json_t *post_processor, const json_t *tc, int *ad
 void qf_gguf_size_label(uint64_t n_params, char *buf, size_t len);
 int qf_gguf_llama_rope_freqs(const qf_model_config *cfg, float *out, int cap);
 
-/* A GGUF file of the llama family as a checkpoint table in Hugging Face names: every tensor
- * dequantized to F32 (owned buffers), attn_q / attn_k rows put back in Hugging Face order
- * (heads from llama.attention.head_count[_kv]).  What the CPU runner and qforge validate load
+/* A GGUF file of a mapped architecture (llama, qwen2, qwen3: qf_gguf_arch_named) as a checkpoint
+ * table in Hugging Face names: every tensor dequantized to F32 (owned buffers), attn_q / attn_k
+ * rows put back in Hugging Face order where the architecture permutes them (heads from
+ * {arch}.attention.head_count[_kv]).  What the CPU runner and qforge validate load
  * for a GGUF artifact.  path: a .gguf file or a folder holding one. */
 qf_status qf_gguf_load_checkpoint(const char *path, qf_checkpoint **out, qf_error *err);
 /* The .gguf file qf_checkpoint_open should read for path (a .gguf file, or a folder without

@@ -252,23 +252,27 @@ static void test_llama_mapping(void **state)
 {
     (void)state;
     char b[128];
-    assert_int_equal(qf_gguf_llama_name("model.layers.12.self_attn.k_proj.weight", b, sizeof b), 1);
+    const qf_gguf_arch *L = qf_gguf_arch_for("llama");
+    assert_non_null(L);
+    assert_int_equal(qf_gguf_name(L, "model.layers.12.self_attn.k_proj.weight", b, sizeof b), 1);
     assert_string_equal(b, "blk.12.attn_k.weight");
-    assert_int_equal(qf_gguf_llama_name("model.layers.0.mlp.down_proj.weight", b, sizeof b), 1);
+    assert_int_equal(qf_gguf_name(L, "model.layers.0.mlp.down_proj.weight", b, sizeof b), 1);
     assert_string_equal(b, "blk.0.ffn_down.weight");
-    assert_int_equal(qf_gguf_llama_name("model.embed_tokens.weight", b, sizeof b), 1);
+    assert_int_equal(qf_gguf_name(L, "model.embed_tokens.weight", b, sizeof b), 1);
     assert_string_equal(b, "token_embd.weight");
-    assert_int_equal(qf_gguf_llama_name("lm_head.weight", b, sizeof b), 1);
+    assert_int_equal(qf_gguf_name(L, "lm_head.weight", b, sizeof b), 1);
     assert_string_equal(b, "output.weight");
-    assert_int_equal(qf_gguf_llama_name("model.layers.1.self_attn.q_proj.bias", b, sizeof b), 1);
+    assert_int_equal(qf_gguf_name(L, "model.layers.1.self_attn.q_proj.bias", b, sizeof b), 1);
     assert_string_equal(b, "blk.1.attn_q.bias");
-    assert_int_equal(qf_gguf_llama_name("model.layers.0.self_attn.rotary_emb.inv_freq", b, sizeof b), 0);
-    assert_int_equal(qf_gguf_llama_name("model.layers.0.block_sparse_moe.gate.weight", b, sizeof b), -1);
-    assert_int_equal(qf_gguf_llama_hf_name("blk.3.ffn_norm.weight", b, sizeof b), 0);
+    assert_int_equal(qf_gguf_name(L, "model.layers.0.self_attn.rotary_emb.inv_freq", b, sizeof b), 0);
+    /* llama has no q/k norms in llama.cpp: refused, never written where llama.cpp would not read them */
+    assert_int_equal(qf_gguf_name(L, "model.layers.0.self_attn.q_norm.weight", b, sizeof b), -1);
+    assert_int_equal(qf_gguf_name(L, "model.layers.0.block_sparse_moe.gate.weight", b, sizeof b), -1);
+    assert_int_equal(qf_gguf_hf_name(L, "blk.3.ffn_norm.weight", b, sizeof b), 0);
     assert_string_equal(b, "model.layers.3.post_attention_layernorm.weight");
-    assert_int_equal(qf_gguf_llama_hf_name("output_norm.weight", b, sizeof b), 0);
+    assert_int_equal(qf_gguf_hf_name(L, "output_norm.weight", b, sizeof b), 0);
     assert_string_equal(b, "model.norm.weight");
-    assert_int_equal(qf_gguf_llama_hf_name("blk.3.unknown.weight", b, sizeof b), -1);
+    assert_int_equal(qf_gguf_hf_name(L, "blk.3.unknown.weight", b, sizeof b), -1);
     /* convert_hf_to_gguf.py: W.reshape(n_head, 2, rows/n_head/2, cols).swapaxes(1, 2): with 2
      * heads of 4 rows, HF rows [0 1 2 3 | 4 5 6 7] become [0 2 1 3 | 4 6 5 7] */
     int32_t src[8] = {0, 1, 2, 3, 4, 5, 6, 7}, dst[8], back[8];
@@ -281,6 +285,94 @@ static void test_llama_mapping(void **state)
     int32_t s8[8] = {0, 1, 2, 3, 4, 5, 6, 7}, d8[8], w8[8] = {0, 4, 1, 5, 2, 6, 3, 7};
     qf_gguf_permute_rows(s8, d8, 8, 4, 1, 0);
     assert_memory_equal(d8, w8, sizeof w8);
+}
+
+/* qwen3: q/k norms, no biases; qwen2: q/k/v biases only; neither permutes q/k rows (NEOX RoPE);
+ * mistral is llama; unmapped families are refused naming config.json and what is mapped */
+static void test_qwen_mapping(void **state)
+{
+    (void)state;
+    char b[128];
+    const qf_gguf_arch *q3 = qf_gguf_arch_for("qwen3"), *q2 = qf_gguf_arch_for("qwen2");
+    assert_non_null(q3), assert_non_null(q2);
+    assert_string_equal(q3->name, "qwen3"), assert_string_equal(q2->name, "qwen2");
+    assert_false(q3->permute_qk), assert_false(q2->permute_qk);
+    assert_true(qf_gguf_arch_for("llama")->permute_qk);
+    assert_string_equal(qf_gguf_arch_for("mistral")->name, "llama");
+    assert_ptr_equal(qf_gguf_arch_named("qwen3"), q3);
+    assert_ptr_equal(qf_gguf_arch_named("llama"), qf_gguf_arch_for("llama"));
+    assert_null(qf_gguf_arch_for("qwen3_moe"));
+    assert_int_equal(qf_gguf_name(q3, "model.layers.2.self_attn.q_norm.weight", b, sizeof b), 1);
+    assert_string_equal(b, "blk.2.attn_q_norm.weight");
+    assert_int_equal(qf_gguf_name(q3, "model.layers.2.self_attn.k_norm.weight", b, sizeof b), 1);
+    assert_string_equal(b, "blk.2.attn_k_norm.weight");
+    assert_int_equal(qf_gguf_name(q3, "model.layers.0.self_attn.q_proj.bias", b, sizeof b), -1);
+    assert_int_equal(qf_gguf_hf_name(q3, "blk.1.attn_k_norm.weight", b, sizeof b), 0);
+    assert_string_equal(b, "model.layers.1.self_attn.k_norm.weight");
+    assert_int_equal(qf_gguf_name(q2, "model.layers.0.self_attn.v_proj.bias", b, sizeof b), 1);
+    assert_string_equal(b, "blk.0.attn_v.bias");
+    assert_int_equal(qf_gguf_name(q2, "model.layers.0.self_attn.o_proj.bias", b, sizeof b), -1);
+    assert_int_equal(qf_gguf_name(q2, "model.layers.0.self_attn.q_norm.weight", b, sizeof b), -1);
+    char list[128];
+    qf_gguf_arch_list(list, sizeof list, 0);
+    assert_string_equal(list, "llama, mistral, qwen2, qwen3");
+    qf_gguf_arch_list(list, sizeof list, 1);
+    assert_string_equal(list, "llama, qwen2, qwen3");
+
+    qf_model_config cfg;
+    qf_error err;
+    const qf_gguf_arch *a;
+    if (qf_config_load("tests/data/tiny-tied/config.json", &cfg, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(qf_gguf_arch_of("tests/data/tiny-tied/config.json", &cfg, &a, &err), QF_OK);
+    assert_ptr_equal(a, q3);
+    qf_gguf_writer *w = qf_gguf_writer_new();
+    assert_int_equal(qf_gguf_metadata(w, a, &cfg, "tiny-tied", 7, &err), QF_OK);
+    char *path = tmp_path("qwen3.gguf");
+    uint64_t size;
+    qf_hash128 fh, th[1];
+    assert_int_equal(qf_gguf_writer_open(w, path, &err), QF_OK);
+    assert_int_equal(qf_gguf_writer_close(w, &size, &fh, th, &err), QF_OK);
+    qf_gguf_writer_free(w);
+    qf_gguf *g;
+    assert_int_equal(qf_gguf_open(path, &g, &err), QF_OK);
+    assert_string_equal(qf_gguf_get_str(g, "general.architecture"), "qwen3");
+    int64_t v;
+    assert_int_equal(qf_gguf_get_int(g, "qwen3.block_count", &v), 0), assert_int_equal(v, 3);
+    assert_int_equal(qf_gguf_get_int(g, "qwen3.attention.head_count_kv", &v), 0), assert_int_equal(v, 2);
+    assert_int_equal(qf_gguf_get_int(g, "qwen3.attention.key_length", &v), 0), assert_int_equal(v, 64);
+    assert_int_equal(qf_gguf_get_int(g, "llama.block_count", &v), -1);
+    qf_gguf_free(g);
+    unlink(path);
+    free(path);
+    /* the same config as qwen3_moe / with yarn: refused, naming the file and what is mapped */
+    snprintf(cfg.model_type, sizeof cfg.model_type, "qwen3_moe");
+    assert_int_equal(qf_gguf_arch_of("x/config.json", &cfg, &a, &err), QF_ERR_UNSUPPORTED);
+    assert_null(a);
+    assert_string_equal(err.msg, "x/config.json: model_type 'qwen3_moe' has no GGUF mapping (GGUF output maps llama, "
+                                 "mistral, qwen2, qwen3)");
+    /* yarn: written for qwen (rope.scaling.*) only with what llama.cpp computes itself */
+    snprintf(cfg.model_type, sizeof cfg.model_type, "qwen3");
+    cfg.rope_type = QF_ROPE_YARN, cfg.rope_factor = 4.0f, cfg.rope_original_max_pos = 512;
+    cfg.rope_yarn_attn_factor = 0.1 * log(4.0) + 1.0, cfg.rope_yarn_beta_fast = 32, cfg.rope_yarn_beta_slow = 1;
+    cfg.rope_yarn_truncate = 1;
+    assert_int_equal(qf_gguf_arch_of("x/config.json", &cfg, &a, &err), QF_OK);
+    cfg.rope_yarn_attn_factor = 1.0; /* an explicit attention_factor llama.cpp would not apply */
+    assert_int_equal(qf_gguf_arch_of("x/config.json", &cfg, &a, &err), QF_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "x/config.json: rope yarn factor 4 / attention_factor 1"));
+    cfg.rope_yarn_attn_factor = 0.1 * log(4.0) + 1.0, cfg.rope_yarn_beta_fast = 16;
+    assert_int_equal(qf_gguf_arch_of("x/config.json", &cfg, &a, &err), QF_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "beta_fast 16"));
+    cfg.rope_yarn_beta_fast = 32;
+    snprintf(cfg.model_type, sizeof cfg.model_type, "llama");
+    cfg.qk_norm = 0;
+    assert_int_equal(qf_gguf_arch_of("x/config.json", &cfg, &a, &err), QF_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "x/config.json: rope type yarn is not mapped to llama.cpp's llama keys"));
+    snprintf(cfg.model_type, sizeof cfg.model_type, "qwen3");
+    cfg.qk_norm = 1;
+    cfg.rope_type = QF_ROPE_DEFAULT, cfg.qk_norm = 0;
+    assert_int_equal(qf_gguf_arch_of("x/config.json", &cfg, &a, &err), QF_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "lacks q/k norms"));
+    qf_config_free(&cfg);
 }
 
 static void test_load_checkpoint(void **state)
@@ -415,7 +507,9 @@ static void test_tiny_llama_metadata(void **state)
     qf_error err;
     if (qf_config_load("tests/data/tiny-llama/config.json", &cfg, &err)) fail_msg("%s", err.msg);
     qf_gguf_writer *w = qf_gguf_writer_new();
-    assert_int_equal(qf_gguf_llama_metadata(w, &cfg, "tiny-llama", 1, &err), QF_OK);
+    const qf_gguf_arch *a;
+    assert_int_equal(qf_gguf_arch_of("tests/data/tiny-llama/config.json", &cfg, &a, &err), QF_OK);
+    assert_int_equal(qf_gguf_metadata(w, a, &cfg, "tiny-llama", 1, &err), QF_OK);
     if (qf_gguf_tokenizer(w, "tests/data/tiny-llama", &cfg, &err)) fail_msg("%s", err.msg);
     char *path = tmp_path("meta.gguf");
     uint64_t size;
@@ -558,6 +652,7 @@ int main(void)
         cmocka_unit_test(test_types),           cmocka_unit_test(test_q8_0_and_q4_0_by_hand),
         cmocka_unit_test(test_q4_k_by_hand),    cmocka_unit_test(test_quantizer_bounds),
         cmocka_unit_test(test_round_trip),      cmocka_unit_test(test_llama_mapping),
+        cmocka_unit_test(test_qwen_mapping),
         cmocka_unit_test(test_load_checkpoint), cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_pre_tokenizer),   cmocka_unit_test(test_add_special),
         cmocka_unit_test(test_size_label),      cmocka_unit_test(test_tiny_llama_metadata),

@@ -3,8 +3,9 @@
  *
  * The story: open the checkpoint and config.json; name every tensor as llama.cpp does and pick
  * its ggml type (1-D tensors F32; 2-D weights TYPE when their rows fit its block, else Q8_0,
- * else F16); declare metadata (general.*, llama.*, tokenizer.ggml.*) and tensors; then per
- * tensor: rows to float, q_proj / k_proj rows into llama.cpp's interleaved RoPE order, rows
+ * else F16); declare metadata (general.*, {arch}.*, tokenizer.ggml.*) and tensors; then per
+ * tensor: rows to float, q_proj / k_proj rows into llama.cpp's interleaved RoPE order where the
+ * architecture rotates pairs (llama; not qwen2 / qwen3, which rotate halves), rows
  * quantized in parallel, written and hashed; finally the side files, the card and the sealed
  * manifest (whose tensor entries list GGUF names, ggml types and data-span hashes).
  */
@@ -133,26 +134,29 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
     qf_model_config cfg;
     char *cpath = qf_path_join(o->src, "config.json");
     qf_status s = qf_config_load(cpath, &cfg, err);
-    free(cpath);
-    if (s) return s;
-    qf_checkpoint *ck = NULL;
-    s = qf_checkpoint_open(o->src, &ck, err);
-    if (s == QF_OK) {
-        cpath = qf_path_join(o->src, "config.json");
-        s = qf_config_check_shapes(cpath, &cfg, ck, err);
-        free(cpath);
-    }
     if (s) {
+        free(cpath);
+        return s;
+    }
+    /* 2a. the llama.cpp architecture (refuses what none of them can hold before anything is read) */
+    const qf_gguf_arch *arch = NULL;
+    s = qf_gguf_arch_of(cpath, &cfg, &arch, err);
+    qf_checkpoint *ck = NULL;
+    if (s == QF_OK) s = qf_checkpoint_open(o->src, &ck, err);
+    if (s == QF_OK) s = qf_config_check_shapes(cpath, &cfg, ck, err);
+    free(cpath);
+    if (s) {
+        qf_checkpoint_free(ck);
         qf_config_free(&cfg);
         return s;
     }
     for (int i = 0; i < ck->n_tensors; i++) st->bytes_in += ck->tensors[i].nbytes;
 
-    /* 2. metadata (refuses what llama.cpp's llama architecture cannot hold), then names, types, order */
+    /* 2b. metadata, then names, types, order */
     qf_gguf_writer *w = qf_gguf_writer_new();
     if (!w) s = qf_fail(err, QF_ERR_NOMEM, "out of memory");
     char *abs = realpath(o->src, NULL);
-    if (s == QF_OK) s = qf_gguf_llama_metadata(w, &cfg, qf_path_base(abs ? abs : o->src), qf_file_type(want), err);
+    if (s == QF_OK) s = qf_gguf_metadata(w, arch, &cfg, qf_path_base(abs ? abs : o->src), qf_file_type(want), err);
     free(abs);
     if (s == QF_OK) s = qf_gguf_tokenizer(w, o->src, &cfg, err);
     qf_gguf_item *items = calloc((size_t)ck->n_tensors + 2, sizeof *items);
@@ -162,10 +166,11 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
     for (int i = 0; s == QF_OK && i < ck->n_tensors; i++) {
         const qf_tensor *t = &ck->tensors[i];
         qf_gguf_item *it = &items[n];
-        int r = qf_gguf_llama_name(t->name, it->name, sizeof it->name);
+        int r = qf_gguf_name(arch, t->name, it->name, sizeof it->name);
         if (r == 0) continue;
         if (r < 0 || t->ndim < 1 || t->ndim > 2) {
-            s = qf_fail(err, QF_ERR_UNSUPPORTED, "%s: tensor '%s' has no llama.cpp counterpart", ck->dir, t->name);
+            s = qf_fail(err, QF_ERR_UNSUPPORTED, "%s: tensor '%s' has no counterpart in llama.cpp's %s architecture",
+                        ck->dir, t->name, arch->name);
             break;
         }
         it->src = i;
@@ -173,8 +178,8 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
         it->shape[0] = t->shape[0];
         it->shape[1] = t->ndim == 2 ? t->shape[1] : 0;
         it->type = t->ndim == 1 ? QF_GGML_F32 : qf_gguf_pick(want, t->shape[1]);
-        if (strstr(it->name, ".attn_q.")) it->permute_heads = cfg.n_heads;
-        if (strstr(it->name, ".attn_k.")) it->permute_heads = cfg.n_kv_heads;
+        if (arch->permute_qk && strstr(it->name, ".attn_q.")) it->permute_heads = cfg.n_heads;
+        if (arch->permute_qk && strstr(it->name, ".attn_k.")) it->permute_heads = cfg.n_kv_heads;
         if (it->permute_heads && t->shape[0] % (2 * it->permute_heads)) {
             s = qf_fail(err, QF_ERR_FORMAT, "%s: tensor '%s': %lld rows do not split into %d heads", ck->dir, t->name,
                         (long long)t->shape[0], it->permute_heads);

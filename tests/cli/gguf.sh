@@ -43,8 +43,39 @@ stderr_has "tokenizer.json: pre-tokenizer Split regex '\\p{N}{1,5}' is not one l
 no_output "$T/x" "no output after the pre-tokenizer refusal"
 expect_exit 2 "unknown ggml type" -- "$QFORGE" convert $M -o "$T/x" --layout gguf --scheme q3_k -q
 expect_exit 5 "MoE model refused" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/x" --layout gguf --scheme q8_0 -q
-stderr_has "model_type" "refusal names the model type"
+stderr_has "tiny-moe/config.json: model_type 'mixtral' has no GGUF mapping (GGUF output maps llama, mistral, qwen2, qwen3)" \
+    "refusal names config.json, the model type and what is mapped"
 no_output "$T/x" "no output after a refusal"
+# qwen2 with yarn (tiny-yarn): llama.cpp's rope.scaling keys; yarn on a llama config is refused
+expect_exit 0 "qwen2 yarn: convert" -- "$QFORGE" convert tests/data/tiny-yarn -o "$T/q2" --layout gguf --scheme q8_0 -q
+"$QFORGE" inspect "$T/q2" --json >"$T/insp.json" 2>&1
+for kv in '"general.architecture":"qwen2"' '"qwen2.rope.scaling.type":"yarn"' '"qwen2.rope.scaling.factor":4' \
+    '"qwen2.rope.scaling.original_context_length":128'; do
+    grep -qF "$kv" "$T/insp.json" && ok "qwen2 metadata: $kv" || bad "qwen2 metadata: $kv missing"
+done
+mkdir -p "$T/lyarn" && cp -r $M/. "$T/lyarn/" && chmod -R u+w "$T/lyarn"
+sed 's/"rope_type": *"default"/"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 512/' \
+    $M/config.json >"$T/lyarn/config.json"
+expect_exit 5 "yarn on llama refused" -- "$QFORGE" convert "$T/lyarn" -o "$T/x" --layout gguf --scheme q8_0 -q
+stderr_has "lyarn/config.json: rope type yarn is not mapped to llama.cpp's llama keys" "yarn refusal names config.json"
+no_output "$T/x" "no output after the yarn refusal"
+# qwen3 (tiny-tied): llama.cpp's qwen3 architecture and keys, q/k norms, no output.weight (tied:
+# llama.cpp reuses token_embd), q/k rows as Hugging Face has them; read back under HF names
+expect_exit 0 "qwen3: convert" -- "$QFORGE" convert tests/data/tiny-tied -o "$T/q3" --layout gguf --scheme q8_0 -q
+expect_exit 0 "qwen3: verify" -- "$QFORGE" verify "$T/q3" -q
+"$QFORGE" inspect "$T/q3" --tensors >"$T/insp" 2>&1
+grep -q "architecture qwen3" "$T/insp" && ok "qwen3: architecture" || bad "qwen3: architecture"
+grep -q "blk.2.attn_k_norm.weight  *F32" "$T/insp" && ok "qwen3: attn_k_norm" || bad "qwen3: no attn_k_norm"
+grep -q "^ *output.weight" "$T/insp" && bad "qwen3: output.weight written for tied embeddings" || ok "qwen3: tied, no output.weight"
+"$QFORGE" inspect "$T/q3" --json >"$T/insp.json" 2>&1
+for kv in '"qwen3.block_count":3' '"qwen3.attention.head_count_kv":2' '"qwen3.attention.key_length":64' \
+    '"qwen3.context_length":2048'; do
+    grep -qF "$kv" "$T/insp.json" && ok "qwen3 metadata: $kv" || bad "qwen3 metadata: $kv missing"
+done
+expect_exit 0 "qwen3: read back" -- "$QFORGE" convert "$T/q3/model.gguf" --to safetensors -o "$T/q3back" -q
+"$QFORGE" inspect "$T/q3back" --tensors >"$T/insp" 2>&1
+grep -q "model.layers.0.self_attn.q_norm.weight  *F32  *\[64\]" "$T/insp" && ok "qwen3 read back: q_norm under its HF name" ||
+    bad "qwen3 read back names"
 # llama.cpp's llama architecture has no sliding window: a sliding model announces its window as
 # the context (where sliding and full attention agree); a full-attention one its own context
 expect_exit 0 "sliding-window model: convert" -- "$QFORGE" convert tests/data/tiny-swa -o "$T/swa" --layout gguf --scheme f16 -q

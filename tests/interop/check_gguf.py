@@ -1,9 +1,17 @@
 #!/usr/bin/env python3
 """check_gguf.py - qforge's GGUF output read by llama.cpp's own Python package (gguf-py).
 
-usage: check_gguf.py QFORGE_BINARY MODEL_DIR   (prints 'N passed, N failed' last)
+usage: check_gguf.py QFORGE_BINARY MODEL_DIR [MODEL_DIR...]   (prints 'N passed, N failed' last)
 
-For Q8_0 and Q4_0 (and Q4_K, whose rows mostly fall back to Q8_0 on tiny-llama):
+The first model is converted to Q8_0, Q4_0 and Q4_K (whose rows mostly fall back to Q8_0 on
+tiny-llama), each further one to Q8_0 and F16.  For each:
+  0. the architecture is the one llama.cpp's converter picks for config.json's model_type
+     (llama / mistral: llama; qwen2; qwen3), every tensor name is one gguf-py's own tables
+     (gguf.constants.MODEL_TENSORS[arch], TENSOR_NAMES) define for that architecture, each
+     shape is the source tensor's, tied embeddings give no output.weight (llama.cpp reuses
+     token_embd), and the {arch}.* key-values gguf-py's Keys name are there with config.json's
+     values (yarn RoPE, tiny-yarn: rope.scaling.type / factor / original_context_length, as
+     convert_hf_to_gguf.py's Qwen2Model writes them);
   1. qforge convert MODEL --layout gguf --scheme TYPE; gguf.GGUFReader loads model.gguf and
      finds the llama metadata, the tokenizer (tokens / token types / merges as tokenizer.json
      has them; pre gpt-2 for GPT-2's ByteLevel; add_bos / add_eos as gguf-py's SpecialVocab
@@ -16,7 +24,8 @@ For Q8_0 and Q4_0 (and Q4_K, whose rows mostly fall back to Q8_0 on tiny-llama):
      (qforge convert model.gguf --to safetensors gives qforge's dequantized F32 tensors in
      Hugging Face names and row order); attn_q / attn_k are compared after applying
      convert_hf_to_gguf.py's permutation (written here from its formula) to qforge's rows, so
-     the row order qforge writes is checked against llama.cpp's independently;
+     the row order qforge writes is checked against llama.cpp's independently (llama only:
+     qwen2 / qwen3 rows are written as Hugging Face has them, NEOX RoPE);
   3. the decoded weights are close to the source weights (NMSE bounds per type), which a wrong
      permutation or layout would break;
   4. qforge verify passes on the artifact.
@@ -40,7 +49,8 @@ from gguf import GGMLQuantizationType as T  # noqa: E402
 
 LAYER = {"attn_norm": "input_layernorm", "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj",
          "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj", "ffn_norm": "post_attention_layernorm",
-         "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj"}
+         "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
+         "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm"}
 GLOBAL = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
 
 
@@ -50,6 +60,25 @@ def hf_name(g):
         return GLOBAL[stem] + "." + suf
     _, n, part = stem.split(".", 2)
     return "model.layers.%s.%s.%s" % (n, LAYER[part], suf)
+
+
+# convert_hf_to_gguf.py's architecture per model_type (LlamaModel serves llama and mistral)
+ARCH = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3"}
+PERMUTED = {"llama"}  # LlamaModel.modify_tensors permutes q/k; Qwen2Model / Qwen3Model do not
+
+
+def arch_tensor_names(arch):
+    """gguf-py's name templates for arch ("blk.{bid}.attn_q", ...)."""
+    a = next(k for k, v in gguf.MODEL_ARCH_NAMES.items() if v == arch)
+    return {gguf.TENSOR_NAMES[t] for t in gguf.MODEL_TENSORS[a]}
+
+
+def template(name):
+    stem = name.rsplit(".", 1)[0]
+    parts = stem.split(".")
+    if parts[0] == "blk":
+        parts[1] = "{bid}"
+    return ".".join(parts)
 
 
 def permute(w, n_head):
@@ -90,12 +119,48 @@ def check_model(rep, qforge, model, qtype, tmp):
     r = gguf.GGUFReader(path)
     cfg = json.load(open(os.path.join(model, "config.json")))
     tok = json.load(open(os.path.join(model, "tokenizer.json")))
-    rep.check(field(r, "general.architecture") == "llama", "%s: architecture llama" % qtype)
-    for key, want in (("llama.block_count", cfg["num_hidden_layers"]), ("llama.embedding_length", cfg["hidden_size"]),
-                      ("llama.attention.head_count", cfg["num_attention_heads"]),
-                      ("llama.attention.head_count_kv", cfg["num_key_value_heads"]),
-                      ("llama.feed_forward_length", cfg["intermediate_size"]), ("llama.vocab_size", cfg["vocab_size"])):
-        rep.check(field(r, key) == want, "%s: %s" % (qtype, key), "%s != %s" % (field(r, key), want))
+    arch = ARCH[cfg["model_type"]]
+    rep.check(field(r, "general.architecture") == arch, "%s: architecture %s" % (qtype, arch),
+              str(field(r, "general.architecture")))
+    rope = cfg.get("rope_parameters") or cfg
+    for key, want in ((gguf.Keys.LLM.BLOCK_COUNT, cfg["num_hidden_layers"]),
+                      (gguf.Keys.LLM.EMBEDDING_LENGTH, cfg["hidden_size"]),
+                      (gguf.Keys.LLM.CONTEXT_LENGTH, cfg["max_position_embeddings"]),
+                      (gguf.Keys.Attention.HEAD_COUNT, cfg["num_attention_heads"]),
+                      (gguf.Keys.Attention.HEAD_COUNT_KV, cfg["num_key_value_heads"]),
+                      (gguf.Keys.LLM.FEED_FORWARD_LENGTH, cfg["intermediate_size"]),
+                      (gguf.Keys.LLM.VOCAB_SIZE, cfg["vocab_size"]),
+                      (gguf.Keys.Rope.FREQ_BASE, float(rope["rope_theta"])),
+                      (gguf.Keys.Attention.LAYERNORM_RMS_EPS, float(np.float32(cfg["rms_norm_eps"])))):
+        key = key.format(arch=arch)
+        got = field(r, key)
+        rep.check(got is not None and (got == want if isinstance(want, int) else np.isclose(got, want, rtol=1e-6)),
+                  "%s: %s" % (qtype, key), "%s != %s" % (got, want))
+    if rope.get("rope_type") == "yarn":
+        for key, want in ((gguf.Keys.Rope.SCALING_TYPE, "yarn"), (gguf.Keys.Rope.SCALING_FACTOR, float(rope["factor"])),
+                          (gguf.Keys.Rope.SCALING_ORIG_CTX_LEN, rope["original_max_position_embeddings"])):
+            key = key.format(arch=arch)
+            rep.check(field(r, key) == want, "%s: %s" % (qtype, key), "%s != %s" % (field(r, key), want))
+    else:
+        rep.check(field(r, gguf.Keys.Rope.SCALING_TYPE.format(arch=arch)) is None, "%s: no rope scaling keys" % qtype)
+    known = arch_tensor_names(arch)
+    bad = sorted(t.name for t in r.tensors if template(t.name) not in known)
+    rep.check(not bad, "%s: every tensor name is in gguf-py's MODEL_TENSORS[%s]" % (qtype, arch), ", ".join(bad[:5]))
+    src_shapes = {k: v.shape for k, v in load_dir(model)[0].items()}
+    names = {t.name for t in r.tensors}
+    rep.check(("output.weight" in names) == ("lm_head.weight" in src_shapes),
+              "%s: output.weight written exactly when the source has lm_head (tied: llama.cpp reuses token_embd)" % qtype)
+    want_names = {"token_embd.weight", "output_norm.weight"} | {
+        "blk.%d.%s.weight" % (i, p) for i in range(cfg["num_hidden_layers"])
+        for p in ("attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down")}
+    if arch == "qwen3":
+        want_names |= {"blk.%d.%s.weight" % (i, p) for i in range(cfg["num_hidden_layers"]) for p in ("attn_q_norm", "attn_k_norm")}
+    if arch == "qwen2":
+        want_names |= {"blk.%d.%s.bias" % (i, p) for i in range(cfg["num_hidden_layers"]) for p in ("attn_q", "attn_k", "attn_v")}
+    missing = sorted(want_names - names)
+    rep.check(not missing, "%s: the tensors llama.cpp's %s graph loads are all there" % (qtype, arch), ", ".join(missing[:5]))
+    wrong = sorted(t.name for t in r.tensors if tuple(int(x) for x in reversed(t.shape)) != tuple(src_shapes.get(hf_name(t.name), ())))
+    rep.check(not wrong, "%s: every tensor has its source tensor's shape" % qtype, ", ".join(wrong[:5]))
     tokens, types, merges = field(r, "tokenizer.ggml.tokens"), field(r, "tokenizer.ggml.token_type"), field(r, "tokenizer.ggml.merges")
     vocab = tok["model"]["vocab"]
     rep.check(field(r, "tokenizer.ggml.model") == "gpt2", "%s: tokenizer model gpt2" % qtype)
@@ -120,7 +185,7 @@ def check_model(rep, qforge, model, qtype, tmp):
     rep.check(field(r, "general.size_label") == gguf.size_label(n_params, n_params, 0, 0),
               "%s: general.size_label as gguf-py computes it" % qtype,
               "%s vs %s" % (field(r, "general.size_label"), gguf.size_label(n_params, n_params, 0, 0)))
-    for key in ("llama.attention.key_length", "llama.attention.value_length"):
+    for key in ("%s.attention.key_length" % arch, "%s.attention.value_length" % arch):
         rep.check(field(r, key) == cfg.get("head_dim"), "%s: %s" % (qtype, key), "%s" % field(r, key))
     sv = gguf.SpecialVocab(model, load_merges=False)
     for typ in ("bos", "eos"):
@@ -134,7 +199,7 @@ def check_model(rep, qforge, model, qtype, tmp):
         return
     mine, _, _ = load_dir(deq)
     src, _, _ = load_dir(model)
-    heads = {"attn_q": cfg["num_attention_heads"], "attn_k": cfg["num_key_value_heads"]}
+    heads = {"attn_q": cfg["num_attention_heads"], "attn_k": cfg["num_key_value_heads"]} if arch in PERMUTED else {}
     n_exact = 0
     worst = {}
     for t in r.tensors:
@@ -156,12 +221,12 @@ def check_model(rep, qforge, model, qtype, tmp):
             rep.check(n_bytes_same, "%s: %s bytes equal gguf-py's reference %s quantizer" % (qtype, t.name, t.tensor_type.name))
         nmse = float(np.sum((q - s) ** 2) / max(np.sum(s ** 2), 1e-30))
         worst[t.tensor_type.name] = max(worst.get(t.tensor_type.name, 0.0), nmse)
-    bound = {"F32": 0.0, "Q8_0": 1e-4, "Q4_0": 2e-2, "Q4_K": 2e-2}
+    bound = {"F32": 0.0, "F16": 1e-6, "Q8_0": 1e-4, "Q4_0": 2e-2, "Q4_K": 2e-2}
     for tn, v in sorted(worst.items()):
         rep.check(v <= bound.get(tn, 1.0), "%s: %s tensors within NMSE %g of the source" % (qtype, tn, bound.get(tn, 1.0)),
                   "worst %g" % v)
-    rep.note("%s: %d tensors, %d decode bit-identically; worst NMSE vs source %s" % (
-        qtype, len(r.tensors), n_exact, ", ".join("%s %.2e" % kv for kv in sorted(worst.items()))))
+    rep.note("%s %s: %d tensors, %d decode bit-identically; worst NMSE vs source %s" % (
+        arch, qtype, len(r.tensors), n_exact, ", ".join("%s %.2e" % kv for kv in sorted(worst.items()))))
     rc, log = run([qforge, "verify", out, "-q"])
     rep.check(rc == 0, "%s: qforge verify" % qtype, log.strip()[-300:])
 
@@ -222,13 +287,15 @@ def check_foreign(rep, qforge, tmp):
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) < 3:
         sys.exit(__doc__)
-    qforge, model = sys.argv[1], sys.argv[2]
+    qforge, models = sys.argv[1], sys.argv[2:]
     rep = Report("gguf")
     with tempfile.TemporaryDirectory() as tmp:
-        for qtype in ("q8_0", "q4_0", "q4_k"):
-            check_model(rep, qforge, model, qtype, tmp)
+        for i, model in enumerate(models):
+            for qtype in ("q8_0", "q4_0", "q4_k") if i == 0 else ("q8_0", "f16"):
+                os.makedirs(os.path.join(tmp, str(i)), exist_ok=True)
+                check_model(rep, qforge, model, qtype, os.path.join(tmp, str(i)))
         check_foreign(rep, qforge, tmp)
     return rep.finish()
 

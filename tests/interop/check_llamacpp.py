@@ -3,7 +3,10 @@
 
 usage: check_llamacpp.py QFORGE_BINARY ROOT [WINDOWS]   (prints 'N passed, N failed' last)
 
-On ROOT/tests/data/tiny-llama converted by `qforge convert --layout gguf --scheme f16`:
+On ROOT/tests/data/tiny-llama (llama), tiny-tied (qwen3: q/k norms, tied embeddings, NEOX RoPE)
+and tiny-yarn (qwen2: q/k/v biases, YaRN factor 4 over an original context of 128, so the 512
+windows below run in YaRN's scaled range), each converted by `qforge convert --layout gguf
+--scheme f16` (the three share one tokenizer):
   1. llama.cpp loads the file (vocab only) and tokenizes ROOT/tests/data/eval.txt with no BOS and
      no special-token parsing; the ids equal ROOT/tests/data/eval.tokens.i32 (Hugging Face
      tokenizers' encode(text, add_special_tokens=False); tests/test_tokenizer.c) id for id.
@@ -73,42 +76,48 @@ def llamacpp_ppl(gguf, ids, windows):
     return float(np.exp(nll / n)), n
 
 
+def check_one(rep, label, qforge, model, out, text, text_path, want, windows):
+    rc, _, err = run([qforge, "convert", model, "--layout", "gguf", "--scheme", "f16", "-o", out, "-q"])
+    if not rep.check(rc == 0, "%s: qforge convert --layout gguf --scheme f16" % label, err.strip()[-300:]):
+        return
+    gguf = os.path.join(out, "model.gguf")
+    check_tokens(rep, gguf, text, want)
+    t0 = time.time()
+    ppl_l, scored = llamacpp_ppl(gguf, want, windows)
+    t_l = time.time() - t0
+    t0 = time.time()
+    rc, so, err = run([qforge, "validate", "--base", out, "--text", text_path, "--ctx", str(CTX), "--chunks",
+                       str(windows), "--json", "-q"])
+    t_q = time.time() - t0
+    if not rep.check(rc == 0, "%s: qforge validate on the GGUF" % label, err.strip()[-300:]):
+        return
+    v = json.loads(so)
+    ppl_q = v["ppl"]
+    rep.check(v.get("scored_tokens") == scored, "%s: same scored tokens" % label,
+              "%s vs %d" % (v.get("scored_tokens"), scored))
+    rel = ppl_l / ppl_q - 1
+    rep.check(abs(rel) <= PPL_TOL, "%s: perplexity equals qforge validate's within %.1f %%" % (label, 100 * PPL_TOL),
+              "llama.cpp %.6f, qforge %.6f" % (ppl_l, ppl_q))
+    rep.note("%s: PPL over %d windows (%d scored tokens): llama.cpp %.6f (%.1f s), qforge validate %.6f (%.1f s), "
+             "difference %+.4f %%" % (label, windows, scored, ppl_l, t_l, ppl_q, t_q, 100 * rel))
+
+
 def main():
     if len(sys.argv) not in (3, 4):
         sys.exit(__doc__)
     qforge, root = os.path.abspath(sys.argv[1]), sys.argv[2]
     windows = int(sys.argv[3]) if len(sys.argv) == 4 else 8
-    model = os.path.join(root, "tests/data/tiny-llama")
     text_path = os.path.join(root, "tests/data/eval.txt")
     want = np.fromfile(os.path.join(root, "tests/data/eval.tokens.i32"), dtype="<i4")
     text = open(text_path, "rb").read()  # llama_tokenize takes UTF-8 bytes
     rep = Report("llama.cpp")
     rep.note("llama-cpp-python %s" % llama_cpp.__version__)
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "gguf-f16")
-        rc, _, err = run([qforge, "convert", model, "--layout", "gguf", "--scheme", "f16", "-o", out, "-q"])
-        if not rep.check(rc == 0, "qforge convert --layout gguf --scheme f16", err.strip()[-300:]):
-            return rep.finish()
-        gguf = os.path.join(out, "model.gguf")
-        check_tokens(rep, gguf, text, want)
-
-        t0 = time.time()
-        ppl_l, scored = llamacpp_ppl(gguf, want, windows)
-        t_l = time.time() - t0
-        t0 = time.time()
-        rc, so, err = run([qforge, "validate", "--base", out, "--text", text_path, "--ctx", str(CTX), "--chunks",
-                           str(windows), "--json", "-q"])
-        t_q = time.time() - t0
-        if not rep.check(rc == 0, "qforge validate on the GGUF", err.strip()[-300:]):
-            return rep.finish()
-        v = json.loads(so)
-        ppl_q = v["ppl"]
-        rep.check(v.get("scored_tokens") == scored, "same scored tokens", "%s vs %d" % (v.get("scored_tokens"), scored))
-        rel = ppl_l / ppl_q - 1
-        rep.check(abs(rel) <= PPL_TOL, "perplexity equals qforge validate's within %.1f %%" % (100 * PPL_TOL),
-                  "llama.cpp %.6f, qforge %.6f" % (ppl_l, ppl_q))
-        rep.note("PPL over %d windows (%d scored tokens): llama.cpp %.6f (%.1f s), qforge validate %.6f (%.1f s), "
-                 "difference %+.4f %%" % (windows, scored, ppl_l, t_l, ppl_q, t_q, 100 * rel))
+        data = os.path.join(root, "tests/data")
+        models = (("llama", os.path.join(data, "tiny-llama")), ("qwen3", os.path.join(data, "tiny-tied")),
+                  ("qwen2 yarn", os.path.join(data, "tiny-yarn")))
+        for label, model in models:
+            check_one(rep, label, qforge, model, os.path.join(tmp, label), text, text_path, want, windows)
     return rep.finish()
 
 

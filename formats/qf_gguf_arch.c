@@ -1,0 +1,272 @@
+/* qf_gguf_arch.c - the architectures GGUF output maps, one table row each: Hugging Face <->
+ * GGUF tensor names, whether q/k rows are interleaved, and the {arch}.* metadata llama.cpp's
+ * converter (convert_hf_to_gguf.py) writes for them (see qf_gguf.h). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qf_gguf.h"
+
+/* model_type -> llama.cpp architecture.  llama.cpp rotates llama's q/k as interleaved pairs
+ * (LLAMA_ROPE_TYPE_NORM): its converter permutes the rows of q_proj / k_proj.  Qwen2 and Qwen3
+ * rotate halves as Hugging Face does (NEOX): rows stay.  Qwen3 adds per-head q/k RMSNorm and
+ * has no biases in llama.cpp; Qwen2 has q/k/v biases; llama.cpp's llama takes a bias on any
+ * projection (each optional).  yarn: the converter's Qwen2Model (and Qwen3Model, its subclass)
+ * writes YaRN as rope.scaling.type / factor / original_context_length. */
+static const qf_gguf_arch qf_gguf_archs[] = {
+    {"llama", "llama", 1, 0, QF_GGUF_BIAS_ANY, 0},
+    {"mistral", "llama", 1, 0, QF_GGUF_BIAS_ANY, 0},
+    {"qwen2", "qwen2", 0, 0, QF_GGUF_BIAS_QKV, 1},
+    {"qwen3", "qwen3", 0, 1, QF_GGUF_BIAS_NONE, 1},
+};
+#define QF_N_ARCHS (sizeof qf_gguf_archs / sizeof *qf_gguf_archs)
+
+const qf_gguf_arch *qf_gguf_arch_for(const char *model_type)
+{
+    for (size_t i = 0; i < QF_N_ARCHS; i++)
+        if (strcmp(qf_gguf_archs[i].model_type, model_type) == 0) return &qf_gguf_archs[i];
+    return NULL;
+}
+
+const qf_gguf_arch *qf_gguf_arch_named(const char *arch)
+{
+    for (size_t i = 0; arch && i < QF_N_ARCHS; i++)
+        if (strcmp(qf_gguf_archs[i].name, arch) == 0) return &qf_gguf_archs[i];
+    return NULL;
+}
+
+void qf_gguf_arch_list(char *buf, size_t len, int names)
+{
+    size_t at = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < QF_N_ARCHS && at < len; i++) {
+        if (names && qf_gguf_arch_named(qf_gguf_archs[i].name) != &qf_gguf_archs[i]) continue; /* said already */
+        at += (size_t)snprintf(buf + at, len - at, "%s%s", at ? ", " : "",
+                               names ? qf_gguf_archs[i].name : qf_gguf_archs[i].model_type);
+    }
+}
+
+/* ---- tensor names ----------------------------------------------------------------------------- */
+
+static const struct {
+    const char *hf, *gg;
+    int qk_norm; /* only in architectures with q/k norm */
+} qf_layer_names[] = {
+    {"input_layernorm", "attn_norm", 0},        {"self_attn.q_proj", "attn_q", 0},
+    {"self_attn.k_proj", "attn_k", 0},          {"self_attn.v_proj", "attn_v", 0},
+    {"self_attn.o_proj", "attn_output", 0},     {"self_attn.q_norm", "attn_q_norm", 1},
+    {"self_attn.k_norm", "attn_k_norm", 1},     {"post_attention_layernorm", "ffn_norm", 0},
+    {"mlp.gate_proj", "ffn_gate", 0},           {"mlp.up_proj", "ffn_up", 0},
+    {"mlp.down_proj", "ffn_down", 0},
+};
+static const struct {
+    const char *hf, *gg;
+} qf_global_names[] = {
+    {"model.embed_tokens", "token_embd"},
+    {"model.norm", "output_norm"},
+    {"lm_head", "output"},
+};
+#define QF_N_LAYER_NAMES (sizeof qf_layer_names / sizeof *qf_layer_names)
+#define QF_N_GLOBAL_NAMES (sizeof qf_global_names / sizeof *qf_global_names)
+
+/* "stem.weight" / "stem.bias" -> stem length and the suffix, or -1. */
+static int qf_split_param(const char *name, size_t *stem, const char **suffix)
+{
+    size_t l = strlen(name);
+    if (l > 7 && strcmp(name + l - 7, ".weight") == 0) *stem = l - 7, *suffix = "weight";
+    else if (l > 5 && strcmp(name + l - 5, ".bias") == 0) *stem = l - 5, *suffix = "bias";
+    else return -1;
+    return 0;
+}
+
+/* A layer tensor exists in a's llama.cpp graph: q/k norms only where a has them, biases only
+ * where a loads them (llama.cpp would not read a qwen3 bias, and compute another model). */
+static int qf_layer_ok(const qf_gguf_arch *a, size_t i, const char *suf)
+{
+    if (qf_layer_names[i].qk_norm && !a->qk_norm) return 0;
+    if (strcmp(suf, "bias") != 0 || a->biases == QF_GGUF_BIAS_ANY) return 1;
+    const char *g = qf_layer_names[i].gg;
+    return a->biases == QF_GGUF_BIAS_QKV && (!strcmp(g, "attn_q") || !strcmp(g, "attn_k") || !strcmp(g, "attn_v"));
+}
+
+int qf_gguf_name(const qf_gguf_arch *a, const char *hf, char *out, size_t len)
+{
+    if (strstr(hf, "rotary_emb.inv_freq")) return 0;
+    size_t stem;
+    const char *suf;
+    if (qf_split_param(hf, &stem, &suf)) return -1;
+    for (size_t i = 0; i < QF_N_GLOBAL_NAMES; i++)
+        if (strlen(qf_global_names[i].hf) == stem && strncmp(hf, qf_global_names[i].hf, stem) == 0 &&
+            strcmp(suf, "weight") == 0) {
+            snprintf(out, len, "%s.%s", qf_global_names[i].gg, suf);
+            return 1;
+        }
+    int layer, n = 0;
+    if (sscanf(hf, "model.layers.%d.%n", &layer, &n) != 1 || n == 0 || layer < 0) return -1;
+    const char *rest = hf + n;
+    size_t rl = stem - (size_t)n;
+    for (size_t i = 0; i < QF_N_LAYER_NAMES; i++)
+        if (strlen(qf_layer_names[i].hf) == rl && strncmp(rest, qf_layer_names[i].hf, rl) == 0) {
+            if (!qf_layer_ok(a, i, suf)) return -1;
+            snprintf(out, len, "blk.%d.%s.%s", layer, qf_layer_names[i].gg, suf);
+            return 1;
+        }
+    return -1;
+}
+
+int qf_gguf_hf_name(const qf_gguf_arch *a, const char *gg, char *out, size_t len)
+{
+    size_t stem;
+    const char *suf;
+    if (qf_split_param(gg, &stem, &suf)) return -1;
+    for (size_t i = 0; i < QF_N_GLOBAL_NAMES; i++)
+        if (strlen(qf_global_names[i].gg) == stem && strncmp(gg, qf_global_names[i].gg, stem) == 0) {
+            snprintf(out, len, "%s.%s", qf_global_names[i].hf, suf);
+            return 0;
+        }
+    int layer, n = 0;
+    if (sscanf(gg, "blk.%d.%n", &layer, &n) != 1 || n == 0 || layer < 0) return -1;
+    const char *rest = gg + n;
+    size_t rl = stem - (size_t)n;
+    for (size_t i = 0; i < QF_N_LAYER_NAMES; i++)
+        if (strlen(qf_layer_names[i].gg) == rl && strncmp(rest, qf_layer_names[i].gg, rl) == 0) {
+            if (!qf_layer_ok(a, i, suf)) return -1;
+            snprintf(out, len, "model.layers.%d.%s.%s", layer, qf_layer_names[i].hf, suf);
+            return 0;
+        }
+    return -1;
+}
+
+/* ---- metadata --------------------------------------------------------------------------------- */
+
+qf_status qf_gguf_arch_of(const char *path, const qf_model_config *cfg, const qf_gguf_arch **out, qf_error *err)
+{
+    *out = qf_gguf_arch_for(cfg->model_type);
+    char list[128];
+    qf_gguf_arch_list(list, sizeof list, 0);
+    if (!*out)
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: model_type '%s' has no GGUF mapping (GGUF output maps %s)", path,
+                       cfg->model_type, list);
+    const qf_gguf_arch *a = *out;
+    *out = NULL;
+    if (cfg->n_experts)
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: model_type '%s' with %d experts: GGUF output maps dense models only",
+                       path, cfg->model_type, cfg->n_experts);
+    if (cfg->qk_norm != a->qk_norm)
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: model_type '%s' %s q/k norms; llama.cpp's %s architecture %s", path,
+                       cfg->model_type, cfg->qk_norm ? "has" : "lacks", a->name, a->qk_norm ? "needs them" : "has none");
+    if (cfg->attention_bias && a->biases == QF_GGUF_BIAS_NONE)
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: attention_bias is true; llama.cpp's %s architecture loads no q/k/v biases",
+                       path, a->name);
+    if (cfg->head_dim % 2 || cfg->n_heads <= 0 || cfg->n_kv_heads <= 0)
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: head_dim %d / %d heads cannot be laid out for GGUF", path,
+                       cfg->head_dim, cfg->n_heads);
+    /* Written below: default, linear, llama3 (rope_freqs) and, where the converter writes it,
+     * yarn.  Anything else would load in llama.cpp as plain RoPE and compute another model. */
+    if (cfg->rope_partial_factor != 1.0)
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: partial_rotary_factor is not mapped to llama.cpp's keys", path);
+    if (cfg->rope_type == QF_ROPE_YARN && !a->yarn)
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: rope type yarn is not mapped to llama.cpp's %s keys (GGUF maps yarn "
+                       "for qwen2, qwen3)", path, a->name);
+    /* llama.cpp keeps only factor and the original context in the file: it ramps between
+     * floor / ceil of the correction dimensions for betas 32 / 1 (transformers' truncate), and
+     * scales cos / sin by 0.1 ln(factor) + 1 (transformers' default attention_factor).  Any other
+     * value would run another model. */
+    if (cfg->rope_type == QF_ROPE_YARN) {
+        double want = 0.1 * log(cfg->rope_factor) + 1.0;
+        if (!(cfg->rope_factor >= 1.0f) || fabs(cfg->rope_yarn_attn_factor - want) > 1e-6 * want)
+            return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: rope yarn factor %g / attention_factor %g: llama.cpp computes "
+                           "0.1 ln(factor) + 1 and needs factor >= 1", path, cfg->rope_factor, cfg->rope_yarn_attn_factor);
+        if (cfg->rope_yarn_beta_fast != 32.0 || cfg->rope_yarn_beta_slow != 1.0 || !cfg->rope_yarn_truncate)
+            return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: rope yarn beta_fast %g / beta_slow %g / truncate %d: llama.cpp's "
+                           "keys hold 32 / 1 / true only", path, cfg->rope_yarn_beta_fast, cfg->rope_yarn_beta_slow,
+                           cfg->rope_yarn_truncate);
+    }
+    *out = a;
+    return QF_OK;
+}
+
+qf_status qf_gguf_metadata(qf_gguf_writer *w, const qf_gguf_arch *a, const qf_model_config *cfg, const char *name,
+                           int file_type, qf_error *err)
+{
+    char key[96];
+#define QF_KEY(k) (snprintf(key, sizeof key, "%s." k, a->name), key)
+    qf_gguf_kv_str(w, "general.architecture", a->name);
+    qf_gguf_kv_str(w, "general.type", "model"); /* not an adapter or a vision projector */
+    qf_gguf_kv_str(w, "general.name", name);
+    qf_gguf_kv_u32(w, "general.file_type", (uint32_t)file_type);
+    qf_gguf_kv_u32(w, "general.quantization_version", 2);
+    qf_gguf_kv_u32(w, QF_KEY("vocab_size"), (uint32_t)cfg->vocab_size);
+    /* None of the mapped architectures slides its window in llama.cpp.  Within the window sliding
+     * and full attention are the same computation, so a model whose layers slide (Mistral v0.1,
+     * tiny-swa) announces the smallest window as its context: llama.cpp then warns before running
+     * longer contexts instead of silently attending further than the model was made to. */
+    int64_t ctx = cfg->max_position_embeddings > 0 ? cfg->max_position_embeddings : 2048;
+    int *win = calloc((size_t)(cfg->n_layers > 0 ? cfg->n_layers : 1), sizeof *win);
+    if (!win) return qf_fail(err, QF_ERR_NOMEM, "out of memory");
+    qf_status ws = qf_config_attn_windows("config.json", cfg, win, err);
+    for (int l = 0; ws == QF_OK && l < cfg->n_layers; l++)
+        if (win[l] > 0 && win[l] < ctx) ctx = win[l];
+    free(win);
+    if (ws) return ws;
+    qf_gguf_kv_u32(w, QF_KEY("context_length"), (uint32_t)ctx);
+    qf_gguf_kv_u32(w, QF_KEY("embedding_length"), (uint32_t)cfg->hidden_size);
+    qf_gguf_kv_u32(w, QF_KEY("block_count"), (uint32_t)cfg->n_layers);
+    qf_gguf_kv_u32(w, QF_KEY("feed_forward_length"), (uint32_t)cfg->intermediate_size);
+    qf_gguf_kv_u32(w, QF_KEY("rope.dimension_count"), (uint32_t)cfg->head_dim);
+    qf_gguf_kv_u32(w, QF_KEY("attention.head_count"), (uint32_t)cfg->n_heads);
+    qf_gguf_kv_u32(w, QF_KEY("attention.head_count_kv"), (uint32_t)cfg->n_kv_heads);
+    qf_gguf_kv_f32(w, QF_KEY("attention.layer_norm_rms_epsilon"), cfg->rms_norm_eps);
+    qf_gguf_kv_f32(w, QF_KEY("rope.freq_base"), (float)cfg->rope_theta);
+    /* llama.cpp's converter writes them whenever config.json names head_dim; they are needed
+     * when heads do not tile the hidden size */
+    if (json_object_get(cfg->json, "head_dim") || cfg->head_dim * cfg->n_heads != cfg->hidden_size) {
+        qf_gguf_kv_u32(w, QF_KEY("attention.key_length"), (uint32_t)cfg->head_dim);
+        qf_gguf_kv_u32(w, QF_KEY("attention.value_length"), (uint32_t)cfg->head_dim);
+    }
+    if (cfg->rope_type == QF_ROPE_LINEAR || cfg->rope_type == QF_ROPE_YARN) {
+        qf_gguf_kv_str(w, QF_KEY("rope.scaling.type"), cfg->rope_type == QF_ROPE_YARN ? "yarn" : "linear");
+        qf_gguf_kv_f32(w, QF_KEY("rope.scaling.factor"), cfg->rope_factor);
+    }
+    if (cfg->rope_type == QF_ROPE_YARN)
+        qf_gguf_kv_u32(w, QF_KEY("rope.scaling.original_context_length"), (uint32_t)cfg->rope_original_max_pos);
+#undef QF_KEY
+    return QF_OK;
+}
+
+void qf_gguf_size_label(uint64_t n_params, char *buf, size_t len)
+{
+    /* gguf-py's model_weight_count_rounded_notation: scale by a power of 1e-3 (multiplied, as
+     * there), then as many decimals as make two significant digits of the rounded value
+     * (rint is Python's round: half to even) */
+    static const struct {
+        double above, scale;
+        char suffix;
+    } steps[] = {{1e12, 1e-12, 'T'}, {1e9, 1e-9, 'B'}, {1e6, 1e-6, 'M'}, {-1, 1e-3, 'K'}};
+    size_t i = 0;
+    while ((double)n_params <= steps[i].above) i++;
+    double x = (double)n_params * steps[i].scale;
+    int digits = 0;
+    for (double r = rint(x); r >= 1; r = floor(r / 10)) digits++;
+    snprintf(buf, len, "%.*f%c", digits < 2 ? 2 - digits : 0, x, steps[i].suffix);
+}
+
+int qf_gguf_llama_rope_freqs(const qf_model_config *cfg, float *out, int cap)
+{
+    if (cfg->rope_type != QF_ROPE_LLAMA3) return 0;
+    int n = cfg->head_dim / 2;
+    if (n > cap) return 0;
+    double old_len = cfg->rope_original_max_pos, lo = cfg->rope_low_freq_factor, hi = cfg->rope_high_freq_factor;
+    double lo_wave = old_len / lo, hi_wave = old_len / hi, factor = cfg->rope_factor;
+    for (int i = 0; i < n; i++) {
+        double freq = 1.0 / pow(cfg->rope_theta, (2.0 * i) / cfg->head_dim), wave = 2.0 * M_PI / freq;
+        if (wave < hi_wave) out[i] = 1.0f;
+        else if (wave > lo_wave) out[i] = (float)factor;
+        else {
+            double smooth = (old_len / wave - lo) / (hi - lo);
+            out[i] = (float)(1.0 / ((1.0 - smooth) / factor + smooth));
+        }
+    }
+    return n;
+}

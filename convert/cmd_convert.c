@@ -74,6 +74,8 @@ static void qf_convert_help(void)
            "                        hadamard (randomized Hadamard), orthogonal (random, any size) or\n"
            "                        none (default). Makes the run calibrated (--method rtn included)\n"
            "  --rotate-seed N       the rotations' seed (default 0)\n"
+           "  --rotate-block N      rotate each N channels on their own (block-diagonal; N divides the\n"
+           "                        hidden size, e.g. 16 = nvfp4's group); default 0 = all channels\n"
            "  --layout NAME         compressed-tensors (default, vLLM / SGLang), modelopt (TensorRT-LLM,\n"
            "                        vLLM: hf_quant_config.json), gguf (llama.cpp: --scheme q8_0, q4_0,\n"
            "                        q4_k, f16 or bf16)\n"
@@ -230,6 +232,7 @@ int qf_cmd_convert(int argc, char **argv)
             o.calib.rotate = (qf_rotate_kind)k;
             i++;
         }
+        else if (!strcmp(a, "--rotate-block") && v) num = qf_cli_int(a, v, &o.calib.rotate_block, &err), i++;
         else if (!strcmp(a, "--rotate-seed") && v) {
             char *end;
             errno = 0;
@@ -298,9 +301,9 @@ int qf_cmd_convert(int argc, char **argv)
     if (o.calib.n_samples <= 0 || o.calib.seqlen < 2 || o.calib.gptq.block_size <= 0 || o.calib.gptq.percdamp < 0 ||
         o.calib.gptq.clip_search < 0 || o.calib.gptq.clip_search > 1000 || o.calib.gptq.refit < 0 ||
         o.calib.gptq.refit > 100 ||
-        o.calib.smooth_alpha < 0 || o.calib.smooth_alpha > 1) {
+        o.calib.smooth_alpha < 0 || o.calib.smooth_alpha > 1 || o.calib.rotate_block < 0) {
         qf_fail(&err, QF_ERR_USAGE, "calibration options out of range (samples > 0, seqlen >= 2, block > 0, damp >= 0, "
-                                    "0 <= clip-search <= 1000, 0 <= refit <= 100, 0 <= smoothquant <= 1)");
+                                    "0 <= clip-search <= 1000, 0 <= refit <= 100, 0 <= smoothquant <= 1, rotate-block >= 0)");
         return qf_cli_report_error("convert", &err, json);
     }
     if (o.layout == QF_LAYOUT_MODELOPT) { /* the scheme must have a ModelOpt form (qf_modelopt.h) */

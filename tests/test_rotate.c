@@ -135,10 +135,10 @@ static void floatify(owned *o, qf_linear *lin)
 
 /* The whole model rotated in place, float32 throughout (so only float rounding separates it
  * from the original). */
-static void rotate_model(qf_model *m, qf_rotate_kind kind, owned *o)
+static void rotate_model(qf_model *m, qf_rotate_kind kind, int64_t block, owned *o)
 {
     qf_rotation R;
-    QF_TEST_OK(qf_rotation_init(&R, m, kind, 42, &err_));
+    QF_TEST_OK(qf_rotation_init(&R, m, kind, 42, block, &err_));
     qf_linear **all = malloc(sizeof *all * 4096);
     const int nl = qf_model_linears(m, all, 4096);
     float *lm = own(o, m->vocab_out * m->cfg.hidden_size), *emb = own(o, m->vocab_in * m->cfg.hidden_size);
@@ -154,7 +154,7 @@ static void rotate_model(qf_model *m, qf_rotate_kind kind, owned *o)
     qf_rotation_free(&R);
 }
 
-static void check_equivalent(const char *dir, qf_rotate_kind kind)
+static void check_equivalent(const char *dir, qf_rotate_kind kind, int64_t block)
 {
     qf_error err = {0};
     qf_model *a = NULL, *b = NULL;
@@ -165,7 +165,7 @@ static void check_equivalent(const char *dir, qf_rotate_kind kind)
     float *la = malloc(sizeof(float) * (size_t)(n * V)), *lb = malloc(sizeof(float) * (size_t)(n * V));
     QF_TEST_OK(qf_model_forward(a, (const int32_t *)tf.data, n, la, &err_));
     owned o = {0};
-    rotate_model(b, kind, &o);
+    rotate_model(b, kind, block, &o);
     QF_TEST_OK(qf_model_forward(b, (const int32_t *)tf.data, n, lb, &err_));
     double num = 0, den = 0, worst = 0, amax = 0;
     for (int64_t i = 0; i < n * V; i++) {
@@ -174,8 +174,8 @@ static void check_equivalent(const char *dir, qf_rotate_kind kind)
         worst = fabs(d) > worst ? fabs(d) : worst;
         amax = fabs(la[i]) > amax ? fabs(la[i]) : amax;
     }
-    printf("%s, %s: logits relative L2 %.3g, max |diff| / max |logit| %.3g\n", dir, qf_rotate_kind_name(kind),
-           sqrt(num / den), worst / amax);
+    printf("%s, %s, block %lld: logits relative L2 %.3g, max |diff| / max |logit| %.3g\n", dir,
+           qf_rotate_kind_name(kind), (long long)block, sqrt(num / den), worst / amax);
     assert_true(sqrt(num / den) < 1e-4);
     assert_true(worst / amax < 1e-4);
     qf_file_unmap(&tf);
@@ -189,15 +189,17 @@ static void check_equivalent(const char *dir, qf_rotate_kind kind)
 static void test_equivalent_llama(void **state)
 {
     (void)state;
-    check_equivalent("tests/data/tiny-llama", QF_ROTATE_HADAMARD);
-    check_equivalent("tests/data/tiny-llama", QF_ROTATE_ORTHOGONAL);
+    check_equivalent("tests/data/tiny-llama", QF_ROTATE_HADAMARD, 0);
+    check_equivalent("tests/data/tiny-llama", QF_ROTATE_ORTHOGONAL, 0);
+    check_equivalent("tests/data/tiny-llama", QF_ROTATE_HADAMARD, 16); /* block-diagonal, R2 in blocks too */
+    check_equivalent("tests/data/tiny-llama", QF_ROTATE_HADAMARD, 128); /* R2 over the whole head (128 > 64) */
 }
 
 static void test_equivalent_moe_bias(void **state)
 {
     (void)state;
-    check_equivalent("tests/data/tiny-moe", QF_ROTATE_HADAMARD);
-    check_equivalent("tests/data/tiny-yarn", QF_ROTATE_ORTHOGONAL);
+    check_equivalent("tests/data/tiny-moe", QF_ROTATE_HADAMARD, 0);
+    check_equivalent("tests/data/tiny-yarn", QF_ROTATE_ORTHOGONAL, 0);
 }
 
 static void test_refused(void **state)
@@ -207,13 +209,16 @@ static void test_refused(void **state)
     qf_model *m = NULL;
     if (qf_model_load("tests/data/tiny-tied", NULL, &m, &err)) fail_msg("%s", err.msg);
     qf_rotation R;
-    assert_int_equal(qf_rotation_init(&R, m, QF_ROTATE_HADAMARD, 0, &err), QF_ERR_UNSUPPORTED);
+    assert_int_equal(qf_rotation_init(&R, m, QF_ROTATE_HADAMARD, 0, 0, &err), QF_ERR_UNSUPPORTED);
     assert_non_null(strstr(err.msg, "tied embeddings"));
     assert_null(strchr(err.msg, '\n'));
     /* with a final norm of ones the tied embedding is rotated once and serves both */
     for (int64_t j = 0; j < m->cfg.hidden_size; j++) m->final_norm[j] = 1.0f;
-    QF_TEST_OK(qf_rotation_init(&R, m, QF_ROTATE_HADAMARD, 0, &err_));
+    QF_TEST_OK(qf_rotation_init(&R, m, QF_ROTATE_HADAMARD, 0, 0, &err_));
     qf_rotation_free(&R);
+    /* a block must divide the hidden size (128) */
+    assert_int_equal(qf_rotation_init(&R, m, QF_ROTATE_HADAMARD, 0, 48, &err), QF_ERR_USAGE);
+    assert_non_null(strstr(err.msg, "does not divide"));
     qf_model_free(m);
 }
 

@@ -293,8 +293,8 @@ qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char
         if (*report && o->rotate != QF_ROTATE_NONE)
             json_object_set_new(*report, "rotation",
                                 json_pack("{s:s, s:I, s:I, s:I}", "kind", qf_rotate_kind_name(o->rotate), "seed",
-                                          (json_int_t)o->rotate_seed, "residual", (json_int_t)cf->hidden_size,
-                                          "value_output", (json_int_t)cf->head_dim));
+                                          (json_int_t)o->rotate_seed, "residual_block", (json_int_t)c.rot.n1,
+                                          "value_output_block", (json_int_t)c.rot.n2));
     } else {
         json_decref(layers);
     }

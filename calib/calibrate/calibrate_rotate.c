@@ -43,7 +43,7 @@ qf_status qf_cal_rotate_begin(qf_cal *c, qf_error *err)
 {
     qf_model *m = c->m;
     const int64_t H = m->cfg.hidden_size;
-    QF_TRY(qf_rotation_init(&c->rot, m, c->o->rotate, c->o->rotate_seed, err));
+    QF_TRY(qf_rotation_init(&c->rot, m, c->o->rotate, c->o->rotate_seed, c->o->rotate_block, err));
     c->rotating = 1;
     const qf_dtype edt = m->embed_dtype;
     const uint64_t ebytes = (uint64_t)(m->vocab_in * H) * (edt == QF_DTYPE_F32 ? 4 : 2);

@@ -88,6 +88,8 @@ typedef struct qf_calib_opts {
                               * final norm, lm_head, every norm and every Linear not quantized
                               * are then handed to the sink rotated too */
     uint64_t rotate_seed;    /* the rotations' seed (default 0) */
+    int rotate_block;        /* 0: R1 over the whole hidden size; N: block-diagonal, order-N
+                              * rotations (N divides hidden; qf_rotation_init) */
     const char *calib_path;  /* NULL: the bundled text */
     int n_samples, seqlen;   /* default 128 x 512 */
     uint64_t seed;           /* default 0 */

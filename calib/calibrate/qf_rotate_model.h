@@ -37,17 +37,22 @@ extern "C" {
 typedef struct qf_rotation {
     qf_rotate_kind kind;
     uint64_t seed;     /* R1 from seed, R2 from ~seed */
-    int64_t hidden, head_dim;
-    float *r1;         /* (hidden, hidden) fp32, owned */
-    float *r2;         /* (head_dim, head_dim) fp32, owned */
+    int64_t n1;        /* order of R1: the hidden size, or the block of a block-diagonal R1 */
+    int64_t n2;        /* order of R2: head_dim, or that block where it divides head_dim */
+    float *r1;         /* (n1, n1) fp32, owned; applied to every n1 channels of the stream */
+    float *r2;         /* (n2, n2) fp32, owned; applied to every n2 channels of a head */
 } qf_rotation;
 
 /* QF_OK when m can be rotated exactly; else QF_ERR_UNSUPPORTED with the one-line reason. */
 qf_status qf_rotation_check(const qf_model *m, qf_error *err);
 
-/* Build R1 and R2 for m (qf_rotation_check first).  Free with qf_rotation_free (NULL-safe
- * fields: a zeroed qf_rotation may be freed). */
-qf_status qf_rotation_init(qf_rotation *R, const qf_model *m, qf_rotate_kind kind, uint64_t seed, qf_error *err);
+/* Build R1 and R2 for m (qf_rotation_check first).  block 0: R1 over the whole hidden size;
+ * block N (dividing hidden, else QF_ERR_USAGE): R1 = diag(Q, Q, ...) of order-N rotations, so
+ * each channel is mixed only within its block (a quantization group, e.g. nvfp4's 16), and R2
+ * likewise where N divides head_dim.  Free with qf_rotation_free (a zeroed qf_rotation may be
+ * freed). */
+qf_status qf_rotation_init(qf_rotation *R, const qf_model *m, qf_rotate_kind kind, uint64_t seed, int64_t block,
+                           qf_error *err);
 void qf_rotation_free(qf_rotation *R);
 
 /* Fold layer L's norms and rotate its Linears (both rotations).  Every Linear of L must be

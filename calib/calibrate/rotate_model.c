@@ -35,12 +35,19 @@ qf_status qf_rotation_check(const qf_model *m, qf_error *err)
     return QF_OK;
 }
 
-qf_status qf_rotation_init(qf_rotation *R, const qf_model *m, qf_rotate_kind kind, uint64_t seed, qf_error *err)
+qf_status qf_rotation_init(qf_rotation *R, const qf_model *m, qf_rotate_kind kind, uint64_t seed, int64_t block,
+                           qf_error *err)
 {
     memset(R, 0, sizeof *R);
     QF_TRY(qf_rotation_check(m, err));
-    const int64_t H = m->cfg.hidden_size, D = m->cfg.head_dim;
-    R->kind = kind, R->seed = seed, R->hidden = H, R->head_dim = D;
+    const int64_t hidden = m->cfg.hidden_size, head_dim = m->cfg.head_dim;
+    if (block < 0 || (block > 0 && hidden % block != 0))
+        return qf_fail(err, QF_ERR_USAGE, "rotation: a block of %lld does not divide the hidden size %lld", (long long)block,
+                       (long long)hidden);
+    /* R2 takes the block too where it divides head_dim: a block meant for the quantization
+     * groups then rotates o_proj's input groups alike */
+    const int64_t H = block ? block : hidden, D = block && head_dim % block == 0 ? block : head_dim;
+    R->kind = kind, R->seed = seed, R->n1 = H, R->n2 = D;
     double *q = malloc(sizeof(double) * (size_t)(H > D ? H * H : D * D));
     R->r1 = malloc(sizeof(float) * (size_t)(H * H));
     R->r2 = malloc(sizeof(float) * (size_t)(D * D));
@@ -109,20 +116,20 @@ static qf_status qf_rot_reader(const qf_rotation *R, qf_linear *lin, const float
     QF_TRY(qf_rot_need_float(lin, err));
     float *W = (float *)lin->weight;
     if (g) qf_rotate_fold_norm(W, lin->rows, lin->cols, g);
-    return qf_rotate_apply(W, lin->rows, lin->cols, R->r1, R->hidden, QF_ROTATE_COLS, err);
+    return qf_rotate_apply(W, lin->rows, lin->cols, R->r1, R->n1, QF_ROTATE_COLS, err);
 }
 
 /* A writer to the stream: W <- R1ᵀ W, b <- R1ᵀ b. */
 static qf_status qf_rot_writer(const qf_rotation *R, qf_linear *lin, qf_error *err)
 {
     QF_TRY(qf_rot_need_float(lin, err));
-    QF_TRY(qf_rotate_apply((float *)lin->weight, lin->rows, lin->cols, R->r1, R->hidden, QF_ROTATE_ROWS, err));
-    return lin->bias ? qf_rotate_apply(lin->bias, lin->rows, 1, R->r1, R->hidden, QF_ROTATE_ROWS, err) : QF_OK;
+    QF_TRY(qf_rotate_apply((float *)lin->weight, lin->rows, lin->cols, R->r1, R->n1, QF_ROTATE_ROWS, err));
+    return lin->bias ? qf_rotate_apply(lin->bias, lin->rows, 1, R->r1, R->n1, QF_ROTATE_ROWS, err) : QF_OK;
 }
 
 qf_status qf_rotate_layer(const qf_rotation *R, const qf_model *m, qf_layer *L, qf_error *err)
 {
-    const int64_t H = R->hidden, D = R->head_dim;
+    const int64_t D = R->n2;
     /* R1: norms folded into their readers first (the readers' columns are still unrotated) */
     qf_linear *attn_in[3] = {&L->q, &L->k, &L->v};
     for (int i = 0; i < 3; i++) QF_TRY(qf_rot_reader(R, attn_in[i], L->attn_norm, err));
@@ -139,7 +146,7 @@ qf_status qf_rotate_layer(const qf_rotation *R, const qf_model *m, qf_layer *L, 
         }
     }
     QF_TRY(qf_rot_writer(R, &L->o, err));
-    for (int64_t j = 0; j < H; j++) L->attn_norm[j] = L->ffn_norm[j] = 1.0f;
+    for (int64_t j = 0; j < m->cfg.hidden_size; j++) L->attn_norm[j] = L->ffn_norm[j] = 1.0f;
     /* R2: v's output per KV head and o's input per query head (attention mixes value rows
      * across tokens only, linearly, so the rotation passes through it) */
     QF_TRY(qf_rotate_apply((float *)L->v.weight, L->v.rows, L->v.cols, R->r2, D, QF_ROTATE_ROWS, err));
@@ -151,10 +158,10 @@ qf_status qf_rotate_layer(const qf_rotation *R, const qf_model *m, qf_layer *L, 
 #define QF_ROT_ROWS 1024 /* rows of the embedding / lm_head rotated at a time */
 
 /* rows (n, hidden) of src -> diag(g) R1 -> out in dt, a chunk of rows at a time. */
-static qf_status qf_rot_table(const qf_rotation *R, int64_t n, const void *src, qf_dtype sdt, const qf_linear *lin,
+static qf_status qf_rot_table(const qf_rotation *R, int64_t m_hidden, int64_t n, const void *src, qf_dtype sdt, const qf_linear *lin,
                               const float *g, qf_dtype dt, void *out, qf_error *err)
 {
-    const int64_t H = R->hidden;
+    const int64_t H = m_hidden;
     float *buf = malloc(sizeof(float) * (size_t)(QF_ROT_ROWS * H));
     if (!buf) return qf_fail(err, QF_ERR_NOMEM, "rotation: out of memory");
     qf_status s = QF_OK;
@@ -163,7 +170,7 @@ static qf_status qf_rot_table(const qf_rotation *R, int64_t n, const void *src, 
         if (lin) qf_linear_weight_rows(lin, r0, r0 + k, buf);
         else qf_decode((const char *)src + (size_t)(r0 * H) * qf_dtype_size(sdt), sdt, k * H, buf);
         if (g) qf_rotate_fold_norm(buf, k, H, g);
-        s = qf_rotate_apply(buf, k, H, R->r1, H, QF_ROTATE_COLS, err);
+        s = qf_rotate_apply(buf, k, H, R->r1, R->n1, QF_ROTATE_COLS, err);
         if (s == QF_OK) qf_rotate_encode(buf, k * H, dt, (char *)out + (size_t)(r0 * H) * qf_dtype_size(dt));
     }
     free(buf);
@@ -172,10 +179,10 @@ static qf_status qf_rot_table(const qf_rotation *R, int64_t n, const void *src, 
 
 qf_status qf_rotate_embedding(const qf_rotation *R, const qf_model *m, qf_dtype dt, void *out, qf_error *err)
 {
-    return qf_rot_table(R, m->vocab_in, m->embed, m->embed_dtype, NULL, NULL, dt, out, err);
+    return qf_rot_table(R, m->cfg.hidden_size, m->vocab_in, m->embed, m->embed_dtype, NULL, NULL, dt, out, err);
 }
 
 qf_status qf_rotate_lm_head(const qf_rotation *R, const qf_model *m, qf_dtype dt, void *out, qf_error *err)
 {
-    return qf_rot_table(R, m->vocab_out, NULL, 0, &m->lm_head, m->final_norm, dt, out, err);
+    return qf_rot_table(R, m->cfg.hidden_size, m->vocab_out, NULL, 0, &m->lm_head, m->final_norm, dt, out, err);
 }

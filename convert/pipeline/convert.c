@@ -488,8 +488,8 @@ static json_t *qf_recipe_json(const qf_convert_opts *o)
                                       "dampening", c->gptq.percdamp, "act_order", c->gptq.act_order, "block_size",
                                       c->gptq.block_size, "smoothquant_alpha", c->smooth_alpha));
         if (c->rotate != QF_ROTATE_NONE) /* absent without one: the recipe of every other run is unchanged */
-            json_object_set_new(r, "rotation", json_pack("{s:s, s:I}", "kind", qf_rotate_kind_name(c->rotate), "seed",
-                                                         (json_int_t)c->rotate_seed));
+            json_object_set_new(r, "rotation", json_pack("{s:s, s:I, s:i}", "kind", qf_rotate_kind_name(c->rotate), "seed",
+                                                         (json_int_t)c->rotate_seed, "block", c->rotate_block));
     }
     return r;
 }

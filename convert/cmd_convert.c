@@ -1,4 +1,5 @@
 /* cmd_convert.c - `qforge convert`: argument parsing and reporting around qf_convert_run. */
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <signal.h>
@@ -67,6 +68,14 @@ static void qf_convert_help(void)
            "                        r as sqrt(r^2 + F) (default 0.001: every token counts a little);\n"
            "                        'all' = every token equally\n"
            "  --smoothquant ALPHA   SmoothQuant pre-pass (w8a8, fp8), e.g. 0.5\n"
+           "  --rotate KIND         fold orthogonal rotations into the weights before calibrating\n"
+           "                        (QuaRot / SpinQuant: the residual stream, and values / outputs per\n"
+           "                        head); the float model is unchanged, outliers are spread out.\n"
+           "                        hadamard (randomized Hadamard), orthogonal (random, any size) or\n"
+           "                        none (default). Makes the run calibrated (--method rtn included)\n"
+           "  --rotate-seed N       the rotations' seed (default 0)\n"
+           "  --rotate-block N      rotate each N channels on their own (block-diagonal; N divides the\n"
+           "                        hidden size, e.g. 16 = nvfp4's group); default 0 = all channels\n"
            "  --layout NAME         compressed-tensors (default, vLLM / SGLang), modelopt (TensorRT-LLM,\n"
            "                        vLLM: hf_quant_config.json), gguf (llama.cpp: --scheme q8_0, q4_0,\n"
            "                        q4_k, f16 or bf16)\n"
@@ -214,6 +223,26 @@ int qf_cmd_convert(int argc, char **argv)
             i++;
         }
         else if (!strcmp(a, "--smoothquant") && v) num = qf_cli_float(a, v, &o.calib.smooth_alpha, &err), i++;
+        else if (!strcmp(a, "--rotate") && v) {
+            const int k = qf_rotate_kind_from_name(v);
+            if (k < 0) {
+                qf_fail(&err, QF_ERR_USAGE, "--rotate '%s': expected hadamard, orthogonal or none", v);
+                return qf_cli_report_error("convert", &err, json);
+            }
+            o.calib.rotate = (qf_rotate_kind)k;
+            i++;
+        }
+        else if (!strcmp(a, "--rotate-block") && v) num = qf_cli_int(a, v, &o.calib.rotate_block, &err), i++;
+        else if (!strcmp(a, "--rotate-seed") && v) {
+            char *end;
+            errno = 0;
+            o.calib.rotate_seed = strtoull(v, &end, 10);
+            if (*end || end == v || errno || v[0] == '-') {
+                qf_fail(&err, QF_ERR_USAGE, "--rotate-seed '%s' is not a number >= 0", v);
+                return qf_cli_report_error("convert", &err, json);
+            }
+            i++;
+        }
         else if (!strcmp(a, "--threads") && v) num = qf_cli_int(a, v, &ctx.threads, &err), i++;
         else if (!strcmp(a, "--force")) o.force = 1;
         else if (!strcmp(a, "--sign") && v) sign_key = v, i++;
@@ -255,6 +284,10 @@ int qf_cmd_convert(int argc, char **argv)
         qf_fail(&err, QF_ERR_USAGE, "need MODEL_DIR, -o OUT_DIR and --scheme (qforge convert --help)");
         return qf_cli_report_error("convert", &err, json);
     }
+    if (own_writer && o.calib.rotate != QF_ROTATE_NONE) {
+        qf_fail(&err, QF_ERR_USAGE, "--rotate writes a calibrated compressed-tensors artifact: drop --layout gguf / --to");
+        return qf_cli_report_error("convert", &err, json);
+    }
     if (o.layout == QF_LAYOUT_GGUF) o.gguf_type = scheme; /* a ggml type: q8_0, q4_0, q4_k, ... */
     if (!own_writer) o.scheme = qf_scheme_find(scheme);
     if (!o.scheme && !own_writer) {
@@ -268,9 +301,9 @@ int qf_cmd_convert(int argc, char **argv)
     if (o.calib.n_samples <= 0 || o.calib.seqlen < 2 || o.calib.gptq.block_size <= 0 || o.calib.gptq.percdamp < 0 ||
         o.calib.gptq.clip_search < 0 || o.calib.gptq.clip_search > 1000 || o.calib.gptq.refit < 0 ||
         o.calib.gptq.refit > 100 ||
-        o.calib.smooth_alpha < 0 || o.calib.smooth_alpha > 1) {
+        o.calib.smooth_alpha < 0 || o.calib.smooth_alpha > 1 || o.calib.rotate_block < 0) {
         qf_fail(&err, QF_ERR_USAGE, "calibration options out of range (samples > 0, seqlen >= 2, block > 0, damp >= 0, "
-                                    "0 <= clip-search <= 1000, 0 <= refit <= 100, 0 <= smoothquant <= 1)");
+                                    "0 <= clip-search <= 1000, 0 <= refit <= 100, 0 <= smoothquant <= 1, rotate-block >= 0)");
         return qf_cli_report_error("convert", &err, json);
     }
     if (o.layout == QF_LAYOUT_MODELOPT) { /* the scheme must have a ModelOpt form (qf_modelopt.h) */

@@ -166,13 +166,15 @@ static qf_status qf_cal_run_layer(qf_cal *c, int l, int last, qf_error *err)
     c->lrep = json_object();
     json_object_set_new(c->lrep, "layer", json_integer(l));
     qf_status r = qf_cal_floatify_layer(c, L, err);
+    if (r == QF_OK && c->rotating) r = qf_cal_rotate_layer(c, L, err); /* before any statistics */
     if (r == QF_OK && fold) { /* phase 1: float statistics, scales folded; h unchanged */
         c->collect = 1;
         r = qf_cal_layer(c, l, err);
         c->collect = 0;
     }
     if (r == QF_OK) r = qf_cal_layer(c, l, err);
-    if (r == QF_OK && fold) qf_cal_emit_overrides(c, l, L);
+    if (r == QF_OK && c->rotating) qf_cal_rotate_emit(c, l, L); /* the norms and router too */
+    else if (r == QF_OK && fold) qf_cal_emit_overrides(c, l, L);
     if (r == QF_OK) r = qf_cal_out_emit(&c->out, o, l, err); /* in memory, to the writer */
     qf_cal_out_free(&c->out);
     /* restore the layer's original storage: it is not needed again */
@@ -233,6 +235,9 @@ qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char
                 .float_path = qf_calib_float_path(o)};
     const qf_model_config *cf = &m->cfg;
     int last = o->last_layer >= 0 && o->last_layer < cf->n_layers ? o->last_layer : cf->n_layers - 1;
+    /* a rotation is checked (and refused) before any work; its rotated embedding and lm_head
+     * are held until layer 0 hands them over */
+    if (r == QF_OK && o->rotate != QF_ROTATE_NONE) r = qf_cal_rotate_begin(&c, err);
     qf_cal_plan plan;
     if (r == QF_OK) r = qf_cal_plan_make(m, o, last, qf_mem_rss_now(), spill_dir, &plan, err);
     if (r == QF_OK) {
@@ -243,6 +248,7 @@ qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char
         r = qf_cal_open_tables(&c, &plan, spill_dir, err);
     }
     if (r == QF_OK) r = qf_cal_embed(&c, data.ids, err);
+    qf_cal_rotate_embedded(&c);
     if (r == QF_OK) qf_cal_release_embedding(m);
     json_t *layers = json_array();
     for (int l = 0; r == QF_OK && l <= last; l++) {
@@ -255,6 +261,8 @@ qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char
         c.lrep = NULL;
     }
     qf_cal_close_tables(&c);
+    qf_cal_out_free(&c.out); /* a failure before layer 0: the rotated tensors never handed over */
+    qf_cal_rotate_end(&c);
     free(c.owned);
     qf_model_free(m);
     if (r == QF_OK && mem) {
@@ -282,6 +290,11 @@ qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char
         if (*report && o->method != QF_CALIB_RTN)
             json_object_set_new(*report, "target", json_string(qf_calib_float_path(o) ? "float" : "quantized"));
         if (*report && o->moe_floor >= 0) json_object_set_new(*report, "moe_floor", json_real(o->moe_floor));
+        if (*report && o->rotate != QF_ROTATE_NONE)
+            json_object_set_new(*report, "rotation",
+                                json_pack("{s:s, s:I, s:I, s:I}", "kind", qf_rotate_kind_name(o->rotate), "seed",
+                                          (json_int_t)o->rotate_seed, "residual_block", (json_int_t)c.rot.n1,
+                                          "value_output_block", (json_int_t)c.rot.n2));
     } else {
         json_decref(layers);
     }

@@ -7,6 +7,8 @@
  *   calibrate_float.c   the float model's path beside them (the float target)
  *   calibrate_quant.c   one layer's float weights, quantizing a group of Linears, folding
  *                       AWQ / SmoothQuant scales, the layer's output tensors
+ *   calibrate_rotate.c  a rotation (qf_rotate_model.h): the rotated tensors outside the
+ *                       layers, each layer's fold, what the rotation makes a layer write
  * Tokens are processed a chunk of whole samples at a time; what a later pass needs for every
  * token lives in qf_act_store tables (qf_act_store.h), each in RAM or in a file.
  */
@@ -19,6 +21,7 @@
 #include "qf_act_store.h"
 #include "qf_calibrate.h"
 #include "qf_model.h"
+#include "qf_rotate_model.h"
 #include "qf_stats.h"
 
 /* The tables of activations that outlive a pass (rows = every calibration token). */
@@ -94,6 +97,9 @@ typedef struct qf_cal {
     int float_path;  /* 1: the float target: the FLOAT table and the twin fl are kept */
     qf_layer fl;     /* the current layer's float twin (float_path): its weights are owned
                       * copies made before anything is quantized; fl.experts is malloc'd */
+    int rotating;    /* 1: o->rotate is applied (rot holds the matrices) */
+    qf_rotation rot;
+    const void *embed_src; /* the checkpoint's embedding while m->embed is the rotated one */
 } qf_cal;
 
 /* calibrate_layer.c: a chunk's table rows, shared with calibrate_float.c.  The forward math
@@ -155,5 +161,17 @@ qf_status qf_cal_scales(qf_cal *c, const char *what, qf_linear **lin, int n, con
  * the rows of Linear `prev`.  Takes rep into the layer report. */
 void qf_cal_fold_apply(qf_cal *c, const char *what, qf_linear **lin, int n, qf_linear *extra, const float *s,
                        json_t *rep, float *norm, qf_linear *prev);
+
+/* calibrate_rotate.c (o->rotate): begin builds the rotation, the rotated embedding (m->embed
+ * points at it until qf_cal_rotate_embedded, after the tokens are embedded), lm_head and final
+ * norm, all queued in c->out for layer 0's hand-over; end frees the matrices. */
+qf_status qf_cal_rotate_begin(qf_cal *c, qf_error *err);
+void qf_cal_rotate_embedded(qf_cal *c);
+void qf_cal_rotate_end(qf_cal *c);
+/* Fold both rotations into layer L (float weights, after qf_cal_floatify_layer) and round
+ * what is stored unquantized (biases, router, Linears not quantized) to its stored dtype. */
+qf_status qf_cal_rotate_layer(qf_cal *c, qf_layer *L, qf_error *err);
+/* Queue layer l's norms, router, biases and unquantized Linears (rotated) in c->out. */
+void qf_cal_rotate_emit(qf_cal *c, int l, qf_layer *L);
 
 #endif /* QF_CALIBRATE_INTERNAL_H */

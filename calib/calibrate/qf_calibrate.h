@@ -20,7 +20,9 @@
  * GPTQ, AWQ (scale search folded into the
  * previous op + clip search + RTN), AWQ then GPTQ (clip ratios feed GPTQ), and RTN (for the
  * static-activation schemes, which only need the activation ranges).  SmoothQuant is an
- * optional pre-pass.  Static activation scales (fp8: amax/448 per tensor; nvfp4 W4A4:
+ * optional pre-pass, and so is a rotation (o->rotate: QuaRot / SpinQuant's residual and
+ * value/output rotations folded into the weights, qf_rotate_model.h; calibrate_rotate.c), so
+ * that every statistic is of the rotated inputs.  Static activation scales (fp8: amax/448 per tensor; nvfp4 W4A4:
  * input_global_scale = 448*6/amax) come from the same statistics.
  *
  * Memory (issue 7): one decoder layer is resident (its float32 weights, one input's
@@ -33,7 +35,8 @@
  *
  * Output, in memory: after each decoder layer, o->sink receives every packed tensor of that
  * layer's quantized Linears, under their final artifact names, plus the norm (and MoE router)
- * weights AWQ/SmoothQuant changed; the converter's writer streams them into the artifact's
+ * weights AWQ/SmoothQuant changed (a rotation: every norm, router, bias and unquantized Linear
+ * of the layer, and with layer 0 the rotated embedding, final norm and lm_head); the converter's writer streams them into the artifact's
  * shards as they come (no files between calibration and conversion).  A JSON report gives the calibration facts and, per
  * Linear, its reconstruction error.
  */
@@ -48,6 +51,7 @@
 #include "qf_ctx.h"
 #include "qf_error.h"
 #include "qf_gptq.h"
+#include "qf_rotate.h"
 #include "qf_scheme.h"
 
 #ifdef __cplusplus
@@ -79,6 +83,13 @@ typedef struct qf_calib_opts {
     const qf_scheme *scheme;
     qf_calib_method method;
     float smooth_alpha;      /* > 0: SmoothQuant pre-pass with this alpha (w8a8, fp8) */
+    qf_rotate_kind rotate;   /* not NONE: the residual-stream and value/output rotations folded
+                              * into the weights first (qf_rotate_model.h); the embedding, the
+                              * final norm, lm_head, every norm and every Linear not quantized
+                              * are then handed to the sink rotated too */
+    uint64_t rotate_seed;    /* the rotations' seed (default 0) */
+    int rotate_block;        /* 0: R1 over the whole hidden size; N: block-diagonal, order-N
+                              * rotations (N divides hidden; qf_rotation_init) */
     const char *calib_path;  /* NULL: the bundled text */
     int n_samples, seqlen;   /* default 128 x 512 */
     uint64_t seed;           /* default 0 */
@@ -100,6 +111,10 @@ typedef struct qf_calib_opts {
     qf_calib_sink_fn sink;   /* where each layer's tensors go (NULL: they are dropped) */
     void *sink_user;
 } qf_calib_opts;
+
+/* 1 when a run with o hands the tensor `name` (outside the decoder layers) to the sink, with
+ * layer 0's tensors: under a rotation, the embedding, the final norm and lm_head. */
+int qf_calib_outside_tensor(const qf_calib_opts *o, const char *name);
 
 /* Defaults: method GPTQ, no SmoothQuant, bundled text, 128 x 512, seed 0, GPTQ defaults
  * with clip_search 20 (qf_gptq.h; the library's default is the textbook 0), the float

@@ -97,6 +97,7 @@ typedef struct qf_feed {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     qf_convert_plan *plan;
+    const qf_calib_opts *calib; /* which tensors outside the layers calibration hands over */
     int layers_done;   /* layers 0..layers_done-1 handed over */
     int cal_state;     /* 0 running, 1 finished, -1 failed */
     int writer_failed;
@@ -153,7 +154,11 @@ static qf_status qf_feed_take(qf_feed *f, qf_out_tensor *ot, qf_write_queue *q, 
     const int l = qf_tensor_layer(ot->name);
     qf_status s = QF_OK;
     pthread_mutex_lock(&f->mu);
-#define QF_FEED_WAITS (f->cal_state == 0 && (l >= 0 ? f->layers_done <= l : ot->plan_index >= 0))
+    /* outside the layers: a quantized tensor comes when calibration ends, a rotated one
+     * (qf_calib_outside_tensor) with layer 0 */
+    const int outside = l < 0 && qf_calib_outside_tensor(f->calib, ot->name);
+#define QF_FEED_WAITS                                                                                              \
+    (f->cal_state == 0 && (l >= 0 ? f->layers_done <= l : outside ? !ot->cal_ready : ot->plan_index >= 0))
     if (QF_FEED_WAITS) { /* idle while calibration runs: the shard buffer's pages go back meanwhile */
         pthread_mutex_unlock(&f->mu);
         qf_wq_trim(q);
@@ -167,7 +172,8 @@ static qf_status qf_feed_take(qf_feed *f, qf_out_tensor *ot, qf_write_queue *q, 
         s = qf_fail(err, QF_ERR_INTERRUPTED, "calibration stopped");
         f->cal_failure_seen = 1;
     }
-    else if (ot->plan_index >= 0 && !ot->cal_ready) s = qf_fail(err, QF_ERR_FORMAT, "calibration produced no '%s'", ot->name);
+    else if ((ot->plan_index >= 0 || outside) && !ot->cal_ready)
+        s = qf_fail(err, QF_ERR_FORMAT, "calibration produced no '%s'", ot->name);
     *data = ot->cal_data;
     ot->cal_data = NULL;
     ot->consumed = 1;
@@ -481,6 +487,9 @@ static json_t *qf_recipe_json(const qf_convert_opts *o)
                                       "samples", c->n_samples, "seqlen", c->seqlen, "seed", (json_int_t)c->seed,
                                       "dampening", c->gptq.percdamp, "act_order", c->gptq.act_order, "block_size",
                                       c->gptq.block_size, "smoothquant_alpha", c->smooth_alpha));
+        if (c->rotate != QF_ROTATE_NONE) /* absent without one: the recipe of every other run is unchanged */
+            json_object_set_new(r, "rotation", json_pack("{s:s, s:I, s:i}", "kind", qf_rotate_kind_name(c->rotate), "seed",
+                                                         (json_int_t)c->rotate_seed, "block", c->rotate_block));
     }
     return r;
 }
@@ -527,7 +536,7 @@ static qf_status qf_calibrate_and_write(const qf_convert_opts *o, const qf_check
                                         const char *tmp, json_t *manifest, json_t *journal, qf_convert_stats *st,
                                         json_t **report, double *t_weights, qf_error *err)
 {
-    qf_feed feed = {.plan = plan, .ctx = o->ctx, .calibrating = 1};
+    qf_feed feed = {.plan = plan, .calib = &o->calib, .ctx = o->ctx, .calibrating = 1};
     pthread_mutex_init(&feed.mu, NULL);
     pthread_cond_init(&feed.cv, NULL);
     pthread_mutex_init(&feed.log_mu, NULL);

@@ -62,7 +62,8 @@ typedef struct qf_convert_opts {
                                     the fixtures' reference numbers use; -1 = the scheme's default
                                     (qf_rtn_clip_default; what qf_convert_opts_default sets) */
     float rtn_clip_min;          /* its smallest range ratio (qf_convert_opts_default: 0.75) */
-    int calibrated;              /* run calibration (a method other than rtn, a static scheme, SmoothQuant) */
+    int calibrated;              /* run calibration (a method other than rtn, a static scheme, SmoothQuant,
+                                  * a rotation) */
     qf_calib_opts calib;         /* its options (scheme, progress and layers are filled in by the pipeline) */
 } qf_convert_opts;
 

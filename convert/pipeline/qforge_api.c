@@ -20,7 +20,7 @@ qf_status qf_convert_set_method(qf_convert_opts *o, const char *method, qf_error
         return qf_fail(err, QF_ERR_USAGE, "unknown method '%s' (rtn, gptq, awq, awq-gptq)", method);
     o->method = method;
     o->calibrated = o->calib.method != QF_CALIB_RTN || (o->scheme && o->scheme->needs_calibration) ||
-                    o->calib.smooth_alpha > 0;
+                    o->calib.smooth_alpha > 0 || o->calib.rotate != QF_ROTATE_NONE;
     return QF_OK;
 }
 

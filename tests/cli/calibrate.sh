@@ -132,4 +132,27 @@ for bad in "--clip-search abc" "--calib-samples 12x" "--damp x" "--seed -3" "--t
     stderr_has "${bad%% *} '${bad#* }'" "$bad named in the error"
 done
 no_output "$T/u" "no output after bad numbers"
+# rotations (--rotate): the float model is unchanged, so a rotated artifact that keeps every
+# Linear in full precision differs from the original by bf16 rounding only
+expect_exit 0 "rotated, every Linear kept" -- "$QFORGE" convert $M -o "$T/rot0" --scheme w4a16 --rotate hadamard --ignore '.*' $small
+k0=$(kld "$T/rot0")
+echo "mean KLD on 3 eval windows of the rotated bf16 model: $k0"
+awk -v k="$k0" 'BEGIN { exit !(k >= 0 && k < 1e-3) }' && ok "rotated float model: KLD $k0 (bf16 rounding)" || bad "rotated float model drifts: $k0"
+grep -q '"rotation"' "$T/g/qforge.manifest.json" && bad "a run without --rotate records a rotation" || ok "no rotation recorded without --rotate"
+expect_exit 0 "nvfp4 W4A4 gptq, rotated in blocks of 16" -- "$QFORGE" convert $M -o "$T/rot" --scheme nvfp4 --method gptq --rotate hadamard --rotate-block 16 $small
+expect_exit 0 "rotated artifact verifies" -- "$QFORGE" verify "$T/rot" -q
+grep -q '"kind": "hadamard"' "$T/rot/qforge.manifest.json" && grep -q '"block": 16' "$T/rot/qforge.manifest.json" &&
+    ok "recipe records the rotation" || bad "rotation not in the recipe"
+expect_exit 0 "rotated again (determinism)" -- "$QFORGE" convert $M -o "$T/rot2" --scheme nvfp4 --method gptq --rotate hadamard --rotate-block 16 $small
+cmp -s "$T/rot/model.safetensors" "$T/rot2/model.safetensors" && ok "rotation twice: byte-identical" || bad "rotation is not deterministic"
+expect_exit 0 "another --rotate-seed" -- "$QFORGE" convert $M -o "$T/rot3" --scheme nvfp4 --method rtn --rotate orthogonal --rotate-seed 7 $small
+expect_exit 0 "rotated MoE" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/rotmoe" --scheme w4a16 --method gptq --rotate hadamard $small
+expect_exit 5 "tied embeddings under a non-unit final norm" -- "$QFORGE" convert tests/data/tiny-tied -o "$T/u" --scheme w4a16 --rotate hadamard $small
+stderr_has "tied embeddings under a final norm" "tied refusal says why"
+expect_exit 2 "unknown --rotate" -- "$QFORGE" convert $M -o "$T/u" --scheme w4a16 --rotate givens -q
+stderr_has "--rotate 'givens'" "bad --rotate named"
+expect_exit 2 "--rotate-block that does not divide the hidden size" -- "$QFORGE" convert $M -o "$T/u" --scheme w4a16 --rotate hadamard --rotate-block 100 $small
+stderr_has "does not divide the hidden size" "bad --rotate-block named"
+expect_exit 2 "--rotate with --to safetensors" -- "$QFORGE" convert $M -o "$T/u" --to safetensors --rotate hadamard -q
+no_output "$T/u" "no output after a refused rotation"
 finish

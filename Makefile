@@ -157,7 +157,7 @@ SAN_CC    ?= $(CC)
 SAN_FLAGS ?= -fsanitize=address,undefined -fno-omit-frame-pointer -g -O1
 sanitize: ## ASan+UBSan build in build-asan/, unit + CLI tests, fails on any sanitizer report
 	@$(MAKE) --no-print-directory -j$(NPROC) BUILD=$(SAN_BUILD) CC=$(SAN_CC) OPT="$(SAN_FLAGS)" WERROR= NVCC= \
-	  $(SAN_BUILD)/qforge $(TEST_SRC:tests/%.c=$(SAN_BUILD)/tests/%)
+	  $(SAN_BUILD)/qforge $(SAN_BUILD)/qforge-testing $(TEST_SRC:tests/%.c=$(SAN_BUILD)/tests/%)
 	@scripts/sanitize.sh $(SAN_BUILD)/qforge $(TEST_SRC:tests/%.c=$(SAN_BUILD)/tests/%)
 
 check-deps: ## enforce the include direction between stage folders

@@ -19,6 +19,8 @@
 
 static inline float qf_fast_expf(float x)
 {
+    if (x != x) return x; /* NaN stays NaN (a broken model must show as one); and converting it
+                           * to an int below would be undefined (UBSan: shift of a negative) */
     x = x < -87.0f ? -87.0f : x;
     x = x > 88.0f ? 88.0f : x;
     float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round(x / ln 2) */

@@ -73,7 +73,7 @@ TESTING_OBJ := $(BUILD)/testing/convert/pipeline/write_queue.o $(BUILD)/testing/
 NPROC  := $(shell nproc 2>/dev/null || echo 2)
 LIBQF  := $(BUILD)/libqforge.a
 
-.PHONY: all deps demo test test-gpu bench bench-gpu clean help check-deps fuzz-replay sanitize
+.PHONY: all deps demo test test-gpu bench bench-gpu clean help check-deps fuzz-replay sanitize fuzz
 all: $(QFORGE) $(QFORGE_TESTING) ## build the qforge binary and libqforge.a
 	@echo "qforge built: $(QFORGE)  [$(CUDA_MSG); OpenMP: yes; ARCH: $(if $(ARCH),$(ARCH),generic)]"
 
@@ -159,6 +159,13 @@ sanitize: ## ASan+UBSan build in build-asan/, unit + CLI tests, fails on any san
 	@$(MAKE) --no-print-directory -j$(NPROC) BUILD=$(SAN_BUILD) CC=$(SAN_CC) OPT="$(SAN_FLAGS)" WERROR= NVCC= \
 	  $(SAN_BUILD)/qforge $(SAN_BUILD)/qforge-testing $(TEST_SRC:tests/%.c=$(SAN_BUILD)/tests/%)
 	@scripts/sanitize.sh $(SAN_BUILD)/qforge $(TEST_SRC:tests/%.c=$(SAN_BUILD)/tests/%)
+
+# ---- fuzzing ----------------------------------------------------------------------------
+# Every tests/fuzz/fuzz_*.c under libFuzzer + ASan + UBSan (clang), the library instrumented in
+# build-fuzz/, each run a fixed, seeded budget over tests/fuzz/corpus/ (tests/fuzz/run.sh; part
+# of `make test`).  QF_FUZZ_SCALE=N multiplies the budgets for a release campaign.
+fuzz: ## libFuzzer harnesses (ASan+UBSan, clang) for a fixed seeded budget; fails on any report
+	@tests/fuzz/run.sh
 
 check-deps: ## enforce the include direction between stage folders
 	@scripts/check-deps.sh $(foreach d,$(LIB_DIRS) convert,"$(d):$(subst $(space),$(comma),$(strip $(INC_$(d))))")

@@ -7,7 +7,8 @@
 # A suite skips by exiting 77 (the automake convention) after printing "SKIP <suite>: <reason>".
 # With CI=true (how CI runs .ci/run) a skipped REQUIRED suite counts as failed and is named in
 # the closing output: on CI the Python interop checks (artifacts, gguf-py, ml_dtypes tables,
-# transformers + compressed-tensors, llm-compressor configs, model-signing), the .bin / hostile-pickle suite and, where nvcc exists,
+# transformers + compressed-tensors, llm-compressor configs, model-signing), the .bin / hostile-pickle suite, the fuzz
+# harnesses under ASan + UBSan and, where nvcc exists,
 # the CUDA emulator must have run.  Exit status is non-zero when anything failed.
 # Usage: scripts/run-tests.sh QFORGE_BINARY TEST_PROGRAM...
 set -u
@@ -64,6 +65,10 @@ for t in tests/cli/*.sh; do
     case $t in */bin_checkpoint.sh) req=1 ;; *) req=0 ;; esac
     suite "$t" $req env QFORGE="$qforge" sh "$t"
 done
+
+# the parsers' libFuzzer harnesses under ASan + UBSan for a fixed, seeded budget (clang is one of
+# scripts/deps.sh's packages, so on CI this cannot skip)
+suite "tests/fuzz/run.sh (make fuzz)" 1 sh tests/fuzz/run.sh
 
 # the Python suites share one pinned, hash-checked venv (scripts/pydeps.sh)
 py=$(scripts/pydeps.sh 2>"$tmp/pydeps.err")

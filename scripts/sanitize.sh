@@ -1,6 +1,8 @@
 #!/bin/sh
-# Runs the cmocka unit tests and the CLI tests (tests/cli/*.sh) against an ASan+UBSan build
-# (`make sanitize` builds it in build-asan/).  Every sanitizer report goes to a log file under
+# Runs the cmocka unit tests, the CLI tests (tests/cli/*.sh) and the Python interop suites
+# (tests/interop/*.sh, in the pinned venv of scripts/pydeps.sh) against an ASan+UBSan build
+# (`make sanitize` builds it in build-asan/).  SANITIZE_SUITES (default "unit cli interop")
+# picks a subset.  Every sanitizer report goes to a log file under
 # a temporary folder (log_path), so a report fails the run even inside a test that expected a
 # non-zero exit.  Exit status: non-zero when a test failed or any report was written.
 # Usage: scripts/sanitize.sh QFORGE_BINARY TEST_PROGRAM...
@@ -17,8 +19,20 @@ run() { # run NAME COMMAND...
         if [ "$rc" = 77 ]; then echo "   (skipped)"; else fail=$((fail + 1)); failed="$failed $name"; fi
     fi
 }
-for t in "$@"; do run "$t" "$t"; done
-for t in tests/cli/*.sh; do run "$t" env QFORGE="$qforge" sh "$t"; done
+suites=${SANITIZE_SUITES:-unit cli interop}
+case " $suites " in *" unit "*) for t in "$@"; do run "$t" "$t"; done ;; esac
+case " $suites " in *" cli "*) for t in tests/cli/*.sh; do run "$t" env QFORGE="$qforge" sh "$t"; done ;; esac
+case " $suites " in *" interop "*)
+    # the same suites and venv as scripts/run-tests.sh; without the venv they are failures here,
+    # since a sanitizer pass that silently left them out would claim more than it ran
+    py=$(scripts/pydeps.sh 2>/dev/null) || py=
+    for s in tests/interop/run.sh tests/interop/transformers.sh tests/interop/llmc.sh tests/interop/signing.sh \
+             tests/interop/families.sh; do
+        [ -f "$s" ] || continue
+        if [ -n "$py" ]; then run "$s" env PYTHON="$py" PATH="$(dirname "$py"):$PATH" sh "$s" "$qforge"
+        else echo "== $s: no Python venv (scripts/pydeps.sh)"; fail=$((fail + 1)); failed="$failed $s"; fi
+    done ;;
+esac
 reports=$(ls "$logs" | wc -l)
 for f in "$logs"/*; do [ -e "$f" ] && { echo "== sanitizer report $f"; cat "$f"; }; done
 echo "sanitize: $pass passed, $fail failed, $reports sanitizer report(s)${failed:+; failed:$failed}"

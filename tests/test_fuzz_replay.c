@@ -1,9 +1,11 @@
 /* test_fuzz_replay.c - the fuzz targets as a regression test, without libFuzzer.
  *
  * Replays every seed of tests/fuzz/corpus/pickle through fuzz_pickle.c's target, every seed
- * of tests/fuzz/corpus/safetensors through fuzz_safetensors_header.c's and every seed of
- * tests/fuzz/corpus/gguf through fuzz_gguf.c's, plus seeds built here (tests/qf_torch_fixture.h,
- * a GGUF from qforge's own writer), then keeps mutating them (bit flips, byte overwrites with
+ * of tests/fuzz/corpus/safetensors through fuzz_safetensors_header.c's, tests/fuzz/corpus/gguf
+ * through fuzz_gguf.c's, corpus/config through fuzz_config.c's, corpus/index through
+ * fuzz_shard_index.c's and corpus/manifest through fuzz_manifest.c's (whose seed must still
+ * verify its folder, or the target would only ever test the seal check), plus seeds built here
+ * (tests/qf_torch_fixture.h, a GGUF from qforge's own writer), then keeps mutating them (bit flips, byte overwrites with
  * boundary values, truncations, insertions, chunk copies) with a fixed-seed generator for a
  * bounded time: QF_FUZZ_SECONDS (default 2 per target) or QF_FUZZ_RUNS mutations per target
  * (default 200000), whichever ends first.  Any crash or consistency failure (the targets
@@ -33,6 +35,15 @@
 #undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput qf_fuzz_gguf_one
 #include "fuzz/fuzz_gguf.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput qf_fuzz_config_one
+#include "fuzz/fuzz_config.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput qf_fuzz_shard_index_one
+#include "fuzz/fuzz_shard_index.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput qf_fuzz_manifest_one
+#include "fuzz/fuzz_manifest.c"
 #undef LLVMFuzzerTestOneInput
 
 typedef int (*qf_fuzz_target)(const uint8_t *, size_t);
@@ -226,12 +237,72 @@ static void test_replay_gguf(void **state)
     replay("fuzz_gguf", qf_fuzz_gguf_one, &set);
 }
 
+static void test_replay_config(void **state)
+{
+    (void)state;
+    seed_set set = {0};
+    assert_true(load_dir(&set, "tests/fuzz/corpus/config") >= 5);
+    replay("fuzz_config", qf_fuzz_config_one, &set);
+}
+
+static void test_replay_shard_index(void **state)
+{
+    (void)state;
+    seed_set set = {0};
+    assert_true(load_dir(&set, "tests/fuzz/corpus/index") >= 2);
+    replay("fuzz_shard_index", qf_fuzz_shard_index_one, &set);
+}
+
+static void test_replay_manifest(void **state)
+{
+    (void)state;
+    seed_set set = {0};
+    assert_true(load_dir(&set, "tests/fuzz/corpus/manifest") >= 1);
+    /* the committed seed is a manifest of the target's folder that verifies: every file and
+     * tensor checked, no issue */
+    for (int i = 0; i < set.n; i++) {
+        qf_fuzz_manifest_one(set.s[i].b, set.s[i].n);
+        qf_verify_report rep;
+        memset(&rep, 0, sizeof rep);
+        qf_error err;
+        int st = qf_verify_dir(qf_fuzz_artifact(), &rep, NULL, &err);
+        if (st != QF_OK) fail_msg("seed %d of tests/fuzz/corpus/manifest no longer verifies: %s", i, err.msg);
+        assert_int_equal(rep.files_checked, 2);
+        assert_int_equal(rep.tensors_checked, 2);
+        assert_int_equal(rep.n_issues, 0);
+        qf_verify_report_free(&rep);
+    }
+    /* and one changed byte of the artifact is found behind that seed */
+    char path[700];
+    snprintf(path, sizeof path, "%s/config.json", qf_fuzz_artifact());
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fputc('[', f), '[');
+    assert_int_equal(fclose(f), 0);
+    qf_verify_report rep;
+    memset(&rep, 0, sizeof rep);
+    qf_error err;
+    assert_int_equal(qf_verify_dir(qf_fuzz_artifact(), &rep, NULL, &err), QF_ERR_VERIFY);
+    assert_int_equal(rep.n_issues, 1);
+    assert_int_equal(rep.issues[0].kind, QF_VERIFY_MODIFIED);
+    assert_string_equal(rep.issues[0].file, "config.json");
+    qf_verify_report_free(&rep);
+    f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fputc('{', f), '{');
+    assert_int_equal(fclose(f), 0);
+    replay("fuzz_manifest", qf_fuzz_manifest_one, &set);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replay_pickle),
         cmocka_unit_test(test_replay_safetensors),
         cmocka_unit_test(test_replay_gguf),
+        cmocka_unit_test(test_replay_config),
+        cmocka_unit_test(test_replay_shard_index),
+        cmocka_unit_test(test_replay_manifest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

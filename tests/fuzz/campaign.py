@@ -27,8 +27,10 @@ or `verify` (a mutated GGUF artifact folder).
 Limits: --timeout seconds per command (default 20); memory: RLIMIT_AS --mem-mb (default 4096)
 for a plain build; for an ASan build (detected from the binary) RLIMIT_AS cannot be used, so
 ASAN_OPTIONS hard_rss_limit_mb / max_allocation_size_mb with allocator_may_return_null=1
-(a failed allocation is then qforge's exit 8).  Peak RSS of each command is measured (wait4);
-above --rss-bound-mb (default 1024: 32x the 31 MB model) is a finding.
+(a failed allocation is then qforge's exit 8).  Peak RSS of each command is measured (wait4)
+and bounded by the size of what it reads: above --rss-base-mb + --rss-per-input x the bytes of
+its input files (defaults 128 MB + 4x: docs/security.md's bound, which validate's two float32
+copies of a bf16 model come closest to; convert streams and stays near 1x) is a finding.
 
 Findings are saved under OUT/findings/NNNNN-TARGET-KIND/ (the mutated folder, stderr and a
 repro.sh).  Exit status 1 when there is any finding.
@@ -643,7 +645,23 @@ class Runner:
         return rc, stderr, rss, time.time() - t0
 
 
-def classify(runner, cmd, d, logdir, expect_named=True, ok_codes=OK_CODES):
+def folder_bytes(path):
+    """Bytes of the regular files under path (a file: its size), not following links."""
+    if os.path.isfile(path):
+        return os.lstat(path).st_size
+    n = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            st = os.lstat(os.path.join(root, f))
+            n += st.st_size if not os.path.islink(os.path.join(root, f)) else 0
+    return n
+
+
+def rss_bound_mb(args, input_bytes):
+    return args.rss_base_mb + args.rss_per_input * input_bytes / (1024.0 * 1024.0)
+
+
+def classify(runner, cmd, d, logdir, expect_named=True, ok_codes=OK_CODES, input_bytes=0):
     rc, stderr, rss, secs = runner.run(cmd, logdir)
     reports = os.listdir(logdir) if os.path.isdir(logdir) else []
     if not reports and ("runtime error:" in stderr or "ERROR: AddressSanitizer" in stderr
@@ -656,8 +674,9 @@ def classify(runner, cmd, d, logdir, expect_named=True, ok_codes=OK_CODES):
         return "timeout", rc, stderr, rss
     if rc < 0:
         return "signal", rc, stderr, rss
-    if rss > runner.args.rss_bound_mb:
-        return "memory", rc, stderr, rss
+    if rss > rss_bound_mb(runner.args, input_bytes):
+        return "memory", rc, stderr + "\npeak RSS %.0f MB above the bound %.0f MB (input %.1f MB)" % (
+            rss, rss_bound_mb(runner.args, input_bytes), input_bytes / 1048576.0), rss
     if rc not in ok_codes:
         return "exit-code", rc, stderr, rss
     if rc != 0 and ok_codes is OK_CODES:
@@ -680,7 +699,7 @@ def one(runner, pr, i, tmp):
         what = MUTATORS[target](rng, pr, d)
     except Exception as e:  # a mutation that could not be applied is skipped, not a finding
         shutil.rmtree(base, ignore_errors=True)
-        return target, "skipped", "mutator: %r" % e, [], 0.0
+        return target, "skipped", "mutator: %r" % e, [], 0.0, 0.0
     q = os.path.abspath(args.qforge)
     out = os.path.join(base, "out")
     if target == "gguf":
@@ -712,13 +731,16 @@ def one(runner, pr, i, tmp):
         else:
             extra.append(("convert-gguf", [q, "convert", d, "-o", out + "-gguf", "--layout", "gguf", "--scheme", "q8_0", "-q"]))
     results = []
-    peak = 0.0
+    peak, ratio = 0.0, 0.0
+    in_bytes = folder_bytes(d)
     for n, (label, cmd) in enumerate([("convert", cmds[0])] + extra):
         logdir = os.path.join(base, "log%d" % n)
         os.mkdir(logdir)
         ok_codes = (VERIFY_OK | OK_CODES) if label == "verify" else OK_CODES
-        kind, rc, stderr, rss = classify(runner, cmd, d, logdir, ok_codes=ok_codes)
+        reads = in_bytes + (folder_bytes(pr.model) if pr.model in cmd else 0)
+        kind, rc, stderr, rss = classify(runner, cmd, d, logdir, ok_codes=ok_codes, input_bytes=reads)
         peak = max(peak, rss)
+        ratio = max(ratio, rss / rss_bound_mb(args, reads))
         if kind == "ok" and rc == 0 and label in ("convert", "convert-gguf"):
             o = out if label == "convert" else out + "-gguf"
             vlog = os.path.join(base, "vlog%d" % n)
@@ -745,7 +767,7 @@ def one(runner, pr, i, tmp):
             for label, kind, rc, stderr, cmd in bad:
                 f.write("== %s: %s, exit %s\n%s\n" % (label, kind, rc, stderr[-20000:]))
     shutil.rmtree(base, ignore_errors=True)
-    return target, (bad[0][1] if bad else "ok"), what, results, peak
+    return target, (bad[0][1] if bad else "ok"), what, results, peak, ratio
 
 
 def main():
@@ -757,7 +779,8 @@ def main():
     ap.add_argument("--out", default=None, help="findings and the summary (default: a new /tmp folder)")
     ap.add_argument("--timeout", type=float, default=20.0)
     ap.add_argument("--mem-mb", type=int, default=4096)
-    ap.add_argument("--rss-bound-mb", type=float, default=1024.0)
+    ap.add_argument("--rss-base-mb", type=float, default=128.0)
+    ap.add_argument("--rss-per-input", type=float, default=4.0)
     ap.add_argument("--extra", type=float, default=0.3, help="fraction of inputs that also get inspect / validate / verify")
     ap.add_argument("--targets", default=",".join(TARGETS))
     ap.add_argument("--start", type=int, default=0, help="first input number (to replay one: --start N --count 1)")
@@ -776,6 +799,7 @@ def main():
         t0 = time.time()
         counts = collections.defaultdict(collections.Counter)
         peaks = collections.defaultdict(float)
+        ratios = collections.defaultdict(float)
         exits = collections.defaultdict(collections.Counter)
         lock = threading.Lock()
         done = [0]
@@ -783,9 +807,10 @@ def main():
         def job(i):
             r = one(runner, pr, i, tmp)
             with lock:
-                target, kind, what, results, peak = r
+                target, kind, what, results, peak, ratio = r
                 counts[target][kind] += 1
                 peaks[target] = max(peaks[target], peak)
+                ratios[target] = max(ratios[target], ratio)
                 for res in results:
                     exits[target][res[2]] += 1
                 done[0] += 1
@@ -801,19 +826,21 @@ def main():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     kinds = ["ok", "message", "exit-code", "bad-artifact", "signal", "sanitizer", "timeout", "memory", "skipped"]
-    lines = ["qforge campaign: %s%s, seed %d, %d inputs, %d jobs, %.0f s, timeout %g s, memory limit %d MB, RSS bound %g MB"
-             % (args.qforge, " (ASan+UBSan)" if asan else "", args.seed, args.count, args.jobs, secs, args.timeout,
-                args.mem_mb, args.rss_bound_mb),
-             "| target | inputs | " + " | ".join(kinds) + " | peak RSS MB | exit codes |",
-             "|---" * (len(kinds) + 4) + "|"]
+    lines = ["qforge campaign: %s%s, seed %d, %d inputs, %d jobs, %.0f s, timeout %g s, memory limit %d MB, "
+             "RSS bound %g MB + %gx input" % (args.qforge, " (ASan+UBSan)" if asan else "", args.seed, args.count,
+                                              args.jobs, secs, args.timeout, args.mem_mb, args.rss_base_mb,
+                                              args.rss_per_input),
+             "| target | inputs | " + " | ".join(kinds) + " | peak RSS MB | peak RSS / bound | exit codes |",
+             "|---" * (len(kinds) + 5) + "|"]
     total = collections.Counter()
     for t in args.targets:
         c = counts[t]
         total.update(c)
         ex = " ".join("%s:%d" % (k, v) for k, v in sorted(exits[t].items(), key=lambda kv: str(kv[0])))
-        lines.append("| %s | %d | %s | %.0f | %s |" % (t, sum(c.values()), " | ".join(str(c[k]) for k in kinds), peaks[t], ex))
-    lines.append("| all | %d | %s | %.0f | |" % (sum(total.values()), " | ".join(str(total[k]) for k in kinds),
-                                                 max(peaks.values() or [0])))
+        lines.append("| %s | %d | %s | %.0f | %.2f | %s |" % (t, sum(c.values()), " | ".join(str(c[k]) for k in kinds),
+                                                         peaks[t], ratios[t], ex))
+    lines.append("| all | %d | %s | %.0f | %.2f | |" % (sum(total.values()), " | ".join(str(total[k]) for k in kinds),
+                                                        max(peaks.values() or [0]), max(ratios.values() or [0])))
     findings = sum(v for k, v in total.items() if k not in ("ok", "skipped"))
     lines.append("findings: %d%s; pristine inputs %s" % (findings, " (in %s/findings)" % args.out if findings else "",
                                                          "CHANGED: " + ", ".join(changed) if changed else "unchanged"))

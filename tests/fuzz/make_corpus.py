@@ -4,7 +4,14 @@
 corpus/pickle: data.pkl streams (protocols 2 and 4) and whole torch.save archives of a tiny
 state_dict made by tests/tools/make_bin_checkpoint.py (plain, views + shared storage,
 big-endian, deflated), plus a few hostile pickles.  corpus/safetensors: small valid and
-invalid safetensors files.  corpus/gguf: a GGUF written by gguf-py (skipped without it).  usage: tests/fuzz/make_corpus.py
+invalid safetensors files.  corpus/gguf: a GGUF written by gguf-py (skipped without it).
+corpus/config, corpus/index: the bundled checkpoints' config.json and shard indexes.
+corpus/tokenizer: tokenizer.json + NUL + text (fuzz_tokenizer_json's layout): the fixtures'
+byte-level BPE cut to its first 512 tokens, a SentencePiece-style Metaspace BPE with byte
+fallback, and a normalizer chain (Sequence of Replace / NFC / Prepend).  corpus/manifest is
+not written here: its seed is a manifest sealed by qforge itself for fuzz_manifest.c's folder,
+and tests/test_fuzz_replay.c checks that it still verifies.
+usage: tests/fuzz/make_corpus.py
 """
 import collections
 import io
@@ -29,7 +36,7 @@ def tiny_tensors():
 
 class Args:
     def __init__(self, **kw):
-        self.views, self.big_endian, self.compress, self.protocol = False, False, False, 2
+        self.views, self.big_endian, self.compress, self.protocol, self.view = False, False, False, 2, None
         self.__dict__.update(kw)
 
 
@@ -62,6 +69,56 @@ def main():
     gguf_seeds(os.path.join(HERE, "corpus", "gguf"))
     st_file("overlap.safetensors", {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
                                     "b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}, bytes(8))
+    json_seeds(os.path.join(HERE, "corpus"))
+
+
+def json_seeds(corpus):
+    data = os.path.join(HERE, "..", "data")
+    for sub in ("config", "index", "tokenizer"):
+        os.makedirs(os.path.join(corpus, sub), exist_ok=True)
+    for model in ("tiny-llama", "tiny-moe", "tiny-swa", "tiny-tied", "tiny-yarn"):
+        src = os.path.join(data, model)
+        with open(os.path.join(src, "config.json"), "rb") as f:
+            open(os.path.join(corpus, "config", model + ".json"), "wb").write(f.read())
+        idx = os.path.join(src, "model.safetensors.index.json")
+        if os.path.exists(idx):
+            with open(idx, "rb") as f:
+                open(os.path.join(corpus, "index", model + ".json"), "wb").write(f.read())
+    # the fixtures' byte-level BPE, cut to the tokens below 512 and the merges among them
+    with open(os.path.join(data, "tiny-llama", "tokenizer.json"), encoding="utf-8") as f:
+        tok = json.load(f)
+    vocab = {k: v for k, v in tok["model"]["vocab"].items() if v < 512}
+    merges = []
+    for m in tok["model"]["merges"]:
+        a, b = m if isinstance(m, list) else m.split(" ", 1)
+        if a in vocab and b in vocab and a + b in vocab:
+            merges.append(m)
+    tok["model"]["vocab"], tok["model"]["merges"] = vocab, merges
+    tok["added_tokens"] = [t for t in tok["added_tokens"] if t["id"] < 512]
+
+    def tok_seed(name, doc, text):
+        body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+        open(os.path.join(corpus, "tokenizer", name), "wb").write(body + b"\0" + text.encode())
+
+    tok_seed("bytelevel_bpe", tok, "The quick brown fox, 1234 \u00e9t\u00e9 <|endoftext|> ok")
+    spm = {"normalizer": {"type": "Sequence", "normalizers": [
+               {"type": "Prepend", "prepend": "\u2581"},
+               {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+           "pre_tokenizer": None,
+           "decoder": {"type": "Sequence", "decoders": [
+               {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+               {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+           "added_tokens": [{"id": 0, "content": "<unk>", "special": True}],
+           "model": {"type": "BPE", "byte_fallback": True, "unk_token": "<unk>", "fuse_unk": True,
+                     "vocab": dict([("<unk>", 0)] + [("<0x%02X>" % i, 1 + i) for i in range(256)] +
+                                   [("\u2581", 257), ("a", 258), ("b", 259), ("\u2581a", 260), ("ab", 261)]),
+                     "merges": ["\u2581 a", "a b"]}}
+    tok_seed("metaspace_byte_fallback", spm, "ab a\u00ff \U0001F600b")
+    norm = dict(spm)
+    norm["normalizer"] = {"type": "Sequence", "normalizers": [
+        {"type": "NFC"}, {"type": "Replace", "pattern": {"String": "a"}, "content": "aa"},
+        {"type": "Replace", "pattern": {"Regex": "b+"}, "content": "b"}, {"type": "Lowercase"}]}
+    tok_seed("normalizer_chain", norm, "aAbBbb e\u0301")
 
 
 def gguf_seeds(folder):

@@ -240,11 +240,22 @@ static float qf_group_sq_error(const qf_scheme *s, const qf_group_params *p, con
 qf_group_params qf_group_params_search(const qf_scheme *s, const float *v, int n, float global_scale,
                                        const double *w, int steps, float clip_min)
 {
-    const qf_group_params full = qf_group_params_from(s, v, n, global_scale);
-    if (steps <= 0) return full;
-    qf_group_params best = full;
+    if (steps <= 0) return qf_group_params_from(s, v, n, global_scale);
+    /* one range pass serves both the full-range parameters and the search when the lanes give
+     * it (both folds agree then, see qf_range_lanes); otherwise each takes its own in-order fold */
     float lo, hi;
-    qf_search_range(s, v, n, &lo, &hi);
+    qf_group_params full;
+    if (qf_range_lanes(v, n, &lo, &hi)) {
+        if (s->symmetric) {
+            const float a = qf_maxf(-lo, hi);
+            lo = -a, hi = a;
+        }
+        full = qf_group_params_from_range(s, lo, hi, global_scale);
+    } else {
+        full = qf_group_params_from(s, v, n, global_scale);
+        qf_search_range(s, v, n, &lo, &hi);
+    }
+    qf_group_params best = full;
     double best_e = -1;
     qf_group_params prev = {0};
     for (int k = 0; k <= steps; k++) {

@@ -1,4 +1,5 @@
 /* config.c - config.json of Llama-family checkpoints (see qf_config.h). */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,13 +9,18 @@
 static const char *const qf_runnable_types[] = {"llama", "mistral", "qwen2", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe"};
 
 /* Integer field: present and integral (a float like 4096.0 is accepted), else default; a value
- * of another type sets *bad to the key (the first one), so the error can name it. */
+ * of another type, or one outside int's range, sets *bad to the key (the first one), so the
+ * error can name it.  The range check comes first: converting 8e92 to int is undefined, and a
+ * 64-bit 2^32 + 8 cut to int would be a quiet 8. */
 static int qf_cfg_int(json_t *o, const char *key, int dflt, const char **bad)
 {
     json_t *v = json_object_get(o, key);
     if (!v || json_is_null(v)) return dflt;
-    if (json_is_integer(v)) return (int)json_integer_value(v);
-    if (json_is_real(v) && floor(json_real_value(v)) == json_real_value(v)) return (int)json_real_value(v);
+    if (json_is_integer(v) && json_integer_value(v) >= INT_MIN && json_integer_value(v) <= INT_MAX)
+        return (int)json_integer_value(v);
+    if (json_is_real(v) && floor(json_real_value(v)) == json_real_value(v) && json_real_value(v) >= (double)INT_MIN &&
+        json_real_value(v) <= (double)INT_MAX)
+        return (int)json_real_value(v);
     if (json_is_boolean(v)) return json_is_true(v);
     if (!*bad) *bad = key;
     return dflt;
@@ -93,7 +99,11 @@ static qf_status qf_cfg_rope(const char *path, json_t *root, qf_model_config *c,
         c->rope_type = QF_ROPE_LLAMA3;
         c->rope_low_freq_factor = (float)qf_cfg_num(rs, "low_freq_factor", 1.0);
         c->rope_high_freq_factor = (float)qf_cfg_num(rs, "high_freq_factor", 4.0);
-        c->rope_original_max_pos = (int)qf_cfg_num(rs, "original_max_position_embeddings", 8192);
+        const double orig = qf_cfg_num(rs, "original_max_position_embeddings", 8192);
+        if (!(orig >= 1.0 && orig <= 1e9)) /* checked before the cast: (int)8e92 is undefined */
+            return qf_fail(err, QF_ERR_FORMAT, "%s: rope llama3 original_max_position_embeddings %g is not in 1..1e9",
+                           path, orig);
+        c->rope_original_max_pos = (int)orig;
         return QF_OK;
     }
     if (strcmp(ty, "yarn") == 0) return qf_cfg_yarn(path, root, rs, c, err);
@@ -151,7 +161,7 @@ qf_status qf_config_load(const char *path, qf_model_config *c, qf_error *err)
     c->norm_topk_prob = qf_cfg_int(o, "norm_topk_prob", strcmp(c->model_type, "mixtral") == 0, &bad);
     if (bad) {
         json_decref(root);
-        return qf_fail(err, QF_ERR_FORMAT, "%s: %s is not an integer", path, bad);
+        return qf_fail(err, QF_ERR_FORMAT, "%s: %s is not an integer of at most 31 bits", path, bad);
     }
     const char *missing = !c->hidden_size ? "hidden_size" : !c->n_layers ? "num_hidden_layers"
                         : !c->n_heads ? "num_attention_heads" : !c->vocab_size ? "vocab_size" : NULL;

@@ -18,6 +18,7 @@
  * window, a layer_types list of the wrong length) is refused naming the file and the key:
  * running full attention instead would give wrong numbers without a word.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -86,7 +87,9 @@ qf_status qf_config_attn_windows(const char *path, const qf_model_config *c, int
         return qf_fail(err, QF_ERR_FORMAT, "%s: layer_types must be a list of num_hidden_layers (%d) names", path,
                        c->n_layers);
     json_t *mwl = json_object_get(o, "max_window_layers");
-    int max_window_layers = json_is_integer(mwl) ? (int)json_integer_value(mwl) : 28;
+    /* clamped, not cut: 2^32 + 1 layers means every layer, not layer 1 */
+    json_int_t mwl_v = json_is_integer(mwl) ? json_integer_value(mwl) : 28;
+    int max_window_layers = mwl_v > INT_MAX ? INT_MAX : mwl_v < 0 ? 0 : (int)mwl_v;
     for (int l = 0; l < c->n_layers; l++) {
         int sliding;
         if (json_is_array(types)) QF_TRY(qf_cfg_layer_type(path, types, l, &sliding, err));

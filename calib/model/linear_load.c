@@ -11,6 +11,7 @@
  * match the module; without a quantization_config it is inferred from the tensors.
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <limits.h>
 #include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,12 +96,15 @@ static qf_status qf_lin_act_from_config(const json_t *ia, const char *name, qf_a
         *act = QF_ACT_NONE;
         return QF_OK;
     }
-    int bits = (int)json_integer_value(json_object_get(ia, "num_bits"));
+    /* range-checked before the cast, so 2^32 + 8 is not taken for 8 */
+    const json_int_t bits_v = json_integer_value(json_object_get(ia, "num_bits"));
+    int bits = bits_v > 0 && bits_v <= 64 ? (int)bits_v : -1;
     const char *type = json_string_value(json_object_get(ia, "type"));
     const char *strategy = json_string_value(json_object_get(ia, "strategy"));
     json_t *dyn = json_object_get(ia, "dynamic");
     int dynamic = json_is_true(dyn) || json_is_string(dyn); /* "local" (nvfp4) counts as dynamic */
-    int gs = (int)json_integer_value(json_object_get(ia, "group_size"));
+    const json_int_t gs_v = json_integer_value(json_object_get(ia, "group_size"));
+    int gs = gs_v >= 0 && gs_v <= INT_MAX ? (int)gs_v : -1;
     type = type ? type : "int";
     strategy = strategy ? strategy : "";
     if (bits == 8 && strcmp(type, "float") == 0 && dynamic && strcmp(strategy, "token") == 0)

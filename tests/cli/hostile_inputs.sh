@@ -131,6 +131,14 @@ for kv in hidden_size:384:512 intermediate_size:1024:1536 num_key_value_heads:2:
     stderr_has "config.json" "lying $k: config named"
     no_output "$T/out" "lying $k: nothing written"
 done
+# numbers out of int's range are refused, not cut (2^32 + 8192 is not 8192) nor converted with
+# undefined behaviour (8e92: found by fuzz_config under UBSan)
+for v in 4294975488 8e92; do
+    lie vocab_size 8192 "$v"
+    expect_exit 4 "config vocab_size $v" -- "$QFORGE" convert "$T/in" -o "$T/out" --scheme w4a16 -q
+    stderr_has "vocab_size" "vocab_size $v: key named"
+    no_output "$T/out" "vocab_size $v: nothing written"
+done
 lie vocab_size 8192 8000
 expect_exit 4 "gguf: config lying about vocab_size" -- "$QFORGE" convert "$T/in" --layout gguf --scheme q8_0 -o "$T/out" -q
 

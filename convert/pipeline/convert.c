@@ -14,6 +14,7 @@
 #include "qf_manifest.h"
 #include "qf_model_card.h"
 #include "qf_modelopt.h"
+#include "qf_quant_source.h"
 #include "convert_output.h"
 #include "journal.h"
 #include "qf_progress.h"
@@ -679,7 +680,13 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
             if (!mo.scheme) s = qf_fail(err, QF_ERR_FORMAT, "%s: unknown scheme in the part's recipe", src);
         }
     } else {
-        s = qf_checkpoint_open(o->src, &ck, err);
+        /* an already-quantized source (DeepSeek FP8, GPT-OSS MXFP4, compressed-tensors / ModelOpt
+         * FP8) is read as its bf16 dequantization; any other quantized source is refused */
+        s = qf_checkpoint_open_source(o->src, &ck, &st->source, err);
+        if (s == QF_OK && st->source.kind != QF_QSOURCE_NONE && o->calibrated)
+            s = qf_fail(err, QF_ERR_UNSUPPORTED, "%s: a %s source is dequantized for RTN only: calibrated methods read "
+                        "the source through the model runner, which reads float checkpoints", o->src,
+                        qf_qsource_name(st->source.kind));
         if (s == QF_OK) { /* a config that lies about the shapes would give an artifact engines misread */
             char *cp = qf_path_join(o->src, "config.json");
             s = qf_config_check_shapes(cp, &cfg, ck, err);
@@ -729,6 +736,10 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
     json_t *manifest = qf_manifest_new();
     json_object_set_new(manifest, "recipe", json_incref(recipe));
     if (dense_json) json_object_set_new(manifest, "dense_experts", dense_json);
+    if (st->source.kind != QF_QSOURCE_NONE) /* what the weights were read from, said once */
+        json_object_set_new(manifest, "source_format",
+                            json_pack("{s:s, s:s, s:i}", "format", qf_qsource_name(st->source.kind), "from",
+                                      st->source.origin, "dequantized_to_bf16", st->source.n_quantized));
     if (merged_calibration) json_object_set_new(manifest, "calibration", merged_calibration);
 
     /* 3b + 4. weights: quantize and write shard by shard, hashing on the way; calibrated, the

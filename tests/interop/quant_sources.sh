@@ -1,0 +1,77 @@
+#!/bin/sh
+# tests/interop/quant_sources.sh - already-quantized sources (DeepSeek FP8 blocks, GPT-OSS MXFP4
+# experts), dequantized on read by qforge, checked against transformers.
+#
+# Usage: sh tests/interop/quant_sources.sh QFORGE_BINARY
+#   Builds the tiny deepseek_v3 and gpt_oss checkpoints (make_families.py) and their release
+#   layouts (make_quant_sources.py: FP8 128x128 blocks with weight_scale_inv, MXFP4 *_blocks /
+#   *_scales), in a temporary folder.  Then:
+#   1. `qforge convert SRC --to safetensors` (the bf16 dequantization) equals transformers' own
+#      dequantization of SRC bit for bit (check_quant_sources.py);
+#   2. SRC converts to every RTN scheme (QS_SCHEMES) and `qforge verify` passes;
+#   3. check_families.py loads each artifact in transformers + compressed-tensors and compares
+#      it with the dequantized model of step 1 (GPT-OSS experts stay bf16 and are listed);
+#   4. a source whose quant_method qforge does not read is refused with exit 5, nothing written.
+#   Python: $PYTHON or python3 with torch, transformers and compressed-tensors
+#   (tests/interop/requirements.txt).  Without them: "SKIP quant_sources: <reason>", exit 77.
+#   Prints "N passed, N failed" last; exit 1 when anything failed.
+. "$(dirname "$0")/lib.sh"
+interop_begin quant_sources $# 1 1 "${1:-}"
+QS_SCHEMES=${QS_SCHEMES:-"w4a16 w4a16-asym fp8-dynamic w8a8 nvfp4a16 mxfp4a16"}
+if ! err=$("$py" -c "import torch, transformers, compressed_tensors" 2>&1); then
+    echo "SKIP quant_sources: $py cannot import torch, transformers and compressed-tensors" \
+         "($(echo "$err" | tail -n 1); pip install -r tests/interop/requirements.txt)"
+    exit 77
+fi
+need_qforge
+interop_tmp
+if ! "$py" "$root/tests/tools/make_families.py" "$tmp/base" deepseek_v3 gpt_oss >"$tmp/make.log" 2>&1 ||
+   ! "$py" "$root/tests/tools/make_quant_sources.py" "$tmp/base" "$tmp/src" >>"$tmp/make.log" 2>&1; then
+    echo "FAIL make_families.py / make_quant_sources.py:"; grep -v "Writing\|Warning" "$tmp/make.log" | tail -n 15 | sed 's/^/    /'
+    fail=$((fail + 1))
+fi
+for pair in deepseek_v3:deepseek_v3_fp8 gpt_oss:gpt_oss_mxfp4; do
+    fam=${pair%%:*} src=$tmp/src/${pair#*:}
+    [ -f "$src/config.json" ] || continue
+    mkdir -p "$tmp/deq"
+    # 1. the dequantization itself (the folder is named after the family: check_families.py reads it)
+    if ! "$qforge" convert "$src" --to safetensors -o "$tmp/deq/$fam" -q >"$tmp/$fam-deq.log" 2>&1; then
+        echo "FAIL $fam: qforge convert --to safetensors exited non-zero:"; sed 's/^/    /' "$tmp/$fam-deq.log"
+        fail=$((fail + 1)); continue
+    fi
+    PYTHONPATH=$here${PYTHONPATH:+:$PYTHONPATH} "$py" "$here/check_quant_sources.py" "$src" "$tmp/deq/$fam" \
+        >"$tmp/$fam-bits.log" 2>"$tmp/$fam-bits.err"
+    grep -E '^(FAIL|     )' "$tmp/$fam-bits.log"
+    counts_add "$tmp/$fam-bits.log" || { echo "FAIL $fam: check_quant_sources.py crashed:"; tail -n 15 "$tmp/$fam-bits.err" | sed 's/^/    /'; }
+    # 2. every RTN scheme, verified
+    specs=""
+    for s in $QS_SCHEMES; do
+        out=$tmp/$fam-$s
+        if ! "$qforge" convert "$src" -o "$out" --scheme "$s" -q >"$out.log" 2>&1; then
+            echo "FAIL $fam $s: qforge convert exited non-zero:"; sed 's/^/    /' "$out.log"
+            fail=$((fail + 1)); continue
+        fi
+        if "$qforge" verify "$out" >"$out.verify" 2>&1; then pass=$((pass + 1))
+        else echo "FAIL $fam $s: qforge verify:"; sed 's/^/    /' "$out.verify"; fail=$((fail + 1)); fi
+        if grep -q "dense_experts" "$out/qforge.manifest.json" && ! grep -q "dequantized from the source's MXFP4" "$out.log"; then
+            echo "FAIL $fam $s: dense experts of an MXFP4 source are not said to be dequantized"; fail=$((fail + 1))
+        fi
+        specs="$specs $s=$out"
+    done
+    # 3. the artifacts in transformers + compressed-tensors, against the dequantized model
+    # shellcheck disable=SC2086
+    PYTHONPATH=$here${PYTHONPATH:+:$PYTHONPATH} "$py" "$here/check_families.py" "$tmp/deq/$fam" $specs \
+        >"$tmp/$fam.log" 2>"$tmp/$fam.err"
+    grep -E '^(FAIL|XFAIL|XPASS|     )' "$tmp/$fam.log"
+    counts_add "$tmp/$fam.log" || { echo "FAIL $fam: check_families.py crashed:"; tail -n 15 "$tmp/$fam.err" | sed 's/^/    /'; }
+done
+# 4. a quantized source qforge does not read: refused (exit 5), nothing written
+if [ -d "$tmp/src/gpt_oss_mxfp4" ]; then
+    cp -r "$tmp/src/gpt_oss_mxfp4" "$tmp/gptq"
+    "$py" -c "import json,sys; p=sys.argv[1]; c=json.load(open(p)); c['quantization_config']={'quant_method':'gptq','bits':4}; json.dump(c,open(p,'w'))" "$tmp/gptq/config.json"
+    "$qforge" convert "$tmp/gptq" -o "$tmp/gptq-out" --scheme w4a16 -q >"$tmp/gptq.log" 2>&1
+    rc=$?
+    if [ "$rc" = 5 ] && [ ! -e "$tmp/gptq-out" ] && grep -q "quant_method 'gptq'" "$tmp/gptq.log"; then pass=$((pass + 1))
+    else echo "FAIL an unread quant_method (gptq) is refused with exit 5 and nothing written (exit $rc):"; sed 's/^/    /' "$tmp/gptq.log"; fail=$((fail + 1)); fi
+fi
+interop_end

@@ -61,12 +61,17 @@ const char *qf_qsource_name(qf_qsource_kind k);
  * that disagree with the config), naming the file and the key or tensor. */
 qf_status qf_qsource_detect(const char *dir, const qf_checkpoint *ck, qf_qsource *q, qf_error *err);
 
-/* Replace the quantized tensors of ck (as detected into q) by their bf16 dequantization, in
- * buffers ck owns, and drop their companions; the table stays sorted by name. */
+/* Replace the quantized tensors of ck (as detected into q) by their bf16 dequantization and
+ * drop their companions; the table stays sorted by name.  Nothing is decoded here: each new
+ * tensor has data NULL and a decode recipe (qf_tensor.decode), and qf_checkpoint_acquire
+ * decodes it when a reader needs it (qf_checkpoint_release frees it), so a converter holds one
+ * dequantized tensor at a time.  E8M0 scales are checked here (0xFF refused).  On failure ck
+ * may only be freed. */
 qf_status qf_qsource_dequantize(qf_checkpoint *ck, qf_qsource *q, qf_error *err);
 
-/* qf_checkpoint_open, then detect and dequantize: the table a converter reads a source through.
- * q (may be NULL) receives what was found. */
+/* qf_checkpoint_open, then detect and dequantize: the table a converter reads a source through
+ * (every read of a tensor's data goes through qf_checkpoint_acquire).  q (may be NULL)
+ * receives what was found. */
 qf_status qf_checkpoint_open_source(const char *path, qf_checkpoint **out, qf_qsource *q, qf_error *err);
 
 #ifdef __cplusplus

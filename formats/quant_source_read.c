@@ -8,70 +8,121 @@
 #include "qf_fs.h"
 #include "quant_source_pair.h"
 
-/* Scale i of s as float.  E8M0 code 0xFF is NaN in the OCP format while transformers' ldexp
- * makes it 2^128 = inf; no real checkpoint holds it, so it is refused rather than guessed. */
-static qf_status qf_qs_scale(const qf_tensor *s, uint64_t i, float *v, qf_error *err)
+/* A dequantized tensor's recipe, owned by the table (ck->owned): copies of its quantized tensor
+ * and scales (their names in names[]), read from the mapped shards when the tensor is acquired. */
+typedef struct qf_qs_decode {
+    qf_tensor_decode base; /* first: the table's tensor points here */
+    qf_qsource_kind kind;
+    qf_tensor q, scale;
+    const qf_mapped_file *qfile, *sfile;
+    int64_t lead, rows, cols, bn, bk;
+    char names[];
+} qf_qs_decode;
+
+/* Scale i of s as float (F8_E8M0 / U8: an exponent, 0xFF refused when the table is built). */
+static float qf_qs_scale(const qf_tensor *s, uint64_t i)
 {
     uint16_t h;
+    float v;
     switch (s->dtype) {
-    case QF_DTYPE_F32: memcpy(v, s->data + 4 * i, 4); return QF_OK;
-    case QF_DTYPE_BF16: memcpy(&h, s->data + 2 * i, 2); *v = qf_bf16_to_f32(h); return QF_OK;
-    case QF_DTYPE_F16: memcpy(&h, s->data + 2 * i, 2); *v = qf_f16_to_f32(h); return QF_OK;
-    default: /* F8_E8M0 / U8: an exponent */
-        if (s->data[i] == 0xff)
-            return qf_fail(err, QF_ERR_FORMAT, "tensor '%s': scale %llu is E8M0 0xFF (NaN)", s->name, (unsigned long long)i);
-        *v = qf_e8m0_to_f32(s->data[i]);
-        return QF_OK;
+    case QF_DTYPE_F32: memcpy(&v, s->data + 4 * i, 4); return v;
+    case QF_DTYPE_BF16: memcpy(&h, s->data + 2 * i, 2); return qf_bf16_to_f32(h);
+    case QF_DTYPE_F16: memcpy(&h, s->data + 2 * i, 2); return qf_f16_to_f32(h);
+    default: return qf_e8m0_to_f32(s->data[i]);
     }
 }
 
-/* w[r][c] = e4m3(q[r][c]) * scale[r / bn][c / bk], the product in float32 rounded once to bf16. */
-static qf_status qf_qs_fp8(const qf_qs_pair *p, uint16_t *out, qf_error *err)
+/* w[r][c] = e4m3(q[r][c]) * scale[r / bn][c / bk], the product in float32 rounded once to bf16.
+ * Rows in parallel; the 256 code values are qf_fmt_fp8.h's, tabulated once per tensor. */
+static qf_status qf_qs_fp8(const qf_qs_decode *d, uint16_t *out, qf_error *err)
 {
-    const int64_t gr = (p->rows + p->bn - 1) / p->bn, gc = (p->cols + p->bk - 1) / p->bk;
-    float *srow = malloc(sizeof(float) * (size_t)gc);
-    if (!srow) return qf_fail(err, QF_ERR_NOMEM, "out of memory");
-    const uint8_t *q = p->q->data;
-    for (int64_t l = 0; l < p->lead; l++)
-        for (int64_t r = 0; r < p->rows; r++) {
-            if (r % p->bn == 0) /* a new row of blocks: its scales once */
-                for (int64_t j = 0; j < gc; j++) {
-                    qf_status s = qf_qs_scale(p->scale, (uint64_t)((l * gr + r / p->bn) * gc + j), &srow[j], err);
-                    if (s) {
-                        free(srow);
-                        return s;
-                    }
-                }
-            const uint8_t *qr = q + (size_t)(l * p->rows + r) * (size_t)p->cols;
-            uint16_t *o = out + (size_t)(l * p->rows + r) * (size_t)p->cols;
-            for (int64_t c = 0; c < p->cols; c++) o[c] = qf_f32_to_bf16(qf_fp8_value(qr[c], srow[c / p->bk]));
+    const int64_t gr = (d->rows + d->bn - 1) / d->bn, gc = (d->cols + d->bk - 1) / d->bk;
+    float value[256];
+    for (int c = 0; c < 256; c++) value[c] = qf_fp8_value((uint8_t)c, 1.0f);
+    int nomem = 0;
+#pragma omp parallel reduction(| : nomem)
+    {
+        float *srow = malloc(sizeof(float) * (size_t)gc);
+        nomem = !srow;
+#pragma omp for schedule(static)
+        for (int64_t lr = 0; lr < d->lead * d->rows; lr++) {
+            if (!srow) continue;
+            const int64_t l = lr / d->rows, r = lr % d->rows;
+            for (int64_t j = 0; j < gc; j++) srow[j] = qf_qs_scale(&d->scale, (uint64_t)((l * gr + r / d->bn) * gc + j));
+            const uint8_t *qr = d->q.data + (size_t)lr * (size_t)d->cols;
+            uint16_t *o = out + (size_t)lr * (size_t)d->cols;
+            for (int64_t c = 0; c < d->cols; c++) o[c] = qf_f32_to_bf16(value[qr[c]] * srow[c / d->bk]);
         }
-    free(srow);
-    return QF_OK;
+        free(srow);
+    }
+    return nomem ? qf_fail(err, QF_ERR_NOMEM, "%s: tensor '%s': out of memory", d->qfile->path, d->q.name) : QF_OK;
 }
 
 /* blocks [E, N, G, 16], scales [E, N, G] -> out [E, 32G, N]: value k of row n is the low nibble
  * (k even) or the high nibble (k odd) of byte k / 2, times 2^(scale - 127), written transposed. */
-static qf_status qf_qs_mxfp4(const qf_qs_pair *p, uint16_t *out, qf_error *err)
+static void qf_qs_mxfp4(const qf_qs_decode *d, uint16_t *out)
 {
-    const int64_t E = p->lead, N = p->rows, K = p->cols, G = K / 32;
-    const uint8_t *blk = p->q->data, *sc = p->scale->data;
-    for (int64_t e = 0; e < E; e++)
-        for (int64_t n = 0; n < N; n++)
-            for (int64_t g = 0; g < G; g++) {
-                const uint64_t si = (uint64_t)((e * N + n) * G + g);
-                if (sc[si] == 0xff)
-                    return qf_fail(err, QF_ERR_FORMAT, "tensor '%s': scale %llu is E8M0 0xFF (NaN)", p->scale->name,
-                                   (unsigned long long)si);
-                const float step = qf_mxfp4_step(sc[si]);
-                const uint8_t *b = blk + si * 16;
-                for (int j = 0; j < 16; j++) {
-                    const int64_t k = g * 32 + 2 * j;
-                    out[(size_t)((e * K + k) * N + n)] = qf_f32_to_bf16(qf_fp4_value(b[j] & 15, step));
-                    out[(size_t)((e * K + k + 1) * N + n)] = qf_f32_to_bf16(qf_fp4_value(b[j] >> 4, step));
-                }
+    const int64_t E = d->lead, N = d->rows, K = d->cols, G = K / 32;
+    const uint8_t *blk = d->q.data, *sc = d->scale.data;
+#pragma omp parallel for schedule(static)
+    for (int64_t en = 0; en < E * N; en++) {
+        const int64_t e = en / N, n = en % N;
+        for (int64_t g = 0; g < G; g++) {
+            const uint64_t si = (uint64_t)(en * G + g);
+            const float step = qf_mxfp4_step(sc[si]);
+            const uint8_t *b = blk + si * 16;
+            for (int j = 0; j < 16; j++) {
+                const int64_t k = g * 32 + 2 * j;
+                out[(size_t)((e * K + k) * N + n)] = qf_f32_to_bf16(qf_fp4_value(b[j] & 15, step));
+                out[(size_t)((e * K + k + 1) * N + n)] = qf_f32_to_bf16(qf_fp4_value(b[j] >> 4, step));
             }
-    return QF_OK;
+        }
+    }
+}
+
+static qf_status qf_qs_run(const qf_tensor_decode *base, void *out, qf_error *err)
+{
+    const qf_qs_decode *d = (const qf_qs_decode *)base;
+    qf_status s = QF_OK;
+    if (d->kind == QF_QSOURCE_MXFP4) qf_qs_mxfp4(d, out);
+    else s = qf_qs_fp8(d, out, err);
+    /* the quantized bytes are not needed again until the next acquire */
+    qf_file_release(d->qfile, d->q.offset, d->q.nbytes);
+    qf_file_release(d->sfile, d->scale.offset, d->scale.nbytes);
+    return s;
+}
+
+/* E8M0 0xFF is NaN in the OCP format while transformers' ldexp makes it 2^128 = inf; no real
+ * checkpoint holds it, so it is refused (when the table is built) rather than guessed. */
+static qf_status qf_qs_check_exponents(const qf_checkpoint *ck, const qf_tensor *s, qf_error *err)
+{
+    if (s->dtype != QF_DTYPE_U8 && s->dtype != QF_DTYPE_F8_E8M0) return QF_OK;
+    const uint8_t *p = memchr(s->data, 0xff, s->nbytes);
+    qf_status st = p ? qf_fail(err, QF_ERR_FORMAT, "%s: tensor '%s': scale %llu is E8M0 0xFF (NaN)", ck->dir, s->name,
+                               (unsigned long long)(p - s->data))
+                     : QF_OK;
+    qf_checkpoint_release(ck, s);
+    return st;
+}
+
+/* The recipe of pair p (names copied: the source tensors leave the table). */
+static qf_qs_decode *qf_qs_decode_new(const qf_checkpoint *ck, const qf_qsource *q, const qf_qs_pair *p)
+{
+    const size_t lq = strlen(p->q->name) + 1, ls = strlen(p->scale->name) + 1;
+    qf_qs_decode *d = calloc(1, sizeof *d + lq + ls);
+    if (!d) return NULL;
+    d->base.run = qf_qs_run;
+    d->kind = q->kind;
+    d->q = *p->q;
+    d->scale = *p->scale;
+    memcpy(d->names, p->q->name, lq);
+    memcpy(d->names + lq, p->scale->name, ls);
+    d->q.name = d->names;
+    d->scale.name = d->names + lq;
+    d->qfile = &ck->files[p->q->file];
+    d->sfile = &ck->files[p->scale->file];
+    d->lead = p->lead, d->rows = p->rows, d->cols = p->cols, d->bn = p->bn, d->bk = p->bk;
+    return d;
 }
 
 static int qf_qs_name_cmp(const void *a, const void *b)
@@ -91,10 +142,15 @@ qf_status qf_qsource_dequantize(qf_checkpoint *ck, qf_qsource *q, qf_error *err)
     qf_status s = role && pair && nt && owned ? QF_OK : qf_fail(err, QF_ERR_NOMEM, "out of memory");
     /* 1. every tensor's role, while the table is still the sorted one lookups need */
     for (int i = 0; s == QF_OK && i < n; i++) s = qf_qs_classify(ck->dir, ck, q, i, &role[i], &pair[i], err);
-    /* 2. the dequantized tensors, one at a time; the source pages are dropped after each */
+    /* 2. the dequantized tensors: shape and dtype now, bytes when acquired (qf_checkpoint_acquire) */
     for (int i = 0; s == QF_OK && i < n; i++) {
         if (role[i] != QF_QS_PRIMARY) continue;
         qf_qs_pair *p = &pair[i];
+        s = qf_qs_check_exponents(ck, p->scale, err);
+        qf_qs_decode *d = s == QF_OK ? qf_qs_decode_new(ck, q, p) : NULL;
+        if (s == QF_OK && !d) s = qf_fail(err, QF_ERR_NOMEM, "out of memory");
+        if (s) break;
+        ck->owned[ck->n_owned++] = d;
         qf_tensor *t = &nt[i];
         t->name = p->out_name, p->out_name = NULL;
         t->dtype = QF_DTYPE_BF16;
@@ -103,18 +159,8 @@ qf_status qf_qsource_dequantize(qf_checkpoint *ck, qf_qsource *q, qf_error *err)
         t->nbytes = qf_tensor_numel(t) * 2;
         t->file = p->q->file;
         t->offset = p->q->offset;
-        uint16_t *buf = malloc(t->nbytes ? t->nbytes : 1);
-        if (!buf) {
-            s = qf_fail(err, QF_ERR_NOMEM, "%s: tensor '%s': out of memory for its %llu dequantized bytes", ck->dir,
-                        p->q->name, (unsigned long long)t->nbytes);
-            break;
-        }
-        ck->owned[ck->n_owned++] = buf;
-        t->data = (const uint8_t *)buf;
-        s = q->kind == QF_QSOURCE_MXFP4 ? qf_qs_mxfp4(p, buf, err) : qf_qs_fp8(p, buf, err);
-        if (s) qf_error_prefix(err, "%s: ", ck->dir);
-        qf_checkpoint_release(ck, p->q);
-        qf_checkpoint_release(ck, p->scale);
+        t->data = NULL;
+        t->decode = &d->base;
     }
     /* 3. the new table: plain tensors moved, companions gone, sorted again (mxfp4 renames) */
     qf_tensor *fin = s == QF_OK ? calloc((size_t)n + 1, sizeof *fin) : NULL;

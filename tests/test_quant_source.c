@@ -86,13 +86,19 @@ static void test_fp8_block_partial_edges(void **state)
     assert_null(qf_checkpoint_find(ck, "model.layers.0.mlp.up_proj.weight_scale_inv"));
     const qf_tensor *t = qf_checkpoint_find(ck, "model.layers.0.mlp.up_proj.weight");
     assert_non_null(t);
+    assert_null(t->data); /* decoded on demand, not when the table is built */
+    assert_int_equal(qf_checkpoint_acquire(ck, t, &err), QF_OK);
     assert_int_equal(t->dtype, QF_DTYPE_BF16);
     assert_int_equal(t->shape[0], 3);
     assert_int_equal(t->shape[1], 5);
     for (int r = 0; r < 3; r++)
         for (int c = 0; c < 5; c++) /* every product here is exact in bf16 */
             assert_true(qf_bf16_value(t, r * 5 + c) == qf_e4m3_ref(q[r * 5 + c]) * sinv[(r / 2) * 3 + c / 2]);
-    qf_checkpoint_free(ck);
+    qf_checkpoint_release(ck, t); /* the buffer goes; the next acquire decodes again */
+    assert_null(t->data);
+    assert_int_equal(qf_checkpoint_acquire(ck, t, &err), QF_OK);
+    assert_true(qf_bf16_value(t, 14) == qf_e4m3_ref(q[14]) * sinv[5]);
+    qf_checkpoint_free(ck); /* frees the acquired buffer too (valgrind / ASan would say otherwise) */
 }
 
 /* compressed-tensors fp8, per output channel, with an activation scale that must disappear.
@@ -119,6 +125,7 @@ static void test_ct_fp8_channel(void **state)
     assert_int_equal(ck->n_tensors, 1);
     const qf_tensor *t = &ck->tensors[0];
     assert_string_equal(t->name, "l.weight");
+    assert_int_equal(qf_checkpoint_acquire(ck, t, &err), QF_OK);
     const float s0 = 1.0078125f;
     assert_true(qf_bf16_value(t, 0) == s0);
     uint16_t h;
@@ -155,6 +162,7 @@ static void test_mxfp4_experts(void **state)
     assert_int_equal(ck->n_tensors, 1);
     const qf_tensor *t = qf_checkpoint_find(ck, "model.layers.0.mlp.experts.down_proj");
     assert_non_null(t);
+    assert_int_equal(qf_checkpoint_acquire(ck, t, &err), QF_OK);
     assert_int_equal(t->ndim, 3);
     assert_int_equal(t->shape[0], 1);
     assert_int_equal(t->shape[1], 64);

@@ -46,6 +46,7 @@ static qf_status qf_read_slice(const qf_checkpoint *ck, const qf_module_plan *m,
 {
     const qf_tensor *t = &ck->tensors[m->src];
     const size_t n = (size_t)m->slice.rows * (size_t)m->slice.cols * (size_t)(qf_dtype_bits(t->dtype) / 8);
+    QF_TRY(qf_checkpoint_acquire(ck, t, err)); /* a dequantized source tensor: decoded once for its slices */
     *out = malloc(n ? n : 1);
     if (!*out) return qf_fail(err, QF_ERR_NOMEM, "%s: tensor '%s': out of memory for expert %d's %s", ck->dir, t->name,
                               m->slice.expert, m->module);
@@ -63,6 +64,7 @@ static qf_status qf_quantize_module(const qf_convert_opts *o, const qf_checkpoin
     const int64_t rows = m->sliced ? m->slice.rows : t->shape[0], cols = m->sliced ? m->slice.cols : t->shape[1];
     void *sliced = NULL;
     if (m->sliced) QF_TRY(qf_read_slice(ck, m, &sliced, err));
+    else QF_TRY(qf_checkpoint_acquire(ck, t, err)); /* a dequantized source tensor is decoded now */
     const void *w = m->sliced ? sliced : t->data;
     qf_status s = QF_OK;
     for (int k = 0; k < m->plan.n && s == QF_OK; k++) {
@@ -317,13 +319,16 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
                     else st->n_kept++;
                 }
             } else if (ot->plan_index < 0 && ot->mod < 0) {
-                /* passthrough straight from the mapping; its pages are dropped once written */
+                /* passthrough straight from the mapping (or a dequantized source tensor, decoded
+                 * now); its pages, or its buffer, are dropped once written */
+                if ((s = qf_checkpoint_acquire(ck, t, err)) != QF_OK) break;
                 if (qf_wq_push(q, i, t->data, t->nbytes, NULL, last_use ? t : NULL) != QF_OK) break;
                 qf_progress_add(&prog, t->nbytes);
                 st->n_kept++;
             } else if (ot->plan_index < 0) { /* an expert kept dense (--ignore): its slice as it is */
                 void *dense = NULL;
                 if ((s = qf_read_slice(ck, &p->mods[ot->mod], &dense, err)) != QF_OK) break;
+                if (last_use) qf_checkpoint_release(ck, t); /* a decoded source tensor: its slices are done */
                 if (qf_wq_push(q, i, dense, ot->nbytes, dense, NULL) != QF_OK) break;
                 qf_progress_add(&prog, ot->nbytes);
                 st->n_kept++;
@@ -332,7 +337,9 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
                     const qf_module_plan *m = &p->mods[ot->mod];
                     for (int k = 0; k < QF_PLAN_MAX; k++) free(buf.data[k]), buf.data[k] = NULL;
                     s = qf_quantize_module(o, ck, m, &buf, err);
-                    if (!m->sliced) qf_checkpoint_release(ck, t); /* the packed copy is all that is needed now */
+                    /* the packed copy is all that is needed now (a decoded source tensor: once its
+                     * last slice is quantized) */
+                    if (!m->sliced || (t->decode && last_use)) qf_checkpoint_release(ck, t);
                     buf_mod = ot->mod;
                     qf_progress_add(&prog, qf_out_src_bytes(p, ck, ot));
                     st->n_quantized++;

@@ -60,7 +60,8 @@ static qf_status qf_passthrough_shards(const qf_convert_opts *o, const qf_checkp
                 s = qf_fail(err, QF_ERR_INTERRUPTED, "interrupted; nothing was written to %s", o->out);
                 break;
             }
-            s = qf_st_writer_write(w, i, t->data, t->nbytes, err);
+            s = qf_checkpoint_acquire(ck, t, err); /* a dequantized source tensor is decoded now */
+            if (s == QF_OK) s = qf_st_writer_write(w, i, t->data, t->nbytes, err);
             qf_checkpoint_release(ck, t);
             qf_progress_add(&prog, t->nbytes);
             json_object_set_new(weight_map, t->name, json_string(fname));

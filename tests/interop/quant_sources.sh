@@ -8,7 +8,8 @@
 #   *_scales), in a temporary folder.  Then:
 #   1. `qforge convert SRC --to safetensors` (the bf16 dequantization) equals transformers' own
 #      dequantization of SRC bit for bit (check_quant_sources.py);
-#   2. SRC converts to every RTN scheme (QS_SCHEMES) and `qforge verify` passes;
+#   2. SRC converts to every RTN scheme (QS_SCHEMES), `qforge verify` passes, and the tensors
+#      equal (manifest hashes) those converted from the step-1 bf16 checkpoint;
 #   3. check_families.py loads each artifact in transformers + compressed-tensors and compares
 #      it with the dequantized model of step 1 (GPT-OSS experts stay bf16 and are listed);
 #   4. a source whose quant_method qforge does not read is refused with exit 5, nothing written.
@@ -53,6 +54,12 @@ for pair in deepseek_v3:deepseek_v3_fp8 gpt_oss:gpt_oss_mxfp4; do
         fi
         if "$qforge" verify "$out" >"$out.verify" 2>&1; then pass=$((pass + 1))
         else echo "FAIL $fam $s: qforge verify:"; sed 's/^/    /' "$out.verify"; fail=$((fail + 1)); fi
+        # the same scheme from the dequantized bf16 checkpoint: the same tensors, hash for hash
+        if "$qforge" convert "$tmp/deq/$fam" -o "$out.bf16" --scheme "$s" -q >"$out.bf16.log" 2>&1 &&
+           "$py" -c "import json,sys; t=lambda d: json.load(open(d+'/qforge.manifest.json'))['tensors']; sys.exit(t(sys.argv[1]) != t(sys.argv[2]))" \
+               "$out" "$out.bf16"; then pass=$((pass + 1))
+        else echo "FAIL $fam $s: the artifact differs from the one made from the dequantized bf16 checkpoint"; fail=$((fail + 1)); fi
+        rm -rf "$out.bf16"
         if grep -q "dense_experts" "$out/qforge.manifest.json" && ! grep -q "dequantized from the source's MXFP4" "$out.log"; then
             echo "FAIL $fam $s: dense experts of an MXFP4 source are not said to be dequantized"; fail=$((fail + 1))
         fi

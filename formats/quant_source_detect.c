@@ -35,12 +35,14 @@ static int qf_qs_act_scale(const char *name)
 /* A tensor that only a quantized checkpoint holds: never passed through as if it were a weight. */
 static int qf_qs_looks_quantized(const qf_tensor *t)
 {
-    static const char *const suffixes[] = {"_blocks", "_scales", ".weight_scale_inv", ".weight_scale", ".weight_packed",
-                                           ".weight_zero_point", ".weight_global_scale", ".weight_scale_2",
-                                           ".input_scale", ".input_global_scale"};
+    static const char *const suffixes[] = {".weight_scale_inv", ".weight_scale", ".weight_packed", ".weight_zero_point",
+                                           ".weight_global_scale", ".weight_scale_2", ".input_scale",
+                                           ".input_global_scale"};
     if (t->dtype == QF_DTYPE_F8_E4M3 || t->dtype == QF_DTYPE_F8_E5M2 || t->dtype == QF_DTYPE_F8_E8M0 ||
         t->dtype == QF_DTYPE_F4)
         return 1;
+    /* MXFP4 blocks and exponents are bytes; a float parameter that happens to end so is a weight */
+    if (t->dtype == QF_DTYPE_U8 && (qf_qs_ends(t->name, "_blocks") || qf_qs_ends(t->name, "_scales"))) return 1;
     for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++)
         if (qf_qs_ends(t->name, suffixes[i])) return 1;
     return 0;

@@ -14,6 +14,10 @@ transformers' own code makes of the source:
   the loader's disagreement is printed as a NOTE;
 - MXFP4 experts: transformers' convert_moe_packed_tensors (what its GPT-OSS loader calls with
   dequantize=True), [E, N, K/32, 16] + [E, N, K/32] -> [E, K, N] bf16;
+- compressed-tensors FP8 (a qforge fp8-dynamic artifact as the source): compressed-tensors'
+  own dequantize() with the config group's QuantizationArgs;
+- ModelOpt FP8 (qforge's --layout modelopt fp8-dynamic): ModelOpt's definition, e4m3 weight
+  times the F32 weight_scale per output row, in float32, then bf16 (no ModelOpt package here);
 - every other tensor: the source's, unchanged.
 And: no scale or block tensor is left, config.json has no quantization_config.
 Prints one line per check and "N passed, N failed" last; exit 1 on any failure.
@@ -74,7 +78,20 @@ def main():
     for name, t in s.items():
         if name.endswith("_scale_inv") or name.endswith("_scales"):
             continue
-        if t.dtype == torch.float8_e4m3fn:
+        if name.endswith(".weight_scale") or name.endswith(".input_scale"):
+            continue
+        if t.dtype == torch.float8_e4m3fn and method == "compressed-tensors":
+            from compressed_tensors.quantization import QuantizationArgs
+            from compressed_tensors.quantization.lifecycle.forward import dequantize
+
+            (group,) = qc["config_groups"].values()
+            ref = dequantize(t, s[name + "_scale"], None, QuantizationArgs(**group["weights"]), dtype=torch.bfloat16)
+            out_name = name
+        elif t.dtype == torch.float8_e4m3fn and method == "modelopt":
+            sc = s[name + "_scale"].float()
+            ref = (t.float() * (sc.reshape(-1, 1) if sc.numel() > 1 else sc)).to(torch.bfloat16)
+            out_name = name
+        elif t.dtype == torch.float8_e4m3fn:
             ref, loader, how = fp8_reference(t, s[name + "_scale_inv"], block)
             if isinstance(loader, Exception) or (loader is not None and not same_bits(loader, ref)):
                 what = "raises" if isinstance(loader, Exception) else "places blocks of %dx%d, not %dx%d" % (

@@ -12,7 +12,10 @@
 #      equal (manifest hashes) those converted from the step-1 bf16 checkpoint;
 #   3. check_families.py loads each artifact in transformers + compressed-tensors and compares
 #      it with the dequantized model of step 1 (GPT-OSS experts stay bf16 and are listed);
-#   4. a source whose quant_method qforge does not read is refused with exit 5, nothing written.
+#   4. `qforge inspect` names the source format (human and --json);
+#   5. compressed-tensors and ModelOpt FP8 sources (qforge's fp8-dynamic of tiny-llama, both
+#      layouts) dequantize as compressed-tensors' dequantize() and ModelOpt's formula do;
+#   6. a source whose quant_method qforge does not read is refused with exit 5, nothing written.
 #   Python: $PYTHON or python3 with torch, transformers and compressed-tensors
 #   (tests/interop/requirements.txt).  Without them: "SKIP quant_sources: <reason>", exit 77.
 #   Prints "N passed, N failed" last; exit 1 when anything failed.
@@ -72,7 +75,26 @@ for pair in deepseek_v3:deepseek_v3_fp8 gpt_oss:gpt_oss_mxfp4; do
     grep -E '^(FAIL|XFAIL|XPASS|     )' "$tmp/$fam.log"
     counts_add "$tmp/$fam.log" || { echo "FAIL $fam: check_families.py crashed:"; tail -n 15 "$tmp/$fam.err" | sed 's/^/    /'; }
 done
-# 4. a quantized source qforge does not read: refused (exit 5), nothing written
+# 4. inspect names the source format (human and --json)
+for pair in deepseek_v3_fp8:"fp8-block 128x128" gpt_oss_mxfp4:mxfp4; do
+    src=$tmp/src/${pair%%:*} want=${pair#*:}
+    [ -d "$src" ] || continue
+    if "$qforge" inspect "$src" | grep -q "source format: $want (config.json quantization_config.quant_method" &&
+       "$qforge" inspect "$src" --json | "$py" -c "import json,sys; sys.exit(json.load(sys.stdin)['source_format']['format'] != sys.argv[1].split()[0])" "$want"
+    then pass=$((pass + 1)); else echo "FAIL inspect ${pair%%:*}: no 'source format: $want' (human or --json)"; fail=$((fail + 1)); fi
+done
+# 5. compressed-tensors and ModelOpt FP8 sources (tiny-llama through qforge's fp8-dynamic, both
+#    layouts), dequantized and compared with compressed-tensors' dequantize / ModelOpt's formula
+for layout in compressed-tensors modelopt; do
+    a=$tmp/llama-fp8-$layout
+    if "$qforge" convert "$root/tests/data/tiny-llama" -o "$a" --scheme fp8-dynamic --layout "$layout" -q >"$a.log" 2>&1 &&
+       "$qforge" convert "$a" --to safetensors -o "$a.deq" -q >>"$a.log" 2>&1; then
+        PYTHONPATH=$here${PYTHONPATH:+:$PYTHONPATH} "$py" "$here/check_quant_sources.py" "$a" "$a.deq" >"$a.bits" 2>"$a.err"
+        grep -E '^FAIL' "$a.bits"
+        counts_add "$a.bits" || { echo "FAIL $layout fp8: check_quant_sources.py crashed:"; tail -n 15 "$a.err" | sed 's/^/    /'; }
+    else echo "FAIL $layout fp8 source: qforge convert exited non-zero:"; sed 's/^/    /' "$a.log"; fail=$((fail + 1)); fi
+done
+# 6. a quantized source qforge does not read: refused (exit 5), nothing written
 if [ -d "$tmp/src/gpt_oss_mxfp4" ]; then
     cp -r "$tmp/src/gpt_oss_mxfp4" "$tmp/gptq"
     "$py" -c "import json,sys; p=sys.argv[1]; c=json.load(open(p)); c['quantization_config']={'quant_method':'gptq','bits':4}; json.dump(c,open(p,'w'))" "$tmp/gptq/config.json"

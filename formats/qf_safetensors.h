@@ -91,6 +91,9 @@ void qf_checkpoint_release(const qf_checkpoint *ck, const qf_tensor *t);
  * decoded now (one tensor resident at a time when each use is followed by its release).  t must
  * be one of ck->tensors.  Not for two threads on the same tensor. */
 qf_status qf_checkpoint_acquire(const qf_checkpoint *ck, const qf_tensor *t, qf_error *err);
+/* Hand an acquired decoded tensor's buffer to the caller, who frees it (a write queue that counts
+ * the bytes it holds); the table's entry is NULL again.  NULL for a stored tensor. */
+void *qf_checkpoint_take(const qf_checkpoint *ck, const qf_tensor *t);
 
 /* Take over parts[0..n) (they are freed and set to NULL, success or not) and return one
  * table over all their files; a tensor name present in two parts is QF_ERR_FORMAT. */

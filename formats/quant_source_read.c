@@ -59,23 +59,30 @@ static qf_status qf_qs_fp8(const qf_qs_decode *d, uint16_t *out, qf_error *err)
 }
 
 /* blocks [E, N, G, 16], scales [E, N, G] -> out [E, 32G, N]: value k of row n is the low nibble
- * (k even) or the high nibble (k odd) of byte k / 2, times 2^(scale - 127), written transposed. */
+ * (k even) or the high nibble (k odd) of byte k / 2, times 2^(scale - 127), written transposed.
+ * In tiles of 32 rows x one group of 32 values, so the transposed writes are 64-byte runs. */
 static void qf_qs_mxfp4(const qf_qs_decode *d, uint16_t *out)
 {
-    const int64_t E = d->lead, N = d->rows, K = d->cols, G = K / 32;
+    const int64_t E = d->lead, N = d->rows, K = d->cols, G = K / 32, tiles = (N + 31) / 32;
     const uint8_t *blk = d->q.data, *sc = d->scale.data;
+    float value[16]; /* qf_fmt_mxfp4.h's code values, tabulated once per tensor */
+    for (int c = 0; c < 16; c++) value[c] = qf_fp4_value((uint8_t)c, 1.0f);
 #pragma omp parallel for schedule(static)
-    for (int64_t en = 0; en < E * N; en++) {
-        const int64_t e = en / N, n = en % N;
+    for (int64_t et = 0; et < E * tiles; et++) {
+        const int64_t e = et / tiles, n0 = (et % tiles) * 32, nn = N - n0 < 32 ? N - n0 : 32;
+        uint16_t tile[32][32]; /* [k within the group][row within the tile] */
         for (int64_t g = 0; g < G; g++) {
-            const uint64_t si = (uint64_t)(en * G + g);
-            const float step = qf_mxfp4_step(sc[si]);
-            const uint8_t *b = blk + si * 16;
-            for (int j = 0; j < 16; j++) {
-                const int64_t k = g * 32 + 2 * j;
-                out[(size_t)((e * K + k) * N + n)] = qf_f32_to_bf16(qf_fp4_value(b[j] & 15, step));
-                out[(size_t)((e * K + k + 1) * N + n)] = qf_f32_to_bf16(qf_fp4_value(b[j] >> 4, step));
+            for (int64_t i = 0; i < nn; i++) {
+                const uint64_t si = (uint64_t)(((e * N + n0 + i) * G) + g);
+                const float step = qf_mxfp4_step(sc[si]);
+                const uint8_t *b = blk + si * 16;
+                for (int j = 0; j < 16; j++) {
+                    tile[2 * j][i] = qf_f32_to_bf16(value[b[j] & 15] * step);
+                    tile[2 * j + 1][i] = qf_f32_to_bf16(value[b[j] >> 4] * step);
+                }
             }
+            for (int kk = 0; kk < 32; kk++)
+                memcpy(out + (size_t)((e * K + g * 32 + kk) * N + n0), tile[kk], sizeof(uint16_t) * (size_t)nn);
         }
     }
 }

@@ -254,6 +254,15 @@ void qf_checkpoint_release(const qf_checkpoint *ck, const qf_tensor *t)
     qf_file_release(&ck->files[t->file], t->offset, t->nbytes);
 }
 
+void *qf_checkpoint_take(const qf_checkpoint *ck, const qf_tensor *t)
+{
+    if (!t->decode || !qf_is_table_tensor(ck, t)) return NULL;
+    qf_tensor *m = (qf_tensor *)t;
+    void *b = (void *)m->data;
+    m->data = NULL;
+    return b;
+}
+
 qf_status qf_checkpoint_acquire(const qf_checkpoint *ck, const qf_tensor *t, qf_error *err)
 {
     if (!t->decode || t->data || t->nbytes == 0) return QF_OK;

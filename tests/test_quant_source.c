@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -98,6 +99,12 @@ static void test_fp8_block_partial_edges(void **state)
     assert_null(t->data);
     assert_int_equal(qf_checkpoint_acquire(ck, t, &err), QF_OK);
     assert_true(qf_bf16_value(t, 14) == qf_e4m3_ref(q[14]) * sinv[5]);
+    void *taken = qf_checkpoint_take(ck, t); /* a write queue's way: the buffer is the caller's now */
+    assert_non_null(taken);
+    assert_null(t->data);
+    free(taken);
+    assert_null(qf_checkpoint_take(ck, qf_checkpoint_find(ck, "model.norm.weight"))); /* stored: nothing to take */
+    assert_int_equal(qf_checkpoint_acquire(ck, t, &err), QF_OK);
     qf_checkpoint_free(ck); /* frees the acquired buffer too (valgrind / ASan would say otherwise) */
 }
 

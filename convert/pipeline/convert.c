@@ -322,7 +322,11 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
                 /* passthrough straight from the mapping (or a dequantized source tensor, decoded
                  * now); its pages, or its buffer, are dropped once written */
                 if ((s = qf_checkpoint_acquire(ck, t, err)) != QF_OK) break;
-                if (qf_wq_push(q, i, t->data, t->nbytes, NULL, last_use ? t : NULL) != QF_OK) break;
+                if (t->decode) { /* decoded: the queue owns its buffer and counts it against in_flight */
+                    void *buf = qf_checkpoint_take(ck, t);
+                    if (qf_wq_push(q, i, buf, t->nbytes, buf, NULL) != QF_OK) break;
+                } else if (qf_wq_push(q, i, t->data, t->nbytes, NULL, last_use ? t : NULL) != QF_OK)
+                    break;
                 qf_progress_add(&prog, t->nbytes);
                 st->n_kept++;
             } else if (ot->plan_index < 0) { /* an expert kept dense (--ignore): its slice as it is */

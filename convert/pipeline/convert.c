@@ -694,9 +694,13 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
         /* an already-quantized source (DeepSeek FP8, GPT-OSS MXFP4, compressed-tensors / ModelOpt
          * FP8) is read as its bf16 dequantization; any other quantized source is refused */
         s = qf_checkpoint_open_source(o->src, &ck, &st->source, err);
-        if (s == QF_OK && st->source.kind != QF_QSOURCE_NONE && o->calibrated)
-            s = qf_fail(err, QF_ERR_UNSUPPORTED, "%s: a %s source is dequantized for RTN only: calibrated methods read "
-                        "the source through the model runner, which reads float checkpoints", o->src,
+        /* calibration reads the source through the model runner, which dequantizes FP8 blocks and
+         * MXFP4 the same way (model_load.c) but runs compressed-tensors / ModelOpt FP8 as packed
+         * Linears, which is not the float model calibration aims at */
+        if (s == QF_OK && o->calibrated &&
+            (st->source.kind == QF_QSOURCE_CT_FP8 || st->source.kind == QF_QSOURCE_MODELOPT_FP8))
+            s = qf_fail(err, QF_ERR_UNSUPPORTED, "%s: a %s source is dequantized for RTN only: calibration would run "
+                        "its packed FP8 Linears, not the float model (convert it --to safetensors first)", o->src,
                         qf_qsource_name(st->source.kind));
         if (s == QF_OK) { /* a config that lies about the shapes would give an artifact engines misread */
             char *cp = qf_path_join(o->src, "config.json");

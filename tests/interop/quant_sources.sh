@@ -15,7 +15,9 @@
 #   4. `qforge inspect` names the source format (human and --json);
 #   5. compressed-tensors and ModelOpt FP8 sources (qforge's fp8-dynamic of tiny-llama, both
 #      layouts) dequantize as compressed-tensors' dequantize() and ModelOpt's formula do;
-#   6. a source whose quant_method qforge does not read is refused with exit 5, nothing written.
+#   6. an FP8-block tiny-llama through the model runner: `validate --base` equals validate with its
+#      dequantization as the base, and GPTQ writes the same tensors from either;
+#   7. a source whose quant_method qforge does not read is refused with exit 5, nothing written.
 #   Python: $PYTHON or python3 with torch, transformers and compressed-tensors
 #   (tests/interop/requirements.txt).  Without them: "SKIP quant_sources: <reason>", exit 77.
 #   Prints "N passed, N failed" last; exit 1 when anything failed.
@@ -94,7 +96,27 @@ for layout in compressed-tensors modelopt; do
         counts_add "$a.bits" || { echo "FAIL $layout fp8: check_quant_sources.py crashed:"; tail -n 15 "$a.err" | sed 's/^/    /'; }
     else echo "FAIL $layout fp8 source: qforge convert exited non-zero:"; sed 's/^/    /' "$a.log"; fail=$((fail + 1)); fi
 done
-# 6. a quantized source qforge does not read: refused (exit 5), nothing written
+# 6. the model runner reads an FP8-block source as its dequantization: validate --base gives the
+#    figures the dequantized checkpoint gives, and GPTQ (which calibrates through the runner)
+#    writes the same tensors from either
+ll=$tmp/src/tiny_llama_fp8
+if [ -d "$ll" ] && "$qforge" convert "$ll" --to safetensors -o "$tmp/ll-deq" -q >"$tmp/ll.log" 2>&1 &&
+   "$qforge" convert "$ll" -o "$tmp/ll-w4" --scheme w4a16 -q >>"$tmp/ll.log" 2>&1; then
+    for b in "$ll" "$tmp/ll-deq"; do
+        "$qforge" validate --base "$b" --quant "$tmp/ll-w4" --text "$root/tests/data/eval.txt" --chunks 2 --json 2>/dev/null |
+            "$py" -c "import json,sys; r=json.load(sys.stdin); print(r['ppl'], r['quant_ppl'], r['mean_kld'], r['top1_agreement'])"
+    done >"$tmp/ll.validate"
+    if [ "$(wc -l <"$tmp/ll.validate")" = 2 ] && [ "$(sed -n 1p "$tmp/ll.validate")" = "$(sed -n 2p "$tmp/ll.validate")" ]; then
+        pass=$((pass + 1))
+    else echo "FAIL validate --base an FP8-block source differs from its dequantization:"; sed 's/^/    /' "$tmp/ll.validate"; fail=$((fail + 1)); fi
+    for b in "$ll" "$tmp/ll-deq"; do
+        "$qforge" convert "$b" -o "$b-gptq" --scheme w4a16 --method gptq --calib-samples 8 --calib-seqlen 128 -q >>"$tmp/ll.log" 2>&1
+    done
+    if "$py" -c "import json,sys; t=lambda d: json.load(open(d+'/qforge.manifest.json'))['tensors']; sys.exit(t(sys.argv[1]) != t(sys.argv[2]))" \
+           "$ll-gptq" "$tmp/ll-deq-gptq" 2>>"$tmp/ll.log"; then pass=$((pass + 1))
+    else echo "FAIL GPTQ from an FP8-block source differs from GPTQ from its dequantization:"; tail -n 5 "$tmp/ll.log" | sed 's/^/    /'; fail=$((fail + 1)); fi
+else echo "FAIL tiny_llama_fp8: no source, or qforge convert failed:"; tail -n 5 "$tmp/ll.log" 2>/dev/null | sed 's/^/    /'; fail=$((fail + 1)); fi
+# 7. a quantized source qforge does not read: refused (exit 5), nothing written
 if [ -d "$tmp/src/gpt_oss_mxfp4" ]; then
     cp -r "$tmp/src/gpt_oss_mxfp4" "$tmp/gptq"
     "$py" -c "import json,sys; p=sys.argv[1]; c=json.load(open(p)); c['quantization_config']={'quant_method':'gptq','bits':4}; json.dump(c,open(p,'w'))" "$tmp/gptq/config.json"

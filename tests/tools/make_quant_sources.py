@@ -14,6 +14,8 @@ BASE_DIR holds make_families.py's deepseek_v3/ and gpt_oss/.  Writes:
       mlp.experts.{gate_up,down}_proj_{blocks,scales} (U8 [E, N, K/32, 16] and U8 [E, N, K/32],
       N the output rows of W^T), everything else bf16; quantization_config {"quant_method":
       "mxfp4", "modules_to_not_convert": [...]}, as OpenAI ships it.
+  OUT_DIR/tiny_llama_fp8/   tests/data/tiny-llama with every decoder Linear in DeepSeek's FP8
+      blocks: a source the model runner can run, for `validate --base` and calibrated methods.
 The encoders are written here from the formats' definitions (torch, no qforge code):
   fp8 block: scale_inv = amax(block) / 448 (float32; 1 for an all-zero block),
              q = float8_e4m3fn(clamp(w / scale_inv, -448, 448))   (DeepSeek's weight_quant)
@@ -92,6 +94,7 @@ def base_tensors(src):
 
 
 def deepseek_fp8(src, dst):
+    """DeepSeek's release layout for src (any Llama-like checkpoint)."""
     config = json.load(open(os.path.join(src, "config.json")))
     config["quantization_config"] = {"quant_method": "fp8", "activation_scheme": "dynamic", "fmt": "e4m3",
                                      "weight_block_size": [BLOCK, BLOCK]}
@@ -138,6 +141,9 @@ def main():
     print("deepseek_v3_fp8     %3d FP8 block-quantized weights -> %s" % (n, os.path.join(out, "deepseek_v3_fp8")))
     n = gpt_oss_mxfp4(os.path.join(base, "gpt_oss"), os.path.join(out, "gpt_oss_mxfp4"))
     print("gpt_oss_mxfp4       %3d MXFP4 expert tensors -> %s" % (n, os.path.join(out, "gpt_oss_mxfp4")))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    n = deepseek_fp8(os.path.join(root, "tests", "data", "tiny-llama"), os.path.join(out, "tiny_llama_fp8"))
+    print("tiny_llama_fp8      %3d FP8 block-quantized weights -> %s" % (n, os.path.join(out, "tiny_llama_fp8")))
     return 0
 
 

@@ -143,6 +143,65 @@ static void test_ct_fp8_channel(void **state)
     qf_checkpoint_free(ck);
 }
 
+/* ModelOpt FP8 announced only by hf_quant_config.json: one scalar scale per tensor ([] shape),
+ * input_scale and the attention's k_scale dropped. */
+static void test_modelopt_fp8_tensor(void **state)
+{
+    (void)state;
+    const uint8_t q[4] = {0x38, 0x40, 0xB8, 0x3C};
+    const float scale = 0.25f, in_scale = 2.0f, k_scale = 1.0f;
+    const qf_st_entry e[] = {{"m.k_proj.k_scale", QF_DTYPE_F32, 0, {0}},
+                             {"m.weight", QF_DTYPE_F8_E4M3, 2, {2, 2}},
+                             {"m.weight_scale", QF_DTYPE_F32, 0, {0}},
+                             {"m.input_scale", QF_DTYPE_F32, 0, {0}}};
+    const void *d[] = {&k_scale, q, &scale, &in_scale};
+    const char *dir = qf_make_source("modelopt", "{\"model_type\": \"llama\"}", e, d, 4);
+    char path[600];
+    snprintf(path, sizeof path, "%s/hf_quant_config.json", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{\"quantization\": {\"quant_algo\": \"FP8\", \"kv_cache_quant_algo\": null}}", f);
+    fclose(f);
+    qf_checkpoint *ck;
+    qf_qsource qs;
+    qf_error err;
+    assert_int_equal(qf_checkpoint_open_source(dir, &ck, &qs, &err), QF_OK);
+    assert_int_equal(qs.kind, QF_QSOURCE_MODELOPT_FP8);
+    assert_non_null(strstr(qs.origin, "hf_quant_config.json"));
+    assert_int_equal(qs.n_dropped, 3);
+    assert_int_equal(ck->n_tensors, 1);
+    const qf_tensor *t = &ck->tensors[0];
+    assert_int_equal(qf_checkpoint_acquire(ck, t, &err), QF_OK);
+    assert_true(qf_bf16_value(t, 0) == 0.25f && qf_bf16_value(t, 1) == 0.5f && qf_bf16_value(t, 2) == -0.25f &&
+                qf_bf16_value(t, 3) == 0.375f);
+    qf_checkpoint_free(ck);
+}
+
+/* compressed-tensors FP8 with strategy block: the block comes from the group's block_structure. */
+static void test_ct_fp8_block(void **state)
+{
+    (void)state;
+    uint8_t q[6];
+    for (int i = 0; i < 6; i++) q[i] = 0x38; /* all 1.0: the output shows each element's scale */
+    /* [3, 2] in blocks of [2, 2]: a grid of [2, 1], the second block row partial */
+    const qf_st_entry e[] = {{"b.weight", QF_DTYPE_F8_E4M3, 2, {3, 2}}, {"b.weight_scale", QF_DTYPE_F32, 2, {2, 1}}};
+    const float grid[2] = {2.0f, 8.0f};
+    const void *d[] = {q, grid};
+    const char *dir = qf_make_source("ct_block", "{\"quantization_config\": {\"quant_method\": \"compressed-tensors\", "
+                                                 "\"config_groups\": {\"g\": {\"weights\": {\"type\": \"float\", "
+                                                 "\"num_bits\": 8, \"strategy\": \"block\", \"block_structure\": [2, 2]}}}}}",
+                                     e, d, 2);
+    qf_checkpoint *ck;
+    qf_qsource qs;
+    qf_error err;
+    assert_int_equal(qf_checkpoint_open_source(dir, &ck, &qs, &err), QF_OK);
+    const qf_tensor *t = &ck->tensors[0];
+    assert_int_equal(qf_checkpoint_acquire(ck, t, &err), QF_OK);
+    for (int r = 0; r < 3; r++) /* rows 0-1 in block row 0, row 2 in the partial block row 1 */
+        for (int c = 0; c < 2; c++) assert_true(qf_bf16_value(t, r * 2 + c) == grid[r / 2]);
+    qf_checkpoint_free(ck);
+}
+
 /* E2M1 codes 0..7 and their values; bit 3 is the sign. */
 static float qf_e2m1_ref(int c)
 {
@@ -253,7 +312,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fp8_block_partial_edges), cmocka_unit_test(test_ct_fp8_channel),
         cmocka_unit_test(test_mxfp4_experts),           cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_float_source),
+        cmocka_unit_test(test_float_source),            cmocka_unit_test(test_modelopt_fp8_tensor),
+        cmocka_unit_test(test_ct_fp8_block),
     };
     return cmocka_run_group_tests(tests, qf_test_tmp_setup, qf_test_tmp_teardown);
 }

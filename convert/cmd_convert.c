@@ -351,6 +351,11 @@ int qf_cmd_convert(int argc, char **argv)
                                           (json_int_t)cm->minimum, "planned", (json_int_t)cm->planned, "chunk_samples",
                                           cm->chunk_samples, "chunks", cm->n_chunks, "spilled_bytes",
                                           (json_int_t)cm->spilled_bytes));
+        if (st.source.kind != QF_QSOURCE_NONE)
+            json_object_set_new(r, "source_format", json_pack("{s:s, s:s, s:i, s:i}", "format",
+                                                              qf_qsource_name(st.source.kind), "from", st.source.origin,
+                                                              "dequantized", st.source.n_quantized, "companions_dropped",
+                                                              st.source.n_dropped));
         if (st.n_dense_experts) { /* the scheme would quantize them: never left unsaid */
             json_t *d = json_array();
             for (int i = 0; i < st.n_dense_experts; i++) json_array_append_new(d, json_string(st.dense_experts[i]));
@@ -367,11 +372,15 @@ int qf_cmd_convert(int argc, char **argv)
            "peak memory %.0f MB\n",
            o.out, st.n_quantized, sname, st.n_kept, st.n_shards, st.bytes_in / 1e6, st.bytes_out / 1e6, st.seconds,
            st.peak_rss_kb * 1024.0 / 1e6);
+    if (st.source.kind != QF_QSOURCE_NONE)
+        printf("source: %s (%s): %d tensor(s) dequantized to bf16 on read, %d scale tensor(s) dropped\n",
+               qf_qsource_name(st.source.kind), st.source.origin, st.source.n_quantized, st.source.n_dropped);
     if (st.n_dense_experts) /* a warning, on stderr: the one thing in this summary a user must not miss */
-        fprintf(stderr, "qforge convert: warning: %d fused expert tensor(s) kept in full precision, not %s (%s%s): "
+        fprintf(stderr, "qforge convert: warning: %d fused expert tensor(s) kept in full precision%s, not %s (%s%s): "
                 "transformers loads this family's experts only fused; listed in quantization_config.ignore, "
                 "the manifest and README.md\n",
-                st.n_dense_experts, sname, st.dense_experts[0], st.n_dense_experts > 1 ? ", ..." : "");
+                st.n_dense_experts, st.source.kind == QF_QSOURCE_MXFP4 ? " (bf16, dequantized from the source's MXFP4)" : "",
+                sname, st.dense_experts[0], st.n_dense_experts > 1 ? ", ..." : "");
     qf_convert_stats_free(&st);
     if (stats) {
         printf("stats: input %.3f GB/s (weights stage %.2f s), peak resident memory %.1f MB\n", gbps,

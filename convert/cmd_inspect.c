@@ -9,6 +9,7 @@
 #include "qf_config.h"
 #include "qf_fs.h"
 #include "qf_manifest.h"
+#include "qf_quant_source.h"
 #include "qf_safetensors.h"
 
 static void qf_inspect_help(void)
@@ -75,6 +76,11 @@ int qf_cmd_inspect(int argc, char **argv)
         params += qf_tensor_numel(&ck->tensors[i]);
     }
     json_t *qc = have_cfg ? json_object_get(cfg.json, "quantization_config") : NULL;
+    /* what `convert` reads this folder as: float, an already-quantized source it dequantizes,
+     * or one it refuses (and why) */
+    qf_qsource qs;
+    qf_error qerr = {0};
+    const int qs_ok = qf_qsource_detect(qf_path_is_dir(dir) ? dir : ck->dir, ck, &qs, &qerr) == QF_OK;
     json_t *manifest = NULL;
     qf_error merr;
     char *mpath = qf_path_join(qf_path_is_dir(dir) ? dir : ck->dir, QF_MANIFEST_NAME);
@@ -100,6 +106,10 @@ int qf_cmd_inspect(int argc, char **argv)
                               (json_int_t)params, "bytes", (json_int_t)qf_checkpoint_bytes(ck), "dtypes", dt,
                               "quantization_config", qc, "recipe", manifest ? json_object_get(manifest, "recipe") : NULL,
                               "tensor_list", tensors);
+        json_object_set_new(r, "source_format",
+                            qs_ok ? json_pack("{s:s, s:s, s:i, s:i}", "format", qf_qsource_name(qs.kind), "from", qs.origin,
+                                              "dequantized_on_read", qs.n_quantized, "companions", qs.n_dropped)
+                                  : json_pack("{s:s, s:s}", "format", "refused", "error", qerr.msg));
         char *s = json_dumps(r, JSON_COMPACT);
         printf("%s\n", s);
         free(s);
@@ -120,6 +130,14 @@ int qf_cmd_inspect(int argc, char **argv)
             printf("  quantization: %s, format %s\n", json_string_value(json_object_get(qc, "quant_method")),
                    json_is_string(fmt) ? json_string_value(fmt) : "?");
         }
+        if (!qs_ok) printf("  source format: refused as a convert source: %s\n", qerr.msg);
+        else if (qs.kind == QF_QSOURCE_FP8_BLOCK && qs.block_rows)
+            printf("  source format: %s %dx%d (%s): %d tensors dequantized to bf16 on read, %d scales dropped\n",
+                   qf_qsource_name(qs.kind), qs.block_rows, qs.block_cols, qs.origin, qs.n_quantized, qs.n_dropped);
+        else if (qs.kind != QF_QSOURCE_NONE)
+            printf("  source format: %s (%s): %d tensors dequantized to bf16 on read, %d scales dropped\n",
+                   qf_qsource_name(qs.kind), qs.origin, qs.n_quantized, qs.n_dropped);
+        else printf("  source format: float (no quantization to undo)\n");
         if (manifest) {
             json_t *r = json_object_get(manifest, "recipe");
             printf("  qforge recipe: scheme %s, method %s\n", json_string_value(json_object_get(r, "scheme")),

@@ -209,6 +209,8 @@ static void qf_card_render(FILE *f, const json_t *m, const qf_card_carry *c)
     fprintf(f, "Every file and every tensor is listed with its XXH3-128 in `%s`.\n\n", QF_MANIFEST_NAME);
 
     /* recipe */
+    const json_t *sf = json_object_get(m, "source_format"); /* an already-quantized source (qf_quant_source.h) */
+    const char *src_fmt = qf_js(sf, "format"), *src_from = qf_js(sf, "from");
     fprintf(f, "## Recipe\n\n| | |\n|---|---|\n| scheme | `%s` |\n", scheme);
     if (method) fprintf(f, "| method | `%s` |\n", method);
     fprintf(f, "| layout | `%s` |\n", layout);
@@ -224,10 +226,19 @@ static void qf_card_render(FILE *f, const json_t *m, const qf_card_carry *c)
         /* fused 3-D experts the scheme would quantize but no engine loads per expert (GPT-OSS) */
         const json_t *dense = json_object_get(m, "dense_experts");
         if (json_array_size(dense)) {
-            fprintf(f, "| fused experts kept in full precision (%zu) | ", json_array_size(dense));
+            fprintf(f, "| fused experts kept in full precision (%zu)%s | ", json_array_size(dense),
+                    src_fmt && strcmp(src_fmt, "mxfp4") == 0 ? ", bf16 dequantized from the source's MXFP4" : "");
             json_array_foreach(dense, i, x) if (json_is_string(x)) fprintf(f, "%s`", i ? ", " : ""), qf_md(f, json_string_value(x)), fprintf(f, "`");
             fprintf(f, " |\n");
         }
+    }
+    /* an already-quantized source: what the weights were read from (qf_quant_source.h) */
+    if (src_fmt) {
+        fprintf(f, "| source weights | `");
+        qf_md(f, src_fmt);
+        fprintf(f, "`, dequantized to bf16 on read (");
+        qf_md(f, src_from ? src_from : "?");
+        fprintf(f, ") |\n");
     }
     const json_t *cal = json_object_get(recipe, "calibration");
     if (json_is_object(cal)) {

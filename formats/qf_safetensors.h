@@ -33,6 +33,13 @@ extern "C" {
 #define QF_MAX_DIMS 8
 #define QF_ST_MAX_HEADER 100000000ull
 
+/* How a tensor that is not stored as it is read makes its bytes: a quantized source's weight
+ * dequantized on read (qf_quant_source.h).  run writes the tensor's nbytes into out. */
+typedef struct qf_tensor_decode qf_tensor_decode;
+struct qf_tensor_decode {
+    qf_status (*run)(const qf_tensor_decode *d, void *out, qf_error *err);
+};
+
 typedef struct qf_tensor {
     char *name;                   /* owned by the table */
     qf_dtype dtype;
@@ -42,6 +49,9 @@ typedef struct qf_tensor {
     const uint8_t *data;          /* borrowed: inside files[file].data; NULL when nbytes == 0 */
     int file;                     /* index into qf_checkpoint.files */
     uint64_t offset;              /* absolute byte offset of data in that file */
+    const qf_tensor_decode *decode; /* NULL: data is stored.  Else data is NULL until
+                                     * qf_checkpoint_acquire decodes it into a buffer that
+                                     * qf_checkpoint_release frees (owned by the table) */
 } qf_tensor;
 
 typedef struct qf_st_meta {
@@ -73,8 +83,17 @@ void qf_checkpoint_free(qf_checkpoint *ck); /* NULL ok */
 const qf_tensor *qf_checkpoint_find(const qf_checkpoint *ck, const char *name);
 /* Total bytes of all shard files. */
 uint64_t qf_checkpoint_bytes(const qf_checkpoint *ck);
-/* Drop the resident pages of one tensor (re-read from disk if touched again). */
+/* Drop the resident pages of one tensor (re-read from disk if touched again); a decoded tensor
+ * of the table (t->decode, t one of ck->tensors) frees its bytes and is NULL again.  A view of
+ * a tensor (qf_expert_block) drops pages only. */
 void qf_checkpoint_release(const qf_checkpoint *ck, const qf_tensor *t);
+/* Make t->data valid before reading it: a stored tensor already is (QF_OK); a decoded one is
+ * decoded now (one tensor resident at a time when each use is followed by its release).  t must
+ * be one of ck->tensors.  Not for two threads on the same tensor. */
+qf_status qf_checkpoint_acquire(const qf_checkpoint *ck, const qf_tensor *t, qf_error *err);
+/* Hand an acquired decoded tensor's buffer to the caller, who frees it (a write queue that counts
+ * the bytes it holds); the table's entry is NULL again.  NULL for a stored tensor. */
+void *qf_checkpoint_take(const qf_checkpoint *ck, const qf_tensor *t);
 
 /* Take over parts[0..n) (they are freed and set to NULL, success or not) and return one
  * table over all their files; a tensor name present in two parts is QF_ERR_FORMAT. */

@@ -213,6 +213,8 @@ void qf_checkpoint_free(qf_checkpoint *ck)
     if (!ck) return;
     for (int i = 0; i < ck->n_files; i++) qf_file_unmap(&ck->files[i]);
     free(ck->files);
+    for (int i = 0; i < ck->n_tensors; i++)
+        if (ck->tensors[i].decode) free((void *)ck->tensors[i].data); /* acquired and not released */
     qf_tensors_free(ck->tensors, ck->n_tensors);
     qf_st_meta_free(ck->meta, ck->n_meta);
     for (int i = 0; i < ck->n_owned; i++) free(ck->owned[i]);
@@ -234,9 +236,49 @@ uint64_t qf_checkpoint_bytes(const qf_checkpoint *ck)
     return n;
 }
 
+static int qf_is_table_tensor(const qf_checkpoint *ck, const qf_tensor *t)
+{
+    return ck->n_tensors > 0 && t >= ck->tensors && t < ck->tensors + ck->n_tensors;
+}
+
 void qf_checkpoint_release(const qf_checkpoint *ck, const qf_tensor *t)
 {
+    if (t->decode) { /* its bytes are a buffer, not pages of a file */
+        if (qf_is_table_tensor(ck, t)) {
+            qf_tensor *m = (qf_tensor *)t; /* the table's own entry: ck owns it */
+            free((void *)m->data);
+            m->data = NULL;
+        }
+        return;
+    }
     qf_file_release(&ck->files[t->file], t->offset, t->nbytes);
+}
+
+void *qf_checkpoint_take(const qf_checkpoint *ck, const qf_tensor *t)
+{
+    if (!t->decode || !qf_is_table_tensor(ck, t)) return NULL;
+    qf_tensor *m = (qf_tensor *)t;
+    void *b = (void *)m->data;
+    m->data = NULL;
+    return b;
+}
+
+qf_status qf_checkpoint_acquire(const qf_checkpoint *ck, const qf_tensor *t, qf_error *err)
+{
+    if (!t->decode || t->data || t->nbytes == 0) return QF_OK;
+    if (!qf_is_table_tensor(ck, t))
+        return qf_fail(err, QF_ERR_USAGE, "%s: tensor '%s': acquire a decoded tensor through its table entry", ck->dir,
+                       t->name);
+    void *buf = malloc(t->nbytes);
+    if (!buf) return qf_fail(err, QF_ERR_NOMEM, "%s: tensor '%s': out of memory for its %llu decoded bytes", ck->dir,
+                             t->name, (unsigned long long)t->nbytes);
+    qf_status s = t->decode->run(t->decode, buf, err);
+    if (s) {
+        free(buf);
+        return s;
+    }
+    ((qf_tensor *)t)->data = buf;
+    return QF_OK;
 }
 
 

@@ -16,6 +16,7 @@
 #include "model_internal.h"
 #include "qf_fs.h"
 #include "qf_numfmt.h"
+#include "qf_quant_source.h"
 
 void qf_model_options_default(qf_model_options *opt)
 {
@@ -241,6 +242,23 @@ int64_t qf_model_params(const qf_model *m)
     return n;
 }
 
+/* A source quantized in a format the runner does not run as packed Linears (DeepSeek / transformers
+ * FP8 blocks, GPT-OSS MXFP4; compressed-tensors is read as it is): its weights dequantized to bf16
+ * (qf_quant_source.h) and every one decoded now, since the runner keeps pointers to all of them
+ * (resident: the model's bf16 size, not its FP8 one); the config's quantization_config no longer
+ * applies (*qc = NULL). */
+static qf_status qf_load_source_quant(const char *dir, qf_checkpoint *ck, const json_t **qc, qf_error *err)
+{
+    const char *method = *qc ? json_string_value(json_object_get(*qc, "quant_method")) : NULL;
+    if (!method || (strcmp(method, "fp8") != 0 && strcmp(method, "mxfp4") != 0)) return QF_OK;
+    qf_qsource q;
+    QF_TRY(qf_qsource_detect(dir, ck, &q, err));
+    QF_TRY(qf_qsource_dequantize(ck, &q, err));
+    for (int i = 0; i < ck->n_tensors; i++) QF_TRY(qf_checkpoint_acquire(ck, &ck->tensors[i], err));
+    *qc = NULL;
+    return QF_OK;
+}
+
 static qf_status qf_model_load_body(qf_model *m, const char *dir, qf_error *err)
 {
     /* 1. config.json: architecture and sizes */
@@ -271,6 +289,7 @@ static qf_status qf_model_load_body(qf_model *m, const char *dir, qf_error *err)
     QF_TRY(qf_checkpoint_open(dir, &m->ck, err));
     qf_load_ctx c = {m->ck, json_object_get(cfg->json, "quantization_config"), err};
     if (!json_is_object(c.qc)) c.qc = NULL;
+    QF_TRY(qf_load_source_quant(dir, m->ck, &c.qc, err));
     /* 3. embedding */
     const qf_tensor *emb = qf_checkpoint_find(m->ck, "model.embed_tokens.weight");
     if (!emb) return qf_fail(err, QF_ERR_FORMAT, "%s: missing tensor 'model.embed_tokens.weight'", dir);

@@ -14,6 +14,7 @@
 #include "qf_manifest.h"
 #include "qf_model_card.h"
 #include "qf_modelopt.h"
+#include "qf_quant_source.h"
 #include "convert_output.h"
 #include "journal.h"
 #include "qf_progress.h"
@@ -45,6 +46,7 @@ static qf_status qf_read_slice(const qf_checkpoint *ck, const qf_module_plan *m,
 {
     const qf_tensor *t = &ck->tensors[m->src];
     const size_t n = (size_t)m->slice.rows * (size_t)m->slice.cols * (size_t)(qf_dtype_bits(t->dtype) / 8);
+    QF_TRY(qf_checkpoint_acquire(ck, t, err)); /* a dequantized source tensor: decoded once for its slices */
     *out = malloc(n ? n : 1);
     if (!*out) return qf_fail(err, QF_ERR_NOMEM, "%s: tensor '%s': out of memory for expert %d's %s", ck->dir, t->name,
                               m->slice.expert, m->module);
@@ -62,6 +64,7 @@ static qf_status qf_quantize_module(const qf_convert_opts *o, const qf_checkpoin
     const int64_t rows = m->sliced ? m->slice.rows : t->shape[0], cols = m->sliced ? m->slice.cols : t->shape[1];
     void *sliced = NULL;
     if (m->sliced) QF_TRY(qf_read_slice(ck, m, &sliced, err));
+    else QF_TRY(qf_checkpoint_acquire(ck, t, err)); /* a dequantized source tensor is decoded now */
     const void *w = m->sliced ? sliced : t->data;
     qf_status s = QF_OK;
     for (int k = 0; k < m->plan.n && s == QF_OK; k++) {
@@ -316,13 +319,20 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
                     else st->n_kept++;
                 }
             } else if (ot->plan_index < 0 && ot->mod < 0) {
-                /* passthrough straight from the mapping; its pages are dropped once written */
-                if (qf_wq_push(q, i, t->data, t->nbytes, NULL, last_use ? t : NULL) != QF_OK) break;
+                /* passthrough straight from the mapping (or a dequantized source tensor, decoded
+                 * now); its pages, or its buffer, are dropped once written */
+                if ((s = qf_checkpoint_acquire(ck, t, err)) != QF_OK) break;
+                if (t->decode) { /* decoded: the queue owns its buffer and counts it against in_flight */
+                    void *buf = qf_checkpoint_take(ck, t);
+                    if (qf_wq_push(q, i, buf, t->nbytes, buf, NULL) != QF_OK) break;
+                } else if (qf_wq_push(q, i, t->data, t->nbytes, NULL, last_use ? t : NULL) != QF_OK)
+                    break;
                 qf_progress_add(&prog, t->nbytes);
                 st->n_kept++;
             } else if (ot->plan_index < 0) { /* an expert kept dense (--ignore): its slice as it is */
                 void *dense = NULL;
                 if ((s = qf_read_slice(ck, &p->mods[ot->mod], &dense, err)) != QF_OK) break;
+                if (last_use) qf_checkpoint_release(ck, t); /* a decoded source tensor: its slices are done */
                 if (qf_wq_push(q, i, dense, ot->nbytes, dense, NULL) != QF_OK) break;
                 qf_progress_add(&prog, ot->nbytes);
                 st->n_kept++;
@@ -331,7 +341,9 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
                     const qf_module_plan *m = &p->mods[ot->mod];
                     for (int k = 0; k < QF_PLAN_MAX; k++) free(buf.data[k]), buf.data[k] = NULL;
                     s = qf_quantize_module(o, ck, m, &buf, err);
-                    if (!m->sliced) qf_checkpoint_release(ck, t); /* the packed copy is all that is needed now */
+                    /* the packed copy is all that is needed now (a decoded source tensor: once its
+                     * last slice is quantized) */
+                    if (!m->sliced || (t->decode && last_use)) qf_checkpoint_release(ck, t);
                     buf_mod = ot->mod;
                     qf_progress_add(&prog, qf_out_src_bytes(p, ck, ot));
                     st->n_quantized++;
@@ -679,7 +691,17 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
             if (!mo.scheme) s = qf_fail(err, QF_ERR_FORMAT, "%s: unknown scheme in the part's recipe", src);
         }
     } else {
-        s = qf_checkpoint_open(o->src, &ck, err);
+        /* an already-quantized source (DeepSeek FP8, GPT-OSS MXFP4, compressed-tensors / ModelOpt
+         * FP8) is read as its bf16 dequantization; any other quantized source is refused */
+        s = qf_checkpoint_open_source(o->src, &ck, &st->source, err);
+        /* calibration reads the source through the model runner, which dequantizes FP8 blocks and
+         * MXFP4 the same way (model_load.c) but runs compressed-tensors / ModelOpt FP8 as packed
+         * Linears, which is not the float model calibration aims at */
+        if (s == QF_OK && o->calibrated &&
+            (st->source.kind == QF_QSOURCE_CT_FP8 || st->source.kind == QF_QSOURCE_MODELOPT_FP8))
+            s = qf_fail(err, QF_ERR_UNSUPPORTED, "%s: a %s source is dequantized for RTN only: calibration would run "
+                        "its packed FP8 Linears, not the float model (convert it --to safetensors first)", o->src,
+                        qf_qsource_name(st->source.kind));
         if (s == QF_OK) { /* a config that lies about the shapes would give an artifact engines misread */
             char *cp = qf_path_join(o->src, "config.json");
             s = qf_config_check_shapes(cp, &cfg, ck, err);
@@ -729,6 +751,10 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
     json_t *manifest = qf_manifest_new();
     json_object_set_new(manifest, "recipe", json_incref(recipe));
     if (dense_json) json_object_set_new(manifest, "dense_experts", dense_json);
+    if (st->source.kind != QF_QSOURCE_NONE) /* what the weights were read from, said once */
+        json_object_set_new(manifest, "source_format",
+                            json_pack("{s:s, s:s, s:i}", "format", qf_qsource_name(st->source.kind), "from",
+                                      st->source.origin, "dequantized_to_bf16", st->source.n_quantized));
     if (merged_calibration) json_object_set_new(manifest, "calibration", merged_calibration);
 
     /* 3b + 4. weights: quantize and write shard by shard, hashing on the way; calibrated, the

@@ -17,6 +17,7 @@
 #include "convert_output.h"
 #include "qf_config.h"
 #include "qf_gguf.h"
+#include "qf_quant_source.h"
 #include "qf_manifest.h"
 #include "qf_progress.h"
 #include "qf_quantize.h"
@@ -83,6 +84,7 @@ static qf_status qf_gguf_tensor_bytes_of(const qf_checkpoint *ck, const qf_gguf_
     if (t->dtype != QF_DTYPE_F32 && t->dtype != QF_DTYPE_BF16 && t->dtype != QF_DTYPE_F16)
         return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: tensor '%s': GGUF export reads F32 / BF16 / F16 weights, not %s",
                        ck->dir, t->name, qf_dtype_name(t->dtype));
+    QF_TRY(qf_checkpoint_acquire(ck, t, err)); /* a dequantized source tensor is decoded now */
     int64_t rows = it->ndim == 2 ? it->shape[0] : 1, cols = it->ndim == 2 ? it->shape[1] : it->shape[0];
     uint64_t rb = qf_ggml_row_bytes(it->type, cols);
     int failed = 0;
@@ -142,7 +144,7 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
     const qf_gguf_arch *arch = NULL;
     s = qf_gguf_arch_of(cpath, &cfg, &arch, err);
     qf_checkpoint *ck = NULL;
-    if (s == QF_OK) s = qf_checkpoint_open(o->src, &ck, err);
+    if (s == QF_OK) s = qf_checkpoint_open_source(o->src, &ck, &st->source, err); /* FP8 / MXFP4: dequantized on read */
     if (s == QF_OK) s = qf_config_check_shapes(cpath, &cfg, ck, err);
     free(cpath);
     if (s) {
@@ -256,7 +258,14 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
     qf_gguf_writer_free(w); /* deletes a partial file */
 
     /* 5. config.json (unchanged: the runner reads it) and side files; 6. card, manifest, rename */
-    if (s == QF_OK) s = qf_output_side_files(o->src, tmp, NULL, manifest, &st->bytes_out, err);
+    /* a dequantized source: its config.json without the quantization_config that no longer holds */
+    json_t *plain = NULL;
+    if (s == QF_OK && st->source.kind != QF_QSOURCE_NONE) {
+        plain = json_deep_copy(cfg.json);
+        json_object_del(plain, "quantization_config");
+    }
+    if (s == QF_OK) s = qf_output_side_files(o->src, tmp, plain, manifest, &st->bytes_out, err);
+    json_decref(plain);
     if (tmp) s = qf_output_finish(o, ck, tmp, manifest, s, &st->bytes_out, err);
     free(gpath);
     free(th);

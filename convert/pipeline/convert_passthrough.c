@@ -2,7 +2,8 @@
  * tensors unchanged, as plain safetensors shards (see convert_output.h).  Any input qforge
  * reads works (a PyTorch .bin / .pt checkpoint is the point); tensors are written in name
  * order and bytes, so the output equals what safetensors' own conversion of the same
- * state_dict holds, tensor for tensor. */
+ * state_dict holds, tensor for tensor.  An already-quantized source (qf_quant_source.h) is
+ * written as its bf16 dequantization, under its config.json without quantization_config. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "convert_plan.h"
 #include "qf_manifest.h"
 #include "qf_progress.h"
+#include "qf_quant_source.h"
 #include "qf_st_writer.h"
 
 static qf_status qf_passthrough_shards(const qf_convert_opts *o, const qf_checkpoint *ck, const char *tmp, json_t *manifest,
@@ -58,7 +60,8 @@ static qf_status qf_passthrough_shards(const qf_convert_opts *o, const qf_checkp
                 s = qf_fail(err, QF_ERR_INTERRUPTED, "interrupted; nothing was written to %s", o->out);
                 break;
             }
-            s = qf_st_writer_write(w, i, t->data, t->nbytes, err);
+            s = qf_checkpoint_acquire(ck, t, err); /* a dequantized source tensor is decoded now */
+            if (s == QF_OK) s = qf_st_writer_write(w, i, t->data, t->nbytes, err);
             qf_checkpoint_release(ck, t);
             qf_progress_add(&prog, t->nbytes);
             json_object_set_new(weight_map, t->name, json_string(fname));
@@ -109,24 +112,39 @@ qf_status qf_convert_passthrough(const qf_convert_opts *o, qf_convert_stats *st,
     double t0 = qf_now();
     /* 1. the source (safetensors, or PyTorch .bin / .pt through the restricted unpickler) */
     qf_checkpoint *ck = NULL;
-    QF_TRY(qf_checkpoint_open(o->src, &ck, err));
+    QF_TRY(qf_checkpoint_open_source(o->src, &ck, &st->source, err)); /* a quantized source: its bf16 dequantization */
+    const int dequantized = st->source.kind != QF_QSOURCE_NONE;
+    json_t *config = NULL; /* dequantized: the source's config.json without its quantization_config */
+    if (dequantized) {
+        char *cpath = qf_path_join(o->src, "config.json");
+        json_error_t je;
+        config = json_load_file(cpath, JSON_REJECT_DUPLICATES, &je);
+        free(cpath);
+        json_object_del(config, "quantization_config");
+    }
     for (int i = 0; i < ck->n_tensors; i++) st->bytes_in += ck->tensors[i].nbytes;
     /* 2. a temporary folder beside the destination */
     char *tmp = NULL;
     qf_status s = qf_output_begin(o, &tmp, err);
     if (s) {
         qf_checkpoint_free(ck);
+        json_decref(config);
         return s;
     }
     json_t *manifest = qf_manifest_new();
-    json_object_set_new(manifest, "recipe", json_pack("{s:s, s:s, s:s}", "scheme", "none", "method", "passthrough",
-                                                      "layout", "safetensors"));
+    json_object_set_new(manifest, "recipe", json_pack("{s:s, s:s, s:s}", "scheme", "none", "method",
+                                                      dequantized ? "dequantize" : "passthrough", "layout", "safetensors"));
+    if (dequantized)
+        json_object_set_new(manifest, "source_format", json_pack("{s:s, s:s, s:i}", "format", qf_qsource_name(st->source.kind),
+                                                                 "from", st->source.origin, "dequantized_to_bf16",
+                                                                 st->source.n_quantized));
     /* 3. every tensor, unchanged, hashed while written */
     double tw = qf_now();
     s = qf_passthrough_shards(o, ck, tmp, manifest, st, err);
     st->seconds_weights = qf_now() - tw;
     /* 4. config.json and side files as they are; 5. card, manifest, rename */
-    if (s == QF_OK) s = qf_output_side_files(o->src, tmp, NULL, manifest, &st->bytes_out, err);
+    if (s == QF_OK) s = qf_output_side_files(o->src, tmp, config, manifest, &st->bytes_out, err);
+    json_decref(config);
     s = qf_output_finish(o, ck, tmp, manifest, s, &st->bytes_out, err);
     json_decref(manifest);
     qf_checkpoint_free(ck);

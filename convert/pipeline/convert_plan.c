@@ -374,13 +374,20 @@ qf_status qf_plan_build(const qf_convert_opts *o, const qf_checkpoint *ck, const
             float g = 0;
             for (int k = a0; k < a1; k++) {
                 const qf_module_plan *mp = &p->mods[sib[k].index];
+                const qf_tensor *src = &ck->tensors[mp->src];
+                qf_status as = qf_checkpoint_acquire(ck, src, err); /* a dequantized source tensor: decoded now */
+                if (as) {
+                    free(sib);
+                    return as;
+                }
                 /* an expert's slice: its whole block, gate and up together (their union) */
-                const qf_tensor t = mp->sliced ? qf_expert_block(&ck->tensors[mp->src], mp->slice.expert)
-                                               : ck->tensors[mp->src];
+                const qf_tensor t = mp->sliced ? qf_expert_block(src, mp->slice.expert) : *src;
                 float m = qf_tensor_absmax(t.dtype, t.data, qf_tensor_numel(&t));
-                qf_checkpoint_release(ck, &t);
+                qf_checkpoint_release(ck, mp->sliced ? &t : src); /* a view: pages; decoded: kept for its siblings */
                 if (m > g) g = m;
             }
+            for (int k = a0; k < a1; k++) /* decoded tensors of sliced experts: freed once the group is measured */
+                if (ck->tensors[p->mods[sib[k].index].src].decode) qf_checkpoint_release(ck, &ck->tensors[p->mods[sib[k].index].src]);
             for (int k = a0; k < a1; k++) p->mods[sib[k].index].group_amax = g;
         }
         free(sib);

@@ -25,6 +25,7 @@
 #include "qf_calibrate.h"
 #include "qf_ctx.h"
 #include "qf_error.h"
+#include "qf_quant_source.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -83,6 +84,8 @@ typedef struct qf_convert_stats {
                                manifest's "dense_experts" and the model card */
     char **dense_experts;   /* their names (owned: qf_convert_stats_free after a success;
                                a failed qf_convert_run leaves none) */
+    qf_qsource source;      /* the source's own quantization, dequantized on read (kind NONE:
+                               float weights; qf_quant_source.h) */
 } qf_convert_stats;
 
 /* Free what a qf_convert_stats owns (dense_experts); NULL ok. */

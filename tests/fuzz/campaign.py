@@ -745,7 +745,8 @@ def one(runner, pr, i, tmp):
             o = out if label == "convert" else out + "-gguf"
             vlog = os.path.join(base, "vlog%d" % n)
             os.mkdir(vlog)
-            vk, vrc, vstderr, _ = classify(runner, [q, "verify", o, "-q"], o, vlog, ok_codes={0})
+            vk, vrc, vstderr, _ = classify(runner, [q, "verify", o, "-q"], o, vlog, ok_codes={0},
+                                           input_bytes=folder_bytes(o))
             if vk != "ok":
                 kind, stderr = "bad-artifact", "verify exit %s: %s" % (vrc, vstderr)
         results.append((label, kind, rc, stderr, cmd))

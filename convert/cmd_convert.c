@@ -344,6 +344,7 @@ int qf_cmd_convert(int argc, char **argv)
                               st.n_kept, "shards", st.n_shards, "bytes_in", (json_int_t)st.bytes_in, "bytes_out",
                               (json_int_t)st.bytes_out, "seconds", st.seconds, "seconds_weights",
                               st.seconds_weights, "input_gb_per_s", gbps, "peak_rss_kb", (json_int_t)st.peak_rss_kb);
+        if (st.bits_per_weight > 0) json_object_set_new(r, "bits_per_weight", json_real(st.bits_per_weight));
         if (cm->chunk_samples) /* budgets above 2^63 (unknown host memory) are reported as -1 */
             json_object_set_new(r, "calibration_memory",
                                 json_pack("{s:I, s:I, s:I, s:i, s:i, s:I}", "budget",
@@ -367,6 +368,7 @@ int qf_cmd_convert(int argc, char **argv)
            "peak memory %.0f MB\n",
            o.out, st.n_quantized, sname, st.n_kept, st.n_shards, st.bytes_in / 1e6, st.bytes_out / 1e6, st.seconds,
            st.peak_rss_kb * 1024.0 / 1e6);
+    if (st.bits_per_weight > 0) printf("%s: %.3f bits per weight (tensor data, as llama.cpp counts it)\n", o.out, st.bits_per_weight);
     if (st.n_dense_experts) /* a warning, on stderr: the one thing in this summary a user must not miss */
         fprintf(stderr, "qforge convert: warning: %d fused expert tensor(s) kept in full precision, not %s (%s%s): "
                 "transformers loads this family's experts only fused; listed in quantization_config.ignore, "

@@ -2,13 +2,14 @@
  * llama.cpp (see convert_output.h, formats/qf_gguf.h).
  *
  * The story: open the checkpoint and config.json; name every tensor as llama.cpp does and pick
- * its ggml type (1-D tensors F32; 2-D weights TYPE when their rows fit its block, else Q8_0,
- * else F16); declare metadata (general.*, {arch}.*, tokenizer.ggml.*) and tensors; then per
+ * its ggml type (1-D tensors F32; 2-D weights as llama-quantize's rule for the named mix
+ * decides, formats/qf_gguf_mix.h); declare metadata (general.*, {arch}.*, tokenizer.ggml.*) and tensors; then per
  * tensor: rows to float, q_proj / k_proj rows into llama.cpp's interleaved RoPE order where the
  * architecture rotates pairs (llama; not qwen2 / qwen3, which rotate halves), rows
  * quantized in parallel, written and hashed; finally the side files, the card and the sealed
  * manifest (whose tensor entries list GGUF names, ggml types and data-span hashes).
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "convert_output.h"
 #include "qf_config.h"
 #include "qf_gguf.h"
+#include "qf_gguf_mix.h"
 #include "qf_manifest.h"
 #include "qf_progress.h"
 #include "qf_quantize.h"
@@ -48,27 +50,6 @@ static int qf_item_cmp(const void *a, const void *b)
     if (rx != ry) return rx - ry;
     if (lx != ly) return lx - ly;
     return strcmp(x->name, y->name);
-}
-
-/* ggml type for a 2-D weight whose rows hold cols values. */
-static int qf_gguf_pick(int want, int64_t cols)
-{
-    if (cols % qf_ggml_block_size(want) == 0) return want;
-    if (qf_ggml_block_size(want) > 32 && cols % 32 == 0) return QF_GGML_Q8_0;
-    return QF_GGML_F16;
-}
-
-static int qf_file_type(int t)
-{
-    switch (t) {
-    case QF_GGML_F32: return 0;
-    case QF_GGML_F16: return 1;
-    case QF_GGML_Q4_0: return 2;
-    case QF_GGML_Q8_0: return 7;
-    case QF_GGML_Q4_K: return 14; /* Q4_K_S: every weight Q4_K where it fits */
-    case QF_GGML_BF16: return 32;
-    }
-    return 0;
 }
 
 /* One tensor's bytes: rows to float, permuted, quantized (OpenMP over rows). */
@@ -123,10 +104,13 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
 {
     memset(st, 0, sizeof *st);
     double t0 = qf_now();
-    int want = o->gguf_type ? qf_ggml_type_from_name(o->gguf_type) : -1;
-    if (want < 0 || qf_ggml_type_support(want) != 1)
-        return qf_fail(err, QF_ERR_USAGE, "--layout gguf takes --scheme q8_0, q4_0, q4_k, f16, bf16 or f32 (not '%s')",
+    const qf_gguf_mix *mix = qf_gguf_mix_find(o->gguf_type);
+    if (!mix) {
+        char names[256];
+        qf_gguf_mix_list(names, sizeof names);
+        return qf_fail(err, QF_ERR_USAGE, "--layout gguf takes --scheme %s (not '%s')", names,
                        o->gguf_type ? o->gguf_type : "");
+    }
     if (strcmp(o->method, "rtn") != 0)
         return qf_fail(err, QF_ERR_UNSUPPORTED, "--layout gguf quantizes with llama.cpp's reference rules (--method rtn)");
 
@@ -156,7 +140,7 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
     qf_gguf_writer *w = qf_gguf_writer_new();
     if (!w) s = qf_fail(err, QF_ERR_NOMEM, "out of memory");
     char *abs = realpath(o->src, NULL);
-    if (s == QF_OK) s = qf_gguf_metadata(w, arch, &cfg, qf_path_base(abs ? abs : o->src), qf_file_type(want), err);
+    if (s == QF_OK) s = qf_gguf_metadata(w, arch, &cfg, qf_path_base(abs ? abs : o->src), mix->ftype, err);
     free(abs);
     if (s == QF_OK) s = qf_gguf_tokenizer(w, o->src, &cfg, err);
     qf_gguf_item *items = calloc((size_t)ck->n_tensors + 2, sizeof *items);
@@ -177,7 +161,7 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
         it->ndim = t->ndim;
         it->shape[0] = t->shape[0];
         it->shape[1] = t->ndim == 2 ? t->shape[1] : 0;
-        it->type = t->ndim == 1 ? QF_GGML_F32 : qf_gguf_pick(want, t->shape[1]);
+        it->type = QF_GGML_F32; /* 2-D weights: the mix's rule below, once tied embeddings are known */
         if (arch->permute_qk && strstr(it->name, ".attn_q.")) it->permute_heads = cfg.n_heads;
         if (arch->permute_qk && strstr(it->name, ".attn_k.")) it->permute_heads = cfg.n_kv_heads;
         if (it->permute_heads && t->shape[0] % (2 * it->permute_heads)) {
@@ -192,6 +176,13 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
         n++;
     }
     if (s == QF_OK) qsort(items, (size_t)n, sizeof *items, qf_item_cmp);
+    int tied = 1;
+    for (int i = 0; i < n; i++) tied &= strcmp(items[i].name, "output.weight") != 0;
+    for (int i = 0; s == QF_OK && i < n; i++)
+        if (items[i].ndim == 2) {
+            qf_gguf_mix_tensor mt = {items[i].name, items[i].shape[1], cfg.n_layers, tied, 0};
+            items[i].type = qf_gguf_mix_type(mix, &mt);
+        }
     if (s == QF_OK) { /* general.size_label counts every tensor written, as gguf-py's writer does */
         uint64_t n_params = 0;
         for (int i = 0; i < n; i++) n_params += (uint64_t)items[i].shape[0] * (uint64_t)(items[i].ndim == 2 ? items[i].shape[1] : 1);
@@ -209,9 +200,17 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
     char *tmp = NULL;
     if (s == QF_OK) s = qf_output_begin(o, &tmp, err);
     json_t *manifest = qf_manifest_new();
-    json_object_set_new(manifest, "recipe", json_pack("{s:s, s:s, s:s, s:[], s:s}", "scheme", qf_ggml_type_name(want),
-                                                      "method", "rtn", "layout", "gguf", "ignore", "default_ignore",
-                                                      "norms and 1-D tensors (F32); rows that do not fit the block: Q8_0, then F16"));
+    char mname[16];
+    size_t mk = 0;
+    for (; mix->name[mk] && mk + 1 < sizeof mname; mk++) mname[mk] = (char)toupper((unsigned char)mix->name[mk]);
+    mname[mk] = 0;
+    json_object_set_new(manifest, "recipe",
+                        json_pack("{s:s, s:s, s:s, s:[], s:s}", "scheme", mname, "method", "rtn", "layout", "gguf",
+                                  "ignore", "default_ignore",
+                                  mix->pure ? "norms and 1-D tensors (F32); rows that do not fit the block: llama.cpp's "
+                                              "fallback (Q4_K: Q5_0, Q5_K: Q5_1, Q6_K: Q8_0), then F16"
+                                            : "norms and 1-D tensors (F32); per-tensor types as llama-quantize's "
+                                              "rule for this file type, with its fallbacks"));
     double tw = qf_now();
     char *gpath = tmp ? qf_path_join(tmp, "model.gguf") : NULL;
     if (s == QF_OK) s = qf_gguf_writer_open(w, gpath, err);
@@ -251,6 +250,13 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
         if (s == QF_OK) qf_manifest_add_file(manifest, "model.gguf", fsize, fh, &fsha);
         for (int i = 0; i < n; i++) qf_manifest_gguf_tensor(manifest, "model.gguf", &items[i], th[i]);
         st->bytes_out += fsize;
+        /* bits per weight as llama.cpp's loader reports it: tensor data bytes over elements */
+        double bytes = 0, numel = 0;
+        for (int i = 0; i < n; i++) {
+            bytes += (double)qf_gguf_tensor_bytes(w, i);
+            numel += (double)items[i].shape[0] * (double)(items[i].ndim == 2 ? items[i].shape[1] : 1);
+        }
+        st->bits_per_weight = numel > 0 ? 8.0 * bytes / numel : 0;
         st->n_shards = 1;
     }
     qf_gguf_writer_free(w); /* deletes a partial file */

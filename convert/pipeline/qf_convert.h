@@ -83,6 +83,8 @@ typedef struct qf_convert_stats {
                                manifest's "dense_experts" and the model card */
     char **dense_experts;   /* their names (owned: qf_convert_stats_free after a success;
                                a failed qf_convert_run leaves none) */
+    double bits_per_weight; /* --layout gguf: 8 x tensor data bytes / elements, as llama.cpp's
+                               loader reports it (0 for other layouts) */
 } qf_convert_stats;
 
 /* Free what a qf_convert_stats owns (dense_experts); NULL ok. */

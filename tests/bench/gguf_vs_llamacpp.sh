@@ -17,7 +17,11 @@
 # that imatrix; qforge writes each TYPE with --method rtn, imatrix and gptq (calibrated on CALIB);
 # llama-perplexity stores the base's logits on EVAL (ctx 512) and reports each file's mean KLD
 # and top-1 agreement against them.  Prints one table row per file: name, bits per weight
-# (llama.cpp's loader: tensor bytes * 8 / elements), mean KLD, same top-1 %.
+# (tensor bytes * 8 / elements, what llama.cpp's loader prints, read here with gguf-py), mean
+# KLD, same top-1 %; then whether llama-quantize's and qforge's files of each type have the same
+# per-tensor types (tests/interop/check_gguf_types.py).  llama-perplexity runs with --no-repack:
+# on VMs that advertise AMX without granting it, ggml's AMX repacking dies of SIGILL (the
+# plain CPU kernels compute the same model).  PYTHON: a python with gguf (build/pyenv/bin/python).
 set -eu
 Q=${1:-build/qforge}
 B=${2:-build/lcpp/bld/bin}
@@ -28,6 +32,7 @@ E=${EVAL:-tests/data/eval.txt}
 N=${CHUNKS:-64}
 NC=${CALIB_CHUNKS:-128}
 TH=${THREADS:-2}
+PY=${PYTHON:-build/pyenv/bin/python}
 for t in llama-quantize llama-imatrix llama-perplexity; do
     [ -x "$B/$t" ] || { echo "gguf_vs_llamacpp.sh: $B/$t not found (build llama.cpp's tools: docs/bench.md)" >&2; exit 77; }
 done
@@ -35,7 +40,7 @@ export OMP_WAIT_POLICY=PASSIVE LD_LIBRARY_PATH="$B${LD_LIBRARY_PATH:+:$LD_LIBRAR
 mkdir -p "$O"
 log() { echo "== $*" >&2; }
 
-[ -f "$O/bf16/model.gguf" ] || { rm -rf "$O/bf16"; "$Q" convert "$M" -o "$O/bf16" --layout gguf --scheme bf16 -q; }
+[ -f "$O/bf16/model.gguf" ] || { rm -rf "$O/bf16"; "$Q" convert "$M" -o "$O/bf16" --layout gguf --scheme bf16 -q >/dev/null; }
 BASE=$O/bf16/model.gguf
 if [ ! -f "$O/imatrix.gguf" ]; then
     log "llama-imatrix on $C ($NC x 512 tokens)"
@@ -43,8 +48,8 @@ if [ ! -f "$O/imatrix.gguf" ]; then
 fi
 if [ ! -f "$O/base.kld" ]; then
     log "llama-perplexity: base logits ($N x 512 tokens of $E)"
-    nice "$B/llama-perplexity" -m "$BASE" -f "$E" -c 512 --chunks "$N" -t "$TH" --kl-divergence-base "$O/base.kld" \
-        >"$O/base.log" 2>&1
+    nice "$B/llama-perplexity" -m "$BASE" -f "$E" -c 512 --chunks "$N" -t "$TH" --no-repack \
+        --kl-divergence-base "$O/base.kld" >"$O/base.log" 2>&1
 fi
 files=""
 for T in ${TYPES:-Q4_0 Q4_K_M}; do
@@ -62,7 +67,7 @@ for T in ${TYPES:-Q4_0 Q4_K_M}; do
         if [ ! -f "$d/model.gguf" ]; then
             log "qforge $t --method $m"
             rm -rf "$d"
-            nice "$Q" convert "$M" -o "$d" --layout gguf --scheme "$t" --method "$m" --calib "$C" -q
+            nice "$Q" convert "$M" -o "$d" --layout gguf --scheme "$t" --method "$m" --calib "$C" -q >"$d.log" 2>&1
         fi
         files="$files $d/model.gguf"
     done
@@ -71,11 +76,16 @@ printf '%-34s %6s %10s %8s\n' file bpw "mean KLD" "top-1 %"
 for f in $files; do
     l=$f.kld.log
     [ -s "$l" ] && grep -q "Mean    KLD" "$l" ||
-        nice "$B/llama-perplexity" -m "$f" -f "$E" -c 512 --chunks "$N" -t "$TH" --kl-divergence-base "$O/base.kld" \
-            --kl-divergence >"$l" 2>&1
-    bpw=$(sed -n 's/.*file size *= .*(\([0-9.]*\) BPW).*/\1/p' "$l" | head -n 1)
+        nice "$B/llama-perplexity" -m "$f" -f "$E" -c 512 --chunks "$N" -t "$TH" --no-repack \
+            --kl-divergence-base "$O/base.kld" --kl-divergence >"$l" 2>&1
+    bpw=$("$PY" -c 'import sys, gguf; t = gguf.GGUFReader(sys.argv[1]).tensors; print("%.4f" % (8 * sum(int(x.n_bytes) for x in t) / sum(int(x.n_elements) for x in t)))' "$f")
     kld=$(sed -n 's/^Mean *KLD: *\([0-9.]*\).*/\1/p' "$l" | head -n 1)
     top=$(sed -n 's/^Same top p: *\([0-9.]*\).*/\1/p' "$l" | head -n 1)
     name=$(echo "$f" | sed "s|^$O/||; s|/model.gguf||; s|\.gguf$||")
     printf '%-34s %6s %10s %8s\n' "$name" "${bpw:-?}" "${kld:-?}" "${top:-?}"
+done
+for T in ${TYPES:-Q4_0 Q4_K_M}; do
+    t=$(echo "$T" | tr 'A-Z' 'a-z')
+    echo "per-tensor types, llama-quantize $T vs qforge $t: $("$PY" tests/interop/check_gguf_types.py \
+        "$O/llamacpp-$t.gguf" "$O/qforge-$t-rtn/model.gguf" | tail -n 1)"
 done

@@ -5,7 +5,9 @@ usage: check_gguf.py QFORGE_BINARY MODEL_DIR [MODEL_DIR...]   (prints 'N passed,
 
 The first model is converted to Q8_0, Q4_0, Q4_K (whose rows of 384 fall back to Q5_0 on
 tiny-llama, as llama.cpp's), Q4_1, Q5_0, Q5_1 and the mixes Q4_K_M, Q5_K_M, Q6_K (which between
-them write every block type qforge has: Q5_K, Q6_K, Q5_1 ...), each further one to Q8_0 and F16.  For each:
+them write every block type qforge has: Q5_K, Q6_K, Q5_1 ...), and calibrated (q4_k_m and q5_k_m
+--method gptq, q4_0 --method imatrix, on 4 x 64 tokens: checks 0-4 but not 2's bytes), each
+further one to Q8_0 and F16.  For each:
   0. the architecture is the one llama.cpp's converter picks for config.json's model_type
      (llama / mistral: llama; qwen2; qwen3), every tensor name is one gguf-py's own tables
      (gguf.constants.MODEL_TENSORS[arch], TENSOR_NAMES) define for that architecture, each
@@ -112,9 +114,11 @@ def run(cmd):
     return p.returncode, p.stdout
 
 
-def check_model(rep, qforge, model, qtype, tmp):
-    out, deq = os.path.join(tmp, "gguf-" + qtype), os.path.join(tmp, "deq-" + qtype)
-    rc, log = run([qforge, "convert", model, "--layout", "gguf", "--scheme", qtype, "-o", out, "-q"])
+def check_model(rep, qforge, model, qtype, tmp, method="rtn"):
+    out, deq = os.path.join(tmp, "gguf-" + qtype + method), os.path.join(tmp, "deq-" + qtype + method)
+    extra = [] if method == "rtn" else ["--method", method, "--calib-samples", "4", "--calib-seqlen", "64"]
+    rc, log = run([qforge, "convert", model, "--layout", "gguf", "--scheme", qtype, "-o", out, "-q"] + extra)
+    qtype = qtype if method == "rtn" else qtype + " " + method
     if not rep.check(rc == 0, "%s: qforge convert" % qtype, log.strip()[-300:]):
         return
     path = os.path.join(out, "model.gguf")
@@ -217,7 +221,7 @@ def check_model(rep, qforge, model, qtype, tmp):
         rep.check(same, "%s: %s decodes as gguf-py decodes it" % (qtype, t.name),
                   "max diff %g" % float(np.max(np.abs(ordered - ref))))
         s = f32(src[hf])
-        if t.tensor_type in (T.Q8_0, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.F16, T.BF16, T.F32):  # gguf-py's reference quantizers
+        if method == "rtn" and t.tensor_type in (T.Q8_0, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.F16, T.BF16, T.F32):  # gguf-py's reference quantizers
             want = gguf.quants.quantize(permute(s, heads[part]) if part in heads else s, t.tensor_type)
             n_bytes_same = np.array_equal(np.asarray(want).view(np.uint8).reshape(-1), np.asarray(t.data).view(np.uint8).reshape(-1))
             rep.check(n_bytes_same, "%s: %s bytes equal gguf-py's reference %s quantizer" % (qtype, t.name, t.tensor_type.name))
@@ -225,6 +229,8 @@ def check_model(rep, qforge, model, qtype, tmp):
         worst[t.tensor_type.name] = max(worst.get(t.tensor_type.name, 0.0), nmse)
     bound = {"F32": 0.0, "F16": 1e-6, "Q8_0": 1e-4, "Q4_0": 2e-2, "Q4_1": 2e-2, "Q4_K": 2e-2, "Q5_0": 6e-3,
              "Q5_1": 6e-3, "Q5_K": 6e-3, "Q6_K": 2e-3}
+    if method != "rtn":  # GPTQ / the float target move weights to cut the output error: x4 (a layout error gives ~1)
+        bound = {k: 4 * v for k, v in bound.items()}
     for tn, v in sorted(worst.items()):
         rep.check(v <= bound.get(tn, 1.0), "%s: %s tensors within NMSE %g of the source" % (qtype, tn, bound.get(tn, 1.0)),
                   "worst %g" % v)
@@ -301,6 +307,9 @@ def main():
             for qtype in ("q8_0", "q4_0", "q4_k", "q4_1", "q5_0", "q5_1", "q4_k_m", "q5_k_m", "q6_k") if i == 0 else ("q8_0", "f16"):
                 os.makedirs(os.path.join(tmp, str(i)), exist_ok=True)
                 check_model(rep, qforge, model, qtype, os.path.join(tmp, str(i)))
+            if i == 0:  # calibrated blocks (GPTQ's codes under fitted scales) decode as gguf-py decodes them
+                for qtype, method in (("q4_k_m", "gptq"), ("q4_0", "imatrix"), ("q5_k_m", "gptq")):
+                    check_model(rep, qforge, model, qtype, os.path.join(tmp, str(i)), method)
         check_foreign(rep, qforge, tmp)
     return rep.finish()
 

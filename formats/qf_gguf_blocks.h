@@ -46,9 +46,12 @@ int qf_gguf_nearest(float v); /* round half to even, as ggml's nearest_int */
 float qf_gguf_fit_sym(const float *x, const float *w, int n, int nmax, uint8_t *L);
 /* Affine fit x[n] ~ scale * L + min, L in [0, nmax]: min/max grid, then nstep + 1 stretched
  * grids (rmin + rdelta * k) with the weighted least-squares (scale, min) of each (ggml's
- * make_qkx2_quants); with clamp_min the min is kept <= 0 (the K types store -min).  Returns
- * scale; *min the min. */
+ * make_qkx2_quants).  flags: QF_FIT_CLAMP_MIN keeps the min <= 0 (the K types store -min);
+ * QF_FIT_GGML_ORDER sums w * l * l and w * (e * e) in ggml's float order, so the bytes are
+ * llama.cpp's (without it: qforge's first Q4_K order, kept so Q4_K files stay byte-stable;
+ * it differs from llama-quantize's in a few blocks).  Returns scale; *min the min. */
+enum { QF_FIT_CLAMP_MIN = 1, QF_FIT_GGML_ORDER = 2 };
 float qf_gguf_fit_affine(const float *x, const float *w, int n, int nmax, float rmin, float rdelta, int nstep,
-                         int clamp_min, uint8_t *L, float *min);
+                         int flags, uint8_t *L, float *min);
 
 #endif /* QF_GGUF_BLOCKS_H */

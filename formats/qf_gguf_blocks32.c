@@ -68,8 +68,9 @@ float qf_gguf_fit_sym(const float *x, const float *w, int n, int nmax, uint8_t *
 }
 
 float qf_gguf_fit_affine(const float *x, const float *w, int n, int nmax, float rmin, float rdelta, int nstep,
-                         int clamp_min, uint8_t *L, float *min)
+                         int flags, uint8_t *L, float *min)
 {
+    const int clamp_min = flags & QF_FIT_CLAMP_MIN, ggml = flags & QF_FIT_GGML_ORDER;
     float lo = x[0], hi = x[0], sw = w[0], swx = w[0] * x[0];
     for (int i = 1; i < n; i++) {
         lo = qf_fminf(lo, x[i]), hi = qf_fmaxf(hi, x[i]);
@@ -85,7 +86,7 @@ float qf_gguf_fit_affine(const float *x, const float *w, int n, int nmax, float 
     for (int i = 0; i < n; i++) {
         L[i] = (uint8_t)qf_clampi(qf_gguf_nearest(inv * (x[i] - lo)), 0, nmax);
         float e = scale * L[i] + lo - x[i];
-        best += w[i] * e * e;
+        best += ggml ? w[i] * (e * e) : w[i] * e * e;
     }
     uint8_t trial[256];
     for (int step = 0; step <= nstep; step++) {
@@ -94,7 +95,8 @@ float qf_gguf_fit_affine(const float *x, const float *w, int n, int nmax, float 
         for (int i = 0; i < n; i++) {
             int l = qf_clampi(qf_gguf_nearest(ti * (x[i] - lo)), 0, nmax);
             trial[i] = (uint8_t)l;
-            sl += w[i] * (float)l, sl2 += w[i] * (float)(l * l), sxl += w[i] * (float)l * x[i];
+            sl += w[i] * (float)l, sxl += w[i] * (float)l * x[i];
+            sl2 += ggml ? w[i] * (float)l * (float)l : w[i] * (float)(l * l);
         }
         float det = sw * sl2 - sl * sl;
         if (det <= 0) continue;
@@ -103,7 +105,7 @@ float qf_gguf_fit_affine(const float *x, const float *w, int n, int nmax, float 
         float err = 0;
         for (int i = 0; i < n; i++) {
             float e = s * trial[i] + m - x[i];
-            err += w[i] * e * e;
+            err += ggml ? w[i] * (e * e) : w[i] * e * e;
         }
         if (err < best) {
             memcpy(L, trial, (size_t)n);

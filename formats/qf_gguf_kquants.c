@@ -36,14 +36,15 @@ static void qf_k_header(const float *x, const float *imp, int nmax, uint8_t *b, 
         const float *xs = x + 32 * j;
         float m;
         if (imp) {
-            scales[j] = qf_gguf_fit_affine(xs, imp + 32 * j, 32, nmax, -1.0f, 0.05f, 40, 1, L + 32 * j, &m);
+            scales[j] = qf_gguf_fit_affine(xs, imp + 32 * j, 32, nmax, -1.0f, 0.05f, 40, QF_FIT_CLAMP_MIN, L + 32 * j, &m);
         } else {
             float s2 = 0;
             for (int i = 0; i < 32; i++) s2 += xs[i] * xs[i];
             float av = sqrtf(s2 / 32.0f);
             for (int i = 0; i < 32; i++) w[i] = av + fabsf(xs[i]);
-            scales[j] = nmax == 15 ? qf_gguf_fit_affine(xs, w, 32, 15, -1.0f, 0.1f, 20, 1, L + 32 * j, &m)
-                                   : qf_gguf_fit_affine(xs, w, 32, 31, -0.5f, 0.1f, 15, 1, L + 32 * j, &m);
+            scales[j] = nmax == 15 ? qf_gguf_fit_affine(xs, w, 32, 15, -1.0f, 0.1f, 20, QF_FIT_CLAMP_MIN, L + 32 * j, &m)
+                                   : qf_gguf_fit_affine(xs, w, 32, 31, -0.5f, 0.1f, 15, QF_FIT_CLAMP_MIN | QF_FIT_GGML_ORDER,
+                                                        L + 32 * j, &m);
         }
         mins[j] = -m;
         max_scale = qf_fmaxf(max_scale, scales[j]);

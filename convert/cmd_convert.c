@@ -297,7 +297,8 @@ int qf_cmd_convert(int argc, char **argv)
         return qf_cli_report_error("convert", &err, json);
     }
     if (qf_convert_set_method(&o, o.method, &err) != QF_OK) { /* sets o.calibrated too (qforge.h) */
-        qf_fail(&err, QF_ERR_USAGE, "unknown --method '%s' (rtn, gptq, awq, awq-gptq)", o.method);
+        qf_fail(&err, QF_ERR_USAGE, "unknown --method '%s' (rtn, gptq, awq, awq-gptq; imatrix with --layout gguf)",
+                o.method);
         return qf_cli_report_error("convert", &err, json);
     }
     if (o.calib.n_samples <= 0 || o.calib.seqlen < 2 || o.calib.gptq.block_size <= 0 || o.calib.gptq.percdamp < 0 ||

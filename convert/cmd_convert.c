@@ -42,7 +42,7 @@ static void qf_convert_help(void)
            "options:\n"
            "  -o, --out DIR         destination folder (must not exist)\n"
            "  --scheme NAME         one of the schemes above\n"
-           "  --method NAME         rtn (default), gptq, awq, awq-gptq\n"
+           "  --method NAME         rtn (default), gptq, awq, awq-gptq; imatrix (--layout gguf)\n"
            "  --calib FILE          calibration text (plain, or JSONL with a \"text\" field); default: the\n"
            "                        bundled sample of the fixtures' training domain. Never the eval text.\n"
            "  --calib-samples N     calibration windows (default 128)\n"
@@ -77,8 +77,10 @@ static void qf_convert_help(void)
            "  --rotate-block N      rotate each N channels on their own (block-diagonal; N divides the\n"
            "                        hidden size, e.g. 16 = nvfp4's group); default 0 = all channels\n"
            "  --layout NAME         compressed-tensors (default, vLLM / SGLang), modelopt (TensorRT-LLM,\n"
-           "                        vLLM: hf_quant_config.json), gguf (llama.cpp: --scheme q8_0, q4_0,\n"
-           "                        q4_k, f16 or bf16)\n"
+           "                        vLLM: hf_quant_config.json), gguf (llama.cpp: --scheme q4_k_m,\n"
+           "                        q4_k_s, q5_k_m, q5_k_s, q6_k, q8_0, q4_0, q4_1, q5_0, q5_1 as\n"
+           "                        llama-quantize mixes them; q4_k, f16, bf16, f32 plain;\n"
+           "                        --method rtn, imatrix or gptq)\n"
            "  --to safetensors      no quantization: write the checkpoint (e.g. PyTorch .bin) as plain\n"
            "                        safetensors (no --scheme)\n"
            "  --ignore REGEX        keep modules matching REGEX (POSIX extended, on module names such as\n"
@@ -288,14 +290,15 @@ int qf_cmd_convert(int argc, char **argv)
         qf_fail(&err, QF_ERR_USAGE, "--rotate writes a calibrated compressed-tensors artifact: drop --layout gguf / --to");
         return qf_cli_report_error("convert", &err, json);
     }
-    if (o.layout == QF_LAYOUT_GGUF) o.gguf_type = scheme; /* a ggml type: q8_0, q4_0, q4_k, ... */
+    if (o.layout == QF_LAYOUT_GGUF) o.gguf_type = scheme; /* a llama.cpp file type: q4_k_m, q4_0, q4_k, ... */
     if (!own_writer) o.scheme = qf_scheme_find(scheme);
     if (!o.scheme && !own_writer) {
         qf_fail(&err, QF_ERR_USAGE, "unknown scheme '%s' (known: %s)", scheme, qf_scheme_names());
         return qf_cli_report_error("convert", &err, json);
     }
     if (qf_convert_set_method(&o, o.method, &err) != QF_OK) { /* sets o.calibrated too (qforge.h) */
-        qf_fail(&err, QF_ERR_USAGE, "unknown --method '%s' (rtn, gptq, awq, awq-gptq)", o.method);
+        qf_fail(&err, QF_ERR_USAGE, "unknown --method '%s' (rtn, gptq, awq, awq-gptq; imatrix with --layout gguf)",
+                o.method);
         return qf_cli_report_error("convert", &err, json);
     }
     if (o.calib.n_samples <= 0 || o.calib.seqlen < 2 || o.calib.gptq.block_size <= 0 || o.calib.gptq.percdamp < 0 ||
@@ -344,6 +347,7 @@ int qf_cmd_convert(int argc, char **argv)
                               st.n_kept, "shards", st.n_shards, "bytes_in", (json_int_t)st.bytes_in, "bytes_out",
                               (json_int_t)st.bytes_out, "seconds", st.seconds, "seconds_weights",
                               st.seconds_weights, "input_gb_per_s", gbps, "peak_rss_kb", (json_int_t)st.peak_rss_kb);
+        if (st.bits_per_weight > 0) json_object_set_new(r, "bits_per_weight", json_real(st.bits_per_weight));
         if (cm->chunk_samples) /* budgets above 2^63 (unknown host memory) are reported as -1 */
             json_object_set_new(r, "calibration_memory",
                                 json_pack("{s:I, s:I, s:I, s:i, s:i, s:I}", "budget",
@@ -375,6 +379,7 @@ int qf_cmd_convert(int argc, char **argv)
     if (st.source.kind != QF_QSOURCE_NONE)
         printf("source: %s (%s): %d tensor(s) dequantized to bf16 on read, %d scale tensor(s) dropped\n",
                qf_qsource_name(st.source.kind), st.source.origin, st.source.n_quantized, st.source.n_dropped);
+    if (st.bits_per_weight > 0) printf("%s: %.3f bits per weight (tensor data, as llama.cpp counts it)\n", o.out, st.bits_per_weight);
     if (st.n_dense_experts) /* a warning, on stderr: the one thing in this summary a user must not miss */
         fprintf(stderr, "qforge convert: warning: %d fused expert tensor(s) kept in full precision%s, not %s (%s%s): "
                 "transformers loads this family's experts only fused; listed in quantization_config.ignore, "

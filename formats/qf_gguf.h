@@ -12,17 +12,29 @@
  * ne[0] is the contiguous dimension: a row-major [rows, cols] matrix is ne = {cols, rows};
  * quantization blocks run along ne[0].
  *
- * Block types (QF_GGML_*), reference codecs (one row = ne[0] values, a multiple of the block):
+ * Block types (QF_GGML_*), reference codecs (one row = ne[0] values, a multiple of the block);
+ * "nibbles" below: byte j = code j (low) | code j+16 (high); "qh": a little-endian u32 whose
+ * bit j is bit 4 of code j:
  *   Q8_0  32 values, 34 bytes: f16 d; i8 q[32].  d = amax / 127, q = roundf(x / d) (ties away)
- *   Q4_0  32 values, 18 bytes: f16 d; u8 q[16]; byte j = element j (low) | element j+16 (high);
- *         d = m / -8 with m the signed value of largest magnitude, nibble = min(15, (int)(x/d + 8.5)),
- *         value (nibble - 8) * d
+ *   Q4_0  32 values, 18 bytes: f16 d; nibbles[16].  d = m / -8 with m the signed value of largest
+ *         magnitude, code = min(15, (int)(x/d + 8.5)), value (code - 8) * d
+ *   Q4_1  32 values, 20 bytes: f16 d, f16 m; nibbles[16].  d = (max - min) / 15, m = min,
+ *         value d * code + m
+ *   Q5_0  32 values, 22 bytes: f16 d; qh[4]; nibbles[16].  d = m / -16, value d * (code - 16)
+ *   Q5_1  32 values, 24 bytes: f16 d, f16 m; qh[4]; nibbles[16].  d = (max - min) / 31
  *   Q4_K  256 values, 144 bytes: f16 d, f16 dmin, u8 scales[12] (eight 6-bit scale / min pairs),
  *         u8 qs[128]; 64-value chunk c: low nibbles = sub-block 2c, high = 2c+1; value
  *         d * sc_j * q - dmin * m_j; quantizer: per 32-value sub-block a weighted min/scale fit
  *         (weights sqrt(mean x^2) + |x|, 21 candidate steps), scales and mins to 6 bits
- *   Q6_K  decoded only (llama.cpp writes it for output.weight)
+ *   Q5_K  256 values, 176 bytes: as Q4_K with u8 qh[32] before qs[128]: bit 2c of qh[i] is bit 4
+ *         of sub-block 2c's code i, bit 2c+1 sub-block 2c+1's; codes 0..31 (16 fit steps)
+ *   Q6_K  256 values, 210 bytes: u8 ql[128] low 4 bits, u8 qh[64] high 2 bits, i8 scales[16] (one
+ *         per 16 values), f16 d; value d * sc * (code - 32); sub-block scales by ggml's
+ *         make_qx_quants (x^2-weighted), stored as multiples of d = max_scale / -128
  *   F32, F16, BF16 plain.
+ * With an importance per value (qf_ggml_quantize_row_imp: llama.cpp's imatrix idea, mean x^2
+ * of the input column over calibration tokens) every scale / min is fitted to minimise the
+ * importance-weighted squared error instead, and codes are rounded under the stored scales.
  *
  * Ownership: the writer copies what it is given; the reader borrows the image it parses (or
  * owns the mapping qf_gguf_open made); qf_gguf_free releases either.  Errors name the file,
@@ -89,13 +101,22 @@ int qf_ggml_block_size(int type);
 int qf_ggml_type_size(int type);
 /* Bytes of a row of ne0 values (ne0 a multiple of the block size). */
 uint64_t qf_ggml_row_bytes(int type, int64_t ne0);
-/* 1 when qforge can write the type (F32 F16 BF16 Q8_0 Q4_0 Q4_K), 2 when it can only decode
- * it (Q6_K), 0 otherwise. */
+/* 1 when qforge can write and decode the type (F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K
+ * Q6_K), 2 when it can only decode it (none now), 0 otherwise. */
 int qf_ggml_type_support(int type);
 
 /* One row: n values (a multiple of the block size) <-> the type's bytes. */
 void qf_ggml_quantize_row(int type, const float *x, int64_t n, void *out);
 void qf_ggml_dequantize_row(int type, const void *in, int64_t n, float *out);
+/* The same with imp[n] >= 0, each value's importance (NULL: qf_ggml_quantize_row).  Q8_0 keeps
+ * its reference rule (8 bits: the fit gains nothing measurable). */
+void qf_ggml_quantize_row_imp(int type, const float *x, int64_t n, const float *imp, void *out);
+/* The block blk of a block type as an affine code grid: value i ~ a[i] * q + b[i] for codes q in
+ * [0, *qmax] (the decoder's own float rounding aside); 0 for a type that is not a block type.
+ * Q8_0's code is the stored int8 + 128.  a, b: qf_ggml_block_size(type) floats. */
+int qf_ggml_block_affine(int type, const void *blk, float *a, float *b, int *qmax);
+/* Replace the codes of blk (header kept) by q[block] (each in [0, qmax] of the affine view). */
+void qf_ggml_block_set_codes(int type, void *blk, const uint8_t *q);
 
 /* ---- writer ------------------------------------------------------------------------------- */
 typedef struct qf_gguf_writer qf_gguf_writer;
@@ -167,7 +188,7 @@ const char *qf_gguf_get_str(const qf_gguf *g, const char *key);
 qf_status qf_gguf_parse_tensors(const char *label, const uint8_t *data, uint64_t size, qf_tensor **tensors, int *n,
                                 qf_error *err);
 
-/* Tensor i as float32 into out[numel] (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K). */
+/* Tensor i as float32 into out[numel] (every type qf_ggml_type_support accepts). */
 qf_status qf_gguf_dequant_tensor(const qf_gguf *g, int i, float *out, qf_error *err);
 
 /* ---- architectures (qf_gguf_arch.c) ------------------------------------------------------- */

@@ -48,8 +48,9 @@ static void test_types(void **state)
     assert_int_equal(qf_ggml_type_from_name("BF16"), QF_GGML_BF16);
     assert_int_equal(qf_ggml_type_from_name("q3_x"), -1);
     assert_string_equal(qf_ggml_type_name(QF_GGML_Q8_0), "Q8_0");
-    assert_int_equal(qf_ggml_type_support(QF_GGML_Q6_K), 2);
-    assert_int_equal(qf_ggml_type_support(QF_GGML_Q5_K), 0);
+    assert_int_equal(qf_ggml_type_support(QF_GGML_Q6_K), 1);
+    assert_int_equal(qf_ggml_type_support(QF_GGML_Q5_K), 1);
+    assert_int_equal(qf_ggml_type_support(QF_GGML_Q2_K), 0);
 }
 
 static void test_q8_0_and_q4_0_by_hand(void **state)

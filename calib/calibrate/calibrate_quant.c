@@ -114,7 +114,8 @@ static int qf_cal_wanted(const qf_cal *c, const qf_linear *lin)
 static double qf_cal_rel_error(const float *W0, const float *Q, int64_t rows, int64_t cols, const double *H)
 {
     const int64_t step = rows > 32 ? rows / 32 : 1, nr = (rows + step - 1) / step;
-    double *A = malloc(sizeof(double) * (size_t)(2 * nr * cols)), *T = calloc((size_t)(2 * nr * cols), sizeof(double));
+    /* calloc for A too: with two callers gcc cannot see that the loops below fill it */
+    double *A = calloc((size_t)(2 * nr * cols), sizeof(double)), *T = calloc((size_t)(2 * nr * cols), sizeof(double));
     qf_error err;
     double num = 0, den = 0;
     if (A && T) {
@@ -139,9 +140,33 @@ static double qf_cal_rel_error(const float *W0, const float *Q, int64_t rows, in
     return den > 0 ? num / den : 0;
 }
 
+/* The caller's own quantizer (qf_calib_opts.quantize_linear) in place of the scheme's. */
+static qf_status qf_cal_quantize_hook(qf_cal *c, qf_linear *lin, const qf_stats *st, qf_error *err)
+{
+    float *W = (float *)lin->weight;
+    float *W0 = malloc(sizeof(float) * (size_t)(lin->rows * lin->cols));
+    if (!W0) return qf_fail(err, QF_ERR_NOMEM, "%s: out of memory", lin->name);
+    memcpy(W0, W, sizeof(float) * (size_t)(lin->rows * lin->cols));
+    double loss = -1;
+    qf_status r = c->o->quantize_linear(c->o->quantize_user, lin->name, W, lin->rows, lin->cols, st->xtx, st->count,
+                                        &loss, err);
+    if (r == QF_OK) {
+        json_t *rep = json_object();
+        if (loss >= 0) json_object_set_new(rep, "gptq_loss", json_real(loss));
+        json_object_set_new(rep, "rel_output_error", json_real(qf_cal_rel_error(W0, W, lin->rows, lin->cols, st->xtx)));
+        json_object_set_new(rep, "tokens", json_integer(st->count));
+        json_object_set_new(c->lrep, lin->name, rep);
+    } else {
+        qf_error_prefix(err, "%s: ", lin->name);
+    }
+    free(W0);
+    return r;
+}
+
 /* Quantize one Linear (float32 weights in lin->weight, owned) from the statistics of its input. */
 static qf_status qf_cal_quantize(qf_cal *c, qf_linear *lin, const qf_stats *st, float tensor_amax, qf_error *err)
 {
+    if (c->o->quantize_linear) return qf_cal_quantize_hook(c, lin, st, err);
     const qf_scheme *s = c->o->scheme;
     float *W = (float *)lin->weight;
     qf_quant_plan plan;

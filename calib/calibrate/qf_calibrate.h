@@ -110,6 +110,15 @@ typedef struct qf_calib_opts {
     void *ctx;
     qf_calib_sink_fn sink;   /* where each layer's tensors go (NULL: they are dropped) */
     void *sink_user;
+    /* optional: quantize each wanted Linear with this instead of the scheme's rules (GGUF
+     * blocks, convert_gguf.c).  W [rows, cols]: the float weights after the float target and
+     * any scale folding; H [cols, cols], n: its input statistics (sum over n tokens of x x^T).
+     * On return W must hold what the stored form decodes to (the next steps run with it); the
+     * hook keeps its bytes and the sink gets no tensor for that Linear.  *loss (may be left
+     * alone) goes to the report as "gptq_loss". */
+    qf_status (*quantize_linear)(void *user, const char *module, float *W, int64_t rows, int64_t cols,
+                                 const double *H, int64_t n, double *loss, qf_error *err);
+    void *quantize_user;
 } qf_calib_opts;
 
 /* 1 when a run with o hands the tensor `name` (outside the decoder layers) to the sink, with

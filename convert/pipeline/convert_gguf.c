@@ -2,13 +2,20 @@
  * llama.cpp (see convert_output.h, formats/qf_gguf.h).
  *
  * The story: open the checkpoint and config.json; name every tensor as llama.cpp does and pick
- * its ggml type (1-D tensors F32; 2-D weights TYPE when their rows fit its block, else Q8_0,
- * else F16); declare metadata (general.*, {arch}.*, tokenizer.ggml.*) and tensors; then per
+ * its ggml type (1-D tensors F32; 2-D weights as llama-quantize's rule for the named mix
+ * decides, formats/qf_gguf_mix.h); declare metadata (general.*, {arch}.*, tokenizer.ggml.*) and tensors; then per
  * tensor: rows to float, q_proj / k_proj rows into llama.cpp's interleaved RoPE order where the
  * architecture rotates pairs (llama; not qwen2 / qwen3, which rotate halves), rows
  * quantized in parallel, written and hashed; finally the side files, the card and the sealed
  * manifest (whose tensor entries list GGUF names, ggml types and data-span hashes).
+ * Calibrated (--method imatrix | gptq): before the file is written, calib/'s pass runs the
+ * model on the calibration text layer by layer and hands each decoder Linear, with its input
+ * statistics, to qf_gguf_cal_linear, which rounds it into its ggml type (formats/qf_gguf_calib.h)
+ * and keeps the bytes until the writer reaches that tensor; the pass goes on with the decoded
+ * weights, so later layers are calibrated on the quantized model's activations.  Embeddings
+ * and output.weight are rounded as without calibration.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +25,9 @@
 #include "qf_config.h"
 #include "qf_gguf.h"
 #include "qf_quant_source.h"
+#include "qf_gguf_calib.h"
+#include "qf_gguf_mix.h"
+#include "qf_calibrate.h"
 #include "qf_manifest.h"
 #include "qf_progress.h"
 #include "qf_quantize.h"
@@ -51,25 +61,65 @@ static int qf_item_cmp(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-/* ggml type for a 2-D weight whose rows hold cols values. */
-static int qf_gguf_pick(int want, int64_t cols)
+/* Calibration's quantizer (qf_calib_opts.quantize_linear): the item of module's weight, its bytes
+ * kept in Hugging Face row order until written. */
+typedef struct qf_gguf_cal {
+    const qf_checkpoint *ck;
+    const qf_gguf_item *items;
+    int n, gptq;
+    float percdamp;
+    uint8_t **bytes; /* [n], owned */
+} qf_gguf_cal;
+
+static qf_status qf_gguf_cal_linear(void *user, const char *module, float *W, int64_t rows, int64_t cols, const double *H,
+                                    int64_t n, double *loss, qf_error *err)
 {
-    if (cols % qf_ggml_block_size(want) == 0) return want;
-    if (qf_ggml_block_size(want) > 32 && cols % 32 == 0) return QF_GGML_Q8_0;
-    return QF_GGML_F16;
+    qf_gguf_cal *g = user;
+    char name[160];
+    snprintf(name, sizeof name, "%s.weight", module);
+    int i = 0;
+    while (i < g->n && !(g->items[i].src >= 0 && strcmp(g->ck->tensors[g->items[i].src].name, name) == 0)) i++;
+    if (i == g->n || g->items[i].ndim != 2 || g->items[i].shape[0] != rows || g->items[i].shape[1] != cols)
+        return qf_fail(err, QF_ERR_FORMAT, "%s: no GGUF tensor of shape [%lld, %lld] for it", name, (long long)rows,
+                       (long long)cols);
+    const int type = g->items[i].type;
+    uint8_t *b = malloc(qf_ggml_row_bytes(type, cols) * (uint64_t)rows + 1);
+    float *imp = malloc(sizeof(float) * (size_t)cols);
+    qf_status s = b && imp ? QF_OK : qf_fail(err, QF_ERR_NOMEM, "%s: out of memory", name);
+    if (s == QF_OK && g->gptq) {
+        s = qf_gguf_quantize_gptq(type, W, rows, cols, H, n, g->percdamp, b, loss, err);
+    } else if (s == QF_OK) {
+        qf_gguf_importance(H, cols, n, imp);
+        s = qf_gguf_quantize_imatrix(type, W, rows, cols, imp, b, err);
+    }
+    free(imp);
+    if (s != QF_OK) {
+        free(b);
+        return s;
+    }
+    free(g->bytes[i]);
+    g->bytes[i] = b;
+    return QF_OK;
 }
 
-static int qf_file_type(int t)
+/* Run calibration over the model with qf_gguf_cal_linear; *report: its JSON report. */
+static qf_status qf_gguf_calibrate(const qf_convert_opts *o, const char *tmp, qf_gguf_cal *g, json_t **report,
+                                   qf_convert_stats *st, qf_error *err)
 {
-    switch (t) {
-    case QF_GGML_F32: return 0;
-    case QF_GGML_F16: return 1;
-    case QF_GGML_Q4_0: return 2;
-    case QF_GGML_Q8_0: return 7;
-    case QF_GGML_Q4_K: return 14; /* Q4_K_S: every weight Q4_K where it fits */
-    case QF_GGML_BF16: return 32;
-    }
-    return 0;
+    qf_calib_opts co = o->calib;
+    co.scheme = qf_scheme_find("w4a16"); /* weight-only: the forward keeps float activations */
+    co.quantize_module = NULL;
+    co.job = o->ctx;
+    co.last_layer = -1;
+    co.max_memory = o->ctx ? o->ctx->max_memory : 0;
+    co.sink = NULL;
+    co.quantize_linear = qf_gguf_cal_linear;
+    co.quantize_user = g;
+    char *sdir = qf_path_join(tmp, "calib");
+    qf_status s = qf_calibrate(o->src, &co, sdir, report, &st->calib_memory, err);
+    qf_remove_tree(sdir);
+    free(sdir);
+    return s;
 }
 
 /* One tensor's bytes: rows to float, permuted, quantized (OpenMP over rows). */
@@ -125,12 +175,19 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
 {
     memset(st, 0, sizeof *st);
     double t0 = qf_now();
-    int want = o->gguf_type ? qf_ggml_type_from_name(o->gguf_type) : -1;
-    if (want < 0 || qf_ggml_type_support(want) != 1)
-        return qf_fail(err, QF_ERR_USAGE, "--layout gguf takes --scheme q8_0, q4_0, q4_k, f16, bf16 or f32 (not '%s')",
+    const qf_gguf_mix *mix = qf_gguf_mix_find(o->gguf_type);
+    if (!mix) {
+        char names[256];
+        qf_gguf_mix_list(names, sizeof names);
+        return qf_fail(err, QF_ERR_USAGE, "--layout gguf takes --scheme %s (not '%s')", names,
                        o->gguf_type ? o->gguf_type : "");
-    if (strcmp(o->method, "rtn") != 0)
-        return qf_fail(err, QF_ERR_UNSUPPORTED, "--layout gguf quantizes with llama.cpp's reference rules (--method rtn)");
+    }
+    const int calibrated = strcmp(o->method, "rtn") != 0;
+    if (calibrated && strcmp(o->method, "gptq") != 0 && strcmp(o->method, "imatrix") != 0)
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "--layout gguf takes --method rtn, imatrix or gptq (not '%s')", o->method);
+    if (calibrated && (qf_ggml_block_size(mix->base) <= 1 || o->calib.smooth_alpha > 0 || o->calib.rotate != QF_ROTATE_NONE))
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "--layout gguf --method %s needs a quantized ggml type, without "
+                                                "--smoothquant or --rotate (not '%s')", o->method, mix->name);
 
     /* 1. the source: config.json and the tensor table */
     qf_model_config cfg;
@@ -158,7 +215,7 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
     qf_gguf_writer *w = qf_gguf_writer_new();
     if (!w) s = qf_fail(err, QF_ERR_NOMEM, "out of memory");
     char *abs = realpath(o->src, NULL);
-    if (s == QF_OK) s = qf_gguf_metadata(w, arch, &cfg, qf_path_base(abs ? abs : o->src), qf_file_type(want), err);
+    if (s == QF_OK) s = qf_gguf_metadata(w, arch, &cfg, qf_path_base(abs ? abs : o->src), mix->ftype, err);
     free(abs);
     if (s == QF_OK) s = qf_gguf_tokenizer(w, o->src, &cfg, err);
     qf_gguf_item *items = calloc((size_t)ck->n_tensors + 2, sizeof *items);
@@ -179,7 +236,7 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
         it->ndim = t->ndim;
         it->shape[0] = t->shape[0];
         it->shape[1] = t->ndim == 2 ? t->shape[1] : 0;
-        it->type = t->ndim == 1 ? QF_GGML_F32 : qf_gguf_pick(want, t->shape[1]);
+        it->type = QF_GGML_F32; /* 2-D weights: the mix's rule below, once tied embeddings are known */
         if (arch->permute_qk && strstr(it->name, ".attn_q.")) it->permute_heads = cfg.n_heads;
         if (arch->permute_qk && strstr(it->name, ".attn_k.")) it->permute_heads = cfg.n_kv_heads;
         if (it->permute_heads && t->shape[0] % (2 * it->permute_heads)) {
@@ -194,6 +251,13 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
         n++;
     }
     if (s == QF_OK) qsort(items, (size_t)n, sizeof *items, qf_item_cmp);
+    int tied = 1;
+    for (int i = 0; i < n; i++) tied &= strcmp(items[i].name, "output.weight") != 0;
+    for (int i = 0; s == QF_OK && i < n; i++)
+        if (items[i].ndim == 2) {
+            qf_gguf_mix_tensor mt = {items[i].name, items[i].shape[1], cfg.n_layers, tied, calibrated};
+            items[i].type = qf_gguf_mix_type(mix, &mt);
+        }
     if (s == QF_OK) { /* general.size_label counts every tensor written, as gguf-py's writer does */
         uint64_t n_params = 0;
         for (int i = 0; i < n; i++) n_params += (uint64_t)items[i].shape[0] * (uint64_t)(items[i].ndim == 2 ? items[i].shape[1] : 1);
@@ -211,9 +275,33 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
     char *tmp = NULL;
     if (s == QF_OK) s = qf_output_begin(o, &tmp, err);
     json_t *manifest = qf_manifest_new();
-    json_object_set_new(manifest, "recipe", json_pack("{s:s, s:s, s:s, s:[], s:s}", "scheme", qf_ggml_type_name(want),
-                                                      "method", "rtn", "layout", "gguf", "ignore", "default_ignore",
-                                                      "norms and 1-D tensors (F32); rows that do not fit the block: Q8_0, then F16"));
+    char mname[16];
+    size_t mk = 0;
+    for (; mix->name[mk] && mk + 1 < sizeof mname; mk++) mname[mk] = (char)toupper((unsigned char)mix->name[mk]);
+    mname[mk] = 0;
+    json_object_set_new(manifest, "recipe",
+                        json_pack("{s:s, s:s, s:s, s:[], s:s}", "scheme", mname, "method", o->method, "layout", "gguf",
+                                  "ignore", "default_ignore",
+                                  mix->pure ? "norms and 1-D tensors (F32); rows that do not fit the block: llama.cpp's "
+                                              "fallback (Q4_K: Q5_0, Q5_K: Q5_1, Q6_K: Q8_0), then F16"
+                                            : "norms and 1-D tensors (F32); per-tensor types as llama-quantize's "
+                                              "rule for this file type, with its fallbacks"));
+    qf_gguf_cal cal = {ck, items, n, strcmp(o->method, "gptq") == 0, o->calib.gptq.percdamp, NULL};
+    if (s == QF_OK && calibrated) {
+        json_t *report = NULL;
+        cal.bytes = calloc((size_t)n + 1, sizeof *cal.bytes);
+        s = cal.bytes ? qf_gguf_calibrate(o, tmp, &cal, &report, st, err) : qf_fail(err, QF_ERR_NOMEM, "out of memory");
+        if (s == QF_OK) {
+            const qf_calib_opts *c = &o->calib;
+            json_object_set_new(json_object_get(manifest, "recipe"), "calibration",
+                                json_pack("{s:s, s:i, s:i, s:I, s:f, s:b}", "data", c->calib_path ? c->calib_path : "bundled",
+                                          "samples", c->n_samples, "seqlen", c->seqlen, "seed", (json_int_t)c->seed,
+                                          "dampening", c->gptq.percdamp, "float_target", c->float_target));
+            json_object_set_new(manifest, "calibration", report);
+        } else {
+            json_decref(report);
+        }
+    }
     double tw = qf_now();
     char *gpath = tmp ? qf_path_join(tmp, "model.gguf") : NULL;
     if (s == QF_OK) s = qf_gguf_writer_open(w, gpath, err);
@@ -227,7 +315,17 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
         uint64_t nb = qf_gguf_tensor_bytes(w, i);
         uint8_t *buf = malloc(nb ? nb : 1);
         if (!buf) s = qf_fail(err, QF_ERR_NOMEM, "out of memory for %llu bytes", (unsigned long long)nb);
-        if (s == QF_OK) s = qf_gguf_tensor_bytes_of(ck, &items[i], rope, buf, err);
+        if (s == QF_OK && cal.bytes && cal.bytes[i]) { /* calibrated: the kept bytes, rows into llama.cpp's order */
+            if (items[i].permute_heads)
+                qf_gguf_permute_rows(cal.bytes[i], buf, items[i].shape[0], qf_ggml_row_bytes(items[i].type, items[i].shape[1]),
+                                     items[i].permute_heads, 0);
+            else
+                memcpy(buf, cal.bytes[i], nb);
+            free(cal.bytes[i]);
+            cal.bytes[i] = NULL;
+        } else if (s == QF_OK) {
+            s = qf_gguf_tensor_bytes_of(ck, &items[i], rope, buf, err);
+        }
         if (s == QF_OK) s = qf_gguf_writer_write(w, i, buf, nb, err);
         free(buf);
         if (items[i].src >= 0) {
@@ -253,6 +351,13 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
         if (s == QF_OK) qf_manifest_add_file(manifest, "model.gguf", fsize, fh, &fsha);
         for (int i = 0; i < n; i++) qf_manifest_gguf_tensor(manifest, "model.gguf", &items[i], th[i]);
         st->bytes_out += fsize;
+        /* bits per weight as llama.cpp's loader reports it: tensor data bytes over elements */
+        double bytes = 0, numel = 0;
+        for (int i = 0; i < n; i++) {
+            bytes += (double)qf_gguf_tensor_bytes(w, i);
+            numel += (double)items[i].shape[0] * (double)(items[i].ndim == 2 ? items[i].shape[1] : 1);
+        }
+        st->bits_per_weight = numel > 0 ? 8.0 * bytes / numel : 0;
         st->n_shards = 1;
     }
     qf_gguf_writer_free(w); /* deletes a partial file */
@@ -269,6 +374,8 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
     if (tmp) s = qf_output_finish(o, ck, tmp, manifest, s, &st->bytes_out, err);
     free(gpath);
     free(th);
+    for (int i = 0; cal.bytes && i < n; i++) free(cal.bytes[i]);
+    free(cal.bytes);
     free(items);
     json_decref(manifest);
     qf_checkpoint_free(ck);

@@ -86,6 +86,8 @@ typedef struct qf_convert_stats {
                                a failed qf_convert_run leaves none) */
     qf_qsource source;      /* the source's own quantization, dequantized on read (kind NONE:
                                float weights; qf_quant_source.h) */
+    double bits_per_weight; /* --layout gguf: 8 x tensor data bytes / elements, as llama.cpp's
+                               loader reports it (0 for other layouts) */
 } qf_convert_stats;
 
 /* Free what a qf_convert_stats owns (dense_experts); NULL ok. */

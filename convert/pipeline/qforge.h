@@ -36,10 +36,11 @@ extern "C" {
  * 5 GB shards, all layers, calibration defaults for when o->calibrated is set). */
 void qf_convert_opts_default(qf_convert_opts *o);
 
-/* For a calibrated method ("gptq", "awq", "awq-gptq") or "rtn": sets o->method,
- * o->calib.method and o->calibrated as the CLI does (a static-activation scheme, SmoothQuant or
- * a rotation calibrates under rtn too).  QF_ERR_USAGE for an unknown name.  Call after setting
- * o->scheme, o->calib.smooth_alpha and o->calib.rotate. */
+/* For a calibrated method ("gptq", "awq", "awq-gptq"; "imatrix" with o->layout QF_LAYOUT_GGUF)
+ * or "rtn": sets o->method, o->calib.method and o->calibrated as the CLI does (a
+ * static-activation scheme, SmoothQuant or a rotation calibrates under rtn too).  QF_ERR_USAGE
+ * for an unknown name.  Call after setting o->layout, o->scheme, o->calib.smooth_alpha and
+ * o->calib.rotate. */
 qf_status qf_convert_set_method(qf_convert_opts *o, const char *method, qf_error *err);
 
 /* qf_verify_dir with its progress ("verify", in bytes) sent to ctx's callback. */

@@ -16,8 +16,9 @@ void qf_convert_opts_default(qf_convert_opts *o)
 qf_status qf_convert_set_method(qf_convert_opts *o, const char *method, qf_error *err)
 {
     if (strcmp(method, "rtn") == 0) o->calib.method = QF_CALIB_RTN;
+    else if (strcmp(method, "imatrix") == 0 && o->layout == QF_LAYOUT_GGUF) o->calib.method = QF_CALIB_GPTQ; /* its pass */
     else if (!(o->calib.method = qf_calib_method_from_name(method)))
-        return qf_fail(err, QF_ERR_USAGE, "unknown method '%s' (rtn, gptq, awq, awq-gptq)", method);
+        return qf_fail(err, QF_ERR_USAGE, "unknown method '%s' (rtn, gptq, awq, awq-gptq; imatrix with --layout gguf)", method);
     o->method = method;
     o->calibrated = o->calib.method != QF_CALIB_RTN || (o->scheme && o->scheme->needs_calibration) ||
                     o->calib.smooth_alpha > 0 || o->calib.rotate != QF_ROTATE_NONE;

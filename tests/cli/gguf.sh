@@ -1,4 +1,5 @@
-# --layout gguf: tiny-llama as one model.gguf (Q8_0, Q4_0, Q4_K with Q8_0 fallback, F16),
+# --layout gguf: tiny-llama as one model.gguf (Q8_0, Q4_0, Q4_K with llama.cpp's Q5_0 fallback,
+# F16, the Q4_K_M mix; calibrated imatrix / gptq: deterministic across thread counts),
 # verified tensor by tensor, inspected in GGUF terms, read back (dequantized, Hugging Face names)
 # by --to safetensors and validate's loader; refusals for unsupported types and models.
 # (Bit-exactness against llama.cpp's gguf-py: tests/interop/check_gguf.py.)
@@ -21,7 +22,32 @@ done
 grep -q "blk.0.attn_q.weight  *Q4_0  *\[384, 384\]" "$T/insp" && ok "inspect: llama.cpp names, ggml types" || bad "inspect names"
 grep -q "output_norm.weight  *F32" "$T/insp" && ok "inspect: norms stay F32" || bad "inspect norms"
 "$QFORGE" inspect "$T/g-q4_k" >"$T/insp" 2>&1
-grep -q "Q4_K" "$T/insp" && grep -q "Q8_0" "$T/insp" && ok "q4_k: rows of 384 fall back to Q8_0" || bad "q4_k fallback"
+grep -q "Q4_K" "$T/insp" && grep -q "Q5_0" "$T/insp" && ! grep -q "Q8_0" "$T/insp" && ok "q4_k: rows of 384 fall back to Q5_0 (llama.cpp)" ||
+    bad "q4_k fallback"
+"$QFORGE" inspect "$T/g-q4_0" --tensors >"$T/insp" 2>&1
+grep -q "^ *output.weight  *Q8_0" "$T/insp" && ok "q4_0: output.weight Q8_0 (llama.cpp: Q6_K, rows of 384 -> Q8_0)" ||
+    bad "q4_0 output.weight: $(grep output.weight "$T/insp")"
+# the Q4_K_M mix: llama-quantize's per-tensor rule (test_gguf_mix.c has the full tables)
+expect_exit 0 "q4_k_m: convert" -- "$QFORGE" convert $M -o "$T/g-q4km" --layout gguf --scheme q4_k_m --json
+grep -qF '"bits_per_weight":6.08' "$T/stdout" && ok "q4_k_m: bits per weight in --json" || bad "q4_k_m bpw: $(cat "$T/stdout")"
+"$QFORGE" inspect "$T/g-q4km" --tensors >"$T/insp" 2>&1
+grep -q "blk.2.ffn_down.weight  *Q6_K" "$T/insp" && grep -q "blk.1.ffn_down.weight  *Q4_K" "$T/insp" &&
+    grep -q "blk.5.attn_v.weight  *Q8_0" "$T/insp" && grep -q "file_type 15" "$T/insp" &&
+    ok "q4_k_m: ffn_down / attn_v of the use_more_bits layers, file_type 15" || bad "q4_k_m types"
+# calibrated: the same bytes whatever the thread count; refused where GGUF has no such method
+for m in imatrix gptq; do
+    for th in 1 2; do
+        expect_exit 0 "$m: convert ($th threads)" -- env OMP_NUM_THREADS=$th "$QFORGE" convert $M -o "$T/c-$m-$th" \
+            --layout gguf --scheme q4_k_m --method $m --calib-samples 4 --calib-seqlen 64 -q
+    done
+    cmp -s "$T/c-$m-1/model.gguf" "$T/c-$m-2/model.gguf" && ok "$m: deterministic" || bad "$m: bytes depend on threads"
+    cmp -s "$T/c-$m-1/model.gguf" "$T/g-q4km/model.gguf" && bad "$m: same bytes as rtn" || ok "$m: differs from rtn"
+done
+expect_exit 0 "gptq: verify" -- "$QFORGE" verify "$T/c-gptq-1" -q
+expect_exit 5 "awq with gguf refused" -- "$QFORGE" convert $M -o "$T/x" --layout gguf --scheme q4_0 --method awq -q
+stderr_has "--layout gguf takes --method rtn, imatrix or gptq (not 'awq')" "awq refusal names the methods"
+no_output "$T/x" "no output after the awq refusal"
+expect_exit 2 "imatrix without gguf refused" -- "$QFORGE" convert $M -o "$T/x" --scheme w4a16 --method imatrix -q
 expect_exit 0 "read back as safetensors" -- "$QFORGE" convert "$T/g-q8_0/model.gguf" --to safetensors -o "$T/back" -q
 "$QFORGE" inspect "$T/back" --tensors >"$T/insp" 2>&1
 grep -q "model.layers.0.self_attn.q_proj.weight  *F32  *\[384, 384\]" "$T/insp" && ok "read back: Hugging Face names, F32" ||

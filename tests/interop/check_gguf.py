@@ -3,8 +3,11 @@
 
 usage: check_gguf.py QFORGE_BINARY MODEL_DIR [MODEL_DIR...]   (prints 'N passed, N failed' last)
 
-The first model is converted to Q8_0, Q4_0 and Q4_K (whose rows mostly fall back to Q8_0 on
-tiny-llama), each further one to Q8_0 and F16.  For each:
+The first model is converted to Q8_0, Q4_0, Q4_K (whose rows of 384 fall back to Q5_0 on
+tiny-llama, as llama.cpp's), Q4_1, Q5_0, Q5_1 and the mixes Q4_K_M, Q5_K_M, Q6_K (which between
+them write every block type qforge has: Q5_K, Q6_K, Q5_1 ...), and calibrated (q4_k_m and q5_k_m
+--method gptq, q4_0 --method imatrix, on 4 x 64 tokens: checks 0-4 but not 2's bytes), each
+further one to Q8_0 and F16.  For each:
   0. the architecture is the one llama.cpp's converter picks for config.json's model_type
      (llama / mistral: llama; qwen2; qwen3), every tensor name is one gguf-py's own tables
      (gguf.constants.MODEL_TENSORS[arch], TENSOR_NAMES) define for that architecture, each
@@ -17,7 +20,7 @@ tiny-llama), each further one to Q8_0 and F16.  For each:
      has them; pre gpt-2 for GPT-2's ByteLevel; add_bos / add_eos as gguf-py's SpecialVocab
      decides), general.type / size_label (gguf.size_label of the tensors), key / value_length,
      and every tensor under llama.cpp's name, with ggml types qforge chose;
-  2. Q8_0 / Q4_0 / F16 / BF16 / F32 tensors hold exactly the bytes gguf-py's reference
+  2. Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 / F16 / BF16 / F32 tensors hold exactly the bytes gguf-py's reference
      quantizers (gguf.quants.quantize, a port of ggml's quantize_row_*_ref) make from the same
      source weights, and every tensor decoded by gguf.quants.dequantize equals, bit for bit,
      qforge's own decoder
@@ -29,7 +32,8 @@ tiny-llama), each further one to Q8_0 and F16.  For each:
   3. the decoded weights are close to the source weights (NMSE bounds per type), which a wrong
      permutation or layout would break;
   4. qforge verify passes on the artifact.
-Then a GGUF written by gguf-py itself, with Q4_K / Q6_K / F16 tensors of random blocks, is read by
+Then a GGUF written by gguf-py itself, with Q4_K / Q5_K / Q6_K / Q4_1 / Q5_0 / Q5_1 / F32 tensors of
+random blocks, is read by
 qforge (inspect, and convert --to safetensors) and decoded to what gguf-py decodes.
 """
 import json
@@ -110,9 +114,11 @@ def run(cmd):
     return p.returncode, p.stdout
 
 
-def check_model(rep, qforge, model, qtype, tmp):
-    out, deq = os.path.join(tmp, "gguf-" + qtype), os.path.join(tmp, "deq-" + qtype)
-    rc, log = run([qforge, "convert", model, "--layout", "gguf", "--scheme", qtype, "-o", out, "-q"])
+def check_model(rep, qforge, model, qtype, tmp, method="rtn"):
+    out, deq = os.path.join(tmp, "gguf-" + qtype + method), os.path.join(tmp, "deq-" + qtype + method)
+    extra = [] if method == "rtn" else ["--method", method, "--calib-samples", "4", "--calib-seqlen", "64"]
+    rc, log = run([qforge, "convert", model, "--layout", "gguf", "--scheme", qtype, "-o", out, "-q"] + extra)
+    qtype = qtype if method == "rtn" else qtype + " " + method
     if not rep.check(rc == 0, "%s: qforge convert" % qtype, log.strip()[-300:]):
         return
     path = os.path.join(out, "model.gguf")
@@ -215,13 +221,16 @@ def check_model(rep, qforge, model, qtype, tmp):
         rep.check(same, "%s: %s decodes as gguf-py decodes it" % (qtype, t.name),
                   "max diff %g" % float(np.max(np.abs(ordered - ref))))
         s = f32(src[hf])
-        if t.tensor_type in (T.Q8_0, T.Q4_0, T.F16, T.BF16, T.F32):  # gguf-py has their reference quantizers
+        if method == "rtn" and t.tensor_type in (T.Q8_0, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.F16, T.BF16, T.F32):  # gguf-py's reference quantizers
             want = gguf.quants.quantize(permute(s, heads[part]) if part in heads else s, t.tensor_type)
             n_bytes_same = np.array_equal(np.asarray(want).view(np.uint8).reshape(-1), np.asarray(t.data).view(np.uint8).reshape(-1))
             rep.check(n_bytes_same, "%s: %s bytes equal gguf-py's reference %s quantizer" % (qtype, t.name, t.tensor_type.name))
         nmse = float(np.sum((q - s) ** 2) / max(np.sum(s ** 2), 1e-30))
         worst[t.tensor_type.name] = max(worst.get(t.tensor_type.name, 0.0), nmse)
-    bound = {"F32": 0.0, "F16": 1e-6, "Q8_0": 1e-4, "Q4_0": 2e-2, "Q4_K": 2e-2}
+    bound = {"F32": 0.0, "F16": 1e-6, "Q8_0": 1e-4, "Q4_0": 2e-2, "Q4_1": 2e-2, "Q4_K": 2e-2, "Q5_0": 6e-3,
+             "Q5_1": 6e-3, "Q5_K": 6e-3, "Q6_K": 2e-3}
+    if method != "rtn":  # GPTQ / the float target move weights to cut the output error: x4 (a layout error gives ~1)
+        bound = {k: 4 * v for k, v in bound.items()}
     for tn, v in sorted(worst.items()):
         rep.check(v <= bound.get(tn, 1.0), "%s: %s tensors within NMSE %g of the source" % (qtype, tn, bound.get(tn, 1.0)),
                   "worst %g" % v)
@@ -237,7 +246,7 @@ def random_blocks(rng, qtype, rows, cols):
     n = rows * cols // bs
     b = rng.integers(0, 256, size=(n, ts), dtype=np.uint8)
     d = (rng.random(n) * 0.01 + 1e-3).astype(np.float16).view(np.uint8).reshape(n, 2)
-    if qtype == T.Q4_K:
+    if qtype in (T.Q4_K, T.Q5_K, T.Q4_1, T.Q5_1):
         b[:, 0:2], b[:, 2:4] = d, d
     elif qtype == T.Q6_K:
         b[:, 208:210] = d
@@ -254,7 +263,9 @@ def check_foreign(rep, qforge, tmp):
     w.add_head_count(2)
     w.add_head_count_kv(2)
     tensors = {"token_embd.weight": (T.Q4_K, 8, 256), "blk.0.ffn_down.weight": (T.Q6_K, 4, 512),
-               "blk.0.attn_q.weight": (T.Q6_K, 8, 256), "blk.0.attn_norm.weight": (T.F32, 1, 256)}
+               "blk.0.attn_q.weight": (T.Q6_K, 8, 256), "blk.0.attn_norm.weight": (T.F32, 1, 256),
+               "blk.0.attn_k.weight": (T.Q5_K, 8, 256), "blk.0.attn_v.weight": (T.Q5_0, 8, 256),
+               "blk.0.ffn_gate.weight": (T.Q5_1, 8, 256), "blk.0.ffn_up.weight": (T.Q4_1, 8, 256)}
     raw = {}
     for name, (qt, rows, cols) in tensors.items():
         if qt == T.F32:
@@ -279,7 +290,7 @@ def check_foreign(rep, qforge, tmp):
     for t in r.tensors:
         ref = decode(t)
         q = mine[hf_name(t.name)]
-        if t.name.split(".")[-2] == "attn_q":
+        if t.name.split(".")[-2] in ("attn_q", "attn_k"):
             q = permute(q, 2)
         rep.check(np.array_equal(q.view(np.uint32), ref.view(np.uint32)),
                   "foreign GGUF: %s (%s) decodes as gguf-py decodes it" % (t.name, t.tensor_type.name),
@@ -293,9 +304,12 @@ def main():
     rep = Report("gguf")
     with tempfile.TemporaryDirectory() as tmp:
         for i, model in enumerate(models):
-            for qtype in ("q8_0", "q4_0", "q4_k") if i == 0 else ("q8_0", "f16"):
+            for qtype in ("q8_0", "q4_0", "q4_k", "q4_1", "q5_0", "q5_1", "q4_k_m", "q5_k_m", "q6_k") if i == 0 else ("q8_0", "f16"):
                 os.makedirs(os.path.join(tmp, str(i)), exist_ok=True)
                 check_model(rep, qforge, model, qtype, os.path.join(tmp, str(i)))
+            if i == 0:  # calibrated blocks (GPTQ's codes under fitted scales) decode as gguf-py decodes them
+                for qtype, method in (("q4_k_m", "gptq"), ("q4_0", "imatrix"), ("q5_k_m", "gptq")):
+                    check_model(rep, qforge, model, qtype, os.path.join(tmp, str(i)), method)
         check_foreign(rep, qforge, tmp)
     return rep.finish()
 

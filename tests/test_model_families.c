@@ -153,6 +153,33 @@ static void check_fixture(const char *name, fixture *f)
            "relative L2 %.2g (limit %.0g)\n", name, ppl, ref_ppl, windows, rel, PPL_REL_TOL, lerr, LOGITS_REL_TOL);
     assert_true(rel < PPL_REL_TOL);
     assert_true(lerr < LOGITS_REL_TOL);
+    /* the per-token NLL limit (1e-4 relative) is implied by the PPL's; checked as stated */
+    double ref_nll = json_real_value(json_object_get(f->ref, "mean_nll"));
+    assert_true(ref_nll > 0 && fabs(log(ppl) / ref_nll - 1) < 1e-4);
+}
+
+/* PPL of the first `windows` windows and window 0's logits error, for a model changed on purpose. */
+static double broken_ppl(fixture *f, const char *what, double *lerr)
+{
+    int windows = (int)json_integer_value(json_object_get(f->ref, "windows"));
+    double ppl = fixture_ppl(f, windows, lerr), ref = json_real_value(json_object_get(f->ref, "ppl"));
+    printf("  %-44s PPL %+9.4f %% off transformers, window-0 logits relative L2 %.2g\n", what, 100 * (ppl / ref - 1),
+           *lerr);
+    return fabs(ppl / ref - 1);
+}
+
+/* Add d to every RMSNorm weight of the model (the float copies the runner multiplies by). */
+static void shift_norms(qf_model *m, float d)
+{
+    const int64_t C = m->cfg.hidden_size, D = m->cfg.head_dim;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        qf_layer *L = &m->layers[l];
+        float *v[4] = {L->attn_norm, L->ffn_norm, L->post_attn_norm, L->post_ffn_norm};
+        for (int i = 0; i < 4; i++)
+            for (int64_t j = 0; v[i] && j < C; j++) v[i][j] += d;
+        for (int64_t j = 0; L->q_norm && j < D; j++) L->q_norm[j] += d, L->k_norm[j] += d;
+    }
+    for (int64_t j = 0; j < C; j++) m->final_norm[j] += d;
 }
 
 static void test_tiny_tied(void **state)
@@ -207,20 +234,107 @@ static void test_tiny_yarn(void **state)
     check_fixture("tiny-yarn", &f);
     assert_int_equal(f.m->cfg.rope_type, QF_ROPE_YARN);
     /* transformers' attention factor for factor 4 without mscale: 0.1 ln 4 + 1 */
-    assert_float_equal(f.m->rope_scale, (float)(0.1 * log(4.0) + 1.0), 1e-7);
+    assert_float_equal(f.m->rope.scale, (float)(0.1 * log(4.0) + 1.0), 1e-7);
     qf_model_config plain = f.m->cfg;
     plain.rope_type = QF_ROPE_DEFAULT;
-    const int64_t half = plain.head_dim / 2;
-    qf_rope_inv_freq(&plain, f.m->inv_freq);
-    f.m->rope_scale = 1.0f;
-    for (int64_t p = 0; p < f.m->rope_len; p++)
-        qf_rope_cos_sin(f.m->inv_freq, half, p, 1.0f, f.m->rope_cos + p * half, f.m->rope_sin + p * half);
+    qf_error err = {0};
+    int64_t len = f.m->rope.len;
+    qf_rope_free(&f.m->rope);
+    assert_int_equal(qf_rope_init(&f.m->rope, &plain, len, &err), QF_OK);
+    assert_float_equal(f.m->rope.scale, 1.0f, 0);
     double lerr = 0, ppl = fixture_ppl(&f, (int)json_integer_value(json_object_get(f.ref, "windows")), &lerr);
     double plain_ref = json_real_value(json_object_get(f.ref, "default_rope_ppl"));
     printf("tiny-yarn with plain RoPE: PPL %.6f (transformers plain RoPE %.6f); window-0 logits relative L2 %.2g\n",
            ppl, plain_ref, lerr);
     assert_true(lerr > 100 * LOGITS_REL_TOL);
     assert_true(fabs(ppl / plain_ref - 1) < PPL_REL_TOL);
+    fixture_close(&f);
+}
+
+/* tiny-gemma3: Gemma3ForCausalLM (tests/tools/make_fixtures.py): (1 + w) norms, sandwich
+ * norms, embeddings × sqrt(128), q/k norms, query_pre_attn_scalar 64 (head_dim 32), GeLU-tanh,
+ * layers s s F s (sliding window 128, local RoPE base 1e4; the full layer: base 1e6, linear
+ * factor 4), final logit soft-capping at 5, tied embeddings.  Checked against transformers,
+ * then each Gemma feature is switched off in turn: every one must move the window-0 logits
+ * far beyond the limit (and the norm offset the PPL far beyond the issue's 0.05 %), or the
+ * check could not see a runner that forgets it. */
+static void test_tiny_gemma3(void **state)
+{
+    (void)state;
+    fixture f;
+    check_fixture("tiny-gemma3", &f);
+    qf_model *m = f.m;
+    const int want_window[4] = {128, 128, 0, 128};
+    for (int l = 0; l < 4; l++) {
+        assert_int_equal(m->layers[l].attn_window, want_window[l]);
+        assert_ptr_equal(m->layers[l].rope, want_window[l] ? &m->rope_local : &m->rope);
+        assert_non_null(m->layers[l].post_attn_norm);
+    }
+    assert_true(m->lm_head.weight == m->embed);
+    assert_float_equal(m->embed_scale, (float)sqrt(128.0), 0);
+    assert_float_equal(m->attn_scale, 0.125f, 0);
+    assert_int_equal(m->cfg.hidden_act, QF_FFN_ACT_GELU_TANH);
+    double lerr = 0;
+    printf("tiny-gemma3 with one feature switched off:\n");
+    /* (1 + w) read as w: every norm one lower */
+    shift_norms(m, -1.0f);
+    assert_true(broken_ppl(&f, "norms x w instead of x (1 + w)", &lerr) > 0.0005 * 20);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    shift_norms(m, 1.0f);
+    /* no soft-capping */
+    double cap = m->cfg.final_logit_softcap;
+    m->cfg.final_logit_softcap = 0;
+    broken_ppl(&f, "no final logit soft-capping", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->cfg.final_logit_softcap = cap;
+    /* embeddings unscaled */
+    m->embed_scale = 1.0f;
+    broken_ppl(&f, "embeddings not scaled by sqrt(hidden)", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->embed_scale = (float)sqrt(128.0);
+    /* scores scaled by head_dim^-1/2 */
+    m->attn_scale = 1.0f / sqrtf(32.0f);
+    broken_ppl(&f, "scores x head_dim^-1/2", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->attn_scale = 0.125f;
+    /* every layer on the full layers' RoPE */
+    for (int l = 0; l < 4; l++) m->layers[l].rope = &m->rope;
+    broken_ppl(&f, "sliding layers on the global RoPE", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    for (int l = 0; l < 4; l++) m->layers[l].rope = want_window[l] ? &m->rope_local : &m->rope;
+    /* SwiGLU in place of GeLU-tanh */
+    m->cfg.hidden_act = QF_FFN_ACT_SILU;
+    broken_ppl(&f, "silu in place of gelu_pytorch_tanh", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->cfg.hidden_act = QF_FFN_ACT_GELU_TANH;
+    /* and back: the same numbers as the first check */
+    broken_ppl(&f, "(everything restored)", &lerr);
+    assert_true(lerr < LOGITS_REL_TOL);
+    fixture_close(&f);
+}
+
+/* tiny-phi3: Phi3ForCausalLM: fused qkv_proj and gate_up_proj, RoPE on the first 24 of 32
+ * dimensions (partial_rotary_factor 0.75).  Then RoPE over whole heads must be seen. */
+static void test_tiny_phi3(void **state)
+{
+    (void)state;
+    fixture f;
+    check_fixture("tiny-phi3", &f);
+    qf_model *m = f.m;
+    assert_int_equal(m->rope.dims, 24);
+    assert_int_equal(m->layers[0].q.rows, (4 + 2 * 2) * 32); /* qkv_proj */
+    assert_int_equal(m->layers[0].k.kind, 0);
+    assert_int_equal(m->layers[0].gate.rows, 2 * 256);       /* gate_up_proj */
+    qf_model_config whole = m->cfg;
+    whole.rope_partial_factor = 1.0;
+    qf_error err = {0};
+    int64_t len = m->rope.len;
+    qf_rope_free(&m->rope);
+    assert_int_equal(qf_rope_init(&m->rope, &whole, len, &err), QF_OK);
+    double lerr = 0;
+    printf("tiny-phi3 with RoPE over whole heads:\n");
+    broken_ppl(&f, "partial_rotary_factor ignored", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
     fixture_close(&f);
 }
 
@@ -308,6 +422,13 @@ static void test_window_rules(void **state)
         {"{\"model_type\":\"qwen3_moe\",\"use_sliding_window\":true,\"sliding_window\":64}", {64, 64, 64, 64}, QF_OK,
          NULL},
         {"{\"model_type\":\"llama\",\"sliding_window\":128}", {0, 0, 0, 0}, QF_OK, NULL},
+        {"{\"model_type\":\"phi3\",\"sliding_window\":64}", {64, 64, 64, 64}, QF_OK, NULL},
+        {"{\"model_type\":\"phi3\"}", {0, 0, 0, 0}, QF_OK, NULL},
+        {"{\"model_type\":\"gemma3_text\",\"sliding_window\":64,\"sliding_window_pattern\":2}", {64, 0, 64, 0},
+         QF_OK, NULL},
+        {"{\"model_type\":\"gemma3_text\"}", {4096, 4096, 4096, 4096}, QF_OK, NULL},
+        {"{\"model_type\":\"gemma3_text\",\"sliding_window\":64,\"layer_types\":[\"full_attention\","
+         "\"sliding_attention\",\"sliding_attention\",\"full_attention\"]}", {0, 64, 64, 0}, QF_OK, NULL},
         /* what the runner does not implement is refused, naming the key */
         {"{\"model_type\":\"qwen3\",\"layer_types\":[\"chunked_attention\",\"full_attention\",\"full_attention\","
          "\"full_attention\"]}", {0}, QF_ERR_UNSUPPORTED, "layer_types[0]"},
@@ -349,6 +470,8 @@ int main(void)
         cmocka_unit_test(test_tiny_tied),
         cmocka_unit_test(test_tiny_swa),
         cmocka_unit_test(test_tiny_yarn),
+        cmocka_unit_test(test_tiny_gemma3),
+        cmocka_unit_test(test_tiny_phi3),
         cmocka_unit_test(test_yarn_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -81,6 +81,34 @@ FIXTURES = {
                              "original_max_position_embeddings": 128},
             bos_token_id=0, eos_token_id=0),
         seed=1303, shard="3MB"),
+    # Gemma 3: (1 + w) norms (drawn around 0, the q/k norms around 1 so the attention is sharp),
+    # sandwich norms, scaled embeddings, GeLU-tanh, query_pre_attn_scalar != head_dim, sliding
+    # layers with their own RoPE base next to full layers with linear-scaled RoPE, final logit
+    # soft-capping, tied embeddings (Gemma's default).
+    "tiny-gemma3": dict(
+        cls="Gemma3ForCausalLM",
+        config=transformers.Gemma3TextConfig(
+            vocab_size=8192, hidden_size=128, intermediate_size=256, num_hidden_layers=4,
+            num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=2048,
+            rms_norm_eps=1e-6, tie_word_embeddings=True, initializer_range=0.1, sliding_window=128,
+            query_pre_attn_scalar=64, final_logit_softcapping=5.0,
+            layer_types=["sliding_attention", "sliding_attention", "full_attention", "sliding_attention"],
+            rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                             "full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 1000000.0}},
+            bos_token_id=0, eos_token_id=0, pad_token_id=0),
+        seed=1304, shard="3MB", norm_offset=1.0),
+    # Phi-3: fused qkv_proj and gate_up_proj, RoPE on 3/4 of each head (Phi-4-mini's
+    # partial_rotary_factor).
+    "tiny-phi3": dict(
+        cls="Phi3ForCausalLM",
+        config=transformers.Phi3Config(
+            vocab_size=8192, hidden_size=128, intermediate_size=256, num_hidden_layers=3,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+            original_max_position_embeddings=2048, rms_norm_eps=1e-5, tie_word_embeddings=False,
+            initializer_range=0.1, partial_rotary_factor=0.75,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.75},
+            bos_token_id=0, eos_token_id=0, pad_token_id=0),
+        seed=1305, shard="3MB", sharpen=False),
 }
 
 
@@ -91,9 +119,15 @@ def build(name, spec):
     with torch.no_grad():
         for pname, p in model.named_parameters():
             if pname.endswith("norm.weight"):  # around 1, so a skipped norm weight shows
-                p.copy_(1.0 + 0.2 * torch.randn_like(p))
+                # (1 + w) norms (Gemma): w around 0, except q/k norms (sharper attention)
+                off = spec.get("norm_offset", 0.0) if not pname.endswith(("q_norm.weight", "k_norm.weight")) else 0.0
+                p.copy_(1.0 - off + 0.2 * torch.randn_like(p))
             # Sharper attention that writes more into the residual: a random model's attention
             # is otherwise close to a mean over the keys, and the window would barely matter.
+            # (not for tiny-phi3, which has no window to show: there the sharper scores made a
+            # few positions' float32 rounding grow to 4e-4 through near-ties in the softmax)
+            if not spec.get("sharpen", True):
+                continue
             if pname.endswith(("q_proj.weight", "k_proj.weight")):
                 p.mul_(3.0)
             if pname.endswith(("v_proj.weight", "o_proj.weight")):

@@ -39,7 +39,8 @@ qf_status qf_cal_float_begin(qf_cal *c, qf_layer *L, qf_error *err)
     c->fl.experts = NULL;
     qf_linear *src[7] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
     qf_linear *dst[7] = {&c->fl.q, &c->fl.k, &c->fl.v, &c->fl.o, &c->fl.gate, &c->fl.up, &c->fl.down};
-    for (int i = 0; i < (L->is_moe ? 4 : 7); i++) QF_TRY(qf_cal_twin(c, dst[i], src[i], err));
+    for (int i = 0; i < (L->is_moe ? 4 : 7); i++) /* phi3's fused layers leave k, v, up empty */
+        if (src[i]->kind) QF_TRY(qf_cal_twin(c, dst[i], src[i], err));
     if (!E) return QF_OK;
     if (!(c->fl.experts = calloc((size_t)(3 * E), sizeof(qf_linear))))
         return qf_fail(err, QF_ERR_NOMEM, "out of memory for the float path's experts");

@@ -297,13 +297,27 @@ static qf_status qf_pass_output(qf_cal *c, qf_layer *L, int64_t *count, qf_error
     return QF_OK;
 }
 
-/* The gate/up group: dense gate and up, or every expert's w1 and w3 (*gu is malloc'd). */
+/* The q/k/v group: q, k, v, or phi3's fused qkv_proj alone (held in q; k and v empty). */
+static int qf_cal_qkv(qf_layer *L, qf_linear *qkv[3])
+{
+    int n = 0;
+    qf_linear *all[3] = {&L->q, &L->k, &L->v};
+    for (int i = 0; i < 3; i++)
+        if (all[i]->kind) qkv[n++] = all[i];
+    return n;
+}
+
+/* The gate/up group: dense gate and up (phi3: the fused gate_up_proj alone, held in gate), or
+ * every expert's w1 and w3 (*gu is malloc'd). */
 static int qf_cal_gate_up(const qf_cal *c, qf_layer *L, qf_linear ***gu)
 {
     const int E = L->is_moe ? c->m->cfg.n_experts : 0;
     int n = 0;
     *gu = calloc((size_t)(2 * E + 2), sizeof **gu);
-    if (!L->is_moe) (*gu)[n++] = &L->gate, (*gu)[n++] = &L->up;
+    if (!L->is_moe) {
+        (*gu)[n++] = &L->gate;
+        if (L->up.kind) (*gu)[n++] = &L->up;
+    }
     for (int e = 0; e < E; e++) (*gu)[n++] = &L->experts[3 * e], (*gu)[n++] = &L->experts[3 * e + 1];
     return n;
 }
@@ -313,9 +327,9 @@ static qf_status qf_cal_layer_passes(qf_cal *c, qf_layer *L, qf_error *err)
 {
     const int64_t C = c->m->cfg.hidden_size;
     const int E = L->is_moe ? c->m->cfg.n_experts : 0;
-    qf_linear *qkv[3] = {&L->q, &L->k, &L->v}, *o1[1] = {&L->o}, **gu;
-    int ngu = qf_cal_gate_up(c, L, &gu);
-    qf_status r = qf_cal_stage(c, L, qf_pass_attn_in, 0, C, qkv, 3, -1, err);
+    qf_linear *qkv[3], *o1[1] = {&L->o}, **gu;
+    int nqkv = qf_cal_qkv(L, qkv), ngu = qf_cal_gate_up(c, L, &gu);
+    qf_status r = qf_cal_stage(c, L, qf_pass_attn_in, 0, C, qkv, nqkv, -1, err);
     if (r == QF_OK) r = qf_cal_stage(c, L, qf_pass_attention, 0, L->o.cols, o1, 1, -1, err);
     if (r == QF_OK && L->is_moe && c->o->moe_floor >= 0) { /* per expert, rows weighted by routing */
         r = qf_cal_stage(c, L, qf_pass_residual, 0, C, gu, 0, -1, err); /* h1 only */
@@ -441,8 +455,8 @@ static qf_status qf_cal_layer_collect(qf_cal *c, qf_layer *L, qf_error *err)
     qf_expert_scales xs = {0};
     if (r == QF_OK && L->is_moe && awq) r = qf_cal_expert_scales(c, L, &xs, err);
     /* choose each group's scales and fold them, in the order q/k/v, o, gate/up, down */
-    qf_linear *qkv[3] = {&L->q, &L->k, &L->v}, *o1[1] = {&L->o}, *d1[1] = {&L->down}, **gu;
-    int ngu = qf_cal_gate_up(c, L, &gu);
+    qf_linear *qkv[3], *o1[1] = {&L->o}, *d1[1] = {&L->down}, **gu;
+    int nqkv = qf_cal_qkv(L, qkv), ngu = qf_cal_gate_up(c, L, &gu);
     struct {
         const char *what;
         qf_linear **lin;
@@ -451,7 +465,7 @@ static qf_status qf_cal_layer_collect(qf_cal *c, qf_layer *L, qf_error *err)
         float *norm;
         qf_linear *prev;
     } fold[4] = {
-        {"qkv", qkv, 3, 1, NULL, L->attn_norm, NULL},
+        {"qkv", qkv, nqkv, 1, NULL, L->attn_norm, NULL},
         {"o", o1, 1, awq && L->v.rows == L->o.cols, NULL, NULL, &L->v},
         {L->is_moe ? "experts_w1_w3" : "gate_up", gu, ngu, 1, L->is_moe ? &L->router : NULL, L->ffn_norm, NULL},
         {"down", d1, 1, awq && !L->is_moe, NULL, NULL, &L->up},

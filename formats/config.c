@@ -6,7 +6,7 @@
 #include "qf_config.h"
 
 static const char *const qf_runnable_types[] = {"llama",     "mistral",   "qwen2",       "qwen3", "mixtral",
-                                                "qwen2_moe", "qwen3_moe", "gemma3_text", "phi3"};
+                                                "qwen2_moe", "qwen3_moe", "gemma3_text", "phi3",   "glm4_moe"};
 
 /* Integer field: present and integral (a float like 4096.0 is accepted), else default; a value
  * of another type sets *bad to the key (the first one), so the error can name it. */
@@ -177,6 +177,22 @@ qf_status qf_config_load(const char *path, qf_model_config *c, qf_error *err)
     c->shared_expert_intermediate_size = qf_cfg_int(o, "shared_expert_intermediate_size", 0, &bad);
     c->norm_topk_prob = qf_cfg_int(o, "norm_topk_prob", strcmp(c->model_type, "mixtral") == 0, &bad);
     if (strcmp(c->model_type, "gemma3_text") == 0) c->qk_norm = 1;
+    c->n_group = 1, c->topk_group = 1, c->routed_scaling_factor = 1.0;
+    if (strcmp(c->model_type, "glm4_moe") == 0) {
+        c->qk_norm = qf_cfg_int(o, "use_qk_norm", 0, &bad);
+        c->n_experts = qf_cfg_int(o, "n_routed_experts", c->n_experts, &bad);
+        c->n_group = qf_cfg_int(o, "n_group", 1, &bad);
+        c->topk_group = qf_cfg_int(o, "topk_group", 1, &bad);
+        c->routed_scaling_factor = qf_cfg_num(o, "routed_scaling_factor", 1.0);
+        c->norm_topk_prob = qf_cfg_int(o, "norm_topk_prob", 1, &bad);
+        c->n_extra_layers = qf_cfg_int(o, "num_nextn_predict_layers", 0, &bad);
+        if (!bad && (c->n_group <= 0 || c->topk_group <= 0 || c->topk_group > c->n_group ||
+                     (c->n_experts > 0 && c->n_experts % c->n_group))) {
+            json_decref(root);
+            return qf_fail(err, QF_ERR_FORMAT, "%s: n_group %d / topk_group %d do not divide %d experts", path,
+                           c->n_group, c->topk_group, c->n_experts);
+        }
+    }
     c->query_pre_attn_scalar = qf_cfg_num(o, "query_pre_attn_scalar", 0.0);
     c->final_logit_softcap = qf_cfg_num(o, "final_logit_softcapping", 0.0);
     json_t *act = json_object_get(o, "hidden_activation"); /* Gemma's spelling first, as transformers reads it */
@@ -224,11 +240,11 @@ qf_status qf_config_runnable(const qf_model_config *c, qf_error *err)
     if (!known)
         return qf_fail(err, QF_ERR_UNSUPPORTED,
                        "model_type '%s' is not supported by the runner (supported: llama, mistral, qwen2, qwen3, mixtral, "
-                       "qwen2_moe, qwen3_moe, gemma3_text, phi3)",
+                       "qwen2_moe, qwen3_moe, gemma3_text, phi3, glm4_moe)",
                        c->model_type);
     /* RoPE on a part of each head: transformers rotates the leading dimensions only where the
-     * family's attention does (phi3); llama & co. would fail on it, so it is not guessed. */
-    if (c->rope_partial_factor != 1.0 && strcmp(c->model_type, "phi3") != 0)
+     * family's attention does (phi3, glm4_moe); llama & co. would fail on it, so it is not guessed. */
+    if (c->rope_partial_factor != 1.0 && strcmp(c->model_type, "phi3") != 0 && strcmp(c->model_type, "glm4_moe") != 0)
         return qf_fail(err, QF_ERR_UNSUPPORTED, "model_type '%s': partial_rotary_factor %g is not supported by the "
                        "runner (RoPE on whole heads only)", c->model_type, c->rope_partial_factor);
     if (c->hidden_act == QF_FFN_ACT_OTHER)

@@ -74,6 +74,12 @@ typedef struct qf_model_config {
     int moe_intermediate_size;     /* qwen-moe expert width; mixtral uses intermediate_size */
     int shared_expert_intermediate_size; /* qwen2_moe shared expert (0 = none) */
     int norm_topk_prob;            /* renormalise top-k router weights (mixtral: always) */
+    /* glm4_moe (DeepSeek-V3-style routing): sigmoid scores + e_score_correction_bias choose
+     * the experts within the best topk_group of n_group groups; weights × routed_scaling_factor */
+    int n_group, topk_group;
+    double routed_scaling_factor;  /* 1 unless set */
+    int n_extra_layers;            /* num_nextn_predict_layers: MTP layers stored after the decoder's
+                                    * (model.layers.N..N+extra-1), not run */
     json_t *json;                  /* the whole parsed config.json (owned) */
 } qf_model_config;
 

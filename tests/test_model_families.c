@@ -338,6 +338,54 @@ static void test_tiny_phi3(void **state)
     fixture_close(&f);
 }
 
+/* tiny-glm4moe: Glm4MoeForCausalLM: layer 0 dense, layers 1-2 MoE (8 experts in 2 groups, top-1
+ * group, top-2 experts, sigmoid scores + e_score_correction_bias, routed_scaling_factor 2.5,
+ * one shared expert without a gate), partial rotary 0.5, q/k norms, q/k/v biases.  Then the
+ * correction bias, the scaling factor and the partial rotary are each switched off. */
+static void test_tiny_glm4moe(void **state)
+{
+    (void)state;
+    fixture f;
+    check_fixture("tiny-glm4moe", &f);
+    qf_model *m = f.m;
+    assert_int_equal(m->layers[0].is_moe, 0);
+    for (int l = 1; l < 3; l++) {
+        assert_int_equal(m->layers[l].is_moe, 1);
+        assert_int_equal(m->layers[l].has_shared, 1);
+        assert_int_equal(m->layers[l].sh_router.kind, 0);
+        assert_non_null(m->layers[l].router_bias);
+    }
+    assert_int_equal(m->rope.dims, 16);
+    assert_int_equal(m->cfg.n_group, 2);
+    double lerr = 0;
+    printf("tiny-glm4moe with one feature switched off:\n");
+    float saved[2][8];
+    for (int l = 1; l < 3; l++) {
+        memcpy(saved[l - 1], m->layers[l].router_bias, sizeof saved[0]);
+        memset(m->layers[l].router_bias, 0, sizeof saved[0]);
+    }
+    broken_ppl(&f, "no e_score_correction_bias", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    for (int l = 1; l < 3; l++) memcpy(m->layers[l].router_bias, saved[l - 1], sizeof saved[0]);
+    m->cfg.routed_scaling_factor = 1.0;
+    broken_ppl(&f, "routed_scaling_factor 1", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->cfg.routed_scaling_factor = 2.5;
+    m->cfg.topk_group = 2;
+    broken_ppl(&f, "every group kept (topk_group 2)", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->cfg.topk_group = 1;
+    qf_model_config whole = m->cfg;
+    whole.rope_partial_factor = 1.0;
+    qf_error err = {0};
+    int64_t len = m->rope.len;
+    qf_rope_free(&m->rope);
+    assert_int_equal(qf_rope_init(&m->rope, &whole, len, &err), QF_OK);
+    broken_ppl(&f, "partial_rotary_factor ignored", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    fixture_close(&f);
+}
+
 /* YaRN keys as transformers reads them: factor from max / original when null, attention
  * factor from mscale / mscale_all_dim (DeepSeek-V3's spelling), defaults for the betas. */
 static void test_yarn_config(void **state)
@@ -472,6 +520,7 @@ int main(void)
         cmocka_unit_test(test_tiny_yarn),
         cmocka_unit_test(test_tiny_gemma3),
         cmocka_unit_test(test_tiny_phi3),
+        cmocka_unit_test(test_tiny_glm4moe),
         cmocka_unit_test(test_yarn_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -123,15 +123,22 @@ static qf_status qf_load_moe(qf_load_ctx *c, const qf_model_config *cfg, int l, 
         for (int j = 0; j < 3; j++)
             QF_TRY(qf_lin(c, &L->experts[3 * e + j], l, e, j == 2 ? hid : inter, j == 2 ? inter : hid, -1,
                           "model.layers.%d.%s.experts.%d.%s", l, blk, e, mixtral ? mix[j] : qw[j]));
-    snprintf(name, sizeof name, "model.layers.%d.mlp.shared_expert.gate_proj", l);
-    if (!mixtral && qf_has_module(c->ck, name)) {
+    if (c->fam->sigmoid_routing) { /* GLM: the bias added to the scores that choose the experts */
+        snprintf(name, sizeof name, "model.layers.%d.mlp.gate.e_score_correction_bias", l);
+        QF_TRY(qf_load_vec_off(c->ck, name, E, 0.0f, &L->router_bias, c->err));
+    }
+    const char *sh = c->fam->shared_expert;
+    snprintf(name, sizeof name, "model.layers.%d.mlp.%s.gate_proj", l, sh ? sh : "");
+    if (sh && qf_has_module(c->ck, name)) {
         int64_t si = cfg->shared_expert_intermediate_size > 0 ? cfg->shared_expert_intermediate_size
                                                                : qf_module_rows(c->ck, name);
         L->has_shared = 1;
-        QF_TRY(qf_lin(c, &L->sh_gate, l, -2, si, hid, -1, "model.layers.%d.mlp.shared_expert.gate_proj", l));
-        QF_TRY(qf_lin(c, &L->sh_up, l, -2, si, hid, -1, "model.layers.%d.mlp.shared_expert.up_proj", l));
-        QF_TRY(qf_lin(c, &L->sh_down, l, -2, hid, si, -1, "model.layers.%d.mlp.shared_expert.down_proj", l));
-        QF_TRY(qf_lin(c, &L->sh_router, l, -2, 1, hid, -1, "model.layers.%d.mlp.shared_expert_gate", l));
+        QF_TRY(qf_lin(c, &L->sh_gate, l, -2, si, hid, -1, "model.layers.%d.mlp.%s.gate_proj", l, sh));
+        QF_TRY(qf_lin(c, &L->sh_up, l, -2, si, hid, -1, "model.layers.%d.mlp.%s.up_proj", l, sh));
+        QF_TRY(qf_lin(c, &L->sh_down, l, -2, hid, si, -1, "model.layers.%d.mlp.%s.down_proj", l, sh));
+        snprintf(name, sizeof name, "model.layers.%d.mlp.shared_expert_gate", l);
+        if (qf_has_module(c->ck, name)) /* qwen2_moe's sigmoid gate; GLM adds its shared experts unscaled */
+            QF_TRY(qf_lin(c, &L->sh_router, l, -2, 1, hid, -1, "model.layers.%d.mlp.shared_expert_gate", l));
     }
     return QF_OK;
 }
@@ -201,6 +208,7 @@ static void qf_layer_free(qf_layer *L, int n_experts)
     qf_linear_free(&L->up);
     qf_linear_free(&L->down);
     qf_linear_free(&L->router);
+    free(L->router_bias);
     if (L->experts)
         for (int i = 0; i < 3 * n_experts; i++) qf_linear_free(&L->experts[i]);
     free(L->experts);

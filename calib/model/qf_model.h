@@ -15,6 +15,9 @@
  *                      query_pre_attn_scalar^-1/2, GeLU-tanh MLP, sliding layers with their own
  *                      RoPE base, final logit soft-capping, tied embeddings
  *   phi3               fused self_attn.qkv_proj and mlp.gate_up_proj, partial rotary
+ *   glm4_moe           dense first layers, then MoE: sigmoid routing with a score-correction
+ *                      bias over grouped experts, routed_scaling_factor, shared experts;
+ *                      partial rotary, optional q/k norms, q/k/v biases
  * What a family adds to the Llama layer is one row of the family table (qf_family,
  * model_family.c); the steps read the row, never the model_type.
  * Routing: softmax over the router logits (float32), top-k, renormalised when norm_topk_prob
@@ -69,6 +72,10 @@ typedef struct qf_family {
     int partial_rope;   /* partial_rotary_factor honoured (RoPE on the leading dimensions) */
     int fold_norms;     /* AWQ / SmoothQuant may fold scales into plain x·w norms and the
                          * previous Linear (0: refused, the fold would be wrong or is not written) */
+    int sigmoid_routing;       /* GLM-4.5: sigmoid scores, e_score_correction_bias, grouped top-k,
+                                * routed_scaling_factor (else softmax top-k) */
+    const char *shared_expert; /* the shared expert's module under mlp ("shared_expert"; GLM:
+                                * "shared_experts", without a sigmoid gate); NULL: none */
 } qf_family;
 
 /* The row of model_type, NULL when the runner does not know it. */
@@ -99,10 +106,11 @@ typedef struct qf_layer {
     qf_linear gate, up, down;
     /* MoE (is_moe == 1) */
     qf_linear router;        /* (n_experts, hidden), usually float */
+    float *router_bias;      /* (n_experts) fp32, owned: GLM's mlp.gate.e_score_correction_bias, else NULL */
     qf_linear *experts;      /* [n_experts * 3], owned array: expert e is gate = [3e], up = [3e+1], down = [3e+2] */
     int has_shared;
     qf_linear sh_gate, sh_up, sh_down; /* shared expert (qwen2_moe) */
-    qf_linear sh_router;     /* shared_expert_gate (1, hidden): output scaled by sigmoid of it */
+    qf_linear sh_router;     /* shared_expert_gate (1, hidden): output scaled by sigmoid of it (empty: unscaled, GLM) */
 } qf_layer;
 
 typedef struct qf_model {

@@ -109,6 +109,21 @@ FIXTURES = {
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.75},
             bos_token_id=0, eos_token_id=0, pad_token_id=0),
         seed=1305, shard="3MB", sharpen=False),
+    # GLM-4.5 (glm4_moe): a dense first layer, then MoE with sigmoid routing over 8 experts in 2
+    # groups (top-1 group, top-2 experts), e_score_correction_bias, routed_scaling_factor 2.5,
+    # one shared expert; partial rotary 0.5, q/k norms, q/k/v biases.
+    "tiny-glm4moe": dict(
+        cls="Glm4MoeForCausalLM",
+        config=transformers.Glm4MoeConfig(
+            vocab_size=8192, hidden_size=128, intermediate_size=256, moe_intermediate_size=128,
+            num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=32,
+            max_position_embeddings=2048, rms_norm_eps=1e-5, tie_word_embeddings=False,
+            initializer_range=0.1, n_routed_experts=8, num_experts_per_tok=2, n_group=2, topk_group=1,
+            n_shared_experts=1, first_k_dense_replace=1, routed_scaling_factor=2.5, norm_topk_prob=True,
+            use_qk_norm=True, attention_bias=True, partial_rotary_factor=0.5,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5},
+            bos_token_id=0, eos_token_id=0, pad_token_id=0),
+        seed=1306, shard="3MB", sharpen=False, router_bias=0.1),
 }
 
 
@@ -117,6 +132,13 @@ def build(name, spec):
     cfg = spec["config"]
     model = getattr(transformers, spec["cls"])(cfg).to(torch.float32)
     with torch.no_grad():
+        if spec.get("router_bias"):  # a routing bias that matters, and routers that are not zero
+            for bname, b in model.named_buffers():
+                if bname.endswith("e_score_correction_bias"):
+                    b.copy_(spec["router_bias"] * torch.randn_like(b))
+            for pname, p in model.named_parameters():
+                if pname.endswith("mlp.gate.weight"):
+                    p.copy_(cfg.initializer_range * torch.randn_like(p))
         for pname, p in model.named_parameters():
             if pname.endswith("norm.weight"):  # around 1, so a skipped norm weight shows
                 # (1 + w) norms (Gemma): w around 0, except q/k norms (sharper attention)

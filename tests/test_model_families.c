@@ -438,6 +438,100 @@ static void test_yarn_config(void **state)
     rmdir(dir);
 }
 
+/* The new families' config keys as transformers 5.23 reads them (expected values: its
+ * Gemma3TextConfig / Glm4MoeConfig on the same dicts): Gemma 3's older spelling (rope_theta +
+ * rope_scaling for the full layers, rope_local_base_freq for the sliding ones) and its
+ * defaults (1e6 / 1e4); and what the runner refuses, by name. */
+static void test_family_configs(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/qf-fam-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    static const struct {
+        const char *json;
+        double theta, local;
+        qf_rope_type type;
+        float factor;
+    } ok_cases[] = {
+        /* transformers: {'sliding_attention': default 1e4, 'full_attention': linear 8, 1e6} */
+        {"\"rope_theta\":1000000.0,\"rope_local_base_freq\":10000.0,\"rope_scaling\":{\"rope_type\":\"linear\","
+         "\"factor\":8.0}", 1e6, 1e4, QF_ROPE_LINEAR, 8.0f},
+        /* no RoPE keys: default 1e6 / 1e4 */
+        {"\"hidden_activation\":\"gelu_pytorch_tanh\"", 1e6, 1e4, QF_ROPE_DEFAULT, 1.0f},
+        {"\"rope_parameters\":{\"sliding_attention\":{\"rope_type\":\"default\",\"rope_theta\":20000.0},"
+         "\"full_attention\":{\"rope_type\":\"linear\",\"factor\":4.0,\"rope_theta\":500000.0}}", 5e5, 2e4,
+         QF_ROPE_LINEAR, 4.0f},
+    };
+    qf_model_config c;
+    qf_error err = {0};
+    for (size_t i = 0; i < sizeof ok_cases / sizeof *ok_cases; i++) {
+        FILE *fp = fopen(path, "w");
+        assert_non_null(fp);
+        fprintf(fp, "{\"model_type\":\"gemma3_text\",\"hidden_size\":64,\"num_hidden_layers\":2,"
+                "\"num_attention_heads\":2,\"vocab_size\":10,%s}", ok_cases[i].json);
+        fclose(fp);
+        if (qf_config_load(path, &c, &err)) fail_msg("case %zu: %s", i, err.msg);
+        assert_float_equal(c.rope_theta, ok_cases[i].theta, 0);
+        assert_float_equal(c.rope_local_theta, ok_cases[i].local, 0);
+        assert_int_equal(c.rope_type, ok_cases[i].type);
+        assert_float_equal(c.rope_factor, ok_cases[i].factor, 0);
+        assert_int_equal(c.qk_norm, 1);
+        assert_int_equal(qf_config_runnable(&c, &err), QF_OK);
+        qf_config_free(&c);
+    }
+    /* refused: a local RoPE that is not the default type, an unknown activation, bidirectional
+     * attention, GLM groups that do not divide the experts */
+    static const struct {
+        const char *json;
+        qf_status load, run;
+        const char *key;
+    } bad_cases[] = {
+        {"\"model_type\":\"gemma3_text\",\"rope_parameters\":{\"sliding_attention\":{\"rope_type\":\"yarn\"},"
+         "\"full_attention\":{\"rope_type\":\"default\"}}", QF_ERR_UNSUPPORTED, QF_OK, "sliding_attention.rope_type"},
+        {"\"model_type\":\"gemma3_text\",\"hidden_activation\":\"relu2\"", QF_OK, QF_ERR_UNSUPPORTED, "relu2"},
+        {"\"model_type\":\"gemma3_text\",\"use_bidirectional_attention\":true", QF_OK, QF_ERR_UNSUPPORTED,
+         "use_bidirectional_attention"},
+        {"\"model_type\":\"glm4_moe\",\"n_routed_experts\":6,\"n_group\":4,\"topk_group\":1", QF_ERR_FORMAT, QF_OK,
+         "n_group"},
+        {"\"model_type\":\"llama\",\"partial_rotary_factor\":0.5", QF_OK, QF_ERR_UNSUPPORTED, "partial_rotary_factor"},
+    };
+    for (size_t i = 0; i < sizeof bad_cases / sizeof *bad_cases; i++) {
+        FILE *fp = fopen(path, "w");
+        assert_non_null(fp);
+        fprintf(fp, "{\"hidden_size\":64,\"num_hidden_layers\":2,\"num_attention_heads\":2,\"vocab_size\":10,%s}",
+                bad_cases[i].json);
+        fclose(fp);
+        qf_status st = qf_config_load(path, &c, &err);
+        if (st != bad_cases[i].load) fail_msg("case %zu: load %d, wanted %d: %s", i, st, bad_cases[i].load, err.msg);
+        if (st == QF_OK) {
+            st = qf_config_runnable(&c, &err);
+            qf_config_free(&c);
+            if (st != bad_cases[i].run) fail_msg("case %zu: runnable %d, wanted %d", i, st, bad_cases[i].run);
+        }
+        if (!strstr(err.msg, bad_cases[i].key)) fail_msg("case %zu: '%s' does not name %s", i, err.msg, bad_cases[i].key);
+    }
+    /* GLM: the routing keys */
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("{\"model_type\":\"glm4_moe\",\"hidden_size\":64,\"num_hidden_layers\":2,\"num_attention_heads\":2,"
+          "\"vocab_size\":10,\"n_routed_experts\":8,\"n_group\":2,\"topk_group\":1,\"routed_scaling_factor\":2.5,"
+          "\"use_qk_norm\":true,\"num_nextn_predict_layers\":1,\"partial_rotary_factor\":0.5}", fp);
+    fclose(fp);
+    assert_int_equal(qf_config_load(path, &c, &err), QF_OK);
+    assert_int_equal(c.n_experts, 8);
+    assert_int_equal(c.n_group, 2);
+    assert_int_equal(c.topk_group, 1);
+    assert_float_equal(c.routed_scaling_factor, 2.5, 0);
+    assert_int_equal(c.qk_norm, 1);
+    assert_int_equal(c.norm_topk_prob, 1);
+    assert_int_equal(c.n_extra_layers, 1);
+    assert_int_equal(qf_config_runnable(&c, &err), QF_OK);
+    qf_config_free(&c);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* ---- window rules per model_type (expected values: transformers 5.23's config classes) ---- */
 typedef struct window_case {
     const char *json; /* config.json body with 4 layers */
@@ -522,6 +616,7 @@ int main(void)
         cmocka_unit_test(test_tiny_phi3),
         cmocka_unit_test(test_tiny_glm4moe),
         cmocka_unit_test(test_yarn_config),
+        cmocka_unit_test(test_family_configs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -70,6 +70,21 @@ for model in tiny-gemma3 tiny-phi3 tiny-glm4moe; do
     stderr_has "does not fold into model_type" "awq refusal names the reason"
     no_output "$T/$model-awq" "no artifact after the awq refusal"
 done
+# GLM-4.5 / DeepSeek checkpoints store their MTP layers after the decoder's (num_nextn_predict_layers):
+# the runner does not run them, so a calibrated conversion gives them RTN instead of failing.
+# tiny-glm4moe with num_hidden_layers 2 makes its layer 2 such a layer.
+rm -rf "$T/mtp"; cp -r tests/data/tiny-glm4moe "$T/mtp"; chmod -R u+w "$T/mtp"
+sed -i 's/"num_hidden_layers": 3/"num_hidden_layers": 2/' "$T/mtp/config.json"
+expect_exit 0 "gptq with an MTP layer" -- "$QFORGE" convert "$T/mtp" -o "$T/mtp-gptq" --scheme w4a16 --method gptq \
+    --calib-samples 8 -q
+expect_exit 0 "rtn with an MTP layer" -- "$QFORGE" convert "$T/mtp" -o "$T/mtp-rtn" --scheme w4a16 -q
+tensor_hash() { tr -d ' \n' <"$1/qforge.manifest.json" | grep -o "\"name\":\"$2\",\"shape\":\[[0-9,]*\],\"xxh3_128\":\"[0-9a-f]*\""; }
+for t in model.layers.2.self_attn.q_proj.weight_packed model.layers.1.self_attn.q_proj.weight_packed; do
+    a=$(tensor_hash "$T/mtp-gptq" $t); b=$(tensor_hash "$T/mtp-rtn" $t)
+    case $t in *layers.2.*) want=same ;; *) want=different ;; esac
+    { [ -n "$a" ] && { [ "$a" = "$b" ] && got=same || got=different; } && [ $got = $want ]; } &&
+        ok "MTP layers are RTN, decoder layers GPTQ: $t $want" || bad "$t: gptq '$a' rtn '$b', wanted $want"
+done
 # the full-attention number is not what validate prints (the test above could fail)
 full=$(json_num full_attention_ppl tests/data/tiny-swa.reference.json)
 ref=$(json_num ppl tests/data/tiny-swa.reference.json)

@@ -3,7 +3,7 @@
  *
  * One row per model_type the runner runs.  The loader reads a row to find the tensors
  * (fused projections, sandwich norms) and the layer steps read it through qf_model.fam to
- * choose a variant; no other file tests a model_type for the forward pass.  A new family is a
+ * choose a variant; the steps test no model_type.  A new family is a
  * row here, its config keys in formats/config*.c, and a fixture checked against transformers.
  * The facts of each row are transformers 5.23's modeling_<family>.py.
  */

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""make_fixtures.py - build tests/data/tiny-tied, tiny-swa and tiny-yarn with Hugging Face
-transformers, and their independent reference numbers.
+"""make_fixtures.py - build tests/data/tiny-tied, tiny-swa, tiny-yarn, tiny-gemma3, tiny-phi3 and
+tiny-glm4moe with Hugging Face transformers, and their independent reference numbers.
 
 Pinned (the versions the committed files were made with; other versions may differ in the
 last bits of the random init, not in the protocol):
@@ -16,7 +16,9 @@ exists (Qwen3 / Qwen2.5 / Llama 3.2 small models), or (b) a sliding window small
 ppl-512 window (Mistral), where full attention gives the wrong numbers.  tiny-yarn (Qwen2:
 q/k/v biases, YaRN RoPE scaling with factor 4 over an original context of 128, as Qwen2.5 and
 Qwen3 ship for long context) shows (c) a RoPE variant whose inverse frequencies and cos/sin
-scale differ from the default: a runner that ignores it is measurably off.
+scale differ from the default: a runner that ignores it is measurably off.  tiny-gemma3,
+tiny-phi3 and tiny-glm4moe are the runner's Gemma 3, Phi-3 and GLM-4.5 (issue 15): each has the
+family's features at settings where switching one off is visible (tests/data/README.md).
 
 The weights are random (no training), drawn with a fixed seed; initializer_range is large
 (0.1) so the logits are far from uniform and a wrong mask moves the PPL clearly.  Norm

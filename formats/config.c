@@ -6,7 +6,8 @@
 
 #include "qf_config.h"
 
-static const char *const qf_runnable_types[] = {"llama", "mistral", "qwen2", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe"};
+static const char *const qf_runnable_types[] = {"llama",     "mistral",   "qwen2",       "qwen3", "mixtral",
+                                                "qwen2_moe", "qwen3_moe", "gemma3_text", "phi3",   "glm4_moe"};
 
 /* Integer field: present and integral (a float like 4096.0 is accepted), else default; a value
  * of another type, or one outside int's range, sets *bad to the key (the first one), so the
@@ -74,13 +75,39 @@ static qf_status qf_cfg_yarn(const char *path, json_t *root, json_t *rs, qf_mode
     return QF_OK;
 }
 
+/* Gemma 3's two RoPEs: rope_parameters {sliding_attention: {...}, full_attention: {...}} in
+ * transformers 5, or rope_theta / rope_scaling (full layers) + rope_local_base_freq (sliding
+ * layers) in older configs; defaults 1e6 and 1e4 (Gemma3TextConfig.default_theta).  The local
+ * RoPE must be of the default type (every released Gemma 3); *rp becomes the full layers'
+ * dict (NULL in the older spelling). */
+static qf_status qf_cfg_rope_local(const char *path, json_t *root, json_t **rp, double *global_dflt,
+                                   qf_model_config *c, qf_error *err)
+{
+    *global_dflt = 1000000.0;
+    c->rope_local_theta = qf_cfg_num(root, "rope_local_base_freq", 10000.0);
+    if (!json_is_object(*rp)) return QF_OK;
+    json_t *loc = json_object_get(*rp, "sliding_attention"), *full = json_object_get(*rp, "full_attention");
+    if (json_is_object(loc)) {
+        json_t *t = json_object_get(loc, "rope_type");
+        if (json_is_string(t) && strcmp(json_string_value(t), "default") != 0)
+            return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: rope_parameters.sliding_attention.rope_type '%.40s' is not "
+                           "supported (default only)", path, json_string_value(t));
+        c->rope_local_theta = qf_cfg_num(loc, "rope_theta", c->rope_local_theta);
+    }
+    *rp = json_is_object(full) ? full : NULL;
+    return QF_OK;
+}
+
 static qf_status qf_cfg_rope(const char *path, json_t *root, qf_model_config *c, qf_error *err)
 {
     /* transformers 5: rope_parameters {rope_theta, rope_type, factor, ...};
      * older: rope_theta at top level, rope_scaling {type|rope_type, factor, ...} or null. */
     json_t *rp = json_object_get(root, "rope_parameters");
+    double theta_dflt = 10000.0;
+    c->rope_local_theta = 0.0;
+    if (strcmp(c->model_type, "gemma3_text") == 0) QF_TRY(qf_cfg_rope_local(path, root, &rp, &theta_dflt, c, err));
     json_t *rs = json_is_object(rp) ? rp : json_object_get(root, "rope_scaling");
-    c->rope_theta = qf_cfg_num(json_is_object(rp) ? rp : root, "rope_theta", qf_cfg_num(root, "rope_theta", 10000.0));
+    c->rope_theta = qf_cfg_num(json_is_object(rp) ? rp : root, "rope_theta", qf_cfg_num(root, "rope_theta", theta_dflt));
     c->rope_type = QF_ROPE_DEFAULT;
     c->rope_factor = 1.0f;
     c->rope_partial_factor = qf_cfg_num(json_is_object(rp) ? rp : root, "partial_rotary_factor",
@@ -159,6 +186,32 @@ qf_status qf_config_load(const char *path, qf_model_config *c, qf_error *err)
     c->moe_intermediate_size = qf_cfg_int(o, "moe_intermediate_size", c->intermediate_size, &bad);
     c->shared_expert_intermediate_size = qf_cfg_int(o, "shared_expert_intermediate_size", 0, &bad);
     c->norm_topk_prob = qf_cfg_int(o, "norm_topk_prob", strcmp(c->model_type, "mixtral") == 0, &bad);
+    if (strcmp(c->model_type, "gemma3_text") == 0) c->qk_norm = 1;
+    c->n_group = 1, c->topk_group = 1, c->routed_scaling_factor = 1.0;
+    if (strcmp(c->model_type, "glm4_moe") == 0) {
+        c->qk_norm = qf_cfg_int(o, "use_qk_norm", 0, &bad);
+        c->n_experts = qf_cfg_int(o, "n_routed_experts", c->n_experts, &bad);
+        c->n_group = qf_cfg_int(o, "n_group", 1, &bad);
+        c->topk_group = qf_cfg_int(o, "topk_group", 1, &bad);
+        c->routed_scaling_factor = qf_cfg_num(o, "routed_scaling_factor", 1.0);
+        c->norm_topk_prob = qf_cfg_int(o, "norm_topk_prob", 1, &bad);
+        c->n_extra_layers = qf_cfg_int(o, "num_nextn_predict_layers", 0, &bad);
+        if (!bad && (c->n_group <= 0 || c->topk_group <= 0 || c->topk_group > c->n_group ||
+                     (c->n_experts > 0 && c->n_experts % c->n_group))) {
+            json_decref(root);
+            return qf_fail(err, QF_ERR_FORMAT, "%s: n_group %d / topk_group %d do not divide %d experts", path,
+                           c->n_group, c->topk_group, c->n_experts);
+        }
+    }
+    c->query_pre_attn_scalar = qf_cfg_num(o, "query_pre_attn_scalar", 0.0);
+    c->final_logit_softcap = qf_cfg_num(o, "final_logit_softcapping", 0.0);
+    json_t *act = json_object_get(o, "hidden_activation"); /* Gemma's spelling first, as transformers reads it */
+    if (!json_is_string(act)) act = json_object_get(o, "hidden_act");
+    snprintf(c->hidden_act_name, sizeof c->hidden_act_name, "%s", json_is_string(act) ? json_string_value(act) : "silu");
+    c->hidden_act = strcmp(c->hidden_act_name, "silu") == 0 ? QF_FFN_ACT_SILU
+                  : strcmp(c->hidden_act_name, "gelu_pytorch_tanh") == 0 || strcmp(c->hidden_act_name, "gelu_new") == 0
+                      ? QF_FFN_ACT_GELU_TANH
+                      : QF_FFN_ACT_OTHER;
     if (bad) {
         json_decref(root);
         return qf_fail(err, QF_ERR_FORMAT, "%s: %s is not an integer of at most 31 bits", path, bad);
@@ -191,15 +244,26 @@ void qf_config_free(qf_model_config *c)
 
 qf_status qf_config_runnable(const qf_model_config *c, qf_error *err)
 {
-    /* RoPE on a part of each head (Phi, GLM, StableLM): the runner rotates whole heads, so it
-     * would compute something else; conversion does not need RoPE and is not refused. */
-    if (c->rope_partial_factor != 1.0)
+    int known = 0;
+    for (size_t i = 0; i < sizeof qf_runnable_types / sizeof *qf_runnable_types; i++)
+        known |= strcmp(c->model_type, qf_runnable_types[i]) == 0;
+    if (!known)
+        return qf_fail(err, QF_ERR_UNSUPPORTED,
+                       "model_type '%s' is not supported by the runner (supported: llama, mistral, qwen2, qwen3, mixtral, "
+                       "qwen2_moe, qwen3_moe, gemma3_text, phi3, glm4_moe)",
+                       c->model_type);
+    /* RoPE on a part of each head: transformers rotates the leading dimensions only where the
+     * family's attention does (phi3, glm4_moe); llama & co. would fail on it, so it is not guessed. */
+    if (c->rope_partial_factor != 1.0 && strcmp(c->model_type, "phi3") != 0 && strcmp(c->model_type, "glm4_moe") != 0)
         return qf_fail(err, QF_ERR_UNSUPPORTED, "model_type '%s': partial_rotary_factor %g is not supported by the "
                        "runner (RoPE on whole heads only)", c->model_type, c->rope_partial_factor);
-    for (size_t i = 0; i < sizeof qf_runnable_types / sizeof *qf_runnable_types; i++)
-        if (strcmp(c->model_type, qf_runnable_types[i]) == 0) return QF_OK;
-    return qf_fail(err, QF_ERR_UNSUPPORTED,
-                   "model_type '%s' is not supported by the runner (supported: llama, mistral, qwen2, qwen3, mixtral, "
-                   "qwen2_moe, qwen3_moe)",
-                   c->model_type);
+    if (c->hidden_act == QF_FFN_ACT_OTHER)
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "model_type '%s': activation '%s' is not supported by the runner "
+                       "(silu, gelu_pytorch_tanh)", c->model_type, c->hidden_act_name);
+    json_t *o = json_object_get(c->json, "text_config");
+    if (!json_is_object(o)) o = c->json;
+    if (json_is_true(json_object_get(o, "use_bidirectional_attention")))
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "model_type '%s': use_bidirectional_attention is not supported by the "
+                       "runner (causal attention only)", c->model_type);
+    return QF_OK;
 }

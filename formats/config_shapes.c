@@ -115,7 +115,7 @@ qf_status qf_config_check_shapes(const char *cfg_path, const qf_model_config *c,
         int layer = -1, n = 0;
         const char *rest = t->name;
         if (sscanf(t->name, "model.layers.%d.%n", &layer, &n) == 1 && n > 0) {
-            if (layer >= c->n_layers)
+            if (layer >= c->n_layers + c->n_extra_layers) /* GLM's MTP layers follow the decoder's */
                 return qf_fail(err, QF_ERR_FORMAT, "%s: tensor '%s' is in layer %d but num_hidden_layers is %d", cfg_path,
                                t->name, layer, c->n_layers);
             rest = t->name + n;

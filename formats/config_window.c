@@ -11,6 +11,10 @@
  *   qwen2_moe          as qwen2, but without layer_types layer l slides when l is even,
  *                      l < max_window_layers and use_sliding_window.
  *   qwen3_moe          every layer slides when use_sliding_window and sliding_window are set.
+ *   phi3               every layer slides when sliding_window is set (default none).
+ *   gemma3_text        layer l slides when layer_types[l] is "sliding_attention", or, without
+ *                      layer_types, when (l + 1) % sliding_window_pattern != 0 (default 6: five
+ *                      sliding layers, then a full one); sliding_window default 4096.
  *   llama (and others) never.
  * A window of W tokens lets query i see keys j with i - W < j <= i (masking_utils.py
  * sliding_window_overlay: kv_idx > q_idx - sliding_window), i.e. W keys including itself.
@@ -69,16 +73,17 @@ qf_status qf_config_attn_windows(const char *path, const qf_model_config *c, int
     const char *mt = c->model_type;
     int mistral = strcmp(mt, "mistral") == 0, mixtral = strcmp(mt, "mixtral") == 0;
     int qwen = strcmp(mt, "qwen2") == 0 || strcmp(mt, "qwen3") == 0, qwen2_moe = strcmp(mt, "qwen2_moe") == 0;
-    int qwen3_moe = strcmp(mt, "qwen3_moe") == 0;
+    int qwen3_moe = strcmp(mt, "qwen3_moe") == 0, phi3 = strcmp(mt, "phi3") == 0;
+    int gemma3 = strcmp(mt, "gemma3_text") == 0;
     for (int l = 0; l < c->n_layers; l++) window[l] = 0;
-    if (!(mistral || mixtral || qwen || qwen2_moe || qwen3_moe)) return QF_OK;
+    if (!(mistral || mixtral || qwen || qwen2_moe || qwen3_moe || phi3 || gemma3)) return QF_OK;
     int w = 0;
-    QF_TRY(qf_cfg_window_size(path, o, mixtral ? 0 : 4096, &w, err));
+    QF_TRY(qf_cfg_window_size(path, o, mixtral || phi3 ? 0 : 4096, &w, err));
     if ((qwen || qwen2_moe || qwen3_moe) && !qf_cfg_flag(o, "use_sliding_window", 0)) w = 0;
     if (w < 0)
         return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: sliding_window is 0, which masks every key (transformers "
                        "gives NaN); expected a positive window or null", path);
-    if (mistral || mixtral || qwen3_moe) {
+    if (mistral || mixtral || qwen3_moe || phi3) {
         for (int l = 0; l < c->n_layers; l++) window[l] = w;
         return QF_OK;
     }
@@ -90,9 +95,16 @@ qf_status qf_config_attn_windows(const char *path, const qf_model_config *c, int
     /* clamped, not cut: 2^32 + 1 layers means every layer, not layer 1 */
     json_int_t mwl_v = json_is_integer(mwl) ? json_integer_value(mwl) : 28;
     int max_window_layers = mwl_v > INT_MAX ? INT_MAX : mwl_v < 0 ? 0 : (int)mwl_v;
+    json_t *pat = json_object_get(o, "sliding_window_pattern");
+    if (!json_is_integer(pat)) pat = json_object_get(o, "_sliding_window_pattern");
+    json_int_t pat_v = json_is_integer(pat) ? json_integer_value(pat) : 6;
+    if (gemma3 && !json_is_array(types) && (pat_v <= 0 || pat_v > INT_MAX))
+        return qf_fail(err, QF_ERR_FORMAT, "%s: sliding_window_pattern must be a positive integer", path);
+    int pattern = pat_v > 0 && pat_v <= INT_MAX ? (int)pat_v : 6;
     for (int l = 0; l < c->n_layers; l++) {
-        int sliding;
+        int sliding = 0;
         if (json_is_array(types)) QF_TRY(qf_cfg_layer_type(path, types, l, &sliding, err));
+        else if (gemma3) sliding = (l + 1) % pattern != 0;
         else if (qwen2_moe) sliding = w > 0 && l % 2 == 0 && l < max_window_layers;
         else sliding = w > 0 && l >= max_window_layers;
         if (sliding && w <= 0)

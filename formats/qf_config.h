@@ -29,6 +29,13 @@ typedef enum qf_rope_type {
                          * ramp over the dimensions, cos/sin scaled by an attention factor */
 } qf_rope_type;
 
+/* The FFN's activation (hidden_act, or Gemma's hidden_activation). */
+typedef enum qf_ffn_act {
+    QF_FFN_ACT_SILU = 0,      /* "silu" (SwiGLU), the default */
+    QF_FFN_ACT_GELU_TANH = 1, /* "gelu_pytorch_tanh" / "gelu_new": tanh-approximated GeLU (GeGLU) */
+    QF_FFN_ACT_OTHER = 2,     /* anything else: the runner refuses it by name */
+} qf_ffn_act;
+
 typedef struct qf_model_config {
     char model_type[32];       /* "llama", "mixtral", ... */
     char architecture[64];     /* architectures[0] */
@@ -50,8 +57,14 @@ typedef struct qf_model_config {
     double rope_yarn_attn_factor;  /* yarn: cos and sin are multiplied by it (attention_factor, or
                                     * from factor, mscale, mscale_all_dim as transformers derives it) */
     double rope_yarn_beta_fast, rope_yarn_beta_slow; /* yarn: the ramp's bounds in rotations (32, 1) */
-    int rope_yarn_truncate;
-    double rope_partial_factor;    /* partial_rotary_factor: the fraction of each head RoPE rotates (1) */        /* yarn: ramp bounds rounded to whole dimensions (default 1) */
+    int rope_yarn_truncate;        /* yarn: ramp bounds rounded to whole dimensions (default 1) */
+    double rope_partial_factor;    /* partial_rotary_factor: the fraction of each head RoPE rotates (1) */
+    double rope_local_theta;       /* Gemma 3: rope_parameters.sliding_attention.rope_theta, the base of
+                                    * the sliding layers' (default-type) RoPE; 0 = one RoPE for all */
+    qf_ffn_act hidden_act;
+    char hidden_act_name[32];      /* as spelled in config.json, for messages */
+    double query_pre_attn_scalar;  /* Gemma: attention scores are scaled by its -1/2 power (0: head_dim) */
+    double final_logit_softcap;    /* logits = cap · tanh(logits / cap) when > 0 (final_logit_softcapping) */
     int tie_word_embeddings;
     int attention_bias;            /* q/k/v projections carry a bias (qwen2) */
     int qk_norm;                   /* per-head RMSNorm on q and k (qwen3) */
@@ -61,6 +74,12 @@ typedef struct qf_model_config {
     int moe_intermediate_size;     /* qwen-moe expert width; mixtral uses intermediate_size */
     int shared_expert_intermediate_size; /* qwen2_moe shared expert (0 = none) */
     int norm_topk_prob;            /* renormalise top-k router weights (mixtral: always) */
+    /* glm4_moe (DeepSeek-V3-style routing): sigmoid scores + e_score_correction_bias choose
+     * the experts within the best topk_group of n_group groups; weights × routed_scaling_factor */
+    int n_group, topk_group;
+    double routed_scaling_factor;  /* 1 unless set */
+    int n_extra_layers;            /* num_nextn_predict_layers: MTP layers stored after the decoder's
+                                    * (model.layers.N..N+extra-1), not run */
     json_t *json;                  /* the whole parsed config.json (owned) */
 } qf_model_config;
 

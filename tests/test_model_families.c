@@ -153,6 +153,33 @@ static void check_fixture(const char *name, fixture *f)
            "relative L2 %.2g (limit %.0g)\n", name, ppl, ref_ppl, windows, rel, PPL_REL_TOL, lerr, LOGITS_REL_TOL);
     assert_true(rel < PPL_REL_TOL);
     assert_true(lerr < LOGITS_REL_TOL);
+    /* the per-token NLL limit (1e-4 relative) is implied by the PPL's; checked as stated */
+    double ref_nll = json_real_value(json_object_get(f->ref, "mean_nll"));
+    assert_true(ref_nll > 0 && fabs(log(ppl) / ref_nll - 1) < 1e-4);
+}
+
+/* PPL of the first `windows` windows and window 0's logits error, for a model changed on purpose. */
+static double broken_ppl(fixture *f, const char *what, double *lerr)
+{
+    int windows = (int)json_integer_value(json_object_get(f->ref, "windows"));
+    double ppl = fixture_ppl(f, windows, lerr), ref = json_real_value(json_object_get(f->ref, "ppl"));
+    printf("  %-44s PPL %+9.4f %% off transformers, window-0 logits relative L2 %.2g\n", what, 100 * (ppl / ref - 1),
+           *lerr);
+    return fabs(ppl / ref - 1);
+}
+
+/* Add d to every RMSNorm weight of the model (the float copies the runner multiplies by). */
+static void shift_norms(qf_model *m, float d)
+{
+    const int64_t C = m->cfg.hidden_size, D = m->cfg.head_dim;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        qf_layer *L = &m->layers[l];
+        float *v[4] = {L->attn_norm, L->ffn_norm, L->post_attn_norm, L->post_ffn_norm};
+        for (int i = 0; i < 4; i++)
+            for (int64_t j = 0; v[i] && j < C; j++) v[i][j] += d;
+        for (int64_t j = 0; L->q_norm && j < D; j++) L->q_norm[j] += d, L->k_norm[j] += d;
+    }
+    for (int64_t j = 0; j < C; j++) m->final_norm[j] += d;
 }
 
 static void test_tiny_tied(void **state)
@@ -207,20 +234,155 @@ static void test_tiny_yarn(void **state)
     check_fixture("tiny-yarn", &f);
     assert_int_equal(f.m->cfg.rope_type, QF_ROPE_YARN);
     /* transformers' attention factor for factor 4 without mscale: 0.1 ln 4 + 1 */
-    assert_float_equal(f.m->rope_scale, (float)(0.1 * log(4.0) + 1.0), 1e-7);
+    assert_float_equal(f.m->rope.scale, (float)(0.1 * log(4.0) + 1.0), 1e-7);
     qf_model_config plain = f.m->cfg;
     plain.rope_type = QF_ROPE_DEFAULT;
-    const int64_t half = plain.head_dim / 2;
-    qf_rope_inv_freq(&plain, f.m->inv_freq);
-    f.m->rope_scale = 1.0f;
-    for (int64_t p = 0; p < f.m->rope_len; p++)
-        qf_rope_cos_sin(f.m->inv_freq, half, p, 1.0f, f.m->rope_cos + p * half, f.m->rope_sin + p * half);
+    qf_error err = {0};
+    int64_t len = f.m->rope.len;
+    qf_rope_free(&f.m->rope);
+    assert_int_equal(qf_rope_init(&f.m->rope, &plain, len, &err), QF_OK);
+    assert_float_equal(f.m->rope.scale, 1.0f, 0);
     double lerr = 0, ppl = fixture_ppl(&f, (int)json_integer_value(json_object_get(f.ref, "windows")), &lerr);
     double plain_ref = json_real_value(json_object_get(f.ref, "default_rope_ppl"));
     printf("tiny-yarn with plain RoPE: PPL %.6f (transformers plain RoPE %.6f); window-0 logits relative L2 %.2g\n",
            ppl, plain_ref, lerr);
     assert_true(lerr > 100 * LOGITS_REL_TOL);
     assert_true(fabs(ppl / plain_ref - 1) < PPL_REL_TOL);
+    fixture_close(&f);
+}
+
+/* tiny-gemma3: Gemma3ForCausalLM (tests/tools/make_fixtures.py): (1 + w) norms, sandwich
+ * norms, embeddings × sqrt(128), q/k norms, query_pre_attn_scalar 64 (head_dim 32), GeLU-tanh,
+ * layers s s F s (sliding window 128, local RoPE base 1e4; the full layer: base 1e6, linear
+ * factor 4), final logit soft-capping at 5, tied embeddings.  Checked against transformers,
+ * then each Gemma feature is switched off in turn: every one must move the window-0 logits
+ * far beyond the limit (and the norm offset the PPL far beyond the issue's 0.05 %), or the
+ * check could not see a runner that forgets it. */
+static void test_tiny_gemma3(void **state)
+{
+    (void)state;
+    fixture f;
+    check_fixture("tiny-gemma3", &f);
+    qf_model *m = f.m;
+    const int want_window[4] = {128, 128, 0, 128};
+    for (int l = 0; l < 4; l++) {
+        assert_int_equal(m->layers[l].attn_window, want_window[l]);
+        assert_ptr_equal(m->layers[l].rope, want_window[l] ? &m->rope_local : &m->rope);
+        assert_non_null(m->layers[l].post_attn_norm);
+    }
+    assert_true(m->lm_head.weight == m->embed);
+    assert_float_equal(m->embed_scale, (float)sqrt(128.0), 0);
+    assert_float_equal(m->attn_scale, 0.125f, 0);
+    assert_int_equal(m->cfg.hidden_act, QF_FFN_ACT_GELU_TANH);
+    double lerr = 0;
+    printf("tiny-gemma3 with one feature switched off:\n");
+    /* (1 + w) read as w: every norm one lower */
+    shift_norms(m, -1.0f);
+    assert_true(broken_ppl(&f, "norms x w instead of x (1 + w)", &lerr) > 0.0005 * 20);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    shift_norms(m, 1.0f);
+    /* no soft-capping */
+    double cap = m->cfg.final_logit_softcap;
+    m->cfg.final_logit_softcap = 0;
+    broken_ppl(&f, "no final logit soft-capping", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->cfg.final_logit_softcap = cap;
+    /* embeddings unscaled */
+    m->embed_scale = 1.0f;
+    broken_ppl(&f, "embeddings not scaled by sqrt(hidden)", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->embed_scale = (float)sqrt(128.0);
+    /* scores scaled by head_dim^-1/2 */
+    m->attn_scale = 1.0f / sqrtf(32.0f);
+    broken_ppl(&f, "scores x head_dim^-1/2", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->attn_scale = 0.125f;
+    /* every layer on the full layers' RoPE */
+    for (int l = 0; l < 4; l++) m->layers[l].rope = &m->rope;
+    broken_ppl(&f, "sliding layers on the global RoPE", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    for (int l = 0; l < 4; l++) m->layers[l].rope = want_window[l] ? &m->rope_local : &m->rope;
+    /* SwiGLU in place of GeLU-tanh */
+    m->cfg.hidden_act = QF_FFN_ACT_SILU;
+    broken_ppl(&f, "silu in place of gelu_pytorch_tanh", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->cfg.hidden_act = QF_FFN_ACT_GELU_TANH;
+    /* and back: the same numbers as the first check */
+    broken_ppl(&f, "(everything restored)", &lerr);
+    assert_true(lerr < LOGITS_REL_TOL);
+    fixture_close(&f);
+}
+
+/* tiny-phi3: Phi3ForCausalLM: fused qkv_proj and gate_up_proj, RoPE on the first 24 of 32
+ * dimensions (partial_rotary_factor 0.75).  Then RoPE over whole heads must be seen. */
+static void test_tiny_phi3(void **state)
+{
+    (void)state;
+    fixture f;
+    check_fixture("tiny-phi3", &f);
+    qf_model *m = f.m;
+    assert_int_equal(m->rope.dims, 24);
+    assert_int_equal(m->layers[0].q.rows, (4 + 2 * 2) * 32); /* qkv_proj */
+    assert_int_equal(m->layers[0].k.kind, 0);
+    assert_int_equal(m->layers[0].gate.rows, 2 * 256);       /* gate_up_proj */
+    qf_model_config whole = m->cfg;
+    whole.rope_partial_factor = 1.0;
+    qf_error err = {0};
+    int64_t len = m->rope.len;
+    qf_rope_free(&m->rope);
+    assert_int_equal(qf_rope_init(&m->rope, &whole, len, &err), QF_OK);
+    double lerr = 0;
+    printf("tiny-phi3 with RoPE over whole heads:\n");
+    broken_ppl(&f, "partial_rotary_factor ignored", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    fixture_close(&f);
+}
+
+/* tiny-glm4moe: Glm4MoeForCausalLM: layer 0 dense, layers 1-2 MoE (8 experts in 2 groups, top-1
+ * group, top-2 experts, sigmoid scores + e_score_correction_bias, routed_scaling_factor 2.5,
+ * one shared expert without a gate), partial rotary 0.5, q/k norms, q/k/v biases.  Then the
+ * correction bias, the scaling factor and the partial rotary are each switched off. */
+static void test_tiny_glm4moe(void **state)
+{
+    (void)state;
+    fixture f;
+    check_fixture("tiny-glm4moe", &f);
+    qf_model *m = f.m;
+    assert_int_equal(m->layers[0].is_moe, 0);
+    for (int l = 1; l < 3; l++) {
+        assert_int_equal(m->layers[l].is_moe, 1);
+        assert_int_equal(m->layers[l].has_shared, 1);
+        assert_int_equal(m->layers[l].sh_router.kind, 0);
+        assert_non_null(m->layers[l].router_bias);
+    }
+    assert_int_equal(m->rope.dims, 16);
+    assert_int_equal(m->cfg.n_group, 2);
+    double lerr = 0;
+    printf("tiny-glm4moe with one feature switched off:\n");
+    float saved[2][8];
+    for (int l = 1; l < 3; l++) {
+        memcpy(saved[l - 1], m->layers[l].router_bias, sizeof saved[0]);
+        memset(m->layers[l].router_bias, 0, sizeof saved[0]);
+    }
+    broken_ppl(&f, "no e_score_correction_bias", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    for (int l = 1; l < 3; l++) memcpy(m->layers[l].router_bias, saved[l - 1], sizeof saved[0]);
+    m->cfg.routed_scaling_factor = 1.0;
+    broken_ppl(&f, "routed_scaling_factor 1", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->cfg.routed_scaling_factor = 2.5;
+    m->cfg.topk_group = 2;
+    broken_ppl(&f, "every group kept (topk_group 2)", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->cfg.topk_group = 1;
+    qf_model_config whole = m->cfg;
+    whole.rope_partial_factor = 1.0;
+    qf_error err = {0};
+    int64_t len = m->rope.len;
+    qf_rope_free(&m->rope);
+    assert_int_equal(qf_rope_init(&m->rope, &whole, len, &err), QF_OK);
+    broken_ppl(&f, "partial_rotary_factor ignored", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
     fixture_close(&f);
 }
 
@@ -276,6 +438,100 @@ static void test_yarn_config(void **state)
     rmdir(dir);
 }
 
+/* The new families' config keys as transformers 5.23 reads them (expected values: its
+ * Gemma3TextConfig / Glm4MoeConfig on the same dicts): Gemma 3's older spelling (rope_theta +
+ * rope_scaling for the full layers, rope_local_base_freq for the sliding ones) and its
+ * defaults (1e6 / 1e4); and what the runner refuses, by name. */
+static void test_family_configs(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/qf-fam-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    static const struct {
+        const char *json;
+        double theta, local;
+        qf_rope_type type;
+        float factor;
+    } ok_cases[] = {
+        /* transformers: {'sliding_attention': default 1e4, 'full_attention': linear 8, 1e6} */
+        {"\"rope_theta\":1000000.0,\"rope_local_base_freq\":10000.0,\"rope_scaling\":{\"rope_type\":\"linear\","
+         "\"factor\":8.0}", 1e6, 1e4, QF_ROPE_LINEAR, 8.0f},
+        /* no RoPE keys: default 1e6 / 1e4 */
+        {"\"hidden_activation\":\"gelu_pytorch_tanh\"", 1e6, 1e4, QF_ROPE_DEFAULT, 1.0f},
+        {"\"rope_parameters\":{\"sliding_attention\":{\"rope_type\":\"default\",\"rope_theta\":20000.0},"
+         "\"full_attention\":{\"rope_type\":\"linear\",\"factor\":4.0,\"rope_theta\":500000.0}}", 5e5, 2e4,
+         QF_ROPE_LINEAR, 4.0f},
+    };
+    qf_model_config c;
+    qf_error err = {0};
+    for (size_t i = 0; i < sizeof ok_cases / sizeof *ok_cases; i++) {
+        FILE *fp = fopen(path, "w");
+        assert_non_null(fp);
+        fprintf(fp, "{\"model_type\":\"gemma3_text\",\"hidden_size\":64,\"num_hidden_layers\":2,"
+                "\"num_attention_heads\":2,\"vocab_size\":10,%s}", ok_cases[i].json);
+        fclose(fp);
+        if (qf_config_load(path, &c, &err)) fail_msg("case %zu: %s", i, err.msg);
+        assert_float_equal(c.rope_theta, ok_cases[i].theta, 0);
+        assert_float_equal(c.rope_local_theta, ok_cases[i].local, 0);
+        assert_int_equal(c.rope_type, ok_cases[i].type);
+        assert_float_equal(c.rope_factor, ok_cases[i].factor, 0);
+        assert_int_equal(c.qk_norm, 1);
+        assert_int_equal(qf_config_runnable(&c, &err), QF_OK);
+        qf_config_free(&c);
+    }
+    /* refused: a local RoPE that is not the default type, an unknown activation, bidirectional
+     * attention, GLM groups that do not divide the experts */
+    static const struct {
+        const char *json;
+        qf_status load, run;
+        const char *key;
+    } bad_cases[] = {
+        {"\"model_type\":\"gemma3_text\",\"rope_parameters\":{\"sliding_attention\":{\"rope_type\":\"yarn\"},"
+         "\"full_attention\":{\"rope_type\":\"default\"}}", QF_ERR_UNSUPPORTED, QF_OK, "sliding_attention.rope_type"},
+        {"\"model_type\":\"gemma3_text\",\"hidden_activation\":\"relu2\"", QF_OK, QF_ERR_UNSUPPORTED, "relu2"},
+        {"\"model_type\":\"gemma3_text\",\"use_bidirectional_attention\":true", QF_OK, QF_ERR_UNSUPPORTED,
+         "use_bidirectional_attention"},
+        {"\"model_type\":\"glm4_moe\",\"n_routed_experts\":6,\"n_group\":4,\"topk_group\":1", QF_ERR_FORMAT, QF_OK,
+         "n_group"},
+        {"\"model_type\":\"llama\",\"partial_rotary_factor\":0.5", QF_OK, QF_ERR_UNSUPPORTED, "partial_rotary_factor"},
+    };
+    for (size_t i = 0; i < sizeof bad_cases / sizeof *bad_cases; i++) {
+        FILE *fp = fopen(path, "w");
+        assert_non_null(fp);
+        fprintf(fp, "{\"hidden_size\":64,\"num_hidden_layers\":2,\"num_attention_heads\":2,\"vocab_size\":10,%s}",
+                bad_cases[i].json);
+        fclose(fp);
+        qf_status st = qf_config_load(path, &c, &err);
+        if (st != bad_cases[i].load) fail_msg("case %zu: load %d, wanted %d: %s", i, st, bad_cases[i].load, err.msg);
+        if (st == QF_OK) {
+            st = qf_config_runnable(&c, &err);
+            qf_config_free(&c);
+            if (st != bad_cases[i].run) fail_msg("case %zu: runnable %d, wanted %d", i, st, bad_cases[i].run);
+        }
+        if (!strstr(err.msg, bad_cases[i].key)) fail_msg("case %zu: '%s' does not name %s", i, err.msg, bad_cases[i].key);
+    }
+    /* GLM: the routing keys */
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("{\"model_type\":\"glm4_moe\",\"hidden_size\":64,\"num_hidden_layers\":2,\"num_attention_heads\":2,"
+          "\"vocab_size\":10,\"n_routed_experts\":8,\"n_group\":2,\"topk_group\":1,\"routed_scaling_factor\":2.5,"
+          "\"use_qk_norm\":true,\"num_nextn_predict_layers\":1,\"partial_rotary_factor\":0.5}", fp);
+    fclose(fp);
+    assert_int_equal(qf_config_load(path, &c, &err), QF_OK);
+    assert_int_equal(c.n_experts, 8);
+    assert_int_equal(c.n_group, 2);
+    assert_int_equal(c.topk_group, 1);
+    assert_float_equal(c.routed_scaling_factor, 2.5, 0);
+    assert_int_equal(c.qk_norm, 1);
+    assert_int_equal(c.norm_topk_prob, 1);
+    assert_int_equal(c.n_extra_layers, 1);
+    assert_int_equal(qf_config_runnable(&c, &err), QF_OK);
+    qf_config_free(&c);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* ---- window rules per model_type (expected values: transformers 5.23's config classes) ---- */
 typedef struct window_case {
     const char *json; /* config.json body with 4 layers */
@@ -308,6 +564,13 @@ static void test_window_rules(void **state)
         {"{\"model_type\":\"qwen3_moe\",\"use_sliding_window\":true,\"sliding_window\":64}", {64, 64, 64, 64}, QF_OK,
          NULL},
         {"{\"model_type\":\"llama\",\"sliding_window\":128}", {0, 0, 0, 0}, QF_OK, NULL},
+        {"{\"model_type\":\"phi3\",\"sliding_window\":64}", {64, 64, 64, 64}, QF_OK, NULL},
+        {"{\"model_type\":\"phi3\"}", {0, 0, 0, 0}, QF_OK, NULL},
+        {"{\"model_type\":\"gemma3_text\",\"sliding_window\":64,\"sliding_window_pattern\":2}", {64, 0, 64, 0},
+         QF_OK, NULL},
+        {"{\"model_type\":\"gemma3_text\"}", {4096, 4096, 4096, 4096}, QF_OK, NULL},
+        {"{\"model_type\":\"gemma3_text\",\"sliding_window\":64,\"layer_types\":[\"full_attention\","
+         "\"sliding_attention\",\"sliding_attention\",\"full_attention\"]}", {0, 64, 64, 0}, QF_OK, NULL},
         /* what the runner does not implement is refused, naming the key */
         {"{\"model_type\":\"qwen3\",\"layer_types\":[\"chunked_attention\",\"full_attention\",\"full_attention\","
          "\"full_attention\"]}", {0}, QF_ERR_UNSUPPORTED, "layer_types[0]"},
@@ -349,7 +612,11 @@ int main(void)
         cmocka_unit_test(test_tiny_tied),
         cmocka_unit_test(test_tiny_swa),
         cmocka_unit_test(test_tiny_yarn),
+        cmocka_unit_test(test_tiny_gemma3),
+        cmocka_unit_test(test_tiny_phi3),
+        cmocka_unit_test(test_tiny_glm4moe),
         cmocka_unit_test(test_yarn_config),
+        cmocka_unit_test(test_family_configs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

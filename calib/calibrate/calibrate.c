@@ -219,6 +219,20 @@ qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char
         qf_model_free(m);
         return qf_fail(err, QF_ERR_USAGE, "%s is already quantized: calibrate from the original checkpoint", model_dir);
     }
+    /* AWQ and SmoothQuant fold scales into x·w norms and the previous Linear; a family whose
+     * row says that fold is wrong or not written ((1 + w) norms, post-norms, fused gate_up) is
+     * refused rather than given a model that computes something else */
+    int shared = 0; /* the fold does not scale a shared expert's inputs either */
+    for (int l = 0; l < m->cfg.n_layers; l++) shared |= m->layers[l].has_shared;
+    if ((!m->fam->fold_norms || shared) &&
+        (o->method == QF_CALIB_AWQ || o->method == QF_CALIB_AWQ_GPTQ || o->smooth_alpha > 0)) {
+        qf_status st = qf_fail(err, QF_ERR_UNSUPPORTED, "%s: --method %s%s does not fold into model_type '%s' "
+                               "(its norms, fused projections or shared experts); use --method gptq or rtn", model_dir,
+                               qf_calib_method_name(o->method), o->smooth_alpha > 0 ? " with SmoothQuant" : "",
+                               m->cfg.model_type);
+        qf_model_free(m);
+        return st;
+    }
     char *tpath = qf_path_join(model_dir, "tokenizer.json");
     qf_tokenizer *tok = NULL;
     qf_status r = qf_tokenizer_load(tpath, &tok, err);

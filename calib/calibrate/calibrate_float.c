@@ -39,7 +39,13 @@ qf_status qf_cal_float_begin(qf_cal *c, qf_layer *L, qf_error *err)
     c->fl.experts = NULL;
     qf_linear *src[7] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
     qf_linear *dst[7] = {&c->fl.q, &c->fl.k, &c->fl.v, &c->fl.o, &c->fl.gate, &c->fl.up, &c->fl.down};
-    for (int i = 0; i < (L->is_moe ? 4 : 7); i++) QF_TRY(qf_cal_twin(c, dst[i], src[i], err));
+    for (int i = 0; i < (L->is_moe ? 4 : 7); i++) /* phi3's fused layers leave k, v, up empty */
+        if (src[i]->kind) QF_TRY(qf_cal_twin(c, dst[i], src[i], err));
+    if (L->has_shared) { /* the shared expert is quantized in place too: the float path keeps its own */
+        QF_TRY(qf_cal_twin(c, &c->fl.sh_gate, &L->sh_gate, err));
+        QF_TRY(qf_cal_twin(c, &c->fl.sh_up, &L->sh_up, err));
+        QF_TRY(qf_cal_twin(c, &c->fl.sh_down, &L->sh_down, err));
+    }
     if (!E) return QF_OK;
     if (!(c->fl.experts = calloc((size_t)(3 * E), sizeof(qf_linear))))
         return qf_fail(err, QF_ERR_NOMEM, "out of memory for the float path's experts");
@@ -87,12 +93,12 @@ qf_status qf_cal_float_ffn_in(qf_cal *c, int64_t r0, int64_t n, const float *rw,
 qf_status qf_cal_float_down_in(qf_cal *c, int expert, int64_t r0, int64_t n, const float *rw, float **gf, qf_error *err)
 {
     const qf_layer *F = &c->fl;
-    const int ffn = expert < 0 ? QF_FFN_DENSE : expert;
+    const int ffn = expert == QF_FFN_SHARED ? QF_FFN_SHARED : expert < 0 ? QF_FFN_DENSE : expert;
     float *h1;
     QF_TRY(qf_cal_load(c, QF_CAL_FLOAT, r0, n, &h1, err));
     qf_step_ffn_norm(c->m, F, h1, n, c->w.xf);
     QF_TRY(qf_step_ffn_act(c->m, F, ffn, c->w.xf, n, c->w.gf, c->w.uf, err));
-    if (expert < 0) { /* the dense layer's float output: h1_f is not needed after this pass */
+    if (ffn == QF_FFN_DENSE) { /* the dense layer's float output: h1_f is not needed after this pass */
         QF_TRY(qf_step_ffn_out(c->m, F, ffn, c->w.gf, n, h1, h1, c->w.tmp, err));
         QF_TRY(qf_cal_save(c, QF_CAL_FLOAT, r0, n, h1, err));
     }

@@ -9,6 +9,7 @@
  *                                    -> quantize gate, up (MoE: every expert's w1/w3, all tokens)
  *   D  dense: xn2 again; g = silu(gate(xn2)) * up(xn2) -> MLP table, stats -> quantize down
  *      MoE: per expert, xn2 again; its swiglu over all tokens -> stats -> quantize its down
+ *      MoE with a shared expert: its gate/up on every token's xn2, then its down
  *   E  dense: h = h1 + down(g); MoE: h = h1 + moe(xn2), routed as served (tokens counted)
  * With the float target each pass also computes the float model's rows for the same tokens
  * (calibrate_float.c) and the statistics take them in pairs (qf_stats_add_pair).
@@ -185,7 +186,8 @@ void qf_cal_scale_rows(float *x, int64_t n, int64_t cols, const float *rw)
         for (int64_t j = 0; j < cols; j++) x[t * cols + j] *= rw[t];
 }
 
-/* D: down's input; dense (arg < 0) -> MLP table, expert arg: all tokens through its gate/up. */
+/* D: down's input; dense (arg QF_FFN_DENSE) -> MLP table, the shared expert (QF_FFN_SHARED) or
+ * expert arg: all tokens through its gate/up. */
 static qf_status qf_pass_swiglu(qf_cal *c, qf_layer *L, int arg, qf_stats *st, qf_error *err)
 {
     const int64_t width = arg < 0 ? L->gate.rows : L->experts[3 * arg].rows;
@@ -193,10 +195,10 @@ static qf_status qf_pass_swiglu(qf_cal *c, qf_layer *L, int arg, qf_stats *st, q
         int64_t r0, n;
         float *h1;
         qf_cal_chunk_rows(c, i, &r0, &n);
-        float *g = arg < 0 ? qf_cal_slot(c, QF_CAL_MLP, r0) : c->w.g;
+        float *g = arg == QF_FFN_DENSE ? qf_cal_slot(c, QF_CAL_MLP, r0) : c->w.g;
         QF_TRY(qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h1, err));
         qf_step_ffn_norm(c->m, L, h1, n, c->w.xn);
-        QF_TRY(qf_step_ffn_act(c->m, L, arg < 0 ? QF_FFN_DENSE : arg, c->w.xn, n, g, c->w.u, err));
+        QF_TRY(qf_step_ffn_act(c->m, L, arg, c->w.xn, n, g, c->w.u, err));
         float *rw = NULL, *gf = NULL;
         qf_status r = QF_OK;
         if (arg >= 0 && c->o->moe_floor >= 0) { /* an expert's down: rows weighted by routing */
@@ -208,7 +210,23 @@ static qf_status qf_pass_swiglu(qf_cal *c, qf_layer *L, int arg, qf_stats *st, q
         free(rw);
         QF_TRY(r);
         QF_TRY(qf_cal_stats_add(st, g, gf, n, err));
-        if (arg < 0) QF_TRY(qf_cal_save(c, QF_CAL_MLP, r0, n, g, err));
+        if (arg == QF_FFN_DENSE) QF_TRY(qf_cal_save(c, QF_CAL_MLP, r0, n, g, err));
+    }
+    return QF_OK;
+}
+
+/* MoE: the shared expert's gate/up input, every token unweighted (h1 of pass C in HIDDEN). */
+static qf_status qf_pass_shared_in(qf_cal *c, qf_layer *L, int arg, qf_stats *st, qf_error *err)
+{
+    (void)arg;
+    for (int i = 0; i < qf_cal_n_chunks(c); i++) {
+        int64_t r0, n;
+        float *h1, *xf = NULL;
+        qf_cal_chunk_rows(c, i, &r0, &n);
+        QF_TRY(qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h1, err));
+        qf_step_ffn_norm(c->m, L, h1, n, c->w.xn);
+        if (c->float_path) QF_TRY(qf_cal_float_ffn_in(c, r0, n, NULL, &xf, err));
+        QF_TRY(qf_cal_stats_add(st, c->w.xn, xf, n, err));
     }
     return QF_OK;
 }
@@ -297,13 +315,27 @@ static qf_status qf_pass_output(qf_cal *c, qf_layer *L, int64_t *count, qf_error
     return QF_OK;
 }
 
-/* The gate/up group: dense gate and up, or every expert's w1 and w3 (*gu is malloc'd). */
+/* The q/k/v group: q, k, v, or phi3's fused qkv_proj alone (held in q; k and v empty). */
+static int qf_cal_qkv(qf_layer *L, qf_linear *qkv[3])
+{
+    int n = 0;
+    qf_linear *all[3] = {&L->q, &L->k, &L->v};
+    for (int i = 0; i < 3; i++)
+        if (all[i]->kind) qkv[n++] = all[i];
+    return n;
+}
+
+/* The gate/up group: dense gate and up (phi3: the fused gate_up_proj alone, held in gate), or
+ * every expert's w1 and w3 (*gu is malloc'd). */
 static int qf_cal_gate_up(const qf_cal *c, qf_layer *L, qf_linear ***gu)
 {
     const int E = L->is_moe ? c->m->cfg.n_experts : 0;
     int n = 0;
     *gu = calloc((size_t)(2 * E + 2), sizeof **gu);
-    if (!L->is_moe) (*gu)[n++] = &L->gate, (*gu)[n++] = &L->up;
+    if (!L->is_moe) {
+        (*gu)[n++] = &L->gate;
+        if (L->up.kind) (*gu)[n++] = &L->up;
+    }
     for (int e = 0; e < E; e++) (*gu)[n++] = &L->experts[3 * e], (*gu)[n++] = &L->experts[3 * e + 1];
     return n;
 }
@@ -313,9 +345,9 @@ static qf_status qf_cal_layer_passes(qf_cal *c, qf_layer *L, qf_error *err)
 {
     const int64_t C = c->m->cfg.hidden_size;
     const int E = L->is_moe ? c->m->cfg.n_experts : 0;
-    qf_linear *qkv[3] = {&L->q, &L->k, &L->v}, *o1[1] = {&L->o}, **gu;
-    int ngu = qf_cal_gate_up(c, L, &gu);
-    qf_status r = qf_cal_stage(c, L, qf_pass_attn_in, 0, C, qkv, 3, -1, err);
+    qf_linear *qkv[3], *o1[1] = {&L->o}, **gu;
+    int nqkv = qf_cal_qkv(L, qkv), ngu = qf_cal_gate_up(c, L, &gu);
+    qf_status r = qf_cal_stage(c, L, qf_pass_attn_in, 0, C, qkv, nqkv, -1, err);
     if (r == QF_OK) r = qf_cal_stage(c, L, qf_pass_attention, 0, L->o.cols, o1, 1, -1, err);
     if (r == QF_OK && L->is_moe && c->o->moe_floor >= 0) { /* per expert, rows weighted by routing */
         r = qf_cal_stage(c, L, qf_pass_residual, 0, C, gu, 0, -1, err); /* h1 only */
@@ -333,6 +365,11 @@ static qf_status qf_cal_layer_passes(qf_cal *c, qf_layer *L, qf_error *err)
     for (int e = 0; r == QF_OK && e < E; e++) {
         qf_linear *d1[1] = {&L->experts[3 * e + 2]};
         r = qf_cal_stage(c, L, qf_pass_swiglu, e, d1[0]->cols, d1, 1, -1, err);
+    }
+    if (L->has_shared) { /* the shared expert sees every token: gate/up, then down */
+        qf_linear *sgu[2] = {&L->sh_gate, &L->sh_up}, *sd[1] = {&L->sh_down};
+        if (r == QF_OK) r = qf_cal_stage(c, L, qf_pass_shared_in, 0, C, sgu, 2, -1, err);
+        if (r == QF_OK) r = qf_cal_stage(c, L, qf_pass_swiglu, QF_FFN_SHARED, L->sh_down.cols, sd, 1, -1, err);
     }
     int64_t *count = calloc((size_t)E, sizeof(int64_t));
     if (r == QF_OK) r = qf_pass_output(c, L, count, err);
@@ -441,8 +478,8 @@ static qf_status qf_cal_layer_collect(qf_cal *c, qf_layer *L, qf_error *err)
     qf_expert_scales xs = {0};
     if (r == QF_OK && L->is_moe && awq) r = qf_cal_expert_scales(c, L, &xs, err);
     /* choose each group's scales and fold them, in the order q/k/v, o, gate/up, down */
-    qf_linear *qkv[3] = {&L->q, &L->k, &L->v}, *o1[1] = {&L->o}, *d1[1] = {&L->down}, **gu;
-    int ngu = qf_cal_gate_up(c, L, &gu);
+    qf_linear *qkv[3], *o1[1] = {&L->o}, *d1[1] = {&L->down}, **gu;
+    int nqkv = qf_cal_qkv(L, qkv), ngu = qf_cal_gate_up(c, L, &gu);
     struct {
         const char *what;
         qf_linear **lin;
@@ -451,7 +488,7 @@ static qf_status qf_cal_layer_collect(qf_cal *c, qf_layer *L, qf_error *err)
         float *norm;
         qf_linear *prev;
     } fold[4] = {
-        {"qkv", qkv, 3, 1, NULL, L->attn_norm, NULL},
+        {"qkv", qkv, nqkv, 1, NULL, L->attn_norm, NULL},
         {"o", o1, 1, awq && L->v.rows == L->o.cols, NULL, NULL, &L->v},
         {L->is_moe ? "experts_w1_w3" : "gate_up", gu, ngu, 1, L->is_moe ? &L->router : NULL, L->ffn_norm, NULL},
         {"down", d1, 1, awq && !L->is_moe, NULL, NULL, &L->up},

@@ -89,13 +89,15 @@ static qf_status qf_cal_floatify(qf_cal *c, qf_linear *lin, qf_error *err)
 
 qf_status qf_cal_floatify_layer(qf_cal *c, qf_layer *L, qf_error *err)
 {
-    qf_linear *all[4] = {&L->q, &L->k, &L->v, &L->o};
-    for (int i = 0; i < 4; i++) QF_TRY(qf_cal_floatify(c, all[i], err));
-    if (!L->is_moe) {
-        QF_TRY(qf_cal_floatify(c, &L->gate, err));
-        QF_TRY(qf_cal_floatify(c, &L->up, err));
-        QF_TRY(qf_cal_floatify(c, &L->down, err));
-    } else {
+    qf_linear *all[7] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
+    for (int i = 0; i < (L->is_moe ? 4 : 7); i++) /* phi3's fused layers leave k, v, up empty */
+        if (all[i]->kind) QF_TRY(qf_cal_floatify(c, all[i], err));
+    if (L->has_shared) { /* quantized by GPTQ like the experts (qwen2_moe, glm4_moe); its gate stays float */
+        QF_TRY(qf_cal_floatify(c, &L->sh_gate, err));
+        QF_TRY(qf_cal_floatify(c, &L->sh_up, err));
+        QF_TRY(qf_cal_floatify(c, &L->sh_down, err));
+    }
+    if (L->is_moe) {
         QF_TRY(qf_cal_floatify(c, &L->router, err));
         for (int e = 0; e < 3 * c->m->cfg.n_experts; e++) QF_TRY(qf_cal_floatify(c, &L->experts[e], err));
     }

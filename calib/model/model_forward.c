@@ -33,6 +33,8 @@ qf_status qf_model_embed(const qf_model *m, const int32_t *ids, int64_t n, float
             for (int64_t j = 0; j < C; j++)
                 o[j] = m->embed_dtype == QF_DTYPE_BF16 ? qf_bf16_to_f32(e[j]) : qf_f16_to_f32(e[j]);
         }
+        if (m->embed_scale != 1.0f) /* gemma: × sqrt(hidden), in float32 as the reference runs */
+            for (int64_t j = 0; j < C; j++) o[j] *= m->embed_scale;
     }
     return QF_OK;
 }
@@ -96,6 +98,7 @@ qf_status qf_model_logits(const qf_model *m, const float *h, int64_t n, float *l
     if (!xn) return qf_fail(err, QF_ERR_NOMEM, "out of memory for the final norm");
     qf_rmsnorm_rows(h, m->final_norm, n, C, m->cfg.rms_norm_eps, xn);
     qf_status st = qf_linear_forward(&m->lm_head, xn, n, logits, &m->observer, err);
+    if (!st && m->cfg.final_logit_softcap > 0) qf_softcap(logits, n * m->vocab_out, (float)m->cfg.final_logit_softcap);
     free(xn);
     return st;
 }

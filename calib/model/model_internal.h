@@ -86,7 +86,14 @@ void qf_add_rows(float *out, const float *a, const float *b, int64_t n);
 qf_status qf_attention(const qf_model *m, const float *q, const float *k, const float *v, int64_t n, int64_t window,
                        float *out, qf_error *err);
 
-/* Apply RoPE in place to x (n, heads*D) at positions 0..n-1 (HF rotate-half). */
-void qf_rope_apply(const qf_model *m, float *x, int64_t n, int heads);
+/* Apply RoPE r in place to x (n, heads*head_dim) at positions 0..n-1 (HF rotate-half over the
+ * leading r->dims of each head). */
+void qf_rope_apply(const qf_rope *r, int head_dim, float *x, int64_t n, int heads);
+
+/* The FFN activation in place: g[i] = act(g[i]) * u[i] for i < n (SwiGLU or GeGLU-tanh). */
+void qf_glu(qf_ffn_act act, float *g, const float *u, int64_t n);
+
+/* logits[i] = cap · tanh(logits[i] / cap) for i < n (final logit soft-capping). */
+void qf_softcap(float *x, int64_t n, float cap);
 
 #endif /* QF_MODEL_INTERNAL_H */

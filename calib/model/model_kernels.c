@@ -72,6 +72,30 @@ void qf_swiglu(float *g, const float *u, int64_t n)
     }
 }
 
+/* GeGLU with PyTorch's tanh GeLU (gelu(approximate="tanh"), transformers' gelu_pytorch_tanh):
+ * 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), in float32. */
+static void qf_geglu_tanh(float *g, const float *u, int64_t n)
+{
+    const float beta = 0.7978845608028654f, kappa = 0.044715f;
+#pragma omp parallel for schedule(static) if (n >= QF_PAR_MIN / 4)
+    for (int64_t i = 0; i < n; i++) {
+        float x = g[i], inner = beta * (x + kappa * x * x * x);
+        g[i] = 0.5f * x * (1.0f + tanhf(inner)) * u[i];
+    }
+}
+
+void qf_glu(qf_ffn_act act, float *g, const float *u, int64_t n)
+{
+    if (act == QF_FFN_ACT_GELU_TANH) qf_geglu_tanh(g, u, n);
+    else qf_swiglu(g, u, n);
+}
+
+void qf_softcap(float *x, int64_t n, float cap)
+{
+#pragma omp parallel for schedule(static) if (n >= QF_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) x[i] = tanhf(x[i] / cap) * cap;
+}
+
 void qf_add_rows(float *out, const float *a, const float *b, int64_t n)
 {
 #pragma omp parallel for simd schedule(static) if (n >= QF_PAR_MIN)
@@ -86,7 +110,7 @@ qf_status qf_attention(const qf_model *m, const float *q, const float *k, const 
 {
     const int H = m->cfg.n_heads, KV = m->cfg.n_kv_heads, D = m->cfg.head_dim, group = H / KV;
     const int64_t ldq = (int64_t)H * D, ldk = (int64_t)KV * D;
-    const float scale = 1.0f / sqrtf((float)D);
+    const float scale = m->attn_scale;
     /* Per kv head g, packed once and shared by its query heads and every query block:
      * kp_g = K_g (n keys, D) and vp_g = V_gᵀ (D, n keys), as matmul panels. */
     const int64_t ksz = qf_pack_floats(n, D), vsz = qf_pack_floats(D, n);

@@ -1,11 +1,12 @@
 /* model_load.c - build a qf_model from a hub folder or an artifact folder (see qf_model.h).
  *
- * Story: read config.json (refuse an unsupported model_type or attention variant; each layer's
- * sliding window) -> map the safetensors ->
- * embedding -> for each decoder layer: norms, attention projections (+ qk norms), then a
- * dense MLP or a MoE block (router, experts, shared expert) -> final norm -> lm_head (or the
- * tied embedding) -> RoPE frequencies.  Weights stay in the mapping; only norm vectors and
- * biases are copied to float32.
+ * Story: read config.json (refuse an unsupported model_type or attention variant; the
+ * family's row; each layer's sliding window) -> map the safetensors ->
+ * embedding -> for each decoder layer: norms (+ Gemma's sandwich norms), attention projections
+ * (or Phi-3's fused qkv_proj) (+ qk norms), then a dense MLP (or the fused gate_up_proj) or a
+ * MoE block (router, experts, shared expert) -> final norm -> lm_head (or the tied embedding)
+ * -> RoPE tables (and Gemma 3's local one), embedding and attention scales.  Weights stay in
+ * the mapping; only norm vectors (Gemma: 1 + w) and biases are copied to float32.
  */
 #include <stdarg.h>
 #include <math.h>
@@ -24,8 +25,10 @@ void qf_model_options_default(qf_model_options *opt)
     opt->moe_force_expert = -1;
 }
 
-/* A float vector tensor of n elements copied to float32 (owned by *out). */
-static qf_status qf_load_vec(const qf_checkpoint *ck, const char *name, int64_t n, float **out, qf_error *err)
+/* A float vector tensor of n elements copied to float32 (owned by *out), plus offset (Gemma's
+ * (1 + w) norms: the sum is formed in float32, as Gemma3RMSNorm does before multiplying). */
+static qf_status qf_load_vec_off(const qf_checkpoint *ck, const char *name, int64_t n, float offset, float **out,
+                                 qf_error *err)
 {
     const qf_tensor *t = qf_checkpoint_find(ck, name);
     if (!t) return qf_fail(err, QF_ERR_FORMAT, "%s: missing tensor '%s'", ck->dir, name);
@@ -44,9 +47,12 @@ static qf_status qf_load_vec(const qf_checkpoint *ck, const char *name, int64_t 
         memcpy(&h, t->data + 2 * i, 2);
         v[i] = t->dtype == QF_DTYPE_BF16 ? qf_bf16_to_f32(h) : qf_f16_to_f32(h);
     }
+    if (offset != 0.0f)
+        for (int64_t i = 0; i < n; i++) v[i] = offset + v[i];
     *out = v;
     return QF_OK;
 }
+
 
 /* Whether module `name` has a weight (float or packed). */
 static int qf_has_module(const qf_checkpoint *ck, const char *name)
@@ -80,6 +86,7 @@ static int64_t qf_module_rows(const qf_checkpoint *ck, const char *name)
 typedef struct qf_load_ctx {
     const qf_checkpoint *ck;
     const json_t *qc; /* quantization_config or NULL */
+    const qf_family *fam;
     qf_error *err;
 } qf_load_ctx;
 
@@ -117,15 +124,22 @@ static qf_status qf_load_moe(qf_load_ctx *c, const qf_model_config *cfg, int l, 
         for (int j = 0; j < 3; j++)
             QF_TRY(qf_lin(c, &L->experts[3 * e + j], l, e, j == 2 ? hid : inter, j == 2 ? inter : hid, -1,
                           "model.layers.%d.%s.experts.%d.%s", l, blk, e, mixtral ? mix[j] : qw[j]));
-    snprintf(name, sizeof name, "model.layers.%d.mlp.shared_expert.gate_proj", l);
-    if (!mixtral && qf_has_module(c->ck, name)) {
+    if (c->fam->sigmoid_routing) { /* GLM: the bias added to the scores that choose the experts */
+        snprintf(name, sizeof name, "model.layers.%d.mlp.gate.e_score_correction_bias", l);
+        QF_TRY(qf_load_vec_off(c->ck, name, E, 0.0f, &L->router_bias, c->err));
+    }
+    const char *sh = c->fam->shared_expert;
+    snprintf(name, sizeof name, "model.layers.%d.mlp.%s.gate_proj", l, sh ? sh : "");
+    if (sh && qf_has_module(c->ck, name)) {
         int64_t si = cfg->shared_expert_intermediate_size > 0 ? cfg->shared_expert_intermediate_size
                                                                : qf_module_rows(c->ck, name);
         L->has_shared = 1;
-        QF_TRY(qf_lin(c, &L->sh_gate, l, -2, si, hid, -1, "model.layers.%d.mlp.shared_expert.gate_proj", l));
-        QF_TRY(qf_lin(c, &L->sh_up, l, -2, si, hid, -1, "model.layers.%d.mlp.shared_expert.up_proj", l));
-        QF_TRY(qf_lin(c, &L->sh_down, l, -2, hid, si, -1, "model.layers.%d.mlp.shared_expert.down_proj", l));
-        QF_TRY(qf_lin(c, &L->sh_router, l, -2, 1, hid, -1, "model.layers.%d.mlp.shared_expert_gate", l));
+        QF_TRY(qf_lin(c, &L->sh_gate, l, -2, si, hid, -1, "model.layers.%d.mlp.%s.gate_proj", l, sh));
+        QF_TRY(qf_lin(c, &L->sh_up, l, -2, si, hid, -1, "model.layers.%d.mlp.%s.up_proj", l, sh));
+        QF_TRY(qf_lin(c, &L->sh_down, l, -2, hid, si, -1, "model.layers.%d.mlp.%s.down_proj", l, sh));
+        snprintf(name, sizeof name, "model.layers.%d.mlp.shared_expert_gate", l);
+        if (qf_has_module(c->ck, name)) /* qwen2_moe's sigmoid gate; GLM adds its shared experts unscaled */
+            QF_TRY(qf_lin(c, &L->sh_router, l, -2, 1, hid, -1, "model.layers.%d.mlp.shared_expert_gate", l));
     }
     return QF_OK;
 }
@@ -134,26 +148,45 @@ static qf_status qf_load_layer(qf_load_ctx *c, const qf_model_config *cfg, int l
 {
     const int64_t hid = cfg->hidden_size, hd = cfg->head_dim;
     const int64_t qd = (int64_t)cfg->n_heads * hd, kvd = (int64_t)cfg->n_kv_heads * hd;
+    const qf_family *fam = c->fam;
+    const float off = fam->norm_offset;
     char name[QF_LINEAR_NAME_MAX];
     snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
-    QF_TRY(qf_load_vec(c->ck, name, hid, &L->attn_norm, c->err));
-    snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
-    QF_TRY(qf_load_vec(c->ck, name, hid, &L->ffn_norm, c->err));
+    QF_TRY(qf_load_vec_off(c->ck, name, hid, off, &L->attn_norm, c->err));
+    /* the FFN's input norm; with sandwich norms post_attention_layernorm is the attention output's */
+    snprintf(name, sizeof name, "model.layers.%d.%s.weight", l,
+             fam->sandwich ? "pre_feedforward_layernorm" : "post_attention_layernorm");
+    QF_TRY(qf_load_vec_off(c->ck, name, hid, off, &L->ffn_norm, c->err));
+    if (fam->sandwich) {
+        snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
+        QF_TRY(qf_load_vec_off(c->ck, name, hid, off, &L->post_attn_norm, c->err));
+        snprintf(name, sizeof name, "model.layers.%d.post_feedforward_layernorm.weight", l);
+        QF_TRY(qf_load_vec_off(c->ck, name, hid, off, &L->post_ffn_norm, c->err));
+    }
     int qkv_bias = cfg->attention_bias ? 1 : -1;
-    QF_TRY(qf_lin(c, &L->q, l, -1, qd, hid, qkv_bias, "model.layers.%d.self_attn.q_proj", l));
-    QF_TRY(qf_lin(c, &L->k, l, -1, kvd, hid, qkv_bias, "model.layers.%d.self_attn.k_proj", l));
-    QF_TRY(qf_lin(c, &L->v, l, -1, kvd, hid, qkv_bias, "model.layers.%d.self_attn.v_proj", l));
+    if (fam->fused_qkv) {
+        QF_TRY(qf_lin(c, &L->q, l, -1, qd + 2 * kvd, hid, qkv_bias, "model.layers.%d.self_attn.qkv_proj", l));
+    } else {
+        QF_TRY(qf_lin(c, &L->q, l, -1, qd, hid, qkv_bias, "model.layers.%d.self_attn.q_proj", l));
+        QF_TRY(qf_lin(c, &L->k, l, -1, kvd, hid, qkv_bias, "model.layers.%d.self_attn.k_proj", l));
+        QF_TRY(qf_lin(c, &L->v, l, -1, kvd, hid, qkv_bias, "model.layers.%d.self_attn.v_proj", l));
+    }
     QF_TRY(qf_lin(c, &L->o, l, -1, hid, qd, -1, "model.layers.%d.self_attn.o_proj", l));
     if (cfg->qk_norm) {
         snprintf(name, sizeof name, "model.layers.%d.self_attn.q_norm.weight", l);
-        QF_TRY(qf_load_vec(c->ck, name, hd, &L->q_norm, c->err));
+        QF_TRY(qf_load_vec_off(c->ck, name, hd, off, &L->q_norm, c->err));
         snprintf(name, sizeof name, "model.layers.%d.self_attn.k_norm.weight", l);
-        QF_TRY(qf_load_vec(c->ck, name, hd, &L->k_norm, c->err));
+        QF_TRY(qf_load_vec_off(c->ck, name, hd, off, &L->k_norm, c->err));
     }
     int mixtral = strcmp(cfg->model_type, "mixtral") == 0;
     snprintf(name, sizeof name, "model.layers.%d.%s.gate", l, mixtral ? "block_sparse_moe" : "mlp");
     if (qf_has_module(c->ck, name)) return qf_load_moe(c, cfg, l, L, mixtral);
     if (mixtral) return qf_fail(c->err, QF_ERR_FORMAT, "%s: missing tensor '%s.weight'", c->ck->dir, name);
+    if (fam->fused_gate_up) {
+        QF_TRY(qf_lin(c, &L->gate, l, -1, 2 * (int64_t)cfg->intermediate_size, hid, -1, "model.layers.%d.mlp.gate_up_proj", l));
+        QF_TRY(qf_lin(c, &L->down, l, -1, hid, cfg->intermediate_size, -1, "model.layers.%d.mlp.down_proj", l));
+        return QF_OK;
+    }
     QF_TRY(qf_lin(c, &L->gate, l, -1, cfg->intermediate_size, hid, -1, "model.layers.%d.mlp.gate_proj", l));
     QF_TRY(qf_lin(c, &L->up, l, -1, cfg->intermediate_size, hid, -1, "model.layers.%d.mlp.up_proj", l));
     QF_TRY(qf_lin(c, &L->down, l, -1, hid, cfg->intermediate_size, -1, "model.layers.%d.mlp.down_proj", l));
@@ -164,6 +197,8 @@ static void qf_layer_free(qf_layer *L, int n_experts)
 {
     free(L->attn_norm);
     free(L->ffn_norm);
+    free(L->post_attn_norm);
+    free(L->post_ffn_norm);
     free(L->q_norm);
     free(L->k_norm);
     qf_linear_free(&L->q);
@@ -174,6 +209,7 @@ static void qf_layer_free(qf_layer *L, int n_experts)
     qf_linear_free(&L->up);
     qf_linear_free(&L->down);
     qf_linear_free(&L->router);
+    free(L->router_bias);
     if (L->experts)
         for (int i = 0; i < 3 * n_experts; i++) qf_linear_free(&L->experts[i]);
     free(L->experts);
@@ -190,8 +226,8 @@ void qf_model_free(qf_model *m)
         for (int l = 0; l < m->cfg.n_layers; l++) qf_layer_free(&m->layers[l], m->cfg.n_experts);
     free(m->layers);
     free(m->final_norm);
-    free(m->inv_freq);
-    free(m->rope_cos); /* rope_sin shares the allocation */
+    qf_rope_free(&m->rope);
+    qf_rope_free(&m->rope_local);
     qf_linear_free(&m->lm_head);
     qf_checkpoint_free(m->ck);
     qf_config_free(&m->cfg);
@@ -271,6 +307,9 @@ static qf_status qf_model_load_body(qf_model *m, const char *dir, qf_error *err)
         snprintf(why, sizeof why, "%s", err->msg);
         st = qf_fail(err, QF_ERR_UNSUPPORTED, "%s: %s", cfg_path, why);
     }
+    if (!st && !(m->fam = qf_family_find(cfg->model_type)))
+        st = qf_fail(err, QF_ERR_UNSUPPORTED, "%s/config.json: model_type '%s' has no row in the runner's family table",
+                     dir, cfg->model_type);
     if (!st && (cfg->head_dim % 2 || cfg->head_dim > 1024 || cfg->hidden_size <= 0 || cfg->n_layers <= 0 ||
                 cfg->intermediate_size < 0))
         st = qf_fail(err, QF_ERR_UNSUPPORTED, "%s/config.json: head_dim %d / hidden_size %d not supported by the "
@@ -287,7 +326,7 @@ static qf_status qf_model_load_body(qf_model *m, const char *dir, qf_error *err)
     if (st) return st;
     /* 2. the tensors */
     QF_TRY(qf_checkpoint_open(dir, &m->ck, err));
-    qf_load_ctx c = {m->ck, json_object_get(cfg->json, "quantization_config"), err};
+    qf_load_ctx c = {m->ck, json_object_get(cfg->json, "quantization_config"), m->fam, err};
     if (!json_is_object(c.qc)) c.qc = NULL;
     QF_TRY(qf_load_source_quant(dir, m->ck, &c.qc, err));
     /* 3. embedding */
@@ -303,7 +342,7 @@ static qf_status qf_model_load_body(qf_model *m, const char *dir, qf_error *err)
     /* 4. decoder layers */
     for (int l = 0; l < cfg->n_layers; l++) QF_TRY(qf_load_layer(&c, cfg, l, &m->layers[l]));
     /* 5. final norm and lm_head (or the tied embedding) */
-    QF_TRY(qf_load_vec(m->ck, "model.norm.weight", cfg->hidden_size, &m->final_norm, err));
+    QF_TRY(qf_load_vec_off(m->ck, "model.norm.weight", cfg->hidden_size, m->fam->norm_offset, &m->final_norm, err));
     if (qf_has_module(m->ck, "lm_head")) {
         m->vocab_out = qf_module_rows(m->ck, "lm_head");
         if (m->vocab_out <= 0) return qf_fail(err, QF_ERR_FORMAT, "%s: 'lm_head' has no 2-D weight", dir);
@@ -322,18 +361,24 @@ static qf_status qf_model_load_body(qf_model *m, const char *dir, qf_error *err)
         return qf_fail(err, QF_ERR_FORMAT, "%s: missing tensor 'lm_head.weight' (and tie_word_embeddings is false)",
                        dir);
     }
-    /* 6. RoPE */
-    m->inv_freq = malloc((size_t)(cfg->head_dim / 2) * sizeof(float));
-    if (!m->inv_freq) return qf_fail(err, QF_ERR_NOMEM, "out of memory");
-    qf_rope_inv_freq(cfg, m->inv_freq);
-    int64_t half = cfg->head_dim / 2, len = cfg->max_position_embeddings;
-    m->rope_len = len < 512 ? 512 : len > 8192 ? 8192 : len;
-    m->rope_cos = malloc((size_t)(2 * m->rope_len * half) * sizeof(float));
-    if (!m->rope_cos) return qf_fail(err, QF_ERR_NOMEM, "out of memory for the RoPE table");
-    m->rope_sin = m->rope_cos + m->rope_len * half;
-    m->rope_scale = qf_rope_cos_scale(cfg);
-    for (int64_t p = 0; p < m->rope_len; p++)
-        qf_rope_cos_sin(m->inv_freq, half, p, m->rope_scale, m->rope_cos + p * half, m->rope_sin + p * half);
+    /* 6. RoPE (Gemma 3: a second one, default type, for the sliding layers), scales */
+    int64_t len = cfg->max_position_embeddings;
+    len = len < 512 ? 512 : len > 8192 ? 8192 : len;
+    QF_TRY(qf_rope_init(&m->rope, cfg, len, err));
+    if (cfg->rope_local_theta > 0) {
+        qf_model_config local = *cfg;
+        local.rope_theta = cfg->rope_local_theta;
+        local.rope_type = QF_ROPE_DEFAULT;
+        QF_TRY(qf_rope_init(&m->rope_local, &local, len, err));
+    }
+    for (int l = 0; l < cfg->n_layers; l++) {
+        qf_layer *L = &m->layers[l];
+        L->rope = cfg->rope_local_theta > 0 && L->attn_window > 0 ? &m->rope_local : &m->rope;
+    }
+    /* as transformers: the Python double's power, rounded to float32 */
+    m->embed_scale = m->fam->scale_embed ? (float)sqrt((double)cfg->hidden_size) : 1.0f;
+    m->attn_scale = cfg->query_pre_attn_scalar > 0 ? (float)pow(cfg->query_pre_attn_scalar, -0.5)
+                                                   : 1.0f / sqrtf((float)cfg->head_dim);
     if (m->opt.moe_force_expert >= 0 && m->opt.moe_force_expert >= cfg->n_experts)
         return qf_fail(err, QF_ERR_USAGE, "moe_force_expert %d: the model has %d experts", m->opt.moe_force_expert,
                        cfg->n_experts);
@@ -345,8 +390,9 @@ static qf_status qf_model_load_body(qf_model *m, const char *dir, qf_error *err)
     for (int i = 0; i < cnt; i++) {
         const char *nm = all[i]->name, *dot = strrchr(nm, '.');
         if (all[i]->kind == QF_LINEAR_PACKED) m->n_linear_packed++;
-        if (dot && (strcmp(dot, ".gate_proj") == 0 || strcmp(dot, ".w1") == 0) && all[i]->rows > m->ffn_max)
-            m->ffn_max = all[i]->rows;
+        /* an FFN's width is its down projection's input (gate_up_proj is twice that) */
+        if (dot && (strcmp(dot, ".down_proj") == 0 || strcmp(dot, ".w2") == 0) && all[i]->cols > m->ffn_max)
+            m->ffn_max = all[i]->cols;
         if (!m->opt.act_quant) all[i]->act_enabled = 0;
     }
     free(all);

@@ -1,12 +1,13 @@
 /* model_moe.c - the MoE block step (qf_moe_route, qf_step_moe in qf_layer_steps.h): sparse
- * mixture of experts (Mixtral, Qwen2-MoE, Qwen3-MoE).
+ * mixture of experts (Mixtral, Qwen2-MoE, Qwen3-MoE, GLM-4.5).
  *
  * For each token: p = softmax(router(xn)) in float32; the top-k experts by p (ties: lower
  * index first, as torch.topk returns them); weights w = p_top / Σ p_top when norm_topk_prob
  * (Mixtral always), else p_top.  Then per expert e, the tokens routed to it are gathered
  * into one batch (ne, C), run through down(silu(gate(x)) * up(x)) and scattered back with
  * their weights, experts in index order.  Qwen2-MoE adds the shared expert scaled by
- * sigmoid(shared_expert_gate(xn)).  Each expert and the shared expert run through the dense
+ * sigmoid(shared_expert_gate(xn)), GLM-4.5 its shared experts unscaled; GLM routes by sigmoid
+ * scores with a correction bias over groups of experts (qf_route_sigmoid).  Each expert and the shared expert run through the dense
  * FFN steps (qf_step_ffn_act, qf_step_ffn_out).  The observer sees each expert's gathered
  * batch, so calibration counts tokens per expert.
  */
@@ -19,11 +20,60 @@
 
 #define QF_MAX_TOPK 64
 
+/* GLM-4.5 / DeepSeek-V3 routing of one token (Glm4MoeTopkRouter): p = sigmoid(logits); the
+ * choice uses p + bias: each of n_group groups scores the sum of its two best, the topk_group
+ * best groups stay, and the K best experts among them are taken (ties: lower index); their
+ * weights are p (without the bias) / (Σ p + 1e-20) when norm_topk_prob, × routed_scaling_factor. */
+static void qf_route_sigmoid(const qf_model_config *c, const float *bias, float *p, int *s, float *w)
+{
+    const int E = c->n_experts, K = c->n_experts_per_tok, G = c->n_group, per = E / G;
+    float choice[1024];
+    float gscore[64];
+    int gkeep[64] = {0};
+    for (int e = 0; e < E; e++) {
+        p[e] = 1.0f / (1.0f + expf(-p[e]));
+        choice[e] = p[e] + bias[e];
+    }
+    for (int g = 0; g < G; g++) { /* the group's top-2 sum (its only member when per == 1) */
+        float a = -INFINITY, b = -INFINITY;
+        for (int e = g * per; e < (g + 1) * per; e++) {
+            if (choice[e] > a) b = a, a = choice[e];
+            else if (choice[e] > b) b = choice[e];
+        }
+        gscore[g] = per > 1 ? a + b : a;
+    }
+    for (int j = 0; j < c->topk_group; j++) {
+        int best = -1;
+        for (int g = 0; g < G; g++)
+            if (!gkeep[g] && (best < 0 || gscore[g] > gscore[best])) best = g;
+        gkeep[best] = 1;
+    }
+    float wsum = 0.0f;
+    for (int j = 0; j < K; j++) {
+        int best = -1;
+        for (int e = 0; e < E; e++) {
+            int taken = !gkeep[e / per];
+            for (int i = 0; i < j; i++) taken |= s[i] == e;
+            if (!taken && (best < 0 || choice[e] > choice[best])) best = e;
+        }
+        s[j] = best;
+        w[j] = best >= 0 ? p[best] : 0.0f;
+        wsum += w[j];
+    }
+    for (int j = 0; j < K; j++) {
+        if (c->norm_topk_prob) w[j] /= wsum + 1e-20f;
+        w[j] *= (float)c->routed_scaling_factor;
+    }
+}
+
 qf_status qf_moe_route(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, float *logits,
                        const qf_linear_observer *obs, int *sel, float *wsel, qf_error *err)
 {
     const qf_model_config *c = &m->cfg;
     const int E = c->n_experts, K = c->n_experts_per_tok;
+    if (m->fam->sigmoid_routing && (E > 1024 || c->n_group > 64 || K > E / c->n_group * c->topk_group))
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "MoE routing: %d experts in %d groups (top %d of %d groups, %d experts) "
+                       "is beyond the runner's grouped routing", E, c->n_group, c->topk_group, c->n_group, K);
     QF_TRY(qf_linear_forward(&L->router, xn, n, logits, obs, err));
     for (int64_t t = 0; t < n; t++) {
         int *s = sel + t * K;
@@ -32,6 +82,10 @@ qf_status qf_moe_route(const qf_model *m, const qf_layer *L, const float *xn, in
             s[0] = m->opt.moe_force_expert;
             w[0] = 1.0f;
             for (int j = 1; j < K; j++) s[j] = -1, w[j] = 0.0f;
+            continue;
+        }
+        if (m->fam->sigmoid_routing) {
+            qf_route_sigmoid(c, L->router_bias, logits + t * E, s, w);
             continue;
         }
         float *p = logits + t * E, mx = -INFINITY, sum = 0.0f;
@@ -116,9 +170,9 @@ static qf_status qf_moe_forward(const qf_model *m, const qf_layer *L, const floa
         /* ye = shared expert(xn); logits[:, 0] = shared_expert_gate(xn) */
         st = qf_step_ffn_act(m, L, QF_FFN_SHARED, xn, n, g, u, err);
         if (!st) st = qf_step_ffn_out(m, L, QF_FFN_SHARED, g, n, NULL, ye, NULL, err);
-        if (!st) st = qf_linear_forward(&L->sh_router, xn, n, logits, &m->observer, err);
+        if (!st && L->sh_router.kind) st = qf_linear_forward(&L->sh_router, xn, n, logits, &m->observer, err);
         for (int64_t t = 0; t < n && !st; t++) {
-            float g = 1.0f / (1.0f + expf(-logits[t]));
+            float g = L->sh_router.kind ? 1.0f / (1.0f + expf(-logits[t])) : 1.0f; /* GLM: no gate */
             for (int64_t j = 0; j < C; j++) out[t * C + j] += g * ye[t * C + j];
         }
     }

@@ -12,9 +12,13 @@
  *           factor (qf_rope_cos_scale).
  * At position p: angle_i = float(p) · inv_freq[i]; rotate-half pairs element i with i + d/2:
  *   x'[i] = x[i] cos - x[i + d/2] sin,   x'[i + d/2] = x[i + d/2] cos + x[i] sin.
+ * Partial rotary (qf_rope_dims): d = the rotated dimensions, the leading d of each head; the
+ * formulas above use d in place of head_dim and the rest of the head passes through
+ * (transformers' apply_rotary_pos_emb: q[..., :rotary_dim] rotated, q[..., rotary_dim:] kept).
  */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "model_internal.h"
 
@@ -24,9 +28,17 @@ static double qf_yarn_dim(double rotations, int d, double theta, double orig_len
     return d * log(orig_len / (rotations * 2.0 * M_PI)) / (2.0 * log(theta));
 }
 
+int qf_rope_dims(const qf_model_config *cfg)
+{
+    const double f = cfg->rope_partial_factor; /* 0 (a config built in code) means unset: whole heads */
+    int d = f > 0.0 && f < 1.0 ? (int)(cfg->head_dim * f) : cfg->head_dim;
+    d -= d % 2;
+    return d < 2 ? 2 : d > cfg->head_dim ? cfg->head_dim : d;
+}
+
 static void qf_rope_yarn(const qf_model_config *cfg, float *inv_freq)
 {
-    const int d = cfg->head_dim;
+    const int d = qf_rope_dims(cfg);
     const double orig = cfg->rope_original_max_pos;
     double lo = qf_yarn_dim(cfg->rope_yarn_beta_fast, d, cfg->rope_theta, orig),
            hi = qf_yarn_dim(cfg->rope_yarn_beta_slow, d, cfg->rope_theta, orig);
@@ -61,7 +73,7 @@ void qf_rope_cos_sin(const float *inv_freq, int64_t half, int64_t p, float scale
 
 void qf_rope_inv_freq(const qf_model_config *cfg, float *inv_freq)
 {
-    int d = cfg->head_dim;
+    int d = qf_rope_dims(cfg);
     for (int i = 0; i < d / 2; i++) {
         float e = (float)(2 * i) / (float)d;
         inv_freq[i] = 1.0f / powf((float)cfg->rope_theta, e);
@@ -86,21 +98,47 @@ void qf_rope_inv_freq(const qf_model_config *cfg, float *inv_freq)
     }
 }
 
-void qf_rope_apply(const qf_model *m, float *x, int64_t n, int heads)
+qf_status qf_rope_init(qf_rope *r, const qf_model_config *cfg, int64_t len, qf_error *err)
 {
-    const int d = m->cfg.head_dim, half = d / 2;
-    const float *inv = m->inv_freq;
-#pragma omp parallel for schedule(static) if (n * heads * d >= QF_PAR_MIN)
+    memset(r, 0, sizeof *r);
+    r->dims = qf_rope_dims(cfg);
+    const int64_t half = r->dims / 2;
+    r->len = len;
+    r->inv_freq = malloc((size_t)half * sizeof(float));
+    r->cos = malloc((size_t)(2 * len * half) * sizeof(float));
+    if (!r->inv_freq || !r->cos) {
+        qf_rope_free(r);
+        return qf_fail(err, QF_ERR_NOMEM, "out of memory for the RoPE table");
+    }
+    r->sin = r->cos + len * half;
+    qf_rope_inv_freq(cfg, r->inv_freq);
+    r->scale = qf_rope_cos_scale(cfg);
+    for (int64_t p = 0; p < len; p++) qf_rope_cos_sin(r->inv_freq, half, p, r->scale, r->cos + p * half, r->sin + p * half);
+    return QF_OK;
+}
+
+void qf_rope_free(qf_rope *r)
+{
+    free(r->inv_freq);
+    free(r->cos); /* sin shares the allocation */
+    memset(r, 0, sizeof *r);
+}
+
+void qf_rope_apply(const qf_rope *r, int head_dim, float *x, int64_t n, int heads)
+{
+    const int half = r->dims / 2; /* dimensions r->dims..head_dim-1 pass through unrotated */
+    const float *inv = r->inv_freq;
+#pragma omp parallel for schedule(static) if (n * heads * head_dim >= QF_PAR_MIN)
     for (int64_t p = 0; p < n; p++) {
         float cbuf[512], sbuf[512]; /* head_dim <= 1024 */
-        const float *c = m->rope_cos + p * half, *s = m->rope_sin + p * half;
-        if (p >= m->rope_len) { /* beyond the table: same formula */
-            qf_rope_cos_sin(inv, half, p, m->rope_scale, cbuf, sbuf);
+        const float *c = r->cos + p * half, *s = r->sin + p * half;
+        if (p >= r->len) { /* beyond the table: same formula */
+            qf_rope_cos_sin(inv, half, p, r->scale, cbuf, sbuf);
             c = cbuf;
             s = sbuf;
         }
         for (int h = 0; h < heads; h++) {
-            float *v = x + (p * heads + h) * d;
+            float *v = x + (p * heads + h) * head_dim;
 #pragma omp simd
             for (int i = 0; i < half; i++) {
                 float x0 = v[i], x1 = v[i + half];

@@ -3,10 +3,16 @@
  *
  * Each step is the only implementation of its math: validate composes them over a whole
  * sequence, calibration calls them over chunks of samples, on the quantized layer and on its
- * float twin.  Variants are chosen here from the layer and the config, never by the caller:
- * qk-norm when the layer has q_norm / k_norm (qwen3), q/k/v bias inside the Linears (qwen2),
- * the layer's sliding window, RoPE scaling through the model's RoPE tables (model_rope.c).
+ * float twin.  Variants are chosen here from the layer, the config and the family row
+ * (qf_family), never by the caller: qk-norm when the layer has q_norm / k_norm (qwen3,
+ * gemma3), q/k/v bias inside the Linears (qwen2), fused qkv_proj / gate_up_proj (phi3), the
+ * layer's sliding window and RoPE tables (model_rope.c: scaling, partial rotary, Gemma's
+ * local base), Gemma's post-norms before each residual add, the FFN activation.
+ * (1 + w) norms need nothing here: the loader stores 1 + w.
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include "model_internal.h"
 #include "qf_layer_steps.h"
 
@@ -29,16 +35,30 @@ qf_status qf_step_attn_core(const qf_model *m, const qf_layer *L, const float *x
     if (n > 0 && (seqlen <= 0 || n % seqlen))
         return qf_fail(err, QF_ERR_USAGE, "attention: %lld rows are not whole samples of %lld tokens", (long long)n,
                        (long long)seqlen);
-    QF_TRY(qf_linear_forward(&L->q, xn, n, q, obs, err));
-    QF_TRY(qf_linear_forward(&L->k, xn, n, k, obs, err));
-    QF_TRY(qf_linear_forward(&L->v, xn, n, v, obs, err));
-    if (L->q_norm) { /* qwen3: per-head RMSNorm of q and k before RoPE */
+    if (m->fam->fused_qkv) { /* phi3: one product, its rows split into q | k | v */
+        const int64_t w = qd + 2 * kvd;
+        float *qkv = malloc((size_t)(n * w) * sizeof(float));
+        if (!qkv) return qf_fail(err, QF_ERR_NOMEM, "%s: out of memory for %lld tokens", L->q.name, (long long)n);
+        qf_status st = qf_linear_forward(&L->q, xn, n, qkv, obs, err);
+        for (int64_t t = 0; !st && t < n; t++) {
+            memcpy(q + t * qd, qkv + t * w, (size_t)qd * sizeof(float));
+            memcpy(k + t * kvd, qkv + t * w + qd, (size_t)kvd * sizeof(float));
+            memcpy(v + t * kvd, qkv + t * w + qd + kvd, (size_t)kvd * sizeof(float));
+        }
+        free(qkv);
+        QF_TRY(st);
+    } else {
+        QF_TRY(qf_linear_forward(&L->q, xn, n, q, obs, err));
+        QF_TRY(qf_linear_forward(&L->k, xn, n, k, obs, err));
+        QF_TRY(qf_linear_forward(&L->v, xn, n, v, obs, err));
+    }
+    if (L->q_norm) { /* qwen3, gemma3: per-head RMSNorm of q and k before RoPE */
         qf_rmsnorm_rows(q, L->q_norm, n * c->n_heads, c->head_dim, c->rms_norm_eps, q);
         qf_rmsnorm_rows(k, L->k_norm, n * c->n_kv_heads, c->head_dim, c->rms_norm_eps, k);
     }
     for (int64_t off = 0; off < n; off += seqlen) { /* each sample is its own sequence: positions 0..seqlen-1 */
-        qf_rope_apply(m, q + off * qd, seqlen, c->n_heads);
-        qf_rope_apply(m, k + off * kvd, seqlen, c->n_kv_heads);
+        qf_rope_apply(L->rope, c->head_dim, q + off * qd, seqlen, c->n_heads);
+        qf_rope_apply(L->rope, c->head_dim, k + off * kvd, seqlen, c->n_kv_heads);
         QF_TRY(qf_attention(m, q + off * qd, k + off * kvd, v + off * kvd, seqlen, L->attn_window, att + off * qd, err));
     }
     return QF_OK;
@@ -48,6 +68,8 @@ qf_status qf_step_attn_out(const qf_model *m, const qf_layer *L, const float *at
                            float *h1, float *tmp, qf_error *err)
 {
     QF_TRY(qf_linear_forward(&L->o, att, n, tmp, &m->observer, err));
+    if (L->post_attn_norm) /* gemma3: the attention output is normed before the residual add */
+        qf_rmsnorm_rows(tmp, L->post_attn_norm, n, m->cfg.hidden_size, m->cfg.rms_norm_eps, tmp);
     qf_add_rows(h1, h, tmp, n * m->cfg.hidden_size);
     return QF_OK;
 }
@@ -64,9 +86,23 @@ qf_status qf_step_ffn_act(const qf_model *m, const qf_layer *L, int ffn, const f
                           float *u, qf_error *err)
 {
     const qf_linear *gate = qf_ffn_linear(L, ffn, 0);
+    if (ffn == QF_FFN_DENSE && m->fam->fused_gate_up) { /* phi3: [gate | up] = gate_up(xn), gate first */
+        const int64_t F = gate->rows / 2;
+        float *gu = malloc((size_t)(n * 2 * F) * sizeof(float));
+        if (!gu) return qf_fail(err, QF_ERR_NOMEM, "%s: out of memory for %lld tokens", gate->name, (long long)n);
+        qf_status st = qf_linear_forward(gate, xn, n, gu, &m->observer, err);
+        for (int64_t t = 0; !st && t < n; t++) {
+            memcpy(g + t * F, gu + t * 2 * F, (size_t)F * sizeof(float));
+            memcpy(u + t * F, gu + t * 2 * F + F, (size_t)F * sizeof(float));
+        }
+        free(gu);
+        QF_TRY(st);
+        qf_glu(m->cfg.hidden_act, g, u, n * F);
+        return QF_OK;
+    }
     QF_TRY(qf_linear_forward(gate, xn, n, g, &m->observer, err));
     QF_TRY(qf_linear_forward(qf_ffn_linear(L, ffn, 1), xn, n, u, &m->observer, err));
-    qf_swiglu(g, u, n * gate->rows);
+    qf_glu(m->cfg.hidden_act, g, u, n * gate->rows);
     return QF_OK;
 }
 
@@ -74,8 +110,15 @@ qf_status qf_step_ffn_out(const qf_model *m, const qf_layer *L, int ffn, const f
                           float *out, float *tmp, qf_error *err)
 {
     const qf_linear *down = qf_ffn_linear(L, ffn, 2);
-    if (!h) return qf_linear_forward(down, g, n, out, &m->observer, err);
+    const float *post = ffn == QF_FFN_DENSE ? L->post_ffn_norm : NULL; /* gemma3: normed before the add */
+    const int64_t C = m->cfg.hidden_size;
+    if (!h) {
+        QF_TRY(qf_linear_forward(down, g, n, out, &m->observer, err));
+        if (post) qf_rmsnorm_rows(out, post, n, C, m->cfg.rms_norm_eps, out);
+        return QF_OK;
+    }
     QF_TRY(qf_linear_forward(down, g, n, tmp, &m->observer, err));
-    qf_add_rows(out, h, tmp, n * m->cfg.hidden_size);
+    if (post) qf_rmsnorm_rows(tmp, post, n, C, m->cfg.rms_norm_eps, tmp);
+    qf_add_rows(out, h, tmp, n * C);
     return QF_OK;
 }

@@ -1,6 +1,7 @@
 /* qf_layer_steps.h - the decoder layer as named steps: the one home of the forward math.
  *
- * Owns every piece of the forward pass of a Llama-family decoder layer, written once.
+ * Owns every piece of the forward pass of a Llama-family decoder layer, written once, with
+ * each family's additions (qf_family: Gemma 3's sandwich norms, Phi-3's fused projections).
  * `qforge validate` composes the steps (qf_model_forward, qf_model_layer_forward in
  * model_forward.c) and every calibration pass (calib/calibrate/) calls the same steps, pass by
  * pass, on the layer being quantized or on its float twin: each step takes the qf_layer to
@@ -22,14 +23,14 @@
  *   qf_step_attn_norm   h -> xn = input_layernorm(h)
  *   qf_step_attn_core   xn -> att (n, H*D) = causal attention (sliding window if the layer has
  *                       one) of RoPE(qk-norm(q(xn))), RoPE(qk-norm(k(xn))), v(xn): o's input
- *   qf_step_attn_out    h, att -> h1 = h + o(att)
- *   qf_step_ffn_norm    h1 -> xn2 = post_attention_layernorm(h1)
- *   dense FFN:  qf_step_ffn_act  xn2 -> g = silu(gate(xn2)) * up(xn2): down's input (also of
+ *   qf_step_attn_out    h, att -> h1 = h + o(att)   (gemma3: h + post-norm(o(att)))
+ *   qf_step_ffn_norm    h1 -> xn2 = post_attention_layernorm(h1) (gemma3: pre_feedforward_layernorm)
+ *   dense FFN:  qf_step_ffn_act  xn2 -> g = act(gate(xn2)) * up(xn2): down's input (also of
  *                                one expert, or of the shared expert)
- *               qf_step_ffn_out  h1, g -> h1 + down(g)
+ *               qf_step_ffn_out  h1, g -> h1 + down(g)   (gemma3: h1 + post-norm(down(g)))
  *   MoE block:  qf_moe_route     xn2 -> each token's experts and weights (the router)
  *               qf_step_moe      h1, xn2 -> h1 + Σ_k w_k expert_k(xn2) (+ shared expert)
- *   qf_model_logits (qf_model.h) h -> lm_head(final_norm(h))
+ *   qf_model_logits (qf_model.h) h -> lm_head(final_norm(h)) (soft-capped when the config says)
  */
 #ifndef QF_LAYER_STEPS_H
 #define QF_LAYER_STEPS_H
@@ -60,17 +61,19 @@ void qf_step_ffn_norm(const qf_model *m, const qf_layer *L, const float *h, int6
 qf_status qf_step_attn_core(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, int64_t seqlen,
                             float *q, float *k, float *v, float *att, qf_error *err);
 
-/* h1 (n, C) = h + o(att); tmp (n, C) work.  h1 may alias h or tmp. */
+/* h1 (n, C) = h + o(att) (gemma3: h + post_attention_layernorm(o(att))); tmp (n, C) work.
+ * h1 may alias h or tmp. */
 qf_status qf_step_attn_out(const qf_model *m, const qf_layer *L, const float *att, int64_t n, const float *h,
                            float *h1, float *tmp, qf_error *err);
 
-/* g (n, F) = silu(gate(xn)) * up(xn), the FFN `ffn` selects (QF_FFN_DENSE, QF_FFN_SHARED or
- * an expert index); u (n, F) work.  F = that FFN's width (its gate's rows). */
+/* g (n, F) = act(gate(xn)) * up(xn), the FFN `ffn` selects (QF_FFN_DENSE, QF_FFN_SHARED or
+ * an expert index), act = silu or GeLU-tanh (cfg.hidden_act); u (n, F) work.  F = that FFN's
+ * width (its down's input; phi3's fused gate_up_proj has 2F rows, gate first). */
 qf_status qf_step_ffn_act(const qf_model *m, const qf_layer *L, int ffn, const float *xn, int64_t n, float *g,
                           float *u, qf_error *err);
 
-/* out (n, C) = h + down(g) of FFN `ffn`; tmp (n, C) work.  out may alias h or tmp; h NULL:
- * out = down(g) (no residual). */
+/* out (n, C) = h + down(g) of FFN `ffn` (gemma3's dense FFN: h + post_feedforward_layernorm(
+ * down(g))); tmp (n, C) work.  out may alias h or tmp; h NULL: out = down(g) (no residual). */
 qf_status qf_step_ffn_out(const qf_model *m, const qf_layer *L, int ffn, const float *g, int64_t n, const float *h,
                           float *out, float *tmp, qf_error *err);
 

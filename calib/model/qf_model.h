@@ -10,8 +10,19 @@
  *   qwen2_moe/qwen3_moe MoE: mlp.gate router, mlp.experts.E.{gate,up,down}_proj, optional
  *                      mlp.shared_expert.* scaled by sigmoid(mlp.shared_expert_gate(x));
  *                      layers without a router use a dense mlp (decoder_sparse_step)
+ *   gemma3_text        (1 + w) RMSNorms, sandwich norms (post-attention, pre- and post-feed-
+ *                      forward), embeddings × sqrt(hidden), q/k norms, scores scaled by
+ *                      query_pre_attn_scalar^-1/2, GeLU-tanh MLP, sliding layers with their own
+ *                      RoPE base, final logit soft-capping, tied embeddings
+ *   phi3               fused self_attn.qkv_proj and mlp.gate_up_proj, partial rotary
+ *   glm4_moe           dense first layers, then MoE: sigmoid routing with a score-correction
+ *                      bias over grouped experts, routed_scaling_factor, shared experts;
+ *                      partial rotary, optional q/k norms, q/k/v biases
+ * What a family adds to the Llama layer is one row of the family table (qf_family,
+ * model_family.c); the steps read the row, never the model_type.
  * Routing: softmax over the router logits (float32), top-k, renormalised when norm_topk_prob
- * (always for mixtral).  RoPE uses Hugging Face's rotate-half convention.
+ * (always for mixtral).  RoPE uses Hugging Face's rotate-half convention (on the leading
+ * partial_rotary_factor of each head where the family has partial rotary).
  *
  * Evaluation is a whole sequence at once (one ppl window): every Linear is one batched
  * product over the n tokens, attention is causal over positions 0..n-1 with a fresh cache,
@@ -48,25 +59,63 @@ typedef struct qf_model_options {
 /* act_quant = 1, moe_force_expert = -1. */
 void qf_model_options_default(qf_model_options *opt);
 
+/* What a model_type's decoder layer adds to the Llama layer (one row of model_family.c). */
+typedef struct qf_family {
+    const char *model_type;
+    float norm_offset;  /* 1: Gemma's RMSNorms multiply by (1 + w); added to the float copies at load */
+    int sandwich;       /* Gemma: post_attention_layernorm normalizes the attention output and
+                         * post_feedforward_layernorm the FFN output, each before its residual add;
+                         * the FFN's input norm is pre_feedforward_layernorm */
+    int scale_embed;    /* Gemma: embedding rows × sqrt(hidden_size) (float32) */
+    int fused_qkv;      /* Phi-3: self_attn.qkv_proj = [q; k; v] rows, held in qf_layer.q */
+    int fused_gate_up;  /* Phi-3: mlp.gate_up_proj = [gate; up] rows, held in qf_layer.gate */
+    int partial_rope;   /* partial_rotary_factor honoured (RoPE on the leading dimensions) */
+    int fold_norms;     /* AWQ / SmoothQuant may fold scales into plain x·w norms and the
+                         * previous Linear (0: refused, the fold would be wrong or is not written) */
+    int sigmoid_routing;       /* GLM-4.5: sigmoid scores, e_score_correction_bias, grouped top-k,
+                                * routed_scaling_factor (else softmax top-k) */
+    const char *shared_expert; /* the shared expert's module under mlp ("shared_expert"; GLM:
+                                * "shared_experts", without a sigmoid gate); NULL: none */
+} qf_family;
+
+/* The row of model_type, NULL when the runner does not know it. */
+const qf_family *qf_family_find(const char *model_type);
+
+/* RoPE tables of one base / scaling (a model has one, Gemma 3 two: full and sliding layers). */
+typedef struct qf_rope {
+    int dims;                /* dimensions rotated per head: head_dim × partial_rotary_factor (even) */
+    float *inv_freq;         /* (dims / 2) fp32 inverse frequencies, owned */
+    float *cos, *sin;        /* (len, dims / 2) cos / sin of position × inv_freq (× scale), owned (one block at cos) */
+    int64_t len;             /* positions tabulated (later positions are computed on the fly) */
+    float scale;             /* cos and sin are multiplied by it (YaRN's attention factor; else 1) */
+} qf_rope;
+
 typedef struct qf_layer {
     float *attn_norm;        /* (hidden) fp32, owned: input_layernorm */
-    float *ffn_norm;         /* (hidden) fp32, owned: post_attention_layernorm */
-    float *q_norm, *k_norm;  /* (head_dim) fp32, owned: qwen3 only, else NULL */
-    qf_linear q, k, v, o;    /* q: (n_heads*head_dim, hidden), k/v: (n_kv*head_dim, hidden), o: (hidden, n_heads*head_dim) */
+    float *ffn_norm;         /* (hidden) fp32, owned: post_attention_layernorm (Gemma: pre_feedforward_layernorm) */
+    float *post_attn_norm;   /* (hidden) fp32, owned: Gemma's post_attention_layernorm, else NULL */
+    float *post_ffn_norm;    /* (hidden) fp32, owned: Gemma's post_feedforward_layernorm, else NULL */
+    float *q_norm, *k_norm;  /* (head_dim) fp32, owned: qwen3 / gemma3 only, else NULL */
+    qf_linear q, k, v, o;    /* q: (n_heads*head_dim, hidden), k/v: (n_kv*head_dim, hidden), o: (hidden, n_heads*head_dim);
+                              * fused_qkv: q is qkv_proj ((n_heads + 2 n_kv)*head_dim rows), k and v are empty */
     int attn_window;         /* tokens a query sees, itself included (sliding window); 0 = every earlier one */
+    const qf_rope *rope;     /* the model's RoPE this layer uses (Gemma 3's sliding layers: rope_local) */
     int is_moe;
-    /* dense MLP (is_moe == 0): gate/up (inter, hidden), down (hidden, inter) */
+    /* dense MLP (is_moe == 0): gate/up (inter, hidden), down (hidden, inter); fused_gate_up:
+     * gate is gate_up_proj (2 inter rows), up is empty */
     qf_linear gate, up, down;
     /* MoE (is_moe == 1) */
     qf_linear router;        /* (n_experts, hidden), usually float */
+    float *router_bias;      /* (n_experts) fp32, owned: GLM's mlp.gate.e_score_correction_bias, else NULL */
     qf_linear *experts;      /* [n_experts * 3], owned array: expert e is gate = [3e], up = [3e+1], down = [3e+2] */
     int has_shared;
     qf_linear sh_gate, sh_up, sh_down; /* shared expert (qwen2_moe) */
-    qf_linear sh_router;     /* shared_expert_gate (1, hidden): output scaled by sigmoid of it */
+    qf_linear sh_router;     /* shared_expert_gate (1, hidden): output scaled by sigmoid of it (empty: unscaled, GLM) */
 } qf_layer;
 
 typedef struct qf_model {
     qf_model_config cfg;
+    const qf_family *fam;    /* the family's row (static) */
     qf_model_options opt;
     qf_checkpoint *ck;       /* owned: every borrowed weight pointer points into it */
     const void *embed;       /* (vocab_in, hidden) borrowed, embed_dtype (F32 / BF16 / F16) */
@@ -76,10 +125,10 @@ typedef struct qf_model {
     qf_layer *layers;        /* [cfg.n_layers], owned */
     float *final_norm;       /* (hidden) fp32, owned */
     qf_linear lm_head;       /* (vocab_out, hidden); the embedding when tie_word_embeddings */
-    float *inv_freq;         /* (head_dim / 2) fp32 RoPE inverse frequencies, owned */
-    float *rope_cos, *rope_sin; /* (rope_len, head_dim / 2) cos / sin of position * inv_freq, owned */
-    int64_t rope_len;        /* positions tabulated (later positions are computed on the fly) */
-    float rope_scale;        /* cos and sin are multiplied by it (YaRN's attention factor; else 1) */
+    qf_rope rope;            /* the RoPE of the config (every layer's but Gemma 3's sliding ones) */
+    qf_rope rope_local;      /* Gemma 3's sliding layers (rope_local_theta, default type); else unused */
+    float embed_scale;       /* embedding rows are multiplied by it (Gemma: sqrt(hidden)); else 1 */
+    float attn_scale;        /* attention scores × it: head_dim^-1/2, or query_pre_attn_scalar^-1/2 */
     int n_linear_packed;     /* how many Linears are quantized (0 for a float checkpoint) */
     int64_t ffn_max;         /* widest FFN (dense, expert or shared), for work buffers */
     qf_linear_observer observer; /* fn NULL: none; set freely between forward calls */
@@ -98,14 +147,22 @@ void qf_model_free(qf_model *m); /* NULL accepted */
 qf_status qf_model_forward(const qf_model *m, const int32_t *ids, int64_t n, float *logits, qf_error *err);
 
 /* ---- layer-by-layer (calibration) -------------------------------------------------------- */
-/* h (n, hidden) = embedding rows of ids. */
+/* h (n, hidden) = embedding rows of ids (× embed_scale). */
 qf_status qf_model_embed(const qf_model *m, const int32_t *ids, int64_t n, float *h, qf_error *err);
 /* h (n, hidden) <- decoder layer `layer` applied to h (residual stream), positions 0..n-1. */
 qf_status qf_model_layer_forward(const qf_model *m, int layer, float *h, int64_t n, qf_error *err);
-/* logits (n, vocab_out) = lm_head(final_norm(h)); h is not modified. */
+/* logits (n, vocab_out) = lm_head(final_norm(h)), soft-capped when cfg.final_logit_softcap > 0;
+ * h is not modified. */
 qf_status qf_model_logits(const qf_model *m, const float *h, int64_t n, float *logits, qf_error *err);
 
-/* RoPE inverse frequencies of cfg (head_dim / 2 values), as Hugging Face computes them
+/* Dimensions RoPE rotates per head: head_dim, or head_dim × partial_rotary_factor rounded
+ * down (as transformers' int()) and to an even count. */
+int qf_rope_dims(const qf_model_config *cfg);
+/* Build r for cfg (qf_rope_dims, qf_rope_inv_freq, qf_rope_cos_scale) over len positions;
+ * r->cos is freed by qf_rope_free (which accepts a zeroed r).  QF_ERR_NOMEM only. */
+qf_status qf_rope_init(qf_rope *r, const qf_model_config *cfg, int64_t len, qf_error *err);
+void qf_rope_free(qf_rope *r);
+/* RoPE inverse frequencies of cfg (qf_rope_dims / 2 values), as Hugging Face computes them
  * (float32): default theta^(-2i/d); linear divides by factor; llama3 applies the
  * low/high-frequency wavelength rule with smooth interpolation in between; yarn blends
  * interpolated and original frequencies along a ramp over the dimensions (model_rope.c). */

@@ -102,6 +102,8 @@ typedef struct qf_feed {
     qf_convert_plan *plan;
     const qf_calib_opts *calib; /* which tensors outside the layers calibration hands over */
     int layers_done;   /* layers 0..layers_done-1 handed over */
+    int n_layers;      /* num_hidden_layers: tensors of later layers (GLM / DeepSeek MTP layers,
+                        * which the runner does not run) are not calibrated: RTN by the writer */
     int cal_state;     /* 0 running, 1 finished, -1 failed */
     int writer_failed;
     int cal_failure_seen; /* the writer stopped because calibration failed */
@@ -156,6 +158,7 @@ static qf_status qf_feed_take(qf_feed *f, qf_out_tensor *ot, qf_write_queue *q, 
     if (!f) return QF_OK;
     const int l = qf_tensor_layer(ot->name);
     qf_status s = QF_OK;
+    if (f->n_layers > 0 && l >= f->n_layers) return QF_OK; /* beyond the decoder: RTN, nothing to wait for */
     pthread_mutex_lock(&f->mu);
     /* outside the layers: a quantized tensor comes when calibration ends, a rotated one
      * (qf_calib_outside_tensor) with layer 0 */
@@ -545,10 +548,10 @@ static int qf_feed_start(qf_feed *f)
 /* Calibrate (this thread) while the writer thread streams the shards; *report is
  * calibration's report.  The first failure wins: the writer's (a full disk) or calibration's. */
 static qf_status qf_calibrate_and_write(const qf_convert_opts *o, const qf_checkpoint *ck, qf_convert_plan *plan,
-                                        const char *tmp, json_t *manifest, json_t *journal, qf_convert_stats *st,
-                                        json_t **report, double *t_weights, qf_error *err)
+                                        int n_layers, const char *tmp, json_t *manifest, json_t *journal,
+                                        qf_convert_stats *st, json_t **report, double *t_weights, qf_error *err)
 {
-    qf_feed feed = {.plan = plan, .calib = &o->calib, .ctx = o->ctx, .calibrating = 1};
+    qf_feed feed = {.plan = plan, .calib = &o->calib, .ctx = o->ctx, .calibrating = 1, .n_layers = n_layers};
     pthread_mutex_init(&feed.mu, NULL);
     pthread_cond_init(&feed.cv, NULL);
     pthread_mutex_init(&feed.log_mu, NULL);
@@ -763,7 +766,8 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
     double tw = qf_now();
     if (s == QF_OK && o->calibrated) {
         json_t *report = NULL;
-        s = qf_calibrate_and_write(o, ck, &plan, tmp, manifest, journal, st, &report, &st->seconds_weights, err);
+        s = qf_calibrate_and_write(o, ck, &plan, cfg.n_layers, tmp, manifest, journal, st, &report,
+                                   &st->seconds_weights, err);
         if (s == QF_OK) json_object_set_new(manifest, "calibration", report);
         else json_decref(report);
     } else if (s == QF_OK) {

@@ -1,19 +1,22 @@
 # The fixtures built with transformers (tests/tools/make_fixtures.py): tiny-tied (qwen3, tied
-# embeddings, no lm_head tensor), tiny-swa (mistral, sliding_window 128) and tiny-yarn (qwen2,
-# q/k/v biases, YaRN RoPE scaling).  `validate` must
+# embeddings, no lm_head tensor), tiny-swa (mistral, sliding_window 128), tiny-yarn (qwen2,
+# q/k/v biases, YaRN RoPE scaling), tiny-gemma3 (gemma3_text), tiny-phi3 (phi3, fused
+# projections, partial rotary) and tiny-glm4moe (glm4_moe: sigmoid grouped routing, shared expert).  `validate` must
 # reproduce transformers' PPL through the CLI (tokenizer included), every RTN scheme must
 # convert, verify and validate, and `inspect` must say why it could not use a config.json.
 . tests/cli/lib.sh
 # rel_within A B TOL: |A/B - 1| <= TOL
 rel_within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a / b - 1; if (d < 0) d = -d; exit !(b > 0 && d <= t) }'; }
 json_num() { sed -n "s/.*\"$1\": *\([-0-9.eE+]*\).*/\1/p" "$2" | head -n 1; }
-for model in tiny-tied tiny-swa tiny-yarn; do
+for model in tiny-tied tiny-swa tiny-yarn tiny-gemma3 tiny-phi3 tiny-glm4moe; do
     ref=$(json_num ppl tests/data/$model.reference.json)
     n=$(json_num windows tests/data/$model.reference.json)
     expect_exit 0 "validate $model, $n windows" -- "$QFORGE" validate --base tests/data/$model \
         --text tests/data/eval.txt --chunks "$n" --json -q
     got=$(json_num ppl "$T/stdout")
-    # measured: 1e-9 (tiny-tied), 3.3e-8 (tiny-swa), 9.5e-9 (tiny-yarn); the limit's reason is in tests/test_model_families.c
+    # measured: 1e-9 (tiny-tied), 3.3e-8 (tiny-swa), 9.5e-9 (tiny-yarn), 2e-9 (tiny-gemma3), 7e-9 (tiny-phi3),
+    # 9e-9 (tiny-glm4moe);
+    # the limit's reason is in tests/test_model_families.c
     if rel_within "$got" "$ref" 1e-6; then ok "$model PPL $got = transformers $ref"
     else bad "$model PPL $got, transformers $ref (limit 1e-6 relative)"; fi
     for s in fp8-dynamic w4a16 w4a16-asym nvfp4a16 mxfp4a16 w8a8; do
@@ -39,6 +42,49 @@ expect_exit 0 "gptq tiny-swa" -- "$QFORGE" convert tests/data/tiny-swa -o "$T/g1
 expect_exit 0 "gptq tiny-swa without its window" -- "$QFORGE" convert "$T/nowin" -o "$T/g2" --scheme w4a16 --method gptq --calib-samples 8 -q
 cmp -s "$T/g1/model.safetensors" "$T/g2/model.safetensors" && bad "calibration ignores the sliding window" ||
     ok "calibration sees the sliding window"
+# Gemma 3, Phi-3 and GLM-4.5 calibrate: GPTQ (weights only, the same text) must beat RTN's mean
+# KLD, as on the Llama fixtures (docs/bench.md has the default-sample figures; 32 samples here),
+# and every expert of the MoE fixture must have seen calibration tokens
+kld_of() { sed -n 's/.*"mean_kld": *\([-0-9.eE+]*\).*/\1/p' "$T/stdout" | head -n 1; }
+for model in tiny-gemma3 tiny-phi3 tiny-glm4moe; do
+    expect_exit 0 "gptq $model" -- "$QFORGE" convert tests/data/$model -o "$T/$model-gptq" --scheme w4a16 \
+        --method gptq --calib-samples 32 -q
+    expect_exit 0 "verify gptq $model" -- "$QFORGE" verify "$T/$model-gptq" -q
+    expect_exit 0 "validate gptq $model" -- "$QFORGE" validate --base tests/data/$model --quant "$T/$model-gptq" \
+        --text tests/data/eval.txt --chunks 32 --json -q
+    kg=$(kld_of)
+    expect_exit 0 "validate rtn $model" -- "$QFORGE" validate --base tests/data/$model --quant "$T/$model-w4a16" \
+        --text tests/data/eval.txt --chunks 32 --json -q
+    kr=$(kld_of)
+    awk -v g="$kg" -v r="$kr" 'BEGIN { exit !(g > 0 && r > 0 && g < r) }' &&
+        ok "$model w4a16: GPTQ mean KLD $kg < RTN $kr" || bad "$model w4a16: GPTQ mean KLD '$kg' not below RTN '$kr'"
+    if [ $model = tiny-glm4moe ]; then
+        counts=$(tr -d ' \n' <"$T/$model-gptq/qforge.manifest.json" | grep -o '"routed_tokens_per_expert":\[[0-9,]*\]')
+        [ "$(echo "$counts" | wc -l)" = 2 ] && ! echo "$counts" | grep -q '[[,]0[],]' &&
+            ok "$model: every expert of both MoE layers saw calibration tokens" ||
+            bad "$model: routed_tokens_per_expert: '$counts'"
+    fi
+    # AWQ folds scales into x*w norms: refused for (1 + w) norms, fused gate_up and shared experts
+    expect_exit 5 "awq $model refused" -- "$QFORGE" convert tests/data/$model -o "$T/$model-awq" --scheme w4a16 \
+        --method awq -q
+    stderr_has "does not fold into model_type" "awq refusal names the reason"
+    no_output "$T/$model-awq" "no artifact after the awq refusal"
+done
+# GLM-4.5 / DeepSeek checkpoints store their MTP layers after the decoder's (num_nextn_predict_layers):
+# the runner does not run them, so a calibrated conversion gives them RTN instead of failing.
+# tiny-glm4moe with num_hidden_layers 2 makes its layer 2 such a layer.
+rm -rf "$T/mtp"; cp -r tests/data/tiny-glm4moe "$T/mtp"; chmod -R u+w "$T/mtp"
+sed -i 's/"num_hidden_layers": 3/"num_hidden_layers": 2/' "$T/mtp/config.json"
+expect_exit 0 "gptq with an MTP layer" -- "$QFORGE" convert "$T/mtp" -o "$T/mtp-gptq" --scheme w4a16 --method gptq \
+    --calib-samples 8 -q
+expect_exit 0 "rtn with an MTP layer" -- "$QFORGE" convert "$T/mtp" -o "$T/mtp-rtn" --scheme w4a16 -q
+tensor_hash() { tr -d ' \n' <"$1/qforge.manifest.json" | grep -o "\"name\":\"$2\",\"shape\":\[[0-9,]*\],\"xxh3_128\":\"[0-9a-f]*\""; }
+for t in model.layers.2.self_attn.q_proj.weight_packed model.layers.1.self_attn.q_proj.weight_packed; do
+    a=$(tensor_hash "$T/mtp-gptq" $t); b=$(tensor_hash "$T/mtp-rtn" $t)
+    case $t in *layers.2.*) want=same ;; *) want=different ;; esac
+    { [ -n "$a" ] && { [ "$a" = "$b" ] && got=same || got=different; } && [ $got = $want ]; } &&
+        ok "MTP layers are RTN, decoder layers GPTQ: $t $want" || bad "$t: gptq '$a' rtn '$b', wanted $want"
+done
 # the full-attention number is not what validate prints (the test above could fail)
 full=$(json_num full_attention_ppl tests/data/tiny-swa.reference.json)
 ref=$(json_num ppl tests/data/tiny-swa.reference.json)

@@ -9,7 +9,8 @@
 #   it loads in transformers + compressed-tensors with no missing or unexpected keys, every
 #   weight is the base's within the format's rounding, no fused expert tensor is silently left
 #   in bf16, finite logits.  What qforge does not do yet is a strict XFAIL there (issue 15).
-#   FAMILIES="a b" restricts the families; FAMILY_SCHEMES="family:scheme ..." overrides.
+#   FAMILIES="a b" restricts the families; FAMILY_SCHEMES="family:scheme ..." overrides;
+#   GPTQ_FAMILIES (same form) names the families also converted with --method gptq.
 #   Python: $PYTHON or python3 with torch, transformers and compressed-tensors
 #   (tests/interop/requirements.txt).  Without them: "SKIP families: <reason>", exit 77.
 #   Prints "N passed, N failed" last; exit 1 when anything failed.
@@ -19,6 +20,9 @@ DEFAULT_SCHEMES="nemotron_h:w4a16 qwen3_next:fp8-dynamic qwen3_5_moe_text:w4a16-
 deepseek_v32:nvfp4a16 gpt_oss:w4a16 llama4_text:w4a16 gemma3_text:mxfp4a16 phi3:w8a8 glm4_moe:nvfp4a16
 deepseek_v4:fp8-dynamic gemma4_text:w4a16"
 FAMILY_SCHEMES=${FAMILY_SCHEMES:-$DEFAULT_SCHEMES}
+# Families the runner runs are also calibrated (GPTQ, few samples: this checks the artifact, not
+# its quality; tests/cli/model_families.sh holds GPTQ to beat RTN) and loaded the same way.
+GPTQ_FAMILIES=${GPTQ_FAMILIES:-"gemma3_text:w4a16 phi3:w4a16 glm4_moe:w4a16"}
 if ! err=$("$py" -c "import torch, transformers, compressed_tensors" 2>&1); then
     echo "SKIP families: $py cannot import torch, transformers and compressed-tensors" \
          "($(echo "$err" | tail -n 1); pip install -r tests/interop/requirements.txt)"
@@ -46,6 +50,21 @@ for fam in $wanted; do
             >"$tmp/$fam.log" 2>"$tmp/$fam.err"
         grep -E '^(FAIL|XFAIL|XPASS|     )' "$tmp/$fam.log"
         counts_add "$tmp/$fam.log" || { echo "FAIL $fam: check_families.py crashed:"; tail -n 15 "$tmp/$fam.err" | sed 's/^/    /'; }
+        rm -rf "$out"
+    done
+    for fs in $GPTQ_FAMILIES; do
+        [ "${fs%%:*}" = "$fam" ] || continue
+        s=${fs#*:}
+        out=$tmp/$fam-$s-gptq
+        if ! "$qforge" convert "$tmp/base/$fam" -o "$out" --scheme "$s" --method gptq --calib-samples 16 -q \
+            >"$out.log" 2>&1; then
+            echo "FAIL $fam $s gptq: qforge convert exited non-zero:"; sed 's/^/    /' "$out.log"
+            fail=$((fail + 1)); continue
+        fi
+        PYTHONPATH=$here${PYTHONPATH:+:$PYTHONPATH} "$py" "$here/check_families.py" "$tmp/base/$fam" "$s-gptq=$out" \
+            >"$tmp/$fam-gptq.log" 2>"$tmp/$fam-gptq.err"
+        grep -E '^(FAIL|XFAIL|XPASS|     )' "$tmp/$fam-gptq.log"
+        counts_add "$tmp/$fam-gptq.log" || { echo "FAIL $fam gptq: check_families.py crashed:"; tail -n 15 "$tmp/$fam-gptq.err" | sed 's/^/    /'; }
         rm -rf "$out"
     done
 done

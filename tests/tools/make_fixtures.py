@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""make_fixtures.py - build tests/data/tiny-tied, tiny-swa and tiny-yarn with Hugging Face
-transformers, and their independent reference numbers.
+"""make_fixtures.py - build tests/data/tiny-tied, tiny-swa, tiny-yarn, tiny-gemma3, tiny-phi3 and
+tiny-glm4moe with Hugging Face transformers, and their independent reference numbers.
 
 Pinned (the versions the committed files were made with; other versions may differ in the
 last bits of the random init, not in the protocol):
@@ -16,7 +16,9 @@ exists (Qwen3 / Qwen2.5 / Llama 3.2 small models), or (b) a sliding window small
 ppl-512 window (Mistral), where full attention gives the wrong numbers.  tiny-yarn (Qwen2:
 q/k/v biases, YaRN RoPE scaling with factor 4 over an original context of 128, as Qwen2.5 and
 Qwen3 ship for long context) shows (c) a RoPE variant whose inverse frequencies and cos/sin
-scale differ from the default: a runner that ignores it is measurably off.
+scale differ from the default: a runner that ignores it is measurably off.  tiny-gemma3,
+tiny-phi3 and tiny-glm4moe are the runner's Gemma 3, Phi-3 and GLM-4.5 (issue 15): each has the
+family's features at settings where switching one off is visible (tests/data/README.md).
 
 The weights are random (no training), drawn with a fixed seed; initializer_range is large
 (0.1) so the logits are far from uniform and a wrong mask moves the PPL clearly.  Norm
@@ -81,6 +83,49 @@ FIXTURES = {
                              "original_max_position_embeddings": 128},
             bos_token_id=0, eos_token_id=0),
         seed=1303, shard="3MB"),
+    # Gemma 3: (1 + w) norms (drawn around 0, the q/k norms around 1 so the attention is sharp),
+    # sandwich norms, scaled embeddings, GeLU-tanh, query_pre_attn_scalar != head_dim, sliding
+    # layers with their own RoPE base next to full layers with linear-scaled RoPE, final logit
+    # soft-capping, tied embeddings (Gemma's default).
+    "tiny-gemma3": dict(
+        cls="Gemma3ForCausalLM",
+        config=transformers.Gemma3TextConfig(
+            vocab_size=8192, hidden_size=128, intermediate_size=256, num_hidden_layers=4,
+            num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=2048,
+            rms_norm_eps=1e-6, tie_word_embeddings=True, initializer_range=0.1, sliding_window=128,
+            query_pre_attn_scalar=64, final_logit_softcapping=5.0,
+            layer_types=["sliding_attention", "sliding_attention", "full_attention", "sliding_attention"],
+            rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                             "full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 1000000.0}},
+            bos_token_id=0, eos_token_id=0, pad_token_id=0),
+        seed=1304, shard="3MB", norm_offset=1.0),
+    # Phi-3: fused qkv_proj and gate_up_proj, RoPE on 3/4 of each head (Phi-4-mini's
+    # partial_rotary_factor).
+    "tiny-phi3": dict(
+        cls="Phi3ForCausalLM",
+        config=transformers.Phi3Config(
+            vocab_size=8192, hidden_size=128, intermediate_size=256, num_hidden_layers=3,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+            original_max_position_embeddings=2048, rms_norm_eps=1e-5, tie_word_embeddings=False,
+            initializer_range=0.1, partial_rotary_factor=0.75,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.75},
+            bos_token_id=0, eos_token_id=0, pad_token_id=0),
+        seed=1305, shard="3MB", sharpen=False),
+    # GLM-4.5 (glm4_moe): a dense first layer, then MoE with sigmoid routing over 8 experts in 2
+    # groups (top-1 group, top-2 experts), e_score_correction_bias, routed_scaling_factor 2.5,
+    # one shared expert; partial rotary 0.5, q/k norms, q/k/v biases.
+    "tiny-glm4moe": dict(
+        cls="Glm4MoeForCausalLM",
+        config=transformers.Glm4MoeConfig(
+            vocab_size=8192, hidden_size=128, intermediate_size=256, moe_intermediate_size=128,
+            num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=32,
+            max_position_embeddings=2048, rms_norm_eps=1e-5, tie_word_embeddings=False,
+            initializer_range=0.1, n_routed_experts=8, num_experts_per_tok=2, n_group=2, topk_group=1,
+            n_shared_experts=1, first_k_dense_replace=1, routed_scaling_factor=2.5, norm_topk_prob=True,
+            use_qk_norm=True, attention_bias=True, partial_rotary_factor=0.5,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5},
+            bos_token_id=0, eos_token_id=0, pad_token_id=0),
+        seed=1306, shard="3MB", sharpen=False, router_bias=0.1),
 }
 
 
@@ -89,11 +134,24 @@ def build(name, spec):
     cfg = spec["config"]
     model = getattr(transformers, spec["cls"])(cfg).to(torch.float32)
     with torch.no_grad():
+        if spec.get("router_bias"):  # a routing bias that matters, and routers that are not zero
+            for bname, b in model.named_buffers():
+                if bname.endswith("e_score_correction_bias"):
+                    b.copy_(spec["router_bias"] * torch.randn_like(b))
+            for pname, p in model.named_parameters():
+                if pname.endswith("mlp.gate.weight"):
+                    p.copy_(cfg.initializer_range * torch.randn_like(p))
         for pname, p in model.named_parameters():
             if pname.endswith("norm.weight"):  # around 1, so a skipped norm weight shows
-                p.copy_(1.0 + 0.2 * torch.randn_like(p))
+                # (1 + w) norms (Gemma): w around 0, except q/k norms (sharper attention)
+                off = spec.get("norm_offset", 0.0) if not pname.endswith(("q_norm.weight", "k_norm.weight")) else 0.0
+                p.copy_(1.0 - off + 0.2 * torch.randn_like(p))
             # Sharper attention that writes more into the residual: a random model's attention
             # is otherwise close to a mean over the keys, and the window would barely matter.
+            # (not for tiny-phi3, which has no window to show: there the sharper scores made a
+            # few positions' float32 rounding grow to 4e-4 through near-ties in the softmax)
+            if not spec.get("sharpen", True):
+                continue
             if pname.endswith(("q_proj.weight", "k_proj.weight")):
                 p.mul_(3.0)
             if pname.endswith(("v_proj.weight", "o_proj.weight")):

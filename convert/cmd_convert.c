@@ -81,6 +81,13 @@ static void qf_convert_help(void)
            "                        q4_k, f16 or bf16)\n"
            "  --to safetensors      no quantization: write the checkpoint (e.g. PyTorch .bin) as plain\n"
            "                        safetensors (no --scheme)\n"
+           "  --target-bits B       mixed precision: choose per Linear among w4a16-asym, nvfp4a16, w8a8\n"
+           "                        and bf16 so that the quantized Linears take at most B bits per\n"
+           "                        weight (scales and zero points included) with the least estimated\n"
+           "                        error (a short float pass measures each Linear's sensitivity);\n"
+           "                        fused q/k/v and gate/up share a format. --scheme may be omitted\n"
+           "                        (or w4a16-asym); any --method applies to every quantized Linear\n"
+           "  --target-samples N    calibration windows of that sensitivity pass (default 32)\n"
            "  --ignore REGEX        keep modules matching REGEX (POSIX extended, on module names such as\n"
            "                        model.layers.0.mlp.down_proj) in full precision; repeatable. Always kept:\n"
            "                        lm_head, embeddings, norms, MoE routers\n"
@@ -140,6 +147,24 @@ static int qf_parse_size(const char *s, uint64_t *out)
     if (*end || v >= 1.8e19) return -1;
     *out = (uint64_t)v;
     return 0;
+}
+
+/* The summary line of a --target-bits choice: achieved bits, and how many Linears took each format. */
+static void qf_print_mixed(const char *text)
+{
+    json_t *m = json_loads(text, 0, NULL);
+    if (!m) return;
+    printf("mixed precision: %.4f bits per weight (target %g) over %.0f weights, %.1f MB:",
+           json_real_value(json_object_get(m, "bits_per_weight")), json_real_value(json_object_get(m, "target_bits")),
+           (double)json_integer_value(json_object_get(m, "weights")),
+           (double)json_integer_value(json_object_get(m, "bytes")) / 1e6);
+    json_t *menu = json_object_get(m, "menu"), *counts = json_object_get(m, "counts"), *f;
+    size_t i;
+    json_array_foreach(menu, i, f) printf("%s %lld %s", i ? "," : "",
+                                          (long long)json_integer_value(json_object_get(counts, json_string_value(f))),
+                                          json_string_value(f));
+    printf(" (per Linear: qforge.manifest.json \"mixed_precision\", or --json)\n");
+    json_decref(m);
 }
 
 int qf_cmd_convert(int argc, char **argv)
@@ -244,6 +269,14 @@ int qf_cmd_convert(int argc, char **argv)
             i++;
         }
         else if (!strcmp(a, "--threads") && v) num = qf_cli_int(a, v, &ctx.threads, &err), i++;
+        else if (!strcmp(a, "--target-bits") && v) {
+            num = qf_cli_float(a, v, &o.target_bits, &err), i++;
+            if (num == QF_OK && !(o.target_bits > 0 && o.target_bits <= 32)) {
+                qf_fail(&err, QF_ERR_USAGE, "--target-bits '%s' is not a number of bits per weight in (0, 32]", v);
+                return qf_cli_report_error("convert", &err, json);
+            }
+        }
+        else if (!strcmp(a, "--target-samples") && v) num = qf_cli_int(a, v, &o.sens_samples, &err), i++;
         else if (!strcmp(a, "--force")) o.force = 1;
         else if (!strcmp(a, "--sign") && v) sign_key = v, i++;
         else if (!strcmp(a, "--stats")) stats = 1;
@@ -275,6 +308,23 @@ int qf_cmd_convert(int argc, char **argv)
         return qf_cli_report_error("convert", &err, json);
     }
     if (to) o.layout = QF_LAYOUT_SAFETENSORS;
+    if (o.target_bits > 0) { /* mixed precision: the menu's base scheme, compressed-tensors only */
+        if (o.layout != QF_LAYOUT_COMPRESSED_TENSORS) {
+            qf_fail(&err, QF_ERR_UNSUPPORTED, "--target-bits writes compressed-tensors config groups: not with %s",
+                    to ? "--to safetensors" : o.layout == QF_LAYOUT_GGUF ? "--layout gguf" : "--layout modelopt");
+            return qf_cli_report_error("convert", &err, json);
+        }
+        if (scheme && strcmp(scheme, "w4a16-asym") != 0) {
+            qf_fail(&err, QF_ERR_USAGE, "--target-bits chooses the formats (w4a16-asym, nvfp4a16, w8a8, bf16): drop "
+                                        "--scheme %s", scheme);
+            return qf_cli_report_error("convert", &err, json);
+        }
+        if (o.sens_samples < 0) {
+            qf_fail(&err, QF_ERR_USAGE, "--target-samples must be > 0");
+            return qf_cli_report_error("convert", &err, json);
+        }
+        scheme = "w4a16-asym";
+    }
     int own_writer = o.layout == QF_LAYOUT_SAFETENSORS || o.layout == QF_LAYOUT_GGUF; /* no CT scheme */
     if (o.layout == QF_LAYOUT_SAFETENSORS && scheme) {
         qf_fail(&err, QF_ERR_USAGE, "--to safetensors writes the weights unquantized: drop --scheme");
@@ -335,7 +385,7 @@ int qf_cmd_convert(int argc, char **argv)
      * not trusted for this, so what is signed is what is on disk */
     if (rs == QF_OK && sign_key) rs = qf_sign_dir(o.out, sign_key, NULL, NULL, &err);
     if (rs != QF_OK) return qf_cli_report_error("convert", &err, json);
-    const char *sname = o.scheme ? o.scheme->name : o.gguf_type ? o.gguf_type : "none";
+    const char *sname = o.target_bits > 0 ? "mixed" : o.scheme ? o.scheme->name : o.gguf_type ? o.gguf_type : "none";
     double gbps = st.seconds_weights > 0 ? (double)st.bytes_in / st.seconds_weights / 1e9 : 0;
     const qf_calib_memory *cm = &st.calib_memory;
     if (json) {
@@ -351,6 +401,7 @@ int qf_cmd_convert(int argc, char **argv)
                                           (json_int_t)cm->minimum, "planned", (json_int_t)cm->planned, "chunk_samples",
                                           cm->chunk_samples, "chunks", cm->n_chunks, "spilled_bytes",
                                           (json_int_t)cm->spilled_bytes));
+        if (st.mixed_json) json_object_set_new(r, "mixed_precision", json_loads(st.mixed_json, 0, NULL));
         if (st.n_dense_experts) { /* the scheme would quantize them: never left unsaid */
             json_t *d = json_array();
             for (int i = 0; i < st.n_dense_experts; i++) json_array_append_new(d, json_string(st.dense_experts[i]));
@@ -367,6 +418,7 @@ int qf_cmd_convert(int argc, char **argv)
            "peak memory %.0f MB\n",
            o.out, st.n_quantized, sname, st.n_kept, st.n_shards, st.bytes_in / 1e6, st.bytes_out / 1e6, st.seconds,
            st.peak_rss_kb * 1024.0 / 1e6);
+    if (st.mixed_json) qf_print_mixed(st.mixed_json);
     if (st.n_dense_experts) /* a warning, on stderr: the one thing in this summary a user must not miss */
         fprintf(stderr, "qforge convert: warning: %d fused expert tensor(s) kept in full precision, not %s (%s%s): "
                 "transformers loads this family's experts only fused; listed in quantization_config.ignore, "

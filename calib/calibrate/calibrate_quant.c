@@ -140,9 +140,16 @@ static double qf_cal_rel_error(const float *W0, const float *Q, int64_t rows, in
 }
 
 /* Quantize one Linear (float32 weights in lin->weight, owned) from the statistics of its input. */
+/* The scheme module lin is quantized to (mixed precision: the converter's per-module choice). */
+static const qf_scheme *qf_cal_scheme(const qf_cal *c, const qf_linear *lin)
+{
+    const qf_scheme *s = c->o->module_scheme ? c->o->module_scheme(c->o->ctx, lin->name) : NULL;
+    return s ? s : c->o->scheme;
+}
+
 static qf_status qf_cal_quantize(qf_cal *c, qf_linear *lin, const qf_stats *st, float tensor_amax, qf_error *err)
 {
-    const qf_scheme *s = c->o->scheme;
+    const qf_scheme *s = qf_cal_scheme(c, lin);
     float *W = (float *)lin->weight;
     qf_quant_plan plan;
     qf_status r = qf_quant_plan_linear(s, lin->rows, lin->cols, &plan, err);
@@ -299,6 +306,26 @@ qf_status qf_cal_quantize_group(qf_cal *c, qf_linear **lin, int n, const qf_stat
         free(sib);
     }
     qf_status r = QF_OK;
+    if (c->o->measure) { /* sensitivity pass: the float weights and their inputs, nothing quantized */
+        double *hdiag = malloc(sizeof(double) * (size_t)(st->cols ? st->cols : 1));
+        if (!hdiag) r = qf_fail(err, QF_ERR_NOMEM, "out of memory");
+        for (int64_t j = 0; hdiag && j < st->cols; j++)
+            hdiag[j] = st->xtx[j * st->cols + j] / (double)(st->count > 0 ? st->count : 1);
+        for (int i = 0; r == QF_OK && i < n; i++) {
+            if (!qf_cal_wanted(c, lin[i])) continue;
+            float sib = 0;
+            for (int j = 0; j < n; j++)
+                if (qf_cal_same_parent(lin[i]->name, lin[j]->name)) {
+                    const float a = qf_cal_group_amax(c, &lin[j], 1);
+                    sib = a > sib ? a : sib;
+                }
+            r = c->o->measure(c->o->ctx, lin[i]->name, (const float *)lin[i]->weight, lin[i]->rows, lin[i]->cols, hdiag,
+                              sib, err);
+        }
+        free(hdiag);
+        free(g);
+        return r;
+    }
     for (int i = 0; r == QF_OK && i < n; i++) {
         if (!qf_cal_wanted(c, lin[i])) continue;
         r = qf_cal_quantize(c, lin[i], st, g[i], err);
@@ -330,7 +357,7 @@ qf_status qf_cal_scales(qf_cal *c, const char *what, qf_linear **lin, int n, con
         float *xm = malloc(sizeof(float) * (size_t)cols);
         qf_stats_mean_abs(st, xm);
         qf_awq_result ar;
-        r = qf_awq_search_scales(c->o->scheme, ref, n, cols, xm, st->xtx, &c->o->awq, s, &ar, err);
+        r = qf_awq_search_scales(qf_cal_scheme(c, lin[0]), ref, n, cols, xm, st->xtx, &c->o->awq, s, &ar, err);
         free(xm);
         if (r == QF_OK) {
             json_object_set_new(*rep, "awq_alpha", json_real(ar.alpha));

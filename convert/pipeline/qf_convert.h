@@ -65,6 +65,14 @@ typedef struct qf_convert_opts {
     int calibrated;              /* run calibration (a method other than rtn, a static scheme, SmoothQuant,
                                   * a rotation) */
     qf_calib_opts calib;         /* its options (scheme, progress and layers are filled in by the pipeline) */
+    float target_bits;           /* > 0: mixed precision (--target-bits): a format per Linear from a menu
+                                  * (w4a16-asym, nvfp4a16, w8a8, bf16) so that the quantized Linears
+                                  * average at most this many bits per weight, scales and zero points
+                                  * included, with the least estimated error; scheme must be the menu's
+                                  * first entry (w4a16-asym), which rules out the Linears it cannot hold
+                                  * (docs/cli.md) */
+    int sens_samples;            /* the sensitivity pass's calibration windows (0: 32) */
+    const struct qf_mixed *mixed; /* internal, set by qf_convert_run: the choice (NULL: one scheme) */
 } qf_convert_opts;
 
 typedef struct qf_convert_stats {
@@ -83,6 +91,8 @@ typedef struct qf_convert_stats {
                                manifest's "dense_experts" and the model card */
     char **dense_experts;   /* their names (owned: qf_convert_stats_free after a success;
                                a failed qf_convert_run leaves none) */
+    char *mixed_json;       /* target_bits: the choice as compact JSON text (the manifest's
+                               "mixed_precision"), owned like dense_experts; NULL otherwise */
 } qf_convert_stats;
 
 /* Free what a qf_convert_stats owns (dense_experts); NULL ok. */

@@ -81,13 +81,14 @@ static void qf_convert_help(void)
            "                        q4_k, f16 or bf16)\n"
            "  --to safetensors      no quantization: write the checkpoint (e.g. PyTorch .bin) as plain\n"
            "                        safetensors (no --scheme)\n"
-           "  --target-bits B       mixed precision: choose per Linear among w4a16-asym, nvfp4a16, w8a8\n"
-           "                        and bf16 so that the quantized Linears take at most B bits per\n"
+           "  --target-bits B       mixed precision: choose per Linear among w4a16-asym, w4a16, nvfp4a16,\n"
+           "                        w8a8 and bf16 so that the quantized Linears take at most B bits per\n"
            "                        weight (scales and zero points included) with the least estimated\n"
-           "                        error (a short float pass measures each Linear's sensitivity);\n"
+           "                        KL divergence (each Linear measured alone in each format on a few\n"
+           "                        calibration windows);\n"
            "                        fused q/k/v and gate/up share a format. --scheme may be omitted\n"
            "                        (or w4a16-asym); any --method applies to every quantized Linear\n"
-           "  --target-samples N    calibration windows of that sensitivity pass (default 32)\n"
+           "  --target-samples N    calibration windows of that measurement (default 4)\n"
            "  --ignore REGEX        keep modules matching REGEX (POSIX extended, on module names such as\n"
            "                        model.layers.0.mlp.down_proj) in full precision; repeatable. Always kept:\n"
            "                        lm_head, embeddings, norms, MoE routers\n"
@@ -315,7 +316,7 @@ int qf_cmd_convert(int argc, char **argv)
             return qf_cli_report_error("convert", &err, json);
         }
         if (scheme && strcmp(scheme, "w4a16-asym") != 0) {
-            qf_fail(&err, QF_ERR_USAGE, "--target-bits chooses the formats (w4a16-asym, nvfp4a16, w8a8, bf16): drop "
+            qf_fail(&err, QF_ERR_USAGE, "--target-bits chooses the formats (w4a16-asym, w4a16, nvfp4a16, w8a8, bf16): drop "
                                         "--scheme %s", scheme);
             return qf_cli_report_error("convert", &err, json);
         }

@@ -306,26 +306,6 @@ qf_status qf_cal_quantize_group(qf_cal *c, qf_linear **lin, int n, const qf_stat
         free(sib);
     }
     qf_status r = QF_OK;
-    if (c->o->measure) { /* sensitivity pass: the float weights and their inputs, nothing quantized */
-        double *hdiag = malloc(sizeof(double) * (size_t)(st->cols ? st->cols : 1));
-        if (!hdiag) r = qf_fail(err, QF_ERR_NOMEM, "out of memory");
-        for (int64_t j = 0; hdiag && j < st->cols; j++)
-            hdiag[j] = st->xtx[j * st->cols + j] / (double)(st->count > 0 ? st->count : 1);
-        for (int i = 0; r == QF_OK && i < n; i++) {
-            if (!qf_cal_wanted(c, lin[i])) continue;
-            float sib = 0;
-            for (int j = 0; j < n; j++)
-                if (qf_cal_same_parent(lin[i]->name, lin[j]->name)) {
-                    const float a = qf_cal_group_amax(c, &lin[j], 1);
-                    sib = a > sib ? a : sib;
-                }
-            r = c->o->measure(c->o->ctx, lin[i]->name, (const float *)lin[i]->weight, lin[i]->rows, lin[i]->cols, hdiag,
-                              sib, err);
-        }
-        free(hdiag);
-        free(g);
-        return r;
-    }
     for (int i = 0; r == QF_OK && i < n; i++) {
         if (!qf_cal_wanted(c, lin[i])) continue;
         r = qf_cal_quantize(c, lin[i], st, g[i], err);

@@ -110,12 +110,6 @@ typedef struct qf_calib_opts {
     /* the scheme of a quantized module when it is not `scheme` (mixed precision, --target-bits:
      * the converter's choice per module; NULL or a NULL answer: `scheme`) */
     const qf_scheme *(*module_scheme)(void *ctx, const char *module);
-    /* sensitivity pass (--target-bits): when set, nothing is quantized and the model stays
-     * float; each wanted Linear's float32 weights W[rows, cols], the diagonal of its input's
-     * XᵀX / tokens (hdiag[cols]) and the max |w| over its fused siblings (nvfp4's global
-     * scale) go to measure instead.  Use method RTN without SmoothQuant or a rotation. */
-    qf_status (*measure)(void *ctx, const char *module, const float *W, int64_t rows, int64_t cols,
-                         const double *hdiag, float sibling_amax, qf_error *err);
     void *ctx;
     qf_calib_sink_fn sink;   /* where each layer's tensors go (NULL: they are dropped) */
     void *sink_user;

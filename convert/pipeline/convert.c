@@ -500,7 +500,7 @@ static json_t *qf_recipe_json(const qf_convert_opts *o)
     if (o->target_bits > 0) /* absent without it: the recipe of every other run is unchanged */
         json_object_set_new(r, "target_bits", json_pack("{s:f, s:s, s:i}", "bits_per_weight", (double)o->target_bits,
                                                         "menu", QF_MIXED_MENU_NAMES, "sensitivity_samples",
-                                                        o->sens_samples > 0 ? o->sens_samples : 32));
+                                                        o->sens_samples > 0 ? o->sens_samples : 4));
     if (!o->calibrated) /* the range search RTN ran with (0: each group's full range) */
         json_object_set_new(r, "clip_search", json_pack("{s:i, s:f}", "steps", qf_rtn_clip_steps(o, o->scheme),
                                                         "min_ratio", (double)o->rtn_clip_min));
@@ -722,14 +722,7 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
             s = qf_fail(err, QF_ERR_UNSUPPORTED, "--target-bits writes a whole compressed-tensors artifact: not with %s",
                         merging ? "merge" : o->layer_first >= 0 ? "--layers" : o->layout != QF_LAYOUT_COMPRESSED_TENSORS ?
                         "--layout modelopt" : o->calib.rotate != QF_ROTATE_NONE ? "--rotate" : "--smoothquant");
-        size_t sl = strlen(o->out) + 24;
-        char *sdir = malloc(sl);
-        if (s == QF_OK && !sdir) s = qf_fail(err, QF_ERR_NOMEM, "out of memory");
-        if (s == QF_OK) {
-            snprintf(sdir, sl, "%s.qforge-sens", o->out);
-            s = qf_mixed_choose(o, ck, cfg.model_type, sdir, &mixed, err);
-        }
-        free(sdir);
+        if (s == QF_OK) s = qf_mixed_choose(o, ck, cfg.model_type, &mixed, err);
         if (s == QF_OK) mo.mixed = &mixed;
     }
     o = &mo;

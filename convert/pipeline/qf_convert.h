@@ -66,12 +66,12 @@ typedef struct qf_convert_opts {
                                   * a rotation) */
     qf_calib_opts calib;         /* its options (scheme, progress and layers are filled in by the pipeline) */
     float target_bits;           /* > 0: mixed precision (--target-bits): a format per Linear from a menu
-                                  * (w4a16-asym, nvfp4a16, w8a8, bf16) so that the quantized Linears
+                                  * (w4a16-asym, w4a16, nvfp4a16, w8a8, bf16) so that the quantized Linears
                                   * average at most this many bits per weight, scales and zero points
                                   * included, with the least estimated error; scheme must be the menu's
                                   * first entry (w4a16-asym), which rules out the Linears it cannot hold
                                   * (docs/cli.md) */
-    int sens_samples;            /* the sensitivity pass's calibration windows (0: 32) */
+    int sens_samples;            /* windows of calib.seqlen tokens its sensitivity is measured on (0: 4) */
     const struct qf_mixed *mixed; /* internal, set by qf_convert_run: the choice (NULL: one scheme) */
 } qf_convert_opts;
 

@@ -18,7 +18,7 @@
 
 static void qf_convert_help(void)
 {
-    printf("usage: qforge convert MODEL_DIR -o OUT_DIR --scheme SCHEME [options]\n\n"
+    printf("usage: qforge convert MODEL_DIR -o OUT_DIR (--scheme SCHEME | --target-bits B) [options]\n\n"
            "Quantize every Linear weight of a Hugging Face checkpoint (sharded safetensors, or PyTorch\n"
            ".bin / .pt read without running any pickle code) and write a folder vLLM / SGLang load\n"
            "as-is (compressed-tensors layout), with the tokenizer, config.json (+ quantization_config)\n"

@@ -82,8 +82,14 @@ json_t *qf_ct_quant_config_mixed(const qf_scheme *const *schemes, int n_schemes,
     int mixed_format = 0, g = 0;
     for (int k = 0; k < n_schemes; k++) {
         json_t *targets = json_array();
+        int experts = 0;
         for (int i = 0; i < n_modules; i++)
-            if (mod_scheme[i] == schemes[k]) json_array_append_new(targets, json_string(modules[i]));
+            if (mod_scheme[i] != schemes[k]) continue;
+            else if (strstr(modules[i], ".experts.")) experts = 1;
+            else json_array_append_new(targets, json_string(modules[i]));
+        /* MoE experts by one regex that names them: transformers 5.23 finds the experts' group
+         * as the one whose "re:" targets mention experts (get_experts_scheme) */
+        if (experts) json_array_append_new(targets, json_string("re:.*\\.experts\\..*"));
         if (json_array_size(targets) == 0) {
             json_decref(targets);
             continue;

@@ -18,8 +18,9 @@
 json_t *qf_ct_quant_config(const qf_scheme *s, char *const *ignored, int n_ignored);
 /* Mixed precision (mixed.h): one group per scheme of schemes[] that some module uses, in that
  * order, whose targets are the exact names of its modules (modules[i] has mod_scheme[i]), as
- * llm-compressor writes non-uniform recipes; the top-level format is the groups' own when
- * they agree, else "mixed-precision".  New reference. */
+ * llm-compressor writes non-uniform recipes, except MoE experts (".experts." in the name,
+ * all in one scheme), named by the one target "re:.*\.experts\..*"; the top-level format is
+ * the groups' own when they agree, else "mixed-precision".  New reference. */
 json_t *qf_ct_quant_config_mixed(const qf_scheme *const *schemes, int n_schemes, const qf_scheme *const *mod_scheme,
                                  char *const *modules, int n_modules, char *const *ignored, int n_ignored);
 

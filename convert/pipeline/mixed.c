@@ -83,12 +83,12 @@ static qf_status qf_mixed_candidates(const qf_convert_plan *plan, const qf_check
 }
 
 /* The item a module belongs to: its fused siblings (q/k/v, gate/up), or for a MoE expert
- * every expert of its block ("<prefix>.experts"), since vLLM builds one fused MoE kernel per
- * block with one scheme. */
+ * every expert of the model.  vLLM builds one fused MoE kernel per block with one scheme, and
+ * transformers 5.23 (integrations/compressed_tensors.py, get_experts_scheme) dequantizes the
+ * experts of every block with one scheme for the whole model, so all experts share a format. */
 static void qf_mixed_item_key(const char *module, char *key, size_t len)
 {
-    const char *e = strstr(module, ".experts.");
-    if (e) snprintf(key, len, "%.*s.experts", (int)(e - module), module);
+    if (strstr(module, ".experts.")) snprintf(key, len, "experts");
     else qf_plan_sibling_key(module, key, len);
 }
 
@@ -118,27 +118,28 @@ static qf_status qf_mixed_items(qf_mixed *mx, qf_error *err)
     return QF_OK;
 }
 
+/* Bits per weight with every item at its cheapest format: the smallest target that can be met. */
+static double qf_mixed_least_bits(const qf_mixed *mx)
+{
+    double least = 0;
+    for (int it = 0; it < mx->n_items; it++) {
+        double m = -1;
+        for (int k = 0; k < mx->n_menu; k++) {
+            const double c = mx->item_cost[(size_t)it * mx->n_menu + k];
+            if (c >= 0 && (m < 0 || c < m)) m = c;
+        }
+        least += m;
+    }
+    return least * 8.0 / mx->weights;
+}
+
 static qf_status qf_mixed_solve(qf_mixed *mx, qf_error *err)
 {
-    const int K = mx->n_menu;
     int *choice = calloc((size_t)mx->n_items, sizeof(int));
     if (!choice) return qf_fail(err, QF_ERR_NOMEM, "out of memory choosing --target-bits formats");
     double used = 0;
-    qf_status s = qf_budget_solve(mx->n_items, K, mx->item_cost, mx->item_err, mx->target_bits * mx->weights / 8.0,
-                                  choice, &used, &mx->est_kld, err);
-    if (s == QF_ERR_USAGE) { /* say it in bits per weight */
-        double least = 0;
-        for (int it = 0; it < mx->n_items; it++) {
-            double m = -1;
-            for (int k = 0; k < K; k++) {
-                const double c = mx->item_cost[(size_t)it * K + k];
-                if (c >= 0 && (m < 0 || c < m)) m = c;
-            }
-            least += m;
-        }
-        s = qf_fail(err, QF_ERR_USAGE, "--target-bits %g is below the smallest mix of %s: %.4f bits per weight",
-                    mx->target_bits, QF_MIXED_MENU_NAMES, least * 8.0 / mx->weights);
-    }
+    qf_status s = qf_budget_solve(mx->n_items, mx->n_menu, mx->item_cost, mx->item_err,
+                                  mx->target_bits * mx->weights / 8.0, choice, &used, &mx->est_kld, err);
     if (s == QF_OK) {
         for (int i = 0; i < mx->n; i++) mx->choice[i] = choice[mx->item[i]];
         mx->bytes = used;
@@ -173,6 +174,9 @@ qf_status qf_mixed_choose(const qf_convert_opts *o, const qf_checkpoint *ck, con
     if (s == QF_OK) s = qf_mixed_candidates(&plan, ck, mx, err);
     qf_plan_free(&plan);
     if (s == QF_OK) s = qf_mixed_items(mx, err);
+    if (s == QF_OK && qf_mixed_least_bits(mx) > mx->target_bits) /* before the measurement, not after */
+        s = qf_fail(err, QF_ERR_USAGE, "--target-bits %g is below the smallest mix of %s: %.4f bits per weight",
+                    mx->target_bits, QF_MIXED_MENU_NAMES, qf_mixed_least_bits(mx));
     /* 2. sensitivity: each item alone in each format, KLD on calibration windows */
     if (s == QF_OK) {
         qf_ctx_log(o->ctx, "target-bits", "target-bits: measuring %d items (%d Linears) x %d formats on %d x %d "

@@ -4,9 +4,9 @@
  * Linears a uniform conversion with the menu's first scheme would quantize (the default and
  * --ignore rules apply unchanged); each may take any menu entry it fits: w4a16-asym (int4 g128
  * with zero points), w4a16 (int4 g128 symmetric), nvfp4a16, w8a8 (int8 per channel, int8
- * activations per token) or kept bf16.  Fused siblings (q/k/v, gate/up) and all the
- * experts of a MoE block form one item that takes one format, because vLLM fuses each into
- * one kernel with one scheme.
+ * activations per token) or kept bf16.  Fused siblings (q/k/v, gate/up) form one item that takes
+ * one format, because vLLM fuses them into one kernel with one scheme; so do all the MoE
+ * experts of the model (vLLM: one scheme per block; transformers 5.23: one for all blocks).
  * Sensitivity (mixed_kld.c): the mean KL divergence from the float model that rounding the
  * item alone into each format adds, measured with the model runner on a few calibration
  * windows, activations quantized as served.  The cost of a format is the exact bytes its

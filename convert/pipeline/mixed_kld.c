@@ -2,12 +2,12 @@
  * (see mixed.h).
  *
  * The float model runs on a few calibration windows once; the residual stream entering every
- * decoder layer and the log-probabilities are kept.  Then, for each item (fused siblings or a
- * MoE block, all in one layer l) and each format of the menu, the item's Linears are rounded
+ * decoder layer and the log-probabilities are kept.  Then, for each item (fused siblings in
+ * layer l, or every MoE expert) and each format of the menu, the item's Linears are rounded
  * by RTN exactly as the converter writes them and swapped into the model as packed Linears,
  * so the runner dequantizes them and quantizes their input activations as the serving kernel
  * does (w8a8's int8 per token); the windows are run from layer l's stored input to the
- * logits, and the mean KL(float || this) over every position is the item's cost in that
+ * logits (an item spanning layers, the MoE experts, from its first layer's), and the mean KL(float || this) over every position is the item's cost in that
  * format.  Memory: windows x seqlen x (vocab + n_layers x hidden) floats besides the model.
  */
 #include <math.h>
@@ -119,11 +119,11 @@ static qf_status qf_kld_item(qf_kld_run *r, const qf_mixed *mx, int it, qf_linea
         qf_linear *found = NULL;
         for (int k = 0; k < n_all && !found; k++)
             if (strcmp(all[k]->name, mx->module[i]) == 0) found = all[k];
-        if (!found || found->kind != QF_LINEAR_FLOAT || (layer >= 0 && found->layer != layer) || found->layer < 0)
-            s = qf_fail(err, QF_ERR_UNSUPPORTED, "--target-bits: Linear %s is not a float Linear of one decoder layer "
+        if (!found || found->kind != QF_LINEAR_FLOAT || found->layer < 0)
+            s = qf_fail(err, QF_ERR_UNSUPPORTED, "--target-bits: Linear %s is not a float Linear of a decoder layer "
                         "in the model runner", mx->module[i]);
-        else
-            lin[n] = found, saved[n++] = *found, layer = found->layer;
+        else /* the run starts at the item's first layer (MoE experts: every layer's) */
+            lin[n] = found, saved[n++] = *found, layer = layer < 0 || found->layer < layer ? found->layer : layer;
     }
     /* nvfp4: fused siblings share one global scale, as the plan writes them */
     for (int a = 0; s == QF_OK && a < n; a++) {

@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Does --target-bits' sensitivity proxy rank Linears as the measured drift does?
+"""Does --target-bits' sensitivity rank Linears as the drift measured on the eval text does?
 
-For each Linear of a --target-bits artifact's manifest: convert the model with only that Linear
-quantized to SCHEME by RTN (every other Linear kept by --ignore), measure mean KL(base || quant)
-with `qforge validate --chunks N` on the eval text, and compare the ranking with the proxy
-(qforge.manifest.json "mixed_precision": error[SCHEME], absolute and relative to energy) by
-Spearman's rank correlation.  Prints a table and one JSON line.
+For each Linear (--items: each item, the Linears that share a format) of a --target-bits
+artifact's manifest: convert the model with only those Linears quantized to SCHEME by RTN
+(every other Linear kept by --ignore), measure mean KL(base || quant) with `qforge validate
+--chunks N` on the eval text, and compare the ranking with the sensitivity the manifest
+recorded (qforge.manifest.json "mixed_precision") by Spearman's rank correlation.  Two
+manifests are understood: commit 71bca4e's Hessian-diagonal proxy (per module: error[SCHEME],
+absolute and relative to energy) and the measured calibration-window KLD since (per item:
+kld[SCHEME]).  Prints a table and one JSON line.
 
-usage: sensitivity_rank.py QFORGE MODEL_DIR MIXED_ARTIFACT EVAL_TEXT WORKDIR [--scheme S] [--chunks N]
+usage: sensitivity_rank.py QFORGE MODEL_DIR MIXED_ARTIFACT EVAL_TEXT WORKDIR [--scheme S] [--chunks N] [--items]
 """
 import argparse
 import json
@@ -51,16 +54,21 @@ def main():
     ap.add_argument("work")
     ap.add_argument("--scheme", default="w4a16-asym")
     ap.add_argument("--chunks", type=int, default=16)
+    ap.add_argument("--items", action="store_true")
     a = ap.parse_args()
     mp = json.load(open(os.path.join(a.mixed, "qforge.manifest.json")))["mixed_precision"]
     mods = sorted(mp["modules"])
+    if a.items:
+        units = [(it["modules"][0], it["modules"], it["kld"][a.scheme], 1.0) for it in mp["items"]]
+    else:
+        units = [(m, [m], mp["modules"][m]["error"][a.scheme], mp["modules"][m]["energy"]) for m in mods]
     os.makedirs(a.work, exist_ok=True)
     rows = []
-    for m in mods:
+    for m, members, e, energy in units:
         g = re.match(r"^(.*\.layers\.)(\d+)\.(.*)$", m)
         prefix, layer, rest = g.group(1), int(g.group(2)), g.group(3)
         others = sorted({int(re.match(r"^.*\.layers\.(\d+)\.", x).group(1)) for x in mods} - {layer})
-        same = [re.match(r"^.*\.layers\.\d+\.(.*)$", x).group(1) for x in mods if x.startswith(f"{prefix}{layer}.") and x != m]
+        same = [re.match(r"^.*\.layers\.\d+\.(.*)$", x).group(1) for x in mods if x.startswith(f"{prefix}{layer}.") and x not in members]
         ign = [f"^{re.escape(prefix)}({'|'.join(map(str, others))})\\."] if others else []
         if same:
             ign.append(f"^{re.escape(prefix)}{layer}\\.({'|'.join(re.escape(s) for s in same)})$")
@@ -73,8 +81,7 @@ def main():
         v = json.loads(subprocess.run([a.qforge, "validate", "--base", a.model, "--quant", out, "--text", a.text,
                                        "--chunks", str(a.chunks), "--json", "-q"], check=True,
                                       capture_output=True, text=True).stdout)
-        e = mp["modules"][m]["error"][a.scheme]
-        rows.append((m, v["mean_kld"], e, e / mp["modules"][m]["energy"]))
+        rows.append((m, v["mean_kld"], e, e / energy))
         print(f"{m:40s} kld {v['mean_kld']:.6f}  proxy {e:.5f}  relative {rows[-1][3]:.6f}", flush=True)
     kld = [r[1] for r in rows]
     res = {"scheme": a.scheme, "chunks": a.chunks, "n": len(rows),

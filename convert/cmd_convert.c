@@ -88,6 +88,9 @@ static void qf_convert_help(void)
            "                        calibration windows);\n"
            "                        fused q/k/v and gate/up share a format. --scheme may be omitted\n"
            "                        (or w4a16-asym); any --method applies to every quantized Linear\n"
+           "  --target-size SIZE    the same, with the budget as the bytes of all the artifact's tensors\n"
+           "                        (e.g. 18M; K M G T = powers of 1000): the Linears get what the\n"
+           "                        tensors kept as they are (embeddings, lm_head, norms) leave\n"
            "  --target-samples N    calibration windows of that measurement (default 4)\n"
            "  --ignore REGEX        keep modules matching REGEX (POSIX extended, on module names such as\n"
            "                        model.layers.0.mlp.down_proj) in full precision; repeatable. Always kept:\n"
@@ -165,6 +168,10 @@ static void qf_print_mixed(const char *text)
                                           (long long)json_integer_value(json_object_get(counts, json_string_value(f))),
                                           json_string_value(f));
     printf(" (per Linear: qforge.manifest.json \"mixed_precision\", or --json)\n");
+    if (json_is_integer(json_object_get(m, "target_size")))
+        printf("mixed precision: tensors %.0f bytes for --target-size %.0f\n",
+               (double)json_integer_value(json_object_get(m, "tensor_bytes")),
+               (double)json_integer_value(json_object_get(m, "target_size")));
     json_decref(m);
 }
 
@@ -277,6 +284,13 @@ int qf_cmd_convert(int argc, char **argv)
                 return qf_cli_report_error("convert", &err, json);
             }
         }
+        else if (!strcmp(a, "--target-size") && v) {
+            if (qf_parse_size(v, &o.target_size)) {
+                qf_fail(&err, QF_ERR_USAGE, "--target-size '%s' is not a size (e.g. 18M, 4.5G)", v);
+                return qf_cli_report_error("convert", &err, json);
+            }
+            i++;
+        }
         else if (!strcmp(a, "--target-samples") && v) num = qf_cli_int(a, v, &o.sens_samples, &err), i++;
         else if (!strcmp(a, "--force")) o.force = 1;
         else if (!strcmp(a, "--sign") && v) sign_key = v, i++;
@@ -309,9 +323,14 @@ int qf_cmd_convert(int argc, char **argv)
         return qf_cli_report_error("convert", &err, json);
     }
     if (to) o.layout = QF_LAYOUT_SAFETENSORS;
-    if (o.target_bits > 0) { /* mixed precision: the menu's base scheme, compressed-tensors only */
+    if (o.target_bits > 0 && o.target_size) {
+        qf_fail(&err, QF_ERR_USAGE, "--target-bits and --target-size are two ways to set one budget: give one");
+        return qf_cli_report_error("convert", &err, json);
+    }
+    const int mixed = o.target_bits > 0 || o.target_size;
+    if (mixed) { /* mixed precision: the menu's base scheme, compressed-tensors only */
         if (o.layout != QF_LAYOUT_COMPRESSED_TENSORS) {
-            qf_fail(&err, QF_ERR_UNSUPPORTED, "--target-bits writes compressed-tensors config groups: not with %s",
+            qf_fail(&err, QF_ERR_UNSUPPORTED, "--target-bits / --target-size write compressed-tensors config groups: not with %s",
                     to ? "--to safetensors" : o.layout == QF_LAYOUT_GGUF ? "--layout gguf" : "--layout modelopt");
             return qf_cli_report_error("convert", &err, json);
         }
@@ -386,7 +405,7 @@ int qf_cmd_convert(int argc, char **argv)
      * not trusted for this, so what is signed is what is on disk */
     if (rs == QF_OK && sign_key) rs = qf_sign_dir(o.out, sign_key, NULL, NULL, &err);
     if (rs != QF_OK) return qf_cli_report_error("convert", &err, json);
-    const char *sname = o.target_bits > 0 ? "mixed" : o.scheme ? o.scheme->name : o.gguf_type ? o.gguf_type : "none";
+    const char *sname = mixed ? "mixed" : o.scheme ? o.scheme->name : o.gguf_type ? o.gguf_type : "none";
     double gbps = st.seconds_weights > 0 ? (double)st.bytes_in / st.seconds_weights / 1e9 : 0;
     const qf_calib_memory *cm = &st.calib_memory;
     if (json) {

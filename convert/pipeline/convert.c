@@ -492,13 +492,15 @@ static json_t *qf_recipe_json(const qf_convert_opts *o)
 {
     json_t *ign = json_array();
     for (int i = 0; i < o->n_ignore; i++) json_array_append_new(ign, json_string(o->ignore[i]));
-    json_t *r = json_pack("{s:s, s:s, s:s, s:o, s:s, s:I}", "scheme", o->target_bits > 0 ? "mixed" : o->scheme->name,
+    json_t *r = json_pack("{s:s, s:s, s:s, s:o, s:s, s:I}", "scheme",
+                          o->target_bits > 0 || o->target_size ? "mixed" : o->scheme->name,
                           "method", o->method, "layout",
                           qf_layout_name(o->layout), "ignore", ign, "default_ignore", "lm_head, embeddings, norms, MoE routers",
                           "max_shard_size", (json_int_t)(o->max_shard_bytes ? o->max_shard_bytes : QF_DEFAULT_SHARD_BYTES));
     if (o->layer_first >= 0) json_object_set_new(r, "layers", json_pack("[i,i]", o->layer_first, o->layer_last));
-    if (o->target_bits > 0) /* absent without it: the recipe of every other run is unchanged */
-        json_object_set_new(r, "target_bits", json_pack("{s:f, s:s, s:i}", "bits_per_weight", (double)o->target_bits,
+    if (o->target_bits > 0 || o->target_size) /* absent without: the recipe of every other run is unchanged */
+        json_object_set_new(r, "target_bits", json_pack("{s:f, s:I, s:s, s:i}", "bits_per_weight", (double)o->target_bits,
+                                                        "tensor_bytes", (json_int_t)o->target_size,
                                                         "menu", QF_MIXED_MENU_NAMES, "sensitivity_samples",
                                                         o->sens_samples > 0 ? o->sens_samples : 4));
     if (!o->calibrated) /* the range search RTN ran with (0: each group's full range) */
@@ -716,7 +718,7 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
     }
     /* 1b. mixed precision: measure each Linear and choose its format before the plan */
     qf_mixed mixed = {0};
-    if (s == QF_OK && o->target_bits > 0) {
+    if (s == QF_OK && (o->target_bits > 0 || o->target_size)) {
         if (merging || o->layer_first >= 0 || o->layout != QF_LAYOUT_COMPRESSED_TENSORS || o->calib.rotate != QF_ROTATE_NONE ||
             o->calib.smooth_alpha > 0)
             s = qf_fail(err, QF_ERR_UNSUPPORTED, "--target-bits writes a whole compressed-tensors artifact: not with %s",

@@ -153,12 +153,12 @@ qf_status qf_mixed_choose(const qf_convert_opts *o, const qf_checkpoint *ck, con
                           qf_error *err)
 {
     memset(mx, 0, sizeof *mx);
-    if (!(o->target_bits > 0) || !isfinite(o->target_bits))
+    if (!o->target_size && (!(o->target_bits > 0) || !isfinite(o->target_bits)))
         return qf_fail(err, QF_ERR_USAGE, "--target-bits must be a number of bits per weight > 0");
     if (!o->scheme || o->scheme->id != QF_SCHEME_W4A16_ASYM)
         return qf_fail(err, QF_ERR_USAGE, "--target-bits chooses among %s: the base scheme must be w4a16-asym",
                        QF_MIXED_MENU_NAMES);
-    mx->target_bits = o->target_bits;
+    mx->target_bits = o->target_bits; /* or from target_size, once the candidates are known */
     const qf_scheme_id menu[] = {QF_SCHEME_W4A16_ASYM, QF_SCHEME_W4A16, QF_SCHEME_NVFP4A16, QF_SCHEME_W8A8};
     for (size_t k = 0; k < sizeof menu / sizeof *menu; k++) mx->menu[mx->n_menu++] = qf_scheme_by_id(menu[k]);
     mx->menu[mx->n_menu++] = NULL; /* bf16: kept as it is */
@@ -174,9 +174,22 @@ qf_status qf_mixed_choose(const qf_convert_opts *o, const qf_checkpoint *ck, con
     if (s == QF_OK) s = qf_mixed_candidates(&plan, ck, mx, err);
     qf_plan_free(&plan);
     if (s == QF_OK) s = qf_mixed_items(mx, err);
+    if (s == QF_OK && o->target_size) { /* what the tensors kept as they are leave to the Linears */
+        double cand = 0, all = 0;
+        for (int i = 0; i < ck->n_tensors; i++) all += (double)ck->tensors[i].nbytes;
+        for (int i = 0; i < mx->n; i++) cand += mx->cost[(size_t)i * mx->n_menu + mx->n_menu - 1]; /* bf16 = as stored */
+        mx->target_size = (double)o->target_size;
+        mx->other_bytes = all - cand;
+        mx->target_bits = (mx->target_size - mx->other_bytes) * 8.0 / mx->weights;
+        if (mx->target_size <= mx->other_bytes)
+            s = qf_fail(err, QF_ERR_USAGE, "--target-size %.0f bytes is below the %.0f bytes of the tensors kept as they "
+                        "are (embeddings, lm_head, norms, ...)", mx->target_size, mx->other_bytes);
+    }
     if (s == QF_OK && qf_mixed_least_bits(mx) > mx->target_bits) /* before the measurement, not after */
-        s = qf_fail(err, QF_ERR_USAGE, "--target-bits %g is below the smallest mix of %s: %.4f bits per weight",
-                    mx->target_bits, QF_MIXED_MENU_NAMES, qf_mixed_least_bits(mx));
+        s = qf_fail(err, QF_ERR_USAGE, "%s %g is below the smallest mix of %s: %.4f bits per weight (%.0f bytes of tensors)",
+                    o->target_size ? "--target-size" : "--target-bits", o->target_size ? mx->target_size : mx->target_bits,
+                    QF_MIXED_MENU_NAMES, qf_mixed_least_bits(mx),
+                    qf_mixed_least_bits(mx) * mx->weights / 8.0 + mx->other_bytes);
     /* 2. sensitivity: each item alone in each format, KLD on calibration windows */
     if (s == QF_OK) {
         qf_ctx_log(o->ctx, "target-bits", "target-bits: measuring %d items (%d Linears) x %d formats on %d x %d "
@@ -218,11 +231,16 @@ json_t *qf_mixed_json(const qf_mixed *mx)
         json_array_append_new(items, json_pack("{s:o, s:s, s:o}", "modules", members, "format",
                                                mx->menu[chosen] ? mx->menu[chosen]->name : "bf16", "kld", kld));
     }
-    return json_pack("{s:f, s:f, s:I, s:I, s:o, s:s, s:{s:s, s:i, s:i}, s:f, s:o, s:o, s:o}", "target_bits",
+    json_t *j = json_pack("{s:f, s:f, s:I, s:I, s:o, s:s, s:{s:s, s:i, s:i}, s:f, s:o, s:o, s:o}", "target_bits",
                      mx->target_bits, "bits_per_weight", mx->bits, "bytes", (json_int_t)mx->bytes, "weights",
                      (json_int_t)mx->weights, "menu", menu, "solver",
                      "convex-hull greedy (qf_budget.h); fused siblings and MoE blocks share a format", "sensitivity",
                      "measure", "mean KL(float || item alone in the format, RTN, activations as served)", "samples",
                      mx->samples, "seqlen", mx->seqlen, "estimated_kld", mx->est_kld, "counts", counts, "modules", mods,
                      "items", items);
+    if (j && mx->target_size > 0) { /* --target-size: the tensor bytes asked and reached */
+        json_object_set_new(j, "target_size", json_integer((json_int_t)mx->target_size));
+        json_object_set_new(j, "tensor_bytes", json_integer((json_int_t)(mx->bytes + mx->other_bytes)));
+    }
+    return j;
 }

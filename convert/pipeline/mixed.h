@@ -37,7 +37,8 @@ typedef struct qf_mixed {
     double *item_err;           /* [n_items * n_menu] measured mean KLD, -1: not available */
     int n_menu;
     const qf_scheme *menu[QF_MIXED_MENU_MAX]; /* NULL entry: kept as it is (bf16) */
-    double target_bits, bits;   /* asked; achieved (8 x bytes / weights) */
+    double target_bits, bits;   /* asked (or from target_size); achieved (8 x bytes / weights) */
+    double target_size, other_bytes; /* --target-size (0: not given); bytes of the tensors not chosen for */
     double bytes, weights, est_kld;
     int samples, seqlen;        /* of the sensitivity pass */
 } qf_mixed;
@@ -45,7 +46,7 @@ typedef struct qf_mixed {
 /* The default menu's names, for help and messages. */
 #define QF_MIXED_MENU_NAMES "w4a16-asym, w4a16, nvfp4a16, w8a8, bf16"
 
-/* Measure and choose (above); o->target_bits > 0.  Refusals are QF_ERR_USAGE /
+/* Measure and choose (above); o->target_bits > 0 or o->target_size > 0.  Refusals are QF_ERR_USAGE /
  * QF_ERR_UNSUPPORTED with one line naming the thing. */
 qf_status qf_mixed_choose(const qf_convert_opts *o, const qf_checkpoint *ck, const char *model_type, qf_mixed *mx,
                           qf_error *err);

@@ -71,6 +71,9 @@ typedef struct qf_convert_opts {
                                   * included, with the least estimated error; scheme must be the menu's
                                   * first entry (w4a16-asym), which rules out the Linears it cannot hold
                                   * (docs/cli.md) */
+    uint64_t target_size;        /* > 0 instead of target_bits (--target-size): bytes of all the artifact's
+                                  * tensors; the Linears get what the tensors kept as they are
+                                  * (embeddings, lm_head, norms, ...) leave, as bits per weight */
     int sens_samples;            /* windows of calib.seqlen tokens its sensitivity is measured on (0: 4) */
     const struct qf_mixed *mixed; /* internal, set by qf_convert_run: the choice (NULL: one scheme) */
 } qf_convert_opts;

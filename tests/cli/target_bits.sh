@@ -25,6 +25,17 @@ expect_exit 5 "--target-bits with --layers refused" -- "$QFORGE" convert "$M" -o
 stderr_has "not with --layers" "names --layers"
 no_output "$T/l" "nothing written for --layers"
 
+expect_exit 2 "--target-size below the tensors kept as they are refused" -- "$QFORGE" convert "$M" -o "$T/ts" --target-size 1M $quick
+stderr_has "tensors kept as they are" "says what the size must hold"
+no_output "$T/ts" "nothing written for a too small --target-size"
+expect_exit 2 "--target-bits and --target-size together refused" -- "$QFORGE" convert "$M" -o "$T/tb" --target-bits 5 --target-size 18M
+no_output "$T/tb" "nothing written for both budgets"
+expect_exit 0 "--target-size 18M converts" -- "$QFORGE" convert "$M" -o "$T/t18" --target-size 18M $quick
+size=$(cat "$T"/t18/*.safetensors | wc -c)
+# the budget is of tensor bytes; the safetensors header (a few KB here) comes on top
+if [ "$size" -le $((18000000 + 65536)) ] && [ "$size" -gt 17000000 ]; then ok "--target-size 18M: weights file $size bytes";
+else bad "--target-size 18M: weights file $size bytes"; fi
+
 expect_exit 0 "--target-bits 5 converts" -- "$QFORGE" convert "$M" -o "$T/m5" --target-bits 5 --json $quick
 if grep -q '"mixed_precision"' "$T/stdout"; then ok "--json reports the choice"; else bad "--json has no mixed_precision"; fi
 bits=$(sed -n 's/.*"bits_per_weight": *\([0-9.]*\).*/\1/p' "$T/m5/qforge.manifest.json" | head -n 1)

@@ -185,11 +185,15 @@ qf_status qf_mixed_choose(const qf_convert_opts *o, const qf_checkpoint *ck, con
             s = qf_fail(err, QF_ERR_USAGE, "--target-size %.0f bytes is below the %.0f bytes of the tensors kept as they "
                         "are (embeddings, lm_head, norms, ...)", mx->target_size, mx->other_bytes);
     }
-    if (s == QF_OK && qf_mixed_least_bits(mx) > mx->target_bits) /* before the measurement, not after */
-        s = qf_fail(err, QF_ERR_USAGE, "%s %g is below the smallest mix of %s: %.4f bits per weight (%.0f bytes of tensors)",
-                    o->target_size ? "--target-size" : "--target-bits", o->target_size ? mx->target_size : mx->target_bits,
-                    QF_MIXED_MENU_NAMES, qf_mixed_least_bits(mx),
-                    qf_mixed_least_bits(mx) * mx->weights / 8.0 + mx->other_bytes);
+    if (s == QF_OK && qf_mixed_least_bits(mx) > mx->target_bits) { /* before the measurement, not after */
+        const double least = qf_mixed_least_bits(mx);
+        if (o->target_size)
+            s = qf_fail(err, QF_ERR_USAGE, "--target-size %.0f is below the smallest mix of %s: %.0f bytes of tensors",
+                        mx->target_size, QF_MIXED_MENU_NAMES, least * mx->weights / 8.0 + mx->other_bytes);
+        else
+            s = qf_fail(err, QF_ERR_USAGE, "--target-bits %g is below the smallest mix of %s: %.4f bits per weight",
+                        mx->target_bits, QF_MIXED_MENU_NAMES, least);
+    }
     /* 2. sensitivity: each item alone in each format, KLD on calibration windows */
     if (s == QF_OK) {
         qf_ctx_log(o->ctx, "target-bits", "target-bits: measuring %d items (%d Linears) x %d formats on %d x %d "

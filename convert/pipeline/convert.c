@@ -681,6 +681,8 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
     double t0 = qf_now();
     int merging = o->n_parts > 0;
     if (o->ctx && o->ctx->threads > 0) omp_set_num_threads(o->ctx->threads);
+    if (!merging && !o->scheme)
+        return qf_fail(err, QF_ERR_USAGE, "no scheme (--target-bits / --target-size take w4a16-asym as the base)");
     if (!merging && o->scheme->needs_calibration && !o->calibrated)
         return qf_fail(err, QF_ERR_USAGE,
                        "scheme %s has static activation scales and needs calibration data (add --calibrate, or use "

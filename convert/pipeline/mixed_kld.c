@@ -6,9 +6,13 @@
  * layer l, or every MoE expert) and each format of the menu, the item's Linears are rounded
  * by RTN exactly as the converter writes them and swapped into the model as packed Linears,
  * so the runner dequantizes them and quantizes their input activations as the serving kernel
- * does (w8a8's int8 per token); the windows are run from layer l's stored input to the
- * logits (an item spanning layers, the MoE experts, from its first layer's), and the mean KL(float || this) over every position is the item's cost in that
- * format.  Memory: windows x seqlen x (vocab + n_layers x hidden) floats besides the model.
+ * does (w8a8's int8 per token); the windows are run from layer l's stored input (an item
+ * spanning layers, the MoE experts, from its first layer's) to the logits, and the mean
+ * KL(float || this) over every position is the item's cost in that format.  Memory: windows x
+ * seqlen x (vocab + n_layers x hidden) floats besides the model; time: items x formats
+ * partial forward passes of every window (the runner's big products go to the GPU when
+ * --device allows, as calibration's do).  RTN stands in for the method the conversion then runs (GPTQ
+ * lowers every format's drift; the ranking is what the choice needs).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -19,6 +23,7 @@
 #include "qf_calib_data.h"
 #include "qf_eval.h"
 #include "qf_fs.h"
+#include "qf_gpu_calib.h"
 #include "qf_model.h"
 #include "qf_quantize.h"
 #include "qf_tokenizer.h"
@@ -154,6 +159,8 @@ static qf_status qf_kld_item(qf_kld_run *r, const qf_mixed *mx, int it, qf_linea
 qf_status qf_mixed_measure_kld(const qf_convert_opts *o, qf_mixed *mx, qf_error *err)
 {
     qf_kld_run r = {0};
+    if (o->ctx) qf_gpu_calib_set_mode((qf_device_mode)o->ctx->device); /* as calibration does */
+    QF_TRY(qf_gpu_calib_require(err));
     QF_TRY(qf_model_load(o->src, NULL, &r.m, err));
     char *tpath = qf_path_join(o->src, "tokenizer.json");
     qf_tokenizer *tok = NULL;

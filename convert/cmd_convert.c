@@ -18,7 +18,7 @@
 
 static void qf_convert_help(void)
 {
-    printf("usage: qforge convert MODEL_DIR -o OUT_DIR --scheme SCHEME [options]\n\n"
+    printf("usage: qforge convert MODEL_DIR -o OUT_DIR (--scheme SCHEME | --target-bits B) [options]\n\n"
            "Quantize every Linear weight of a Hugging Face checkpoint (sharded safetensors, or PyTorch\n"
            ".bin / .pt read without running any pickle code) and write a folder vLLM / SGLang load\n"
            "as-is (compressed-tensors layout), with the tokenizer, config.json (+ quantization_config)\n"
@@ -83,6 +83,17 @@ static void qf_convert_help(void)
            "                        --method rtn, imatrix or gptq)\n"
            "  --to safetensors      no quantization: write the checkpoint (e.g. PyTorch .bin) as plain\n"
            "                        safetensors (no --scheme)\n"
+           "  --target-bits B       mixed precision: choose per Linear among w4a16-asym, w4a16, nvfp4a16,\n"
+           "                        w8a8 and bf16 so that the quantized Linears take at most B bits per\n"
+           "                        weight (scales and zero points included) with the least estimated\n"
+           "                        KL divergence (each Linear measured alone in each format on a few\n"
+           "                        calibration windows). Fused q/k/v, gate/up and all MoE experts\n"
+           "                        share a format. --scheme may be omitted (or w4a16-asym); any\n"
+           "                        --method applies to every quantized Linear (docs/cli.md)\n"
+           "  --target-size SIZE    the same, with the budget as the bytes of all the artifact's tensors\n"
+           "                        (e.g. 18M; K M G T = powers of 1000): the Linears get what the\n"
+           "                        tensors kept as they are (embeddings, lm_head, norms) leave\n"
+           "  --target-samples N    calibration windows of that measurement (default 4)\n"
            "  --ignore REGEX        keep modules matching REGEX (POSIX extended, on module names such as\n"
            "                        model.layers.0.mlp.down_proj) in full precision; repeatable. Always kept:\n"
            "                        lm_head, embeddings, norms, MoE routers\n"
@@ -142,6 +153,28 @@ static int qf_parse_size(const char *s, uint64_t *out)
     if (*end || v >= 1.8e19) return -1;
     *out = (uint64_t)v;
     return 0;
+}
+
+/* The summary line of a --target-bits choice: achieved bits, and how many Linears took each format. */
+static void qf_print_mixed(const char *text)
+{
+    json_t *m = json_loads(text, 0, NULL);
+    if (!m) return;
+    printf("mixed precision: %.4f bits per weight (target %g) over %.0f weights, %.1f MB:",
+           json_real_value(json_object_get(m, "bits_per_weight")), json_real_value(json_object_get(m, "target_bits")),
+           (double)json_integer_value(json_object_get(m, "weights")),
+           (double)json_integer_value(json_object_get(m, "bytes")) / 1e6);
+    json_t *menu = json_object_get(m, "menu"), *counts = json_object_get(m, "counts"), *f;
+    size_t i;
+    json_array_foreach(menu, i, f) printf("%s %lld %s", i ? "," : "",
+                                          (long long)json_integer_value(json_object_get(counts, json_string_value(f))),
+                                          json_string_value(f));
+    printf(" (per Linear: qforge.manifest.json \"mixed_precision\", or --json)\n");
+    if (json_is_integer(json_object_get(m, "target_size")))
+        printf("mixed precision: tensors %.0f bytes for --target-size %.0f\n",
+               (double)json_integer_value(json_object_get(m, "tensor_bytes")),
+               (double)json_integer_value(json_object_get(m, "target_size")));
+    json_decref(m);
 }
 
 int qf_cmd_convert(int argc, char **argv)
@@ -246,6 +279,21 @@ int qf_cmd_convert(int argc, char **argv)
             i++;
         }
         else if (!strcmp(a, "--threads") && v) num = qf_cli_int(a, v, &ctx.threads, &err), i++;
+        else if (!strcmp(a, "--target-bits") && v) {
+            num = qf_cli_float(a, v, &o.target_bits, &err), i++;
+            if (num == QF_OK && !(o.target_bits > 0 && o.target_bits <= 32)) {
+                qf_fail(&err, QF_ERR_USAGE, "--target-bits '%s' is not a number of bits per weight in (0, 32]", v);
+                return qf_cli_report_error("convert", &err, json);
+            }
+        }
+        else if (!strcmp(a, "--target-size") && v) {
+            if (qf_parse_size(v, &o.target_size)) {
+                qf_fail(&err, QF_ERR_USAGE, "--target-size '%s' is not a size (e.g. 18M, 4.5G)", v);
+                return qf_cli_report_error("convert", &err, json);
+            }
+            i++;
+        }
+        else if (!strcmp(a, "--target-samples") && v) num = qf_cli_int(a, v, &o.sens_samples, &err), i++;
         else if (!strcmp(a, "--force")) o.force = 1;
         else if (!strcmp(a, "--sign") && v) sign_key = v, i++;
         else if (!strcmp(a, "--stats")) stats = 1;
@@ -277,6 +325,28 @@ int qf_cmd_convert(int argc, char **argv)
         return qf_cli_report_error("convert", &err, json);
     }
     if (to) o.layout = QF_LAYOUT_SAFETENSORS;
+    if (o.target_bits > 0 && o.target_size) {
+        qf_fail(&err, QF_ERR_USAGE, "--target-bits and --target-size are two ways to set one budget: give one");
+        return qf_cli_report_error("convert", &err, json);
+    }
+    const int mixed = o.target_bits > 0 || o.target_size;
+    if (mixed) { /* mixed precision: the menu's base scheme, compressed-tensors only */
+        if (o.layout != QF_LAYOUT_COMPRESSED_TENSORS) {
+            qf_fail(&err, QF_ERR_UNSUPPORTED, "--target-bits / --target-size write compressed-tensors config groups: not with %s",
+                    to ? "--to safetensors" : o.layout == QF_LAYOUT_GGUF ? "--layout gguf" : "--layout modelopt");
+            return qf_cli_report_error("convert", &err, json);
+        }
+        if (scheme && strcmp(scheme, "w4a16-asym") != 0) {
+            qf_fail(&err, QF_ERR_USAGE, "--target-bits chooses the formats (w4a16-asym, w4a16, nvfp4a16, w8a8, bf16): drop "
+                                        "--scheme %s", scheme);
+            return qf_cli_report_error("convert", &err, json);
+        }
+        if (o.sens_samples < 0) {
+            qf_fail(&err, QF_ERR_USAGE, "--target-samples must be > 0");
+            return qf_cli_report_error("convert", &err, json);
+        }
+        scheme = "w4a16-asym";
+    }
     int own_writer = o.layout == QF_LAYOUT_SAFETENSORS || o.layout == QF_LAYOUT_GGUF; /* no CT scheme */
     if (o.layout == QF_LAYOUT_SAFETENSORS && scheme) {
         qf_fail(&err, QF_ERR_USAGE, "--to safetensors writes the weights unquantized: drop --scheme");
@@ -338,7 +408,7 @@ int qf_cmd_convert(int argc, char **argv)
      * not trusted for this, so what is signed is what is on disk */
     if (rs == QF_OK && sign_key) rs = qf_sign_dir(o.out, sign_key, NULL, NULL, &err);
     if (rs != QF_OK) return qf_cli_report_error("convert", &err, json);
-    const char *sname = o.scheme ? o.scheme->name : o.gguf_type ? o.gguf_type : "none";
+    const char *sname = mixed ? "mixed" : o.scheme ? o.scheme->name : o.gguf_type ? o.gguf_type : "none";
     double gbps = st.seconds_weights > 0 ? (double)st.bytes_in / st.seconds_weights / 1e9 : 0;
     const qf_calib_memory *cm = &st.calib_memory;
     if (json) {
@@ -360,6 +430,7 @@ int qf_cmd_convert(int argc, char **argv)
                                                               qf_qsource_name(st.source.kind), "from", st.source.origin,
                                                               "dequantized", st.source.n_quantized, "companions_dropped",
                                                               st.source.n_dropped));
+        if (st.mixed_json) json_object_set_new(r, "mixed_precision", json_loads(st.mixed_json, 0, NULL));
         if (st.n_dense_experts) { /* the scheme would quantize them: never left unsaid */
             json_t *d = json_array();
             for (int i = 0; i < st.n_dense_experts; i++) json_array_append_new(d, json_string(st.dense_experts[i]));
@@ -380,6 +451,7 @@ int qf_cmd_convert(int argc, char **argv)
         printf("source: %s (%s): %d tensor(s) dequantized to bf16 on read, %d scale tensor(s) dropped\n",
                qf_qsource_name(st.source.kind), st.source.origin, st.source.n_quantized, st.source.n_dropped);
     if (st.bits_per_weight > 0) printf("%s: %.3f bits per weight (tensor data, as llama.cpp counts it)\n", o.out, st.bits_per_weight);
+    if (st.mixed_json) qf_print_mixed(st.mixed_json);
     if (st.n_dense_experts) /* a warning, on stderr: the one thing in this summary a user must not miss */
         fprintf(stderr, "qforge convert: warning: %d fused expert tensor(s) kept in full precision%s, not %s (%s%s): "
                 "transformers loads this family's experts only fused; listed in quantization_config.ignore, "

@@ -240,6 +240,24 @@ static void qf_card_render(FILE *f, const json_t *m, const qf_card_carry *c)
         qf_md(f, src_from ? src_from : "?");
         fprintf(f, ") |\n");
     }
+    size_t i_menu;
+    json_t *x_menu;
+    /* --target-bits: what the budget bought, per format (the per-Linear list is in the manifest) */
+    const json_t *mixed = json_object_get(m, "mixed_precision");
+    if (json_is_object(mixed)) {
+        fprintf(f, "| mixed precision | %.4f bits per weight over the quantized Linears (target %g): ",
+                json_number_value(json_object_get(mixed, "bits_per_weight")),
+                json_number_value(json_object_get(mixed, "target_bits")));
+        const json_t *counts = json_object_get(mixed, "counts");
+        json_array_foreach(json_object_get(mixed, "menu"), i_menu, x_menu) if (json_is_string(x_menu))
+        {
+            fprintf(f, "%s%lld `", i_menu ? ", " : "",
+                    (long long)json_integer_value(json_object_get(counts, json_string_value(x_menu))));
+            qf_md(f, json_string_value(x_menu));
+            fprintf(f, "`");
+        }
+        fprintf(f, "; each Linear's format: `%s` \"mixed_precision\" |\n", QF_MANIFEST_NAME);
+    }
     const json_t *cal = json_object_get(recipe, "calibration");
     if (json_is_object(cal)) {
         const char *k;

@@ -75,7 +75,7 @@ py=$(scripts/pydeps.sh 2>"$tmp/pydeps.err")
 cat "$tmp/pydeps.err" >&2
 nopy=$(tail -n 1 "$tmp/pydeps.err")
 for s in tests/interop/run.sh tests/interop/transformers.sh tests/interop/llmc.sh tests/interop/signing.sh \
-         tests/interop/families.sh tests/interop/quant_sources.sh; do
+         tests/interop/families.sh tests/interop/quant_sources.sh tests/interop/mixed.sh; do
     [ -f "$s" ] || continue
     if [ -n "$py" ]; then
         suite "$s" 1 env PYTHON="$py" PATH="$(dirname "$py"):$PATH" sh "$s" "$qforge"

@@ -27,7 +27,7 @@ case " $suites " in *" interop "*)
     # since a sanitizer pass that silently left them out would claim more than it ran
     py=$(scripts/pydeps.sh 2>/dev/null) || py=
     for s in tests/interop/run.sh tests/interop/transformers.sh tests/interop/llmc.sh tests/interop/signing.sh \
-             tests/interop/families.sh tests/interop/quant_sources.sh; do
+             tests/interop/families.sh tests/interop/quant_sources.sh tests/interop/mixed.sh; do
         [ -f "$s" ] || continue
         if [ -n "$py" ]; then run "$s" env PYTHON="$py" PATH="$(dirname "$py"):$PATH" sh "$s" "$qforge"
         else echo "== $s: no Python venv (scripts/pydeps.sh)"; fail=$((fail + 1)); failed="$failed $s"; fi

@@ -85,8 +85,9 @@ static uint64_t qf_plan_layer_bytes(const qf_model *m, const qf_calib_opts *o, c
     for (int i = 0; i < n; i++) {
         b += (lin[i] == &L->router ? 4 : copies) * (uint64_t)(lin[i]->rows * lin[i]->cols);
         qf_quant_plan p;
+        const qf_scheme *ms = o->module_scheme && lin[i] != &L->router ? o->module_scheme(o->ctx, lin[i]->name) : NULL;
         if (lin[i] != &L->router && qf_plan_wanted(o, lin[i]) &&
-            qf_quant_plan_linear(o->scheme, lin[i]->rows, lin[i]->cols, &p, NULL) == QF_OK)
+            qf_quant_plan_linear(ms ? ms : o->scheme, lin[i]->rows, lin[i]->cols, &p, NULL) == QF_OK)
             for (int k = 0; k < p.n; k++) b += p.t[k].nbytes;
     }
     if (L->has_shared) {

@@ -166,10 +166,17 @@ static qf_status qf_cal_quantize_hook(qf_cal *c, qf_linear *lin, const qf_stats 
 }
 
 /* Quantize one Linear (float32 weights in lin->weight, owned) from the statistics of its input. */
+/* The scheme module lin is quantized to (mixed precision: the converter's per-module choice). */
+static const qf_scheme *qf_cal_scheme(const qf_cal *c, const qf_linear *lin)
+{
+    const qf_scheme *s = c->o->module_scheme ? c->o->module_scheme(c->o->ctx, lin->name) : NULL;
+    return s ? s : c->o->scheme;
+}
+
 static qf_status qf_cal_quantize(qf_cal *c, qf_linear *lin, const qf_stats *st, float tensor_amax, qf_error *err)
 {
     if (c->o->quantize_linear) return qf_cal_quantize_hook(c, lin, st, err);
-    const qf_scheme *s = c->o->scheme;
+    const qf_scheme *s = qf_cal_scheme(c, lin);
     float *W = (float *)lin->weight;
     qf_quant_plan plan;
     qf_status r = qf_quant_plan_linear(s, lin->rows, lin->cols, &plan, err);
@@ -357,7 +364,7 @@ qf_status qf_cal_scales(qf_cal *c, const char *what, qf_linear **lin, int n, con
         float *xm = malloc(sizeof(float) * (size_t)cols);
         qf_stats_mean_abs(st, xm);
         qf_awq_result ar;
-        r = qf_awq_search_scales(c->o->scheme, ref, n, cols, xm, st->xtx, &c->o->awq, s, &ar, err);
+        r = qf_awq_search_scales(qf_cal_scheme(c, lin[0]), ref, n, cols, xm, st->xtx, &c->o->awq, s, &ar, err);
         free(xm);
         if (r == QF_OK) {
             json_object_set_new(*rep, "awq_alpha", json_real(ar.alpha));

@@ -107,6 +107,9 @@ typedef struct qf_calib_opts {
                               * (ctx->cancel) between layers; NULL: silent */
     /* which modules to quantize (the converter's plan decides; NULL: every Linear) */
     int (*quantize_module)(void *ctx, const char *module);
+    /* the scheme of a quantized module when it is not `scheme` (mixed precision, --target-bits:
+     * the converter's choice per module; NULL or a NULL answer: `scheme`) */
+    const qf_scheme *(*module_scheme)(void *ctx, const char *module);
     void *ctx;
     qf_calib_sink_fn sink;   /* where each layer's tensors go (NULL: they are dropped) */
     void *sink_user;

@@ -17,6 +17,7 @@
 #include "qf_quant_source.h"
 #include "convert_output.h"
 #include "journal.h"
+#include "mixed.h"
 #include "qf_progress.h"
 #include "qf_sysmem.h"
 #include "source_hash.h"
@@ -24,10 +25,10 @@
 
 
 
-/* RTN's clip search steps for this run (-1: the scheme's default). */
-static int qf_rtn_clip_steps(const qf_convert_opts *o)
+/* RTN's clip search steps for this run and scheme s (-1: the scheme's default). */
+static int qf_rtn_clip_steps(const qf_convert_opts *o, const qf_scheme *s)
 {
-    return o->rtn_clip_search >= 0 ? o->rtn_clip_search : qf_rtn_clip_default(o->scheme);
+    return o->rtn_clip_search >= 0 ? o->rtn_clip_search : qf_rtn_clip_default(s);
 }
 
 /* Source bytes an output tensor stands for in the progress count: its tensor's, or for an
@@ -72,7 +73,7 @@ static qf_status qf_quantize_module(const qf_convert_opts *o, const qf_checkpoin
         if (!buf->data[k]) s = qf_fail(err, QF_ERR_NOMEM, "out of memory for %s.%s", m->module, m->plan.t[k].suffix);
     }
     if (s == QF_OK)
-        s = qf_quantize_rtn_clip(o->scheme, t->dtype, w, rows, cols, m->group_amax, qf_rtn_clip_steps(o), o->rtn_clip_min,
+        s = qf_quantize_rtn_clip(m->scheme, t->dtype, w, rows, cols, m->group_amax, qf_rtn_clip_steps(o, m->scheme), o->rtn_clip_min,
                                  &m->plan, buf, err);
     free(sliced);
     if (s == QF_OK && o->layout == QF_LAYOUT_MODELOPT) { /* re-layout the same codes (qf_modelopt.h) */
@@ -80,7 +81,7 @@ static qf_status qf_quantize_module(const qf_convert_opts *o, const qf_checkpoin
         for (int k = 0; k < m->out_plan.n && s == QF_OK; k++)
             if (!(mo.data[k] = calloc(1, m->out_plan.t[k].nbytes ? m->out_plan.t[k].nbytes : 1)))
                 s = qf_fail(err, QF_ERR_NOMEM, "out of memory for %s.%s", m->module, m->out_plan.t[k].suffix);
-        if (s == QF_OK) s = qf_modelopt_relayout(o->scheme, rows, cols, &m->plan, buf, &m->out_plan, &mo, err);
+        if (s == QF_OK) s = qf_modelopt_relayout(m->scheme, rows, cols, &m->plan, buf, &m->out_plan, &mo, err);
         for (int k = 0; k < QF_PLAN_MAX; k++) free(buf->data[k]), buf->data[k] = mo.data[k];
     }
     if (s) qf_error_prefix(err, "%s: tensor '%s': ", ck->dir, t->name);
@@ -406,6 +407,23 @@ static qf_status qf_write_shards(const qf_convert_opts *o, const qf_checkpoint *
 
 static int qf_strcmp_p(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+/* Mixed precision's quantization_config: a group per menu scheme over its modules. */
+static json_t *qf_ct_config_of_plan(const qf_mixed *mx, const qf_convert_plan *p)
+{
+    char **names = malloc(sizeof(char *) * (size_t)(p->n_mods + 1));
+    const qf_scheme **sch = malloc(sizeof *sch * (size_t)(p->n_mods + 1));
+    const qf_scheme *menu[QF_MIXED_MENU_MAX];
+    int n = 0, nm = 0;
+    for (int i = 0; names && sch && i < p->n_mods; i++)
+        if (p->mods[i].quantized) names[n] = p->mods[i].module, sch[n++] = p->mods[i].scheme;
+    for (int k = 0; k < mx->n_menu; k++)
+        if (mx->menu[k]) menu[nm++] = mx->menu[k];
+    json_t *c = names && sch ? qf_ct_quant_config_mixed(menu, nm, sch, names, n, p->ignored_modules, p->n_ignored) : NULL;
+    free(names);
+    free(sch);
+    return c;
+}
+
 /* Copy side files, write config.json; add them to the manifest in name order. */
 static qf_status qf_write_side_files(const qf_convert_opts *o, const qf_convert_plan *p, const qf_model_config *cfg,
                                      const char *src_dir, const char *tmp, json_t *m, qf_convert_stats *st, qf_error *err)
@@ -414,7 +432,8 @@ static qf_status qf_write_side_files(const qf_convert_opts *o, const qf_convert_
     if (!o->n_parts) /* a merge copies the parts' config, whose quantization_config is final */
         json_object_set_new(conf, "quantization_config",
                             o->layout == QF_LAYOUT_MODELOPT ? qf_modelopt_quant_config(o->scheme, p->ignored_modules, p->n_ignored)
-                                                            : qf_ct_quant_config(o->scheme, p->ignored_modules, p->n_ignored));
+                            : o->mixed ? qf_ct_config_of_plan(o->mixed, p)
+                                       : qf_ct_quant_config(o->scheme, p->ignored_modules, p->n_ignored));
     char *text = json_dumps(conf, JSON_INDENT(2));
     json_decref(conf);
     size_t len = strlen(text);
@@ -488,13 +507,20 @@ static json_t *qf_recipe_json(const qf_convert_opts *o)
 {
     json_t *ign = json_array();
     for (int i = 0; i < o->n_ignore; i++) json_array_append_new(ign, json_string(o->ignore[i]));
-    json_t *r = json_pack("{s:s, s:s, s:s, s:o, s:s, s:I}", "scheme", o->scheme->name, "method", o->method, "layout",
+    json_t *r = json_pack("{s:s, s:s, s:s, s:o, s:s, s:I}", "scheme",
+                          o->target_bits > 0 || o->target_size ? "mixed" : o->scheme->name,
+                          "method", o->method, "layout",
                           qf_layout_name(o->layout), "ignore", ign, "default_ignore", "lm_head, embeddings, norms, MoE routers",
                           "max_shard_size", (json_int_t)(o->max_shard_bytes ? o->max_shard_bytes : QF_DEFAULT_SHARD_BYTES));
     if (o->layer_first >= 0) json_object_set_new(r, "layers", json_pack("[i,i]", o->layer_first, o->layer_last));
+    if (o->target_bits > 0 || o->target_size) /* absent without: the recipe of every other run is unchanged */
+        json_object_set_new(r, "target_bits", json_pack("{s:f, s:I, s:s, s:i}", "bits_per_weight", (double)o->target_bits,
+                                                        "tensor_bytes", (json_int_t)o->target_size,
+                                                        "menu", QF_MIXED_MENU_NAMES, "sensitivity_samples",
+                                                        o->sens_samples > 0 ? o->sens_samples : 4));
     if (!o->calibrated) /* the range search RTN ran with (0: each group's full range) */
-        json_object_set_new(r, "clip_search", json_pack("{s:i, s:f}", "steps", qf_rtn_clip_steps(o), "min_ratio",
-                                                        (double)o->rtn_clip_min));
+        json_object_set_new(r, "clip_search", json_pack("{s:i, s:f}", "steps", qf_rtn_clip_steps(o, o->scheme),
+                                                        "min_ratio", (double)o->rtn_clip_min));
     if (o->calibrated) {
         const qf_calib_opts *c = &o->calib;
         json_object_set_new(r, "calibration",
@@ -561,6 +587,7 @@ static qf_status qf_calibrate_and_write(const qf_convert_opts *o, const qf_check
     qf_plan_ctx pc = {plan, ck};
     co.scheme = o->scheme;
     co.quantize_module = qf_plan_quantizes;
+    co.module_scheme = o->mixed ? qf_plan_module_scheme : NULL;
     co.ctx = &pc;
     co.job = o->ctx;
     co.last_layer = o->layer_last;
@@ -659,6 +686,8 @@ void qf_convert_stats_free(qf_convert_stats *st)
     free(st->dense_experts);
     st->dense_experts = NULL;
     st->n_dense_experts = 0;
+    free(st->mixed_json);
+    st->mixed_json = NULL;
 }
 
 qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_error *err)
@@ -667,6 +696,8 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
     double t0 = qf_now();
     int merging = o->n_parts > 0;
     if (o->ctx && o->ctx->threads > 0) omp_set_num_threads(o->ctx->threads);
+    if (!merging && !o->scheme)
+        return qf_fail(err, QF_ERR_USAGE, "no scheme (--target-bits / --target-size take w4a16-asym as the base)");
     if (!merging && o->scheme->needs_calibration && !o->calibrated)
         return qf_fail(err, QF_ERR_USAGE,
                        "scheme %s has static activation scales and needs calibration data (add --calibrate, or use "
@@ -711,6 +742,17 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
             free(cp);
         }
         recipe = qf_recipe_json(o);
+    }
+    /* 1b. mixed precision: measure each Linear and choose its format before the plan */
+    qf_mixed mixed = {0};
+    if (s == QF_OK && (o->target_bits > 0 || o->target_size)) {
+        if (merging || o->layer_first >= 0 || o->layout != QF_LAYOUT_COMPRESSED_TENSORS || o->calib.rotate != QF_ROTATE_NONE ||
+            o->calib.smooth_alpha > 0)
+            s = qf_fail(err, QF_ERR_UNSUPPORTED, "--target-bits writes a whole compressed-tensors artifact: not with %s",
+                        merging ? "merge" : o->layer_first >= 0 ? "--layers" : o->layout != QF_LAYOUT_COMPRESSED_TENSORS ?
+                        "--layout modelopt" : o->calib.rotate != QF_ROTATE_NONE ? "--rotate" : "--smoothquant");
+        if (s == QF_OK) s = qf_mixed_choose(o, ck, cfg.model_type, &mixed, err);
+        if (s == QF_OK) mo.mixed = &mixed;
     }
     o = &mo;
     if (s) {
@@ -759,6 +801,11 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
                             json_pack("{s:s, s:s, s:i}", "format", qf_qsource_name(st->source.kind), "from",
                                       st->source.origin, "dequantized_to_bf16", st->source.n_quantized));
     if (merged_calibration) json_object_set_new(manifest, "calibration", merged_calibration);
+    if (o->mixed) {
+        json_t *mj = qf_mixed_json(o->mixed);
+        st->mixed_json = json_dumps(mj, JSON_COMPACT | JSON_SORT_KEYS);
+        json_object_set_new(manifest, "mixed_precision", mj);
+    }
 
     /* 3b + 4. weights: quantize and write shard by shard, hashing on the way; calibrated, the
      * writer runs beside calibration (layer by layer on calibration text), whose packed
@@ -808,6 +855,7 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
     json_decref(source);
     free(tmp);
     qf_plan_free(&plan);
+    qf_mixed_free(&mixed);
     qf_checkpoint_free(ck);
     qf_config_free(&cfg);
     st->peak_rss_kb = (long)(qf_mem_rss_peak() / 1024);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "convert_plan.h"
+#include "mixed.h"
 #include "qf_modelopt.h"
 
 /* Default ignore list: modules that stay in full precision whatever the scheme. */
@@ -29,7 +30,7 @@ static int qf_is_linear_like(const qf_tensor *t)
 }
 
 /* Key that fused siblings share: module name with its last component generalised. */
-static void qf_sibling_key(const char *module, char *key, size_t len)
+void qf_plan_sibling_key(const char *module, char *key, size_t len)
 {
     static const char *const fused[][2] = {{"q_proj", "qkv"}, {"k_proj", "qkv"}, {"v_proj", "qkv"},
                                            {"gate_proj", "gate_up"}, {"up_proj", "gate_up"},
@@ -168,16 +169,19 @@ static qf_status qf_add_module(qf_plan_builder *b, int src, char *module, const 
     const int64_t rows = slice ? slice->rows : t->shape[0], cols = slice ? slice->cols : t->shape[1];
     int ignored = qf_default_ignored(m->module);
     for (int k = 0; k < o->n_ignore && !ignored; k++) ignored = regexec(&b->re[k], m->module, 0, NULL, 0) == 0;
+    m->scheme = o->scheme;
     if (!ignored && !qf_scheme_fits(o->scheme, rows, cols)) ignored = 1;
+    if (!ignored && o->mixed && qf_mixed_find(o->mixed, m->module, &m->scheme) && !m->scheme)
+        ignored = 1; /* mixed precision keeps it as it is */
     int is_embedding = strstr(m->module, "embed") || strstr(m->module, "wte") || strstr(m->module, "wpe");
     if (ignored && !is_embedding && !strstr(m->module, "norm")) QF_TRY(qf_add_ignored(b, m->module, err));
     qf_status st = QF_OK;
     if (!ignored) {
         m->quantized = 1;
-        st = qf_quant_plan_linear(o->scheme, rows, cols, &m->plan, err);
+        st = qf_quant_plan_linear(m->scheme, rows, cols, &m->plan, err);
         m->out_plan = m->plan; /* --layout modelopt: the same codes under ModelOpt's tensors */
         if (st == QF_OK && o->layout == QF_LAYOUT_MODELOPT)
-            st = qf_modelopt_plan(o->scheme, t->dtype, rows, cols, &m->out_plan, err);
+            st = qf_modelopt_plan(m->scheme, t->dtype, rows, cols, &m->out_plan, err);
         if (st) return st;
     }
     if (!m->quantized) { /* dense: the tensor as it is, or the expert's slice as a 2-D weight */
@@ -354,14 +358,16 @@ qf_status qf_plan_build(const qf_convert_opts *o, const qf_checkpoint *ck, const
 
     /* nvfp4: fused siblings share one global scale, from the max of their amaxes (only the
      * groups this slice writes are measured; each tensor's pages are dropped afterwards) */
-    if (o->scheme && o->scheme->has_global_scale) {
+    int any_global = 0;
+    for (int i = 0; i < p->n_mods; i++) any_global |= p->mods[i].quantized && p->mods[i].scheme->has_global_scale;
+    if (any_global) {
         int n = p->n_mods;
         qf_sib *sib = calloc((size_t)n + 1, sizeof *sib);
         if (!sib) return qf_nomem(err, "nvfp4 global scales");
         int ns = 0;
         for (int i = 0; i < n; i++)
-            if (p->mods[i].quantized) {
-                qf_sibling_key(p->mods[i].module, sib[ns].key, sizeof sib[ns].key);
+            if (p->mods[i].quantized && p->mods[i].scheme->has_global_scale) {
+                qf_plan_sibling_key(p->mods[i].module, sib[ns].key, sizeof sib[ns].key);
                 sib[ns].index = i;
                 sib[ns].wanted = qf_in_slice(o, p->mods[i].module);
                 ns++;
@@ -427,4 +433,19 @@ int qf_plan_quantizes(void *ctx, const char *module)
     if (!t) return 0;
     int mi = c->plan->src_mod[t - c->ck->tensors];
     return mi >= 0 && c->plan->mods[mi].quantized;
+}
+
+const qf_scheme *qf_plan_module_scheme(void *ctx, const char *module)
+{
+    const qf_plan_ctx *c = ctx;
+    size_t l = strlen(module);
+    char *name = malloc(l + 8);
+    if (!name) return NULL;
+    memcpy(name, module, l);
+    memcpy(name + l, ".weight", 8);
+    const qf_tensor *t = qf_checkpoint_find(c->ck, name);
+    free(name);
+    if (!t) return NULL;
+    int mi = c->plan->src_mod[t - c->ck->tensors];
+    return mi >= 0 && c->plan->mods[mi].quantized ? c->plan->mods[mi].scheme : NULL;
 }

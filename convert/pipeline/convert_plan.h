@@ -54,6 +54,7 @@ typedef struct qf_out_tensor {
 
 typedef struct qf_module_plan { /* one Linear-like module */
     int quantized;           /* 1 when the module is quantized */
+    const qf_scheme *scheme; /* its scheme when quantized: opts.scheme, or mixed precision's choice */
     char *module;            /* "model.layers.0.self_attn.q_proj" (owned) */
     int src;                 /* its source tensor */
     int sliced;              /* 1: one expert's Linear out of the fused 3-D tensor src */
@@ -90,6 +91,12 @@ typedef struct qf_plan_ctx {
     const qf_checkpoint *ck;
 } qf_plan_ctx;
 int qf_plan_quantizes(void *plan_ctx, const char *module);
+
+/* The scheme calibration quantizes module to (qf_calib_opts.module_scheme), with a qf_plan_ctx. */
+const qf_scheme *qf_plan_module_scheme(void *plan_ctx, const char *module);
+/* Key that fused siblings share (q/k/v -> "...qkv", gate/up -> "...gate_up", w1/w3 -> "...w13";
+ * any other module: its own name). */
+void qf_plan_sibling_key(const char *module, char *key, size_t len);
 
 /* Decoder layer index in a tensor name, -1 when the tensor is not in a layer. */
 int qf_tensor_layer(const char *name);

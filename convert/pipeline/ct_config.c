@@ -1,6 +1,9 @@
 /* ct_config.c - compressed-tensors quantization_config for each scheme (see ct_config.h). */
 #include "ct_config.h"
 
+#include <stdio.h>
+#include <string.h>
+
 static json_t *qf_ct_args(int bits, const char *type, int symmetric, int group_size, const char *strategy, int dynamic)
 {
     json_t *a = json_pack("{s:i, s:s, s:b, s:s, s:b, s:n, s:n}", "num_bits", bits, "type", type, "symmetric", symmetric,
@@ -11,7 +14,8 @@ static json_t *qf_ct_args(int bits, const char *type, int symmetric, int group_s
     return a;
 }
 
-json_t *qf_ct_quant_config(const qf_scheme *s, char *const *ignored, int n_ignored)
+/* One config group: the scheme's weight and input-activation arguments over targets (stolen). */
+static json_t *qf_ct_group(const qf_scheme *s, json_t *targets)
 {
     json_t *w = NULL, *in = json_null();
     switch (s->id) {
@@ -50,12 +54,53 @@ json_t *qf_ct_quant_config(const qf_scheme *s, char *const *ignored, int n_ignor
         in = qf_ct_args(8, "int", 1, 0, "token", 1);
         break;
     }
+    return json_pack("{s:o, s:o, s:o, s:n, s:s}", "targets", targets, "weights", w, "input_activations", in,
+                     "output_activations", "format", s->ct_format);
+}
+
+static json_t *qf_ct_config(const char *format, json_t *groups, char *const *ignored, int n_ignored)
+{
     json_t *ign = json_array();
     for (int i = 0; i < n_ignored; i++) json_array_append_new(ign, json_string(ignored[i]));
-    json_t *group = json_pack("{s:[s], s:o, s:o, s:n, s:s}", "targets", "Linear", "weights", w, "input_activations", in,
-                              "output_activations", "format", s->ct_format);
-    return json_pack("{s:s, s:s, s:s, s:s, s:{s:o}, s:o, s:n, s:n, s:{}, s:{}}", "quant_method", "compressed-tensors",
-                     "format", s->ct_format, "quantization_status", "compressed", "version", "0.18.0", "config_groups",
-                     "group_0", group, "ignore", ign, "kv_cache_scheme", "global_compression_ratio",
-                     "sparsity_config", "transform_config");
+    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:n, s:n, s:{}, s:{}}", "quant_method", "compressed-tensors",
+                     "format", format, "quantization_status", "compressed", "version", "0.18.0", "config_groups",
+                     groups, "ignore", ign, "kv_cache_scheme", "global_compression_ratio", "sparsity_config",
+                     "transform_config");
+}
+
+json_t *qf_ct_quant_config(const qf_scheme *s, char *const *ignored, int n_ignored)
+{
+    json_t *groups = json_pack("{s:o}", "group_0", qf_ct_group(s, json_pack("[s]", "Linear")));
+    return qf_ct_config(s->ct_format, groups, ignored, n_ignored);
+}
+
+json_t *qf_ct_quant_config_mixed(const qf_scheme *const *schemes, int n_schemes, const qf_scheme *const *mod_scheme,
+                                 char *const *modules, int n_modules, char *const *ignored, int n_ignored)
+{
+    json_t *groups = json_object();
+    const char *format = NULL;
+    int mixed_format = 0, g = 0;
+    for (int k = 0; k < n_schemes; k++) {
+        json_t *targets = json_array();
+        int experts = 0;
+        for (int i = 0; i < n_modules; i++)
+            if (mod_scheme[i] != schemes[k]) continue;
+            else if (strstr(modules[i], ".experts.")) experts = 1;
+            else json_array_append_new(targets, json_string(modules[i]));
+        /* MoE experts by one regex that names them: transformers 5.23 finds the experts' group
+         * as the one whose "re:" targets mention experts (get_experts_scheme) */
+        if (experts) json_array_append_new(targets, json_string("re:.*\\.experts\\..*"));
+        if (json_array_size(targets) == 0) {
+            json_decref(targets);
+            continue;
+        }
+        char name[32];
+        snprintf(name, sizeof name, "group_%d", g++);
+        json_object_set_new(groups, name, qf_ct_group(schemes[k], targets));
+        if (format && strcmp(format, schemes[k]->ct_format) != 0) mixed_format = 1;
+        format = schemes[k]->ct_format;
+    }
+    /* compressed-tensors names a model whose groups differ in format "mixed-precision" and
+     * then reads each group's own "format" */
+    return qf_ct_config(mixed_format ? "mixed-precision" : format ? format : "dense", groups, ignored, n_ignored);
 }

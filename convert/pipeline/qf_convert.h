@@ -66,6 +66,17 @@ typedef struct qf_convert_opts {
     int calibrated;              /* run calibration (a method other than rtn, a static scheme, SmoothQuant,
                                   * a rotation) */
     qf_calib_opts calib;         /* its options (scheme, progress and layers are filled in by the pipeline) */
+    float target_bits;           /* > 0: mixed precision (--target-bits): a format per Linear from a menu
+                                  * (w4a16-asym, w4a16, nvfp4a16, w8a8, bf16) so that the quantized Linears
+                                  * average at most this many bits per weight, scales and zero points
+                                  * included, with the least estimated error; scheme must be the menu's
+                                  * first entry (w4a16-asym), which rules out the Linears it cannot hold
+                                  * (docs/cli.md) */
+    uint64_t target_size;        /* > 0 instead of target_bits (--target-size): bytes of all the artifact's
+                                  * tensors; the Linears get what the tensors kept as they are
+                                  * (embeddings, lm_head, norms, ...) leave, as bits per weight */
+    int sens_samples;            /* windows of calib.seqlen tokens its sensitivity is measured on (0: 4) */
+    const struct qf_mixed *mixed; /* internal, set by qf_convert_run: the choice (NULL: one scheme) */
 } qf_convert_opts;
 
 typedef struct qf_convert_stats {
@@ -88,6 +99,8 @@ typedef struct qf_convert_stats {
                                float weights; qf_quant_source.h) */
     double bits_per_weight; /* --layout gguf: 8 x tensor data bytes / elements, as llama.cpp's
                                loader reports it (0 for other layouts) */
+    char *mixed_json;       /* target_bits: the choice as compact JSON text (the manifest's
+                               "mixed_precision"), owned like dense_experts; NULL otherwise */
 } qf_convert_stats;
 
 /* Free what a qf_convert_stats owns (dense_experts); NULL ok. */

@@ -472,7 +472,8 @@ def main():
                          json.dumps(q)[:200]):
             continue
         rel = abs(kld - qk) / qk if qk > 0 else float("inf")
-        a = qc["config_groups"][next(iter(qc["config_groups"]))].get("input_activations") or {}
+        # a mixed-precision artifact (--target-bits) may quantize activations in some groups only
+        a = next((g["input_activations"] for g in qc["config_groups"].values() if g.get("input_activations")), {})
         mode = "act-quant on " if act_quant and a else "weight-only  "
         print(f"     {what:28s} {mode} mean KLD transformers {kld:.6f}  qforge {qk:.6f}  "
               f"diff {100 * (kld - qk) / qk:+.2f} %", flush=True)

@@ -23,11 +23,7 @@ FAMILY_SCHEMES=${FAMILY_SCHEMES:-$DEFAULT_SCHEMES}
 # Families the runner runs are also calibrated (GPTQ, few samples: this checks the artifact, not
 # its quality; tests/cli/model_families.sh holds GPTQ to beat RTN) and loaded the same way.
 GPTQ_FAMILIES=${GPTQ_FAMILIES:-"gemma3_text:w4a16 phi3:w4a16 glm4_moe:w4a16"}
-if ! err=$("$py" -c "import torch, transformers, compressed_tensors" 2>&1); then
-    echo "SKIP families: $py cannot import torch, transformers and compressed-tensors" \
-         "($(echo "$err" | tail -n 1); pip install -r tests/interop/requirements.txt)"
-    exit 77
-fi
+need_torch
 need_qforge
 interop_tmp
 wanted=${FAMILIES:-$(echo "$FAMILY_SCHEMES" | tr ' ' '\n' | sed 's/:.*//')}

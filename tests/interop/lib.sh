@@ -6,6 +6,8 @@
 #     qforge  $1, made absolute
 #     pass, fail                   the counters the suite's "N passed, N failed" line prints
 # interop_tmp: makes $tmp (removed on exit; Ctrl-C exits 130).
+# need_torch: the suite needs torch + transformers + compressed-tensors in $py; without them
+#   it prints "SKIP NAME: ..." and exits 77 (required under CI=true: scripts/run-tests.sh).
 # need_qforge: a non-executable QFORGE_BINARY is one failure (after the suite's SKIP checks,
 #   so that a machine without Python still reports a skip).
 # counts_add LOG: adds the "N passed, N failed" last line of a checker's LOG to the totals;
@@ -25,6 +27,13 @@ interop_begin() { # NAME ARGC MIN MAX QFORGE_BINARY
     py=${PYTHON:-python3}
     pass=0
     fail=0
+}
+
+need_torch() {
+    err=$("$py" -c "import torch, transformers, compressed_tensors, tokenizers, safetensors" 2>&1) && return 0
+    echo "SKIP $interop_name: $py cannot import torch, transformers and compressed-tensors" \
+         "($(echo "$err" | tail -n 1); pip install -r tests/interop/requirements.txt)"
+    exit 77
 }
 
 need_qforge() {

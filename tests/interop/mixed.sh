@@ -22,11 +22,7 @@ TARGET=${TARGET:-5}
 WINDOWS=${WINDOWS:-2}
 calib="--calib-samples 4 --calib-seqlen 256 --target-samples 2"
 
-if ! err=$("$py" -c "import torch, transformers, compressed_tensors, tokenizers, safetensors" 2>&1); then
-    echo "SKIP mixed: $py cannot import torch, transformers and compressed-tensors" \
-         "($(echo "$err" | tail -n 1); pip install -r tests/interop/requirements.txt)"
-    exit 77
-fi
+need_torch
 need_qforge
 interop_tmp
 

@@ -24,11 +24,7 @@
 . "$(dirname "$0")/lib.sh"
 interop_begin quant_sources $# 1 1 "${1:-}"
 QS_SCHEMES=${QS_SCHEMES:-"w4a16 w4a16-asym fp8-dynamic w8a8 nvfp4a16 mxfp4a16"}
-if ! err=$("$py" -c "import torch, transformers, compressed_tensors" 2>&1); then
-    echo "SKIP quant_sources: $py cannot import torch, transformers and compressed-tensors" \
-         "($(echo "$err" | tail -n 1); pip install -r tests/interop/requirements.txt)"
-    exit 77
-fi
+need_torch
 need_qforge
 interop_tmp
 if ! "$py" "$root/tests/tools/make_families.py" "$tmp/base" deepseek_v3 gpt_oss >"$tmp/make.log" 2>&1 ||

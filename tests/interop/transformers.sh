@@ -44,11 +44,7 @@ SCHEMES_YARN=${SCHEMES_YARN:-"w4a16:w4a16:rtn w8a8:w8a8:rtn w4a16-asym-gptq:w4a1
 WINDOWS=${WINDOWS:-2}
 calib="--calib-samples 4 --calib-seqlen 256"
 
-if ! err=$("$py" -c "import torch, transformers, compressed_tensors, tokenizers, safetensors" 2>&1); then
-    echo "SKIP transformers: $py cannot import torch, transformers and compressed-tensors" \
-         "($(echo "$err" | tail -n 1); pip install -r tests/interop/requirements.txt)"
-    exit 77
-fi
+need_torch
 need_qforge
 
 interop_tmp

@@ -34,7 +34,9 @@ static int qf_cal_tensor_cmp(const void *a, const void *b)
 
 qf_status qf_cal_out_emit(qf_cal_out *out, const qf_calib_opts *o, int layer, qf_error *err)
 {
-    qsort(out->t, (size_t)out->n, sizeof *out->t, qf_cal_tensor_cmp);
+    /* out->t is NULL when a quantize hook took every tensor (GGUF), and qsort's pointer must
+     * not be NULL even for 0 elements (UBSan, make sanitize's gguf.sh) */
+    if (out->n > 1) qsort(out->t, (size_t)out->n, sizeof *out->t, qf_cal_tensor_cmp);
     return o->sink ? o->sink(o->sink_user, layer, out->t, out->n, err) : QF_OK;
 }
 

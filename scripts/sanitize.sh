@@ -11,13 +11,21 @@ qforge=$1; shift
 logs=$(mktemp -d "${TMPDIR:-/tmp}/qf-sanitize.XXXXXX") || exit 1
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:log_path=$logs/asan${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logs/ubsan${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
-pass=0; fail=0; failed=""
+out=$(mktemp -d "${TMPDIR:-/tmp}/qf-sanitize-out.XXXXXX") || exit 1
+pass=0; fail=0; failed=""; n=0
+# UBSan combined with ASan can print a report on stderr whatever log_path says, and a test that
+# expects a non-zero exit would swallow it: each command's output is kept and searched too.
 run() { # run NAME COMMAND...
-    echo "== $1"; name=$1; shift
-    if "$@"; then pass=$((pass + 1)); else rc=$?
-        # 77 is a skip (automake convention), not a failure
-        if [ "$rc" = 77 ]; then echo "   (skipped)"; else fail=$((fail + 1)); failed="$failed $name"; fi
+    echo "== $1"; name=$1; shift; n=$((n + 1))
+    { "$@"; echo $? >"$out/rc"; } 2>&1 | tee "$out/$n.log"
+    rc=$(cat "$out/rc")
+    if grep -q "runtime error:\|ERROR: AddressSanitizer\|ERROR: LeakSanitizer" "$out/$n.log"; then
+        cp "$out/$n.log" "$logs/stderr-report.$n"
     fi
+    if [ "$rc" = 0 ]; then pass=$((pass + 1))
+    # 77 is a skip (automake convention), not a failure
+    elif [ "$rc" = 77 ]; then echo "   (skipped)"
+    else fail=$((fail + 1)); failed="$failed $name"; fi
 }
 suites=${SANITIZE_SUITES:-unit cli interop}
 case " $suites " in *" unit "*) for t in "$@"; do run "$t" "$t"; done ;; esac
@@ -34,7 +42,7 @@ case " $suites " in *" interop "*)
     done ;;
 esac
 reports=$(ls "$logs" | wc -l)
-for f in "$logs"/*; do [ -e "$f" ] && { echo "== sanitizer report $f"; cat "$f"; }; done
+for f in "$logs"/*; do [ -e "$f" ] && { echo "== sanitizer report $f"; grep -A30 "runtime error:\|ERROR: \(Address\|Leak\)Sanitizer" "$f" | head -n 60; }; done
 echo "sanitize: $pass passed, $fail failed, $reports sanitizer report(s)${failed:+; failed:$failed}"
-rm -rf "$logs"
+rm -rf "$logs" "$out"
 [ "$fail" = 0 ] && [ "$reports" = 0 ]

@@ -17,7 +17,9 @@ static void qf_inspect_help(void)
     printf("usage: qforge inspect DIR [--tensors] [--json]\n\n"
            "Summarise a Hugging Face checkpoint or a qforge artifact: architecture, shards, bytes\n"
            "per dtype, the quantization_config and the manifest's recipe. --tensors lists every\n"
-           "tensor (name, dtype, shape, bytes).\n\n"
+           "tensor (name, dtype, shape, bytes). \"source format:\" says what convert reads the folder\n"
+           "as: float weights, an already-quantized source it dequantizes on read (DeepSeek FP8\n"
+           "blocks, GPT-OSS MXFP4, compressed-tensors / ModelOpt FP8), or why it refuses it.\n\n"
            "example:\n  qforge inspect tests/data/tiny-llama --tensors\n");
 }
 

@@ -54,9 +54,12 @@ typedef struct qf_model_options {
     int act_quant;        /* 1 (default): emulate activation quantization of packed Linears; 0: off */
     int moe_force_expert; /* -1 (default): route normally; e >= 0: every token uses expert e alone
                            * with weight 1 (a test / debugging knob) */
+    int float_source;     /* 0 (default): a compressed-tensors / ModelOpt FP8 checkpoint runs as the
+                           * packed FP8 Linears an engine serves; 1: as its bf16 dequantization
+                           * (qf_quant_source.h), the float model calibration aims at */
 } qf_model_options;
 
-/* act_quant = 1, moe_force_expert = -1. */
+/* act_quant = 1, moe_force_expert = -1, float_source = 0. */
 void qf_model_options_default(qf_model_options *opt);
 
 /* What a model_type's decoder layer adds to the Llama layer (one row of model_family.c). */

@@ -54,6 +54,11 @@ CTX = 512
 N_WINDOWS = 16
 POSITIONS = list(range(16)) + list(range(CTX - 16, CTX))  # the tail lies beyond a 128 window
 
+# tiny-phi3 and tiny-phi3-longrope: the same shapes (and seed), so the same weights
+PHI3 = dict(vocab_size=8192, hidden_size=128, intermediate_size=256, num_hidden_layers=3, num_attention_heads=4,
+            num_key_value_heads=2, rms_norm_eps=1e-5, tie_word_embeddings=False, initializer_range=0.1,
+            partial_rotary_factor=0.75, bos_token_id=0, eos_token_id=0, pad_token_id=0)
+
 FIXTURES = {
     "tiny-tied": dict(
         cls="Qwen3ForCausalLM",
@@ -104,12 +109,8 @@ FIXTURES = {
     "tiny-phi3": dict(
         cls="Phi3ForCausalLM",
         config=transformers.Phi3Config(
-            vocab_size=8192, hidden_size=128, intermediate_size=256, num_hidden_layers=3,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-            original_max_position_embeddings=2048, rms_norm_eps=1e-5, tie_word_embeddings=False,
-            initializer_range=0.1, partial_rotary_factor=0.75,
-            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.75},
-            bos_token_id=0, eos_token_id=0, pad_token_id=0),
+            **PHI3, max_position_embeddings=2048, original_max_position_embeddings=2048,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.75}),
         seed=1305, shard="3MB", sharpen=False),
     # Phi-3 with LongRoPE (Phi-3-mini-128k, Phi-3.5-mini, Phi-4-mini): tiny-phi3's weights (same
     # seed and shapes, so the same bytes) under a config whose original context (256) is shorter
@@ -118,14 +119,10 @@ FIXTURES = {
     "tiny-phi3-longrope": dict(
         cls="Phi3ForCausalLM",
         config=transformers.Phi3Config(
-            vocab_size=8192, hidden_size=128, intermediate_size=256, num_hidden_layers=3,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-            original_max_position_embeddings=256, rms_norm_eps=1e-5, tie_word_embeddings=False,
-            initializer_range=0.1, partial_rotary_factor=0.75,
+            **PHI3, max_position_embeddings=1024, original_max_position_embeddings=256,
             rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 0.75,
                              "short_factor": [1.0 + 0.05 * i for i in range(12)],
-                             "long_factor": [1.0 + 1.5 * i for i in range(12)]},
-            bos_token_id=0, eos_token_id=0, pad_token_id=0),
+                             "long_factor": [1.0 + 1.5 * i for i in range(12)]}),
         seed=1305, shard="3MB", sharpen=False),
     # GLM-4.5 (glm4_moe): a dense first layer, then MoE with sigmoid routing over 8 experts in 2
     # groups (top-1 group, top-2 experts), e_score_correction_bias, routed_scaling_factor 2.5,

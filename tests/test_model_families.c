@@ -453,8 +453,6 @@ static void test_tiny_glm4moe(void **state)
     fixture_close(&f);
 }
 
-/* YaRN keys as transformers reads them: factor from max / original when null, attention
- * factor from mscale / mscale_all_dim (DeepSeek-V3's spelling), defaults for the betas. */
 /* LongRoPE's keys as Phi3Config reads them: the older "su" spelling, the top-level original
  * context (4096 when absent, whatever the rope dict says), factor from the two contexts, the
  * attention factor from it; a list of the wrong length or a non-positive factor is refused
@@ -511,6 +509,8 @@ static void test_longrope_config(void **state)
     rmdir(dir);
 }
 
+/* YaRN keys as transformers reads them: factor from max / original when null, attention
+ * factor from mscale / mscale_all_dim (DeepSeek-V3's spelling), defaults for the betas. */
 static void test_yarn_config(void **state)
 {
     (void)state;

@@ -1,7 +1,8 @@
 # The fixtures built with transformers (tests/tools/make_fixtures.py): tiny-tied (qwen3, tied
 # embeddings, no lm_head tensor), tiny-swa (mistral, sliding_window 128), tiny-yarn (qwen2,
 # q/k/v biases, YaRN RoPE scaling), tiny-gemma3 (gemma3_text), tiny-phi3 (phi3, fused
-# projections, partial rotary) and tiny-glm4moe (glm4_moe: sigmoid grouped routing, shared expert).  `validate` must
+# projections, partial rotary), tiny-glm4moe (glm4_moe: sigmoid grouped routing, shared expert) and
+# tiny-gptoss (gpt_oss: sinks, fused interleaved experts, clamped SwiGLU).  `validate` must
 # reproduce transformers' PPL through the CLI (tokenizer included), every RTN scheme must
 # convert, verify and validate, and `inspect` must say why it could not use a config.json.
 . tests/cli/lib.sh

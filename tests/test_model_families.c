@@ -392,7 +392,8 @@ static void test_tiny_glm4moe(void **state)
  * over 128, truncate false), q/k/v/o biases, a router with a bias (top-2 of 8 logits, softmax
  * over the two), fused experts (gate / up interleaved, biases), the clamped SwiGLU with
  * swiglu_limit 3.  Then the sinks, the window, the clamp, the interleave and the routing order
- * are each switched off: every one must move the window-0 logits far beyond the limit. */
+ * are each switched off, and YaRN's truncate: every one must move the window-0 logits far
+ * beyond the limit. */
 static void test_tiny_gptoss(void **state)
 {
     (void)state;
@@ -460,6 +461,19 @@ static void test_tiny_gptoss(void **state)
     }
     broken_ppl(&f, "gate / up as halves, not interleaved", &lerr);
     assert_true(lerr > 100 * LOGITS_REL_TOL);
+    /* YaRN's ramp bounds rounded to whole dimensions (truncate true, the yarn default that
+     * gpt-oss's rope_parameters turn off), then no YaRN at all */
+    qf_model_config rc = m->cfg;
+    qf_error err = {0};
+    int64_t len = m->rope.len;
+    for (int variant = 0; variant < 2; variant++) {
+        if (variant == 0) rc.rope_yarn_truncate = 1;
+        else rc.rope_type = QF_ROPE_DEFAULT;
+        qf_rope_free(&m->rope);
+        assert_int_equal(qf_rope_init(&m->rope, &rc, len, &err), QF_OK);
+        broken_ppl(&f, variant == 0 ? "YaRN with truncate true" : "plain RoPE", &lerr);
+        assert_true(lerr > 100 * LOGITS_REL_TOL);
+    }
     fixture_close(&f);
 }
 

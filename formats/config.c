@@ -7,7 +7,8 @@
 #include "qf_config.h"
 
 static const char *const qf_runnable_types[] = {"llama",     "mistral",   "qwen2",       "qwen3", "mixtral",
-                                                "qwen2_moe", "qwen3_moe", "gemma3_text", "phi3",   "glm4_moe"};
+                                                "qwen2_moe", "qwen3_moe", "gemma3_text", "phi3",   "glm4_moe",
+                                                "gpt_oss"};
 
 /* Integer field: present and integral (a float like 4096.0 is accepted), else default; a value
  * of another type, or one outside int's range, sets *bad to the key (the first one), so the
@@ -159,7 +160,13 @@ static qf_status qf_cfg_rope(const char *path, json_t *root, qf_model_config *c,
     double theta_dflt = 10000.0;
     c->rope_local_theta = 0.0;
     if (strcmp(c->model_type, "gemma3_text") == 0) QF_TRY(qf_cfg_rope_local(path, root, &rp, &theta_dflt, c, err));
+    if (strcmp(c->model_type, "gpt_oss") == 0) theta_dflt = 150000.0; /* GptOssConfig.default_theta */
     json_t *rs = json_is_object(rp) ? rp : json_object_get(root, "rope_scaling");
+    json_t *gpt_oss_dflt = NULL; /* GptOssConfig without RoPE keys: its YaRN, as transformers fills it in */
+    if (strcmp(c->model_type, "gpt_oss") == 0 && !json_is_object(rs))
+        rs = gpt_oss_dflt = json_pack("{s:s, s:f, s:f, s:f, s:b, s:i}", "rope_type", "yarn", "factor", 32.0, "beta_fast",
+                                      32.0, "beta_slow", 1.0, "truncate", 0, "original_max_position_embeddings", 4096);
+    if (strcmp(c->model_type, "gpt_oss") == 0 && !rs) return qf_fail(err, QF_ERR_NOMEM, "%s: out of memory", path);
     c->rope_theta = qf_cfg_num(json_is_object(rp) ? rp : root, "rope_theta", qf_cfg_num(root, "rope_theta", theta_dflt));
     c->rope_type = QF_ROPE_DEFAULT;
     c->rope_factor = 1.0f;
@@ -190,7 +197,11 @@ static qf_status qf_cfg_rope(const char *path, json_t *root, qf_model_config *c,
     if (strcmp(ty, "longrope") == 0 ||
         (strcmp(c->model_type, "phi3") == 0 && (strcmp(ty, "su") == 0 || strcmp(ty, "yarn") == 0)))
         return qf_cfg_longrope(path, root, rs, c, err);
-    if (strcmp(ty, "yarn") == 0) return qf_cfg_yarn(path, root, rs, c, err);
+    if (strcmp(ty, "yarn") == 0) {
+        qf_status st = qf_cfg_yarn(path, root, rs, c, err);
+        json_decref(gpt_oss_dflt);
+        return st;
+    }
     return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: rope type '%.40s' is not supported (default, linear, llama3, yarn, "
                    "longrope)", path, ty);
 }
@@ -236,7 +247,8 @@ qf_status qf_config_load(const char *path, qf_model_config *c, qf_error *err)
     c->rms_norm_eps = (float)qf_cfg_num(o, "rms_norm_eps", 1e-6);
     c->tie_word_embeddings = qf_cfg_int(o, "tie_word_embeddings", 0, &bad);
     int is_qwen2 = strcmp(c->model_type, "qwen2") == 0 || strcmp(c->model_type, "qwen2_moe") == 0;
-    c->attention_bias = qf_cfg_int(o, "attention_bias", is_qwen2, &bad);
+    int is_gpt_oss = strcmp(c->model_type, "gpt_oss") == 0;
+    c->attention_bias = qf_cfg_int(o, "attention_bias", is_qwen2 || is_gpt_oss, &bad);
     c->qk_norm = strncmp(c->model_type, "qwen3", 5) == 0;
     c->n_experts = qf_cfg_int(o, "num_local_experts", qf_cfg_int(o, "num_experts", 0, &bad), &bad);
     c->n_experts_per_tok = qf_cfg_int(o, "num_experts_per_tok", c->n_experts ? 2 : 0, &bad);
@@ -258,6 +270,15 @@ qf_status qf_config_load(const char *path, qf_model_config *c, qf_error *err)
             json_decref(root);
             return qf_fail(err, QF_ERR_FORMAT, "%s: n_group %d / topk_group %d do not divide %d experts", path,
                            c->n_group, c->topk_group, c->n_experts);
+        }
+    }
+    if (is_gpt_oss) { /* GptOssConfig: the experts' clamped SwiGLU (hidden_act is not read) */
+        c->swiglu_alpha = qf_cfg_num(o, "swiglu_alpha", 1.702);
+        c->swiglu_limit = qf_cfg_num(o, "swiglu_limit", 7.0);
+        if (!bad && !(c->swiglu_alpha > 0.0 && c->swiglu_alpha < 1e6 && c->swiglu_limit > 0.0 && c->swiglu_limit < 1e30)) {
+            json_decref(root);
+            return qf_fail(err, QF_ERR_FORMAT, "%s: swiglu_alpha %g / swiglu_limit %g must be positive numbers", path,
+                           c->swiglu_alpha, c->swiglu_limit);
         }
     }
     c->query_pre_attn_scalar = qf_cfg_num(o, "query_pre_attn_scalar", 0.0);
@@ -307,7 +328,7 @@ qf_status qf_config_runnable(const qf_model_config *c, qf_error *err)
     if (!known)
         return qf_fail(err, QF_ERR_UNSUPPORTED,
                        "model_type '%s' is not supported by the runner (supported: llama, mistral, qwen2, qwen3, mixtral, "
-                       "qwen2_moe, qwen3_moe, gemma3_text, phi3, glm4_moe)",
+                       "qwen2_moe, qwen3_moe, gemma3_text, phi3, glm4_moe, gpt_oss)",
                        c->model_type);
     /* RoPE on a part of each head: transformers rotates the leading dimensions only where the
      * family's attention does (phi3, glm4_moe); llama & co. would fail on it, so it is not guessed. */

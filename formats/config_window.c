@@ -15,6 +15,8 @@
  *   gemma3_text        layer l slides when layer_types[l] is "sliding_attention", or, without
  *                      layer_types, when (l + 1) % sliding_window_pattern != 0 (default 6: five
  *                      sliding layers, then a full one); sliding_window default 4096.
+ *   gpt_oss            layer l slides when layer_types[l] is "sliding_attention", or, without
+ *                      layer_types, when l is even (GptOssConfig); sliding_window default 128.
  *   llama (and others) never.
  * A window of W tokens lets query i see keys j with i - W < j <= i (masking_utils.py
  * sliding_window_overlay: kv_idx > q_idx - sliding_window), i.e. W keys including itself.
@@ -74,11 +76,11 @@ qf_status qf_config_attn_windows(const char *path, const qf_model_config *c, int
     int mistral = strcmp(mt, "mistral") == 0, mixtral = strcmp(mt, "mixtral") == 0;
     int qwen = strcmp(mt, "qwen2") == 0 || strcmp(mt, "qwen3") == 0, qwen2_moe = strcmp(mt, "qwen2_moe") == 0;
     int qwen3_moe = strcmp(mt, "qwen3_moe") == 0, phi3 = strcmp(mt, "phi3") == 0;
-    int gemma3 = strcmp(mt, "gemma3_text") == 0;
+    int gemma3 = strcmp(mt, "gemma3_text") == 0, gpt_oss = strcmp(mt, "gpt_oss") == 0;
     for (int l = 0; l < c->n_layers; l++) window[l] = 0;
-    if (!(mistral || mixtral || qwen || qwen2_moe || qwen3_moe || phi3 || gemma3)) return QF_OK;
+    if (!(mistral || mixtral || qwen || qwen2_moe || qwen3_moe || phi3 || gemma3 || gpt_oss)) return QF_OK;
     int w = 0;
-    QF_TRY(qf_cfg_window_size(path, o, mixtral || phi3 ? 0 : 4096, &w, err));
+    QF_TRY(qf_cfg_window_size(path, o, mixtral || phi3 ? 0 : gpt_oss ? 128 : 4096, &w, err));
     if ((qwen || qwen2_moe || qwen3_moe) && !qf_cfg_flag(o, "use_sliding_window", 0)) w = 0;
     if (w < 0)
         return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: sliding_window is 0, which masks every key (transformers "
@@ -105,6 +107,7 @@ qf_status qf_config_attn_windows(const char *path, const qf_model_config *c, int
         int sliding = 0;
         if (json_is_array(types)) QF_TRY(qf_cfg_layer_type(path, types, l, &sliding, err));
         else if (gemma3) sliding = (l + 1) % pattern != 0;
+        else if (gpt_oss) sliding = l % 2 == 0;
         else if (qwen2_moe) sliding = w > 0 && l % 2 == 0 && l < max_window_layers;
         else sliding = w > 0 && l >= max_window_layers;
         if (sliding && w <= 0)

@@ -93,6 +93,9 @@ typedef struct qf_model_config {
     int n_extra_layers;            /* num_nextn_predict_layers: MTP layers stored after the decoder's
                                     * (model.layers.N..N+extra-1), not run */
     json_t *json;                  /* the whole parsed config.json (owned) */
+    /* gpt_oss: the experts' SwiGLU, (clamp(up, -limit, limit) + 1) · g · sigmoid(alpha · g) with
+     * g = min(gate, limit) (swiglu_alpha 1.702, swiglu_limit 7 unless set); 0 for other families */
+    double swiglu_alpha, swiglu_limit;
 } qf_model_config;
 
 /* Parse path (a config.json).  Missing or non-integer required fields are QF_ERR_FORMAT

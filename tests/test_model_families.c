@@ -33,7 +33,9 @@
 
 #include "qf_config.h"
 #include "qf_fs.h"
+#include "qf_fused_experts.h"
 #include "qf_model.h"
+#include "qf_numfmt.h"
 #include "qf_safetensors.h"
 #include "qf_test_util.h"
 
@@ -509,6 +511,95 @@ static void test_longrope_config(void **state)
     rmdir(dir);
 }
 
+/* tiny-gptoss: GptOssForCausalLM: layers s F s F (window 128), attention sinks, YaRN (factor 4
+ * over 128, truncate false), q/k/v/o biases, a router with a bias (top-2 of 8 logits, softmax
+ * over the two), fused experts (gate / up interleaved, biases), the clamped SwiGLU with
+ * swiglu_limit 3.  Then the sinks, the window, the clamp, the interleave and the routing order
+ * are each switched off, and YaRN's truncate: every one must move the window-0 logits far
+ * beyond the limit. */
+static void test_tiny_gptoss(void **state)
+{
+    (void)state;
+    fixture f;
+    check_fixture("tiny-gptoss", &f);
+    qf_model *m = f.m;
+    const int want_window[4] = {128, 0, 128, 0};
+    for (int l = 0; l < 4; l++) {
+        qf_layer *L = &m->layers[l];
+        assert_int_equal(L->attn_window, want_window[l]);
+        assert_int_equal(L->is_moe, 1);
+        assert_non_null(L->sinks);
+        assert_non_null(L->router.bias);
+        assert_non_null(L->o.bias);
+        assert_non_null(L->experts[0].bias);
+    }
+    assert_int_equal(m->cfg.rope_type, QF_ROPE_YARN);
+    assert_int_equal(m->cfg.rope_yarn_truncate, 0);
+    assert_float_equal(m->cfg.swiglu_limit, 3.0, 0);
+    assert_float_equal(m->cfg.swiglu_alpha, 1.702, 0);
+    assert_int_equal(m->ffn_max, 128);
+    double lerr = 0;
+    printf("tiny-gptoss with one feature switched off:\n");
+    float *sinks[4];
+    for (int l = 0; l < 4; l++) sinks[l] = m->layers[l].sinks, m->layers[l].sinks = NULL;
+    broken_ppl(&f, "no attention sinks", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    for (int l = 0; l < 4; l++) m->layers[l].sinks = sinks[l], m->layers[l].attn_window = 0;
+    broken_ppl(&f, "full attention on the sliding layers", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    for (int l = 0; l < 4; l++) m->layers[l].attn_window = want_window[l];
+    m->cfg.swiglu_limit = 1e30;
+    broken_ppl(&f, "no SwiGLU clamp", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->cfg.swiglu_limit = 7.0;
+    broken_ppl(&f, "the released clamp (7) in place of the config's (3)", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->cfg.swiglu_limit = 3.0;
+    qf_family fam = *m->fam;
+    const qf_family *saved_fam = m->fam;
+    fam.topk_softmax = 0; /* softmax over all 8 logits, then the top 2 (not renormalized) */
+    m->fam = &fam;
+    broken_ppl(&f, "softmax before the top-k", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->fam = saved_fam;
+    /* gate and up read as halves (Llama 4's layout) instead of interleaved: re-read each
+     * expert's gate / up weight and bias from the fused tensors */
+    for (int l = 0; l < 4; l++) {
+        char name[96];
+        snprintf(name, sizeof name, "model.layers.%d.mlp.experts.gate_up_proj", l);
+        const qf_tensor *gu = qf_checkpoint_find(m->ck, name);
+        snprintf(name, sizeof name, "model.layers.%d.mlp.experts.gate_up_proj_bias", l);
+        const qf_tensor *gub = qf_checkpoint_find(m->ck, name);
+        assert_non_null(gu);
+        assert_non_null(gub);
+        assert_int_equal(gu->dtype, QF_DTYPE_BF16);
+        for (int e = 0; e < m->cfg.n_experts; e++)
+            for (int j = 0; j < 2; j++) {
+                qf_linear *lin = &m->layers[l].experts[3 * e + j];
+                qf_expert_slice s = qf_expert_slice_of(gu, e, (qf_expert_part)j, QF_FUSED_HALVES);
+                qf_expert_slice_read(&s, (void *)lin->weight);
+                for (int64_t r = 0; r < s.rows; r++)
+                    lin->bias[r] = qf_bf16_to_f32(((const uint16_t *)gub->data)[e * 2 * s.rows + j * s.rows + r]);
+            }
+    }
+    broken_ppl(&f, "gate / up as halves, not interleaved", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    /* YaRN's ramp bounds rounded to whole dimensions (truncate true, the yarn default that
+     * gpt-oss's rope_parameters turn off), then no YaRN at all */
+    qf_model_config rc = m->cfg;
+    qf_error err = {0};
+    int64_t len = m->rope.len;
+    for (int variant = 0; variant < 2; variant++) {
+        if (variant == 0) rc.rope_yarn_truncate = 1;
+        else rc.rope_type = QF_ROPE_DEFAULT;
+        qf_rope_free(&m->rope);
+        assert_int_equal(qf_rope_init(&m->rope, &rc, len, &err), QF_OK);
+        broken_ppl(&f, variant == 0 ? "YaRN with truncate true" : "plain RoPE", &lerr);
+        assert_true(lerr > 100 * LOGITS_REL_TOL);
+    }
+    fixture_close(&f);
+}
+
 /* YaRN keys as transformers reads them: factor from max / original when null, attention
  * factor from mscale / mscale_all_dim (DeepSeek-V3's spelling), defaults for the betas. */
 static void test_yarn_config(void **state)
@@ -634,6 +725,32 @@ static void test_family_configs(void **state)
         }
         if (!strstr(err.msg, bad_cases[i].key)) fail_msg("case %zu: '%s' does not name %s", i, err.msg, bad_cases[i].key);
     }
+    /* gpt_oss: GptOssConfig's defaults (transformers 5.23 on the same dicts): attention_bias true,
+     * swiglu 1.702 / 7, and without RoPE keys its YaRN (factor 32 over 4096, truncate false,
+     * theta 150000); keys that are set win */
+    static const char *const gpt_oss_cases[] = {
+        "",
+        ",\"rope_parameters\":{\"rope_type\":\"yarn\",\"factor\":32.0,\"original_max_position_embeddings\":4096,"
+        "\"truncate\":false}",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        FILE *fp = fopen(path, "w");
+        assert_non_null(fp);
+        fprintf(fp, "{\"model_type\":\"gpt_oss\",\"hidden_size\":64,\"num_hidden_layers\":2,\"num_attention_heads\":2,"
+                "\"vocab_size\":10%s}", gpt_oss_cases[i]);
+        fclose(fp);
+        if (qf_config_load(path, &c, &err)) fail_msg("gpt_oss case %zu: %s", i, err.msg);
+        assert_int_equal(c.attention_bias, 1);
+        assert_float_equal(c.swiglu_alpha, 1.702, 0);
+        assert_float_equal(c.swiglu_limit, 7.0, 0);
+        assert_int_equal(c.rope_type, QF_ROPE_YARN);
+        assert_float_equal(c.rope_theta, 150000.0, 0);
+        assert_float_equal(c.rope_factor, 32.0f, 0);
+        assert_int_equal(c.rope_original_max_pos, 4096);
+        assert_int_equal(c.rope_yarn_truncate, 0);
+        assert_int_equal(qf_config_runnable(&c, &err), QF_OK);
+        qf_config_free(&c);
+    }
     /* GLM: the routing keys */
     FILE *fp = fopen(path, "w");
     assert_non_null(fp);
@@ -694,6 +811,11 @@ static void test_window_rules(void **state)
         {"{\"model_type\":\"gemma3_text\"}", {4096, 4096, 4096, 4096}, QF_OK, NULL},
         {"{\"model_type\":\"gemma3_text\",\"sliding_window\":64,\"layer_types\":[\"full_attention\","
          "\"sliding_attention\",\"sliding_attention\",\"full_attention\"]}", {0, 64, 64, 0}, QF_OK, NULL},
+        /* gpt_oss (GptOssConfig): even layers slide, window 128 unless set */
+        {"{\"model_type\":\"gpt_oss\"}", {128, 0, 128, 0}, QF_OK, NULL},
+        {"{\"model_type\":\"gpt_oss\",\"sliding_window\":64}", {64, 0, 64, 0}, QF_OK, NULL},
+        {"{\"model_type\":\"gpt_oss\",\"sliding_window\":64,\"layer_types\":[\"full_attention\","
+         "\"full_attention\",\"sliding_attention\",\"sliding_attention\"]}", {0, 0, 64, 64}, QF_OK, NULL},
         /* what the runner does not implement is refused, naming the key */
         {"{\"model_type\":\"qwen3\",\"layer_types\":[\"chunked_attention\",\"full_attention\",\"full_attention\","
          "\"full_attention\"]}", {0}, QF_ERR_UNSUPPORTED, "layer_types[0]"},
@@ -739,6 +861,7 @@ int main(void)
         cmocka_unit_test(test_tiny_phi3),
         cmocka_unit_test(test_tiny_phi3_longrope),
         cmocka_unit_test(test_tiny_glm4moe),
+        cmocka_unit_test(test_tiny_gptoss),
         cmocka_unit_test(test_yarn_config),
         cmocka_unit_test(test_longrope_config),
         cmocka_unit_test(test_family_configs),

@@ -11,6 +11,10 @@
 
 #include "qf_model.h"
 
+/* Fields added after shared_expert are left out of the positional rows (they are 0 there);
+ * newer rows use designated initializers. */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
 static const qf_family qf_families[] = {
     /* type          offset sandwich embed fused_qkv fused_gu partial fold sigmoid shared expert */
     {"llama",        0.0f,  0,       0,    0,        0,       0,      1,   0,      NULL},
@@ -32,6 +36,11 @@ static const qf_family qf_families[] = {
      * (mlp.shared_experts, added unscaled).  The fold would also have to scale the shared
      * experts' inputs, which it does not: no fold. */
     {"glm4_moe",     0.0f,  0,       0,    0,        0,       1,      0,   1,      "shared_experts"},
+    /* GptOssAttention (sinks, q/k/v/o biases), GptOssTopKRouter (top-k logits, then softmax),
+     * GptOssExperts (fused, interleaved, biases, clamped SwiGLU).  The experts stay dense in an
+     * artifact (convert_plan.h), and AWQ's fold would have to scale them: no fold. */
+    {.model_type = "gpt_oss", .attn_sinks = 1, .topk_softmax = 1, .fused_experts = 1, .clamped_swiglu = 1,
+     .router = "router"},
 };
 
 const qf_family *qf_family_find(const char *model_type)

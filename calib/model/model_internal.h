@@ -82,9 +82,10 @@ void qf_add_rows(float *out, const float *a, const float *b, int64_t n);
 
 /* Causal self-attention of one sequence: q (n, H*D), k / v (n, KV*D) after RoPE; out (n, H*D).
  * window > 0: query i sees only keys i-window+1..i (the layer's qf_layer.attn_window; 0 = all).
- * The one attention of the runner, called by the attention step (qf_step_attn_core). */
+ * sinks (H) or NULL: GPT-OSS's per-head logit that joins the softmax's denominator (a key with
+ * no value).  The one attention of the runner, called by the attention step (qf_step_attn_core). */
 qf_status qf_attention(const qf_model *m, const float *q, const float *k, const float *v, int64_t n, int64_t window,
-                       float *out, qf_error *err);
+                       const float *sinks, float *out, qf_error *err);
 
 /* Apply RoPE r in place to x (n, heads*head_dim) at positions 0..n-1 (HF rotate-half over the
  * leading r->dims of each head). */

@@ -106,7 +106,7 @@ void qf_add_rows(float *out, const float *a, const float *b, int64_t n)
 #define QF_ATT_BM 48 /* query rows per work item */
 
 qf_status qf_attention(const qf_model *m, const float *q, const float *k, const float *v, int64_t n, int64_t window,
-                       float *out, qf_error *err)
+                       const float *sinks, float *out, qf_error *err)
 {
     const int H = m->cfg.n_heads, KV = m->cfg.n_kv_heads, D = m->cfg.head_dim, group = H / KV;
     const int64_t ldq = (int64_t)H * D, ldk = (int64_t)KV * D;
@@ -149,7 +149,9 @@ qf_status qf_attention(const qf_model *m, const float *q, const float *k, const 
                     row[j] *= scale;
                     mx = row[j] > mx ? row[j] : mx;
                 }
+                if (sinks) mx = sinks[h] > mx ? sinks[h] : mx; /* the sink joins the max and the sum */
                 double sum = qf_exp_shift_sum(row + lo, valid - lo, mx);
+                if (sinks) sum += qf_fast_expf(sinks[h] - mx);
                 float inv = (float)(1.0 / sum);
 #pragma omp simd
                 for (int64_t j = lo; j < valid; j++) row[j] *= inv;

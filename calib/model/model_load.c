@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model_gptoss.h"
 #include "model_internal.h"
 #include "qf_fs.h"
 #include "qf_numfmt.h"
@@ -117,7 +118,9 @@ static qf_status qf_load_moe(qf_load_ctx *c, const qf_model_config *cfg, int l, 
         return qf_fail(c->err, QF_ERR_FORMAT, "config.json: layer %d has a router but num_experts=%lld, "
                        "num_experts_per_tok=%d", l, (long long)E, cfg->n_experts_per_tok);
     L->is_moe = 1;
-    QF_TRY(qf_lin(c, &L->router, l, -1, E, hid, -1, "model.layers.%d.%s.gate", l, blk));
+    const char *router = c->fam->router ? c->fam->router : "gate";
+    QF_TRY(qf_lin(c, &L->router, l, -1, E, hid, -1, "model.layers.%d.%s.%s", l, blk, router));
+    if (c->fam->fused_experts) return qf_load_fused_experts(c->ck, cfg, l, L, c->err); /* GPT-OSS */
     L->experts = calloc((size_t)E * 3, sizeof(qf_linear));
     if (!L->experts) return qf_fail(c->err, QF_ERR_NOMEM, "out of memory for %lld experts", (long long)E);
     static const char *const mix[3] = {"w1", "w3", "w2"}, *const qw[3] = {"gate_proj", "up_proj", "down_proj"};
@@ -173,6 +176,10 @@ static qf_status qf_load_layer(qf_load_ctx *c, const qf_model_config *cfg, int l
         QF_TRY(qf_lin(c, &L->v, l, -1, kvd, hid, qkv_bias, "model.layers.%d.self_attn.v_proj", l));
     }
     QF_TRY(qf_lin(c, &L->o, l, -1, hid, qd, -1, "model.layers.%d.self_attn.o_proj", l));
+    if (fam->attn_sinks) {
+        snprintf(name, sizeof name, "model.layers.%d.self_attn.sinks", l);
+        QF_TRY(qf_load_vec_off(c->ck, name, cfg->n_heads, 0.0f, &L->sinks, c->err));
+    }
     if (cfg->qk_norm) {
         snprintf(name, sizeof name, "model.layers.%d.self_attn.q_norm.weight", l);
         QF_TRY(qf_load_vec_off(c->ck, name, hd, off, &L->q_norm, c->err));
@@ -180,7 +187,8 @@ static qf_status qf_load_layer(qf_load_ctx *c, const qf_model_config *cfg, int l
         QF_TRY(qf_load_vec_off(c->ck, name, hd, off, &L->k_norm, c->err));
     }
     int mixtral = strcmp(cfg->model_type, "mixtral") == 0;
-    snprintf(name, sizeof name, "model.layers.%d.%s.gate", l, mixtral ? "block_sparse_moe" : "mlp");
+    snprintf(name, sizeof name, "model.layers.%d.%s.%s", l, mixtral ? "block_sparse_moe" : "mlp",
+             fam->router ? fam->router : "gate");
     if (qf_has_module(c->ck, name)) return qf_load_moe(c, cfg, l, L, mixtral);
     if (mixtral) return qf_fail(c->err, QF_ERR_FORMAT, "%s: missing tensor '%s.weight'", c->ck->dir, name);
     if (fam->fused_gate_up) {
@@ -218,6 +226,8 @@ static void qf_layer_free(qf_layer *L, int n_experts)
     qf_linear_free(&L->sh_up);
     qf_linear_free(&L->sh_down);
     qf_linear_free(&L->sh_router);
+    free(L->sinks);
+    free(L->expert_w);
 }
 
 void qf_model_free(qf_model *m)

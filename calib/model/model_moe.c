@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model_gptoss.h"
 #include "model_internal.h"
 #include "qf_layer_steps.h"
 
@@ -86,6 +87,10 @@ qf_status qf_moe_route(const qf_model *m, const qf_layer *L, const float *xn, in
         }
         if (m->fam->sigmoid_routing) {
             qf_route_sigmoid(c, L->router_bias, logits + t * E, s, w);
+            continue;
+        }
+        if (m->fam->topk_softmax) { /* gpt_oss */
+            qf_route_topk_softmax(logits + t * E, E, K, s, w);
             continue;
         }
         float *p = logits + t * E, mx = -INFINITY, sum = 0.0f;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model_gptoss.h"
 #include "model_internal.h"
 #include "qf_layer_steps.h"
 
@@ -59,7 +60,8 @@ qf_status qf_step_attn_core(const qf_model *m, const qf_layer *L, const float *x
     for (int64_t off = 0; off < n; off += seqlen) { /* each sample is its own sequence: positions 0..seqlen-1 */
         qf_rope_apply(L->rope, c->head_dim, q + off * qd, seqlen, c->n_heads);
         qf_rope_apply(L->rope, c->head_dim, k + off * kvd, seqlen, c->n_kv_heads);
-        QF_TRY(qf_attention(m, q + off * qd, k + off * kvd, v + off * kvd, seqlen, L->attn_window, att + off * qd, err));
+        QF_TRY(qf_attention(m, q + off * qd, k + off * kvd, v + off * kvd, seqlen, L->attn_window, L->sinks,
+                            att + off * qd, err));
     }
     return QF_OK;
 }
@@ -102,7 +104,10 @@ qf_status qf_step_ffn_act(const qf_model *m, const qf_layer *L, int ffn, const f
     }
     QF_TRY(qf_linear_forward(gate, xn, n, g, &m->observer, err));
     QF_TRY(qf_linear_forward(qf_ffn_linear(L, ffn, 1), xn, n, u, &m->observer, err));
-    qf_glu(m->cfg.hidden_act, g, u, n * gate->rows);
+    if (m->fam->clamped_swiglu) /* gpt_oss */
+        qf_swiglu_clamped(g, u, n * gate->rows, (float)m->cfg.swiglu_alpha, (float)m->cfg.swiglu_limit);
+    else
+        qf_glu(m->cfg.hidden_act, g, u, n * gate->rows);
     return QF_OK;
 }
 

@@ -8,7 +8,8 @@
  * run and reads the model (m) only for its config, RoPE tables and observer.  A variant lives
  * inside its step and is chosen there from m->cfg and the qf_layer (qwen2's q/k/v bias is in
  * the Linears, qwen3's qk-norm, RoPE scaling and the sliding window in the attention core,
- * MoE routing and the shared expert in the MoE block); calibration code never tests for one.
+ * MoE routing and the shared expert in the MoE block, GPT-OSS's sinks in the attention core and
+ * its clamped SwiGLU in the FFN activation); calibration code never tests for one.
  *
  * Shapes: n rows (tokens), C = hidden, H heads, KV kv heads, D head_dim; h (n, C) residual
  * stream, xn (n, C) a block's normed input.  Rows are independent tokens in every step except

@@ -18,6 +18,9 @@
  *   glm4_moe           dense first layers, then MoE: sigmoid routing with a score-correction
  *                      bias over grouped experts, routed_scaling_factor, shared experts;
  *                      partial rotary, optional q/k norms, q/k/v biases
+ *   gpt_oss            attention sinks, alternating sliding / full layers, YaRN, q/k/v/o biases,
+ *                      router with a bias (top-k logits, softmax over k), fused 3-D experts with
+ *                      biases (gate / up interleaved) and the clamped SwiGLU
  * What a family adds to the Llama layer is one row of the family table (qf_family,
  * model_family.c); the steps read the row, never the model_type.
  * Routing: softmax over the router logits (float32), top-k, renormalised when norm_topk_prob
@@ -79,6 +82,13 @@ typedef struct qf_family {
                                 * routed_scaling_factor (else softmax top-k) */
     const char *shared_expert; /* the shared expert's module under mlp ("shared_expert"; GLM:
                                 * "shared_experts", without a sigmoid gate); NULL: none */
+    /* GPT-OSS (model_gptoss.c): */
+    int attn_sinks;      /* self_attn.sinks: one learned logit per head in the softmax's denominator */
+    int topk_softmax;    /* routing: the top k router logits (router with a bias), softmax over those k */
+    int fused_experts;   /* mlp.experts.gate_up_proj (E, C, 2F) gate / up interleaved + gate_up_proj_bias,
+                          * down_proj (E, F, C) + down_proj_bias: read into per-expert Linears at load */
+    int clamped_swiglu;  /* experts' (clamp(up) + 1) · g · sigmoid(swiglu_alpha · g), g = min(gate, limit) */
+    const char *router;  /* the router's module under mlp (NULL: "gate"; GPT-OSS: "router") */
 } qf_family;
 
 /* The row of model_type, NULL when the runner does not know it. */
@@ -118,6 +128,9 @@ typedef struct qf_layer {
     int has_shared;
     qf_linear sh_gate, sh_up, sh_down; /* shared expert (qwen2_moe) */
     qf_linear sh_router;     /* shared_expert_gate (1, hidden): output scaled by sigmoid of it (empty: unscaled, GLM) */
+    float *sinks;            /* (n_heads) fp32, owned: GPT-OSS's attention sinks, else NULL */
+    void *expert_w;          /* owned: the experts' weights read out of fused 3-D tensors (GPT-OSS), which
+                              * experts[] borrow; NULL when they are borrowed from the checkpoint */
 } qf_layer;
 
 typedef struct qf_model {

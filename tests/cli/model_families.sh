@@ -1,21 +1,23 @@
 # The fixtures built with transformers (tests/tools/make_fixtures.py): tiny-tied (qwen3, tied
 # embeddings, no lm_head tensor), tiny-swa (mistral, sliding_window 128), tiny-yarn (qwen2,
 # q/k/v biases, YaRN RoPE scaling), tiny-gemma3 (gemma3_text), tiny-phi3 (phi3, fused
-# projections, partial rotary; tiny-phi3-longrope: its weights with LongRoPE) and tiny-glm4moe (glm4_moe: sigmoid grouped routing, shared expert).  `validate` must
+# projections, partial rotary; tiny-phi3-longrope: its weights with LongRoPE), tiny-glm4moe (glm4_moe:
+# sigmoid grouped routing, shared expert) and tiny-gptoss (gpt_oss: sinks, fused interleaved experts,
+# clamped SwiGLU).  `validate` must
 # reproduce transformers' PPL through the CLI (tokenizer included), every RTN scheme must
 # convert, verify and validate, and `inspect` must say why it could not use a config.json.
 . tests/cli/lib.sh
 # rel_within A B TOL: |A/B - 1| <= TOL
 rel_within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a / b - 1; if (d < 0) d = -d; exit !(b > 0 && d <= t) }'; }
 json_num() { sed -n "s/.*\"$1\": *\([-0-9.eE+]*\).*/\1/p" "$2" | head -n 1; }
-for model in tiny-tied tiny-swa tiny-yarn tiny-gemma3 tiny-phi3 tiny-phi3-longrope tiny-glm4moe; do
+for model in tiny-tied tiny-swa tiny-yarn tiny-gemma3 tiny-phi3 tiny-phi3-longrope tiny-glm4moe tiny-gptoss; do
     ref=$(json_num ppl tests/data/$model.reference.json)
     n=$(json_num windows tests/data/$model.reference.json)
     expect_exit 0 "validate $model, $n windows" -- "$QFORGE" validate --base tests/data/$model \
         --text tests/data/eval.txt --chunks "$n" --json -q
     got=$(json_num ppl "$T/stdout")
     # measured: 1e-9 (tiny-tied), 3.3e-8 (tiny-swa), 9.5e-9 (tiny-yarn), 2e-9 (tiny-gemma3), 7e-9 (tiny-phi3),
-    # 9e-9 (tiny-glm4moe), 1.1e-8 (tiny-phi3-longrope, long factors);
+    # 9e-9 (tiny-glm4moe), 1.1e-8 (tiny-phi3-longrope, long factors), 6.2e-9 (tiny-gptoss);
     # the limit's reason is in tests/test_model_families.c
     if rel_within "$got" "$ref" 1e-6; then ok "$model PPL $got = transformers $ref"
     else bad "$model PPL $got, transformers $ref (limit 1e-6 relative)"; fi
@@ -46,7 +48,7 @@ cmp -s "$T/g1/model.safetensors" "$T/g2/model.safetensors" && bad "calibration i
 # KLD, as on the Llama fixtures (docs/bench.md has the default-sample figures; 32 samples here),
 # and every expert of the MoE fixture must have seen calibration tokens
 kld_of() { sed -n 's/.*"mean_kld": *\([-0-9.eE+]*\).*/\1/p' "$T/stdout" | head -n 1; }
-for model in tiny-gemma3 tiny-phi3 tiny-glm4moe; do
+for model in tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-gptoss; do
     expect_exit 0 "gptq $model" -- "$QFORGE" convert tests/data/$model -o "$T/$model-gptq" --scheme w4a16 \
         --method gptq --calib-samples 32 -q
     expect_exit 0 "verify gptq $model" -- "$QFORGE" verify "$T/$model-gptq" -q
@@ -58,10 +60,13 @@ for model in tiny-gemma3 tiny-phi3 tiny-glm4moe; do
     kr=$(kld_of)
     awk -v g="$kg" -v r="$kr" 'BEGIN { exit !(g > 0 && r > 0 && g < r) }' &&
         ok "$model w4a16: GPTQ mean KLD $kg < RTN $kr" || bad "$model w4a16: GPTQ mean KLD '$kg' not below RTN '$kr'"
-    if [ $model = tiny-glm4moe ]; then
+    moe_layers=0
+    [ $model = tiny-glm4moe ] && moe_layers=2
+    [ $model = tiny-gptoss ] && moe_layers=4
+    if [ $moe_layers -gt 0 ]; then
         counts=$(tr -d ' \n' <"$T/$model-gptq/qforge.manifest.json" | grep -o '"routed_tokens_per_expert":\[[0-9,]*\]')
-        [ "$(echo "$counts" | wc -l)" = 2 ] && ! echo "$counts" | grep -q '[[,]0[],]' &&
-            ok "$model: every expert of both MoE layers saw calibration tokens" ||
+        [ "$(echo "$counts" | wc -l)" = $moe_layers ] && ! echo "$counts" | grep -q '[[,]0[],]' &&
+            ok "$model: every expert of its $moe_layers MoE layers saw calibration tokens" ||
             bad "$model: routed_tokens_per_expert: '$counts'"
     fi
     # AWQ folds scales into x*w norms: refused for (1 + w) norms, fused gate_up and shared experts
@@ -70,6 +75,18 @@ for model in tiny-gemma3 tiny-phi3 tiny-glm4moe; do
     stderr_has "does not fold into model_type" "awq refusal names the reason"
     no_output "$T/$model-awq" "no artifact after the awq refusal"
 done
+# GPT-OSS: GPTQ writes exactly the tensors RTN writes (names, dtypes, shapes, files): the fused
+# experts stay in full precision, listed, byte for byte the base's (convert_plan.h says why), while
+# calibration runs through them (every expert's tokens are counted above)
+tensor_layout() { sed -n '/"tensors": \[/,/^ \]/p' "$1/qforge.manifest.json" | grep -v '"xxh3_128"'; }
+if [ "$(tensor_layout "$T/tiny-gptoss-gptq")" = "$(tensor_layout "$T/tiny-gptoss-w4a16")" ] &&
+   [ -n "$(tensor_layout "$T/tiny-gptoss-gptq")" ]; then ok "tiny-gptoss: GPTQ writes RTN's tensor layout"
+else bad "tiny-gptoss: GPTQ's tensors differ from RTN's in name, dtype, shape or file"; fi
+expert_hashes() { tr -d ' \n' <"$1/qforge.manifest.json" | grep -o '"name":"model.layers.[0-9]*.mlp.experts.[a-z_]*","shape":\[[0-9,]*\],"xxh3_128":"[0-9a-f]*"'; }
+[ "$(expert_hashes "$T/tiny-gptoss-gptq" | wc -l)" = 16 ] &&
+    [ "$(expert_hashes "$T/tiny-gptoss-gptq")" = "$(expert_hashes "$T/tiny-gptoss-w4a16")" ] &&
+    ok "tiny-gptoss: the 16 fused expert tensors hash as in the RTN artifact" ||
+    bad "tiny-gptoss: fused expert tensors: $(expert_hashes "$T/tiny-gptoss-gptq" | head -c 300)"
 # GLM-4.5 / DeepSeek checkpoints store their MTP layers after the decoder's (num_nextn_predict_layers):
 # the runner does not run them, so a calibrated conversion gives them RTN instead of failing.
 # tiny-glm4moe with num_hidden_layers 2 makes its layer 2 such a layer.

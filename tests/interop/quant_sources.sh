@@ -18,7 +18,8 @@
 #      GPTQ from each writes the tensors GPTQ from its dequantization writes;
 #   6. an FP8-block tiny-llama through the model runner: `validate --base` equals validate with its
 #      dequantization as the base, and GPTQ writes the same tensors from either;
-#   7. a source whose quant_method qforge does not read is refused with exit 5, nothing written.
+#   7. a source whose quant_method qforge does not read is refused with exit 5, nothing written;
+#   8. the GPT-OSS MXFP4 source through the model runner, as 6 (gpt_oss runs since issue 15).
 #   Python: $PYTHON or python3 with torch, transformers and compressed-tensors
 #   (tests/interop/requirements.txt).  Without them: "SKIP quant_sources: <reason>", exit 77.
 #   Prints "N passed, N failed" last; exit 1 when anything failed.
@@ -131,4 +132,22 @@ if [ -d "$tmp/src/gpt_oss_mxfp4" ]; then
     if [ "$rc" = 5 ] && [ ! -e "$tmp/gptq-out" ] && grep -q "quant_method 'gptq'" "$tmp/gptq.log"; then pass=$((pass + 1))
     else echo "FAIL an unread quant_method (gptq) is refused with exit 5 and nothing written (exit $rc):"; sed 's/^/    /' "$tmp/gptq.log"; fail=$((fail + 1)); fi
 fi
+# 8. the GPT-OSS MXFP4 source through the model runner (its experts dequantized on read): validate
+#    --base equals validate of its dequantization (step 1), and GPTQ writes the same tensors from either
+mx=$tmp/src/gpt_oss_mxfp4
+if [ -d "$mx" ] && [ -d "$tmp/deq/gpt_oss" ]; then
+    for b in "$mx" "$tmp/deq/gpt_oss"; do
+        "$qforge" validate --base "$b" --text "$root/tests/data/eval.txt" --chunks 2 --json 2>/dev/null |
+            "$py" -c "import json,sys; r=json.load(sys.stdin); print(r['ppl'], r['scored_tokens'])"
+    done >"$tmp/mx.validate"
+    if [ "$(wc -l <"$tmp/mx.validate")" = 2 ] && [ "$(sed -n 1p "$tmp/mx.validate")" = "$(sed -n 2p "$tmp/mx.validate")" ]; then
+        pass=$((pass + 1))
+    else echo "FAIL validate --base the GPT-OSS MXFP4 source differs from its dequantization:"; sed 's/^/    /' "$tmp/mx.validate"; fail=$((fail + 1)); fi
+    for b in "$mx" "$tmp/deq/gpt_oss"; do
+        "$qforge" convert "$b" -o "$b-gptq" --scheme w4a16 --method gptq --calib-samples 8 --calib-seqlen 128 -q >>"$tmp/mx.log" 2>&1
+    done
+    if "$py" -c "import json,sys; t=lambda d: json.load(open(d+'/qforge.manifest.json'))['tensors']; sys.exit(t(sys.argv[1]) != t(sys.argv[2]))" \
+           "$mx-gptq" "$tmp/deq/gpt_oss-gptq" 2>>"$tmp/mx.log"; then pass=$((pass + 1))
+    else echo "FAIL GPTQ from the GPT-OSS MXFP4 source differs from GPTQ from its dequantization:"; tail -n 5 "$tmp/mx.log" | sed 's/^/    /'; fail=$((fail + 1)); fi
+else echo "FAIL gpt_oss_mxfp4: no source or no dequantization (step 1)"; fail=$((fail + 1)); fi
 interop_end

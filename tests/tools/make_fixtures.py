@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""make_fixtures.py - build tests/data/tiny-tied, tiny-swa, tiny-yarn, tiny-gemma3, tiny-phi3 and
-tiny-glm4moe with Hugging Face transformers, and their independent reference numbers.
+"""make_fixtures.py - build tests/data/tiny-tied, tiny-swa, tiny-yarn, tiny-gemma3, tiny-phi3,
+tiny-glm4moe and tiny-gptoss with Hugging Face transformers, and their independent reference numbers.
 
 Pinned (the versions the committed files were made with; other versions may differ in the
 last bits of the random init, not in the protocol):
@@ -139,6 +139,27 @@ FIXTURES = {
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5},
             bos_token_id=0, eos_token_id=0, pad_token_id=0),
         seed=1306, shard="3MB", sharpen=False, router_bias=0.1),
+    # GPT-OSS (gpt_oss): attention sinks (drawn N(1, 1), so a head can put real weight on
+    # nothing), sliding / full layers alternating (window 128 < the 512 window), YaRN with
+    # truncate false (gpt-oss's rope_parameters, factor 4 over 128), q/k/v/o biases, a router
+    # with a bias (top-2 of 8 by logit, softmax over the two), fused experts with gate / up
+    # interleaved and biases, the clamped SwiGLU with swiglu_limit 3 (the released 7 would barely
+    # clamp a random model's activations; a runner that hard-codes 7 or skips the clamp is seen).
+    # Not sharpened: with q/k x3 transformers' own float32 logits were 5e-5 (relative L2) from
+    # its float64 ones at some positions, the test's whole tolerance; unsharpened 1.3e-6.
+    "tiny-gptoss": dict(
+        cls="GptOssForCausalLM",
+        config=transformers.GptOssConfig(
+            vocab_size=8192, hidden_size=128, intermediate_size=128, num_hidden_layers=4,
+            num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=512,
+            rms_norm_eps=1e-5, tie_word_embeddings=False, initializer_range=0.1, sliding_window=128,
+            num_local_experts=8, num_experts_per_tok=2, swiglu_limit=3.0, attention_bias=True,
+            layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+            rope_parameters={"rope_type": "yarn", "rope_theta": 150000.0, "factor": 4.0,
+                             "original_max_position_embeddings": 128, "beta_fast": 32.0,
+                             "beta_slow": 1.0, "truncate": False},
+            bos_token_id=0, eos_token_id=0, pad_token_id=0),
+        seed=1307, shard="5MB", sharpen=False, gptoss=True),
 }
 
 
@@ -153,6 +174,14 @@ def build(name, spec):
                     b.copy_(spec["router_bias"] * torch.randn_like(b))
             for pname, p in model.named_parameters():
                 if pname.endswith("mlp.gate.weight"):
+                    p.copy_(cfg.initializer_range * torch.randn_like(p))
+        if spec.get("gptoss"):  # biases, sinks and expert weights that matter (their init is 0 / tiny)
+            for pname, p in model.named_parameters():
+                if pname.endswith(".bias") or pname.endswith("_proj_bias"):
+                    p.copy_(0.1 * torch.randn_like(p))
+                if pname.endswith("self_attn.sinks"):
+                    p.copy_(1.0 + torch.randn_like(p))
+                if pname.endswith(("experts.gate_up_proj", "experts.down_proj", "router.weight")):
                     p.copy_(cfg.initializer_range * torch.randn_like(p))
         for pname, p in model.named_parameters():
             if pname.endswith("norm.weight"):  # around 1, so a skipped norm weight shows

@@ -64,5 +64,10 @@ int qf_cmd_merge(int argc, char **argv)
     else
         printf("%s: merged %d parts into %d shard(s), %.1f MB in %.2f s, peak memory %.0f MB\n", o.out, o.n_parts,
                st.n_shards, st.bytes_out / 1e6, st.seconds, st.peak_rss_kb * 1024.0 / 1e6);
+    if (st.n_dense_experts) /* as convert says it: the parts' fused experts stayed in full precision */
+        fprintf(stderr, "qforge merge: warning: %d fused expert tensor(s) kept in full precision (%s%s): listed in "
+                "quantization_config.ignore, the manifest and README.md\n", st.n_dense_experts, st.dense_experts[0],
+                st.n_dense_experts > 1 ? ", ..." : "");
+    qf_convert_stats_free(&st);
     return 0;
 }

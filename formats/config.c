@@ -76,6 +76,59 @@ static qf_status qf_cfg_yarn(const char *path, json_t *root, json_t *rs, qf_mode
     return QF_OK;
 }
 
+/* One LongRoPE factor list: an array of (rotated dimensions / 2) positive numbers. */
+static qf_status qf_cfg_longrope_list(const char *path, json_t *rs, const char *key, int n, float *out, qf_error *err)
+{
+    json_t *a = json_object_get(rs, key);
+    if (!json_is_array(a) || (int)json_array_size(a) != n)
+        return qf_fail(err, QF_ERR_FORMAT, "%s: rope longrope %s must be a list of %d numbers (rotated dimensions / 2)",
+                       path, key, n);
+    for (int i = 0; i < n; i++) {
+        json_t *v = json_array_get(a, (size_t)i);
+        double x = json_is_number(v) ? json_number_value(v) : -1.0;
+        if (!(x > 0.0 && x <= 1e6))
+            return qf_fail(err, QF_ERR_FORMAT, "%s: rope longrope %s[%d] is not a positive number", path, key, i);
+        out[i] = (float)x;
+    }
+    return QF_OK;
+}
+
+/* LongRoPE as transformers 5 reads it (_compute_longrope_parameters, longrope_frequency_update):
+ * short_factor and long_factor (one per rotated frequency), original_max_position_embeddings
+ * (phi3: the top-level key, Phi3Config's 4096 when absent, whatever the rope dict says —
+ * standardize_rope_params gives the attribute priority; other types: the rope dict's, else
+ * max_position_embeddings), factor (absent: max_position_embeddings / original),
+ * attention_factor (absent: 1 for factor <= 1, else sqrt(1 + ln factor / ln original)). */
+static qf_status qf_cfg_longrope(const char *path, json_t *root, json_t *rs, qf_model_config *c, qf_error *err)
+{
+    c->rope_type = QF_ROPE_LONGROPE;
+    double orig = strcmp(c->model_type, "phi3") == 0
+                      ? qf_cfg_num(root, "original_max_position_embeddings", 4096.0)
+                      : qf_cfg_num(rs, "original_max_position_embeddings", (double)c->max_position_embeddings);
+    if (!(orig >= 2.0 && orig <= 1e9))
+        return qf_fail(err, QF_ERR_FORMAT, "%s: rope longrope needs original_max_position_embeddings >= 2", path);
+    c->rope_original_max_pos = (int)orig;
+    const double pf = c->rope_partial_factor;
+    const int dim = pf > 0.0 && pf < 1.0 ? (int)(c->head_dim * pf) : c->head_dim;
+    c->rope_n_factors = dim / 2;
+    if (c->rope_n_factors < 1 || c->rope_n_factors > QF_ROPE_MAX_FREQS)
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: rope longrope over %d rotated dimensions is not supported "
+                       "(2..%d)", path, dim, 2 * QF_ROPE_MAX_FREQS);
+    QF_TRY(qf_cfg_longrope_list(path, rs, "short_factor", c->rope_n_factors, c->rope_short_factor, err));
+    QF_TRY(qf_cfg_longrope_list(path, rs, "long_factor", c->rope_n_factors, c->rope_long_factor, err));
+    json_t *f = json_object_get(rs, "factor");
+    double factor = json_is_number(f) ? json_number_value(f) : (double)c->max_position_embeddings / orig;
+    if (!(factor > 0.0 && factor <= 1e6))
+        return qf_fail(err, QF_ERR_FORMAT, "%s: rope longrope factor %g is not a positive number", path, factor);
+    c->rope_factor = (float)factor;
+    json_t *af = json_object_get(rs, "attention_factor");
+    c->rope_yarn_attn_factor = json_is_number(af) ? json_number_value(af)
+                             : factor <= 1.0 ? 1.0 : sqrt(1.0 + log(factor) / log(orig));
+    if (!(c->rope_yarn_attn_factor > 0.0 && c->rope_yarn_attn_factor < 1e3))
+        return qf_fail(err, QF_ERR_FORMAT, "%s: rope longrope attention_factor out of range", path);
+    return QF_OK;
+}
+
 /* Gemma 3's two RoPEs: rope_parameters {sliding_attention: {...}, full_attention: {...}} in
  * transformers 5, or rope_theta / rope_scaling (full layers) + rope_local_base_freq (sliding
  * layers) in older configs; defaults 1e6 and 1e4 (Gemma3TextConfig.default_theta).  The local
@@ -140,13 +193,17 @@ static qf_status qf_cfg_rope(const char *path, json_t *root, qf_model_config *c,
         c->rope_original_max_pos = (int)orig;
         return QF_OK;
     }
+    /* Phi3Config renames the older "su" and "yarn" spellings to longrope */
+    if (strcmp(ty, "longrope") == 0 ||
+        (strcmp(c->model_type, "phi3") == 0 && (strcmp(ty, "su") == 0 || strcmp(ty, "yarn") == 0)))
+        return qf_cfg_longrope(path, root, rs, c, err);
     if (strcmp(ty, "yarn") == 0) {
         qf_status st = qf_cfg_yarn(path, root, rs, c, err);
         json_decref(gpt_oss_dflt);
         return st;
     }
-    return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: rope type '%.40s' is not supported (default, linear, llama3, yarn)",
-                   path, ty);
+    return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: rope type '%.40s' is not supported (default, linear, llama3, yarn, "
+                   "longrope)", path, ty);
 }
 
 qf_status qf_config_load(const char *path, qf_model_config *c, qf_error *err)

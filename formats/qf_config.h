@@ -27,7 +27,13 @@ typedef enum qf_rope_type {
     QF_ROPE_LINEAR = 2, /* positions divided by factor */
     QF_ROPE_YARN = 3,   /* YaRN: frequencies blended between interpolated and original by a
                          * ramp over the dimensions, cos/sin scaled by an attention factor */
+    QF_ROPE_LONGROPE = 4, /* LongRoPE (Phi-3 128k, Phi-3.5, Phi-4-mini): one factor per frequency,
+                           * the short set for sequences up to original_max_position_embeddings and
+                           * the long set beyond, cos/sin scaled by an attention factor */
 } qf_rope_type;
+
+/* The most frequencies a LongRoPE factor list may hold (rotated dimensions / 2). */
+#define QF_ROPE_MAX_FREQS 256
 
 /* The FFN's activation (hidden_act, or Gemma's hidden_activation). */
 typedef enum qf_ffn_act {
@@ -53,11 +59,17 @@ typedef struct qf_model_config {
     float rope_factor;             /* linear / llama3 / yarn */
     float rope_low_freq_factor;    /* llama3 */
     float rope_high_freq_factor;   /* llama3 */
-    int rope_original_max_pos;     /* llama3 / yarn original_max_position_embeddings */
-    double rope_yarn_attn_factor;  /* yarn: cos and sin are multiplied by it (attention_factor, or
+    int rope_original_max_pos;     /* llama3 / yarn / longrope original_max_position_embeddings */
+    double rope_yarn_attn_factor;  /* yarn / longrope: cos and sin are multiplied by it (attention_factor, or
                                     * from factor, mscale, mscale_all_dim as transformers derives it) */
     double rope_yarn_beta_fast, rope_yarn_beta_slow; /* yarn: the ramp's bounds in rotations (32, 1) */
     int rope_yarn_truncate;        /* yarn: ramp bounds rounded to whole dimensions (default 1) */
+    /* longrope: inv_freq[i] = 1 / (factor[i] · theta^(2i/d)) with the short factors for a
+     * sequence of at most rope_original_max_pos tokens, the long ones beyond; cos and sin are
+     * multiplied by rope_yarn_attn_factor (attention_factor, or from factor as transformers
+     * derives it) */
+    int rope_n_factors;            /* entries of each list (= rotated dimensions / 2) */
+    float rope_short_factor[QF_ROPE_MAX_FREQS], rope_long_factor[QF_ROPE_MAX_FREQS];
     double rope_partial_factor;    /* partial_rotary_factor: the fraction of each head RoPE rotates (1) */
     double rope_local_theta;       /* Gemma 3: rope_parameters.sliding_attention.rope_theta, the base of
                                     * the sliding layers' (default-type) RoPE; 0 = one RoPE for all */

@@ -166,6 +166,9 @@ qf_status qf_gguf_arch_of(const char *path, const qf_model_config *cfg, const qf
      * yarn.  Anything else would load in llama.cpp as plain RoPE and compute another model. */
     if (cfg->rope_partial_factor != 1.0)
         return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: partial_rotary_factor is not mapped to llama.cpp's keys", path);
+    if (cfg->rope_type == QF_ROPE_LONGROPE) /* llama.cpp keeps its factors as rope_factors_{long,short} tensors */
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: rope type longrope is not mapped to llama.cpp's %s keys", path,
+                       a->name);
     if (cfg->rope_type == QF_ROPE_YARN && !a->yarn)
         return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: rope type yarn is not mapped to llama.cpp's %s keys (GGUF maps yarn "
                        "for qwen2, qwen3)", path, a->name);

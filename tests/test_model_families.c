@@ -57,11 +57,11 @@
 /* relative L2 of got against ref: sqrt(sum (got - ref)^2 / sum ref^2) */
 static double rel_l2(const float *got, const float *ref, int64_t n) { return sqrt(qf_nmse(ref, got, (size_t)n)); }
 
-/* Summed NLL (float64) of tokens 1..CTX-1 from logits (CTX, V) of ids. */
-static double window_nll(const float *logits, const int32_t *ids, int64_t V)
+/* Summed NLL (float64) of tokens 1..n-1 from logits (n, V) of ids. */
+static double seq_nll(const float *logits, const int32_t *ids, int64_t n, int64_t V)
 {
     double total = 0;
-    for (int64_t t = 0; t + 1 < CTX; t++) {
+    for (int64_t t = 0; t + 1 < n; t++) {
         const float *z = logits + t * V;
         double mx = z[0], s = 0;
         for (int64_t v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
@@ -70,6 +70,9 @@ static double window_nll(const float *logits, const int32_t *ids, int64_t V)
     }
     return total;
 }
+
+/* The same over one ppl-512 window. */
+static double window_nll(const float *logits, const int32_t *ids, int64_t V) { return seq_nll(logits, ids, CTX, V); }
 
 typedef struct fixture {
     qf_model *m;
@@ -340,6 +343,70 @@ static void test_tiny_phi3(void **state)
     fixture_close(&f);
 }
 
+/* Mean NLL of the first `windows` windows of n tokens (n <= CTX: f->logits holds them). */
+static double short_windows_nll(fixture *f, int64_t n, int windows)
+{
+    qf_error err = {0};
+    const int32_t *ids = (const int32_t *)f->tokens.data;
+    double total = 0;
+    for (int w = 0; w < windows; w++) {
+        if (qf_model_forward(f->m, ids + (int64_t)w * n, n, f->logits, &err)) fail_msg("%s", err.msg);
+        total += seq_nll(f->logits, ids + (int64_t)w * n, n, f->m->vocab_out);
+    }
+    return total / ((double)windows * (double)(n - 1));
+}
+
+/* tiny-phi3-longrope: tiny-phi3's weights with LongRoPE (Phi-3-mini-128k, Phi-3.5, Phi-4-mini):
+ * original context 256, factor 1024 / 256, short and long factor lists.  The ppl-512 windows
+ * are longer than 256, so transformers runs them on the long factors; the 256-token windows
+ * (short_mean_nll) on the short ones; both with cos / sin × sqrt(1 + ln 4 / ln 256).  Then
+ * the wrong list on either side, and plain RoPE, must be seen. */
+static void test_tiny_phi3_longrope(void **state)
+{
+    (void)state;
+    fixture f;
+    check_fixture("tiny-phi3-longrope", &f);
+    qf_model *m = f.m;
+    assert_int_equal(m->cfg.rope_type, QF_ROPE_LONGROPE);
+    assert_int_equal(m->cfg.rope_n_factors, 12);
+    assert_non_null(m->rope.long_ctx);
+    assert_int_equal(m->rope.long_after, 256);
+    assert_float_equal(m->rope.scale, (float)sqrt(1.0 + log(4.0) / log(256.0)), 1e-7);
+    assert_float_equal(m->rope.long_ctx->scale, m->rope.scale, 0);
+    const int64_t n = json_integer_value(json_object_get(f.ref, "short_ctx"));
+    const double ref_short = json_real_value(json_object_get(f.ref, "short_mean_nll"));
+    assert_int_equal(n, 256);
+    int windows = (int)json_integer_value(json_object_get(f.ref, "windows"));
+    double nll = short_windows_nll(&f, n, windows), rel = fabs(nll / ref_short - 1);
+    printf("tiny-phi3-longrope, %d windows of %d tokens (short factors): mean NLL %.9f vs transformers %.9f "
+           "(relative %.2g)\n", windows, (int)n, nll, ref_short, rel);
+    assert_true(rel < 1e-6);
+    double lerr = 0;
+    printf("tiny-phi3-longrope with a factor list or the scaling switched off:\n");
+    m->rope.long_after = 1 << 30; /* the short factors on the long windows */
+    assert_true(broken_ppl(&f, "short factors on 512-token windows", &lerr) > 20 * PPL_REL_TOL);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->rope.long_after = 0; /* the long factors on the short windows */
+    nll = short_windows_nll(&f, n, windows);
+    printf("  %-44s mean NLL %+9.4f %% off transformers\n", "long factors on 256-token windows",
+           100 * (nll / ref_short - 1));
+    assert_true(fabs(nll / ref_short - 1) > 20 * 1e-6);
+    m->rope.long_after = 256;
+    qf_model_config plain = m->cfg;
+    plain.rope_type = QF_ROPE_DEFAULT;
+    qf_error err = {0};
+    int64_t len = m->rope.len;
+    qf_rope_free(&m->rope);
+    assert_int_equal(qf_rope_init(&m->rope, &plain, len, &err), QF_OK);
+    assert_null(m->rope.long_ctx);
+    assert_true(broken_ppl(&f, "plain RoPE (no factors, no scale)", &lerr) > 20 * PPL_REL_TOL);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    /* what transformers gives with plain RoPE on the same weights */
+    double plain_ref = json_real_value(json_object_get(f.ref, "default_rope_ppl"));
+    assert_true(fabs(fixture_ppl(&f, windows, &lerr) / plain_ref - 1) < PPL_REL_TOL);
+    fixture_close(&f);
+}
+
 /* tiny-glm4moe: Glm4MoeForCausalLM: layer 0 dense, layers 1-2 MoE (8 experts in 2 groups, top-1
  * group, top-2 experts, sigmoid scores + e_score_correction_bias, routed_scaling_factor 2.5,
  * one shared expert without a gate), partial rotary 0.5, q/k norms, q/k/v biases.  Then the
@@ -465,6 +532,62 @@ static void test_tiny_gptoss(void **state)
 
 /* YaRN keys as transformers reads them: factor from max / original when null, attention
  * factor from mscale / mscale_all_dim (DeepSeek-V3's spelling), defaults for the betas. */
+/* LongRoPE's keys as Phi3Config reads them: the older "su" spelling, the top-level original
+ * context (4096 when absent, whatever the rope dict says), factor from the two contexts, the
+ * attention factor from it; a list of the wrong length or a non-positive factor is refused
+ * naming the file and the key. */
+static void test_longrope_config(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/qf-longrope-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    const char *head = "{\"model_type\":\"%s\",\"hidden_size\":64,\"num_hidden_layers\":1,\"num_attention_heads\":4,"
+                       "\"vocab_size\":10,\"max_position_embeddings\":131072%s,\"rope_scaling\":{\"type\":\"%s\","
+                       "\"short_factor\":[1,1,1,1,1,1,1,%s],\"long_factor\":[1,2,3,4,5,6,7,8]%s}}";
+    static const struct {
+        const char *type, *top, *rtype, *last_short, *extra;
+        qf_status want;
+        int orig;
+        double attn;
+        const char *key;
+    } cases[] = {
+        {"phi3", ",\"original_max_position_embeddings\":4096", "su", "1.5", "", QF_OK, 4096, 0, NULL},
+        {"phi3", "", "longrope", "1.5", ",\"original_max_position_embeddings\":8192", QF_OK, 4096, 0, NULL},
+        {"phi3", "", "yarn", "1.5", ",\"attention_factor\":1.25", QF_OK, 4096, 1.25, NULL},
+        {"llama", "", "longrope", "1.5", ",\"original_max_position_embeddings\":8192", QF_OK, 8192, 0, NULL},
+        {"phi3", "", "longrope", "1.5,1", "", QF_ERR_FORMAT, 0, 0, "short_factor"},
+        {"phi3", "", "longrope", "-1", "", QF_ERR_FORMAT, 0, 0, "short_factor[7]"},
+        {"phi3", "", "longrope", "1", ",\"long_factor\":null", QF_ERR_FORMAT, 0, 0, "long_factor"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        FILE *fp = fopen(path, "w");
+        assert_non_null(fp);
+        fprintf(fp, head, cases[i].type, cases[i].top, cases[i].rtype, cases[i].last_short, cases[i].extra);
+        fclose(fp);
+        qf_model_config c;
+        qf_error err = {0};
+        qf_status st = qf_config_load(path, &c, &err);
+        assert_int_equal(st, cases[i].want);
+        if (st) {
+            assert_non_null(strstr(err.msg, path));
+            assert_non_null(strstr(err.msg, cases[i].key));
+            continue;
+        }
+        assert_int_equal(c.rope_type, QF_ROPE_LONGROPE);
+        assert_int_equal(c.rope_n_factors, 8);
+        assert_int_equal(c.rope_original_max_pos, cases[i].orig);
+        assert_float_equal(c.rope_short_factor[7], 1.5f, 0);
+        assert_float_equal(c.rope_long_factor[7], 8.0f, 0);
+        double factor = 131072.0 / cases[i].orig;
+        double attn = cases[i].attn ? cases[i].attn : sqrt(1.0 + log(factor) / log((double)cases[i].orig));
+        assert_float_equal(c.rope_yarn_attn_factor, attn, 1e-12);
+        qf_config_free(&c);
+    }
+    unlink(path);
+    rmdir(dir);
+}
+
 static void test_yarn_config(void **state)
 {
     (void)state;
@@ -722,9 +845,11 @@ int main(void)
         cmocka_unit_test(test_tiny_yarn),
         cmocka_unit_test(test_tiny_gemma3),
         cmocka_unit_test(test_tiny_phi3),
+        cmocka_unit_test(test_tiny_phi3_longrope),
         cmocka_unit_test(test_tiny_glm4moe),
         cmocka_unit_test(test_tiny_gptoss),
         cmocka_unit_test(test_yarn_config),
+        cmocka_unit_test(test_longrope_config),
         cmocka_unit_test(test_family_configs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -214,7 +214,10 @@ qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char
     QF_TRY(qf_gpu_calib_require(err)); /* --device gpu without a usable GPU: before any work */
     const char *device = qf_gpu_calib_enabled() ? qf_gpu_calib_device_name() : "cpu";
     qf_model *m = NULL;
-    QF_TRY(qf_model_load(model_dir, NULL, &m, err));
+    qf_model_options mo;
+    qf_model_options_default(&mo);
+    mo.float_source = 1; /* an FP8 source is calibrated as the float model the converter reads */
+    QF_TRY(qf_model_load(model_dir, &mo, &m, err));
     if (m->n_linear_packed) {
         qf_model_free(m);
         return qf_fail(err, QF_ERR_USAGE, "%s is already quantized: calibrate from the original checkpoint", model_dir);

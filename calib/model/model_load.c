@@ -24,6 +24,7 @@ void qf_model_options_default(qf_model_options *opt)
 {
     opt->act_quant = 1;
     opt->moe_force_expert = -1;
+    opt->float_source = 0;
 }
 
 /* A float vector tensor of n elements copied to float32 (owned by *out), plus offset (Gemma's
@@ -289,16 +290,26 @@ int64_t qf_model_params(const qf_model *m)
 }
 
 /* A source quantized in a format the runner does not run as packed Linears (DeepSeek / transformers
- * FP8 blocks, GPT-OSS MXFP4; compressed-tensors is read as it is): its weights dequantized to bf16
- * (qf_quant_source.h) and every one decoded now, since the runner keeps pointers to all of them
- * (resident: the model's bf16 size, not its FP8 one); the config's quantization_config no longer
- * applies (*qc = NULL). */
-static qf_status qf_load_source_quant(const char *dir, qf_checkpoint *ck, const json_t **qc, qf_error *err)
+ * FP8 blocks, GPT-OSS MXFP4; and with float_source, compressed-tensors / ModelOpt FP8, which it
+ * otherwise runs as served): its weights dequantized to bf16 (qf_quant_source.h) and every one
+ * decoded now, since the runner keeps pointers to all of them (resident: the model's bf16 size,
+ * not its FP8 one); the config's quantization_config no longer applies (*qc = NULL). */
+static qf_status qf_load_source_quant(const char *dir, qf_checkpoint *ck, const json_t **qc, int float_source,
+                                      qf_error *err)
 {
     const char *method = *qc ? json_string_value(json_object_get(*qc, "quant_method")) : NULL;
-    if (!method || (strcmp(method, "fp8") != 0 && strcmp(method, "mxfp4") != 0)) return QF_OK;
     qf_qsource q;
-    QF_TRY(qf_qsource_detect(dir, ck, &q, err));
+    if (float_source && (!method || (strcmp(method, "fp8") != 0 && strcmp(method, "mxfp4") != 0))) {
+        /* FP8 artifacts only; anything else quantized (an int4 artifact) stays packed, and the
+         * caller refuses it as "already quantized" with its own message */
+        qf_error ignored = {0};
+        if (qf_qsource_detect(dir, ck, &q, &ignored) != QF_OK ||
+            (q.kind != QF_QSOURCE_CT_FP8 && q.kind != QF_QSOURCE_MODELOPT_FP8))
+            return QF_OK;
+    } else {
+        if (!method || (strcmp(method, "fp8") != 0 && strcmp(method, "mxfp4") != 0)) return QF_OK;
+        QF_TRY(qf_qsource_detect(dir, ck, &q, err));
+    }
     QF_TRY(qf_qsource_dequantize(ck, &q, err));
     for (int i = 0; i < ck->n_tensors; i++) QF_TRY(qf_checkpoint_acquire(ck, &ck->tensors[i], err));
     *qc = NULL;
@@ -338,7 +349,7 @@ static qf_status qf_model_load_body(qf_model *m, const char *dir, qf_error *err)
     QF_TRY(qf_checkpoint_open(dir, &m->ck, err));
     qf_load_ctx c = {m->ck, json_object_get(cfg->json, "quantization_config"), m->fam, err};
     if (!json_is_object(c.qc)) c.qc = NULL;
-    QF_TRY(qf_load_source_quant(dir, m->ck, &c.qc, err));
+    QF_TRY(qf_load_source_quant(dir, m->ck, &c.qc, m->opt.float_source, err));
     /* 3. embedding */
     const qf_tensor *emb = qf_checkpoint_find(m->ck, "model.embed_tokens.weight");
     if (!emb) return qf_fail(err, QF_ERR_FORMAT, "%s: missing tensor 'model.embed_tokens.weight'", dir);

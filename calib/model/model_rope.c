@@ -10,6 +10,11 @@
  *           (hi - lo), 0, 1), lo / hi the dimensions where beta_fast / beta_slow rotations fit in
  *           L (floor / ceil when truncate); cos and sin are then multiplied by the attention
  *           factor (qf_rope_cos_scale).
+ *   longrope transformers' _compute_longrope_parameters: inv_freq[i] = 1 / (f[i] · theta^(2i/d))
+ *           in float32, f the short factors for a sequence of at most original_max_position_embeddings
+ *           tokens and the long ones beyond (longrope_frequency_update decides per forward call
+ *           from the sequence length, so qf_rope_apply does: r->long_ctx); cos and sin are
+ *           multiplied by the attention factor.
  * At position p: angle_i = float(p) · inv_freq[i]; rotate-half pairs element i with i + d/2:
  *   x'[i] = x[i] cos - x[i + d/2] sin,   x'[i + d/2] = x[i + d/2] cos + x[i] sin.
  * Partial rotary (qf_rope_dims): d = the rotated dimensions, the leading d of each head; the
@@ -59,7 +64,8 @@ static void qf_rope_yarn(const qf_model_config *cfg, float *inv_freq)
 
 float qf_rope_cos_scale(const qf_model_config *cfg)
 {
-    return cfg->rope_type == QF_ROPE_YARN ? (float)cfg->rope_yarn_attn_factor : 1.0f;
+    return cfg->rope_type == QF_ROPE_YARN || cfg->rope_type == QF_ROPE_LONGROPE ? (float)cfg->rope_yarn_attn_factor
+                                                                                : 1.0f;
 }
 
 void qf_rope_cos_sin(const float *inv_freq, int64_t half, int64_t p, float scale, float *c, float *s)
@@ -78,7 +84,10 @@ void qf_rope_inv_freq(const qf_model_config *cfg, float *inv_freq)
         float e = (float)(2 * i) / (float)d;
         inv_freq[i] = 1.0f / powf((float)cfg->rope_theta, e);
     }
-    if (cfg->rope_type == QF_ROPE_YARN) {
+    if (cfg->rope_type == QF_ROPE_LONGROPE) {
+        for (int i = 0; i < d / 2 && i < cfg->rope_n_factors; i++) /* float32, as torch: f · base^e, then 1 / */
+            inv_freq[i] = 1.0f / (cfg->rope_short_factor[i] * powf((float)cfg->rope_theta, (float)(2 * i) / (float)d));
+    } else if (cfg->rope_type == QF_ROPE_YARN) {
         qf_rope_yarn(cfg, inv_freq);
     } else if (cfg->rope_type == QF_ROPE_LINEAR) {
         for (int i = 0; i < d / 2; i++) inv_freq[i] /= cfg->rope_factor;
@@ -98,7 +107,8 @@ void qf_rope_inv_freq(const qf_model_config *cfg, float *inv_freq)
     }
 }
 
-qf_status qf_rope_init(qf_rope *r, const qf_model_config *cfg, int64_t len, qf_error *err)
+/* r's inverse frequencies and cos / sin table for cfg (LongRoPE: of its short factors). */
+static qf_status qf_rope_table(qf_rope *r, const qf_model_config *cfg, int64_t len, qf_error *err)
 {
     memset(r, 0, sizeof *r);
     r->dims = qf_rope_dims(cfg);
@@ -117,8 +127,36 @@ qf_status qf_rope_init(qf_rope *r, const qf_model_config *cfg, int64_t len, qf_e
     return QF_OK;
 }
 
+qf_status qf_rope_init(qf_rope *r, const qf_model_config *cfg, int64_t len, qf_error *err)
+{
+    QF_TRY(qf_rope_table(r, cfg, len, err));
+    if (cfg->rope_type != QF_ROPE_LONGROPE) return QF_OK;
+    /* LongRoPE: the long factors' table, the same computation with the other list */
+    qf_model_config *lc = malloc(sizeof *lc);
+    r->long_ctx = calloc(1, sizeof *r->long_ctx);
+    qf_status st = QF_OK;
+    if (!lc || !r->long_ctx) {
+        st = qf_fail(err, QF_ERR_NOMEM, "out of memory for the RoPE table");
+    } else {
+        *lc = *cfg;
+        memcpy(lc->rope_short_factor, cfg->rope_long_factor, sizeof lc->rope_short_factor);
+        st = qf_rope_table(r->long_ctx, lc, len, err);
+    }
+    free(lc);
+    if (st) {
+        qf_rope_free(r);
+        return st;
+    }
+    r->long_after = cfg->rope_original_max_pos;
+    return QF_OK;
+}
+
 void qf_rope_free(qf_rope *r)
 {
+    if (r->long_ctx) {
+        qf_rope_free(r->long_ctx);
+        free(r->long_ctx);
+    }
     free(r->inv_freq);
     free(r->cos); /* sin shares the allocation */
     memset(r, 0, sizeof *r);
@@ -126,6 +164,7 @@ void qf_rope_free(qf_rope *r)
 
 void qf_rope_apply(const qf_rope *r, int head_dim, float *x, int64_t n, int heads)
 {
+    if (r->long_ctx && n > r->long_after) r = r->long_ctx; /* LongRoPE: a long sequence, the long factors */
     const int half = r->dims / 2; /* dimensions r->dims..head_dim-1 pass through unrotated */
     const float *inv = r->inv_freq;
 #pragma omp parallel for schedule(static) if (n * heads * head_dim >= QF_PAR_MIN)

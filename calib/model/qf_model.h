@@ -57,9 +57,12 @@ typedef struct qf_model_options {
     int act_quant;        /* 1 (default): emulate activation quantization of packed Linears; 0: off */
     int moe_force_expert; /* -1 (default): route normally; e >= 0: every token uses expert e alone
                            * with weight 1 (a test / debugging knob) */
+    int float_source;     /* 0 (default): a compressed-tensors / ModelOpt FP8 checkpoint runs as the
+                           * packed FP8 Linears an engine serves; 1: as its bf16 dequantization
+                           * (qf_quant_source.h), the float model calibration aims at */
 } qf_model_options;
 
-/* act_quant = 1, moe_force_expert = -1. */
+/* act_quant = 1, moe_force_expert = -1, float_source = 0. */
 void qf_model_options_default(qf_model_options *opt);
 
 /* What a model_type's decoder layer adds to the Llama layer (one row of model_family.c). */
@@ -97,7 +100,11 @@ typedef struct qf_rope {
     float *inv_freq;         /* (dims / 2) fp32 inverse frequencies, owned */
     float *cos, *sin;        /* (len, dims / 2) cos / sin of position × inv_freq (× scale), owned (one block at cos) */
     int64_t len;             /* positions tabulated (later positions are computed on the fly) */
-    float scale;             /* cos and sin are multiplied by it (YaRN's attention factor; else 1) */
+    float scale;             /* cos and sin are multiplied by it (YaRN's / LongRoPE's attention factor; else 1) */
+    struct qf_rope *long_ctx; /* LongRoPE: the table of its long factors, used for a sequence of more
+                               * than long_after tokens (transformers switches per forward call on
+                               * the sequence length); owned, NULL for every other type */
+    int64_t long_after;
 } qf_rope;
 
 typedef struct qf_layer {
@@ -178,9 +185,11 @@ void qf_rope_free(qf_rope *r);
 /* RoPE inverse frequencies of cfg (qf_rope_dims / 2 values), as Hugging Face computes them
  * (float32): default theta^(-2i/d); linear divides by factor; llama3 applies the
  * low/high-frequency wavelength rule with smooth interpolation in between; yarn blends
- * interpolated and original frequencies along a ramp over the dimensions (model_rope.c). */
+ * interpolated and original frequencies along a ramp over the dimensions; longrope divides by
+ * its short factors (the long ones are qf_rope.long_ctx's, model_rope.c). */
 void qf_rope_inv_freq(const qf_model_config *cfg, float *inv_freq);
-/* The factor cos and sin are multiplied by: YaRN's attention factor, 1 for every other type. */
+/* The factor cos and sin are multiplied by: YaRN's and LongRoPE's attention factor, 1 for every
+ * other type. */
 float qf_rope_cos_scale(const qf_model_config *cfg);
 /* c[i] = cos(p · inv_freq[i]) · scale, s[i] likewise, for i < half (float32, as transformers). */
 void qf_rope_cos_sin(const float *inv_freq, int64_t half, int64_t p, float scale, float *c, float *s);

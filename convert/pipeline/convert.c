@@ -618,11 +618,17 @@ static qf_status qf_calibrate_and_write(const qf_convert_opts *o, const qf_check
 }
 
 /* Merge: open the parts as one tensor table; recipe and source identity come from the first
- * part's manifest, and every part must have been made by the same recipe. */
+ * part's manifest, and every part must have been made by the same recipe.  What the parts'
+ * manifests say about their tensors is carried into *carried: "dense_experts" (the union of
+ * the parts' lists, each name once) and "source_format" (the first part's; one source, so the
+ * same in every part). */
 static qf_status qf_open_parts(const qf_convert_opts *o, qf_checkpoint **ck, json_t **recipe, json_t **source,
-                               json_t **calibration, qf_error *err)
+                               json_t **calibration, json_t **carried, qf_error *err)
 {
     *ck = NULL, *recipe = NULL, *source = NULL, *calibration = NULL;
+    *carried = json_object();
+    json_t *dense = json_array();
+    json_object_set_new(*carried, "dense_experts", dense);
     qf_checkpoint **parts = calloc((size_t)o->n_parts, sizeof *parts);
     qf_status s = QF_OK;
     for (int i = 0; i < o->n_parts && s == QF_OK; i++) {
@@ -651,6 +657,15 @@ static qf_status qf_open_parts(const qf_convert_opts *o, qf_checkpoint **ck, jso
             json_decref(*calibration);
             *calibration = json_deep_copy(cal);
         }
+        size_t k, j;
+        json_t *name, *have;
+        json_array_foreach(json_object_get(m, "dense_experts"), k, name) { /* each once (a part may list all) */
+            int dup = 0;
+            json_array_foreach(dense, j, have) dup |= json_equal(have, name);
+            if (!dup) json_array_append(dense, name);
+        }
+        if (json_is_object(json_object_get(m, "source_format")) && !json_object_get(*carried, "source_format"))
+            json_object_set_new(*carried, "source_format", json_deep_copy(json_object_get(m, "source_format")));
         json_decref(r);
         json_decref(m);
         if (s == QF_OK) s = qf_checkpoint_open(o->merge_parts[i], &parts[i], err);
@@ -713,10 +728,10 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
     free(cpath);
     if (s) return s;
     qf_checkpoint *ck = NULL;
-    json_t *recipe = NULL, *source = NULL, *merged_calibration = NULL;
+    json_t *recipe = NULL, *source = NULL, *merged_calibration = NULL, *carried = NULL;
     qf_convert_opts mo = *o; /* a merge takes its recipe from the parts */
     if (merging) {
-        s = qf_open_parts(o, &ck, &recipe, &source, &merged_calibration, err);
+        s = qf_open_parts(o, &ck, &recipe, &source, &merged_calibration, &carried, err);
         if (s == QF_OK) s = qf_check_coverage(ck, &cfg, err);
         if (s == QF_OK) {
             mo.scheme = qf_scheme_find(json_string_value(json_object_get(recipe, "scheme")));
@@ -728,14 +743,9 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
         /* an already-quantized source (DeepSeek FP8, GPT-OSS MXFP4, compressed-tensors / ModelOpt
          * FP8) is read as its bf16 dequantization; any other quantized source is refused */
         s = qf_checkpoint_open_source(o->src, &ck, &st->source, err);
-        /* calibration reads the source through the model runner, which dequantizes FP8 blocks and
-         * MXFP4 the same way (model_load.c) but runs compressed-tensors / ModelOpt FP8 as packed
-         * Linears, which is not the float model calibration aims at */
-        if (s == QF_OK && o->calibrated &&
-            (st->source.kind == QF_QSOURCE_CT_FP8 || st->source.kind == QF_QSOURCE_MODELOPT_FP8))
-            s = qf_fail(err, QF_ERR_UNSUPPORTED, "%s: a %s source is dequantized for RTN only: calibration would run "
-                        "its packed FP8 Linears, not the float model (convert it --to safetensors first)", o->src,
-                        qf_qsource_name(st->source.kind));
+        /* calibration reads the source through the model runner, which dequantizes it the same
+         * way (model_load.c: FP8 blocks and MXFP4 always, compressed-tensors / ModelOpt FP8 with
+         * qf_model_options.float_source, which calibration and --target-bits set) */
         if (s == QF_OK) { /* a config that lies about the shapes would give an artifact engines misread */
             char *cp = qf_path_join(o->src, "config.json");
             s = qf_config_check_shapes(cp, &cfg, ck, err);
@@ -761,6 +771,7 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
         json_decref(recipe);
         json_decref(source);
         json_decref(merged_calibration);
+        json_decref(carried);
         return s;
     }
     for (int i = 0; i < ck->n_tensors; i++) st->bytes_in += ck->tensors[i].nbytes;
@@ -771,12 +782,17 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
     if (!merging) s = qf_source_hash_start(ck, &hasher, err);
     qf_convert_plan plan = {0};
     if (s == QF_OK) s = qf_plan_build(o, ck, cfg.model_type, &plan, err);
-    if (s == QF_OK && plan.n_dense_experts) { /* said wherever the result is reported */
+    /* fused experts kept dense: found by the plan, or (merge) listed by the parts */
+    json_t *carried_dense = json_object_get(carried, "dense_experts");
+    const int n_dense = merging ? (int)json_array_size(carried_dense) : plan.n_dense_experts;
+    if (s == QF_OK && n_dense) { /* said wherever the result is reported */
         json_t *dense = json_array();
-        st->dense_experts = calloc((size_t)plan.n_dense_experts, sizeof(char *));
-        for (int i = 0; st->dense_experts && i < plan.n_dense_experts; i++) {
-            st->dense_experts[st->n_dense_experts++] = strdup(plan.dense_experts[i]);
-            json_array_append_new(dense, json_string(plan.dense_experts[i]));
+        st->dense_experts = calloc((size_t)n_dense, sizeof(char *));
+        for (int i = 0; st->dense_experts && i < n_dense; i++) {
+            const char *name = merging ? json_string_value(json_array_get(carried_dense, (size_t)i)) : plan.dense_experts[i];
+            if (!name) continue;
+            st->dense_experts[st->n_dense_experts++] = strdup(name);
+            json_array_append_new(dense, json_string(name));
         }
         dense_json = dense;
     }
@@ -800,6 +816,8 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
         json_object_set_new(manifest, "source_format",
                             json_pack("{s:s, s:s, s:i}", "format", qf_qsource_name(st->source.kind), "from",
                                       st->source.origin, "dequantized_to_bf16", st->source.n_quantized));
+    else if (json_object_get(carried, "source_format")) /* merge: the parts' */
+        json_object_set(manifest, "source_format", json_object_get(carried, "source_format"));
     if (merged_calibration) json_object_set_new(manifest, "calibration", merged_calibration);
     if (o->mixed) {
         json_t *mj = qf_mixed_json(o->mixed);
@@ -853,6 +871,7 @@ qf_status qf_convert_run(const qf_convert_opts *o, qf_convert_stats *st, qf_erro
     json_decref(manifest);
     json_decref(recipe);
     json_decref(source);
+    json_decref(carried);
     free(tmp);
     qf_plan_free(&plan);
     qf_mixed_free(&mixed);

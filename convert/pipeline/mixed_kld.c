@@ -161,7 +161,10 @@ qf_status qf_mixed_measure_kld(const qf_convert_opts *o, qf_mixed *mx, qf_error 
     qf_kld_run r = {0};
     if (o->ctx) qf_gpu_calib_set_mode((qf_device_mode)o->ctx->device); /* as calibration does */
     QF_TRY(qf_gpu_calib_require(err));
-    QF_TRY(qf_model_load(o->src, NULL, &r.m, err));
+    qf_model_options mo;
+    qf_model_options_default(&mo);
+    mo.float_source = 1; /* sensitivity of the float model the converter reads */
+    QF_TRY(qf_model_load(o->src, &mo, &r.m, err));
     char *tpath = qf_path_join(o->src, "tokenizer.json");
     qf_tokenizer *tok = NULL;
     qf_status s = qf_tokenizer_load(tpath, &tok, err);

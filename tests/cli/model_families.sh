@@ -1,22 +1,23 @@
 # The fixtures built with transformers (tests/tools/make_fixtures.py): tiny-tied (qwen3, tied
 # embeddings, no lm_head tensor), tiny-swa (mistral, sliding_window 128), tiny-yarn (qwen2,
 # q/k/v biases, YaRN RoPE scaling), tiny-gemma3 (gemma3_text), tiny-phi3 (phi3, fused
-# projections, partial rotary), tiny-glm4moe (glm4_moe: sigmoid grouped routing, shared expert) and
-# tiny-gptoss (gpt_oss: sinks, fused interleaved experts, clamped SwiGLU).  `validate` must
+# projections, partial rotary; tiny-phi3-longrope: its weights with LongRoPE), tiny-glm4moe (glm4_moe:
+# sigmoid grouped routing, shared expert) and tiny-gptoss (gpt_oss: sinks, fused interleaved experts,
+# clamped SwiGLU).  `validate` must
 # reproduce transformers' PPL through the CLI (tokenizer included), every RTN scheme must
 # convert, verify and validate, and `inspect` must say why it could not use a config.json.
 . tests/cli/lib.sh
 # rel_within A B TOL: |A/B - 1| <= TOL
 rel_within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a / b - 1; if (d < 0) d = -d; exit !(b > 0 && d <= t) }'; }
 json_num() { sed -n "s/.*\"$1\": *\([-0-9.eE+]*\).*/\1/p" "$2" | head -n 1; }
-for model in tiny-tied tiny-swa tiny-yarn tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-gptoss; do
+for model in tiny-tied tiny-swa tiny-yarn tiny-gemma3 tiny-phi3 tiny-phi3-longrope tiny-glm4moe tiny-gptoss; do
     ref=$(json_num ppl tests/data/$model.reference.json)
     n=$(json_num windows tests/data/$model.reference.json)
     expect_exit 0 "validate $model, $n windows" -- "$QFORGE" validate --base tests/data/$model \
         --text tests/data/eval.txt --chunks "$n" --json -q
     got=$(json_num ppl "$T/stdout")
     # measured: 1e-9 (tiny-tied), 3.3e-8 (tiny-swa), 9.5e-9 (tiny-yarn), 2e-9 (tiny-gemma3), 7e-9 (tiny-phi3),
-    # 9e-9 (tiny-glm4moe), 6.2e-9 (tiny-gptoss);
+    # 9e-9 (tiny-glm4moe), 1.1e-8 (tiny-phi3-longrope, long factors), 6.2e-9 (tiny-gptoss);
     # the limit's reason is in tests/test_model_families.c
     if rel_within "$got" "$ref" 1e-6; then ok "$model PPL $got = transformers $ref"
     else bad "$model PPL $got, transformers $ref (limit 1e-6 relative)"; fi

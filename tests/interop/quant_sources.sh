@@ -14,7 +14,8 @@
 #      it with the dequantized model of step 1 (GPT-OSS experts stay bf16 and are listed);
 #   4. `qforge inspect` names the source format (human and --json);
 #   5. compressed-tensors and ModelOpt FP8 sources (qforge's fp8-dynamic of tiny-llama, both
-#      layouts) dequantize as compressed-tensors' dequantize() and ModelOpt's formula do;
+#      layouts) dequantize as compressed-tensors' dequantize() and ModelOpt's formula do, and
+#      GPTQ from each writes the tensors GPTQ from its dequantization writes;
 #   6. an FP8-block tiny-llama through the model runner: `validate --base` equals validate with its
 #      dequantization as the base, and GPTQ writes the same tensors from either;
 #   7. a source whose quant_method qforge does not read is refused with exit 5, nothing written.
@@ -82,7 +83,8 @@ for pair in deepseek_v3_fp8:"fp8-block 128x128" gpt_oss_mxfp4:mxfp4; do
     then pass=$((pass + 1)); else echo "FAIL inspect ${pair%%:*}: no 'source format: $want' (human or --json)"; fail=$((fail + 1)); fi
 done
 # 5. compressed-tensors and ModelOpt FP8 sources (tiny-llama through qforge's fp8-dynamic, both
-#    layouts), dequantized and compared with compressed-tensors' dequantize / ModelOpt's formula
+#    layouts), dequantized and compared with compressed-tensors' dequantize / ModelOpt's formula;
+#    GPTQ from each writes the tensors GPTQ from its dequantization writes
 for layout in compressed-tensors modelopt; do
     a=$tmp/llama-fp8-$layout
     if "$qforge" convert "$root/tests/data/tiny-llama" -o "$a" --scheme fp8-dynamic --layout "$layout" -q >"$a.log" 2>&1 &&
@@ -90,6 +92,14 @@ for layout in compressed-tensors modelopt; do
         PYTHONPATH=$here${PYTHONPATH:+:$PYTHONPATH} "$py" "$here/check_quant_sources.py" "$a" "$a.deq" >"$a.bits" 2>"$a.err"
         grep -E '^FAIL' "$a.bits"
         counts_add "$a.bits" || { echo "FAIL $layout fp8: check_quant_sources.py crashed:"; tail -n 15 "$a.err" | sed 's/^/    /'; }
+        # calibration runs such a source as its dequantization too: GPTQ from either, same tensors
+        for b in "$a" "$a.deq"; do
+            "$qforge" convert "$b" -o "$b-gptq" --scheme w4a16 --method gptq --calib-samples 8 --calib-seqlen 128 -q \
+                >>"$a.log" 2>&1
+        done
+        if "$py" -c "import json,sys; t=lambda d: json.load(open(d+'/qforge.manifest.json'))['tensors']; sys.exit(t(sys.argv[1]) != t(sys.argv[2]))" \
+               "$a-gptq" "$a.deq-gptq" 2>>"$a.log"; then pass=$((pass + 1))
+        else echo "FAIL GPTQ from a $layout FP8 source differs from GPTQ from its dequantization:"; tail -n 5 "$a.log" | sed 's/^/    /'; fail=$((fail + 1)); fi
     else echo "FAIL $layout fp8 source: qforge convert exited non-zero:"; sed 's/^/    /' "$a.log"; fail=$((fail + 1)); fi
 done
 # 6. the model runner reads an FP8-block source as its dequantization: validate --base gives the

@@ -54,6 +54,11 @@ CTX = 512
 N_WINDOWS = 16
 POSITIONS = list(range(16)) + list(range(CTX - 16, CTX))  # the tail lies beyond a 128 window
 
+# tiny-phi3 and tiny-phi3-longrope: the same shapes (and seed), so the same weights
+PHI3 = dict(vocab_size=8192, hidden_size=128, intermediate_size=256, num_hidden_layers=3, num_attention_heads=4,
+            num_key_value_heads=2, rms_norm_eps=1e-5, tie_word_embeddings=False, initializer_range=0.1,
+            partial_rotary_factor=0.75, bos_token_id=0, eos_token_id=0, pad_token_id=0)
+
 FIXTURES = {
     "tiny-tied": dict(
         cls="Qwen3ForCausalLM",
@@ -104,12 +109,20 @@ FIXTURES = {
     "tiny-phi3": dict(
         cls="Phi3ForCausalLM",
         config=transformers.Phi3Config(
-            vocab_size=8192, hidden_size=128, intermediate_size=256, num_hidden_layers=3,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-            original_max_position_embeddings=2048, rms_norm_eps=1e-5, tie_word_embeddings=False,
-            initializer_range=0.1, partial_rotary_factor=0.75,
-            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.75},
-            bos_token_id=0, eos_token_id=0, pad_token_id=0),
+            **PHI3, max_position_embeddings=2048, original_max_position_embeddings=2048,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.75}),
+        seed=1305, shard="3MB", sharpen=False),
+    # Phi-3 with LongRoPE (Phi-3-mini-128k, Phi-3.5-mini, Phi-4-mini): tiny-phi3's weights (same
+    # seed and shapes, so the same bytes) under a config whose original context (256) is shorter
+    # than the ppl-512 window, so the 512-token windows run on the long factors and the
+    # 256-token reference below on the short ones; attention factor sqrt(1 + ln 4 / ln 256).
+    "tiny-phi3-longrope": dict(
+        cls="Phi3ForCausalLM",
+        config=transformers.Phi3Config(
+            **PHI3, max_position_embeddings=1024, original_max_position_embeddings=256,
+            rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 0.75,
+                             "short_factor": [1.0 + 0.05 * i for i in range(12)],
+                             "long_factor": [1.0 + 1.5 * i for i in range(12)]}),
         seed=1305, shard="3MB", sharpen=False),
     # GLM-4.5 (glm4_moe): a dense first layer, then MoE with sigmoid routing over 8 experts in 2
     # groups (top-1 group, top-2 experts), e_score_correction_bias, routed_scaling_factor 2.5,
@@ -213,7 +226,7 @@ def windows():
 
 @torch.no_grad()
 def evaluate(model, w):
-    """Summed NLL (float64) over tokens 1..511 of each window, and window 0's logits."""
+    """Summed NLL (float64) over tokens 1..n-1 of each window of n, and window 0's logits."""
     total, count, logits0 = 0.0, 0, None
     for i in range(w.shape[0]):
         logits = model(w[i : i + 1]).logits[0].float()  # (CTX, V)
@@ -221,7 +234,7 @@ def evaluate(model, w):
             logits0 = logits.clone()
         lp = torch.log_softmax(logits[:-1].double(), dim=-1)
         total += -lp.gather(1, w[i, 1:, None]).sum().item()
-        count += CTX - 1
+        count += w.shape[1] - 1
     return total, count, logits0
 
 
@@ -266,6 +279,22 @@ def main():
             print("%s: default RoPE PPL differs by %.3f %%, window-0 logits by %.2g (relative L2)" % (
                 name, 100 * gap, lgap))
             assert lgap > 1e-3, "YaRN does not change the logits enough to be tested"
+        if name == "tiny-phi3-longrope":
+            # The short factors: windows of 256 tokens (= original_max_position_embeddings, so
+            # transformers keeps the short set), and what plain RoPE gives on the long windows.
+            short = w.reshape(-1, 256)[:N_WINDOWS]
+            st, sc, _ = evaluate(model, short)
+            ref["short_ctx"] = 256
+            ref["short_mean_nll"] = st / sc
+            plain = load_f32(path, rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                    "partial_rotary_factor": 0.75})
+            pt, pc, plain0 = evaluate(plain, w)
+            ref["default_rope_ppl"] = math.exp(pt / pc)
+            lgap = ((plain0 - logits0).norm() / logits0.norm()).item()
+            print("%s: short-factor NLL %.6f on 256-token windows; default RoPE PPL differs by %.3f %%, "
+                  "window-0 logits by %.2g" % (name, ref["short_mean_nll"], 100 * abs(ref["default_rope_ppl"] /
+                                                math.exp(nll) - 1), lgap))
+            assert lgap > 1e-3, "LongRoPE does not change the logits enough to be tested"
         with open(os.path.join(DATA, name + ".reference.json"), "w") as f:
             json.dump(ref, f, indent=2)
             f.write("\n")

@@ -8,7 +8,7 @@
 
 static const char *const qf_runnable_types[] = {"llama",     "mistral",   "qwen2",       "qwen3", "mixtral",
                                                 "qwen2_moe", "qwen3_moe", "gemma3_text", "phi3",   "glm4_moe",
-                                                "gpt_oss"};
+                                                "gpt_oss", "llama4_text"};
 
 /* Integer field: present and integral (a float like 4096.0 is accepted), else default; a value
  * of another type, or one outside int's range, sets *bad to the key (the first one), so the
@@ -281,6 +281,23 @@ qf_status qf_config_load(const char *path, qf_model_config *c, qf_error *err)
                            c->swiglu_alpha, c->swiglu_limit);
         }
     }
+    c->mlp_intermediate_size = c->intermediate_size;
+    if (strcmp(c->model_type, "llama4_text") == 0) { /* Llama4TextConfig's defaults */
+        c->mlp_intermediate_size = qf_cfg_int(o, "intermediate_size_mlp", 16384, &bad);
+        c->n_experts_per_tok = qf_cfg_int(o, "num_experts_per_tok", 1, &bad);
+        c->shared_expert_intermediate_size = c->intermediate_size;
+        c->rope_interleaved = 1;
+        c->l4_qk_norm = qf_cfg_int(o, "use_qk_norm", 1, &bad);
+        c->l4_temp_tuning = qf_cfg_int(o, "attn_temperature_tuning", 1, &bad);
+        c->l4_floor_scale = qf_cfg_num(o, "floor_scale", 8192.0);
+        c->l4_attn_scale = qf_cfg_num(o, "attn_scale", 0.1);
+        if (!bad && !(c->l4_floor_scale >= 1.0 && c->l4_floor_scale < 1e12 && c->l4_attn_scale > -1e6 &&
+                      c->l4_attn_scale < 1e6)) {
+            json_decref(root);
+            return qf_fail(err, QF_ERR_FORMAT, "%s: floor_scale %g / attn_scale %g out of range", path,
+                           c->l4_floor_scale, c->l4_attn_scale);
+        }
+    }
     c->query_pre_attn_scalar = qf_cfg_num(o, "query_pre_attn_scalar", 0.0);
     c->final_logit_softcap = qf_cfg_num(o, "final_logit_softcapping", 0.0);
     json_t *act = json_object_get(o, "hidden_activation"); /* Gemma's spelling first, as transformers reads it */
@@ -328,7 +345,7 @@ qf_status qf_config_runnable(const qf_model_config *c, qf_error *err)
     if (!known)
         return qf_fail(err, QF_ERR_UNSUPPORTED,
                        "model_type '%s' is not supported by the runner (supported: llama, mistral, qwen2, qwen3, mixtral, "
-                       "qwen2_moe, qwen3_moe, gemma3_text, phi3, glm4_moe, gpt_oss)",
+                       "qwen2_moe, qwen3_moe, gemma3_text, phi3, glm4_moe, gpt_oss, llama4_text)",
                        c->model_type);
     /* RoPE on a part of each head: transformers rotates the leading dimensions only where the
      * family's attention does (phi3, glm4_moe); llama & co. would fail on it, so it is not guessed. */

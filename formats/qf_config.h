@@ -96,6 +96,15 @@ typedef struct qf_model_config {
     /* gpt_oss: the experts' SwiGLU, (clamp(up, -limit, limit) + 1) · g · sigmoid(alpha · g) with
      * g = min(gate, limit) (swiglu_alpha 1.702, swiglu_limit 7 unless set); 0 for other families */
     double swiglu_alpha, swiglu_limit;
+    /* the dense MLP's width where it differs from intermediate_size (llama4_text:
+     * intermediate_size_mlp, its experts and shared expert being intermediate_size wide) */
+    int mlp_intermediate_size;
+    int rope_interleaved;          /* RoPE rotates pairs (2i, 2i + 1), as a complex product (llama4_text) */
+    /* llama4_text (Llama4TextConfig): per-layer kinds from qf_config_llama4_layers; the L2 q/k
+     * norm of the RoPE layers (use_qk_norm), and the NoPE layers' attention temperature
+     * q · (log1p(floor((pos + 1) / floor_scale)) · attn_scale + 1) (attn_temperature_tuning) */
+    int l4_qk_norm, l4_temp_tuning;
+    double l4_floor_scale, l4_attn_scale;
 } qf_model_config;
 
 /* Parse path (a config.json).  Missing or non-integer required fields are QF_ERR_FORMAT
@@ -111,6 +120,13 @@ qf_status qf_config_runnable(const qf_model_config *cfg, qf_error *err);
  * runner does not implement is QF_ERR_UNSUPPORTED (or QF_ERR_FORMAT when malformed) naming path
  * and the key, never full attention in its place. */
 qf_status qf_config_attn_windows(const char *path, const qf_model_config *cfg, int *window, qf_error *err);
+/* llama4_text's layer kinds (formats/config_llama4.c), cfg->n_layers entries each: use_rope[l]
+ * (no_rope_layers[l], default a NoPE layer every no_rope_layer_interval = 4) and chunk[l] > 0
+ * when layer l is "chunked_attention" (layer_types, default: the RoPE layers) with chunks of
+ * attention_chunk_size tokens (query i sees keys j <= i with j / C = i / C).  Anything else
+ * is refused naming the file and the key. */
+qf_status qf_config_llama4_layers(const char *path, const qf_model_config *cfg, int *use_rope, int *chunk,
+                                  qf_error *err);
 
 /* Every tensor of ck whose Llama-family name it knows (embeddings, norms, attention and MLP
  * projections, routers, experts, lm_head) has the shape cfg implies, and layer and expert

@@ -600,6 +600,120 @@ static void test_tiny_gptoss(void **state)
     fixture_close(&f);
 }
 
+/* tiny-llama4: Llama4ForCausalLM: layers 0-2 RoPE (interleaved pairs, llama3 scaling) with the
+ * L2 q/k norm and chunked attention (chunks of 128 < the 512 window), layer 3 NoPE with full
+ * attention and attention temperature tuning (floor_scale 64); MoE on layers 1 and 3 (4 fused
+ * experts, gate the first half, top-1, sigmoid(logit) weighting the expert's input, an ungated
+ * shared expert), dense layers of intermediate_size_mlp 256.  Then each feature switched off. */
+static void test_tiny_llama4(void **state)
+{
+    (void)state;
+    fixture f;
+    check_fixture("tiny-llama4", &f);
+    qf_model *m = f.m;
+    const int want_moe[4] = {0, 1, 0, 1};
+    for (int l = 0; l < 4; l++) {
+        qf_layer *L = &m->layers[l];
+        assert_int_equal(L->is_moe, want_moe[l]);
+        assert_int_equal(L->attn_chunk, l < 3 ? 128 : 0);
+        assert_true(l < 3 ? L->rope == &m->rope : L->rope == NULL);
+        if (want_moe[l]) {
+            assert_int_equal(L->has_shared, 1);
+            assert_int_equal(L->experts[0].rows, 128);
+        } else {
+            assert_int_equal(L->gate.rows, 256);
+        }
+    }
+    assert_int_equal(m->rope.interleaved, 1);
+    assert_int_equal(m->cfg.rope_type, QF_ROPE_LLAMA3);
+    double lerr = 0;
+    printf("tiny-llama4 with one feature switched off:\n");
+    m->rope.interleaved = 0;
+    assert_true(broken_ppl(&f, "RoPE rotate-half, not interleaved", &lerr) > 20 * PPL_REL_TOL);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->rope.interleaved = 1;
+    m->layers[3].rope = &m->rope;
+    broken_ppl(&f, "RoPE on the NoPE layer", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->layers[3].rope = NULL;
+    for (int l = 0; l < 3; l++) m->layers[l].attn_chunk = 0;
+    broken_ppl(&f, "full attention on the chunked layers", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    for (int l = 0; l < 3; l++) m->layers[l].attn_chunk = 127; /* a chunk one token short */
+    broken_ppl(&f, "chunks of 127", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    for (int l = 0; l < 3; l++) m->layers[l].attn_chunk = 128;
+    m->cfg.l4_qk_norm = 0;
+    broken_ppl(&f, "no L2 q/k norm", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->cfg.l4_qk_norm = 1;
+    m->cfg.l4_temp_tuning = 0;
+    broken_ppl(&f, "no attention temperature on the NoPE layer", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->cfg.l4_temp_tuning = 1;
+    qf_family fam = *m->fam;
+    const qf_family *saved_fam = m->fam;
+    fam.sigmoid_input_routing = 0; /* softmax over the 4 logits, weighting the expert's output */
+    m->fam = &fam;
+    broken_ppl(&f, "router weight on the output (softmax)", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->fam = saved_fam;
+    broken_ppl(&f, "(everything restored)", &lerr);
+    assert_true(lerr < LOGITS_REL_TOL);
+    fixture_close(&f);
+}
+
+/* Llama 4's layer kinds as Llama4TextConfig fills them in, and the refusals. */
+static void test_llama4_config(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/qf-llama4-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    static const struct {
+        const char *keys;
+        qf_status want;
+        int rope[4], chunk[4];
+        const char *key;
+    } cases[] = {
+        /* the defaults: NoPE every 4th layer, chunked where RoPE, chunks of 8192 */
+        {"", QF_OK, {1, 1, 1, 0}, {8192, 8192, 8192, 0}, NULL},
+        {",\"no_rope_layers\":[],\"no_rope_layer_interval\":2,\"attention_chunk_size\":64", QF_OK, {1, 0, 1, 0},
+         {64, 0, 64, 0}, NULL},
+        {",\"layer_types\":[\"full_attention\",\"full_attention\",\"chunked_attention\",\"full_attention\"]", QF_OK,
+         {1, 1, 1, 0}, {0, 0, 8192, 0}, NULL},
+        {",\"no_rope_layers\":[1,1,0]", QF_ERR_FORMAT, {0}, {0}, "no_rope_layers"},
+        {",\"layer_types\":[\"sliding_attention\",\"full_attention\",\"full_attention\",\"full_attention\"]",
+         QF_ERR_UNSUPPORTED, {0}, {0}, "layer_types[0]"},
+        {",\"attention_chunk_size\":null", QF_ERR_FORMAT, {0}, {0}, "attention_chunk_size"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        FILE *fp = fopen(path, "w");
+        assert_non_null(fp);
+        fprintf(fp, "{\"model_type\":\"llama4_text\",\"hidden_size\":64,\"num_hidden_layers\":4,"
+                "\"num_attention_heads\":2,\"vocab_size\":10%s}", cases[i].keys);
+        fclose(fp);
+        qf_model_config c;
+        qf_error err = {0};
+        assert_int_equal(qf_config_load(path, &c, &err), QF_OK);
+        assert_int_equal(c.rope_interleaved, 1);
+        assert_int_equal(c.mlp_intermediate_size, 16384);
+        int rope[4], chunk[4];
+        qf_status st = qf_config_llama4_layers(path, &c, rope, chunk, &err);
+        assert_int_equal(st, cases[i].want);
+        if (st) {
+            assert_non_null(strstr(err.msg, path));
+            assert_non_null(strstr(err.msg, cases[i].key));
+        } else {
+            assert_memory_equal(rope, cases[i].rope, sizeof rope);
+            assert_memory_equal(chunk, cases[i].chunk, sizeof chunk);
+        }
+        qf_config_free(&c);
+    }
+    unlink(path);
+    rmdir(dir);
+}
+
 /* YaRN keys as transformers reads them: factor from max / original when null, attention
  * factor from mscale / mscale_all_dim (DeepSeek-V3's spelling), defaults for the betas. */
 static void test_yarn_config(void **state)
@@ -862,6 +976,8 @@ int main(void)
         cmocka_unit_test(test_tiny_phi3_longrope),
         cmocka_unit_test(test_tiny_glm4moe),
         cmocka_unit_test(test_tiny_gptoss),
+        cmocka_unit_test(test_tiny_llama4),
+        cmocka_unit_test(test_llama4_config),
         cmocka_unit_test(test_yarn_config),
         cmocka_unit_test(test_longrope_config),
         cmocka_unit_test(test_family_configs),

@@ -9,6 +9,7 @@
  */
 #include <string.h>
 
+#include "qf_fused_experts.h"
 #include "qf_model.h"
 
 /* Fields added after shared_expert are left out of the positional rows (they are 0 there);
@@ -39,8 +40,14 @@ static const qf_family qf_families[] = {
     /* GptOssAttention (sinks, q/k/v/o biases), GptOssTopKRouter (top-k logits, then softmax),
      * GptOssExperts (fused, interleaved, biases, clamped SwiGLU).  The experts stay dense in an
      * artifact (convert_plan.h), and AWQ's fold would have to scale them: no fold. */
-    {.model_type = "gpt_oss", .attn_sinks = 1, .topk_softmax = 1, .fused_experts = 1, .clamped_swiglu = 1,
-     .router = "router"},
+    {.model_type = "gpt_oss", .attn_sinks = 1, .topk_softmax = 1, .fused_experts = QF_FUSED_INTERLEAVED,
+     .clamped_swiglu = 1, .router = "router"},
+    /* Llama4TextAttention (NoPE layers, chunked attention, L2 q/k norm after an interleaved RoPE,
+     * NoPE attention temperature), Llama4TextMoe (feed_forward.router: top-k logits, experts run on
+     * sigmoid(logit) · x; fused experts, gate the first half; an ungated shared expert), dense
+     * layers of intermediate_size_mlp.  The fold would have to scale the experts' inputs: no fold. */
+    {.model_type = "llama4_text", .fused_experts = QF_FUSED_HALVES, .router = "router", .ffn_block = "feed_forward",
+     .sigmoid_input_routing = 1, .llama4_attention = 1, .shared_expert = "shared_expert"},
 };
 
 const qf_family *qf_family_find(const char *model_type)

@@ -33,12 +33,12 @@ static int qf_gptoss_float(qf_dtype d)
     return d == QF_DTYPE_F32 || d == QF_DTYPE_BF16 || d == QF_DTYPE_F16;
 }
 
-/* Layer l's tensor "<mlp.experts.>suffix", which must be a float tensor of ndim dims d0 x d1 (x d2). */
-static qf_status qf_gptoss_find(const qf_checkpoint *ck, int l, const char *suffix, int ndim, const int64_t *dims,
-                                const qf_tensor **out, qf_error *err)
+/* Layer l's tensor "<blk>.experts.<suffix>", which must be a float tensor of ndim dims d0 x d1 (x d2). */
+static qf_status qf_gptoss_find(const qf_checkpoint *ck, int l, const char *blk, const char *suffix, int ndim,
+                                const int64_t *dims, const qf_tensor **out, qf_error *err)
 {
     char name[QF_LINEAR_NAME_MAX + 32];
-    snprintf(name, sizeof name, "model.layers.%d.mlp.experts.%s", l, suffix);
+    snprintf(name, sizeof name, "model.layers.%d.%s.experts.%s", l, blk, suffix);
     const qf_tensor *t = qf_checkpoint_find(ck, name);
     if (!t) return qf_fail(err, QF_ERR_FORMAT, "%s: missing tensor '%s'", ck->dir, name);
     int ok = t->ndim == ndim && qf_gptoss_float(t->dtype);
@@ -52,15 +52,18 @@ static qf_status qf_gptoss_find(const qf_checkpoint *ck, int l, const char *suff
     return QF_OK;
 }
 
-qf_status qf_load_fused_experts(const qf_checkpoint *ck, const qf_model_config *cfg, int l, qf_layer *L,
-                                qf_error *err)
+qf_status qf_load_fused_experts(const qf_checkpoint *ck, const qf_family *fam, const qf_model_config *cfg, int l,
+                                qf_layer *L, qf_error *err)
 {
     const int64_t E = cfg->n_experts, C = cfg->hidden_size, F = cfg->moe_intermediate_size;
-    const qf_tensor *gu, *gub, *dn, *dnb;
-    QF_TRY(qf_gptoss_find(ck, l, "gate_up_proj", 3, (int64_t[]){E, C, 2 * F}, &gu, err));
-    QF_TRY(qf_gptoss_find(ck, l, "gate_up_proj_bias", 2, (int64_t[]){E, 2 * F}, &gub, err));
-    QF_TRY(qf_gptoss_find(ck, l, "down_proj", 3, (int64_t[]){E, F, C}, &dn, err));
-    QF_TRY(qf_gptoss_find(ck, l, "down_proj_bias", 2, (int64_t[]){E, C}, &dnb, err));
+    const char *blk = fam->ffn_block ? fam->ffn_block : "mlp";
+    const qf_fused_layout layout = (qf_fused_layout)fam->fused_experts;
+    const int biased = layout == QF_FUSED_INTERLEAVED; /* GPT-OSS; Llama 4's experts have none */
+    const qf_tensor *gu, *gub = NULL, *dn, *dnb = NULL;
+    QF_TRY(qf_gptoss_find(ck, l, blk, "gate_up_proj", 3, (int64_t[]){E, C, 2 * F}, &gu, err));
+    if (biased) QF_TRY(qf_gptoss_find(ck, l, blk, "gate_up_proj_bias", 2, (int64_t[]){E, 2 * F}, &gub, err));
+    QF_TRY(qf_gptoss_find(ck, l, blk, "down_proj", 3, (int64_t[]){E, F, C}, &dn, err));
+    if (biased) QF_TRY(qf_gptoss_find(ck, l, blk, "down_proj_bias", 2, (int64_t[]){E, C}, &dnb, err));
     QF_TRY(qf_fused_experts_check(ck->dir, gu, dn, err));
     /* one block: per expert gate [F, C], up [F, C], down [C, F], in the source dtype */
     const size_t es = (size_t)qf_dtype_bits(gu->dtype) / 8, des = (size_t)qf_dtype_bits(dn->dtype) / 8;
@@ -75,10 +78,10 @@ qf_status qf_load_fused_experts(const qf_checkpoint *ck, const qf_model_config *
         for (int j = 0; j < 3; j++) {
             qf_linear *lin = &L->experts[3 * e + j];
             const qf_tensor *t = j == 2 ? dn : gu, *b = j == 2 ? dnb : gub;
-            qf_expert_slice s = qf_expert_slice_of(t, e, (qf_expert_part)j, QF_FUSED_INTERLEAVED);
+            qf_expert_slice s = qf_expert_slice_of(t, e, (qf_expert_part)j, layout);
             void *w = base + (j == 0 ? 0 : j == 1 ? (size_t)(F * C) * es : (size_t)(2 * F * C) * es);
             qf_expert_slice_read(&s, w);
-            snprintf(lin->name, sizeof lin->name, "model.layers.%d.mlp.experts.%d.%s", l, e, part_name[j]);
+            snprintf(lin->name, sizeof lin->name, "model.layers.%d.%s.experts.%d.%s", l, blk, e, part_name[j]);
             lin->layer = l;
             lin->expert = e;
             lin->kind = QF_LINEAR_FLOAT;
@@ -86,6 +89,7 @@ qf_status qf_load_fused_experts(const qf_checkpoint *ck, const qf_model_config *
             lin->cols = s.cols;
             lin->weight = w;
             lin->wdtype = t->dtype;
+            if (!b) continue;
             if (!(lin->bias = malloc((size_t)s.rows * sizeof(float))))
                 return qf_fail(err, QF_ERR_NOMEM, "out of memory for '%s' bias", lin->name);
             /* gate_up_proj_bias[e] is interleaved like the columns: gate even, up odd */

@@ -20,12 +20,14 @@
 #include "qf_model.h"
 
 /* L->experts (3 E Linears, gate / up / down per expert, named
- * "model.layers.<l>.mlp.experts.<e>.{gate,up,down}_proj") and L->expert_w (the block they
- * borrow: each expert's weight transposed to [out, in] in the checkpoint's float dtype) from
- * layer l's fused tensors; each Linear owns its float32 bias.  QF_ERR_FORMAT naming the
+ * "model.layers.<l>.<blk>.experts.<e>.{gate,up,down}_proj", blk = fam->ffn_block or "mlp") and
+ * L->expert_w (the block they borrow: each expert's weight transposed to [out, in] in the
+ * checkpoint's float dtype) from layer l's fused tensors in fam->fused_experts' layout (also
+ * Llama 4's: gate the first half, no biases); with GPT-OSS's biases each Linear owns its
+ * float32 bias.  QF_ERR_FORMAT naming the
  * tensor when one is missing or of another shape than the config's, QF_ERR_NOMEM. */
-qf_status qf_load_fused_experts(const qf_checkpoint *ck, const qf_model_config *cfg, int l, qf_layer *L,
-                                qf_error *err);
+qf_status qf_load_fused_experts(const qf_checkpoint *ck, const qf_family *fam, const qf_model_config *cfg, int l,
+                                qf_layer *L, qf_error *err);
 
 /* One token's routing: s[0..K) = the K largest of logits[0..E) (ties: lower index first),
  * w = softmax of those K logits (float32, as torch). */

@@ -80,12 +80,14 @@ void qf_swiglu(float *g, const float *u, int64_t n);
 /* The residual add: out[i] = a[i] + b[i] for i < n (out may alias a or b). */
 void qf_add_rows(float *out, const float *a, const float *b, int64_t n);
 
-/* Causal self-attention of one sequence: q (n, H*D), k / v (n, KV*D) after RoPE; out (n, H*D).
- * window > 0: query i sees only keys i-window+1..i (the layer's qf_layer.attn_window; 0 = all).
- * sinks (H) or NULL: GPT-OSS's per-head logit that joins the softmax's denominator (a key with
- * no value).  The one attention of the runner, called by the attention step (qf_step_attn_core). */
-qf_status qf_attention(const qf_model *m, const float *q, const float *k, const float *v, int64_t n, int64_t window,
-                       const float *sinks, float *out, qf_error *err);
+/* Causal self-attention of one sequence: q (n, H*D), k / v (n, KV*D) after RoPE; out (n, H*D),
+ * with layer L's mask and softmax: L->attn_window > 0: query i sees only keys i-window+1..i
+ * (0 = all); L->attn_chunk > 0: only the earlier keys of its own chunk (j / chunk = i / chunk,
+ * Llama 4); L->sinks (H) or NULL: GPT-OSS's per-head logit that joins the softmax's
+ * denominator (a key with no value).  The one attention of the runner, called by the
+ * attention step (qf_step_attn_core). */
+qf_status qf_attention(const qf_model *m, const qf_layer *L, const float *q, const float *k, const float *v, int64_t n,
+                       float *out, qf_error *err);
 
 /* Apply RoPE r in place to x (n, heads*head_dim) at positions 0..n-1 (HF rotate-half over the
  * leading r->dims of each head). */

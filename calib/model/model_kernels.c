@@ -105,9 +105,11 @@ void qf_add_rows(float *out, const float *a, const float *b, int64_t n)
 /* ---- attention ---------------------------------------------------------------------------- */
 #define QF_ATT_BM 48 /* query rows per work item */
 
-qf_status qf_attention(const qf_model *m, const float *q, const float *k, const float *v, int64_t n, int64_t window,
-                       const float *sinks, float *out, qf_error *err)
+qf_status qf_attention(const qf_model *m, const qf_layer *L, const float *q, const float *k, const float *v, int64_t n,
+                       float *out, qf_error *err)
 {
+    const int64_t window = L->attn_window, chunk = L->attn_chunk;
+    const float *sinks = L->sinks;
     const int H = m->cfg.n_heads, KV = m->cfg.n_kv_heads, D = m->cfg.head_dim, group = H / KV;
     const int64_t ldq = (int64_t)H * D, ldk = (int64_t)KV * D;
     const float scale = m->attn_scale;
@@ -144,6 +146,7 @@ qf_status qf_attention(const qf_model *m, const float *q, const float *k, const 
                 float *row = s + r * keys;
                 /* causal: keys lo..i; a sliding window of W keeps the last W of them (i - W < j) */
                 int64_t valid = i0 + r + 1, lo = window > 0 && valid > window ? valid - window : 0;
+                if (chunk > 0) lo = (valid - 1) / chunk * chunk; /* Llama 4: its own chunk's keys */
                 float mx = -INFINITY;
                 for (int64_t j = lo; j < valid; j++) {
                     row[j] *= scale;

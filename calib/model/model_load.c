@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "model_gptoss.h"
+#include "model_llama4.h"
 #include "model_internal.h"
 #include "qf_fs.h"
 #include "qf_numfmt.h"
@@ -111,7 +112,7 @@ static qf_status qf_lin(qf_load_ctx *c, qf_linear *lin, int layer, int expert, i
 static qf_status qf_load_moe(qf_load_ctx *c, const qf_model_config *cfg, int l, qf_layer *L, int mixtral)
 {
     const int64_t hid = cfg->hidden_size, E = cfg->n_experts;
-    const char *blk = mixtral ? "block_sparse_moe" : "mlp";
+    const char *blk = mixtral ? "block_sparse_moe" : c->fam->ffn_block ? c->fam->ffn_block : "mlp";
     int64_t inter = mixtral ? cfg->intermediate_size : cfg->moe_intermediate_size;
     char name[QF_LINEAR_NAME_MAX];
     if (E <= 0 || cfg->n_experts_per_tok <= 0 || cfg->n_experts_per_tok > E)
@@ -120,7 +121,11 @@ static qf_status qf_load_moe(qf_load_ctx *c, const qf_model_config *cfg, int l, 
     L->is_moe = 1;
     const char *router = c->fam->router ? c->fam->router : "gate";
     QF_TRY(qf_lin(c, &L->router, l, -1, E, hid, -1, "model.layers.%d.%s.%s", l, blk, router));
-    if (c->fam->fused_experts) return qf_load_fused_experts(c->ck, cfg, l, L, c->err); /* GPT-OSS */
+    /* GPT-OSS, Llama 4 as released: fused 3-D experts (an artifact that unfused them into
+     * per-expert Linears, as qforge writes Llama 4's, is read below) */
+    snprintf(name, sizeof name, "model.layers.%d.%s.experts.gate_up_proj", l, blk);
+    if (c->fam->fused_experts && qf_checkpoint_find(c->ck, name)) QF_TRY(qf_load_fused_experts(c->ck, c->fam, cfg, l, L, c->err));
+    else {
     L->experts = calloc((size_t)E * 3, sizeof(qf_linear));
     if (!L->experts) return qf_fail(c->err, QF_ERR_NOMEM, "out of memory for %lld experts", (long long)E);
     static const char *const mix[3] = {"w1", "w3", "w2"}, *const qw[3] = {"gate_proj", "up_proj", "down_proj"};
@@ -128,20 +133,21 @@ static qf_status qf_load_moe(qf_load_ctx *c, const qf_model_config *cfg, int l, 
         for (int j = 0; j < 3; j++)
             QF_TRY(qf_lin(c, &L->experts[3 * e + j], l, e, j == 2 ? hid : inter, j == 2 ? inter : hid, -1,
                           "model.layers.%d.%s.experts.%d.%s", l, blk, e, mixtral ? mix[j] : qw[j]));
+    }
     if (c->fam->sigmoid_routing) { /* GLM: the bias added to the scores that choose the experts */
         snprintf(name, sizeof name, "model.layers.%d.mlp.gate.e_score_correction_bias", l);
         QF_TRY(qf_load_vec_off(c->ck, name, E, 0.0f, &L->router_bias, c->err));
     }
     const char *sh = c->fam->shared_expert;
-    snprintf(name, sizeof name, "model.layers.%d.mlp.%s.gate_proj", l, sh ? sh : "");
+    snprintf(name, sizeof name, "model.layers.%d.%s.%s.gate_proj", l, blk, sh ? sh : "");
     if (sh && qf_has_module(c->ck, name)) {
         int64_t si = cfg->shared_expert_intermediate_size > 0 ? cfg->shared_expert_intermediate_size
                                                                : qf_module_rows(c->ck, name);
         L->has_shared = 1;
-        QF_TRY(qf_lin(c, &L->sh_gate, l, -2, si, hid, -1, "model.layers.%d.mlp.%s.gate_proj", l, sh));
-        QF_TRY(qf_lin(c, &L->sh_up, l, -2, si, hid, -1, "model.layers.%d.mlp.%s.up_proj", l, sh));
-        QF_TRY(qf_lin(c, &L->sh_down, l, -2, hid, si, -1, "model.layers.%d.mlp.%s.down_proj", l, sh));
-        snprintf(name, sizeof name, "model.layers.%d.mlp.shared_expert_gate", l);
+        QF_TRY(qf_lin(c, &L->sh_gate, l, -2, si, hid, -1, "model.layers.%d.%s.%s.gate_proj", l, blk, sh));
+        QF_TRY(qf_lin(c, &L->sh_up, l, -2, si, hid, -1, "model.layers.%d.%s.%s.up_proj", l, blk, sh));
+        QF_TRY(qf_lin(c, &L->sh_down, l, -2, hid, si, -1, "model.layers.%d.%s.%s.down_proj", l, blk, sh));
+        snprintf(name, sizeof name, "model.layers.%d.%s.shared_expert_gate", l, blk);
         if (qf_has_module(c->ck, name)) /* qwen2_moe's sigmoid gate; GLM adds its shared experts unscaled */
             QF_TRY(qf_lin(c, &L->sh_router, l, -2, 1, hid, -1, "model.layers.%d.mlp.shared_expert_gate", l));
     }
@@ -187,8 +193,8 @@ static qf_status qf_load_layer(qf_load_ctx *c, const qf_model_config *cfg, int l
         QF_TRY(qf_load_vec_off(c->ck, name, hd, off, &L->k_norm, c->err));
     }
     int mixtral = strcmp(cfg->model_type, "mixtral") == 0;
-    snprintf(name, sizeof name, "model.layers.%d.%s.%s", l, mixtral ? "block_sparse_moe" : "mlp",
-             fam->router ? fam->router : "gate");
+    const char *blk = mixtral ? "block_sparse_moe" : fam->ffn_block ? fam->ffn_block : "mlp";
+    snprintf(name, sizeof name, "model.layers.%d.%s.%s", l, blk, fam->router ? fam->router : "gate");
     if (qf_has_module(c->ck, name)) return qf_load_moe(c, cfg, l, L, mixtral);
     if (mixtral) return qf_fail(c->err, QF_ERR_FORMAT, "%s: missing tensor '%s.weight'", c->ck->dir, name);
     if (fam->fused_gate_up) {
@@ -196,9 +202,10 @@ static qf_status qf_load_layer(qf_load_ctx *c, const qf_model_config *cfg, int l
         QF_TRY(qf_lin(c, &L->down, l, -1, hid, cfg->intermediate_size, -1, "model.layers.%d.mlp.down_proj", l));
         return QF_OK;
     }
-    QF_TRY(qf_lin(c, &L->gate, l, -1, cfg->intermediate_size, hid, -1, "model.layers.%d.mlp.gate_proj", l));
-    QF_TRY(qf_lin(c, &L->up, l, -1, cfg->intermediate_size, hid, -1, "model.layers.%d.mlp.up_proj", l));
-    QF_TRY(qf_lin(c, &L->down, l, -1, hid, cfg->intermediate_size, -1, "model.layers.%d.mlp.down_proj", l));
+    const int64_t F = cfg->mlp_intermediate_size > 0 ? cfg->mlp_intermediate_size : cfg->intermediate_size;
+    QF_TRY(qf_lin(c, &L->gate, l, -1, F, hid, -1, "model.layers.%d.%s.gate_proj", l, blk));
+    QF_TRY(qf_lin(c, &L->up, l, -1, F, hid, -1, "model.layers.%d.%s.up_proj", l, blk));
+    QF_TRY(qf_lin(c, &L->down, l, -1, hid, F, -1, "model.layers.%d.%s.down_proj", l, blk));
     return QF_OK;
 }
 
@@ -396,6 +403,7 @@ static qf_status qf_model_load_body(qf_model *m, const char *dir, qf_error *err)
         qf_layer *L = &m->layers[l];
         L->rope = cfg->rope_local_theta > 0 && L->attn_window > 0 ? &m->rope_local : &m->rope;
     }
+    if (m->fam->llama4_attention) QF_TRY(qf_llama4_layers(m, dir, err)); /* NoPE and chunked layers */
     /* as transformers: the Python double's power, rounded to float32 */
     m->embed_scale = m->fam->scale_embed ? (float)sqrt((double)cfg->hidden_size) : 1.0f;
     m->attn_scale = cfg->query_pre_attn_scalar > 0 ? (float)pow(cfg->query_pre_attn_scalar, -0.5)

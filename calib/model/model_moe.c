@@ -17,6 +17,7 @@
 
 #include "model_gptoss.h"
 #include "model_internal.h"
+#include "model_llama4.h"
 #include "qf_layer_steps.h"
 
 #define QF_MAX_TOPK 64
@@ -87,6 +88,10 @@ qf_status qf_moe_route(const qf_model *m, const qf_layer *L, const float *xn, in
         }
         if (m->fam->sigmoid_routing) {
             qf_route_sigmoid(c, L->router_bias, logits + t * E, s, w);
+            continue;
+        }
+        if (m->fam->sigmoid_input_routing) { /* llama4_text */
+            qf_route_topk_sigmoid(logits + t * E, E, K, s, w);
             continue;
         }
         if (m->fam->topk_softmax) { /* gpt_oss */
@@ -160,12 +165,21 @@ static qf_status qf_moe_forward(const qf_model *m, const qf_layer *L, const floa
     for (int e = 0; e < E && !st; e++) {
         int64_t s0 = count[e], ne = count[e + 1] - s0;
         if (ne == 0) continue;
-        for (int64_t r = 0; r < ne; r++) memcpy(xe + r * C, xn + tok[s0 + r] * C, (size_t)C * sizeof(float));
+        /* Llama 4 weights the expert's input, and adds its output unweighted */
+        const int weigh_input = m->fam->sigmoid_input_routing;
+        for (int64_t r = 0; r < ne; r++) {
+            const float *x = xn + tok[s0 + r] * C, w = tokw[s0 + r];
+            float *xr = xe + r * C;
+            if (weigh_input)
+                for (int64_t j = 0; j < C; j++) xr[j] = x[j] * w;
+            else
+                memcpy(xr, x, (size_t)C * sizeof(float));
+        }
         st = qf_step_ffn_act(m, L, e, xe, ne, g, u, err);
         if (!st) st = qf_step_ffn_out(m, L, e, g, ne, NULL, ye, NULL, err);
         if (st) break;
         for (int64_t r = 0; r < ne; r++) {
-            float *o = out + tok[s0 + r] * C, w = tokw[s0 + r];
+            float *o = out + tok[s0 + r] * C, w = weigh_input ? 1.0f : tokw[s0 + r];
             const float *y = ye + r * C;
 #pragma omp simd
             for (int64_t j = 0; j < C; j++) o[j] += w * y[j];

@@ -16,7 +16,9 @@
  *           from the sequence length, so qf_rope_apply does: r->long_ctx); cos and sin are
  *           multiplied by the attention factor.
  * At position p: angle_i = float(p) · inv_freq[i]; rotate-half pairs element i with i + d/2:
- *   x'[i] = x[i] cos - x[i + d/2] sin,   x'[i + d/2] = x[i + d/2] cos + x[i] sin.
+ *   x'[i] = x[i] cos - x[i + d/2] sin,   x'[i + d/2] = x[i + d/2] cos + x[i] sin;
+ * interleaved (Llama 4's apply_rotary_emb, a complex product) pairs 2i with 2i + 1:
+ *   x'[2i] = x[2i] cos - x[2i + 1] sin,   x'[2i + 1] = x[2i] sin + x[2i + 1] cos.
  * Partial rotary (qf_rope_dims): d = the rotated dimensions, the leading d of each head; the
  * formulas above use d in place of head_dim and the rest of the head passes through
  * (transformers' apply_rotary_pos_emb: q[..., :rotary_dim] rotated, q[..., rotary_dim:] kept).
@@ -123,6 +125,7 @@ static qf_status qf_rope_table(qf_rope *r, const qf_model_config *cfg, int64_t l
     r->sin = r->cos + len * half;
     qf_rope_inv_freq(cfg, r->inv_freq);
     r->scale = qf_rope_cos_scale(cfg);
+    r->interleaved = cfg->rope_interleaved;
     for (int64_t p = 0; p < len; p++) qf_rope_cos_sin(r->inv_freq, half, p, r->scale, r->cos + p * half, r->sin + p * half);
     return QF_OK;
 }
@@ -176,7 +179,15 @@ void qf_rope_apply(const qf_rope *r, int head_dim, float *x, int64_t n, int head
             c = cbuf;
             s = sbuf;
         }
-        for (int h = 0; h < heads; h++) {
+        for (int h = 0; h < heads && r->interleaved; h++) { /* (x0 + i x1) (cos + i sin), as torch's complex product */
+            float *v = x + (p * heads + h) * head_dim;
+            for (int i = 0; i < half; i++) {
+                float x0 = v[2 * i], x1 = v[2 * i + 1];
+                v[2 * i] = x0 * c[i] - x1 * s[i];
+                v[2 * i + 1] = x0 * s[i] + x1 * c[i];
+            }
+        }
+        for (int h = 0; h < heads && !r->interleaved; h++) {
             float *v = x + (p * heads + h) * head_dim;
 #pragma omp simd
             for (int i = 0; i < half; i++) {

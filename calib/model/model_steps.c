@@ -15,6 +15,7 @@
 
 #include "model_gptoss.h"
 #include "model_internal.h"
+#include "model_llama4.h"
 #include "qf_layer_steps.h"
 
 void qf_step_attn_norm(const qf_model *m, const qf_layer *L, const float *h, int64_t n, float *xn)
@@ -58,10 +59,12 @@ qf_status qf_step_attn_core(const qf_model *m, const qf_layer *L, const float *x
         qf_rmsnorm_rows(k, L->k_norm, n * c->n_kv_heads, c->head_dim, c->rms_norm_eps, k);
     }
     for (int64_t off = 0; off < n; off += seqlen) { /* each sample is its own sequence: positions 0..seqlen-1 */
-        qf_rope_apply(L->rope, c->head_dim, q + off * qd, seqlen, c->n_heads);
-        qf_rope_apply(L->rope, c->head_dim, k + off * kvd, seqlen, c->n_kv_heads);
-        QF_TRY(qf_attention(m, q + off * qd, k + off * kvd, v + off * kvd, seqlen, L->attn_window, L->sinks,
-                            att + off * qd, err));
+        if (L->rope) { /* Llama 4's NoPE layers have none */
+            qf_rope_apply(L->rope, c->head_dim, q + off * qd, seqlen, c->n_heads);
+            qf_rope_apply(L->rope, c->head_dim, k + off * kvd, seqlen, c->n_kv_heads);
+        }
+        if (m->fam->llama4_attention) qf_llama4_qk(m, L, q + off * qd, k + off * kvd, seqlen);
+        QF_TRY(qf_attention(m, L, q + off * qd, k + off * kvd, v + off * kvd, seqlen, att + off * qd, err));
     }
     return QF_OK;
 }

@@ -21,11 +21,15 @@
  *   gpt_oss            attention sinks, alternating sliding / full layers, YaRN, q/k/v/o biases,
  *                      router with a bias (top-k logits, softmax over k), fused 3-D experts with
  *                      biases (gate / up interleaved) and the clamped SwiGLU
+ *   llama4_text        NoPE layers (attention temperature) and chunked-attention RoPE layers
+ *                      (interleaved RoPE, L2 q/k norm), MoE on some layers: fused experts (gate /
+ *                      up halves) run on sigmoid(top-k logit) · x, an ungated shared expert;
+ *                      dense layers of intermediate_size_mlp
  * What a family adds to the Llama layer is one row of the family table (qf_family,
  * model_family.c); the steps read the row, never the model_type.
  * Routing: softmax over the router logits (float32), top-k, renormalised when norm_topk_prob
  * (always for mixtral).  RoPE uses Hugging Face's rotate-half convention (on the leading
- * partial_rotary_factor of each head where the family has partial rotary).
+ * partial_rotary_factor of each head where the family has partial rotary; Llama 4: pairs).
  *
  * Evaluation is a whole sequence at once (one ppl window): every Linear is one batched
  * product over the n tokens, attention is causal over positions 0..n-1 with a fresh cache,
@@ -85,10 +89,18 @@ typedef struct qf_family {
     /* GPT-OSS (model_gptoss.c): */
     int attn_sinks;      /* self_attn.sinks: one learned logit per head in the softmax's denominator */
     int topk_softmax;    /* routing: the top k router logits (router with a bias), softmax over those k */
-    int fused_experts;   /* mlp.experts.gate_up_proj (E, C, 2F) gate / up interleaved + gate_up_proj_bias,
-                          * down_proj (E, F, C) + down_proj_bias: read into per-expert Linears at load */
+    int fused_experts;   /* experts.gate_up_proj (E, C, 2F) and down_proj (E, F, C) read into per-expert
+                          * Linears at load: QF_FUSED_INTERLEAVED (GPT-OSS: gate / up interleaved, with
+                          * gate_up_proj_bias and down_proj_bias) or QF_FUSED_HALVES (Llama 4: gate the
+                          * first F columns, no biases); 0: per-expert modules only */
     int clamped_swiglu;  /* experts' (clamp(up) + 1) · g · sigmoid(swiglu_alpha · g), g = min(gate, limit) */
     const char *router;  /* the router's module under mlp (NULL: "gate"; GPT-OSS: "router") */
+    /* Llama 4 (model_llama4.c): */
+    const char *ffn_block;     /* each layer's FFN module (NULL: "mlp"; Llama 4: "feed_forward") */
+    int sigmoid_input_routing; /* the top k router logits, each expert run on sigmoid(logit) · x and its
+                                * output added unweighted (Llama4TextMoe) */
+    int llama4_attention;      /* per-layer NoPE / chunked attention (qf_config_llama4_layers), the L2
+                                * q/k norm after RoPE, the NoPE layers' attention temperature */
 } qf_family;
 
 /* The row of model_type, NULL when the runner does not know it. */
@@ -101,6 +113,7 @@ typedef struct qf_rope {
     float *cos, *sin;        /* (len, dims / 2) cos / sin of position × inv_freq (× scale), owned (one block at cos) */
     int64_t len;             /* positions tabulated (later positions are computed on the fly) */
     float scale;             /* cos and sin are multiplied by it (YaRN's / LongRoPE's attention factor; else 1) */
+    int interleaved;         /* pairs (2i, 2i + 1) rotate (Llama 4's complex product); else rotate-half */
     struct qf_rope *long_ctx; /* LongRoPE: the table of its long factors, used for a sequence of more
                                * than long_after tokens (transformers switches per forward call on
                                * the sequence length); owned, NULL for every other type */
@@ -116,7 +129,10 @@ typedef struct qf_layer {
     qf_linear q, k, v, o;    /* q: (n_heads*head_dim, hidden), k/v: (n_kv*head_dim, hidden), o: (hidden, n_heads*head_dim);
                               * fused_qkv: q is qkv_proj ((n_heads + 2 n_kv)*head_dim rows), k and v are empty */
     int attn_window;         /* tokens a query sees, itself included (sliding window); 0 = every earlier one */
-    const qf_rope *rope;     /* the model's RoPE this layer uses (Gemma 3's sliding layers: rope_local) */
+    int attn_chunk;          /* Llama 4's chunked attention: a query sees the earlier keys of its own chunk
+                              * of attn_chunk tokens; 0 = none */
+    const qf_rope *rope;     /* the model's RoPE this layer uses (Gemma 3's sliding layers: rope_local);
+                              * NULL: none (Llama 4's NoPE layers) */
     int is_moe;
     /* dense MLP (is_moe == 0): gate/up (inter, hidden), down (hidden, inter); fused_gate_up:
      * gate is gate_up_proj (2 inter rows), up is empty */

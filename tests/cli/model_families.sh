@@ -2,22 +2,23 @@
 # embeddings, no lm_head tensor), tiny-swa (mistral, sliding_window 128), tiny-yarn (qwen2,
 # q/k/v biases, YaRN RoPE scaling), tiny-gemma3 (gemma3_text), tiny-phi3 (phi3, fused
 # projections, partial rotary; tiny-phi3-longrope: its weights with LongRoPE), tiny-glm4moe (glm4_moe:
-# sigmoid grouped routing, shared expert) and tiny-gptoss (gpt_oss: sinks, fused interleaved experts,
-# clamped SwiGLU).  `validate` must
+# sigmoid grouped routing, shared expert), tiny-gptoss (gpt_oss: sinks, fused interleaved experts,
+# clamped SwiGLU) and tiny-llama4 (llama4_text: NoPE / chunked layers, fused experts, input-weighted
+# routing).  `validate` must
 # reproduce transformers' PPL through the CLI (tokenizer included), every RTN scheme must
 # convert, verify and validate, and `inspect` must say why it could not use a config.json.
 . tests/cli/lib.sh
 # rel_within A B TOL: |A/B - 1| <= TOL
 rel_within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a / b - 1; if (d < 0) d = -d; exit !(b > 0 && d <= t) }'; }
 json_num() { sed -n "s/.*\"$1\": *\([-0-9.eE+]*\).*/\1/p" "$2" | head -n 1; }
-for model in tiny-tied tiny-swa tiny-yarn tiny-gemma3 tiny-phi3 tiny-phi3-longrope tiny-glm4moe tiny-gptoss; do
+for model in tiny-tied tiny-swa tiny-yarn tiny-gemma3 tiny-phi3 tiny-phi3-longrope tiny-glm4moe tiny-gptoss tiny-llama4; do
     ref=$(json_num ppl tests/data/$model.reference.json)
     n=$(json_num windows tests/data/$model.reference.json)
     expect_exit 0 "validate $model, $n windows" -- "$QFORGE" validate --base tests/data/$model \
         --text tests/data/eval.txt --chunks "$n" --json -q
     got=$(json_num ppl "$T/stdout")
     # measured: 1e-9 (tiny-tied), 3.3e-8 (tiny-swa), 9.5e-9 (tiny-yarn), 2e-9 (tiny-gemma3), 7e-9 (tiny-phi3),
-    # 9e-9 (tiny-glm4moe), 1.1e-8 (tiny-phi3-longrope, long factors), 6.2e-9 (tiny-gptoss);
+    # 9e-9 (tiny-glm4moe), 1.1e-8 (tiny-phi3-longrope, long factors), 6.2e-9 (tiny-gptoss), 2.4e-8 (tiny-llama4);
     # the limit's reason is in tests/test_model_families.c
     if rel_within "$got" "$ref" 1e-6; then ok "$model PPL $got = transformers $ref"
     else bad "$model PPL $got, transformers $ref (limit 1e-6 relative)"; fi
@@ -141,4 +142,9 @@ sed -i 's/"model_type": "qwen2"/"model_type": "llama"/' "$T/yarn-llama/config.js
 expect_exit 5 "gguf of a YaRN model refused" -- "$QFORGE" convert "$T/yarn-llama" -o "$T/yarn-gguf" --layout gguf --scheme q8_0 -q
 stderr_has "rope type yarn is not mapped" "refusal names YaRN"
 no_output "$T/yarn-gguf" "no GGUF after the refusal"
+# Llama 4's fused experts are unfused for RTN only: calibration is refused by name, nothing written
+expect_exit 5 "gptq of tiny-llama4 refused" -- "$QFORGE" convert tests/data/tiny-llama4 -o "$T/l4-gptq" --scheme w4a16 \
+    --method gptq --calib-samples 4 -q
+stderr_has "feed_forward.experts.down_proj': fused 3-D experts are unfused for RTN" "refusal names the fused tensor"
+no_output "$T/l4-gptq" "no artifact after the refusal"
 finish

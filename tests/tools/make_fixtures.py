@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """make_fixtures.py - build tests/data/tiny-tied, tiny-swa, tiny-yarn, tiny-gemma3, tiny-phi3,
-tiny-glm4moe and tiny-gptoss with Hugging Face transformers, and their independent reference numbers.
+tiny-glm4moe, tiny-gptoss and tiny-llama4 with Hugging Face transformers, and their independent reference numbers.
 
 Pinned (the versions the committed files were made with; other versions may differ in the
 last bits of the random init, not in the protocol):
@@ -160,6 +160,24 @@ FIXTURES = {
                              "beta_slow": 1.0, "truncate": False},
             bos_token_id=0, eos_token_id=0, pad_token_id=0),
         seed=1307, shard="5MB", sharpen=False, gptoss=True),
+    # Llama 4 (llama4_text): MoE on every second layer (4 fused experts, top-1, sigmoid score
+    # scaling the expert's input, a shared expert), dense layers of intermediate_size_mlp;
+    # layers 0-2 RoPE (interleaved pairs, llama3 scaling) + L2 q/k norm + chunked attention (128
+    # < the 512 window), layer 3 NoPE with full attention and attention temperature tuning
+    # (floor_scale 64, so positions < 512 reach several steps).
+    "tiny-llama4": dict(
+        cls="Llama4ForCausalLM",
+        config=transformers.Llama4TextConfig(
+            vocab_size=8192, hidden_size=128, intermediate_size=128, intermediate_size_mlp=256,
+            num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, head_dim=32,
+            max_position_embeddings=2048, rms_norm_eps=1e-5, tie_word_embeddings=False, initializer_range=0.1,
+            num_local_experts=4, num_experts_per_tok=1, interleave_moe_layer_step=2, no_rope_layers=[1, 1, 1, 0],
+            attention_chunk_size=128, use_qk_norm=True, attn_temperature_tuning=True, floor_scale=64,
+            attn_scale=0.1,
+            rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                             "high_freq_factor": 4.0, "original_max_position_embeddings": 256},
+            bos_token_id=0, eos_token_id=0, pad_token_id=0),
+        seed=1308, shard="4MB", sharpen=False),
 }
 
 

@@ -386,6 +386,64 @@ static void test_tiny_glm4moe(void **state)
     fixture_close(&f);
 }
 
+/* tiny-nemotronh: NemotronHForCausalLM, layers M - * - M (Mamba-2, squared-ReLU MLP, attention
+ * without RoPE, MLP, Mamba-2); the reference scans in chunks of 128, the runner token by token.
+ * Then the Mamba mixer's D skip, the gated norm's weight, dt_bias, the dt clamp and the conv
+ * bias are each switched off, and RoPE switched on for the attention layer. */
+static void test_tiny_nemotronh(void **state)
+{
+    (void)state;
+    fixture f;
+    check_fixture("tiny-nemotronh", &f);
+    qf_model *m = f.m;
+    const char want[] = "M-*-M";
+    for (int l = 0; l < 5; l++) assert_int_equal(m->layers[l].mixer, want[l]);
+    assert_int_equal(m->cfg.ssm_chunk_size, 128);
+    assert_int_equal(m->cfg.hidden_act, QF_FFN_ACT_RELU2);
+    assert_int_equal(m->layers[0].q.rows, 256 + (256 + 2 * 2 * 16) + 8); /* in_proj: z, xBC, dt */
+    assert_int_equal(m->layers[0].o.cols, 256);
+    assert_int_equal(m->layers[1].gate.kind, 0); /* ungated MLP */
+    assert_int_equal(m->mixer_width, 256);
+    const int H = 8, I = 256, CD = 320;
+    qf_layer *mamba[2] = {&m->layers[0], &m->layers[4]};
+    float saved[2][320];
+    double lerr = 0;
+    printf("tiny-nemotronh with one feature switched off:\n");
+    for (int i = 0; i < 2; i++) memcpy(saved[i], mamba[i]->ssm_d, H * sizeof(float)), memset(mamba[i]->ssm_d, 0, H * sizeof(float));
+    broken_ppl(&f, "no D skip", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    for (int i = 0; i < 2; i++) memcpy(mamba[i]->ssm_d, saved[i], H * sizeof(float));
+    for (int i = 0; i < 2; i++) {
+        memcpy(saved[i], mamba[i]->gnorm, I * sizeof(float));
+        for (int j = 0; j < I; j++) mamba[i]->gnorm[j] = 1.0f;
+    }
+    broken_ppl(&f, "gated norm without its weight", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    for (int i = 0; i < 2; i++) memcpy(mamba[i]->gnorm, saved[i], I * sizeof(float));
+    for (int i = 0; i < 2; i++) memcpy(saved[i], mamba[i]->dt_bias, H * sizeof(float)), memset(mamba[i]->dt_bias, 0, H * sizeof(float));
+    broken_ppl(&f, "no dt_bias", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    for (int i = 0; i < 2; i++) memcpy(mamba[i]->dt_bias, saved[i], H * sizeof(float));
+    m->cfg.time_step_min = 0;
+    broken_ppl(&f, "dt not clamped at time_step_min", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->cfg.time_step_min = 0.01;
+    for (int i = 0; i < 2; i++) memcpy(saved[i], mamba[i]->conv_b, CD * sizeof(float)), memset(mamba[i]->conv_b, 0, CD * sizeof(float));
+    broken_ppl(&f, "no conv1d bias", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    for (int i = 0; i < 2; i++) memcpy(mamba[i]->conv_b, saved[i], CD * sizeof(float));
+    qf_family rope = *m->fam;
+    const qf_family *fam = m->fam;
+    rope.nope = 0;
+    m->fam = &rope;
+    broken_ppl(&f, "RoPE on the attention layer", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->fam = fam;
+    broken_ppl(&f, "(everything restored)", &lerr);
+    assert_true(lerr < LOGITS_REL_TOL);
+    fixture_close(&f);
+}
+
 /* YaRN keys as transformers reads them: factor from max / original when null, attention
  * factor from mscale / mscale_all_dim (DeepSeek-V3's spelling), defaults for the betas. */
 static void test_yarn_config(void **state)
@@ -615,6 +673,7 @@ int main(void)
         cmocka_unit_test(test_tiny_gemma3),
         cmocka_unit_test(test_tiny_phi3),
         cmocka_unit_test(test_tiny_glm4moe),
+        cmocka_unit_test(test_tiny_nemotronh),
         cmocka_unit_test(test_yarn_config),
         cmocka_unit_test(test_family_configs),
     };

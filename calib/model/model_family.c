@@ -11,6 +11,9 @@
 
 #include "qf_model.h"
 
+/* Fields added at the end of qf_family (hybrid, nope, ...) are left zero by the positional rows
+ * above them: zero is every field's "not this family" value. */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 static const qf_family qf_families[] = {
     /* type          offset sandwich embed fused_qkv fused_gu partial fold sigmoid shared expert */
     {"llama",        0.0f,  0,       0,    0,        0,       0,      1,   0,      NULL},
@@ -32,6 +35,10 @@ static const qf_family qf_families[] = {
      * (mlp.shared_experts, added unscaled).  The fold would also have to scale the shared
      * experts' inputs, which it does not: no fold. */
     {"glm4_moe",     0.0f,  0,       0,    0,        0,       1,      0,   1,      "shared_experts"},
+    /* NemotronHBlock: norm -> one mixer (Mamba-2, attention without RoPE, squared-ReLU MLP) ->
+     * residual add.  The fold into the mixer's pre-norm is not written for the Mamba mixer
+     * (its in_proj feeds a convolution and a gated norm): no fold. */
+    {.model_type = "nemotron_h", .hybrid = 1, .nope = 1},
 };
 
 const qf_family *qf_family_find(const char *model_type)

@@ -76,7 +76,16 @@ typedef struct qf_family {
                                 * routed_scaling_factor (else softmax top-k) */
     const char *shared_expert; /* the shared expert's module under mlp ("shared_expert"; GLM:
                                 * "shared_experts", without a sigmoid gate); NULL: none */
+    int hybrid;                /* Nemotron-H: each layer is ONE mixer (qf_layer.mixer) behind its own
+                                * pre-norm and residual, tensors under backbone.layers.N.mixer */
+    int nope;                  /* attention without RoPE (Nemotron-H's attention layers) */
 } qf_family;
+
+/* qf_layer.mixer of a hybrid family's layer (hybrid_override_pattern's characters); 0: the
+ * Llama layer (attention block, then FFN block) of every other family. */
+#define QF_MIXER_MAMBA 'M' /* Mamba-2: in_proj held in q, out_proj in o, the SSM in attn_core's place */
+#define QF_MIXER_ATTN '*'  /* attention block alone */
+#define QF_MIXER_MLP '-'   /* FFN block alone (its norm is ffn_norm) */
 
 /* The row of model_type, NULL when the runner does not know it. */
 const qf_family *qf_family_find(const char *model_type);
@@ -111,6 +120,14 @@ typedef struct qf_layer {
     int has_shared;
     qf_linear sh_gate, sh_up, sh_down; /* shared expert (qwen2_moe) */
     qf_linear sh_router;     /* shared_expert_gate (1, hidden): output scaled by sigmoid of it (empty: unscaled, GLM) */
+    /* hybrid families (qf_family.hybrid) */
+    int mixer;               /* QF_MIXER_*, 0 for a Llama layer */
+    /* Mamba-2 mixer (mixer == QF_MIXER_MAMBA), every vector fp32, owned; I = mamba heads x
+     * mamba_head_dim, CD = I + 2 n_groups ssm_state_size (the convolved x, B, C) */
+    float *conv_w;           /* (CD, conv_kernel): conv1d.weight */
+    float *conv_b;           /* (CD): conv1d.bias, NULL without use_conv_bias */
+    float *dt_bias, *ssm_a, *ssm_d; /* (mamba heads): dt_bias, A = -exp(A_log), D */
+    float *gnorm;            /* (I): the gated RMSNorm's weight (mixer.norm) */
 } qf_layer;
 
 typedef struct qf_model {
@@ -132,6 +149,8 @@ typedef struct qf_model {
     int n_linear_packed;     /* how many Linears are quantized (0 for a float checkpoint) */
     int64_t ffn_max;         /* widest FFN (dense, expert or shared), for work buffers */
     qf_linear_observer observer; /* fn NULL: none; set freely between forward calls */
+    int64_t mixer_width;     /* width of o's input over the layers: heads x head_dim, or a Mamba
+                              * mixer's out_proj input when wider (the attention output buffers) */
 } qf_model;
 
 /* Load the model in folder dir (config.json + safetensors; an artifact folder with a

@@ -131,6 +131,10 @@ static qf_status qf_cal_h1(qf_cal *c, const qf_layer *L, int64_t r0, int64_t n, 
 {
     float *h, *att;
     QF_TRY(qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h, err));
+    if (L->mixer == QF_MIXER_MLP) { /* a hybrid layer without attention: h1 = h */
+        *h1 = in_place ? h : memcpy(c->w.tmp, h, sizeof(float) * (size_t)(n * c->m->cfg.hidden_size));
+        return QF_OK;
+    }
     QF_TRY(qf_cal_load(c, QF_CAL_ATTN, r0, n, &att, err));
     *h1 = in_place ? h : c->w.tmp;
     return qf_step_attn_out(c->m, L, att, n, h, *h1, c->w.tmp, err);
@@ -333,7 +337,7 @@ static int qf_cal_gate_up(const qf_cal *c, qf_layer *L, qf_linear ***gu)
     int n = 0;
     *gu = calloc((size_t)(2 * E + 2), sizeof **gu);
     if (!L->is_moe) {
-        (*gu)[n++] = &L->gate;
+        if (L->gate.kind) (*gu)[n++] = &L->gate; /* nemotron_h's MLP: up alone */
         if (L->up.kind) (*gu)[n++] = &L->up;
     }
     for (int e = 0; e < E; e++) (*gu)[n++] = &L->experts[3 * e], (*gu)[n++] = &L->experts[3 * e + 1];
@@ -347,8 +351,16 @@ static qf_status qf_cal_layer_passes(qf_cal *c, qf_layer *L, qf_error *err)
     const int E = L->is_moe ? c->m->cfg.n_experts : 0;
     qf_linear *qkv[3], *o1[1] = {&L->o}, **gu;
     int nqkv = qf_cal_qkv(L, qkv), ngu = qf_cal_gate_up(c, L, &gu);
-    qf_status r = qf_cal_stage(c, L, qf_pass_attn_in, 0, C, qkv, nqkv, -1, err);
-    if (r == QF_OK) r = qf_cal_stage(c, L, qf_pass_attention, 0, L->o.cols, o1, 1, -1, err);
+    qf_status r = QF_OK;
+    if (L->mixer != QF_MIXER_MLP) { /* the attention block, or a Mamba mixer: in_proj (as q), out_proj (as o) */
+        r = qf_cal_stage(c, L, qf_pass_attn_in, 0, C, qkv, nqkv, -1, err);
+        if (r == QF_OK) r = qf_cal_stage(c, L, qf_pass_attention, 0, L->o.cols, o1, 1, -1, err);
+    }
+    if (L->mixer == QF_MIXER_MAMBA || L->mixer == QF_MIXER_ATTN) { /* a hybrid layer that is its sequence mixer */
+        if (r == QF_OK) r = qf_cal_stage(c, L, qf_pass_residual, 0, C, gu, 0, -1, err); /* h1: the layer's output */
+        free(gu);
+        return r;
+    }
     if (r == QF_OK && L->is_moe && c->o->moe_floor >= 0) { /* per expert, rows weighted by routing */
         r = qf_cal_stage(c, L, qf_pass_residual, 0, C, gu, 0, -1, err); /* h1 only */
         for (int e = 0; r == QF_OK && e < E; e++) /* nvfp4: w1/w3 of one expert share a global scale */

@@ -8,14 +8,14 @@
 # rel_within A B TOL: |A/B - 1| <= TOL
 rel_within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a / b - 1; if (d < 0) d = -d; exit !(b > 0 && d <= t) }'; }
 json_num() { sed -n "s/.*\"$1\": *\([-0-9.eE+]*\).*/\1/p" "$2" | head -n 1; }
-for model in tiny-tied tiny-swa tiny-yarn tiny-gemma3 tiny-phi3 tiny-glm4moe; do
+for model in tiny-tied tiny-swa tiny-yarn tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-nemotronh; do
     ref=$(json_num ppl tests/data/$model.reference.json)
     n=$(json_num windows tests/data/$model.reference.json)
     expect_exit 0 "validate $model, $n windows" -- "$QFORGE" validate --base tests/data/$model \
         --text tests/data/eval.txt --chunks "$n" --json -q
     got=$(json_num ppl "$T/stdout")
     # measured: 1e-9 (tiny-tied), 3.3e-8 (tiny-swa), 9.5e-9 (tiny-yarn), 2e-9 (tiny-gemma3), 7e-9 (tiny-phi3),
-    # 9e-9 (tiny-glm4moe);
+    # 9e-9 (tiny-glm4moe); 7e-10 (tiny-nemotronh);
     # the limit's reason is in tests/test_model_families.c
     if rel_within "$got" "$ref" 1e-6; then ok "$model PPL $got = transformers $ref"
     else bad "$model PPL $got, transformers $ref (limit 1e-6 relative)"; fi
@@ -46,7 +46,7 @@ cmp -s "$T/g1/model.safetensors" "$T/g2/model.safetensors" && bad "calibration i
 # KLD, as on the Llama fixtures (docs/bench.md has the default-sample figures; 32 samples here),
 # and every expert of the MoE fixture must have seen calibration tokens
 kld_of() { sed -n 's/.*"mean_kld": *\([-0-9.eE+]*\).*/\1/p' "$T/stdout" | head -n 1; }
-for model in tiny-gemma3 tiny-phi3 tiny-glm4moe; do
+for model in tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-nemotronh; do
     expect_exit 0 "gptq $model" -- "$QFORGE" convert tests/data/$model -o "$T/$model-gptq" --scheme w4a16 \
         --method gptq --calib-samples 32 -q
     expect_exit 0 "verify gptq $model" -- "$QFORGE" verify "$T/$model-gptq" -q
@@ -70,6 +70,23 @@ for model in tiny-gemma3 tiny-phi3 tiny-glm4moe; do
     stderr_has "does not fold into model_type" "awq refusal names the reason"
     no_output "$T/$model-awq" "no artifact after the awq refusal"
 done
+# nemotron_h: GPTQ quantizes exactly the Linears RTN does (in_proj / out_proj, q/k/v/o, up / down;
+# lm_head kept), and the Mamba vectors stay dense
+names_of() { tr -d ' \n' <"$1/qforge.manifest.json" | grep -o '"name":"[^"]*","shape"' | sort; }
+[ "$(names_of "$T/tiny-nemotronh-gptq")" = "$(names_of "$T/tiny-nemotronh-w4a16")" ] &&
+    names_of "$T/tiny-nemotronh-gptq" | grep -q '"backbone.layers.0.mixer.in_proj.weight_packed",' &&
+    names_of "$T/tiny-nemotronh-gptq" | grep -q '"backbone.layers.0.mixer.out_proj.weight_packed"' &&
+    names_of "$T/tiny-nemotronh-gptq" | grep -q '"backbone.layers.0.mixer.A_log"' &&
+    ok "tiny-nemotronh: GPTQ writes the tensors RTN writes (in_proj / out_proj packed, A_log dense)" ||
+    bad "tiny-nemotronh: GPTQ and RTN artifacts hold different tensors"
+# a MoE layer (not run yet) is refused by layer and key, nothing written
+rm -rf "$T/nhmoe"; cp -r tests/data/tiny-nemotronh "$T/nhmoe"; chmod -R u+w "$T/nhmoe"
+sed -i '0,/"mlp",/s//"moe",/' "$T/nhmoe/config.json"
+expect_exit 5 "nemotron_h MoE layer refused" -- "$QFORGE" validate --base "$T/nhmoe" --text tests/data/eval.txt --chunks 1 -q
+stderr_has "layer 1 is a MoE layer (layers_block_type \"moe\")" "refusal names the layer and the key"
+expect_exit 5 "gptq of nemotron_h with a MoE layer refused" -- "$QFORGE" convert "$T/nhmoe" -o "$T/nhmoe-g" --scheme w4a16 \
+    --method gptq --calib-samples 8 -q
+no_output "$T/nhmoe-g" "no artifact after the MoE refusal"
 # GLM-4.5 / DeepSeek checkpoints store their MTP layers after the decoder's (num_nextn_predict_layers):
 # the runner does not run them, so a calibrated conversion gives them RTN instead of failing.
 # tiny-glm4moe with num_hidden_layers 2 makes its layer 2 such a layer.

@@ -18,6 +18,9 @@
  *   glm4_moe           dense first layers, then MoE: sigmoid routing with a score-correction
  *                      bias over grouped experts, routed_scaling_factor, shared experts;
  *                      partial rotary, optional q/k norms, q/k/v biases
+ *   nemotron_h         hybrid: each layer ONE mixer behind its norm (qf_layer.mixer): Mamba-2
+ *                      (model_mamba.c; in_proj held in q, out_proj in o), attention without
+ *                      RoPE, or a squared-ReLU MLP (up, down; gate empty); MoE layers refused
  * What a family adds to the Llama layer is one row of the family table (qf_family,
  * model_family.c); the steps read the row, never the model_type.
  * Routing: softmax over the router logits (float32), top-k, renormalised when norm_topk_prob

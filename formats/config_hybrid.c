@@ -43,6 +43,16 @@ void qf_config_hybrid_keys(json_t *o, qf_model_config *c, const char **bad)
     json_t *tmin = json_object_get(o, "time_step_min");
     if (!json_is_number(tmin)) tmin = json_object_get(o, "mamba_dt_min");
     c->time_step_min = json_is_number(tmin) ? json_number_value(tmin) : 0.001;
+    /* MoE layers (NemotronHMoE): NemotronHTopkRouter is GLM-4.5's sigmoid grouped routing */
+    c->n_experts = qf_hyb_int(o, "n_routed_experts", 8, bad);
+    c->n_experts_per_tok = qf_hyb_int(o, "num_experts_per_tok", 2, bad);
+    c->moe_intermediate_size = qf_hyb_int(o, "moe_intermediate_size", 7688, bad);
+    c->shared_expert_intermediate_size = qf_hyb_int(o, "moe_shared_expert_intermediate_size", 7688, bad);
+    c->n_group = qf_hyb_int(o, "n_group", 1, bad);
+    c->topk_group = qf_hyb_int(o, "topk_group", 1, bad);
+    c->norm_topk_prob = qf_hyb_int(o, "norm_topk_prob", 1, bad);
+    json_t *rsf = json_object_get(o, "routed_scaling_factor");
+    c->routed_scaling_factor = json_is_number(rsf) ? json_number_value(rsf) : 1.0;
 }
 
 qf_status qf_config_hybrid_kinds(const char *path, const qf_model_config *c, char *kinds, qf_error *err)
@@ -85,11 +95,16 @@ qf_status qf_config_hybrid_runnable(const qf_model_config *c, json_t *o, qf_erro
         return qf_fail(err, QF_ERR_UNSUPPORTED, "config.json: %d layers (the runner's nemotron_h reads at most 4096)",
                        c->n_layers);
     QF_TRY(qf_config_hybrid_kinds("config.json", c, kinds, err));
-    const char *moe = strchr(kinds, 'E');
-    if (moe)
-        return qf_fail(err, QF_ERR_UNSUPPORTED, "model_type 'nemotron_h': layer %d is a MoE layer (layers_block_type "
-                       "\"moe\"), which the runner does not run yet (mamba, attention and mlp layers only)",
-                       (int)(moe - kinds));
+    json_t *latent = json_object_get(o, "moe_latent_size");
+    if (strchr(kinds, 'E') && latent && !json_is_null(latent))
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "model_type 'nemotron_h': moe_latent_size is not supported by the runner "
+                       "(experts on the hidden size only, moe_latent_size null)");
+    if (strchr(kinds, 'E') && (c->n_experts <= 0 || c->n_experts_per_tok <= 0 || c->n_group <= 0 ||
+                               c->topk_group <= 0 || c->topk_group > c->n_group || c->n_experts % c->n_group ||
+                               c->n_experts_per_tok > c->n_experts / c->n_group * c->topk_group))
+        return qf_fail(err, QF_ERR_FORMAT, "config.json: n_routed_experts %d / num_experts_per_tok %d / n_group %d / "
+                       "topk_group %d are not a routing (n_group must divide the experts)", c->n_experts,
+                       c->n_experts_per_tok, c->n_group, c->topk_group);
     json_t *act = json_object_get(o, "mamba_hidden_act");
     if (json_is_string(act) && strcmp(json_string_value(act), "silu") != 0)
         return qf_fail(err, QF_ERR_UNSUPPORTED, "model_type 'nemotron_h': mamba_hidden_act '%.32s' is not supported by "

@@ -107,7 +107,7 @@ qf_status qf_config_runnable(const qf_model_config *cfg, qf_error *err);
 qf_status qf_config_attn_windows(const char *path, const qf_model_config *cfg, int *window, qf_error *err);
 
 /* nemotron_h (config_hybrid.c): the Mamba-2 keys into cfg (layer_norm_epsilon as rms_norm_eps,
- * mlp_hidden_act as hidden_act, the SSM's sizes); *bad is set to a key that is not an integer. */
+ * mlp_hidden_act as hidden_act, the SSM's sizes, the MoE keys: n_routed_experts, n_group, ...); *bad is set to a key that is not an integer. */
 void qf_config_hybrid_keys(json_t *o, qf_model_config *cfg, const char **bad);
 /* The mixer of each of cfg->n_layers layers of a nemotron_h config, one character per layer as
  * hybrid_override_pattern spells it: 'M' Mamba-2, '*' attention, '-' MLP, 'E' MoE; from
@@ -116,8 +116,8 @@ void qf_config_hybrid_keys(json_t *o, qf_model_config *cfg, const char **bad);
  * QF_ERR_FORMAT naming path and the key for an unknown kind or a count that differs. */
 qf_status qf_config_hybrid_kinds(const char *path, const qf_model_config *cfg, char *kinds, qf_error *err);
 
-/* nemotron_h: what the runner does not run, refused by key (QF_ERR_UNSUPPORTED): MoE layers,
- * a Mamba activation other than silu; sizes that do not divide (QF_ERR_FORMAT).  o: the
+/* nemotron_h: what the runner does not run, refused by key (QF_ERR_UNSUPPORTED): MoE layers
+ * with a latent projection (moe_latent_size), a Mamba activation other than silu; sizes that do not divide (QF_ERR_FORMAT).  o: the
  * config's JSON object.  Called by qf_config_runnable. */
 qf_status qf_config_hybrid_runnable(const qf_model_config *cfg, json_t *o, qf_error *err);
 

@@ -68,8 +68,9 @@ static float *qf_layer_ws_alloc(const qf_model *m, int64_t n, qf_layer_ws *w)
 static qf_status qf_layer_run(const qf_model *m, int layer, float *h, int64_t n, const qf_layer_ws *w, qf_error *err)
 {
     const qf_layer *L = &m->layers[layer];
-    if (L->mixer == QF_MIXER_MLP) { /* a hybrid layer that is an FFN alone */
+    if (L->mixer == QF_MIXER_MLP || L->mixer == QF_MIXER_MOE) { /* a hybrid layer that is an FFN alone */
         qf_step_ffn_norm(m, L, h, n, w->xn);
+        if (L->is_moe) return qf_step_moe(m, L, w->xn, n, h, h, w->tmp, w->g, w->u, err);
         QF_TRY(qf_step_ffn_act(m, L, QF_FFN_DENSE, w->xn, n, w->g, w->u, err));
         return qf_step_ffn_out(m, L, QF_FFN_DENSE, w->g, n, h, h, w->tmp, err);
     }

@@ -8,6 +8,8 @@
  *               mixer.norm (gated, grouped RMSNorm), mixer.out_proj         (model_mamba.c)
  *   attention   mixer.q/k/v/o_proj, no bias, no RoPE
  *   mlp         mixer.up_proj -> relu^2 -> mixer.down_proj (no gate)
+ *   moe         mixer.gate router (sigmoid, e_score_correction_bias, grouped top-k as GLM-4.5),
+ *               experts.E.up_proj / down_proj and shared_experts (relu^2, no gate, added unscaled)
  * The block's norm is held as attn_norm for the two sequence mixers and as ffn_norm for the
  * MLP, so the layer steps (qf_layer_steps.h) run each mixer as the attention or the FFN block
  * of a Llama layer; in_proj is held in q and out_proj in o, which makes calibration quantize
@@ -47,6 +49,29 @@ static qf_status qf_load_mamba(qf_load_ctx *c, const qf_model_config *cfg, int l
     return qf_load_vec_off(c->ck, name, I, 0.0f, &L->gnorm, c->err);
 }
 
+/* NemotronHMoE: mixer.gate (+ e_score_correction_bias), experts.E.{up,down}_proj and
+ * shared_experts.{up,down}_proj, all ungated (gate Linears left empty). */
+static qf_status qf_load_hybrid_moe(qf_load_ctx *c, const qf_model_config *cfg, int l, qf_layer *L)
+{
+    const int64_t hid = cfg->hidden_size, E = cfg->n_experts, F = cfg->moe_intermediate_size,
+                  S = cfg->shared_expert_intermediate_size;
+    const int mlp_bias = json_is_true(json_object_get(cfg->json, "mlp_bias"));
+    char name[QF_LINEAR_NAME_MAX];
+    L->is_moe = 1;
+    QF_TRY(qf_lin(c, &L->router, l, -1, E, hid, 0, "backbone.layers.%d.mixer.gate", l));
+    snprintf(name, sizeof name, "backbone.layers.%d.mixer.gate.e_score_correction_bias", l);
+    QF_TRY(qf_load_vec_off(c->ck, name, E, 0.0f, &L->router_bias, c->err));
+    if (!(L->experts = calloc((size_t)(3 * E), sizeof(qf_linear))))
+        return qf_fail(c->err, QF_ERR_NOMEM, "out of memory for %lld experts", (long long)E);
+    for (int64_t e = 0; e < E; e++) {
+        QF_TRY(qf_lin(c, &L->experts[3 * e + 1], l, (int)e, F, hid, 0, "backbone.layers.%d.mixer.experts.%d.up_proj", l, (int)e));
+        QF_TRY(qf_lin(c, &L->experts[3 * e + 2], l, (int)e, hid, F, 0, "backbone.layers.%d.mixer.experts.%d.down_proj", l, (int)e));
+    }
+    L->has_shared = 1; /* NemotronHMoE always has its shared experts (moe_shared_expert_intermediate_size) */
+    QF_TRY(qf_lin(c, &L->sh_up, l, -2, S, hid, mlp_bias, "backbone.layers.%d.mixer.shared_experts.up_proj", l));
+    return qf_lin(c, &L->sh_down, l, -2, hid, S, mlp_bias, "backbone.layers.%d.mixer.shared_experts.down_proj", l);
+}
+
 qf_status qf_load_hybrid_layers(qf_load_ctx *c, const qf_model_config *cfg, qf_layer *layers)
 {
     const int64_t hid = cfg->hidden_size, hd = cfg->head_dim;
@@ -59,7 +84,8 @@ qf_status qf_load_hybrid_layers(qf_load_ctx *c, const qf_model_config *cfg, qf_l
         qf_layer *L = &layers[l];
         L->mixer = kinds[l];
         snprintf(name, sizeof name, "backbone.layers.%d.norm.weight", l);
-        st = qf_load_vec_off(c->ck, name, hid, 0.0f, L->mixer == QF_MIXER_MLP ? &L->ffn_norm : &L->attn_norm, c->err);
+        st = qf_load_vec_off(c->ck, name, hid, 0.0f,
+                             L->mixer == QF_MIXER_MLP || L->mixer == QF_MIXER_MOE ? &L->ffn_norm : &L->attn_norm, c->err);
         if (st) break;
         if (L->mixer == QF_MIXER_MAMBA) {
             st = qf_load_mamba(c, cfg, l, L);
@@ -71,6 +97,8 @@ qf_status qf_load_hybrid_layers(qf_load_ctx *c, const qf_model_config *cfg, qf_l
         } else if (L->mixer == QF_MIXER_MLP) { /* ungated: up_proj alone, gate left empty */
             if (!(st = qf_lin(c, &L->up, l, -1, cfg->intermediate_size, hid, mlp_bias, "backbone.layers.%d.mixer.up_proj", l)))
                 st = qf_lin(c, &L->down, l, -1, hid, cfg->intermediate_size, mlp_bias, "backbone.layers.%d.mixer.down_proj", l);
+        } else if (L->mixer == QF_MIXER_MOE) {
+            st = qf_load_hybrid_moe(c, cfg, l, L);
         } else {
             st = qf_fail(c->err, QF_ERR_UNSUPPORTED, "config.json: layer %d's mixer '%c' is not run by the runner", l,
                          L->mixer);

@@ -20,7 +20,8 @@
  *                      partial rotary, optional q/k norms, q/k/v biases
  *   nemotron_h         hybrid: each layer ONE mixer behind its norm (qf_layer.mixer): Mamba-2
  *                      (model_mamba.c; in_proj held in q, out_proj in o), attention without
- *                      RoPE, or a squared-ReLU MLP (up, down; gate empty); MoE layers refused
+ *                      RoPE, a squared-ReLU MLP (up, down; gate empty), or a MoE block of
+ *                      such experts (GLM's sigmoid grouped routing, ungated shared experts)
  * What a family adds to the Llama layer is one row of the family table (qf_family,
  * model_family.c); the steps read the row, never the model_type.
  * Routing: softmax over the router logits (float32), top-k, renormalised when norm_topk_prob
@@ -89,6 +90,7 @@ typedef struct qf_family {
 #define QF_MIXER_MAMBA 'M' /* Mamba-2: in_proj held in q, out_proj in o, the SSM in attn_core's place */
 #define QF_MIXER_ATTN '*'  /* attention block alone */
 #define QF_MIXER_MLP '-'   /* FFN block alone (its norm is ffn_norm) */
+#define QF_MIXER_MOE 'E'   /* MoE block alone (its norm is ffn_norm; ungated experts: gate empty) */
 
 /* The row of model_type, NULL when the runner does not know it. */
 const qf_family *qf_family_find(const char *model_type);

@@ -58,10 +58,10 @@ for model in tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-nemotronh; do
     kr=$(kld_of)
     awk -v g="$kg" -v r="$kr" 'BEGIN { exit !(g > 0 && r > 0 && g < r) }' &&
         ok "$model w4a16: GPTQ mean KLD $kg < RTN $kr" || bad "$model w4a16: GPTQ mean KLD '$kg' not below RTN '$kr'"
-    if [ $model = tiny-glm4moe ]; then
+    if [ $model = tiny-glm4moe ] || [ $model = tiny-nemotronh ]; then
         counts=$(tr -d ' \n' <"$T/$model-gptq/qforge.manifest.json" | grep -o '"routed_tokens_per_expert":\[[0-9,]*\]')
-        [ "$(echo "$counts" | wc -l)" = 2 ] && ! echo "$counts" | grep -q '[[,]0[],]' &&
-            ok "$model: every expert of both MoE layers saw calibration tokens" ||
+        [ "$(echo "$counts" | wc -l)" = $([ $model = tiny-glm4moe ] && echo 2 || echo 1) ] && ! echo "$counts" | grep -q '[[,]0[],]' &&
+            ok "$model: every expert of each MoE layer saw calibration tokens" ||
             bad "$model: routed_tokens_per_expert: '$counts'"
     fi
     # AWQ folds scales into x*w norms: refused for (1 + w) norms, fused gate_up and shared experts
@@ -70,23 +70,26 @@ for model in tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-nemotronh; do
     stderr_has "does not fold into model_type" "awq refusal names the reason"
     no_output "$T/$model-awq" "no artifact after the awq refusal"
 done
-# nemotron_h: GPTQ quantizes exactly the Linears RTN does (in_proj / out_proj, q/k/v/o, up / down;
-# lm_head kept), and the Mamba vectors stay dense
+# nemotron_h: GPTQ quantizes exactly the Linears RTN does (in_proj / out_proj, q/k/v/o, up / down,
+# every expert's and the shared expert's up / down; lm_head and the router kept), and the Mamba
+# vectors stay dense
 names_of() { tr -d ' \n' <"$1/qforge.manifest.json" | grep -o '"name":"[^"]*","shape"' | sort; }
 [ "$(names_of "$T/tiny-nemotronh-gptq")" = "$(names_of "$T/tiny-nemotronh-w4a16")" ] &&
     names_of "$T/tiny-nemotronh-gptq" | grep -q '"backbone.layers.0.mixer.in_proj.weight_packed",' &&
     names_of "$T/tiny-nemotronh-gptq" | grep -q '"backbone.layers.0.mixer.out_proj.weight_packed"' &&
     names_of "$T/tiny-nemotronh-gptq" | grep -q '"backbone.layers.0.mixer.A_log"' &&
+    names_of "$T/tiny-nemotronh-gptq" | grep -q '"backbone.layers.3.mixer.experts.7.up_proj.weight_packed",' &&
+    names_of "$T/tiny-nemotronh-gptq" | grep -q '"backbone.layers.3.mixer.gate.weight",' &&
     ok "tiny-nemotronh: GPTQ writes the tensors RTN writes (in_proj / out_proj packed, A_log dense)" ||
     bad "tiny-nemotronh: GPTQ and RTN artifacts hold different tensors"
-# a MoE layer (not run yet) is refused by layer and key, nothing written
+# MoE experts behind a latent projection (moe_latent_size) are not run: refused by key, nothing written
 rm -rf "$T/nhmoe"; cp -r tests/data/tiny-nemotronh "$T/nhmoe"; chmod -R u+w "$T/nhmoe"
-sed -i '0,/"mlp",/s//"moe",/' "$T/nhmoe/config.json"
-expect_exit 5 "nemotron_h MoE layer refused" -- "$QFORGE" validate --base "$T/nhmoe" --text tests/data/eval.txt --chunks 1 -q
-stderr_has "layer 1 is a MoE layer (layers_block_type \"moe\")" "refusal names the layer and the key"
-expect_exit 5 "gptq of nemotron_h with a MoE layer refused" -- "$QFORGE" convert "$T/nhmoe" -o "$T/nhmoe-g" --scheme w4a16 \
+sed -i 's/"moe_latent_size": null/"moe_latent_size": 64/' "$T/nhmoe/config.json"
+expect_exit 5 "nemotron_h moe_latent_size refused" -- "$QFORGE" validate --base "$T/nhmoe" --text tests/data/eval.txt --chunks 1 -q
+stderr_has "moe_latent_size is not supported by the runner" "refusal names the key"
+expect_exit 5 "gptq of nemotron_h with moe_latent_size refused" -- "$QFORGE" convert "$T/nhmoe" -o "$T/nhmoe-g" --scheme w4a16 \
     --method gptq --calib-samples 8 -q
-no_output "$T/nhmoe-g" "no artifact after the MoE refusal"
+no_output "$T/nhmoe-g" "no artifact after the moe_latent_size refusal"
 # GLM-4.5 / DeepSeek checkpoints store their MTP layers after the decoder's (num_nextn_predict_layers):
 # the runner does not run them, so a calibrated conversion gives them RTN instead of failing.
 # tiny-glm4moe with num_hidden_layers 2 makes its layer 2 such a layer.

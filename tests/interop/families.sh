@@ -18,12 +18,11 @@
 interop_begin families $# 1 1 "${1:-}"
 DEFAULT_SCHEMES="nemotron_h:w4a16 qwen3_next:fp8-dynamic qwen3_5_moe_text:w4a16-asym deepseek_v3:w4a16
 deepseek_v32:nvfp4a16 gpt_oss:w4a16 llama4_text:w4a16 gemma3_text:mxfp4a16 phi3:w8a8 glm4_moe:nvfp4a16
-deepseek_v4:fp8-dynamic gemma4_text:w4a16 nemotron_h_dense:w4a16"
+deepseek_v4:fp8-dynamic gemma4_text:w4a16"
 FAMILY_SCHEMES=${FAMILY_SCHEMES:-$DEFAULT_SCHEMES}
 # Families the runner runs are also calibrated (GPTQ, few samples: this checks the artifact, not
 # its quality; tests/cli/model_families.sh holds GPTQ to beat RTN) and loaded the same way.
-# (nemotron_h's MoE layer is refused by the runner: its dense variant is the one calibrated.)
-GPTQ_FAMILIES=${GPTQ_FAMILIES:-"gemma3_text:w4a16 phi3:w4a16 glm4_moe:w4a16 nemotron_h_dense:w4a16"}
+GPTQ_FAMILIES=${GPTQ_FAMILIES:-"gemma3_text:w4a16 phi3:w4a16 glm4_moe:w4a16 nemotron_h:w4a16"}
 need_torch
 need_qforge
 interop_tmp

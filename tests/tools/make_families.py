@@ -26,7 +26,6 @@ Families (config class, what it exercises):
   glm4_moe          Glm4MoeConfig         partial RoPE, dense-then-MoE, shared expert, sigmoid routing
   deepseek_v4       DeepseekV4Config      compressed attention, hash-routed MoE
   gemma4_text       Gemma4TextConfig      per-layer inputs, shared KV layers
-  nemotron_h_dense  NemotronHConfig       nemotron_h without MoE (Mamba-2, MLP, attention): GPTQ-calibrated
 """
 import os
 import shutil
@@ -100,11 +99,6 @@ FAMILIES = {
     "gemma4_text": ("Gemma4TextConfig", dict(
         num_hidden_layers=6, head_dim=32, intermediate_size=256, sliding_window=128,
         vocab_size_per_layer_input=V, hidden_size_per_layer_input=16)),
-    # nemotron_h without its MoE layer: what the runner (hence GPTQ) runs today (mamba, mlp,
-    # attention); appended last so that the seeds of the families above do not move
-    "nemotron_h_dense": ("NemotronHConfig", dict(
-        head_dim=32, intermediate_size=256, layers_block_type=["mamba", "mlp", "attention", "mlp"],
-        mamba_num_heads=8, mamba_head_dim=32, ssm_state_size=16, n_groups=2, chunk_size=32)),
 }
 
 

@@ -127,10 +127,12 @@ FIXTURES = {
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5},
             bos_token_id=0, eos_token_id=0, pad_token_id=0),
         seed=1306, shard="3MB", sharpen=False, router_bias=0.1),
-    # Nemotron-H (nemotron_h): one mixer per layer, M - * - M (Mamba-2, squared-ReLU MLP, NoPE
-    # attention, MLP, Mamba-2).  Mamba: 8 heads of 32 in 2 groups, state 16, conv kernel 4 with
+    # Nemotron-H (nemotron_h): one mixer per layer, M - * E M (Mamba-2, squared-ReLU MLP, NoPE
+    # attention, MoE, Mamba-2); the MoE layer: 8 ungated relu^2 experts in 2 groups (top-1 group,
+    # top-2 experts), sigmoid routing with e_score_correction_bias, routed_scaling_factor 2.5, a
+    # shared expert.  Mamba: 8 heads of 32 in 2 groups, state 16, conv kernel 4 with
     # bias, chunk_size 128 (< the 512-token window, so the reference's chunked scan crosses 3
-    # chunk boundaries); time_step_min 0.01, so the dt clamp (the mixer's lower limit) bites;
+    # chunk boundaries); time_step_min 0.05, so the dt clamp (the mixer's lower limit) bites;
     # D and the gated norm's weights drawn away from 1.
     "tiny-nemotronh": dict(
         cls="NemotronHForCausalLM",
@@ -138,11 +140,13 @@ FIXTURES = {
             vocab_size=8192, hidden_size=128, intermediate_size=256, num_attention_heads=4,
             num_key_value_heads=2, head_dim=32, max_position_embeddings=2048, layer_norm_epsilon=1e-5,
             tie_word_embeddings=False, initializer_range=0.1,
-            layers_block_type=["mamba", "mlp", "attention", "mlp", "mamba"],
+            layers_block_type=["mamba", "mlp", "attention", "moe", "mamba"],
             mamba_num_heads=8, mamba_head_dim=32, ssm_state_size=16, n_groups=2, conv_kernel=4,
-            chunk_size=128, time_step_min=0.01, time_step_max=0.1, use_conv_bias=True,
-            mlp_hidden_act="relu2", bos_token_id=0, eos_token_id=0, pad_token_id=0),
-        seed=1307, shard="3MB", sharpen=False, mamba=True),
+            chunk_size=128, time_step_min=0.05, time_step_max=0.1, use_conv_bias=True,
+            mlp_hidden_act="relu2", n_routed_experts=8, num_experts_per_tok=2, n_group=2, topk_group=1,
+            moe_intermediate_size=128, moe_shared_expert_intermediate_size=128, routed_scaling_factor=2.5,
+            norm_topk_prob=True, bos_token_id=0, eos_token_id=0, pad_token_id=0),
+        seed=1307, shard="4MB", sharpen=False, mamba=True, router_bias=0.1),
 }
 
 
@@ -156,7 +160,7 @@ def build(name, spec):
                 if bname.endswith("e_score_correction_bias"):
                     b.copy_(spec["router_bias"] * torch.randn_like(b))
             for pname, p in model.named_parameters():
-                if pname.endswith("mlp.gate.weight"):
+                if pname.endswith(("mlp.gate.weight", "mixer.gate.weight")):
                     p.copy_(cfg.initializer_range * torch.randn_like(p))
         if spec.get("mamba"):  # a D skip and a conv bias that matter (they init to 1 and small)
             for pname, p in model.named_parameters():

@@ -356,7 +356,8 @@ static qf_status qf_cal_layer_passes(qf_cal *c, qf_layer *L, qf_error *err)
     qf_linear *qkv[3], *o1[1] = {&L->o}, **gu;
     int nqkv = qf_cal_qkv(L, qkv), ngu = qf_cal_gate_up(c, L, &gu);
     qf_status r = QF_OK;
-    if (L->mixer != QF_MIXER_MLP && L->mixer != QF_MIXER_MOE) { /* the attention block, or a Mamba mixer: in_proj (as q), out_proj (as o) */
+    /* the attention block, or a Mamba mixer: in_proj (held in q), out_proj (held in o) */
+    if (L->mixer != QF_MIXER_MLP && L->mixer != QF_MIXER_MOE) {
         r = qf_cal_stage(c, L, qf_pass_attn_in, 0, C, qkv, nqkv, -1, err);
         if (r == QF_OK) r = qf_cal_stage(c, L, qf_pass_attention, 0, L->o.cols, o1, 1, -1, err);
     }

@@ -35,9 +35,10 @@ static const qf_family qf_families[] = {
      * (mlp.shared_experts, added unscaled).  The fold would also have to scale the shared
      * experts' inputs, which it does not: no fold. */
     {"glm4_moe",     0.0f,  0,       0,    0,        0,       1,      0,   1,      "shared_experts"},
-    /* NemotronHBlock: norm -> one mixer (Mamba-2, attention without RoPE, squared-ReLU MLP) ->
-     * residual add; NemotronHTopkRouter routes as GLM's does.  The fold into the mixer's pre-norm is not written for the Mamba mixer
-     * (its in_proj feeds a convolution and a gated norm): no fold. */
+    /* NemotronHBlock: norm -> one mixer (Mamba-2, attention without RoPE, squared-ReLU MLP or
+     * MoE) -> residual add; NemotronHTopkRouter routes as GLM's does (shared experts added
+     * unscaled).  The fold into the mixer's pre-norm is not written for the Mamba mixer (its
+     * in_proj feeds a convolution and a gated norm): no fold. */
     {.model_type = "nemotron_h", .hybrid = 1, .nope = 1, .sigmoid_routing = 1, .shared_expert = "shared_experts"},
 };
 

@@ -64,8 +64,10 @@ static qf_status qf_load_hybrid_moe(qf_load_ctx *c, const qf_model_config *cfg, 
     if (!(L->experts = calloc((size_t)(3 * E), sizeof(qf_linear))))
         return qf_fail(c->err, QF_ERR_NOMEM, "out of memory for %lld experts", (long long)E);
     for (int64_t e = 0; e < E; e++) {
-        QF_TRY(qf_lin(c, &L->experts[3 * e + 1], l, (int)e, F, hid, 0, "backbone.layers.%d.mixer.experts.%d.up_proj", l, (int)e));
-        QF_TRY(qf_lin(c, &L->experts[3 * e + 2], l, (int)e, hid, F, 0, "backbone.layers.%d.mixer.experts.%d.down_proj", l, (int)e));
+        QF_TRY(qf_lin(c, &L->experts[3 * e + 1], l, (int)e, F, hid, 0, "backbone.layers.%d.mixer.experts.%d.up_proj", l,
+                      (int)e));
+        QF_TRY(qf_lin(c, &L->experts[3 * e + 2], l, (int)e, hid, F, 0, "backbone.layers.%d.mixer.experts.%d.down_proj",
+                      l, (int)e));
     }
     L->has_shared = 1; /* NemotronHMoE always has its shared experts (moe_shared_expert_intermediate_size) */
     QF_TRY(qf_lin(c, &L->sh_up, l, -2, S, hid, mlp_bias, "backbone.layers.%d.mixer.shared_experts.up_proj", l));
@@ -95,8 +97,9 @@ qf_status qf_load_hybrid_layers(qf_load_ctx *c, const qf_model_config *cfg, qf_l
                 !(st = qf_lin(c, &L->v, l, -1, kvd, hid, 0, "backbone.layers.%d.mixer.v_proj", l)))
                 st = qf_lin(c, &L->o, l, -1, hid, qd, 0, "backbone.layers.%d.mixer.o_proj", l);
         } else if (L->mixer == QF_MIXER_MLP) { /* ungated: up_proj alone, gate left empty */
-            if (!(st = qf_lin(c, &L->up, l, -1, cfg->intermediate_size, hid, mlp_bias, "backbone.layers.%d.mixer.up_proj", l)))
-                st = qf_lin(c, &L->down, l, -1, hid, cfg->intermediate_size, mlp_bias, "backbone.layers.%d.mixer.down_proj", l);
+            const int64_t F = cfg->intermediate_size;
+            if (!(st = qf_lin(c, &L->up, l, -1, F, hid, mlp_bias, "backbone.layers.%d.mixer.up_proj", l)))
+                st = qf_lin(c, &L->down, l, -1, hid, F, mlp_bias, "backbone.layers.%d.mixer.down_proj", l);
         } else if (L->mixer == QF_MIXER_MOE) {
             st = qf_load_hybrid_moe(c, cfg, l, L);
         } else {

@@ -63,7 +63,8 @@ qf_status qf_mamba_core(const qf_model *m, const qf_layer *L, const float *xn, i
             const int64_t g = h / hpg;
             for (int64_t t = off; t < off + seqlen; t++) {
                 const float d = dt[t * H + h], da = expf(d * L->ssm_a[h]);
-                const float *x = xbc + t * CD + h * P, *B = xbc + t * CD + I + g * N, *C = xbc + t * CD + I + G * N + g * N;
+                const float *x = xbc + t * CD + h * P, *B = xbc + t * CD + I + g * N,
+                            *C = xbc + t * CD + I + G * N + g * N;
                 float *y = out + t * I + h * P;
                 for (int64_t p = 0; p < P; p++) {
                     const float xd = x[p] * d;

@@ -8,7 +8,7 @@
 
 static const char *const qf_runnable_types[] = {"llama",     "mistral",   "qwen2",       "qwen3", "mixtral",
                                                 "qwen2_moe", "qwen3_moe", "gemma3_text", "phi3",   "glm4_moe",
-                                                "gpt_oss", "llama4_text"};
+                                                "gpt_oss", "llama4_text", "nemotron_h"};
 
 /* Integer field: present and integral (a float like 4096.0 is accepted), else default; a value
  * of another type, or one outside int's range, sets *bad to the key (the first one), so the
@@ -307,6 +307,7 @@ qf_status qf_config_load(const char *path, qf_model_config *c, qf_error *err)
                   : strcmp(c->hidden_act_name, "gelu_pytorch_tanh") == 0 || strcmp(c->hidden_act_name, "gelu_new") == 0
                       ? QF_FFN_ACT_GELU_TANH
                       : QF_FFN_ACT_OTHER;
+    if (strcmp(c->model_type, "nemotron_h") == 0) qf_config_hybrid_keys(o, c, &bad);
     if (bad) {
         json_decref(root);
         return qf_fail(err, QF_ERR_FORMAT, "%s: %s is not an integer of at most 31 bits", path, bad);
@@ -345,18 +346,22 @@ qf_status qf_config_runnable(const qf_model_config *c, qf_error *err)
     if (!known)
         return qf_fail(err, QF_ERR_UNSUPPORTED,
                        "model_type '%s' is not supported by the runner (supported: llama, mistral, qwen2, qwen3, mixtral, "
-                       "qwen2_moe, qwen3_moe, gemma3_text, phi3, glm4_moe, gpt_oss, llama4_text)",
+                       "qwen2_moe, qwen3_moe, gemma3_text, phi3, glm4_moe, gpt_oss, llama4_text, nemotron_h)",
                        c->model_type);
     /* RoPE on a part of each head: transformers rotates the leading dimensions only where the
      * family's attention does (phi3, glm4_moe); llama & co. would fail on it, so it is not guessed. */
     if (c->rope_partial_factor != 1.0 && strcmp(c->model_type, "phi3") != 0 && strcmp(c->model_type, "glm4_moe") != 0)
         return qf_fail(err, QF_ERR_UNSUPPORTED, "model_type '%s': partial_rotary_factor %g is not supported by the "
                        "runner (RoPE on whole heads only)", c->model_type, c->rope_partial_factor);
+    if (c->hidden_act == QF_FFN_ACT_OTHER && strcmp(c->model_type, "nemotron_h") == 0)
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "model_type 'nemotron_h': mlp_hidden_act '%s' is not supported by the "
+                       "runner (relu2)", c->hidden_act_name);
     if (c->hidden_act == QF_FFN_ACT_OTHER)
         return qf_fail(err, QF_ERR_UNSUPPORTED, "model_type '%s': activation '%s' is not supported by the runner "
                        "(silu, gelu_pytorch_tanh)", c->model_type, c->hidden_act_name);
     json_t *o = json_object_get(c->json, "text_config");
     if (!json_is_object(o)) o = c->json;
+    if (strcmp(c->model_type, "nemotron_h") == 0) QF_TRY(qf_config_hybrid_runnable(c, o, err));
     if (json_is_true(json_object_get(o, "use_bidirectional_attention")))
         return qf_fail(err, QF_ERR_UNSUPPORTED, "model_type '%s': use_bidirectional_attention is not supported by the "
                        "runner (causal attention only)", c->model_type);

@@ -40,6 +40,7 @@ typedef enum qf_ffn_act {
     QF_FFN_ACT_SILU = 0,      /* "silu" (SwiGLU), the default */
     QF_FFN_ACT_GELU_TANH = 1, /* "gelu_pytorch_tanh" / "gelu_new": tanh-approximated GeLU (GeGLU) */
     QF_FFN_ACT_OTHER = 2,     /* anything else: the runner refuses it by name */
+    QF_FFN_ACT_RELU2 = 3,     /* "relu2": relu(x)^2 of an ungated MLP (nemotron_h's mlp_hidden_act) */
 } qf_ffn_act;
 
 typedef struct qf_model_config {
@@ -105,6 +106,14 @@ typedef struct qf_model_config {
      * q · (log1p(floor((pos + 1) / floor_scale)) · attn_scale + 1) (attn_temperature_tuning) */
     int l4_qk_norm, l4_temp_tuning;
     double l4_floor_scale, l4_attn_scale;
+    /* nemotron_h's Mamba-2 mixers (config_hybrid.c; 0 for every other family) */
+    int mamba_n_heads, mamba_head_dim; /* mamba_num_heads, mamba_head_dim: the SSM's width is their product */
+    int ssm_state_size, mamba_n_groups; /* ssm_state_size, n_groups (B and C are shared by a group of heads) */
+    int conv_kernel, use_conv_bias;     /* conv_kernel (causal depthwise conv over x, B, C), use_conv_bias */
+    int ssm_chunk_size;                 /* chunk_size of transformers' chunked scan (the runner's scan is
+                                         * sequential; kept for messages and tests) */
+    int mamba_bias;                     /* use_bias: in_proj / out_proj carry a bias */
+    double time_step_min;               /* dt is clamped below at it (the mixer's time_step_limit) */
 } qf_model_config;
 
 /* Parse path (a config.json).  Missing or non-integer required fields are QF_ERR_FORMAT
@@ -127,6 +136,21 @@ qf_status qf_config_attn_windows(const char *path, const qf_model_config *cfg, i
  * is refused naming the file and the key. */
 qf_status qf_config_llama4_layers(const char *path, const qf_model_config *cfg, int *use_rope, int *chunk,
                                   qf_error *err);
+
+/* nemotron_h (config_hybrid.c): the Mamba-2 keys into cfg (layer_norm_epsilon as rms_norm_eps,
+ * mlp_hidden_act as hidden_act, the SSM's sizes, the MoE keys: n_routed_experts, n_group, ...); *bad is set to a key that is not an integer. */
+void qf_config_hybrid_keys(json_t *o, qf_model_config *cfg, const char **bad);
+/* The mixer of each of cfg->n_layers layers of a nemotron_h config, one character per layer as
+ * hybrid_override_pattern spells it: 'M' Mamba-2, '*' attention, '-' MLP, 'E' MoE; from
+ * layers_block_type (transformers 5: linear_attention / full_attention / mlp / moe, or the
+ * legacy mamba / attention) or else hybrid_override_pattern.  kinds has n_layers + 1 bytes.
+ * QF_ERR_FORMAT naming path and the key for an unknown kind or a count that differs. */
+qf_status qf_config_hybrid_kinds(const char *path, const qf_model_config *cfg, char *kinds, qf_error *err);
+
+/* nemotron_h: what the runner does not run, refused by key (QF_ERR_UNSUPPORTED): MoE layers
+ * with a latent projection (moe_latent_size), a Mamba activation other than silu; sizes that do not divide (QF_ERR_FORMAT).  o: the
+ * config's JSON object.  Called by qf_config_runnable. */
+qf_status qf_config_hybrid_runnable(const qf_model_config *cfg, json_t *o, qf_error *err);
 
 /* Every tensor of ck whose Llama-family name it knows (embeddings, norms, attention and MLP
  * projections, routers, experts, lm_head) has the shape cfg implies, and layer and expert

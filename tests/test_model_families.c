@@ -663,6 +663,89 @@ static void test_tiny_llama4(void **state)
     fixture_close(&f);
 }
 
+/* tiny-nemotronh: NemotronHForCausalLM, layers M - * E M (Mamba-2, squared-ReLU MLP, attention
+ * without RoPE, MoE of ungated relu^2 experts with GLM-style sigmoid grouped routing and a
+ * shared expert, Mamba-2); the reference scans in chunks of 128, the runner token by token.
+ * Then the Mamba mixer's D skip, the gated norm's weight, dt_bias, the dt clamp and the conv
+ * bias, the routing bias, scaling factor and group choice are each switched off, and RoPE
+ * switched on for the attention layer. */
+static void test_tiny_nemotronh(void **state)
+{
+    (void)state;
+    fixture f;
+    check_fixture("tiny-nemotronh", &f);
+    qf_model *m = f.m;
+    const char want[] = "M-*EM";
+    for (int l = 0; l < 5; l++) assert_int_equal(m->layers[l].mixer, want[l]);
+    assert_int_equal(m->cfg.ssm_chunk_size, 128);
+    assert_int_equal(m->cfg.hidden_act, QF_FFN_ACT_RELU2);
+    assert_int_equal(m->layers[0].q.rows, 256 + (256 + 2 * 2 * 16) + 8); /* in_proj: z, xBC, dt */
+    assert_int_equal(m->layers[0].o.cols, 256);
+    assert_int_equal(m->layers[1].gate.kind, 0); /* ungated MLP */
+    assert_int_equal(m->mixer_width, 256);
+    qf_layer *moe = &m->layers[3];
+    assert_int_equal(moe->is_moe, 1);
+    assert_int_equal(moe->has_shared, 1);
+    assert_int_equal(moe->experts[0].kind, 0); /* ungated experts */
+    assert_int_equal(moe->experts[1].rows, 128);
+    assert_int_equal(moe->sh_gate.kind, 0);
+    assert_non_null(moe->router_bias);
+    assert_int_equal(m->cfg.n_experts, 8);
+    assert_int_equal(m->cfg.n_group, 2);
+    const int H = 8, I = 256, CD = 320;
+    qf_layer *mamba[2] = {&m->layers[0], &m->layers[4]};
+    float saved[2][320];
+    double lerr = 0;
+    printf("tiny-nemotronh with one feature switched off:\n");
+    for (int i = 0; i < 2; i++) memcpy(saved[i], mamba[i]->ssm_d, H * sizeof(float)), memset(mamba[i]->ssm_d, 0, H * sizeof(float));
+    broken_ppl(&f, "no D skip", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    for (int i = 0; i < 2; i++) memcpy(mamba[i]->ssm_d, saved[i], H * sizeof(float));
+    for (int i = 0; i < 2; i++) {
+        memcpy(saved[i], mamba[i]->gnorm, I * sizeof(float));
+        for (int j = 0; j < I; j++) mamba[i]->gnorm[j] = 1.0f;
+    }
+    broken_ppl(&f, "gated norm without its weight", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    for (int i = 0; i < 2; i++) memcpy(mamba[i]->gnorm, saved[i], I * sizeof(float));
+    for (int i = 0; i < 2; i++) memcpy(saved[i], mamba[i]->dt_bias, H * sizeof(float)), memset(mamba[i]->dt_bias, 0, H * sizeof(float));
+    broken_ppl(&f, "no dt_bias", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    for (int i = 0; i < 2; i++) memcpy(mamba[i]->dt_bias, saved[i], H * sizeof(float));
+    m->cfg.time_step_min = 0;
+    broken_ppl(&f, "dt not clamped at time_step_min", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->cfg.time_step_min = 0.05;
+    for (int i = 0; i < 2; i++) memcpy(saved[i], mamba[i]->conv_b, CD * sizeof(float)), memset(mamba[i]->conv_b, 0, CD * sizeof(float));
+    broken_ppl(&f, "no conv1d bias", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    for (int i = 0; i < 2; i++) memcpy(mamba[i]->conv_b, saved[i], CD * sizeof(float));
+    float bias[8];
+    memcpy(bias, moe->router_bias, sizeof bias);
+    memset(moe->router_bias, 0, sizeof bias);
+    broken_ppl(&f, "no e_score_correction_bias", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    memcpy(moe->router_bias, bias, sizeof bias);
+    m->cfg.routed_scaling_factor = 1.0;
+    broken_ppl(&f, "routed_scaling_factor 1", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->cfg.routed_scaling_factor = 2.5;
+    m->cfg.topk_group = 2;
+    broken_ppl(&f, "every group kept (topk_group 2)", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->cfg.topk_group = 1;
+    qf_family rope = *m->fam;
+    const qf_family *fam = m->fam;
+    rope.nope = 0;
+    m->fam = &rope;
+    broken_ppl(&f, "RoPE on the attention layer", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->fam = fam;
+    broken_ppl(&f, "(everything restored)", &lerr);
+    assert_true(lerr < LOGITS_REL_TOL);
+    fixture_close(&f);
+}
+
 /* Llama 4's layer kinds as Llama4TextConfig fills them in, and the refusals. */
 static void test_llama4_config(void **state)
 {
@@ -978,6 +1061,7 @@ int main(void)
         cmocka_unit_test(test_tiny_gptoss),
         cmocka_unit_test(test_tiny_llama4),
         cmocka_unit_test(test_llama4_config),
+        cmocka_unit_test(test_tiny_nemotronh),
         cmocka_unit_test(test_yarn_config),
         cmocka_unit_test(test_longrope_config),
         cmocka_unit_test(test_family_configs),

@@ -91,7 +91,7 @@ static qf_status qf_cal_open_tables(qf_cal *c, const qf_cal_plan *p, const char 
     }
     /* chunk buffers, each 64-byte aligned: xn tmp q k v g u, a read buffer per spilled table,
      * the float path's xf attf gf uf */
-    const int64_t t = (int64_t)p->chunk * c->seqlen, C = cf->hidden_size, qd = (int64_t)cf->n_heads * cf->head_dim,
+    const int64_t t = (int64_t)p->chunk * c->seqlen, C = cf->hidden_size, qd = c->m->mixer_width,
                   kvd = (int64_t)cf->n_kv_heads * cf->head_dim, F = c->m->ffn_max, fp = p->store[QF_CAL_FLOAT] != 0;
     enum { NB = 14 };
     int64_t w[NB] = {C, C, qd, kvd, kvd, F, F, p->in_ram[QF_CAL_HIDDEN] ? 0 : C, p->in_ram[QF_CAL_ATTN] ? 0 : qd,
@@ -161,8 +161,8 @@ static qf_status qf_cal_run_layer(qf_cal *c, int l, int last, qf_error *err)
         memcpy(saved_experts, L->experts, sizeof(qf_linear) * (size_t)(3 * cf->n_experts));
     }
     float *norm_copy = malloc(sizeof(float) * (size_t)(2 * C));
-    memcpy(norm_copy, L->attn_norm, sizeof(float) * (size_t)C);
-    memcpy(norm_copy + C, L->ffn_norm, sizeof(float) * (size_t)C);
+    if (L->attn_norm) memcpy(norm_copy, L->attn_norm, sizeof(float) * (size_t)C); /* a hybrid layer has one of them */
+    if (L->ffn_norm) memcpy(norm_copy + C, L->ffn_norm, sizeof(float) * (size_t)C);
     c->lrep = json_object();
     json_object_set_new(c->lrep, "layer", json_integer(l));
     qf_status r = qf_cal_floatify_layer(c, L, err);
@@ -178,8 +178,8 @@ static qf_status qf_cal_run_layer(qf_cal *c, int l, int last, qf_error *err)
     if (r == QF_OK) r = qf_cal_out_emit(&c->out, o, l, err); /* in memory, to the writer */
     qf_cal_out_free(&c->out);
     /* restore the layer's original storage: it is not needed again */
-    memcpy(L->attn_norm, norm_copy, sizeof(float) * (size_t)C);
-    memcpy(L->ffn_norm, norm_copy + C, sizeof(float) * (size_t)C);
+    if (L->attn_norm) memcpy(L->attn_norm, norm_copy, sizeof(float) * (size_t)C);
+    if (L->ffn_norm) memcpy(L->ffn_norm, norm_copy + C, sizeof(float) * (size_t)C);
     free(norm_copy);
     float *an = L->attn_norm, *fn = L->ffn_norm;
     qf_linear *ex = L->experts;

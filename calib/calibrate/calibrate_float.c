@@ -42,14 +42,15 @@ qf_status qf_cal_float_begin(qf_cal *c, qf_layer *L, qf_error *err)
     for (int i = 0; i < (L->is_moe ? 4 : 7); i++) /* phi3's fused layers leave k, v, up empty */
         if (src[i]->kind) QF_TRY(qf_cal_twin(c, dst[i], src[i], err));
     if (L->has_shared) { /* the shared expert is quantized in place too: the float path keeps its own */
-        QF_TRY(qf_cal_twin(c, &c->fl.sh_gate, &L->sh_gate, err));
+        if (L->sh_gate.kind) QF_TRY(qf_cal_twin(c, &c->fl.sh_gate, &L->sh_gate, err)); /* nemotron_h: ungated */
         QF_TRY(qf_cal_twin(c, &c->fl.sh_up, &L->sh_up, err));
         QF_TRY(qf_cal_twin(c, &c->fl.sh_down, &L->sh_down, err));
     }
     if (!E) return QF_OK;
     if (!(c->fl.experts = calloc((size_t)(3 * E), sizeof(qf_linear))))
         return qf_fail(err, QF_ERR_NOMEM, "out of memory for the float path's experts");
-    for (int e = 0; e < 3 * E; e++) QF_TRY(qf_cal_twin(c, &c->fl.experts[e], &L->experts[e], err));
+    for (int e = 0; e < 3 * E; e++)
+        if (L->experts[e].kind) QF_TRY(qf_cal_twin(c, &c->fl.experts[e], &L->experts[e], err));
     return QF_OK;
 }
 
@@ -102,7 +103,7 @@ qf_status qf_cal_float_down_in(qf_cal *c, int expert, int64_t r0, int64_t n, con
         QF_TRY(qf_step_ffn_out(c->m, F, ffn, c->w.gf, n, h1, h1, c->w.tmp, err));
         QF_TRY(qf_cal_save(c, QF_CAL_FLOAT, r0, n, h1, err));
     }
-    qf_cal_scale_rows(c->w.gf, n, expert < 0 ? F->gate.rows : F->experts[3 * expert].rows, rw);
+    qf_cal_scale_rows(c->w.gf, n, expert < 0 ? F->gate.rows : F->experts[3 * expert + 2].cols, rw); /* down's input */
     *gf = c->w.gf;
     return QF_OK;
 }

@@ -131,6 +131,10 @@ static qf_status qf_cal_h1(qf_cal *c, const qf_layer *L, int64_t r0, int64_t n, 
 {
     float *h, *att;
     QF_TRY(qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h, err));
+    if (L->mixer == QF_MIXER_MLP || L->mixer == QF_MIXER_MOE) { /* a hybrid layer without attention: h1 = h */
+        *h1 = in_place ? h : memcpy(c->w.tmp, h, sizeof(float) * (size_t)(n * c->m->cfg.hidden_size));
+        return QF_OK;
+    }
     QF_TRY(qf_cal_load(c, QF_CAL_ATTN, r0, n, &att, err));
     *h1 = in_place ? h : c->w.tmp;
     return qf_step_attn_out(c->m, L, att, n, h, *h1, c->w.tmp, err);
@@ -190,7 +194,7 @@ void qf_cal_scale_rows(float *x, int64_t n, int64_t cols, const float *rw)
  * expert arg: all tokens through its gate/up. */
 static qf_status qf_pass_swiglu(qf_cal *c, qf_layer *L, int arg, qf_stats *st, qf_error *err)
 {
-    const int64_t width = arg < 0 ? L->gate.rows : L->experts[3 * arg].rows;
+    const int64_t width = arg < 0 ? L->gate.rows : L->experts[3 * arg + 2].cols; /* down's input (ungated: no gate) */
     for (int i = 0; i < qf_cal_n_chunks(c); i++) {
         int64_t r0, n;
         float *h1;
@@ -282,8 +286,9 @@ static qf_status qf_count_routed(void *user, const qf_linear *lin, const float *
 {
     (void)x, (void)err;
     qf_route_count *rc = user;
-    for (int e = 0; e < rc->n_experts; e++)
-        if (lin == &rc->L->experts[3 * e]) rc->count[e] += m;
+    for (int e = 0; e < rc->n_experts; e++) /* an ungated expert (nemotron_h) is counted at its up */
+        if (lin == &rc->L->experts[3 * e] || (!rc->L->experts[3 * e].kind && lin == &rc->L->experts[3 * e + 1]))
+            rc->count[e] += m;
     return QF_OK;
 }
 
@@ -333,10 +338,13 @@ static int qf_cal_gate_up(const qf_cal *c, qf_layer *L, qf_linear ***gu)
     int n = 0;
     *gu = calloc((size_t)(2 * E + 2), sizeof **gu);
     if (!L->is_moe) {
-        (*gu)[n++] = &L->gate;
+        if (L->gate.kind) (*gu)[n++] = &L->gate; /* nemotron_h's MLP: up alone */
         if (L->up.kind) (*gu)[n++] = &L->up;
     }
-    for (int e = 0; e < E; e++) (*gu)[n++] = &L->experts[3 * e], (*gu)[n++] = &L->experts[3 * e + 1];
+    for (int e = 0; e < E; e++) {
+        if (L->experts[3 * e].kind) (*gu)[n++] = &L->experts[3 * e]; /* nemotron_h's experts: up alone */
+        (*gu)[n++] = &L->experts[3 * e + 1];
+    }
     return n;
 }
 
@@ -347,12 +355,24 @@ static qf_status qf_cal_layer_passes(qf_cal *c, qf_layer *L, qf_error *err)
     const int E = L->is_moe ? c->m->cfg.n_experts : 0;
     qf_linear *qkv[3], *o1[1] = {&L->o}, **gu;
     int nqkv = qf_cal_qkv(L, qkv), ngu = qf_cal_gate_up(c, L, &gu);
-    qf_status r = qf_cal_stage(c, L, qf_pass_attn_in, 0, C, qkv, nqkv, -1, err);
-    if (r == QF_OK) r = qf_cal_stage(c, L, qf_pass_attention, 0, L->o.cols, o1, 1, -1, err);
+    qf_status r = QF_OK;
+    /* the attention block, or a Mamba mixer: in_proj (held in q), out_proj (held in o) */
+    if (L->mixer != QF_MIXER_MLP && L->mixer != QF_MIXER_MOE) {
+        r = qf_cal_stage(c, L, qf_pass_attn_in, 0, C, qkv, nqkv, -1, err);
+        if (r == QF_OK) r = qf_cal_stage(c, L, qf_pass_attention, 0, L->o.cols, o1, 1, -1, err);
+    }
+    if (L->mixer == QF_MIXER_MAMBA || L->mixer == QF_MIXER_ATTN) { /* a hybrid layer that is its sequence mixer */
+        if (r == QF_OK) r = qf_cal_stage(c, L, qf_pass_residual, 0, C, gu, 0, -1, err); /* h1: the layer's output */
+        free(gu);
+        return r;
+    }
     if (r == QF_OK && L->is_moe && c->o->moe_floor >= 0) { /* per expert, rows weighted by routing */
         r = qf_cal_stage(c, L, qf_pass_residual, 0, C, gu, 0, -1, err); /* h1 only */
-        for (int e = 0; r == QF_OK && e < E; e++) /* nvfp4: w1/w3 of one expert share a global scale */
-            r = qf_cal_stage(c, L, qf_pass_expert_in, e, C, gu + 2 * e, 2, -1, err);
+        for (int e = 0, at = 0; r == QF_OK && e < E; e++) { /* nvfp4: w1/w3 of one expert share a global scale */
+            const int ne = L->experts[3 * e].kind ? 2 : 1; /* nemotron_h: up alone */
+            r = qf_cal_stage(c, L, qf_pass_expert_in, e, C, gu + at, ne, -1, err);
+            at += ne;
+        }
     } else if (r == QF_OK)
         r = qf_cal_stage(c, L, qf_pass_residual, 0, C, gu, ngu, -1, err);
     free(gu);
@@ -368,7 +388,8 @@ static qf_status qf_cal_layer_passes(qf_cal *c, qf_layer *L, qf_error *err)
     }
     if (L->has_shared) { /* the shared expert sees every token: gate/up, then down */
         qf_linear *sgu[2] = {&L->sh_gate, &L->sh_up}, *sd[1] = {&L->sh_down};
-        if (r == QF_OK) r = qf_cal_stage(c, L, qf_pass_shared_in, 0, C, sgu, 2, -1, err);
+        const int g0 = L->sh_gate.kind ? 0 : 1; /* nemotron_h's shared experts: up alone */
+        if (r == QF_OK) r = qf_cal_stage(c, L, qf_pass_shared_in, 0, C, sgu + g0, 2 - g0, -1, err);
         if (r == QF_OK) r = qf_cal_stage(c, L, qf_pass_swiglu, QF_FFN_SHARED, L->sh_down.cols, sd, 1, -1, err);
     }
     int64_t *count = calloc((size_t)E, sizeof(int64_t));

@@ -142,11 +142,11 @@ qf_status qf_cal_plan_make(const qf_model *m, const qf_calib_opts *o, int last, 
 {
     memset(p, 0, sizeof *p);
     const qf_model_config *cf = &m->cfg;
-    const int64_t C = cf->hidden_size, qd = (int64_t)cf->n_heads * cf->head_dim,
+    const int64_t C = cf->hidden_size, qd = m->mixer_width,
                   kvd = (int64_t)cf->n_kv_heads * cf->head_dim, T = o->seqlen, n_tok = (int64_t)o->n_samples * T;
     const int nth = omp_get_max_threads();
     int any_moe = 0;
-    int64_t f_dense = 0;
+    int64_t f_dense = 0, mamba_tok = 0; /* a Mamba mixer's own buffers: in_proj's output, xBC, dt (< 2 rows of it) */
     for (int l = 0; l <= last; l++) {
         const qf_layer *L = &m->layers[l];
         uint64_t lb = qf_plan_layer_bytes(m, o, L), qb = qf_plan_quant_bytes(m, o, L);
@@ -154,6 +154,8 @@ qf_status qf_cal_plan_make(const qf_model *m, const qf_calib_opts *o, int last, 
         p->quant = qb > p->quant ? qb : p->quant;
         any_moe |= L->is_moe;
         if (!L->is_moe && L->gate.rows > f_dense) f_dense = L->gate.rows;
+        if (!L->gate.kind && L->up.rows > f_dense) f_dense = L->up.rows; /* nemotron_h's ungated MLP */
+        if (L->mixer == QF_MIXER_MAMBA && 2 * L->q.rows > mamba_tok) mamba_tok = 2 * L->q.rows;
     }
     p->base = base + 64 * QF_MIB + (uint64_t)nth * 8 * QF_MIB;
     p->attention = 4ull * (uint64_t)cf->n_kv_heads *
@@ -163,7 +165,7 @@ qf_status qf_cal_plan_make(const qf_model *m, const qf_calib_opts *o, int last, 
     p->width[QF_CAL_HIDDEN] = C, p->width[QF_CAL_ATTN] = qd, p->width[QF_CAL_MLP] = f_dense;
     p->width[QF_CAL_FLOAT] = fp ? C : 0;
     for (int i = 0; i < QF_CAL_NSTORES; i++) p->store[i] = 4ull * (uint64_t)(n_tok * p->width[i]);
-    const uint64_t tok_fixed = 4ull * (uint64_t)(2 * C + qd + 2 * kvd + 2 * m->ffn_max) +
+    const uint64_t tok_fixed = 4ull * (uint64_t)(2 * C + qd + 2 * kvd + 2 * m->ffn_max + mamba_tok) +
                                (any_moe ? 4ull * (uint64_t)cf->n_experts + 20ull * (uint64_t)cf->n_experts_per_tok +
                                               8ull * (uint64_t)C
                                         : 0) +

@@ -95,13 +95,14 @@ qf_status qf_cal_floatify_layer(qf_cal *c, qf_layer *L, qf_error *err)
     for (int i = 0; i < (L->is_moe ? 4 : 7); i++) /* phi3's fused layers leave k, v, up empty */
         if (all[i]->kind) QF_TRY(qf_cal_floatify(c, all[i], err));
     if (L->has_shared) { /* quantized by GPTQ like the experts (qwen2_moe, glm4_moe); its gate stays float */
-        QF_TRY(qf_cal_floatify(c, &L->sh_gate, err));
+        if (L->sh_gate.kind) QF_TRY(qf_cal_floatify(c, &L->sh_gate, err)); /* nemotron_h: ungated */
         QF_TRY(qf_cal_floatify(c, &L->sh_up, err));
         QF_TRY(qf_cal_floatify(c, &L->sh_down, err));
     }
     if (L->is_moe) {
         QF_TRY(qf_cal_floatify(c, &L->router, err));
-        for (int e = 0; e < 3 * c->m->cfg.n_experts; e++) QF_TRY(qf_cal_floatify(c, &L->experts[e], err));
+        for (int e = 0; e < 3 * c->m->cfg.n_experts; e++)
+            if (L->experts[e].kind) QF_TRY(qf_cal_floatify(c, &L->experts[e], err));
     }
     return QF_OK;
 }

@@ -12,10 +12,9 @@
 #include "qf_fused_experts.h"
 #include "qf_model.h"
 
-/* Fields added after shared_expert are left out of the positional rows (they are 0 there);
- * newer rows use designated initializers. */
+/* Fields added at the end of qf_family (hybrid, nope, ...) are left zero by the positional rows
+ * above them: zero is every field's "not this family" value. */
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-
 static const qf_family qf_families[] = {
     /* type          offset sandwich embed fused_qkv fused_gu partial fold sigmoid shared expert */
     {"llama",        0.0f,  0,       0,    0,        0,       0,      1,   0,      NULL},
@@ -48,6 +47,11 @@ static const qf_family qf_families[] = {
      * layers of intermediate_size_mlp.  The fold would have to scale the experts' inputs: no fold. */
     {.model_type = "llama4_text", .fused_experts = QF_FUSED_HALVES, .router = "router", .ffn_block = "feed_forward",
      .sigmoid_input_routing = 1, .llama4_attention = 1, .shared_expert = "shared_expert"},
+    /* NemotronHBlock: norm -> one mixer (Mamba-2, attention without RoPE, squared-ReLU MLP or
+     * MoE) -> residual add; NemotronHTopkRouter routes as GLM's does (shared experts added
+     * unscaled).  The fold into the mixer's pre-norm is not written for the Mamba mixer (its
+     * in_proj feeds a convolution and a gated norm): no fold. */
+    {.model_type = "nemotron_h", .hybrid = 1, .nope = 1, .sigmoid_routing = 1, .shared_expert = "shared_experts"},
 };
 
 const qf_family *qf_family_find(const char *model_type)

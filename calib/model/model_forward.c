@@ -50,7 +50,7 @@ typedef struct qf_layer_ws {
 static float *qf_layer_ws_alloc(const qf_model *m, int64_t n, qf_layer_ws *w)
 {
     const qf_model_config *c = &m->cfg;
-    const int64_t C = c->hidden_size, qd = (int64_t)c->n_heads * c->head_dim,
+    const int64_t C = c->hidden_size, qd = m->mixer_width,
                   kvd = (int64_t)c->n_kv_heads * c->head_dim, F = m->ffn_max;
     float *buf = malloc((size_t)(n * (2 * C + 2 * qd + 2 * kvd + 2 * F)) * sizeof(float));
     if (!buf) return NULL;
@@ -68,10 +68,17 @@ static float *qf_layer_ws_alloc(const qf_model *m, int64_t n, qf_layer_ws *w)
 static qf_status qf_layer_run(const qf_model *m, int layer, float *h, int64_t n, const qf_layer_ws *w, qf_error *err)
 {
     const qf_layer *L = &m->layers[layer];
-    /* attention block: h += o(attention(xn)) */
+    if (L->mixer == QF_MIXER_MLP || L->mixer == QF_MIXER_MOE) { /* a hybrid layer that is an FFN alone */
+        qf_step_ffn_norm(m, L, h, n, w->xn);
+        if (L->is_moe) return qf_step_moe(m, L, w->xn, n, h, h, w->tmp, w->g, w->u, err);
+        QF_TRY(qf_step_ffn_act(m, L, QF_FFN_DENSE, w->xn, n, w->g, w->u, err));
+        return qf_step_ffn_out(m, L, QF_FFN_DENSE, w->g, n, h, h, w->tmp, err);
+    }
+    /* attention block (or a hybrid layer's Mamba mixer): h += o(attention(xn)) */
     qf_step_attn_norm(m, L, h, n, w->xn);
     QF_TRY(qf_step_attn_core(m, L, w->xn, n, n, w->q, w->k, w->v, w->att, err));
     QF_TRY(qf_step_attn_out(m, L, w->att, n, h, h, w->tmp, err));
+    if (L->mixer) return QF_OK; /* a hybrid layer is its one mixer */
     /* feed-forward block: h += mlp(xn) or moe(xn) */
     qf_step_ffn_norm(m, L, h, n, w->xn);
     if (L->is_moe) return qf_step_moe(m, L, w->xn, n, h, h, w->tmp, w->g, w->u, err);

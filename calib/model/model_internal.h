@@ -99,4 +99,29 @@ void qf_glu(qf_ffn_act act, float *g, const float *u, int64_t n);
 /* logits[i] = cap · tanh(logits[i] / cap) for i < n (final logit soft-capping). */
 void qf_softcap(float *x, int64_t n, float cap);
 
+/* ---- loading (model_load.c), shared with the hybrid families' loader (model_hybrid.c) ---- */
+typedef struct qf_load_ctx {
+    const qf_checkpoint *ck;
+    const json_t *qc; /* quantization_config or NULL */
+    const qf_family *fam;
+    qf_error *err;
+} qf_load_ctx;
+
+/* A float vector tensor of n elements copied to float32 (owned by *out), plus offset. */
+qf_status qf_load_vec_off(const qf_checkpoint *ck, const char *name, int64_t n, float offset, float **out,
+                          qf_error *err);
+/* Linear `fmt...` (rows, cols) into lin, tagged with its layer and expert (-1: none);
+ * with_bias: 1 required, 0 ignored, -1 taken when present (qf_linear_load). */
+qf_status qf_lin(qf_load_ctx *c, qf_linear *lin, int layer, int expert, int64_t rows, int64_t cols, int with_bias,
+                 const char *fmt, ...) __attribute__((format(printf, 8, 9)));
+/* Every layer of a hybrid family (nemotron_h): its mixer kind from the config, its norm and
+ * its one mixer's tensors under backbone.layers.N (model_hybrid.c). */
+qf_status qf_load_hybrid_layers(qf_load_ctx *c, const qf_model_config *cfg, qf_layer *layers);
+
+/* The Mamba-2 mixer of layer L on xn (n, C), n rows = n / seqlen samples of seqlen tokens
+ * (fresh state each): out (n, I) = gated-RMSNorm(SSM(conv(x, B, C)), z): out_proj's input
+ * (model_mamba.c).  in_proj (held in L->q) reports to the observer. */
+qf_status qf_mamba_core(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, int64_t seqlen, float *out,
+                        qf_error *err);
+
 #endif /* QF_MODEL_INTERNAL_H */

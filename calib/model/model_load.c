@@ -30,8 +30,8 @@ void qf_model_options_default(qf_model_options *opt)
 
 /* A float vector tensor of n elements copied to float32 (owned by *out), plus offset (Gemma's
  * (1 + w) norms: the sum is formed in float32, as Gemma3RMSNorm does before multiplying). */
-static qf_status qf_load_vec_off(const qf_checkpoint *ck, const char *name, int64_t n, float offset, float **out,
-                                 qf_error *err)
+qf_status qf_load_vec_off(const qf_checkpoint *ck, const char *name, int64_t n, float offset, float **out,
+                          qf_error *err)
 {
     const qf_tensor *t = qf_checkpoint_find(ck, name);
     if (!t) return qf_fail(err, QF_ERR_FORMAT, "%s: missing tensor '%s'", ck->dir, name);
@@ -86,16 +86,7 @@ static int64_t qf_module_rows(const qf_checkpoint *ck, const char *name)
     return t && t->ndim == 2 ? t->shape[0] : -1;
 }
 
-typedef struct qf_load_ctx {
-    const qf_checkpoint *ck;
-    const json_t *qc; /* quantization_config or NULL */
-    const qf_family *fam;
-    qf_error *err;
-} qf_load_ctx;
-
-static qf_status qf_lin(qf_load_ctx *c, qf_linear *lin, int layer, int expert, int64_t rows, int64_t cols,
-                        int with_bias, const char *fmt, ...) __attribute__((format(printf, 8, 9)));
-static qf_status qf_lin(qf_load_ctx *c, qf_linear *lin, int layer, int expert, int64_t rows, int64_t cols,
+qf_status qf_lin(qf_load_ctx *c, qf_linear *lin, int layer, int expert, int64_t rows, int64_t cols,
                         int with_bias, const char *fmt, ...)
 {
     char name[QF_LINEAR_NAME_MAX];
@@ -235,6 +226,12 @@ static void qf_layer_free(qf_layer *L, int n_experts)
     qf_linear_free(&L->sh_router);
     free(L->sinks);
     free(L->expert_w);
+    free(L->conv_w);
+    free(L->conv_b);
+    free(L->dt_bias);
+    free(L->ssm_a);
+    free(L->ssm_d);
+    free(L->gnorm);
 }
 
 void qf_model_free(qf_model *m)
@@ -358,19 +355,26 @@ static qf_status qf_model_load_body(qf_model *m, const char *dir, qf_error *err)
     if (!json_is_object(c.qc)) c.qc = NULL;
     QF_TRY(qf_load_source_quant(dir, m->ck, &c.qc, m->opt.float_source, err));
     /* 3. embedding */
-    const qf_tensor *emb = qf_checkpoint_find(m->ck, "model.embed_tokens.weight");
-    if (!emb) return qf_fail(err, QF_ERR_FORMAT, "%s: missing tensor 'model.embed_tokens.weight'", dir);
+    const char *emb_name = m->fam->hybrid ? "backbone.embeddings.weight" : "model.embed_tokens.weight";
+    const qf_tensor *emb = qf_checkpoint_find(m->ck, emb_name);
+    if (!emb) return qf_fail(err, QF_ERR_FORMAT, "%s: missing tensor '%s'", dir, emb_name);
     if (emb->ndim != 2 || emb->shape[1] != cfg->hidden_size ||
         (emb->dtype != QF_DTYPE_F32 && emb->dtype != QF_DTYPE_BF16 && emb->dtype != QF_DTYPE_F16))
-        return qf_fail(err, QF_ERR_FORMAT, "%s: 'model.embed_tokens.weight' must be a float [vocab, %d] matrix", dir,
+        return qf_fail(err, QF_ERR_FORMAT, "%s: '%s' must be a float [vocab, %d] matrix", dir, emb_name,
                        cfg->hidden_size);
     m->embed = emb->data;
     m->embed_dtype = emb->dtype;
     m->vocab_in = emb->shape[0];
     /* 4. decoder layers */
-    for (int l = 0; l < cfg->n_layers; l++) QF_TRY(qf_load_layer(&c, cfg, l, &m->layers[l]));
+    if (m->fam->hybrid) QF_TRY(qf_load_hybrid_layers(&c, cfg, m->layers));
+    else
+        for (int l = 0; l < cfg->n_layers; l++) QF_TRY(qf_load_layer(&c, cfg, l, &m->layers[l]));
+    m->mixer_width = (int64_t)cfg->n_heads * cfg->head_dim;
+    for (int l = 0; l < cfg->n_layers; l++)
+        if (m->layers[l].o.cols > m->mixer_width) m->mixer_width = m->layers[l].o.cols;
     /* 5. final norm and lm_head (or the tied embedding) */
-    QF_TRY(qf_load_vec_off(m->ck, "model.norm.weight", cfg->hidden_size, m->fam->norm_offset, &m->final_norm, err));
+    QF_TRY(qf_load_vec_off(m->ck, m->fam->hybrid ? "backbone.norm_f.weight" : "model.norm.weight", cfg->hidden_size,
+                           m->fam->norm_offset, &m->final_norm, err));
     if (qf_has_module(m->ck, "lm_head")) {
         m->vocab_out = qf_module_rows(m->ck, "lm_head");
         if (m->vocab_out <= 0) return qf_fail(err, QF_ERR_FORMAT, "%s: 'lm_head' has no 2-D weight", dir);

@@ -37,6 +37,7 @@ qf_status qf_step_attn_core(const qf_model *m, const qf_layer *L, const float *x
     if (n > 0 && (seqlen <= 0 || n % seqlen))
         return qf_fail(err, QF_ERR_USAGE, "attention: %lld rows are not whole samples of %lld tokens", (long long)n,
                        (long long)seqlen);
+    if (L->mixer == QF_MIXER_MAMBA) return qf_mamba_core(m, L, xn, n, seqlen, att, err); /* nemotron_h */
     if (m->fam->fused_qkv) { /* phi3: one product, its rows split into q | k | v */
         const int64_t w = qd + 2 * kvd;
         float *qkv = malloc((size_t)(n * w) * sizeof(float));
@@ -59,7 +60,7 @@ qf_status qf_step_attn_core(const qf_model *m, const qf_layer *L, const float *x
         qf_rmsnorm_rows(k, L->k_norm, n * c->n_kv_heads, c->head_dim, c->rms_norm_eps, k);
     }
     for (int64_t off = 0; off < n; off += seqlen) { /* each sample is its own sequence: positions 0..seqlen-1 */
-        if (L->rope) { /* Llama 4's NoPE layers have none */
+        if (L->rope && !m->fam->nope) { /* Llama 4's NoPE layers, nemotron_h's attention: none */
             qf_rope_apply(L->rope, c->head_dim, q + off * qd, seqlen, c->n_heads);
             qf_rope_apply(L->rope, c->head_dim, k + off * kvd, seqlen, c->n_kv_heads);
         }
@@ -91,6 +92,12 @@ qf_status qf_step_ffn_act(const qf_model *m, const qf_layer *L, int ffn, const f
                           float *u, qf_error *err)
 {
     const qf_linear *gate = qf_ffn_linear(L, ffn, 0);
+    if (!gate->kind) { /* nemotron_h: ungated, g = relu(up(xn))^2 */
+        const qf_linear *up = qf_ffn_linear(L, ffn, 1);
+        QF_TRY(qf_linear_forward(up, xn, n, g, &m->observer, err));
+        for (int64_t i = 0; i < n * up->rows; i++) g[i] = g[i] > 0.0f ? g[i] * g[i] : 0.0f;
+        return QF_OK;
+    }
     if (ffn == QF_FFN_DENSE && m->fam->fused_gate_up) { /* phi3: [gate | up] = gate_up(xn), gate first */
         const int64_t F = gate->rows / 2;
         float *gu = malloc((size_t)(n * 2 * F) * sizeof(float));

@@ -32,6 +32,10 @@
  *   MoE block:  qf_moe_route     xn2 -> each token's experts and weights (the router)
  *               qf_step_moe      h1, xn2 -> h1 + Σ_k w_k expert_k(xn2) (+ shared expert)
  *   qf_model_logits (qf_model.h) h -> lm_head(final_norm(h)) (soft-capped when the config says)
+ * A hybrid family's layer (qf_layer.mixer, nemotron_h) is one block of these: a Mamba-2 or an
+ * attention layer is attn_norm -> attn_core -> attn_out (attn_core runs the Mamba mixer, whose
+ * in_proj is held in q and out_proj in o), an MLP layer ffn_norm -> ffn_act -> ffn_out (an FFN
+ * without a gate Linear is g = act(up(xn)), relu^2).
  */
 #ifndef QF_LAYER_STEPS_H
 #define QF_LAYER_STEPS_H

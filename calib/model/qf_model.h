@@ -25,6 +25,10 @@
  *                      (interleaved RoPE, L2 q/k norm), MoE on some layers: fused experts (gate /
  *                      up halves) run on sigmoid(top-k logit) · x, an ungated shared expert;
  *                      dense layers of intermediate_size_mlp
+ *   nemotron_h         hybrid: each layer ONE mixer behind its norm (qf_layer.mixer): Mamba-2
+ *                      (model_mamba.c; in_proj held in q, out_proj in o), attention without
+ *                      RoPE, a squared-ReLU MLP (up, down; gate empty), or a MoE block of
+ *                      such experts (GLM's sigmoid grouped routing, ungated shared experts)
  * What a family adds to the Llama layer is one row of the family table (qf_family,
  * model_family.c); the steps read the row, never the model_type.
  * Routing: softmax over the router logits (float32), top-k, renormalised when norm_topk_prob
@@ -101,7 +105,17 @@ typedef struct qf_family {
                                 * output added unweighted (Llama4TextMoe) */
     int llama4_attention;      /* per-layer NoPE / chunked attention (qf_config_llama4_layers), the L2
                                 * q/k norm after RoPE, the NoPE layers' attention temperature */
+    int hybrid;                /* Nemotron-H: each layer is ONE mixer (qf_layer.mixer) behind its own
+                                * pre-norm and residual, tensors under backbone.layers.N.mixer */
+    int nope;                  /* attention without RoPE (Nemotron-H's attention layers) */
 } qf_family;
+
+/* qf_layer.mixer of a hybrid family's layer (hybrid_override_pattern's characters); 0: the
+ * Llama layer (attention block, then FFN block) of every other family. */
+#define QF_MIXER_MAMBA 'M' /* Mamba-2: in_proj held in q, out_proj in o, the SSM in attn_core's place */
+#define QF_MIXER_ATTN '*'  /* attention block alone */
+#define QF_MIXER_MLP '-'   /* FFN block alone (its norm is ffn_norm) */
+#define QF_MIXER_MOE 'E'   /* MoE block alone (its norm is ffn_norm; ungated experts: gate empty) */
 
 /* The row of model_type, NULL when the runner does not know it. */
 const qf_family *qf_family_find(const char *model_type);
@@ -147,6 +161,14 @@ typedef struct qf_layer {
     float *sinks;            /* (n_heads) fp32, owned: GPT-OSS's attention sinks, else NULL */
     void *expert_w;          /* owned: the experts' weights read out of fused 3-D tensors (GPT-OSS), which
                               * experts[] borrow; NULL when they are borrowed from the checkpoint */
+    /* hybrid families (qf_family.hybrid) */
+    int mixer;               /* QF_MIXER_*, 0 for a Llama layer */
+    /* Mamba-2 mixer (mixer == QF_MIXER_MAMBA), every vector fp32, owned; I = mamba heads x
+     * mamba_head_dim, CD = I + 2 n_groups ssm_state_size (the convolved x, B, C) */
+    float *conv_w;           /* (CD, conv_kernel): conv1d.weight */
+    float *conv_b;           /* (CD): conv1d.bias, NULL without use_conv_bias */
+    float *dt_bias, *ssm_a, *ssm_d; /* (mamba heads): dt_bias, A = -exp(A_log), D */
+    float *gnorm;            /* (I): the gated RMSNorm's weight (mixer.norm) */
 } qf_layer;
 
 typedef struct qf_model {
@@ -168,6 +190,8 @@ typedef struct qf_model {
     int n_linear_packed;     /* how many Linears are quantized (0 for a float checkpoint) */
     int64_t ffn_max;         /* widest FFN (dense, expert or shared), for work buffers */
     qf_linear_observer observer; /* fn NULL: none; set freely between forward calls */
+    int64_t mixer_width;     /* width of o's input over the layers: heads x head_dim, or a Mamba
+                              * mixer's out_proj input when wider (the attention output buffers) */
 } qf_model;
 
 /* Load the model in folder dir (config.json + safetensors; an artifact folder with a

@@ -3,22 +3,23 @@
 # q/k/v biases, YaRN RoPE scaling), tiny-gemma3 (gemma3_text), tiny-phi3 (phi3, fused
 # projections, partial rotary; tiny-phi3-longrope: its weights with LongRoPE), tiny-glm4moe (glm4_moe:
 # sigmoid grouped routing, shared expert), tiny-gptoss (gpt_oss: sinks, fused interleaved experts,
-# clamped SwiGLU) and tiny-llama4 (llama4_text: NoPE / chunked layers, fused experts, input-weighted
-# routing).  `validate` must
+# clamped SwiGLU), tiny-llama4 (llama4_text: NoPE / chunked layers, fused experts, input-weighted
+# routing) and tiny-nemotronh (nemotron_h: Mamba-2 hybrid with MoE).  `validate` must
 # reproduce transformers' PPL through the CLI (tokenizer included), every RTN scheme must
 # convert, verify and validate, and `inspect` must say why it could not use a config.json.
 . tests/cli/lib.sh
 # rel_within A B TOL: |A/B - 1| <= TOL
 rel_within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a / b - 1; if (d < 0) d = -d; exit !(b > 0 && d <= t) }'; }
 json_num() { sed -n "s/.*\"$1\": *\([-0-9.eE+]*\).*/\1/p" "$2" | head -n 1; }
-for model in tiny-tied tiny-swa tiny-yarn tiny-gemma3 tiny-phi3 tiny-phi3-longrope tiny-glm4moe tiny-gptoss tiny-llama4; do
+for model in tiny-tied tiny-swa tiny-yarn tiny-gemma3 tiny-phi3 tiny-phi3-longrope tiny-glm4moe tiny-gptoss tiny-llama4 tiny-nemotronh; do
     ref=$(json_num ppl tests/data/$model.reference.json)
     n=$(json_num windows tests/data/$model.reference.json)
     expect_exit 0 "validate $model, $n windows" -- "$QFORGE" validate --base tests/data/$model \
         --text tests/data/eval.txt --chunks "$n" --json -q
     got=$(json_num ppl "$T/stdout")
     # measured: 1e-9 (tiny-tied), 3.3e-8 (tiny-swa), 9.5e-9 (tiny-yarn), 2e-9 (tiny-gemma3), 7e-9 (tiny-phi3),
-    # 9e-9 (tiny-glm4moe), 1.1e-8 (tiny-phi3-longrope, long factors), 6.2e-9 (tiny-gptoss), 2.4e-8 (tiny-llama4);
+    # 9e-9 (tiny-glm4moe), 1.1e-8 (tiny-phi3-longrope, long factors), 6.2e-9 (tiny-gptoss), 2.4e-8 (tiny-llama4),
+    # 7e-10 (tiny-nemotronh);
     # the limit's reason is in tests/test_model_families.c
     if rel_within "$got" "$ref" 1e-6; then ok "$model PPL $got = transformers $ref"
     else bad "$model PPL $got, transformers $ref (limit 1e-6 relative)"; fi
@@ -45,11 +46,11 @@ expect_exit 0 "gptq tiny-swa" -- "$QFORGE" convert tests/data/tiny-swa -o "$T/g1
 expect_exit 0 "gptq tiny-swa without its window" -- "$QFORGE" convert "$T/nowin" -o "$T/g2" --scheme w4a16 --method gptq --calib-samples 8 -q
 cmp -s "$T/g1/model.safetensors" "$T/g2/model.safetensors" && bad "calibration ignores the sliding window" ||
     ok "calibration sees the sliding window"
-# Gemma 3, Phi-3 and GLM-4.5 calibrate: GPTQ (weights only, the same text) must beat RTN's mean
+# Gemma 3, Phi-3, GLM-4.5, GPT-OSS and Nemotron-H calibrate: GPTQ (weights only, the same text) must beat RTN's mean
 # KLD, as on the Llama fixtures (docs/bench.md has the default-sample figures; 32 samples here),
 # and every expert of the MoE fixture must have seen calibration tokens
 kld_of() { sed -n 's/.*"mean_kld": *\([-0-9.eE+]*\).*/\1/p' "$T/stdout" | head -n 1; }
-for model in tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-gptoss; do
+for model in tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-gptoss tiny-nemotronh; do
     expect_exit 0 "gptq $model" -- "$QFORGE" convert tests/data/$model -o "$T/$model-gptq" --scheme w4a16 \
         --method gptq --calib-samples 32 -q
     expect_exit 0 "verify gptq $model" -- "$QFORGE" verify "$T/$model-gptq" -q
@@ -64,6 +65,7 @@ for model in tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-gptoss; do
     moe_layers=0
     [ $model = tiny-glm4moe ] && moe_layers=2
     [ $model = tiny-gptoss ] && moe_layers=4
+    [ $model = tiny-nemotronh ] && moe_layers=1
     if [ $moe_layers -gt 0 ]; then
         counts=$(tr -d ' \n' <"$T/$model-gptq/qforge.manifest.json" | grep -o '"routed_tokens_per_expert":\[[0-9,]*\]')
         [ "$(echo "$counts" | wc -l)" = $moe_layers ] && ! echo "$counts" | grep -q '[[,]0[],]' &&
@@ -88,6 +90,26 @@ expert_hashes() { tr -d ' \n' <"$1/qforge.manifest.json" | grep -o '"name":"mode
     [ "$(expert_hashes "$T/tiny-gptoss-gptq")" = "$(expert_hashes "$T/tiny-gptoss-w4a16")" ] &&
     ok "tiny-gptoss: the 16 fused expert tensors hash as in the RTN artifact" ||
     bad "tiny-gptoss: fused expert tensors: $(expert_hashes "$T/tiny-gptoss-gptq" | head -c 300)"
+# nemotron_h: GPTQ quantizes exactly the Linears RTN does (in_proj / out_proj, q/k/v/o, up / down,
+# every expert's and the shared expert's up / down; lm_head and the router kept), and the Mamba
+# vectors stay dense
+names_of() { tr -d ' \n' <"$1/qforge.manifest.json" | grep -o '"name":"[^"]*","shape"' | sort; }
+[ "$(names_of "$T/tiny-nemotronh-gptq")" = "$(names_of "$T/tiny-nemotronh-w4a16")" ] &&
+    names_of "$T/tiny-nemotronh-gptq" | grep -q '"backbone.layers.0.mixer.in_proj.weight_packed",' &&
+    names_of "$T/tiny-nemotronh-gptq" | grep -q '"backbone.layers.0.mixer.out_proj.weight_packed"' &&
+    names_of "$T/tiny-nemotronh-gptq" | grep -q '"backbone.layers.0.mixer.A_log"' &&
+    names_of "$T/tiny-nemotronh-gptq" | grep -q '"backbone.layers.3.mixer.experts.7.up_proj.weight_packed",' &&
+    names_of "$T/tiny-nemotronh-gptq" | grep -q '"backbone.layers.3.mixer.gate.weight",' &&
+    ok "tiny-nemotronh: GPTQ writes the tensors RTN writes (in_proj / out_proj packed, A_log dense)" ||
+    bad "tiny-nemotronh: GPTQ and RTN artifacts hold different tensors"
+# MoE experts behind a latent projection (moe_latent_size) are not run: refused by key, nothing written
+rm -rf "$T/nhmoe"; cp -r tests/data/tiny-nemotronh "$T/nhmoe"; chmod -R u+w "$T/nhmoe"
+sed -i 's/"moe_latent_size": null/"moe_latent_size": 64/' "$T/nhmoe/config.json"
+expect_exit 5 "nemotron_h moe_latent_size refused" -- "$QFORGE" validate --base "$T/nhmoe" --text tests/data/eval.txt --chunks 1 -q
+stderr_has "moe_latent_size is not supported by the runner" "refusal names the key"
+expect_exit 5 "gptq of nemotron_h with moe_latent_size refused" -- "$QFORGE" convert "$T/nhmoe" -o "$T/nhmoe-g" --scheme w4a16 \
+    --method gptq --calib-samples 8 -q
+no_output "$T/nhmoe-g" "no artifact after the moe_latent_size refusal"
 # GLM-4.5 / DeepSeek checkpoints store their MTP layers after the decoder's (num_nextn_predict_layers):
 # the runner does not run them, so a calibrated conversion gives them RTN instead of failing.
 # tiny-glm4moe with num_hidden_layers 2 makes its layer 2 such a layer.

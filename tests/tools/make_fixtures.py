@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """make_fixtures.py - build tests/data/tiny-tied, tiny-swa, tiny-yarn, tiny-gemma3, tiny-phi3,
-tiny-glm4moe, tiny-gptoss and tiny-llama4 with Hugging Face transformers, and their independent reference numbers.
+tiny-glm4moe, tiny-gptoss, tiny-llama4 and tiny-nemotronh with Hugging Face transformers, and their independent reference
+numbers.
 
 Pinned (the versions the committed files were made with; other versions may differ in the
 last bits of the random init, not in the protocol):
@@ -17,7 +18,8 @@ ppl-512 window (Mistral), where full attention gives the wrong numbers.  tiny-ya
 q/k/v biases, YaRN RoPE scaling with factor 4 over an original context of 128, as Qwen2.5 and
 Qwen3 ship for long context) shows (c) a RoPE variant whose inverse frequencies and cos/sin
 scale differ from the default: a runner that ignores it is measurably off.  tiny-gemma3,
-tiny-phi3 and tiny-glm4moe are the runner's Gemma 3, Phi-3 and GLM-4.5 (issue 15): each has the
+tiny-phi3, tiny-glm4moe and tiny-nemotronh are the runner's Gemma 3, Phi-3, GLM-4.5 and
+Nemotron-H (issue 15): each has the
 family's features at settings where switching one off is visible (tests/data/README.md).
 
 The weights are random (no training), drawn with a fixed seed; initializer_range is large
@@ -178,6 +180,26 @@ FIXTURES = {
                              "high_freq_factor": 4.0, "original_max_position_embeddings": 256},
             bos_token_id=0, eos_token_id=0, pad_token_id=0),
         seed=1308, shard="4MB", sharpen=False),
+    # Nemotron-H (nemotron_h): one mixer per layer, M - * E M (Mamba-2, squared-ReLU MLP, NoPE
+    # attention, MoE, Mamba-2); the MoE layer: 8 ungated relu^2 experts in 2 groups (top-1 group,
+    # top-2 experts), sigmoid routing with e_score_correction_bias, routed_scaling_factor 2.5, a
+    # shared expert.  Mamba: 8 heads of 32 in 2 groups, state 16, conv kernel 4 with
+    # bias, chunk_size 128 (< the 512-token window, so the reference's chunked scan crosses 3
+    # chunk boundaries); time_step_min 0.05, so the dt clamp (the mixer's lower limit) bites;
+    # D and the gated norm's weights drawn away from 1.
+    "tiny-nemotronh": dict(
+        cls="NemotronHForCausalLM",
+        config=transformers.NemotronHConfig(
+            vocab_size=8192, hidden_size=128, intermediate_size=256, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=32, max_position_embeddings=2048, layer_norm_epsilon=1e-5,
+            tie_word_embeddings=False, initializer_range=0.1,
+            layers_block_type=["mamba", "mlp", "attention", "moe", "mamba"],
+            mamba_num_heads=8, mamba_head_dim=32, ssm_state_size=16, n_groups=2, conv_kernel=4,
+            chunk_size=128, time_step_min=0.05, time_step_max=0.1, use_conv_bias=True,
+            mlp_hidden_act="relu2", n_routed_experts=8, num_experts_per_tok=2, n_group=2, topk_group=1,
+            moe_intermediate_size=128, moe_shared_expert_intermediate_size=128, routed_scaling_factor=2.5,
+            norm_topk_prob=True, bos_token_id=0, eos_token_id=0, pad_token_id=0),
+        seed=1307, shard="4MB", sharpen=False, mamba=True, router_bias=0.1),
 }
 
 
@@ -191,7 +213,7 @@ def build(name, spec):
                 if bname.endswith("e_score_correction_bias"):
                     b.copy_(spec["router_bias"] * torch.randn_like(b))
             for pname, p in model.named_parameters():
-                if pname.endswith("mlp.gate.weight"):
+                if pname.endswith(("mlp.gate.weight", "mixer.gate.weight")):
                     p.copy_(cfg.initializer_range * torch.randn_like(p))
         if spec.get("gptoss"):  # biases, sinks and expert weights that matter (their init is 0 / tiny)
             for pname, p in model.named_parameters():
@@ -201,6 +223,12 @@ def build(name, spec):
                     p.copy_(1.0 + torch.randn_like(p))
                 if pname.endswith(("experts.gate_up_proj", "experts.down_proj", "router.weight")):
                     p.copy_(cfg.initializer_range * torch.randn_like(p))
+        if spec.get("mamba"):  # a D skip and a conv bias that matter (they init to 1 and small)
+            for pname, p in model.named_parameters():
+                if pname.endswith("mixer.D"):
+                    p.copy_(1.0 + 0.5 * torch.randn_like(p))
+                if pname.endswith("conv1d.bias"):
+                    p.copy_(0.5 * torch.randn_like(p))
         for pname, p in model.named_parameters():
             if pname.endswith("norm.weight"):  # around 1, so a skipped norm weight shows
                 # (1 + w) norms (Gemma): w around 0, except q/k norms (sharper attention)

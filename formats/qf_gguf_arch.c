@@ -14,11 +14,17 @@
  * has no biases in llama.cpp; Qwen2 has q/k/v biases; llama.cpp's llama takes a bias on any
  * projection (each optional).  yarn: the converter's Qwen2Model (and Qwen3Model, its subclass)
  * writes YaRN as rope.scaling.type / factor / original_context_length. */
+/* Experts: llama.cpp stacks each layer's experts into one 3-D tensor per projection
+ * (ffn_{gate,up,down}_exps, [n_expert, rows, cols]) beside the router ffn_gate_inp.  Its converter
+ * writes Mixtral as the llama architecture (the graph takes experts when expert_count is set),
+ * with Mixtral's names block_sparse_moe.experts.E.w1 / w3 / w2 (gate / up / down) and
+ * block_sparse_moe.gate; the llama row reads them back in those names. */
 static const qf_gguf_arch qf_gguf_archs[] = {
-    {"llama", "llama", 1, 0, QF_GGUF_BIAS_ANY, 0},
-    {"mistral", "llama", 1, 0, QF_GGUF_BIAS_ANY, 0},
-    {"qwen2", "qwen2", 0, 0, QF_GGUF_BIAS_QKV, 1},
-    {"qwen3", "qwen3", 0, 1, QF_GGUF_BIAS_NONE, 1},
+    {"llama", "llama", 1, 0, QF_GGUF_BIAS_ANY, 0, QF_GGUF_EXPERTS_MIXTRAL},
+    {"mistral", "llama", 1, 0, QF_GGUF_BIAS_ANY, 0, QF_GGUF_EXPERTS_NONE},
+    {"mixtral", "llama", 1, 0, QF_GGUF_BIAS_ANY, 0, QF_GGUF_EXPERTS_MIXTRAL},
+    {"qwen2", "qwen2", 0, 0, QF_GGUF_BIAS_QKV, 1, QF_GGUF_EXPERTS_NONE},
+    {"qwen3", "qwen3", 0, 1, QF_GGUF_BIAS_NONE, 1, QF_GGUF_EXPERTS_NONE},
 };
 #define QF_N_ARCHS (sizeof qf_gguf_archs / sizeof *qf_gguf_archs)
 
@@ -68,6 +74,9 @@ static const struct {
     {"lm_head", "output"},
 };
 #define QF_N_LAYER_NAMES (sizeof qf_layer_names / sizeof *qf_layer_names)
+/* Mixtral's expert projections, in the order gate, up, down, and their stacked GGUF names */
+static const char *const qf_mixtral_w[3] = {"w1", "w3", "w2"};
+static const char *const qf_exps[3] = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
 #define QF_N_GLOBAL_NAMES (sizeof qf_global_names / sizeof *qf_global_names)
 
 /* "stem.weight" / "stem.bias" -> stem length and the suffix, or -1. */
@@ -90,8 +99,27 @@ static int qf_layer_ok(const qf_gguf_arch *a, size_t i, const char *suf)
     return a->biases == QF_GGUF_BIAS_QKV && (!strcmp(g, "attn_q") || !strcmp(g, "attn_k") || !strcmp(g, "attn_v"));
 }
 
+/* rest = "block_sparse_moe.experts.E.wN" (rl bytes): the stacked name's index and E, or -1. */
+static int qf_expert_of(const char *rest, size_t rl, int *expert)
+{
+    int e, n = 0;
+    char w[4];
+    if (sscanf(rest, "block_sparse_moe.experts.%d.%3[w0-9]%n", &e, w, &n) != 2 || (size_t)n != rl || e < 0) return -1;
+    for (int j = 0; j < 3; j++)
+        if (strcmp(w, qf_mixtral_w[j]) == 0) return *expert = e, j;
+    return -1;
+}
+
 int qf_gguf_name(const qf_gguf_arch *a, const char *hf, char *out, size_t len)
 {
+    int expert;
+    int r = qf_gguf_name_expert(a, hf, out, len, &expert);
+    return r == 1 && expert >= 0 ? -1 : r; /* a slice of a stacked tensor has no name of its own */
+}
+
+int qf_gguf_name_expert(const qf_gguf_arch *a, const char *hf, char *out, size_t len, int *expert)
+{
+    *expert = -1;
     if (strstr(hf, "rotary_emb.inv_freq")) return 0;
     size_t stem;
     const char *suf;
@@ -112,10 +140,23 @@ int qf_gguf_name(const qf_gguf_arch *a, const char *hf, char *out, size_t len)
             snprintf(out, len, "blk.%d.%s.%s", layer, qf_layer_names[i].gg, suf);
             return 1;
         }
-    return -1;
+    if (a->experts != QF_GGUF_EXPERTS_MIXTRAL || strcmp(suf, "weight") != 0) return -1;
+    if (rl == strlen("block_sparse_moe.gate") && strncmp(rest, "block_sparse_moe.gate", rl) == 0) {
+        snprintf(out, len, "blk.%d.ffn_gate_inp.weight", layer);
+        return 1;
+    }
+    int j = qf_expert_of(rest, rl, expert);
+    if (j < 0) return -1;
+    snprintf(out, len, "blk.%d.%s.weight", layer, qf_exps[j]);
+    return 1;
 }
 
 int qf_gguf_hf_name(const qf_gguf_arch *a, const char *gg, char *out, size_t len)
+{
+    return qf_gguf_hf_name_expert(a, gg, -1, out, len);
+}
+
+int qf_gguf_hf_name_expert(const qf_gguf_arch *a, const char *gg, int expert, char *out, size_t len)
 {
     size_t stem;
     const char *suf;
@@ -133,6 +174,16 @@ int qf_gguf_hf_name(const qf_gguf_arch *a, const char *gg, char *out, size_t len
         if (strlen(qf_layer_names[i].gg) == rl && strncmp(rest, qf_layer_names[i].gg, rl) == 0) {
             if (!qf_layer_ok(a, i, suf)) return -1;
             snprintf(out, len, "model.layers.%d.%s.%s", layer, qf_layer_names[i].hf, suf);
+            return expert < 0 ? 0 : -1;
+        }
+    if (a->experts != QF_GGUF_EXPERTS_MIXTRAL || strcmp(suf, "weight") != 0) return -1;
+    if (rl == strlen("ffn_gate_inp") && strncmp(rest, "ffn_gate_inp", rl) == 0 && expert < 0) {
+        snprintf(out, len, "model.layers.%d.block_sparse_moe.gate.weight", layer);
+        return 0;
+    }
+    for (int j = 0; j < 3 && expert >= 0; j++)
+        if (strlen(qf_exps[j]) == rl && strncmp(rest, qf_exps[j], rl) == 0) {
+            snprintf(out, len, "model.layers.%d.block_sparse_moe.experts.%d.%s.weight", layer, expert, qf_mixtral_w[j]);
             return 0;
         }
     return -1;
@@ -150,9 +201,16 @@ qf_status qf_gguf_arch_of(const char *path, const qf_model_config *cfg, const qf
                        cfg->model_type, list);
     const qf_gguf_arch *a = *out;
     *out = NULL;
-    if (cfg->n_experts)
-        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: model_type '%s' with %d experts: GGUF output maps dense models only",
+    if (cfg->n_experts && a->experts == QF_GGUF_EXPERTS_NONE)
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: model_type '%s' with %d experts: its GGUF mapping is dense only",
                        path, cfg->model_type, cfg->n_experts);
+    /* llama.cpp's llama graph routes Mixtral-style: softmax over all experts, top-k, weights
+     * renormalised over the k chosen, no shared expert */
+    if (cfg->n_experts && (cfg->shared_expert_intermediate_size > 0 || cfg->n_group > 1 ||
+                           cfg->routed_scaling_factor != 1.0 || (cfg->n_experts_per_tok > 1 && !cfg->norm_topk_prob)))
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: model_type '%s': a shared expert, grouped routing, a routed scaling "
+                       "factor or unnormalised top-k weights are not what llama.cpp's %s graph computes", path,
+                       cfg->model_type, a->name);
     if (cfg->qk_norm != a->qk_norm)
         return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: model_type '%s' %s q/k norms; llama.cpp's %s architecture %s", path,
                        cfg->model_type, cfg->qk_norm ? "has" : "lacks", a->name, a->qk_norm ? "needs them" : "has none");
@@ -219,9 +277,13 @@ qf_status qf_gguf_metadata(qf_gguf_writer *w, const qf_gguf_arch *a, const qf_mo
     qf_gguf_kv_u32(w, QF_KEY("attention.head_count_kv"), (uint32_t)cfg->n_kv_heads);
     qf_gguf_kv_f32(w, QF_KEY("attention.layer_norm_rms_epsilon"), cfg->rms_norm_eps);
     qf_gguf_kv_f32(w, QF_KEY("rope.freq_base"), (float)cfg->rope_theta);
+    if (cfg->n_experts) { /* what the converter's LlamaModel / TextModel writes for Mixtral */
+        qf_gguf_kv_u32(w, QF_KEY("expert_count"), (uint32_t)cfg->n_experts);
+        qf_gguf_kv_u32(w, QF_KEY("expert_used_count"), (uint32_t)cfg->n_experts_per_tok);
+    }
     /* llama.cpp's converter writes them whenever config.json names head_dim; they are needed
      * when heads do not tile the hidden size */
-    if (json_object_get(cfg->json, "head_dim") || cfg->head_dim * cfg->n_heads != cfg->hidden_size) {
+    if (json_is_integer(json_object_get(cfg->json, "head_dim")) || cfg->head_dim * cfg->n_heads != cfg->hidden_size) {
         qf_gguf_kv_u32(w, QF_KEY("attention.key_length"), (uint32_t)cfg->head_dim);
         qf_gguf_kv_u32(w, QF_KEY("attention.value_length"), (uint32_t)cfg->head_dim);
     }

@@ -268,7 +268,10 @@ static void test_llama_mapping(void **state)
     assert_int_equal(qf_gguf_name(L, "model.layers.0.self_attn.rotary_emb.inv_freq", b, sizeof b), 0);
     /* llama has no q/k norms in llama.cpp: refused, never written where llama.cpp would not read them */
     assert_int_equal(qf_gguf_name(L, "model.layers.0.self_attn.q_norm.weight", b, sizeof b), -1);
-    assert_int_equal(qf_gguf_name(L, "model.layers.0.block_sparse_moe.gate.weight", b, sizeof b), -1);
+    /* llama.cpp's llama architecture holds Mixtral: the router maps, an expert is a slice */
+    assert_int_equal(qf_gguf_name(L, "model.layers.0.block_sparse_moe.gate.weight", b, sizeof b), 1);
+    assert_string_equal(b, "blk.0.ffn_gate_inp.weight");
+    assert_int_equal(qf_gguf_name(L, "model.layers.0.block_sparse_moe.experts.1.w1.weight", b, sizeof b), -1);
     assert_int_equal(qf_gguf_hf_name(L, "blk.3.ffn_norm.weight", b, sizeof b), 0);
     assert_string_equal(b, "model.layers.3.post_attention_layernorm.weight");
     assert_int_equal(qf_gguf_hf_name(L, "output_norm.weight", b, sizeof b), 0);
@@ -286,6 +289,37 @@ static void test_llama_mapping(void **state)
     int32_t s8[8] = {0, 1, 2, 3, 4, 5, 6, 7}, d8[8], w8[8] = {0, 4, 1, 5, 2, 6, 3, 7};
     qf_gguf_permute_rows(s8, d8, 8, 4, 1, 0);
     assert_memory_equal(d8, w8, sizeof w8);
+}
+
+/* Mixtral: experts w1 / w3 / w2 are slices of ffn_gate_exps / ffn_up_exps / ffn_down_exps
+ * (convert_hf_to_gguf.py's LlamaModel stacks them so), and back; other names keep no expert */
+static void test_mixtral_mapping(void **state)
+{
+    (void)state;
+    char b[128];
+    int e = 7;
+    const qf_gguf_arch *M = qf_gguf_arch_for("mixtral");
+    assert_non_null(M);
+    assert_string_equal(M->name, "llama");
+    assert_true(M->permute_qk);
+    assert_int_equal(qf_gguf_name_expert(M, "model.layers.2.block_sparse_moe.experts.13.w2.weight", b, sizeof b, &e), 1);
+    assert_string_equal(b, "blk.2.ffn_down_exps.weight"), assert_int_equal(e, 13);
+    assert_int_equal(qf_gguf_name_expert(M, "model.layers.0.block_sparse_moe.experts.0.w3.weight", b, sizeof b, &e), 1);
+    assert_string_equal(b, "blk.0.ffn_up_exps.weight"), assert_int_equal(e, 0);
+    assert_int_equal(qf_gguf_name_expert(M, "model.layers.0.block_sparse_moe.experts.5.w1.weight", b, sizeof b, &e), 1);
+    assert_string_equal(b, "blk.0.ffn_gate_exps.weight"), assert_int_equal(e, 5);
+    assert_int_equal(qf_gguf_name_expert(M, "model.layers.0.self_attn.q_proj.weight", b, sizeof b, &e), 1);
+    assert_int_equal(e, -1);
+    assert_int_equal(qf_gguf_name_expert(M, "model.layers.0.block_sparse_moe.experts.5.w4.weight", b, sizeof b, &e), -1);
+    assert_int_equal(qf_gguf_name_expert(M, "model.layers.0.block_sparse_moe.experts.5.w1.bias", b, sizeof b, &e), -1);
+    assert_int_equal(qf_gguf_hf_name_expert(M, "blk.2.ffn_down_exps.weight", 13, b, sizeof b), 0);
+    assert_string_equal(b, "model.layers.2.block_sparse_moe.experts.13.w2.weight");
+    assert_int_equal(qf_gguf_hf_name_expert(M, "blk.2.ffn_gate_inp.weight", -1, b, sizeof b), 0);
+    assert_string_equal(b, "model.layers.2.block_sparse_moe.gate.weight");
+    assert_int_equal(qf_gguf_hf_name(M, "blk.2.ffn_up_exps.weight", b, sizeof b), -1); /* needs an expert */
+    assert_int_equal(qf_gguf_hf_name_expert(M, "blk.2.attn_q.weight", 1, b, sizeof b), -1);
+    /* dense-only architectures refuse experts */
+    assert_int_equal(qf_gguf_name(qf_gguf_arch_for("qwen2"), "model.layers.0.block_sparse_moe.gate.weight", b, sizeof b), -1);
 }
 
 /* qwen3: q/k norms, no biases; qwen2: q/k/v biases only; neither permutes q/k rows (NEOX RoPE);
@@ -316,7 +350,7 @@ static void test_qwen_mapping(void **state)
     assert_int_equal(qf_gguf_name(q2, "model.layers.0.self_attn.q_norm.weight", b, sizeof b), -1);
     char list[128];
     qf_gguf_arch_list(list, sizeof list, 0);
-    assert_string_equal(list, "llama, mistral, qwen2, qwen3");
+    assert_string_equal(list, "llama, mistral, mixtral, qwen2, qwen3");
     qf_gguf_arch_list(list, sizeof list, 1);
     assert_string_equal(list, "llama, qwen2, qwen3");
 
@@ -350,7 +384,7 @@ static void test_qwen_mapping(void **state)
     assert_int_equal(qf_gguf_arch_of("x/config.json", &cfg, &a, &err), QF_ERR_UNSUPPORTED);
     assert_null(a);
     assert_string_equal(err.msg, "x/config.json: model_type 'qwen3_moe' has no GGUF mapping (GGUF output maps llama, "
-                                 "mistral, qwen2, qwen3)");
+                                 "mistral, mixtral, qwen2, qwen3)");
     /* yarn: written for qwen (rope.scaling.*) only with what llama.cpp computes itself */
     snprintf(cfg.model_type, sizeof cfg.model_type, "qwen3");
     cfg.rope_type = QF_ROPE_YARN, cfg.rope_factor = 4.0f, cfg.rope_original_max_pos = 512;
@@ -653,7 +687,7 @@ int main(void)
         cmocka_unit_test(test_types),           cmocka_unit_test(test_q8_0_and_q4_0_by_hand),
         cmocka_unit_test(test_q4_k_by_hand),    cmocka_unit_test(test_quantizer_bounds),
         cmocka_unit_test(test_round_trip),      cmocka_unit_test(test_llama_mapping),
-        cmocka_unit_test(test_qwen_mapping),
+        cmocka_unit_test(test_qwen_mapping),     cmocka_unit_test(test_mixtral_mapping),
         cmocka_unit_test(test_load_checkpoint), cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_pre_tokenizer),   cmocka_unit_test(test_add_special),
         cmocka_unit_test(test_size_label),      cmocka_unit_test(test_tiny_llama_metadata),

@@ -306,13 +306,17 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
     }
     if (s == QF_OK) qsort(items, (size_t)n, sizeof *items, qf_item_cmp);
     if (s == QF_OK) s = qf_items_stack(ck, items, &n, cfg.n_experts, err);
-    /* llama-quantize's per-tensor rule for expert models (attn_v / attn_k raised for 8 experts,
-     * ffn_down_exps counted per layer) and the calibration pass's per-expert bytes are not
-     * written for stacked tensors: such a file would not be what llama.cpp's tools make */
-    if (s == QF_OK && cfg.n_experts && (!mix->pure || calibrated))
-        s = qf_fail(err, QF_ERR_UNSUPPORTED, "%s: %d experts: --layout gguf writes expert models with a plain ggml type "
-                    "(q8_0, q4_k, f16 ...) and --method rtn only, not %s --method %s", o->src, cfg.n_experts, mix->name,
-                    o->method);
+    /* llama-quantize's rule differs for expert models where qforge's port (formats/qf_gguf_mix.h)
+     * does not follow it: the K_S / K_M mixes raise ffn_down_exps by layer, and 8-expert models
+     * get Q8_0 attn_v / attn_k under every mix.  The calibration pass hands experts one by one,
+     * which the stacked tensors do not take yet.  Refused rather than written unlike llama.cpp. */
+    if (s == QF_OK && cfg.n_experts && (calibrated || (!mix->pure && mix->ftype >= 14 && mix->ftype <= 17)))
+        s = qf_fail(err, QF_ERR_UNSUPPORTED, "%s: %d experts: --layout gguf writes expert models with --method rtn and "
+                    "a plain type or the q8_0 / q4_0 / q4_1 / q5_0 / q5_1 / q6_k mixes, not %s --method %s", o->src,
+                    cfg.n_experts, mix->name, o->method);
+    if (s == QF_OK && cfg.n_experts == 8 && !mix->pure)
+        s = qf_fail(err, QF_ERR_UNSUPPORTED, "%s: 8 experts: llama-quantize's Q8_0 attn_v / attn_k for 8-expert models is "
+                    "not ported; use a plain type (q8_0 is not one: --scheme f16, bf16, q4_k)", o->src);
     int tied = 1;
     for (int i = 0; i < n; i++) tied &= strcmp(items[i].name, "output.weight") != 0;
     for (int i = 0; s == QF_OK && i < n; i++)

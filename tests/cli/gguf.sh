@@ -68,10 +68,28 @@ stderr_has "tokenizer.json: pre-tokenizer Split regex '\\p{N}{1,5}' is not one l
     "refusal names tokenizer.json and the regex"
 no_output "$T/x" "no output after the pre-tokenizer refusal"
 expect_exit 2 "unknown ggml type" -- "$QFORGE" convert $M -o "$T/x" --layout gguf --scheme q3_k -q
-expect_exit 5 "MoE model refused" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/x" --layout gguf --scheme q8_0 -q
-stderr_has "tiny-moe/config.json: model_type 'mixtral' has no GGUF mapping (GGUF output maps llama, mistral, qwen2, qwen3)" \
+expect_exit 5 "unmapped family refused" -- "$QFORGE" convert tests/data/tiny-phi3 -o "$T/x" --layout gguf --scheme q8_0 -q
+stderr_has "tiny-phi3/config.json: model_type 'phi3' has no GGUF mapping (GGUF output maps llama, mistral, mixtral, qwen2, qwen3)" \
     "refusal names config.json, the model type and what is mapped"
 no_output "$T/x" "no output after a refusal"
+# Mixtral (tiny-moe): llama.cpp's llama architecture with stacked experts, read back per expert;
+# the mixes whose llama-quantize rule differs for experts, and calibration, are refused
+expect_exit 0 "mixtral: convert" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/moe" --layout gguf --scheme q4_0 -q
+expect_exit 0 "mixtral: verify" -- "$QFORGE" verify "$T/moe" -q
+"$QFORGE" inspect "$T/moe" --json >"$T/insp.json" 2>&1
+for kv in '"llama.expert_count":4' '"llama.expert_used_count":2'; do
+    grep -qF "$kv" "$T/insp.json" && ok "mixtral metadata: $kv" || bad "mixtral metadata: $kv missing"
+done
+expect_exit 0 "mixtral: read back" -- "$QFORGE" convert "$T/moe/model.gguf" --to safetensors -o "$T/moeback" -q
+"$QFORGE" inspect "$T/moeback" --tensors >"$T/insp" 2>&1
+grep -q "model.layers.3.block_sparse_moe.experts.3.w2.weight  *F32  *\[256, 384\]" "$T/insp" &&
+    ok "mixtral read back: expert 3's w2 under its HF name" || bad "mixtral read back names"
+expect_exit 5 "mixtral q4_k_m refused" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/x" --layout gguf --scheme q4_k_m -q
+stderr_has "tests/data/tiny-moe: 4 experts: --layout gguf writes expert models with --method rtn" "expert-mix refusal names the count"
+no_output "$T/x" "no output after the expert-mix refusal"
+expect_exit 5 "mixtral gptq refused" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/x" --layout gguf --scheme q4_0 \
+    --method gptq -q
+no_output "$T/x" "no output after the expert-calibration refusal"
 # qwen2 with yarn (tiny-yarn): llama.cpp's rope.scaling keys; yarn on a llama config is refused
 expect_exit 0 "qwen2 yarn: convert" -- "$QFORGE" convert tests/data/tiny-yarn -o "$T/q2" --layout gguf --scheme q8_0 -q
 "$QFORGE" inspect "$T/q2" --json >"$T/insp.json" 2>&1

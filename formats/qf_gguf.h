@@ -194,8 +194,9 @@ qf_status qf_gguf_dequant_tensor(const qf_gguf *g, int i, float *out, qf_error *
 /* ---- architectures (qf_gguf_arch.c) ------------------------------------------------------- */
 enum { QF_GGUF_BIAS_NONE, QF_GGUF_BIAS_QKV, QF_GGUF_BIAS_ANY }; /* which layer biases llama.cpp loads */
 /* Hugging Face naming of the experts an architecture stacks (none: dense only; Mixtral's
- * block_sparse_moe.experts.E.w1 / w3 / w2 and block_sparse_moe.gate) */
-enum { QF_GGUF_EXPERTS_NONE, QF_GGUF_EXPERTS_MIXTRAL };
+ * block_sparse_moe.experts.E.w1 / w3 / w2 and block_sparse_moe.gate; Qwen's mlp.experts.E.
+ * {gate,up,down}_proj and mlp.gate, with or without qwen2_moe's shared expert) */
+enum { QF_GGUF_EXPERTS_NONE, QF_GGUF_EXPERTS_MIXTRAL, QF_GGUF_EXPERTS_QWEN, QF_GGUF_EXPERTS_QWEN_SHARED };
 /* One mapped architecture: config.json's model_type, llama.cpp's architecture (general.architecture
  * and the prefix of its keys), whether q/k rows are interleaved for llama.cpp's pairwise RoPE
  * (llama: yes; qwen2 / qwen3 rotate halves like Hugging Face: no), whether layers carry q/k norms

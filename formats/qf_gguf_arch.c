@@ -25,6 +25,12 @@ static const qf_gguf_arch qf_gguf_archs[] = {
     {"mixtral", "llama", 1, 0, QF_GGUF_BIAS_ANY, 0, QF_GGUF_EXPERTS_MIXTRAL},
     {"qwen2", "qwen2", 0, 0, QF_GGUF_BIAS_QKV, 1, QF_GGUF_EXPERTS_NONE},
     {"qwen3", "qwen3", 0, 1, QF_GGUF_BIAS_NONE, 1, QF_GGUF_EXPERTS_NONE},
+    /* The converter's Qwen2MoeModel / Qwen3MoeModel are TextModels: experts stacked from
+     * mlp.experts.E.{gate,up,down}_proj, the router mlp.gate; qwen2moe's graph needs the shared
+     * expert (ffn_*_shexp) and its sigmoid gate ffn_gate_inp_shexp (kept [1, hidden] as the
+     * converter keeps it).  yarn is not mapped for them: no fixture shows llama.cpp agrees. */
+    {"qwen2_moe", "qwen2moe", 0, 0, QF_GGUF_BIAS_QKV, 0, QF_GGUF_EXPERTS_QWEN_SHARED},
+    {"qwen3_moe", "qwen3moe", 0, 1, QF_GGUF_BIAS_NONE, 0, QF_GGUF_EXPERTS_QWEN},
 };
 #define QF_N_ARCHS (sizeof qf_gguf_archs / sizeof *qf_gguf_archs)
 
@@ -74,9 +80,25 @@ static const struct {
     {"lm_head", "output"},
 };
 #define QF_N_LAYER_NAMES (sizeof qf_layer_names / sizeof *qf_layer_names)
-/* Mixtral's expert projections, in the order gate, up, down, and their stacked GGUF names */
-static const char *const qf_mixtral_w[3] = {"w1", "w3", "w2"};
+/* Expert naming per QF_GGUF_EXPERTS_* style: the router, the prefix of expert E's projections
+ * and their names in the order gate, up, down (the stacked GGUF names below) */
+static const struct {
+    const char *router, *prefix, *proj[3];
+} qf_moe_names[] = {
+    [QF_GGUF_EXPERTS_MIXTRAL] = {"block_sparse_moe.gate", "block_sparse_moe.experts.", {"w1", "w3", "w2"}},
+    [QF_GGUF_EXPERTS_QWEN] = {"mlp.gate", "mlp.experts.", {"gate_proj", "up_proj", "down_proj"}},
+    [QF_GGUF_EXPERTS_QWEN_SHARED] = {"mlp.gate", "mlp.experts.", {"gate_proj", "up_proj", "down_proj"}},
+};
 static const char *const qf_exps[3] = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
+/* qwen2moe's shared expert and its gate */
+static const struct {
+    const char *hf, *gg;
+} qf_shexp_names[] = {
+    {"mlp.shared_expert.gate_proj", "ffn_gate_shexp"}, {"mlp.shared_expert.up_proj", "ffn_up_shexp"},
+    {"mlp.shared_expert.down_proj", "ffn_down_shexp"}, {"mlp.shared_expert_gate", "ffn_gate_inp_shexp"},
+};
+
+static int qf_is(const char *s, size_t l, const char *word) { return strlen(word) == l && strncmp(s, word, l) == 0; }
 #define QF_N_GLOBAL_NAMES (sizeof qf_global_names / sizeof *qf_global_names)
 
 /* "stem.weight" / "stem.bias" -> stem length and the suffix, or -1. */
@@ -99,14 +121,16 @@ static int qf_layer_ok(const qf_gguf_arch *a, size_t i, const char *suf)
     return a->biases == QF_GGUF_BIAS_QKV && (!strcmp(g, "attn_q") || !strcmp(g, "attn_k") || !strcmp(g, "attn_v"));
 }
 
-/* rest = "block_sparse_moe.experts.E.wN" (rl bytes): the stacked name's index and E, or -1. */
-static int qf_expert_of(const char *rest, size_t rl, int *expert)
+/* rest = "<prefix>E.<proj>" (rl bytes, style st): the projection's index (gate, up, down) and E, or -1. */
+static int qf_expert_of(int st, const char *rest, size_t rl, int *expert)
 {
-    int e, n = 0;
-    char w[4];
-    if (sscanf(rest, "block_sparse_moe.experts.%d.%3[w0-9]%n", &e, w, &n) != 2 || (size_t)n != rl || e < 0) return -1;
+    size_t pl = strlen(qf_moe_names[st].prefix), d = pl;
+    if (rl <= pl || strncmp(rest, qf_moe_names[st].prefix, pl) != 0) return -1;
+    long e = 0;
+    while (d < rl && d < pl + 7 && rest[d] >= '0' && rest[d] <= '9') e = e * 10 + (rest[d++] - '0');
+    if (d == pl || d >= rl || rest[d] != '.' || (rest[pl] == '0' && d > pl + 1)) return -1;
     for (int j = 0; j < 3; j++)
-        if (strcmp(w, qf_mixtral_w[j]) == 0) return *expert = e, j;
+        if (qf_is(rest + d + 1, rl - d - 1, qf_moe_names[st].proj[j])) return *expert = (int)e, j;
     return -1;
 }
 
@@ -140,12 +164,17 @@ int qf_gguf_name_expert(const qf_gguf_arch *a, const char *hf, char *out, size_t
             snprintf(out, len, "blk.%d.%s.%s", layer, qf_layer_names[i].gg, suf);
             return 1;
         }
-    if (a->experts != QF_GGUF_EXPERTS_MIXTRAL || strcmp(suf, "weight") != 0) return -1;
-    if (rl == strlen("block_sparse_moe.gate") && strncmp(rest, "block_sparse_moe.gate", rl) == 0) {
+    if (a->experts == QF_GGUF_EXPERTS_NONE || strcmp(suf, "weight") != 0) return -1;
+    if (qf_is(rest, rl, qf_moe_names[a->experts].router)) {
         snprintf(out, len, "blk.%d.ffn_gate_inp.weight", layer);
         return 1;
     }
-    int j = qf_expert_of(rest, rl, expert);
+    for (size_t i = 0; a->experts == QF_GGUF_EXPERTS_QWEN_SHARED && i < sizeof qf_shexp_names / sizeof *qf_shexp_names; i++)
+        if (qf_is(rest, rl, qf_shexp_names[i].hf)) {
+            snprintf(out, len, "blk.%d.%s.weight", layer, qf_shexp_names[i].gg);
+            return 1;
+        }
+    int j = qf_expert_of(a->experts, rest, rl, expert);
     if (j < 0) return -1;
     snprintf(out, len, "blk.%d.%s.weight", layer, qf_exps[j]);
     return 1;
@@ -176,14 +205,21 @@ int qf_gguf_hf_name_expert(const qf_gguf_arch *a, const char *gg, int expert, ch
             snprintf(out, len, "model.layers.%d.%s.%s", layer, qf_layer_names[i].hf, suf);
             return expert < 0 ? 0 : -1;
         }
-    if (a->experts != QF_GGUF_EXPERTS_MIXTRAL || strcmp(suf, "weight") != 0) return -1;
-    if (rl == strlen("ffn_gate_inp") && strncmp(rest, "ffn_gate_inp", rl) == 0 && expert < 0) {
-        snprintf(out, len, "model.layers.%d.block_sparse_moe.gate.weight", layer);
+    const int st = a->experts;
+    if (st == QF_GGUF_EXPERTS_NONE || strcmp(suf, "weight") != 0) return -1;
+    if (qf_is(rest, rl, "ffn_gate_inp") && expert < 0) {
+        snprintf(out, len, "model.layers.%d.%s.weight", layer, qf_moe_names[st].router);
         return 0;
     }
+    for (size_t i = 0; st == QF_GGUF_EXPERTS_QWEN_SHARED && expert < 0 && i < sizeof qf_shexp_names / sizeof *qf_shexp_names; i++)
+        if (qf_is(rest, rl, qf_shexp_names[i].gg)) {
+            snprintf(out, len, "model.layers.%d.%s.weight", layer, qf_shexp_names[i].hf);
+            return 0;
+        }
     for (int j = 0; j < 3 && expert >= 0; j++)
-        if (strlen(qf_exps[j]) == rl && strncmp(rest, qf_exps[j], rl) == 0) {
-            snprintf(out, len, "model.layers.%d.block_sparse_moe.experts.%d.%s.weight", layer, expert, qf_mixtral_w[j]);
+        if (qf_is(rest, rl, qf_exps[j])) {
+            snprintf(out, len, "model.layers.%d.%s%d.%s.weight", layer, qf_moe_names[st].prefix, expert,
+                     qf_moe_names[st].proj[j]);
             return 0;
         }
     return -1;
@@ -204,13 +240,24 @@ qf_status qf_gguf_arch_of(const char *path, const qf_model_config *cfg, const qf
     if (cfg->n_experts && a->experts == QF_GGUF_EXPERTS_NONE)
         return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: model_type '%s' with %d experts: its GGUF mapping is dense only",
                        path, cfg->model_type, cfg->n_experts);
-    /* llama.cpp's llama graph routes Mixtral-style: softmax over all experts, top-k, weights
-     * renormalised over the k chosen, no shared expert */
-    if (cfg->n_experts && (cfg->shared_expert_intermediate_size > 0 || cfg->n_group > 1 ||
-                           cfg->routed_scaling_factor != 1.0 || (cfg->n_experts_per_tok > 1 && !cfg->norm_topk_prob)))
-        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: model_type '%s': a shared expert, grouped routing, a routed scaling "
-                       "factor or unnormalised top-k weights are not what llama.cpp's %s graph computes", path,
-                       cfg->model_type, a->name);
+    /* llama.cpp's graphs route with a softmax over all experts, top-k; llama (Mixtral) and
+     * qwen3moe renormalise the k weights, qwen2moe does not (build_moe_ffn's norm_w); only
+     * qwen2moe has (and needs) the shared expert.  Every layer must be MoE. */
+    if (cfg->n_experts) {
+        int norm = a->experts != QF_GGUF_EXPERTS_QWEN_SHARED, shared = !norm;
+        const json_t *mlp_only = json_object_get(cfg->json, "mlp_only_layers");
+        const json_t *step = json_object_get(cfg->json, "decoder_sparse_step");
+        if (cfg->n_group > 1 || cfg->routed_scaling_factor != 1.0 || !cfg->norm_topk_prob != !norm)
+            return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: model_type '%s': grouped routing, a routed scaling factor or "
+                           "norm_topk_prob %s: llama.cpp's %s graph computes top-k weights %s", path, cfg->model_type,
+                           cfg->norm_topk_prob ? "true" : "false", a->name, norm ? "renormalised" : "as the softmax gives them");
+        if ((cfg->shared_expert_intermediate_size > 0) != shared)
+            return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: model_type '%s' %s a shared expert; llama.cpp's %s graph %s", path,
+                           cfg->model_type, shared ? "lacks" : "has", a->name, shared ? "needs one" : "has none");
+        if ((json_is_array(mlp_only) && json_array_size(mlp_only)) || (json_is_integer(step) && json_integer_value(step) != 1))
+            return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: mlp_only_layers / decoder_sparse_step make dense layers; llama.cpp's "
+                           "%s graph has experts in every layer", path, a->name);
+    }
     if (cfg->qk_norm != a->qk_norm)
         return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: model_type '%s' %s q/k norms; llama.cpp's %s architecture %s", path,
                        cfg->model_type, cfg->qk_norm ? "has" : "lacks", a->name, a->qk_norm ? "needs them" : "has none");
@@ -277,9 +324,14 @@ qf_status qf_gguf_metadata(qf_gguf_writer *w, const qf_gguf_arch *a, const qf_mo
     qf_gguf_kv_u32(w, QF_KEY("attention.head_count_kv"), (uint32_t)cfg->n_kv_heads);
     qf_gguf_kv_f32(w, QF_KEY("attention.layer_norm_rms_epsilon"), cfg->rms_norm_eps);
     qf_gguf_kv_f32(w, QF_KEY("rope.freq_base"), (float)cfg->rope_theta);
-    if (cfg->n_experts) { /* what the converter's LlamaModel / TextModel writes for Mixtral */
+    if (cfg->n_experts) { /* what the converter's TextModel / Qwen2MoeModel write */
         qf_gguf_kv_u32(w, QF_KEY("expert_count"), (uint32_t)cfg->n_experts);
         qf_gguf_kv_u32(w, QF_KEY("expert_used_count"), (uint32_t)cfg->n_experts_per_tok);
+        /* written when config.json names them, as the converter does */
+        if (json_is_integer(json_object_get(cfg->json, "moe_intermediate_size")))
+            qf_gguf_kv_u32(w, QF_KEY("expert_feed_forward_length"), (uint32_t)cfg->moe_intermediate_size);
+        if (json_is_integer(json_object_get(cfg->json, "shared_expert_intermediate_size")))
+            qf_gguf_kv_u32(w, QF_KEY("expert_shared_feed_forward_length"), (uint32_t)cfg->shared_expert_intermediate_size);
     }
     /* llama.cpp's converter writes them whenever config.json names head_dim; they are needed
      * when heads do not tile the hidden size */

@@ -318,6 +318,23 @@ static void test_mixtral_mapping(void **state)
     assert_string_equal(b, "model.layers.2.block_sparse_moe.gate.weight");
     assert_int_equal(qf_gguf_hf_name(M, "blk.2.ffn_up_exps.weight", b, sizeof b), -1); /* needs an expert */
     assert_int_equal(qf_gguf_hf_name_expert(M, "blk.2.attn_q.weight", 1, b, sizeof b), -1);
+    /* Qwen: mlp.experts.E.{gate,up,down}_proj, mlp.gate; qwen2moe's shared expert and its gate */
+    const qf_gguf_arch *Q2 = qf_gguf_arch_for("qwen2_moe"), *Q3 = qf_gguf_arch_for("qwen3_moe");
+    assert_int_equal(qf_gguf_name_expert(Q3, "model.layers.1.mlp.experts.10.up_proj.weight", b, sizeof b, &e), 1);
+    assert_string_equal(b, "blk.1.ffn_up_exps.weight"), assert_int_equal(e, 10);
+    assert_int_equal(qf_gguf_name_expert(Q3, "model.layers.1.mlp.experts.01.up_proj.weight", b, sizeof b, &e), -1);
+    assert_int_equal(qf_gguf_name_expert(Q3, "model.layers.1.mlp.experts.x.up_proj.weight", b, sizeof b, &e), -1);
+    assert_int_equal(qf_gguf_name(Q3, "model.layers.1.mlp.gate.weight", b, sizeof b), 1);
+    assert_string_equal(b, "blk.1.ffn_gate_inp.weight");
+    assert_int_equal(qf_gguf_name(Q3, "model.layers.1.mlp.shared_expert.up_proj.weight", b, sizeof b), -1);
+    assert_int_equal(qf_gguf_name(Q2, "model.layers.1.mlp.shared_expert.up_proj.weight", b, sizeof b), 1);
+    assert_string_equal(b, "blk.1.ffn_up_shexp.weight");
+    assert_int_equal(qf_gguf_name(Q2, "model.layers.1.mlp.shared_expert_gate.weight", b, sizeof b), 1);
+    assert_string_equal(b, "blk.1.ffn_gate_inp_shexp.weight");
+    assert_int_equal(qf_gguf_hf_name(Q2, "blk.0.ffn_gate_inp_shexp.weight", b, sizeof b), 0);
+    assert_string_equal(b, "model.layers.0.mlp.shared_expert_gate.weight");
+    assert_int_equal(qf_gguf_hf_name_expert(Q2, "blk.0.ffn_down_exps.weight", 2, b, sizeof b), 0);
+    assert_string_equal(b, "model.layers.0.mlp.experts.2.down_proj.weight");
     /* dense-only architectures refuse experts */
     assert_int_equal(qf_gguf_name(qf_gguf_arch_for("qwen2"), "model.layers.0.block_sparse_moe.gate.weight", b, sizeof b), -1);
 }
@@ -336,7 +353,9 @@ static void test_qwen_mapping(void **state)
     assert_string_equal(qf_gguf_arch_for("mistral")->name, "llama");
     assert_ptr_equal(qf_gguf_arch_named("qwen3"), q3);
     assert_ptr_equal(qf_gguf_arch_named("llama"), qf_gguf_arch_for("llama"));
-    assert_null(qf_gguf_arch_for("qwen3_moe"));
+    assert_string_equal(qf_gguf_arch_for("qwen3_moe")->name, "qwen3moe");
+    assert_string_equal(qf_gguf_arch_for("qwen2_moe")->name, "qwen2moe");
+    assert_null(qf_gguf_arch_for("phi3"));
     assert_int_equal(qf_gguf_name(q3, "model.layers.2.self_attn.q_norm.weight", b, sizeof b), 1);
     assert_string_equal(b, "blk.2.attn_q_norm.weight");
     assert_int_equal(qf_gguf_name(q3, "model.layers.2.self_attn.k_norm.weight", b, sizeof b), 1);
@@ -350,9 +369,9 @@ static void test_qwen_mapping(void **state)
     assert_int_equal(qf_gguf_name(q2, "model.layers.0.self_attn.q_norm.weight", b, sizeof b), -1);
     char list[128];
     qf_gguf_arch_list(list, sizeof list, 0);
-    assert_string_equal(list, "llama, mistral, mixtral, qwen2, qwen3");
+    assert_string_equal(list, "llama, mistral, mixtral, qwen2, qwen3, qwen2_moe, qwen3_moe");
     qf_gguf_arch_list(list, sizeof list, 1);
-    assert_string_equal(list, "llama, qwen2, qwen3");
+    assert_string_equal(list, "llama, qwen2, qwen3, qwen2moe, qwen3moe");
 
     qf_model_config cfg;
     qf_error err;
@@ -380,11 +399,11 @@ static void test_qwen_mapping(void **state)
     unlink(path);
     free(path);
     /* the same config as qwen3_moe / with yarn: refused, naming the file and what is mapped */
-    snprintf(cfg.model_type, sizeof cfg.model_type, "qwen3_moe");
+    snprintf(cfg.model_type, sizeof cfg.model_type, "gemma3_text");
     assert_int_equal(qf_gguf_arch_of("x/config.json", &cfg, &a, &err), QF_ERR_UNSUPPORTED);
     assert_null(a);
-    assert_string_equal(err.msg, "x/config.json: model_type 'qwen3_moe' has no GGUF mapping (GGUF output maps llama, "
-                                 "mistral, mixtral, qwen2, qwen3)");
+    assert_string_equal(err.msg, "x/config.json: model_type 'gemma3_text' has no GGUF mapping (GGUF output maps llama, "
+                                 "mistral, mixtral, qwen2, qwen3, qwen2_moe, qwen3_moe)");
     /* yarn: written for qwen (rope.scaling.*) only with what llama.cpp computes itself */
     snprintf(cfg.model_type, sizeof cfg.model_type, "qwen3");
     cfg.rope_type = QF_ROPE_YARN, cfg.rope_factor = 4.0f, cfg.rope_original_max_pos = 512;

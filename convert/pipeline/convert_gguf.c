@@ -320,7 +320,7 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
     int tied = 1;
     for (int i = 0; i < n; i++) tied &= strcmp(items[i].name, "output.weight") != 0;
     for (int i = 0; s == QF_OK && i < n; i++)
-        if (items[i].ndim >= 2 && !strstr(items[i].name, ".ffn_gate_inp.")) { /* routers stay F32, as llama.cpp's */
+        if (items[i].ndim >= 2 && !strstr(items[i].name, ".ffn_gate_inp")) { /* routers (+ _shexp) stay F32, as llama.cpp's */
             qf_gguf_mix_tensor mt = {items[i].name, items[i].shape[items[i].ndim - 1], cfg.n_layers, tied, calibrated};
             items[i].type = qf_gguf_mix_type(mix, &mt);
         }

@@ -69,7 +69,7 @@ stderr_has "tokenizer.json: pre-tokenizer Split regex '\\p{N}{1,5}' is not one l
 no_output "$T/x" "no output after the pre-tokenizer refusal"
 expect_exit 2 "unknown ggml type" -- "$QFORGE" convert $M -o "$T/x" --layout gguf --scheme q3_k -q
 expect_exit 5 "unmapped family refused" -- "$QFORGE" convert tests/data/tiny-phi3 -o "$T/x" --layout gguf --scheme q8_0 -q
-stderr_has "tiny-phi3/config.json: model_type 'phi3' has no GGUF mapping (GGUF output maps llama, mistral, mixtral, qwen2, qwen3)" \
+stderr_has "tiny-phi3/config.json: model_type 'phi3' has no GGUF mapping (GGUF output maps llama, mistral, mixtral, qwen2, qwen3, qwen2_moe, qwen3_moe)" \
     "refusal names config.json, the model type and what is mapped"
 no_output "$T/x" "no output after a refusal"
 # Mixtral (tiny-moe): llama.cpp's llama architecture with stacked experts, read back per expert;
@@ -90,6 +90,24 @@ no_output "$T/x" "no output after the expert-mix refusal"
 expect_exit 5 "mixtral gptq refused" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/x" --layout gguf --scheme q4_0 \
     --method gptq -q
 no_output "$T/x" "no output after the expert-calibration refusal"
+# qwen3_moe / qwen2_moe: llama.cpp's qwen3moe renormalises the top-k weights, qwen2moe does not;
+# a config asking otherwise, or with dense layers among the MoE ones, is refused by name
+expect_exit 0 "qwen2_moe: convert" -- "$QFORGE" convert tests/data/tiny-qwen2moe -o "$T/q2m" --layout gguf --scheme q8_0 -q
+"$QFORGE" inspect "$T/q2m" --json >"$T/insp.json" 2>&1
+for kv in '"general.architecture":"qwen2moe"' '"qwen2moe.expert_feed_forward_length":128' \
+    '"qwen2moe.expert_shared_feed_forward_length":256'; do
+    grep -qF "$kv" "$T/insp.json" && ok "qwen2moe metadata: $kv" || bad "qwen2moe metadata: $kv missing"
+done
+mkdir -p "$T/q3m" && cp -r tests/data/tiny-qwen3moe/. "$T/q3m/" && chmod -R u+w "$T/q3m"
+sed 's/"norm_topk_prob": true/"norm_topk_prob": false/' tests/data/tiny-qwen3moe/config.json >"$T/q3m/config.json"
+expect_exit 5 "qwen3_moe without norm_topk_prob refused" -- "$QFORGE" convert "$T/q3m" -o "$T/x" --layout gguf --scheme q8_0 -q
+stderr_has "q3m/config.json: model_type 'qwen3_moe': grouped routing, a routed scaling factor or norm_topk_prob false" \
+    "norm_topk_prob refusal names config.json"
+no_output "$T/x" "no output after the norm_topk_prob refusal"
+sed 's/"mlp_only_layers": \[\]/"mlp_only_layers": [1]/' tests/data/tiny-qwen3moe/config.json >"$T/q3m/config.json"
+expect_exit 5 "qwen3_moe with a dense layer refused" -- "$QFORGE" convert "$T/q3m" -o "$T/x" --layout gguf --scheme q8_0 -q
+stderr_has "q3m/config.json: mlp_only_layers / decoder_sparse_step make dense layers" "dense-layer refusal names config.json"
+no_output "$T/x" "no output after the dense-layer refusal"
 # qwen2 with yarn (tiny-yarn): llama.cpp's rope.scaling keys; yarn on a llama config is refused
 expect_exit 0 "qwen2 yarn: convert" -- "$QFORGE" convert tests/data/tiny-yarn -o "$T/q2" --layout gguf --scheme q8_0 -q
 "$QFORGE" inspect "$T/q2" --json >"$T/insp.json" 2>&1

@@ -5,8 +5,9 @@ usage: check_llamacpp.py QFORGE_BINARY ROOT [WINDOWS]   (prints 'N passed, N fai
 
 On ROOT/tests/data/tiny-llama (llama), tiny-tied (qwen3: q/k norms, tied embeddings, NEOX RoPE)
 tiny-yarn (qwen2: q/k/v biases, YaRN factor 4 over an original context of 128, so the 512
-windows below run in YaRN's scaled range) and tiny-moe (mixtral: llama.cpp's llama graph with 4
-stacked experts, top-2 routing), each converted by `qforge convert --layout gguf
+windows below run in YaRN's scaled range), tiny-moe (mixtral: llama.cpp's llama graph with 4
+stacked experts, top-2 routing), tiny-qwen2moe (qwen2moe: shared expert under its sigmoid gate,
+top-k weights not renormalised) and tiny-qwen3moe (qwen3moe: q/k norms, renormalised), each converted by `qforge convert --layout gguf
 --scheme f16` (the three share one tokenizer):
   1. llama.cpp loads the file (vocab only) and tokenizes ROOT/tests/data/eval.txt with no BOS and
      no special-token parsing; the ids equal ROOT/tests/data/eval.tokens.i32 (Hugging Face
@@ -116,7 +117,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(root, "tests/data")
         models = (("llama", os.path.join(data, "tiny-llama")), ("qwen3", os.path.join(data, "tiny-tied")),
-                  ("qwen2 yarn", os.path.join(data, "tiny-yarn")), ("mixtral", os.path.join(data, "tiny-moe")))
+                  ("qwen2 yarn", os.path.join(data, "tiny-yarn")), ("mixtral", os.path.join(data, "tiny-moe")),
+                  ("qwen2moe", os.path.join(data, "tiny-qwen2moe")), ("qwen3moe", os.path.join(data, "tiny-qwen3moe")))
         for label, model in models:
             check_one(rep, label, qforge, model, os.path.join(tmp, label), text, text_path, want, windows)
     return rep.finish()

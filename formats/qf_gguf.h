@@ -206,6 +206,7 @@ typedef struct qf_gguf_arch {
     int permute_qk, qk_norm, biases;
     int yarn; /* YaRN written as {arch}.rope.scaling.* (when llama.cpp computes it alike) */
     int experts; /* QF_GGUF_EXPERTS_*: how the Hugging Face experts are named */
+    int fused;   /* phi3: qkv_proj / gate_up_proj kept fused (attn_qkv, ffn_up), partial rotary mapped */
 } qf_gguf_arch;
 const qf_gguf_arch *qf_gguf_arch_for(const char *model_type); /* NULL when not mapped */
 const qf_gguf_arch *qf_gguf_arch_named(const char *arch);     /* by general.architecture */

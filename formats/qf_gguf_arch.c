@@ -20,17 +20,20 @@
  * with Mixtral's names block_sparse_moe.experts.E.w1 / w3 / w2 (gate / up / down) and
  * block_sparse_moe.gate; the llama row reads them back in those names. */
 static const qf_gguf_arch qf_gguf_archs[] = {
-    {"llama", "llama", 1, 0, QF_GGUF_BIAS_ANY, 0, QF_GGUF_EXPERTS_MIXTRAL},
-    {"mistral", "llama", 1, 0, QF_GGUF_BIAS_ANY, 0, QF_GGUF_EXPERTS_NONE},
-    {"mixtral", "llama", 1, 0, QF_GGUF_BIAS_ANY, 0, QF_GGUF_EXPERTS_MIXTRAL},
-    {"qwen2", "qwen2", 0, 0, QF_GGUF_BIAS_QKV, 1, QF_GGUF_EXPERTS_NONE},
-    {"qwen3", "qwen3", 0, 1, QF_GGUF_BIAS_NONE, 1, QF_GGUF_EXPERTS_NONE},
+    {"llama", "llama", 1, 0, QF_GGUF_BIAS_ANY, 0, QF_GGUF_EXPERTS_MIXTRAL, 0},
+    {"mistral", "llama", 1, 0, QF_GGUF_BIAS_ANY, 0, QF_GGUF_EXPERTS_NONE, 0},
+    {"mixtral", "llama", 1, 0, QF_GGUF_BIAS_ANY, 0, QF_GGUF_EXPERTS_MIXTRAL, 0},
+    {"qwen2", "qwen2", 0, 0, QF_GGUF_BIAS_QKV, 1, QF_GGUF_EXPERTS_NONE, 0},
+    {"qwen3", "qwen3", 0, 1, QF_GGUF_BIAS_NONE, 1, QF_GGUF_EXPERTS_NONE, 0},
     /* The converter's Qwen2MoeModel / Qwen3MoeModel are TextModels: experts stacked from
      * mlp.experts.E.{gate,up,down}_proj, the router mlp.gate; qwen2moe's graph needs the shared
      * expert (ffn_*_shexp) and its sigmoid gate ffn_gate_inp_shexp (kept [1, hidden] as the
      * converter keeps it).  yarn is not mapped for them: no fixture shows llama.cpp agrees. */
-    {"qwen2_moe", "qwen2moe", 0, 0, QF_GGUF_BIAS_QKV, 0, QF_GGUF_EXPERTS_QWEN_SHARED},
-    {"qwen3_moe", "qwen3moe", 0, 1, QF_GGUF_BIAS_NONE, 0, QF_GGUF_EXPERTS_QWEN},
+    {"qwen2_moe", "qwen2moe", 0, 0, QF_GGUF_BIAS_QKV, 0, QF_GGUF_EXPERTS_QWEN_SHARED, 0},
+    {"qwen3_moe", "qwen3moe", 0, 1, QF_GGUF_BIAS_NONE, 0, QF_GGUF_EXPERTS_QWEN, 0},
+    /* Phi3MiniModel: fused attn_qkv / ffn_up, NEOX RoPE over the first rope.dimension_count dims
+     * (partial_rotary_factor), attention.sliding_window written (llama.cpp's phi3 ignores it) */
+    {"phi3", "phi3", 0, 0, QF_GGUF_BIAS_NONE, 0, QF_GGUF_EXPERTS_NONE, 1},
 };
 #define QF_N_ARCHS (sizeof qf_gguf_archs / sizeof *qf_gguf_archs)
 
@@ -61,16 +64,20 @@ void qf_gguf_arch_list(char *buf, size_t len, int names)
 
 /* ---- tensor names ----------------------------------------------------------------------------- */
 
+enum { QF_ANY, QF_QK_NORM, QF_FUSED, QF_UNFUSED }; /* where a layer name exists */
 static const struct {
     const char *hf, *gg;
-    int qk_norm; /* only in architectures with q/k norm */
+    int where; /* QF_QK_NORM: architectures with q/k norms; QF_FUSED / QF_UNFUSED: with / without phi3's fused projections */
 } qf_layer_names[] = {
-    {"input_layernorm", "attn_norm", 0},        {"self_attn.q_proj", "attn_q", 0},
-    {"self_attn.k_proj", "attn_k", 0},          {"self_attn.v_proj", "attn_v", 0},
-    {"self_attn.o_proj", "attn_output", 0},     {"self_attn.q_norm", "attn_q_norm", 1},
-    {"self_attn.k_norm", "attn_k_norm", 1},     {"post_attention_layernorm", "ffn_norm", 0},
-    {"mlp.gate_proj", "ffn_gate", 0},           {"mlp.up_proj", "ffn_up", 0},
-    {"mlp.down_proj", "ffn_down", 0},
+    {"input_layernorm", "attn_norm", QF_ANY},         {"self_attn.q_proj", "attn_q", QF_ANY},
+    {"self_attn.k_proj", "attn_k", QF_ANY},           {"self_attn.v_proj", "attn_v", QF_ANY},
+    {"self_attn.o_proj", "attn_output", QF_ANY},      {"self_attn.q_norm", "attn_q_norm", QF_QK_NORM},
+    {"self_attn.k_norm", "attn_k_norm", QF_QK_NORM},  {"post_attention_layernorm", "ffn_norm", QF_ANY},
+    {"mlp.gate_proj", "ffn_gate", QF_ANY},            {"mlp.up_proj", "ffn_up", QF_UNFUSED},
+    {"mlp.down_proj", "ffn_down", QF_ANY},
+    /* phi3: llama.cpp's attn_qkv holds q, k, v rows in Hugging Face's order, and its ffn_up the
+     * gate rows then the up rows (the graph's SWIGLU splits it in halves, gate first) */
+    {"self_attn.qkv_proj", "attn_qkv", QF_FUSED},     {"mlp.gate_up_proj", "ffn_up", QF_FUSED},
 };
 static const struct {
     const char *hf, *gg;
@@ -115,7 +122,8 @@ static int qf_split_param(const char *name, size_t *stem, const char **suffix)
  * where a loads them (llama.cpp would not read a qwen3 bias, and compute another model). */
 static int qf_layer_ok(const qf_gguf_arch *a, size_t i, const char *suf)
 {
-    if (qf_layer_names[i].qk_norm && !a->qk_norm) return 0;
+    int w = qf_layer_names[i].where;
+    if ((w == QF_QK_NORM && !a->qk_norm) || (w == QF_FUSED && !a->fused) || (w == QF_UNFUSED && a->fused)) return 0;
     if (strcmp(suf, "bias") != 0 || a->biases == QF_GGUF_BIAS_ANY) return 1;
     const char *g = qf_layer_names[i].gg;
     return a->biases == QF_GGUF_BIAS_QKV && (!strcmp(g, "attn_q") || !strcmp(g, "attn_k") || !strcmp(g, "attn_v"));
@@ -160,7 +168,7 @@ int qf_gguf_name_expert(const qf_gguf_arch *a, const char *hf, char *out, size_t
     size_t rl = stem - (size_t)n;
     for (size_t i = 0; i < QF_N_LAYER_NAMES; i++)
         if (strlen(qf_layer_names[i].hf) == rl && strncmp(rest, qf_layer_names[i].hf, rl) == 0) {
-            if (!qf_layer_ok(a, i, suf)) return -1;
+            if (!qf_layer_ok(a, i, suf)) continue; /* another row may hold the name here (ffn_up) */
             snprintf(out, len, "blk.%d.%s.%s", layer, qf_layer_names[i].gg, suf);
             return 1;
         }
@@ -201,7 +209,7 @@ int qf_gguf_hf_name_expert(const qf_gguf_arch *a, const char *gg, int expert, ch
     size_t rl = stem - (size_t)n;
     for (size_t i = 0; i < QF_N_LAYER_NAMES; i++)
         if (strlen(qf_layer_names[i].gg) == rl && strncmp(rest, qf_layer_names[i].gg, rl) == 0) {
-            if (!qf_layer_ok(a, i, suf)) return -1;
+            if (!qf_layer_ok(a, i, suf)) continue; /* another row may hold the name here (ffn_up) */
             snprintf(out, len, "model.layers.%d.%s.%s", layer, qf_layer_names[i].hf, suf);
             return expert < 0 ? 0 : -1;
         }
@@ -269,8 +277,14 @@ qf_status qf_gguf_arch_of(const char *path, const qf_model_config *cfg, const qf
                        cfg->head_dim, cfg->n_heads);
     /* Written below: default, linear, llama3 (rope_freqs) and, where the converter writes it,
      * yarn.  Anything else would load in llama.cpp as plain RoPE and compute another model. */
-    if (cfg->rope_partial_factor != 1.0)
-        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: partial_rotary_factor is not mapped to llama.cpp's keys", path);
+    double rot = cfg->rope_partial_factor * cfg->head_dim;
+    if (cfg->rope_partial_factor != 1.0 && (!a->fused || rot != floor(rot) || (int)rot % 2 || rot <= 0))
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: partial_rotary_factor %g is not mapped to llama.cpp's %s keys (GGUF "
+                       "maps it for phi3, to an even number of rotated dimensions)", path, cfg->rope_partial_factor, a->name);
+    /* the converter's Phi3MiniModel writes no rope scaling keys (and longrope as factor tensors) */
+    if (a->fused && cfg->rope_type != QF_ROPE_DEFAULT)
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: model_type '%s': only default RoPE is mapped to llama.cpp's %s keys",
+                       path, cfg->model_type, a->name);
     if (cfg->rope_type == QF_ROPE_YARN && !a->yarn)
         return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: rope type yarn is not mapped to llama.cpp's %s keys (GGUF maps yarn "
                        "for qwen2, qwen3)", path, a->name);
@@ -319,7 +333,8 @@ qf_status qf_gguf_metadata(qf_gguf_writer *w, const qf_gguf_arch *a, const qf_mo
     qf_gguf_kv_u32(w, QF_KEY("embedding_length"), (uint32_t)cfg->hidden_size);
     qf_gguf_kv_u32(w, QF_KEY("block_count"), (uint32_t)cfg->n_layers);
     qf_gguf_kv_u32(w, QF_KEY("feed_forward_length"), (uint32_t)cfg->intermediate_size);
-    qf_gguf_kv_u32(w, QF_KEY("rope.dimension_count"), (uint32_t)cfg->head_dim);
+    /* the rotated dimensions: all of a head, or phi3's partial_rotary_factor of it */
+    qf_gguf_kv_u32(w, QF_KEY("rope.dimension_count"), (uint32_t)lround(cfg->rope_partial_factor * cfg->head_dim));
     qf_gguf_kv_u32(w, QF_KEY("attention.head_count"), (uint32_t)cfg->n_heads);
     qf_gguf_kv_u32(w, QF_KEY("attention.head_count_kv"), (uint32_t)cfg->n_kv_heads);
     qf_gguf_kv_f32(w, QF_KEY("attention.layer_norm_rms_epsilon"), cfg->rms_norm_eps);
@@ -345,6 +360,14 @@ qf_status qf_gguf_metadata(qf_gguf_writer *w, const qf_gguf_arch *a, const qf_mo
     }
     if (cfg->rope_type == QF_ROPE_YARN)
         qf_gguf_kv_u32(w, QF_KEY("rope.scaling.original_context_length"), (uint32_t)cfg->rope_original_max_pos);
+    if (a->fused) { /* Phi3MiniModel: the original context, and the window (0: none) */
+        const json_t *rp = json_object_get(cfg->json, "rope_parameters"), *sw = json_object_get(cfg->json, "sliding_window");
+        const json_t *orig = json_object_get(rp, "original_max_position_embeddings");
+        if (!json_is_integer(orig)) orig = json_object_get(cfg->json, "original_max_position_embeddings");
+        if (json_is_integer(orig))
+            qf_gguf_kv_u32(w, QF_KEY("rope.scaling.original_context_length"), (uint32_t)json_integer_value(orig));
+        qf_gguf_kv_u32(w, QF_KEY("attention.sliding_window"), json_is_integer(sw) ? (uint32_t)json_integer_value(sw) : 0);
+    }
 #undef QF_KEY
     return QF_OK;
 }

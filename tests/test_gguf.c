@@ -335,6 +335,17 @@ static void test_mixtral_mapping(void **state)
     assert_string_equal(b, "model.layers.0.mlp.shared_expert_gate.weight");
     assert_int_equal(qf_gguf_hf_name_expert(Q2, "blk.0.ffn_down_exps.weight", 2, b, sizeof b), 0);
     assert_string_equal(b, "model.layers.0.mlp.experts.2.down_proj.weight");
+    /* phi3: the fused projections keep their rows; ffn_up reads back as gate_up_proj there only */
+    const qf_gguf_arch *P = qf_gguf_arch_for("phi3");
+    assert_int_equal(qf_gguf_name(P, "model.layers.1.self_attn.qkv_proj.weight", b, sizeof b), 1);
+    assert_string_equal(b, "blk.1.attn_qkv.weight");
+    assert_int_equal(qf_gguf_name(P, "model.layers.1.mlp.gate_up_proj.weight", b, sizeof b), 1);
+    assert_string_equal(b, "blk.1.ffn_up.weight");
+    assert_int_equal(qf_gguf_hf_name(P, "blk.1.ffn_up.weight", b, sizeof b), 0);
+    assert_string_equal(b, "model.layers.1.mlp.gate_up_proj.weight");
+    assert_int_equal(qf_gguf_hf_name(M, "blk.1.ffn_up.weight", b, sizeof b), 0);
+    assert_string_equal(b, "model.layers.1.mlp.up_proj.weight");
+    assert_int_equal(qf_gguf_name(M, "model.layers.1.self_attn.qkv_proj.weight", b, sizeof b), -1);
     /* dense-only architectures refuse experts */
     assert_int_equal(qf_gguf_name(qf_gguf_arch_for("qwen2"), "model.layers.0.block_sparse_moe.gate.weight", b, sizeof b), -1);
 }
@@ -355,7 +366,7 @@ static void test_qwen_mapping(void **state)
     assert_ptr_equal(qf_gguf_arch_named("llama"), qf_gguf_arch_for("llama"));
     assert_string_equal(qf_gguf_arch_for("qwen3_moe")->name, "qwen3moe");
     assert_string_equal(qf_gguf_arch_for("qwen2_moe")->name, "qwen2moe");
-    assert_null(qf_gguf_arch_for("phi3"));
+    assert_null(qf_gguf_arch_for("gemma3_text"));
     assert_int_equal(qf_gguf_name(q3, "model.layers.2.self_attn.q_norm.weight", b, sizeof b), 1);
     assert_string_equal(b, "blk.2.attn_q_norm.weight");
     assert_int_equal(qf_gguf_name(q3, "model.layers.2.self_attn.k_norm.weight", b, sizeof b), 1);
@@ -369,9 +380,9 @@ static void test_qwen_mapping(void **state)
     assert_int_equal(qf_gguf_name(q2, "model.layers.0.self_attn.q_norm.weight", b, sizeof b), -1);
     char list[128];
     qf_gguf_arch_list(list, sizeof list, 0);
-    assert_string_equal(list, "llama, mistral, mixtral, qwen2, qwen3, qwen2_moe, qwen3_moe");
+    assert_string_equal(list, "llama, mistral, mixtral, qwen2, qwen3, qwen2_moe, qwen3_moe, phi3");
     qf_gguf_arch_list(list, sizeof list, 1);
-    assert_string_equal(list, "llama, qwen2, qwen3, qwen2moe, qwen3moe");
+    assert_string_equal(list, "llama, qwen2, qwen3, qwen2moe, qwen3moe, phi3");
 
     qf_model_config cfg;
     qf_error err;
@@ -403,7 +414,7 @@ static void test_qwen_mapping(void **state)
     assert_int_equal(qf_gguf_arch_of("x/config.json", &cfg, &a, &err), QF_ERR_UNSUPPORTED);
     assert_null(a);
     assert_string_equal(err.msg, "x/config.json: model_type 'gemma3_text' has no GGUF mapping (GGUF output maps llama, "
-                                 "mistral, mixtral, qwen2, qwen3, qwen2_moe, qwen3_moe)");
+                                 "mistral, mixtral, qwen2, qwen3, qwen2_moe, qwen3_moe, phi3)");
     /* yarn: written for qwen (rope.scaling.*) only with what llama.cpp computes itself */
     snprintf(cfg.model_type, sizeof cfg.model_type, "qwen3");
     cfg.rope_type = QF_ROPE_YARN, cfg.rope_factor = 4.0f, cfg.rope_original_max_pos = 512;

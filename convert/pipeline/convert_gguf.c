@@ -314,6 +314,12 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
         s = qf_fail(err, QF_ERR_UNSUPPORTED, "%s: %d experts: --layout gguf writes expert models with --method rtn and "
                     "a plain type or the q8_0 / q4_0 / q4_1 / q5_0 / q5_1 / q6_k mixes, not %s --method %s", o->src,
                     cfg.n_experts, mix->name, o->method);
+    /* the same for fused projections: llama-quantize raises attn_qkv under the K_M mixes, and
+     * the calibration pass does not hand fused Linears to the GGUF quantizer */
+    if (s == QF_OK && arch->fused && (calibrated || (!mix->pure && mix->ftype >= 14 && mix->ftype <= 17)))
+        s = qf_fail(err, QF_ERR_UNSUPPORTED, "%s: fused qkv_proj / gate_up_proj: --layout gguf writes them with --method rtn "
+                    "and a plain type or the q8_0 / q4_0 / q4_1 / q5_0 / q5_1 / q6_k mixes, not %s --method %s", o->src,
+                    mix->name, o->method);
     if (s == QF_OK && cfg.n_experts == 8 && !mix->pure)
         s = qf_fail(err, QF_ERR_UNSUPPORTED, "%s: 8 experts: llama-quantize's Q8_0 attn_v / attn_k for 8-expert models is "
                     "not ported; use a plain type (q8_0 is not one: --scheme f16, bf16, q4_k)", o->src);

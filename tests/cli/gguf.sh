@@ -68,8 +68,8 @@ stderr_has "tokenizer.json: pre-tokenizer Split regex '\\p{N}{1,5}' is not one l
     "refusal names tokenizer.json and the regex"
 no_output "$T/x" "no output after the pre-tokenizer refusal"
 expect_exit 2 "unknown ggml type" -- "$QFORGE" convert $M -o "$T/x" --layout gguf --scheme q3_k -q
-expect_exit 5 "unmapped family refused" -- "$QFORGE" convert tests/data/tiny-phi3 -o "$T/x" --layout gguf --scheme q8_0 -q
-stderr_has "tiny-phi3/config.json: model_type 'phi3' has no GGUF mapping (GGUF output maps llama, mistral, mixtral, qwen2, qwen3, qwen2_moe, qwen3_moe)" \
+expect_exit 5 "unmapped family refused" -- "$QFORGE" convert tests/data/tiny-gemma3 -o "$T/x" --layout gguf --scheme q8_0 -q
+stderr_has "tiny-gemma3/config.json: model_type 'gemma3_text' has no GGUF mapping (GGUF output maps llama, mistral, mixtral, qwen2, qwen3, qwen2_moe, qwen3_moe, phi3)" \
     "refusal names config.json, the model type and what is mapped"
 no_output "$T/x" "no output after a refusal"
 # Mixtral (tiny-moe): llama.cpp's llama architecture with stacked experts, read back per expert;
@@ -108,6 +108,20 @@ sed 's/"mlp_only_layers": \[\]/"mlp_only_layers": [1]/' tests/data/tiny-qwen3moe
 expect_exit 5 "qwen3_moe with a dense layer refused" -- "$QFORGE" convert "$T/q3m" -o "$T/x" --layout gguf --scheme q8_0 -q
 stderr_has "q3m/config.json: mlp_only_layers / decoder_sparse_step make dense layers" "dense-layer refusal names config.json"
 no_output "$T/x" "no output after the dense-layer refusal"
+# phi3 (tiny-phi3): fused attn_qkv / ffn_up kept as they are, partial rotary as rope.dimension_count;
+# read back under the fused Hugging Face names; the K_M mixes (attn_qkv rule not ported) refused
+expect_exit 0 "phi3: convert" -- "$QFORGE" convert tests/data/tiny-phi3 -o "$T/p3" --layout gguf --scheme q8_0 -q
+"$QFORGE" inspect "$T/p3" --json >"$T/insp.json" 2>&1
+for kv in '"general.architecture":"phi3"' '"phi3.rope.dimension_count":24' '"phi3.attention.sliding_window":0'; do
+    grep -qF "$kv" "$T/insp.json" && ok "phi3 metadata: $kv" || bad "phi3 metadata: $kv missing"
+done
+expect_exit 0 "phi3: read back" -- "$QFORGE" convert "$T/p3/model.gguf" --to safetensors -o "$T/p3back" -q
+"$QFORGE" inspect "$T/p3back" --tensors >"$T/insp" 2>&1
+grep -q "model.layers.2.mlp.gate_up_proj.weight  *F32  *\[512, 128\]" "$T/insp" && ok "phi3 read back: gate_up_proj under its HF name" ||
+    bad "phi3 read back names"
+expect_exit 5 "phi3 q4_k_m refused" -- "$QFORGE" convert tests/data/tiny-phi3 -o "$T/x" --layout gguf --scheme q4_k_m -q
+stderr_has "fused qkv_proj / gate_up_proj: --layout gguf writes them with --method rtn" "fused-mix refusal names the projections"
+no_output "$T/x" "no output after the fused-mix refusal"
 # qwen2 with yarn (tiny-yarn): llama.cpp's rope.scaling keys; yarn on a llama config is refused
 expect_exit 0 "qwen2 yarn: convert" -- "$QFORGE" convert tests/data/tiny-yarn -o "$T/q2" --layout gguf --scheme q8_0 -q
 "$QFORGE" inspect "$T/q2" --json >"$T/insp.json" 2>&1

@@ -73,7 +73,9 @@ MOE = {"llama": ({"ffn_gate_inp": "block_sparse_moe.gate"}, "block_sparse_moe.ex
                      "ffn_gate_inp_shexp": "mlp.shared_expert_gate"}, "mlp.experts.%d.",
                     {"ffn_gate_exps": "gate_proj", "ffn_up_exps": "up_proj", "ffn_down_exps": "down_proj"}),
        "qwen3moe": ({"ffn_gate_inp": "mlp.gate"}, "mlp.experts.%d.",
-                    {"ffn_gate_exps": "gate_proj", "ffn_up_exps": "up_proj", "ffn_down_exps": "down_proj"})}
+                    {"ffn_gate_exps": "gate_proj", "ffn_up_exps": "up_proj", "ffn_down_exps": "down_proj"}),
+       # Phi3MiniModel: the fused projections under attn_qkv and ffn_up (gguf-py's tensor_mapping)
+       "phi3": ({"attn_qkv": "self_attn.qkv_proj", "ffn_up": "mlp.gate_up_proj"}, "", {})}
 
 
 def hf_name(g, expert=None, arch="llama"):
@@ -102,7 +104,7 @@ def source_of(t, tensors, arch):
 
 # convert_hf_to_gguf.py's architecture per model_type (LlamaModel serves llama and mistral)
 ARCH = {"llama": "llama", "mistral": "llama", "mixtral": "llama", "qwen2": "qwen2", "qwen3": "qwen3",
-        "qwen2_moe": "qwen2moe", "qwen3_moe": "qwen3moe"}
+        "qwen2_moe": "qwen2moe", "qwen3_moe": "qwen3moe", "phi3": "phi3"}
 PERMUTED = {"llama"}  # LlamaModel.modify_tensors permutes q/k; Qwen2Model / Qwen3Model do not
 
 
@@ -202,9 +204,19 @@ def check_model(rep, qforge, model, qtype, tmp, method="rtn"):
     ffn = ("ffn_gate_inp", "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps") if n_exp else ("ffn_gate", "ffn_up", "ffn_down")
     if arch == "qwen2moe":  # llama.cpp's qwen2moe graph needs the shared expert
         ffn += ("ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp", "ffn_gate_inp_shexp")
+    attn = ("attn_q", "attn_k", "attn_v")
+    if arch == "phi3":  # fused: attn_qkv, and ffn_up holding gate then up
+        attn, ffn = ("attn_qkv",), ("ffn_up", "ffn_down")
+        rp = cfg.get("rope_parameters") or {}
+        head_dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+        for key, want in (("phi3.rope.dimension_count", int(rp.get("partial_rotary_factor", 1.0) * cfg["hidden_size"]) // cfg["num_attention_heads"]),
+                          ("phi3.attention.sliding_window", cfg.get("sliding_window") or 0),
+                          ("phi3.rope.scaling.original_context_length", rp.get("original_max_position_embeddings", cfg.get("original_max_position_embeddings")))):
+            rep.check(field(r, key) == want, "%s: %s (Phi3MiniModel's value)" % (qtype, key), "%s != %s" % (field(r, key), want))
+        rep.check(field(r, "phi3.rope.dimension_count") < head_dim, "%s: partial rotary: fewer rotated dims than head_dim" % qtype)
     want_names = {"token_embd.weight", "output_norm.weight"} | {
         "blk.%d.%s.weight" % (i, p) for i in range(cfg["num_hidden_layers"])
-        for p in ("attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm") + ffn}
+        for p in ("attn_norm", "attn_output", "ffn_norm") + attn + ffn}
     if arch in ("qwen3", "qwen3moe"):
         want_names |= {"blk.%d.%s.weight" % (i, p) for i in range(cfg["num_hidden_layers"]) for p in ("attn_q_norm", "attn_k_norm")}
     if arch in ("qwen2", "qwen2moe"):

@@ -413,7 +413,14 @@ static void test_qwen_mapping(void **state)
     snprintf(cfg.model_type, sizeof cfg.model_type, "gemma3_text");
     assert_int_equal(qf_gguf_arch_of("x/config.json", &cfg, &a, &err), QF_ERR_UNSUPPORTED);
     assert_null(a);
-    assert_string_equal(err.msg, "x/config.json: model_type 'gemma3_text' has no GGUF mapping (GGUF output maps llama, "
+    assert_string_equal(err.msg, "x/config.json: model_type 'gemma3_text' has no GGUF mapping: llama.cpp's gemma3 graph "
+                                 "fixes what the config sets (every 6th layer full, queries scaled by head_dim^-1/2 "
+                                 "whatever query_pre_attn_scalar says) and its converter shifts norms by +1 and trims "
+                                 "embedding rows; not written yet (GGUF output maps llama, mistral, mixtral, qwen2, "
+                                 "qwen3, qwen2_moe, qwen3_moe, phi3)");
+    snprintf(cfg.model_type, sizeof cfg.model_type, "starcoder2");
+    assert_int_equal(qf_gguf_arch_of("x/config.json", &cfg, &a, &err), QF_ERR_UNSUPPORTED);
+    assert_string_equal(err.msg, "x/config.json: model_type 'starcoder2' has no GGUF mapping (GGUF output maps llama, "
                                  "mistral, mixtral, qwen2, qwen3, qwen2_moe, qwen3_moe, phi3)");
     /* yarn: written for qwen (rope.scaling.*) only with what llama.cpp computes itself */
     snprintf(cfg.model_type, sizeof cfg.model_type, "qwen3");

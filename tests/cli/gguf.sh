@@ -69,9 +69,13 @@ stderr_has "tokenizer.json: pre-tokenizer Split regex '\\p{N}{1,5}' is not one l
 no_output "$T/x" "no output after the pre-tokenizer refusal"
 expect_exit 2 "unknown ggml type" -- "$QFORGE" convert $M -o "$T/x" --layout gguf --scheme q3_k -q
 expect_exit 5 "unmapped family refused" -- "$QFORGE" convert tests/data/tiny-gemma3 -o "$T/x" --layout gguf --scheme q8_0 -q
-stderr_has "tiny-gemma3/config.json: model_type 'gemma3_text' has no GGUF mapping (GGUF output maps llama, mistral, mixtral, qwen2, qwen3, qwen2_moe, qwen3_moe, phi3)" \
+stderr_has "tiny-gemma3/config.json: model_type 'gemma3_text' has no GGUF mapping: llama.cpp's gemma3 graph fixes what the config sets" \
     "refusal names config.json, the model type and what is mapped"
 no_output "$T/x" "no output after a refusal"
+expect_exit 5 "glm4_moe refused" -- "$QFORGE" convert tests/data/tiny-glm4moe -o "$T/x" --layout gguf --scheme q8_0 -q
+stderr_has "tiny-glm4moe/config.json: model_type 'glm4_moe' has no GGUF mapping: llama.cpp's glm4moe needs sigmoid routing" \
+    "glm4_moe refusal names the reason"
+no_output "$T/x" "no output after the glm4_moe refusal"
 # Mixtral (tiny-moe): llama.cpp's llama architecture with stacked experts, read back per expert;
 # the mixes whose llama-quantize rule differs for experts, and calibration, are refused
 expect_exit 0 "mixtral: convert" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/moe" --layout gguf --scheme q4_0 -q

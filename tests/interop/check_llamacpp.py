@@ -84,8 +84,7 @@ def check_one(rep, label, qforge, model, out, text, text_path, want, windows):
     if label == "phi3":  # llama.cpp sets token attributes on "</s>" ... for any general.name containing
         # "phi3" and stops with unordered_map::at when the vocabulary lacks them (tiny-llama's does):
         # the copy's folder, which general.name is taken from, does not say phi3
-        shutil.copytree(model, out + "-src")
-        model = out + "-src"
+        model = shutil.copytree(model, os.path.join(os.path.dirname(out), "fused-src"))
     rc, _, err = run([qforge, "convert", model, "--layout", "gguf", "--scheme", "f16", "-o", out, "-q"])
     if not rep.check(rc == 0, "%s: qforge convert --layout gguf --scheme f16" % label, err.strip()[-300:]):
         return

@@ -50,6 +50,10 @@ char *qf_gguf_checkpoint_path(const char *path)
     return p;
 }
 
+/* A 3-D tensor that may be stacked experts: with rows and columns, so that its expert count is
+ * bounded by its data, which the parser has bounded by the file */
+static int qf_may_stack(const qf_gguf_tensor *t) { return t->ndim == 3 && t->ne[0] > 0 && t->ne[1] > 0; }
+
 static int qf_tensor_name_cmp(const void *a, const void *b)
 {
     return strcmp(((const qf_tensor *)a)->name, ((const qf_tensor *)b)->name);
@@ -100,7 +104,7 @@ qf_status qf_gguf_load_checkpoint(const char *path, qf_checkpoint **out, qf_erro
     ck->files = calloc(1, sizeof *ck->files);
     /* a stacked expert tensor [n_expert, rows, cols] becomes n_expert Hugging Face tensors */
     uint64_t n_out = 1;
-    for (int i = 0; i < g->n_tensors; i++) n_out += g->tensors[i].ndim == 3 ? (uint64_t)g->tensors[i].ne[2] : 1;
+    for (int i = 0; i < g->n_tensors; i++) n_out += qf_may_stack(&g->tensors[i]) ? (uint64_t)g->tensors[i].ne[2] : 1;
     ck->tensors = n_out < (1u << 30) ? calloc((size_t)n_out, sizeof *ck->tensors) : NULL;
     ck->owned = calloc((size_t)g->n_tensors + 1, sizeof *ck->owned);
     if (!ck->files || !ck->tensors || !ck->owned) s = qf_fail(err, QF_ERR_NOMEM, "out of memory");
@@ -109,7 +113,7 @@ qf_status qf_gguf_load_checkpoint(const char *path, qf_checkpoint **out, qf_erro
         char hf[256];
         if (strcmp(gt->name, "rope_freqs.weight") == 0) continue; /* derived from config.json by HF */
         /* stacked experts: each slice under its expert's name (a 3-D tensor of no mapped name keeps its own) */
-        int64_t n_slices = gt->ndim == 3 && !qf_gguf_hf_name_expert(a, gt->name, 0, hf, sizeof hf) ? gt->ne[2] : 0;
+        int64_t n_slices = qf_may_stack(gt) && !qf_gguf_hf_name_expert(a, gt->name, 0, hf, sizeof hf) ? gt->ne[2] : 0;
         if (!n_slices && qf_gguf_hf_name(a, gt->name, hf, sizeof hf)) snprintf(hf, sizeof hf, "%s", gt->name);
         uint64_t numel = 1;
         for (int d = 0; d < gt->ndim; d++) numel *= (uint64_t)gt->ne[d];

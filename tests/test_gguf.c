@@ -475,6 +475,44 @@ static void test_load_checkpoint(void **state)
     free(path);
 }
 
+/* A stacked expert tensor [3 experts, 2 rows, 32 cols] reads back as three Hugging Face tensors,
+ * expert e's slice under expert e's name (value = 100 e + row); a 3-D tensor without rows (ne 0)
+ * is not taken for 2^40 experts */
+static void test_load_stacked(void **state)
+{
+    (void)state;
+    char *path = tmp_path("stk.gguf");
+    qf_error err;
+    qf_gguf_writer *w = qf_gguf_writer_new();
+    qf_gguf_kv_str(w, "general.architecture", "qwen3moe");
+    qf_gguf_kv_u32(w, "qwen3moe.attention.head_count", 2);
+    int64_t shape[3] = {3, 2, 32}, empty[3] = {(int64_t)1 << 40, 0, 32};
+    assert_true(qf_gguf_writer_add_tensor(w, "blk.1.ffn_down_exps.weight", QF_GGML_F32, 3, shape, &err) == 0);
+    assert_true(qf_gguf_writer_add_tensor(w, "blk.1.ffn_up_exps.weight", QF_GGML_F32, 3, empty, &err) == 1);
+    assert_int_equal(qf_gguf_writer_open(w, path, &err), QF_OK);
+    float v[3 * 2 * 32];
+    for (int i = 0; i < 3 * 2 * 32; i++) v[i] = (float)(100 * (i / 64) + (i / 32) % 2);
+    assert_int_equal(qf_gguf_writer_write(w, 0, v, sizeof v, &err), QF_OK);
+    assert_int_equal(qf_gguf_writer_close(w, NULL, NULL, NULL, &err), QF_OK);
+    qf_gguf_writer_free(w);
+    qf_checkpoint *ck;
+    if (qf_gguf_load_checkpoint(path, &ck, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(ck->n_tensors, 4);
+    for (int e = 0; e < 3; e++) {
+        char name[96];
+        snprintf(name, sizeof name, "model.layers.1.mlp.experts.%d.down_proj.weight", e);
+        const qf_tensor *t = qf_checkpoint_find(ck, name);
+        assert_non_null(t);
+        assert_int_equal(t->ndim, 2), assert_int_equal(t->shape[0], 2), assert_int_equal(t->shape[1], 32);
+        const float *d = (const float *)t->data;
+        assert_true(d[0] == 100.0f * e && d[31] == 100.0f * e && d[32] == 100.0f * e + 1 && d[63] == 100.0f * e + 1);
+    }
+    assert_non_null(qf_checkpoint_find(ck, "blk.1.ffn_up_exps.weight")); /* kept whole, under its own name */
+    qf_checkpoint_free(ck);
+    unlink(path);
+    free(path);
+}
+
 /* ---- llama.cpp's tokenizer and general.* keys -------------------------------------------------- */
 
 #define QF_LLAMA3_RE                                                                                                   \
@@ -725,7 +763,7 @@ int main(void)
         cmocka_unit_test(test_q4_k_by_hand),    cmocka_unit_test(test_quantizer_bounds),
         cmocka_unit_test(test_round_trip),      cmocka_unit_test(test_llama_mapping),
         cmocka_unit_test(test_qwen_mapping),     cmocka_unit_test(test_mixtral_mapping),
-        cmocka_unit_test(test_load_checkpoint), cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_load_checkpoint), cmocka_unit_test(test_load_stacked), cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_pre_tokenizer),   cmocka_unit_test(test_add_special),
         cmocka_unit_test(test_size_label),      cmocka_unit_test(test_tiny_llama_metadata),
     };

@@ -12,13 +12,20 @@ Both: 2 layers, every one MoE, 4 experts of width 128, top-2.  qwen2_moe adds it
 (width 256) with the sigmoid shared_expert_gate, q/k/v biases and unnormalised top-k weights
 (norm_topk_prob false, what llama.cpp's qwen2moe graph computes); qwen3_moe has q/k norms and
 normalised top-k weights (llama.cpp's qwen3moe).
+
+Also written, as tests/tools/make_fixtures.py writes it for its fixtures (transformers in float32
+from the saved bf16 weights, eager attention): OUT_DIR/NAME.window0.logits.safetensors, the logits
+of the first 512-token window of tests/data/eval.tokens.i32 at positions 0..15 and 496..511
+(logits [32, 8192], positions int32 [32], input_ids int32 [512]).
 """
 import os
 import shutil
 import sys
 
+import numpy as np
 import torch
 import transformers
+from safetensors.torch import save_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOKENIZER = os.path.join(ROOT, "tests", "data", "tiny-llama")
@@ -56,6 +63,14 @@ def main():
         for f in os.listdir(out):
             os.chmod(os.path.join(out, f), 0o644)
         print("%s: %.2f M parameters -> %s" % (name, sum(p.numel() for p in model.parameters()) / 1e6, out))
+        ref = transformers.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32, attn_implementation="eager")
+        ids = torch.from_numpy(np.fromfile(os.path.join(ROOT, "tests", "data", "eval.tokens.i32"), dtype="<i4")[:512].copy())
+        with torch.no_grad():
+            logits = ref(ids[None].long()).logits[0]
+        pos = list(range(16)) + list(range(496, 512))
+        save_file({"logits": logits[pos].contiguous(), "positions": torch.tensor(pos, dtype=torch.int32),
+                   "input_ids": ids.to(torch.int32).contiguous()},
+                  os.path.join(sys.argv[1], name + ".window0.logits.safetensors"))
     return 0
 
 

@@ -219,7 +219,8 @@ int qf_gguf_hf_name_expert(const qf_gguf_arch *a, const char *gg, int expert, ch
         snprintf(out, len, "model.layers.%d.%s.weight", layer, qf_moe_names[st].router);
         return 0;
     }
-    for (size_t i = 0; st == QF_GGUF_EXPERTS_QWEN_SHARED && expert < 0 && i < sizeof qf_shexp_names / sizeof *qf_shexp_names; i++)
+    const size_t n_shexp = sizeof qf_shexp_names / sizeof *qf_shexp_names;
+    for (size_t i = 0; st == QF_GGUF_EXPERTS_QWEN_SHARED && expert < 0 && i < n_shexp; i++)
         if (qf_is(rest, rl, qf_shexp_names[i].gg)) {
             snprintf(out, len, "model.layers.%d.%s.weight", layer, qf_shexp_names[i].hf);
             return 0;
@@ -273,13 +274,15 @@ qf_status qf_gguf_arch_of(const char *path, const qf_model_config *cfg, const qf
         if (cfg->n_group > 1 || cfg->routed_scaling_factor != 1.0 || !cfg->norm_topk_prob != !norm)
             return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: model_type '%s': grouped routing, a routed scaling factor or "
                            "norm_topk_prob %s: llama.cpp's %s graph computes top-k weights %s", path, cfg->model_type,
-                           cfg->norm_topk_prob ? "true" : "false", a->name, norm ? "renormalised" : "as the softmax gives them");
+                           cfg->norm_topk_prob ? "true" : "false", a->name,
+                           norm ? "renormalised" : "as the softmax gives them");
         if ((cfg->shared_expert_intermediate_size > 0) != shared)
             return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: model_type '%s' %s a shared expert; llama.cpp's %s graph %s", path,
                            cfg->model_type, shared ? "lacks" : "has", a->name, shared ? "needs one" : "has none");
-        if ((json_is_array(mlp_only) && json_array_size(mlp_only)) || (json_is_integer(step) && json_integer_value(step) != 1))
-            return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: mlp_only_layers / decoder_sparse_step make dense layers; llama.cpp's "
-                           "%s graph has experts in every layer", path, a->name);
+        if ((json_is_array(mlp_only) && json_array_size(mlp_only)) ||
+            (json_is_integer(step) && json_integer_value(step) != 1))
+            return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: mlp_only_layers / decoder_sparse_step make dense layers; "
+                           "llama.cpp's %s graph has experts in every layer", path, a->name);
     }
     if (cfg->qk_norm != a->qk_norm)
         return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: model_type '%s' %s q/k norms; llama.cpp's %s architecture %s", path,

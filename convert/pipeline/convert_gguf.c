@@ -301,7 +301,8 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
         n++;
     }
     if (s == QF_OK && n_rope) {
-        items[n] = (qf_gguf_item){.src = -1, .name = "rope_freqs.weight", .type = QF_GGML_F32, .ndim = 1, .shape = {n_rope, 0}, .expert = -1};
+        items[n] = (qf_gguf_item){
+            .src = -1, .name = "rope_freqs.weight", .type = QF_GGML_F32, .ndim = 1, .shape = {n_rope, 0}, .expert = -1};
         n++;
     }
     if (s == QF_OK) qsort(items, (size_t)n, sizeof *items, qf_item_cmp);
@@ -317,8 +318,8 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
     /* the same for fused projections: llama-quantize raises attn_qkv under the K_M mixes, and
      * the calibration pass does not hand fused Linears to the GGUF quantizer */
     if (s == QF_OK && arch->fused && (calibrated || (!mix->pure && mix->ftype >= 14 && mix->ftype <= 17)))
-        s = qf_fail(err, QF_ERR_UNSUPPORTED, "%s: fused qkv_proj / gate_up_proj: --layout gguf writes them with --method rtn "
-                    "and a plain type or the q8_0 / q4_0 / q4_1 / q5_0 / q5_1 / q6_k mixes, not %s --method %s", o->src,
+        s = qf_fail(err, QF_ERR_UNSUPPORTED, "%s: fused qkv_proj / gate_up_proj: --layout gguf writes them with --method "
+                    "rtn and a plain type or the q8_0 / q4_0 / q4_1 / q5_0 / q5_1 / q6_k mixes, not %s --method %s", o->src,
                     mix->name, o->method);
     if (s == QF_OK && cfg.n_experts == 8 && !mix->pure)
         s = qf_fail(err, QF_ERR_UNSUPPORTED, "%s: 8 experts: llama-quantize's Q8_0 attn_v / attn_k for 8-expert models is "
@@ -326,7 +327,7 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
     int tied = 1;
     for (int i = 0; i < n; i++) tied &= strcmp(items[i].name, "output.weight") != 0;
     for (int i = 0; s == QF_OK && i < n; i++)
-        if (items[i].ndim >= 2 && !strstr(items[i].name, ".ffn_gate_inp")) { /* routers (+ _shexp) stay F32, as llama.cpp's */
+        if (items[i].ndim >= 2 && !strstr(items[i].name, ".ffn_gate_inp")) { /* routers (+ _shexp): F32, as llama.cpp */
             qf_gguf_mix_tensor mt = {items[i].name, items[i].shape[items[i].ndim - 1], cfg.n_layers, tied, calibrated};
             items[i].type = qf_gguf_mix_type(mix, &mt);
         }

@@ -193,6 +193,10 @@ qf_status qf_gguf_dequant_tensor(const qf_gguf *g, int i, float *out, qf_error *
 
 /* ---- architectures (qf_gguf_arch.c) ------------------------------------------------------- */
 enum { QF_GGUF_BIAS_NONE, QF_GGUF_BIAS_QKV, QF_GGUF_BIAS_ANY }; /* which layer biases llama.cpp loads */
+/* Hugging Face naming of the experts an architecture stacks (none: dense only; Mixtral's
+ * block_sparse_moe.experts.E.w1 / w3 / w2 and block_sparse_moe.gate; Qwen's mlp.experts.E.
+ * {gate,up,down}_proj and mlp.gate, with or without qwen2_moe's shared expert) */
+enum { QF_GGUF_EXPERTS_NONE, QF_GGUF_EXPERTS_MIXTRAL, QF_GGUF_EXPERTS_QWEN, QF_GGUF_EXPERTS_QWEN_SHARED };
 /* One mapped architecture: config.json's model_type, llama.cpp's architecture (general.architecture
  * and the prefix of its keys), whether q/k rows are interleaved for llama.cpp's pairwise RoPE
  * (llama: yes; qwen2 / qwen3 rotate halves like Hugging Face: no), whether layers carry q/k norms
@@ -201,6 +205,8 @@ typedef struct qf_gguf_arch {
     const char *model_type, *name;
     int permute_qk, qk_norm, biases;
     int yarn; /* YaRN written as {arch}.rope.scaling.* (when llama.cpp computes it alike) */
+    int experts; /* QF_GGUF_EXPERTS_*: how the Hugging Face experts are named */
+    int fused;   /* phi3: qkv_proj / gate_up_proj kept fused (attn_qkv, ffn_up), partial rotary mapped */
 } qf_gguf_arch;
 const qf_gguf_arch *qf_gguf_arch_for(const char *model_type); /* NULL when not mapped */
 const qf_gguf_arch *qf_gguf_arch_named(const char *arch);     /* by general.architecture */
@@ -216,8 +222,14 @@ qf_status qf_gguf_arch_of(const char *path, const qf_model_config *cfg, const qf
  * "blk.3.attn_q.weight"); 0 when it has none (rotary inv_freq: dropped), -1 when a has no
  * counterpart (unknown, or a q/k norm / bias a's llama.cpp graph does not read). */
 int qf_gguf_name(const qf_gguf_arch *a, const char *hf, char *out, size_t len);
+/* The same, where one expert's projection is slice *expert (>= 0) of a stacked tensor
+ * ("model.layers.1.block_sparse_moe.experts.3.w2.weight" -> "blk.1.ffn_down_exps.weight", 3);
+ * *expert = -1 for every other tensor (qf_gguf_name: -1 for a slice). */
+int qf_gguf_name_expert(const qf_gguf_arch *a, const char *hf, char *out, size_t len, int *expert);
 /* The inverse (buf gets the Hugging Face name); -1 when unknown. */
 int qf_gguf_hf_name(const qf_gguf_arch *a, const char *gguf, char *out, size_t len);
+/* The inverse for slice expert of a stacked tensor (expert -1: as qf_gguf_hf_name). */
+int qf_gguf_hf_name_expert(const qf_gguf_arch *a, const char *gguf, int expert, char *out, size_t len);
 /* llama.cpp's Q/K row order: rows [n_head][2][half] of HF (rotate-half) become
  * [n_head][half][2] (interleaved pairs).  src and dst are [rows, row_bytes] byte matrices. */
 void qf_gguf_permute_rows(const void *src, void *dst, int64_t rows, uint64_t row_bytes, int n_head, int inverse);

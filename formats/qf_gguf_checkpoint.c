@@ -50,6 +50,10 @@ char *qf_gguf_checkpoint_path(const char *path)
     return p;
 }
 
+/* A 3-D tensor that may be stacked experts: with rows and columns, so that its expert count is
+ * bounded by its data, which the parser has bounded by the file */
+static int qf_may_stack(const qf_gguf_tensor *t) { return t->ndim == 3 && t->ne[0] > 0 && t->ne[1] > 0; }
+
 static int qf_tensor_name_cmp(const void *a, const void *b)
 {
     return strcmp(((const qf_tensor *)a)->name, ((const qf_tensor *)b)->name);
@@ -98,14 +102,19 @@ qf_status qf_gguf_load_checkpoint(const char *path, qf_checkpoint **out, qf_erro
     ck->dir = strndup(g->label, (size_t)(b - g->label));
     if (!*ck->dir) free(ck->dir), ck->dir = strdup(".");
     ck->files = calloc(1, sizeof *ck->files);
-    ck->tensors = calloc((size_t)g->n_tensors + 1, sizeof *ck->tensors);
+    /* a stacked expert tensor [n_expert, rows, cols] becomes n_expert Hugging Face tensors */
+    uint64_t n_out = 1;
+    for (int i = 0; i < g->n_tensors; i++) n_out += qf_may_stack(&g->tensors[i]) ? (uint64_t)g->tensors[i].ne[2] : 1;
+    ck->tensors = n_out < (1u << 30) ? calloc((size_t)n_out, sizeof *ck->tensors) : NULL;
     ck->owned = calloc((size_t)g->n_tensors + 1, sizeof *ck->owned);
     if (!ck->files || !ck->tensors || !ck->owned) s = qf_fail(err, QF_ERR_NOMEM, "out of memory");
     for (int i = 0; s == QF_OK && i < g->n_tensors; i++) {
         const qf_gguf_tensor *gt = &g->tensors[i];
         char hf[256];
         if (strcmp(gt->name, "rope_freqs.weight") == 0) continue; /* derived from config.json by HF */
-        if (qf_gguf_hf_name(a, gt->name, hf, sizeof hf)) snprintf(hf, sizeof hf, "%s", gt->name);
+        /* stacked experts: each slice under its expert's name (a 3-D tensor of no mapped name keeps its own) */
+        int64_t n_slices = qf_may_stack(gt) && !qf_gguf_hf_name_expert(a, gt->name, 0, hf, sizeof hf) ? gt->ne[2] : 0;
+        if (!n_slices && qf_gguf_hf_name(a, gt->name, hf, sizeof hf)) snprintf(hf, sizeof hf, "%s", gt->name);
         uint64_t numel = 1;
         for (int d = 0; d < gt->ndim; d++) numel *= (uint64_t)gt->ne[d];
         float *buf = malloc(numel ? sizeof(float) * numel : 1);
@@ -136,6 +145,20 @@ qf_status qf_gguf_load_checkpoint(const char *path, qf_checkpoint **out, qf_erro
             memcpy(buf, tmp, sizeof(float) * numel);
             free(tmp);
         }
+        for (int64_t e = 0; e < n_slices; e++) {
+            uint64_t slab = numel / (uint64_t)n_slices;
+            qf_gguf_hf_name_expert(a, gt->name, (int)e, hf, sizeof hf);
+            qf_tensor *t = &ck->tensors[ck->n_tensors++];
+            t->name = strdup(hf);
+            t->dtype = QF_DTYPE_F32;
+            t->ndim = 2;
+            t->shape[0] = gt->ne[1], t->shape[1] = gt->ne[0];
+            t->nbytes = sizeof(float) * slab;
+            t->data = slab ? (const uint8_t *)(buf + e * slab) : NULL;
+            t->file = 0;
+            t->offset = gt->offset;
+        }
+        if (n_slices) continue;
         qf_tensor *t = &ck->tensors[ck->n_tensors++];
         t->name = strdup(hf);
         t->dtype = QF_DTYPE_F32;

@@ -268,7 +268,10 @@ static void test_llama_mapping(void **state)
     assert_int_equal(qf_gguf_name(L, "model.layers.0.self_attn.rotary_emb.inv_freq", b, sizeof b), 0);
     /* llama has no q/k norms in llama.cpp: refused, never written where llama.cpp would not read them */
     assert_int_equal(qf_gguf_name(L, "model.layers.0.self_attn.q_norm.weight", b, sizeof b), -1);
-    assert_int_equal(qf_gguf_name(L, "model.layers.0.block_sparse_moe.gate.weight", b, sizeof b), -1);
+    /* llama.cpp's llama architecture holds Mixtral: the router maps, an expert is a slice */
+    assert_int_equal(qf_gguf_name(L, "model.layers.0.block_sparse_moe.gate.weight", b, sizeof b), 1);
+    assert_string_equal(b, "blk.0.ffn_gate_inp.weight");
+    assert_int_equal(qf_gguf_name(L, "model.layers.0.block_sparse_moe.experts.1.w1.weight", b, sizeof b), -1);
     assert_int_equal(qf_gguf_hf_name(L, "blk.3.ffn_norm.weight", b, sizeof b), 0);
     assert_string_equal(b, "model.layers.3.post_attention_layernorm.weight");
     assert_int_equal(qf_gguf_hf_name(L, "output_norm.weight", b, sizeof b), 0);
@@ -288,6 +291,65 @@ static void test_llama_mapping(void **state)
     assert_memory_equal(d8, w8, sizeof w8);
 }
 
+/* Mixtral: experts w1 / w3 / w2 are slices of ffn_gate_exps / ffn_up_exps / ffn_down_exps
+ * (convert_hf_to_gguf.py's LlamaModel stacks them so), and back; other names keep no expert */
+static void test_mixtral_mapping(void **state)
+{
+    (void)state;
+    char b[128];
+    int e = 7;
+    const qf_gguf_arch *M = qf_gguf_arch_for("mixtral");
+    assert_non_null(M);
+    assert_string_equal(M->name, "llama");
+    assert_true(M->permute_qk);
+    assert_int_equal(qf_gguf_name_expert(M, "model.layers.2.block_sparse_moe.experts.13.w2.weight", b, sizeof b, &e), 1);
+    assert_string_equal(b, "blk.2.ffn_down_exps.weight"), assert_int_equal(e, 13);
+    assert_int_equal(qf_gguf_name_expert(M, "model.layers.0.block_sparse_moe.experts.0.w3.weight", b, sizeof b, &e), 1);
+    assert_string_equal(b, "blk.0.ffn_up_exps.weight"), assert_int_equal(e, 0);
+    assert_int_equal(qf_gguf_name_expert(M, "model.layers.0.block_sparse_moe.experts.5.w1.weight", b, sizeof b, &e), 1);
+    assert_string_equal(b, "blk.0.ffn_gate_exps.weight"), assert_int_equal(e, 5);
+    assert_int_equal(qf_gguf_name_expert(M, "model.layers.0.self_attn.q_proj.weight", b, sizeof b, &e), 1);
+    assert_int_equal(e, -1);
+    assert_int_equal(qf_gguf_name_expert(M, "model.layers.0.block_sparse_moe.experts.5.w4.weight", b, sizeof b, &e), -1);
+    assert_int_equal(qf_gguf_name_expert(M, "model.layers.0.block_sparse_moe.experts.5.w1.bias", b, sizeof b, &e), -1);
+    assert_int_equal(qf_gguf_hf_name_expert(M, "blk.2.ffn_down_exps.weight", 13, b, sizeof b), 0);
+    assert_string_equal(b, "model.layers.2.block_sparse_moe.experts.13.w2.weight");
+    assert_int_equal(qf_gguf_hf_name_expert(M, "blk.2.ffn_gate_inp.weight", -1, b, sizeof b), 0);
+    assert_string_equal(b, "model.layers.2.block_sparse_moe.gate.weight");
+    assert_int_equal(qf_gguf_hf_name(M, "blk.2.ffn_up_exps.weight", b, sizeof b), -1); /* needs an expert */
+    assert_int_equal(qf_gguf_hf_name_expert(M, "blk.2.attn_q.weight", 1, b, sizeof b), -1);
+    /* Qwen: mlp.experts.E.{gate,up,down}_proj, mlp.gate; qwen2moe's shared expert and its gate */
+    const qf_gguf_arch *Q2 = qf_gguf_arch_for("qwen2_moe"), *Q3 = qf_gguf_arch_for("qwen3_moe");
+    assert_int_equal(qf_gguf_name_expert(Q3, "model.layers.1.mlp.experts.10.up_proj.weight", b, sizeof b, &e), 1);
+    assert_string_equal(b, "blk.1.ffn_up_exps.weight"), assert_int_equal(e, 10);
+    assert_int_equal(qf_gguf_name_expert(Q3, "model.layers.1.mlp.experts.01.up_proj.weight", b, sizeof b, &e), -1);
+    assert_int_equal(qf_gguf_name_expert(Q3, "model.layers.1.mlp.experts.x.up_proj.weight", b, sizeof b, &e), -1);
+    assert_int_equal(qf_gguf_name(Q3, "model.layers.1.mlp.gate.weight", b, sizeof b), 1);
+    assert_string_equal(b, "blk.1.ffn_gate_inp.weight");
+    assert_int_equal(qf_gguf_name(Q3, "model.layers.1.mlp.shared_expert.up_proj.weight", b, sizeof b), -1);
+    assert_int_equal(qf_gguf_name(Q2, "model.layers.1.mlp.shared_expert.up_proj.weight", b, sizeof b), 1);
+    assert_string_equal(b, "blk.1.ffn_up_shexp.weight");
+    assert_int_equal(qf_gguf_name(Q2, "model.layers.1.mlp.shared_expert_gate.weight", b, sizeof b), 1);
+    assert_string_equal(b, "blk.1.ffn_gate_inp_shexp.weight");
+    assert_int_equal(qf_gguf_hf_name(Q2, "blk.0.ffn_gate_inp_shexp.weight", b, sizeof b), 0);
+    assert_string_equal(b, "model.layers.0.mlp.shared_expert_gate.weight");
+    assert_int_equal(qf_gguf_hf_name_expert(Q2, "blk.0.ffn_down_exps.weight", 2, b, sizeof b), 0);
+    assert_string_equal(b, "model.layers.0.mlp.experts.2.down_proj.weight");
+    /* phi3: the fused projections keep their rows; ffn_up reads back as gate_up_proj there only */
+    const qf_gguf_arch *P = qf_gguf_arch_for("phi3");
+    assert_int_equal(qf_gguf_name(P, "model.layers.1.self_attn.qkv_proj.weight", b, sizeof b), 1);
+    assert_string_equal(b, "blk.1.attn_qkv.weight");
+    assert_int_equal(qf_gguf_name(P, "model.layers.1.mlp.gate_up_proj.weight", b, sizeof b), 1);
+    assert_string_equal(b, "blk.1.ffn_up.weight");
+    assert_int_equal(qf_gguf_hf_name(P, "blk.1.ffn_up.weight", b, sizeof b), 0);
+    assert_string_equal(b, "model.layers.1.mlp.gate_up_proj.weight");
+    assert_int_equal(qf_gguf_hf_name(M, "blk.1.ffn_up.weight", b, sizeof b), 0);
+    assert_string_equal(b, "model.layers.1.mlp.up_proj.weight");
+    assert_int_equal(qf_gguf_name(M, "model.layers.1.self_attn.qkv_proj.weight", b, sizeof b), -1);
+    /* dense-only architectures refuse experts */
+    assert_int_equal(qf_gguf_name(qf_gguf_arch_for("qwen2"), "model.layers.0.block_sparse_moe.gate.weight", b, sizeof b), -1);
+}
+
 /* qwen3: q/k norms, no biases; qwen2: q/k/v biases only; neither permutes q/k rows (NEOX RoPE);
  * mistral is llama; unmapped families are refused naming config.json and what is mapped */
 static void test_qwen_mapping(void **state)
@@ -302,7 +364,9 @@ static void test_qwen_mapping(void **state)
     assert_string_equal(qf_gguf_arch_for("mistral")->name, "llama");
     assert_ptr_equal(qf_gguf_arch_named("qwen3"), q3);
     assert_ptr_equal(qf_gguf_arch_named("llama"), qf_gguf_arch_for("llama"));
-    assert_null(qf_gguf_arch_for("qwen3_moe"));
+    assert_string_equal(qf_gguf_arch_for("qwen3_moe")->name, "qwen3moe");
+    assert_string_equal(qf_gguf_arch_for("qwen2_moe")->name, "qwen2moe");
+    assert_null(qf_gguf_arch_for("gemma3_text"));
     assert_int_equal(qf_gguf_name(q3, "model.layers.2.self_attn.q_norm.weight", b, sizeof b), 1);
     assert_string_equal(b, "blk.2.attn_q_norm.weight");
     assert_int_equal(qf_gguf_name(q3, "model.layers.2.self_attn.k_norm.weight", b, sizeof b), 1);
@@ -316,9 +380,9 @@ static void test_qwen_mapping(void **state)
     assert_int_equal(qf_gguf_name(q2, "model.layers.0.self_attn.q_norm.weight", b, sizeof b), -1);
     char list[128];
     qf_gguf_arch_list(list, sizeof list, 0);
-    assert_string_equal(list, "llama, mistral, qwen2, qwen3");
+    assert_string_equal(list, "llama, mistral, mixtral, qwen2, qwen3, qwen2_moe, qwen3_moe, phi3");
     qf_gguf_arch_list(list, sizeof list, 1);
-    assert_string_equal(list, "llama, qwen2, qwen3");
+    assert_string_equal(list, "llama, qwen2, qwen3, qwen2moe, qwen3moe, phi3");
 
     qf_model_config cfg;
     qf_error err;
@@ -346,11 +410,18 @@ static void test_qwen_mapping(void **state)
     unlink(path);
     free(path);
     /* the same config as qwen3_moe / with yarn: refused, naming the file and what is mapped */
-    snprintf(cfg.model_type, sizeof cfg.model_type, "qwen3_moe");
+    snprintf(cfg.model_type, sizeof cfg.model_type, "gemma3_text");
     assert_int_equal(qf_gguf_arch_of("x/config.json", &cfg, &a, &err), QF_ERR_UNSUPPORTED);
     assert_null(a);
-    assert_string_equal(err.msg, "x/config.json: model_type 'qwen3_moe' has no GGUF mapping (GGUF output maps llama, "
-                                 "mistral, qwen2, qwen3)");
+    assert_string_equal(err.msg, "x/config.json: model_type 'gemma3_text' has no GGUF mapping: llama.cpp's gemma3 graph "
+                                 "fixes what the config sets (every 6th layer full, queries scaled by head_dim^-1/2 "
+                                 "whatever query_pre_attn_scalar says) and its converter shifts norms by +1 and trims "
+                                 "embedding rows; not written yet (GGUF output maps llama, mistral, mixtral, qwen2, "
+                                 "qwen3, qwen2_moe, qwen3_moe, phi3)");
+    snprintf(cfg.model_type, sizeof cfg.model_type, "starcoder2");
+    assert_int_equal(qf_gguf_arch_of("x/config.json", &cfg, &a, &err), QF_ERR_UNSUPPORTED);
+    assert_string_equal(err.msg, "x/config.json: model_type 'starcoder2' has no GGUF mapping (GGUF output maps llama, "
+                                 "mistral, mixtral, qwen2, qwen3, qwen2_moe, qwen3_moe, phi3)");
     /* yarn: written for qwen (rope.scaling.*) only with what llama.cpp computes itself */
     snprintf(cfg.model_type, sizeof cfg.model_type, "qwen3");
     cfg.rope_type = QF_ROPE_YARN, cfg.rope_factor = 4.0f, cfg.rope_original_max_pos = 512;
@@ -399,6 +470,44 @@ static void test_load_checkpoint(void **state)
     assert_true(fabsf(qd[2 * 64] - 0.5f) < 0.01f);
     /* k: one kv head of 4 rows: GGUF rows [0 2 1 3] of HF rows; GGUF row r holds r + 0.5 */
     assert_true(kd[1 * 64] == 2.5f && kd[2 * 64] == 1.5f);
+    qf_checkpoint_free(ck);
+    unlink(path);
+    free(path);
+}
+
+/* A stacked expert tensor [3 experts, 2 rows, 32 cols] reads back as three Hugging Face tensors,
+ * expert e's slice under expert e's name (value = 100 e + row); a 3-D tensor without rows (ne 0)
+ * is not taken for 2^40 experts */
+static void test_load_stacked(void **state)
+{
+    (void)state;
+    char *path = tmp_path("stk.gguf");
+    qf_error err;
+    qf_gguf_writer *w = qf_gguf_writer_new();
+    qf_gguf_kv_str(w, "general.architecture", "qwen3moe");
+    qf_gguf_kv_u32(w, "qwen3moe.attention.head_count", 2);
+    int64_t shape[3] = {3, 2, 32}, empty[3] = {(int64_t)1 << 40, 0, 32};
+    assert_true(qf_gguf_writer_add_tensor(w, "blk.1.ffn_down_exps.weight", QF_GGML_F32, 3, shape, &err) == 0);
+    assert_true(qf_gguf_writer_add_tensor(w, "blk.1.ffn_up_exps.weight", QF_GGML_F32, 3, empty, &err) == 1);
+    assert_int_equal(qf_gguf_writer_open(w, path, &err), QF_OK);
+    float v[3 * 2 * 32];
+    for (int i = 0; i < 3 * 2 * 32; i++) v[i] = (float)(100 * (i / 64) + (i / 32) % 2);
+    assert_int_equal(qf_gguf_writer_write(w, 0, v, sizeof v, &err), QF_OK);
+    assert_int_equal(qf_gguf_writer_close(w, NULL, NULL, NULL, &err), QF_OK);
+    qf_gguf_writer_free(w);
+    qf_checkpoint *ck;
+    if (qf_gguf_load_checkpoint(path, &ck, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(ck->n_tensors, 4);
+    for (int e = 0; e < 3; e++) {
+        char name[96];
+        snprintf(name, sizeof name, "model.layers.1.mlp.experts.%d.down_proj.weight", e);
+        const qf_tensor *t = qf_checkpoint_find(ck, name);
+        assert_non_null(t);
+        assert_int_equal(t->ndim, 2), assert_int_equal(t->shape[0], 2), assert_int_equal(t->shape[1], 32);
+        const float *d = (const float *)t->data;
+        assert_true(d[0] == 100.0f * e && d[31] == 100.0f * e && d[32] == 100.0f * e + 1 && d[63] == 100.0f * e + 1);
+    }
+    assert_non_null(qf_checkpoint_find(ck, "blk.1.ffn_up_exps.weight")); /* kept whole, under its own name */
     qf_checkpoint_free(ck);
     unlink(path);
     free(path);
@@ -653,8 +762,8 @@ int main(void)
         cmocka_unit_test(test_types),           cmocka_unit_test(test_q8_0_and_q4_0_by_hand),
         cmocka_unit_test(test_q4_k_by_hand),    cmocka_unit_test(test_quantizer_bounds),
         cmocka_unit_test(test_round_trip),      cmocka_unit_test(test_llama_mapping),
-        cmocka_unit_test(test_qwen_mapping),
-        cmocka_unit_test(test_load_checkpoint), cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_qwen_mapping),     cmocka_unit_test(test_mixtral_mapping),
+        cmocka_unit_test(test_load_checkpoint), cmocka_unit_test(test_load_stacked), cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_pre_tokenizer),   cmocka_unit_test(test_add_special),
         cmocka_unit_test(test_size_label),      cmocka_unit_test(test_tiny_llama_metadata),
     };

@@ -33,12 +33,14 @@
 #include "qf_quantize.h"
 
 typedef struct qf_gguf_item {
-    int src;          /* checkpoint tensor, or -1 for rope_freqs */
+    int src;          /* checkpoint tensor, or -1 for rope_freqs; a stacked tensor: srcs[0] */
     char name[96];
     int type;
     int ndim;
-    int64_t shape[2]; /* row-major: [rows, cols] or [n] */
+    int64_t shape[3]; /* row-major: [rows, cols], [n], or stacked experts [n_expert, rows, cols] */
     int permute_heads; /* q_proj / k_proj: heads to interleave, else 0 */
+    int expert;       /* while collecting: the slice this source is of a stacked tensor, else -1 */
+    int *srcs;        /* stacked: shape[0] checkpoint tensors, expert by expert (owned), else NULL */
 } qf_gguf_item;
 
 /* llama.cpp's order: token_embd, rope_freqs, blk.0 ... blk.N (by name within a block), output_norm, output. */
@@ -58,7 +60,41 @@ static int qf_item_cmp(const void *a, const void *b)
     int lx, ly, rx = qf_item_rank(x, &lx), ry = qf_item_rank(y, &ly);
     if (rx != ry) return rx - ry;
     if (lx != ly) return lx - ly;
-    return strcmp(x->name, y->name);
+    int c = strcmp(x->name, y->name);
+    return c ? c : x->expert - y->expert;
+}
+
+/* Slices of one stacked tensor sit together after sorting: fold each run into its first item
+ * (ndim 3, srcs in expert order).  Every expert 0..n_expert-1 exactly once, all of one shape. */
+static qf_status qf_items_stack(const qf_checkpoint *ck, qf_gguf_item *items, int *n, int n_expert, qf_error *err)
+{
+    int k = 0;
+    for (int i = 0; i < *n;) {
+        int j = i;
+        while (j < *n && items[j].expert >= 0 && strcmp(items[j].name, items[i].name) == 0) j++;
+        if (j == i) { /* not a slice */
+            items[k++] = items[i++];
+            continue;
+        }
+        qf_gguf_item it = items[i];
+        for (int e = 0; e < j - i; e++)
+            if (items[i + e].expert != e || items[i + e].shape[0] != it.shape[0] || items[i + e].shape[1] != it.shape[1])
+                return qf_fail(err, QF_ERR_FORMAT, "%s: tensor '%s': experts of '%s' are not 0..%d once each, of one shape",
+                               ck->dir, ck->tensors[items[i + e].src].name, it.name, n_expert - 1);
+        if (j - i != n_expert)
+            return qf_fail(err, QF_ERR_FORMAT, "%s: '%s' stacks %d experts; config.json names %d", ck->dir, it.name, j - i,
+                           n_expert);
+        it.srcs = malloc(sizeof(int) * (size_t)n_expert);
+        if (!it.srcs) return qf_fail(err, QF_ERR_NOMEM, "out of memory");
+        for (int e = 0; e < n_expert; e++) it.srcs[e] = items[i + e].src;
+        it.ndim = 3;
+        it.shape[2] = it.shape[1], it.shape[1] = it.shape[0], it.shape[0] = n_expert;
+        it.expert = -1;
+        items[k++] = it;
+        i = j;
+    }
+    *n = k;
+    return QF_OK;
 }
 
 /* Calibration's quantizer (qf_calib_opts.quantize_linear): the item of module's weight, its bytes
@@ -122,20 +158,15 @@ static qf_status qf_gguf_calibrate(const qf_convert_opts *o, const char *tmp, qf
     return s;
 }
 
-/* One tensor's bytes: rows to float, permuted, quantized (OpenMP over rows). */
-static qf_status qf_gguf_tensor_bytes_of(const qf_checkpoint *ck, const qf_gguf_item *it, const float *rope, uint8_t *out,
-                                         qf_error *err)
+/* Source tensor src's rows (rows x cols) to float, permuted, quantized into out (OpenMP over rows). */
+static qf_status qf_gguf_rows_of(const qf_checkpoint *ck, const qf_gguf_item *it, int src, int64_t rows, int64_t cols,
+                                 uint8_t *out, qf_error *err)
 {
-    if (it->src < 0) { /* rope_freqs */
-        qf_ggml_quantize_row(QF_GGML_F32, rope, it->shape[0], out);
-        return QF_OK;
-    }
-    const qf_tensor *t = &ck->tensors[it->src];
+    const qf_tensor *t = &ck->tensors[src];
     if (t->dtype != QF_DTYPE_F32 && t->dtype != QF_DTYPE_BF16 && t->dtype != QF_DTYPE_F16)
         return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: tensor '%s': GGUF export reads F32 / BF16 / F16 weights, not %s",
                        ck->dir, t->name, qf_dtype_name(t->dtype));
     QF_TRY(qf_checkpoint_acquire(ck, t, err)); /* a dequantized source tensor is decoded now */
-    int64_t rows = it->ndim == 2 ? it->shape[0] : 1, cols = it->ndim == 2 ? it->shape[1] : it->shape[0];
     uint64_t rb = qf_ggml_row_bytes(it->type, cols);
     int failed = 0;
 #pragma omp parallel if (rows * cols >= (1 << 16))
@@ -156,6 +187,29 @@ static qf_status qf_gguf_tensor_bytes_of(const qf_checkpoint *ck, const qf_gguf_
         free(x);
     }
     if (failed) return qf_fail(err, QF_ERR_NOMEM, "out of memory");
+    return QF_OK;
+}
+
+/* One tensor's bytes; a stacked tensor expert by expert, each source released once written. */
+static qf_status qf_gguf_tensor_bytes_of(const qf_checkpoint *ck, const qf_gguf_item *it, const float *rope, uint8_t *out,
+                                         qf_progress *prog, qf_error *err)
+{
+    if (it->src < 0) { /* rope_freqs */
+        qf_ggml_quantize_row(QF_GGML_F32, rope, it->shape[0], out);
+        return QF_OK;
+    }
+    if (!it->srcs) {
+        int64_t rows = it->ndim == 2 ? it->shape[0] : 1, cols = it->shape[it->ndim - 1];
+        return qf_gguf_rows_of(ck, it, it->src, rows, cols, out, err);
+    }
+    uint64_t slab = qf_ggml_row_bytes(it->type, it->shape[2]) * (uint64_t)it->shape[1];
+    for (int64_t e = 0; e < it->shape[0]; e++) {
+        QF_TRY(qf_gguf_rows_of(ck, it, it->srcs[e], it->shape[1], it->shape[2], out + (uint64_t)e * slab, err));
+        if (e) { /* the caller releases srcs[0] (it->src) */
+            qf_checkpoint_release(ck, &ck->tensors[it->srcs[e]]);
+            qf_progress_add(prog, ck->tensors[it->srcs[e]].nbytes);
+        }
+    }
     return QF_OK;
 }
 
@@ -225,7 +279,7 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
     for (int i = 0; s == QF_OK && i < ck->n_tensors; i++) {
         const qf_tensor *t = &ck->tensors[i];
         qf_gguf_item *it = &items[n];
-        int r = qf_gguf_name(arch, t->name, it->name, sizeof it->name);
+        int r = qf_gguf_name_expert(arch, t->name, it->name, sizeof it->name, &it->expert);
         if (r == 0) continue;
         if (r < 0 || t->ndim < 1 || t->ndim > 2) {
             s = qf_fail(err, QF_ERR_UNSUPPORTED, "%s: tensor '%s' has no counterpart in llama.cpp's %s architecture",
@@ -247,20 +301,43 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
         n++;
     }
     if (s == QF_OK && n_rope) {
-        items[n] = (qf_gguf_item){.src = -1, .name = "rope_freqs.weight", .type = QF_GGML_F32, .ndim = 1, .shape = {n_rope, 0}};
+        items[n] = (qf_gguf_item){
+            .src = -1, .name = "rope_freqs.weight", .type = QF_GGML_F32, .ndim = 1, .shape = {n_rope, 0}, .expert = -1};
         n++;
     }
     if (s == QF_OK) qsort(items, (size_t)n, sizeof *items, qf_item_cmp);
+    if (s == QF_OK) s = qf_items_stack(ck, items, &n, cfg.n_experts, err);
+    /* llama-quantize's rule differs for expert models where qforge's port (formats/qf_gguf_mix.h)
+     * does not follow it: the K_S / K_M mixes raise ffn_down_exps by layer, and 8-expert models
+     * get Q8_0 attn_v / attn_k under every mix.  The calibration pass hands experts one by one,
+     * which the stacked tensors do not take yet.  Refused rather than written unlike llama.cpp. */
+    if (s == QF_OK && cfg.n_experts && (calibrated || (!mix->pure && mix->ftype >= 14 && mix->ftype <= 17)))
+        s = qf_fail(err, QF_ERR_UNSUPPORTED, "%s: %d experts: --layout gguf writes expert models with --method rtn and "
+                    "a plain type or the q8_0 / q4_0 / q4_1 / q5_0 / q5_1 / q6_k mixes, not %s --method %s", o->src,
+                    cfg.n_experts, mix->name, o->method);
+    /* the same for fused projections: llama-quantize raises attn_qkv under the K_M mixes, and
+     * the calibration pass does not hand fused Linears to the GGUF quantizer */
+    if (s == QF_OK && arch->fused && (calibrated || (!mix->pure && mix->ftype >= 14 && mix->ftype <= 17)))
+        s = qf_fail(err, QF_ERR_UNSUPPORTED, "%s: fused qkv_proj / gate_up_proj: --layout gguf writes them with --method "
+                    "rtn and a plain type or the q8_0 / q4_0 / q4_1 / q5_0 / q5_1 / q6_k mixes, not %s --method %s", o->src,
+                    mix->name, o->method);
+    if (s == QF_OK && cfg.n_experts == 8 && !mix->pure)
+        s = qf_fail(err, QF_ERR_UNSUPPORTED, "%s: 8 experts: llama-quantize's Q8_0 attn_v / attn_k for 8-expert models is "
+                    "not ported; use a plain type (q8_0 is not one: --scheme f16, bf16, q4_k)", o->src);
     int tied = 1;
     for (int i = 0; i < n; i++) tied &= strcmp(items[i].name, "output.weight") != 0;
     for (int i = 0; s == QF_OK && i < n; i++)
-        if (items[i].ndim == 2) {
-            qf_gguf_mix_tensor mt = {items[i].name, items[i].shape[1], cfg.n_layers, tied, calibrated};
+        if (items[i].ndim >= 2 && !strstr(items[i].name, ".ffn_gate_inp")) { /* routers (+ _shexp): F32, as llama.cpp */
+            qf_gguf_mix_tensor mt = {items[i].name, items[i].shape[items[i].ndim - 1], cfg.n_layers, tied, calibrated};
             items[i].type = qf_gguf_mix_type(mix, &mt);
         }
     if (s == QF_OK) { /* general.size_label counts every tensor written, as gguf-py's writer does */
         uint64_t n_params = 0;
-        for (int i = 0; i < n; i++) n_params += (uint64_t)items[i].shape[0] * (uint64_t)(items[i].ndim == 2 ? items[i].shape[1] : 1);
+        for (int i = 0; i < n; i++) {
+            uint64_t c = 1;
+            for (int d = 0; d < items[i].ndim; d++) c *= (uint64_t)items[i].shape[d];
+            n_params += c;
+        }
         char label[32];
         qf_gguf_size_label(n_params, label, sizeof label);
         if (n_params) qf_gguf_kv_str(w, "general.size_label", label);
@@ -324,7 +401,7 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
             free(cal.bytes[i]);
             cal.bytes[i] = NULL;
         } else if (s == QF_OK) {
-            s = qf_gguf_tensor_bytes_of(ck, &items[i], rope, buf, err);
+            s = qf_gguf_tensor_bytes_of(ck, &items[i], rope, buf, &prog, err);
         }
         if (s == QF_OK) s = qf_gguf_writer_write(w, i, buf, nb, err);
         free(buf);
@@ -354,8 +431,10 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
         /* bits per weight as llama.cpp's loader reports it: tensor data bytes over elements */
         double bytes = 0, numel = 0;
         for (int i = 0; i < n; i++) {
+            double c = 1;
+            for (int d = 0; d < items[i].ndim; d++) c *= (double)items[i].shape[d];
             bytes += (double)qf_gguf_tensor_bytes(w, i);
-            numel += (double)items[i].shape[0] * (double)(items[i].ndim == 2 ? items[i].shape[1] : 1);
+            numel += c;
         }
         st->bits_per_weight = numel > 0 ? 8.0 * bytes / numel : 0;
         st->n_shards = 1;
@@ -376,6 +455,7 @@ qf_status qf_convert_gguf(const qf_convert_opts *o, qf_convert_stats *st, qf_err
     free(th);
     for (int i = 0; cal.bytes && i < n; i++) free(cal.bytes[i]);
     free(cal.bytes);
+    for (int i = 0; items && i < n; i++) free(items[i].srcs);
     free(items);
     json_decref(manifest);
     qf_checkpoint_free(ck);

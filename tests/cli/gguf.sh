@@ -68,10 +68,64 @@ stderr_has "tokenizer.json: pre-tokenizer Split regex '\\p{N}{1,5}' is not one l
     "refusal names tokenizer.json and the regex"
 no_output "$T/x" "no output after the pre-tokenizer refusal"
 expect_exit 2 "unknown ggml type" -- "$QFORGE" convert $M -o "$T/x" --layout gguf --scheme q3_k -q
-expect_exit 5 "MoE model refused" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/x" --layout gguf --scheme q8_0 -q
-stderr_has "tiny-moe/config.json: model_type 'mixtral' has no GGUF mapping (GGUF output maps llama, mistral, qwen2, qwen3)" \
+expect_exit 5 "unmapped family refused" -- "$QFORGE" convert tests/data/tiny-gemma3 -o "$T/x" --layout gguf --scheme q8_0 -q
+stderr_has "tiny-gemma3/config.json: model_type 'gemma3_text' has no GGUF mapping: llama.cpp's gemma3 graph fixes what the config sets" \
     "refusal names config.json, the model type and what is mapped"
 no_output "$T/x" "no output after a refusal"
+expect_exit 5 "glm4_moe refused" -- "$QFORGE" convert tests/data/tiny-glm4moe -o "$T/x" --layout gguf --scheme q8_0 -q
+stderr_has "tiny-glm4moe/config.json: model_type 'glm4_moe' has no GGUF mapping: llama.cpp's glm4moe needs sigmoid routing" \
+    "glm4_moe refusal names the reason"
+no_output "$T/x" "no output after the glm4_moe refusal"
+# Mixtral (tiny-moe): llama.cpp's llama architecture with stacked experts, read back per expert;
+# the mixes whose llama-quantize rule differs for experts, and calibration, are refused
+expect_exit 0 "mixtral: convert" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/moe" --layout gguf --scheme q4_0 -q
+expect_exit 0 "mixtral: verify" -- "$QFORGE" verify "$T/moe" -q
+"$QFORGE" inspect "$T/moe" --json >"$T/insp.json" 2>&1
+for kv in '"llama.expert_count":4' '"llama.expert_used_count":2'; do
+    grep -qF "$kv" "$T/insp.json" && ok "mixtral metadata: $kv" || bad "mixtral metadata: $kv missing"
+done
+expect_exit 0 "mixtral: read back" -- "$QFORGE" convert "$T/moe/model.gguf" --to safetensors -o "$T/moeback" -q
+"$QFORGE" inspect "$T/moeback" --tensors >"$T/insp" 2>&1
+grep -q "model.layers.3.block_sparse_moe.experts.3.w2.weight  *F32  *\[256, 384\]" "$T/insp" &&
+    ok "mixtral read back: expert 3's w2 under its HF name" || bad "mixtral read back names"
+expect_exit 5 "mixtral q4_k_m refused" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/x" --layout gguf --scheme q4_k_m -q
+stderr_has "tests/data/tiny-moe: 4 experts: --layout gguf writes expert models with --method rtn" "expert-mix refusal names the count"
+no_output "$T/x" "no output after the expert-mix refusal"
+expect_exit 5 "mixtral gptq refused" -- "$QFORGE" convert tests/data/tiny-moe -o "$T/x" --layout gguf --scheme q4_0 \
+    --method gptq -q
+no_output "$T/x" "no output after the expert-calibration refusal"
+# qwen3_moe / qwen2_moe: llama.cpp's qwen3moe renormalises the top-k weights, qwen2moe does not;
+# a config asking otherwise, or with dense layers among the MoE ones, is refused by name
+expect_exit 0 "qwen2_moe: convert" -- "$QFORGE" convert tests/data/tiny-qwen2moe -o "$T/q2m" --layout gguf --scheme q8_0 -q
+"$QFORGE" inspect "$T/q2m" --json >"$T/insp.json" 2>&1
+for kv in '"general.architecture":"qwen2moe"' '"qwen2moe.expert_feed_forward_length":128' \
+    '"qwen2moe.expert_shared_feed_forward_length":256'; do
+    grep -qF "$kv" "$T/insp.json" && ok "qwen2moe metadata: $kv" || bad "qwen2moe metadata: $kv missing"
+done
+mkdir -p "$T/q3m" && cp -r tests/data/tiny-qwen3moe/. "$T/q3m/" && chmod -R u+w "$T/q3m"
+sed 's/"norm_topk_prob": true/"norm_topk_prob": false/' tests/data/tiny-qwen3moe/config.json >"$T/q3m/config.json"
+expect_exit 5 "qwen3_moe without norm_topk_prob refused" -- "$QFORGE" convert "$T/q3m" -o "$T/x" --layout gguf --scheme q8_0 -q
+stderr_has "q3m/config.json: model_type 'qwen3_moe': grouped routing, a routed scaling factor or norm_topk_prob false" \
+    "norm_topk_prob refusal names config.json"
+no_output "$T/x" "no output after the norm_topk_prob refusal"
+sed 's/"mlp_only_layers": \[\]/"mlp_only_layers": [1]/' tests/data/tiny-qwen3moe/config.json >"$T/q3m/config.json"
+expect_exit 5 "qwen3_moe with a dense layer refused" -- "$QFORGE" convert "$T/q3m" -o "$T/x" --layout gguf --scheme q8_0 -q
+stderr_has "q3m/config.json: mlp_only_layers / decoder_sparse_step make dense layers" "dense-layer refusal names config.json"
+no_output "$T/x" "no output after the dense-layer refusal"
+# phi3 (tiny-phi3): fused attn_qkv / ffn_up kept as they are, partial rotary as rope.dimension_count;
+# read back under the fused Hugging Face names; the K_M mixes (attn_qkv rule not ported) refused
+expect_exit 0 "phi3: convert" -- "$QFORGE" convert tests/data/tiny-phi3 -o "$T/p3" --layout gguf --scheme q8_0 -q
+"$QFORGE" inspect "$T/p3" --json >"$T/insp.json" 2>&1
+for kv in '"general.architecture":"phi3"' '"phi3.rope.dimension_count":24' '"phi3.attention.sliding_window":0'; do
+    grep -qF "$kv" "$T/insp.json" && ok "phi3 metadata: $kv" || bad "phi3 metadata: $kv missing"
+done
+expect_exit 0 "phi3: read back" -- "$QFORGE" convert "$T/p3/model.gguf" --to safetensors -o "$T/p3back" -q
+"$QFORGE" inspect "$T/p3back" --tensors >"$T/insp" 2>&1
+grep -q "model.layers.2.mlp.gate_up_proj.weight  *F32  *\[512, 128\]" "$T/insp" && ok "phi3 read back: gate_up_proj under its HF name" ||
+    bad "phi3 read back names"
+expect_exit 5 "phi3 q4_k_m refused" -- "$QFORGE" convert tests/data/tiny-phi3 -o "$T/x" --layout gguf --scheme q4_k_m -q
+stderr_has "fused qkv_proj / gate_up_proj: --layout gguf writes them with --method rtn" "fused-mix refusal names the projections"
+no_output "$T/x" "no output after the fused-mix refusal"
 # qwen2 with yarn (tiny-yarn): llama.cpp's rope.scaling keys; yarn on a llama config is refused
 expect_exit 0 "qwen2 yarn: convert" -- "$QFORGE" convert tests/data/tiny-yarn -o "$T/q2" --layout gguf --scheme q8_0 -q
 "$QFORGE" inspect "$T/q2" --json >"$T/insp.json" 2>&1

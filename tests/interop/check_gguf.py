@@ -7,7 +7,13 @@ The first model is converted to Q8_0, Q4_0, Q4_K (whose rows of 384 fall back to
 tiny-llama, as llama.cpp's), Q4_1, Q5_0, Q5_1 and the mixes Q4_K_M, Q5_K_M, Q6_K (which between
 them write every block type qforge has: Q5_K, Q6_K, Q5_1 ...), and calibrated (q4_k_m and q5_k_m
 --method gptq, q4_0 --method imatrix, on 4 x 64 tokens: checks 0-4 but not 2's bytes), each
-further one to Q8_0 and F16.  For each:
+further one to Q8_0 and F16 (tiny-moe, Mixtral: experts stacked into ffn_{gate,up,down}_exps
+[n_expert, rows, cols] as convert_hf_to_gguf.py's LlamaModel writes them, routers ffn_gate_inp in
+F32, expert_count / expert_used_count; tiny-qwen2moe / tiny-qwen3moe as Qwen2MoeModel /
+Qwen3MoeModel write them: qwen2moe / qwen3moe, expert_feed_forward_length, qwen2moe's shared
+expert ffn_*_shexp and ffn_gate_inp_shexp (F32) with expert_shared_feed_forward_length; stacked
+tensors are held, expert by expert, to the same reference bytes and decodes as every other
+tensor).  For each:
   0. the architecture is the one llama.cpp's converter picks for config.json's model_type
      (llama / mistral: llama; qwen2; qwen3), every tensor name is one gguf-py's own tables
      (gguf.constants.MODEL_TENSORS[arch], TENSOR_NAMES) define for that architecture, each
@@ -56,18 +62,49 @@ LAYER = {"attn_norm": "input_layernorm", "attn_q": "self_attn.q_proj", "attn_k":
          "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
          "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm"}
 GLOBAL = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
+# Mixtral (convert_hf_to_gguf.py's LlamaModel): the router, and each layer's experts stacked into
+# one [n_expert, rows, cols] tensor per projection from block_sparse_moe.experts.E.w1 / w3 / w2
+# Qwen2MoeModel / Qwen3MoeModel (TextModels): mlp.gate, mlp.experts.E.{gate,up,down}_proj stacked,
+# qwen2_moe's shared expert and its gate (gguf-py's tensor_mapping)
+MOE = {"llama": ({"ffn_gate_inp": "block_sparse_moe.gate"}, "block_sparse_moe.experts.%d.",
+                 {"ffn_gate_exps": "w1", "ffn_up_exps": "w3", "ffn_down_exps": "w2"}),
+       "qwen2moe": ({"ffn_gate_inp": "mlp.gate", "ffn_gate_shexp": "mlp.shared_expert.gate_proj",
+                     "ffn_up_shexp": "mlp.shared_expert.up_proj", "ffn_down_shexp": "mlp.shared_expert.down_proj",
+                     "ffn_gate_inp_shexp": "mlp.shared_expert_gate"}, "mlp.experts.%d.",
+                    {"ffn_gate_exps": "gate_proj", "ffn_up_exps": "up_proj", "ffn_down_exps": "down_proj"}),
+       "qwen3moe": ({"ffn_gate_inp": "mlp.gate"}, "mlp.experts.%d.",
+                    {"ffn_gate_exps": "gate_proj", "ffn_up_exps": "up_proj", "ffn_down_exps": "down_proj"}),
+       # Phi3MiniModel: the fused projections under attn_qkv and ffn_up (gguf-py's tensor_mapping)
+       "phi3": ({"attn_qkv": "self_attn.qkv_proj", "ffn_up": "mlp.gate_up_proj"}, "", {})}
 
 
-def hf_name(g):
+def hf_name(g, expert=None, arch="llama"):
     stem, suf = g.rsplit(".", 1)
     if stem in GLOBAL:
         return GLOBAL[stem] + "." + suf
     _, n, part = stem.split(".", 2)
-    return "model.layers.%s.%s.%s" % (n, LAYER[part], suf)
+    single, prefix, exps = MOE.get(arch, ({}, "", {}))
+    if part in exps:
+        return "model.layers.%s.%s%s.%s" % (n, prefix % expert, exps[part], suf)
+    return "model.layers.%s.%s.%s" % (n, {**LAYER, **single}[part], suf)
+
+
+def stacked(t):
+    """True for a stacked expert tensor (3-D in the file)."""
+    return len(t.shape) == 3
+
+
+def source_of(t, tensors, arch):
+    """The source tensor(s) of GGUF tensor t as one array: experts stacked in expert order."""
+    if stacked(t):
+        parts = [tensors.get(hf_name(t.name, e, arch)) for e in range(int(t.shape[2]))]
+        return None if any(p is None for p in parts) else np.stack(parts)
+    return tensors.get(hf_name(t.name, None, arch))
 
 
 # convert_hf_to_gguf.py's architecture per model_type (LlamaModel serves llama and mistral)
-ARCH = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3"}
+ARCH = {"llama": "llama", "mistral": "llama", "mixtral": "llama", "qwen2": "qwen2", "qwen3": "qwen3",
+        "qwen2_moe": "qwen2moe", "qwen3_moe": "qwen3moe", "phi3": "phi3"}
 PERMUTED = {"llama"}  # LlamaModel.modify_tensors permutes q/k; Qwen2Model / Qwen3Model do not
 
 
@@ -149,24 +186,52 @@ def check_model(rep, qforge, model, qtype, tmp, method="rtn"):
             rep.check(field(r, key) == want, "%s: %s" % (qtype, key), "%s != %s" % (field(r, key), want))
     else:
         rep.check(field(r, gguf.Keys.Rope.SCALING_TYPE.format(arch=arch)) is None, "%s: no rope scaling keys" % qtype)
+    n_exp = cfg.get("num_local_experts", cfg.get("num_experts", 0))
+    if n_exp:  # the converter's TextModel: expert_count / expert_used_count; Qwen2MoeModel the widths
+        for key, want in ((gguf.Keys.LLM.EXPERT_COUNT, n_exp), (gguf.Keys.LLM.EXPERT_USED_COUNT, cfg["num_experts_per_tok"]),
+                          (gguf.Keys.LLM.EXPERT_FEED_FORWARD_LENGTH, cfg.get("moe_intermediate_size")),
+                          (gguf.Keys.LLM.EXPERT_SHARED_FEED_FORWARD_LENGTH, cfg.get("shared_expert_intermediate_size"))):
+            key = key.format(arch=arch)
+            rep.check(field(r, key) == want, "%s: %s" % (qtype, key), "%s != %s" % (field(r, key), want))
     known = arch_tensor_names(arch)
     bad = sorted(t.name for t in r.tensors if template(t.name) not in known)
     rep.check(not bad, "%s: every tensor name is in gguf-py's MODEL_TENSORS[%s]" % (qtype, arch), ", ".join(bad[:5]))
-    src_shapes = {k: v.shape for k, v in load_dir(model)[0].items()}
+    src_all = load_dir(model)[0]
+    src_shapes = {k: v.shape for k, v in src_all.items()}
     names = {t.name for t in r.tensors}
     rep.check(("output.weight" in names) == ("lm_head.weight" in src_shapes),
               "%s: output.weight written exactly when the source has lm_head (tied: llama.cpp reuses token_embd)" % qtype)
+    ffn = ("ffn_gate_inp", "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps") if n_exp else ("ffn_gate", "ffn_up", "ffn_down")
+    if arch == "qwen2moe":  # llama.cpp's qwen2moe graph needs the shared expert
+        ffn += ("ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp", "ffn_gate_inp_shexp")
+    attn = ("attn_q", "attn_k", "attn_v")
+    if arch == "phi3":  # fused: attn_qkv, and ffn_up holding gate then up
+        attn, ffn = ("attn_qkv",), ("ffn_up", "ffn_down")
+        rp = cfg.get("rope_parameters") or {}
+        head_dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+        for key, want in (("phi3.rope.dimension_count", int(rp.get("partial_rotary_factor", 1.0) * cfg["hidden_size"]) // cfg["num_attention_heads"]),
+                          ("phi3.attention.sliding_window", cfg.get("sliding_window") or 0),
+                          ("phi3.rope.scaling.original_context_length", rp.get("original_max_position_embeddings", cfg.get("original_max_position_embeddings")))):
+            rep.check(field(r, key) == want, "%s: %s (Phi3MiniModel's value)" % (qtype, key), "%s != %s" % (field(r, key), want))
+        rep.check(field(r, "phi3.rope.dimension_count") < head_dim, "%s: partial rotary: fewer rotated dims than head_dim" % qtype)
     want_names = {"token_embd.weight", "output_norm.weight"} | {
         "blk.%d.%s.weight" % (i, p) for i in range(cfg["num_hidden_layers"])
-        for p in ("attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down")}
-    if arch == "qwen3":
+        for p in ("attn_norm", "attn_output", "ffn_norm") + attn + ffn}
+    if arch in ("qwen3", "qwen3moe"):
         want_names |= {"blk.%d.%s.weight" % (i, p) for i in range(cfg["num_hidden_layers"]) for p in ("attn_q_norm", "attn_k_norm")}
-    if arch == "qwen2":
+    if arch in ("qwen2", "qwen2moe"):
         want_names |= {"blk.%d.%s.bias" % (i, p) for i in range(cfg["num_hidden_layers"]) for p in ("attn_q", "attn_k", "attn_v")}
     missing = sorted(want_names - names)
     rep.check(not missing, "%s: the tensors llama.cpp's %s graph loads are all there" % (qtype, arch), ", ".join(missing[:5]))
-    wrong = sorted(t.name for t in r.tensors if tuple(int(x) for x in reversed(t.shape)) != tuple(src_shapes.get(hf_name(t.name), ())))
-    rep.check(not wrong, "%s: every tensor has its source tensor's shape" % qtype, ", ".join(wrong[:5]))
+    def src_shape(t):
+        s = source_of(t, src_all, arch)
+        return () if s is None else s.shape
+    wrong = sorted(t.name for t in r.tensors if tuple(int(x) for x in reversed(t.shape)) != tuple(src_shape(t)))
+    rep.check(not wrong, "%s: every tensor has its source tensor's shape (experts: [n_expert, rows, cols])" % qtype,
+              ", ".join(wrong[:5]))
+    if n_exp:  # llama-quantize and the converter keep routers in F32
+        routers = [t for t in r.tensors if ".ffn_gate_inp" in t.name]
+        rep.check(routers and all(t.tensor_type == T.F32 for t in routers), "%s: ffn_gate_inp tensors are F32" % qtype)
     tokens, types, merges = field(r, "tokenizer.ggml.tokens"), field(r, "tokenizer.ggml.token_type"), field(r, "tokenizer.ggml.merges")
     vocab = tok["model"]["vocab"]
     rep.check(field(r, "tokenizer.ggml.model") == "gpt2", "%s: tokenizer model gpt2" % qtype)
@@ -209,9 +274,9 @@ def check_model(rep, qforge, model, qtype, tmp, method="rtn"):
     n_exact = 0
     worst = {}
     for t in r.tensors:
-        hf = hf_name(t.name)
+        hf = hf_name(t.name, 0 if stacked(t) else None, arch)
         ref = decode(t)
-        q = mine.get(hf)
+        q = source_of(t, mine, arch)
         if not rep.check(q is not None and q.shape == ref.shape, "%s: %s present with shape %s" % (qtype, hf, ref.shape)):
             continue
         part = t.name.split(".")[-2]
@@ -220,7 +285,7 @@ def check_model(rep, qforge, model, qtype, tmp, method="rtn"):
         n_exact += same
         rep.check(same, "%s: %s decodes as gguf-py decodes it" % (qtype, t.name),
                   "max diff %g" % float(np.max(np.abs(ordered - ref))))
-        s = f32(src[hf])
+        s = f32(source_of(t, src, arch))
         if method == "rtn" and t.tensor_type in (T.Q8_0, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.F16, T.BF16, T.F32):  # gguf-py's reference quantizers
             want = gguf.quants.quantize(permute(s, heads[part]) if part in heads else s, t.tensor_type)
             n_bytes_same = np.array_equal(np.asarray(want).view(np.uint8).reshape(-1), np.asarray(t.data).view(np.uint8).reshape(-1))

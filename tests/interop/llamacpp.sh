@@ -5,8 +5,10 @@
 #
 # Usage: sh tests/interop/llamacpp.sh QFORGE_BINARY
 #   check_llamacpp.py: llama.cpp's tokenization of tests/data/eval.txt equals the Hugging Face
-#   tokenizer's ids, and its ppl-512 perplexity on qforge's f16 GGUF of tiny-llama equals
-#   `qforge validate` on the same file within 0.1 % (first $QF_LLAMACPP_WINDOWS windows, 8).
+#   tokenizer's ids, and its ppl-512 perplexity on qforge's f16 GGUF of each mapped family's
+#   fixture (tiny-llama, tiny-tied, tiny-yarn, tiny-moe, tiny-qwen2moe, tiny-qwen3moe, tiny-phi3)
+#   equals `qforge validate` on the same file within 0.1 % (first $QF_LLAMACPP_WINDOWS windows,
+#   8); window 0's logits within 5e-3 of transformers' where the fixture has a reference.
 #   Python: $PYTHON, else build/llamacpp-venv/bin/python when it exists, else python3; it needs
 #   llama_cpp and numpy (tests/interop/requirements-llamacpp.txt).  Without them: a SKIP line
 #   and exit 77.  Prints "N passed, N failed" last; exit 1 when anything failed.

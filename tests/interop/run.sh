@@ -53,9 +53,12 @@ done
 # GGUF: llama.cpp's own Python package reads qforge's files (check_gguf.py)
 if "$py" -c "import gguf" 2>/dev/null; then
     # tiny-llama (llama), tiny-tied (qwen3, tied embeddings, q/k norms), tiny-yarn (qwen2: refused
-    # for its yarn RoPE, then checked as a copy with default RoPE)
+    # for its yarn RoPE, then checked as a copy with default RoPE), tiny-moe (mixtral: llama with
+    # stacked experts), tiny-qwen2moe / tiny-qwen3moe (qwen2moe with its shared expert, qwen3moe),
+    # tiny-phi3 (phi3: fused attn_qkv / ffn_up, partial rotary)
     "$py" "$here/check_gguf.py" "$qforge" "$model" "$root/tests/data/tiny-tied" "$root/tests/data/tiny-yarn" \
-        >"$tmp/gguf.log" 2>&1
+        "$root/tests/data/tiny-moe" "$root/tests/data/tiny-qwen2moe" "$root/tests/data/tiny-qwen3moe" \
+        "$root/tests/data/tiny-phi3" >"$tmp/gguf.log" 2>&1
     grep -v '^[0-9]* passed, [0-9]* failed$' "$tmp/gguf.log"
     echo "== gguf vs gguf-py: $(tail -n 1 "$tmp/gguf.log")"
     counts_add "$tmp/gguf.log"

@@ -81,6 +81,11 @@ typedef struct qf_model_config {
     int n_extra_layers;            /* num_nextn_predict_layers: MTP layers stored after the decoder's
                                     * (model.layers.N..N+extra-1), not run */
     json_t *json;                  /* the whole parsed config.json (owned) */
+    /* qwen3_next: gated DeltaNet (linear attention) layers, and the full layers' output gate */
+    int lin_k_heads, lin_v_heads;  /* linear_num_key_heads, linear_num_value_heads */
+    int lin_k_dim, lin_v_dim;      /* linear_key_head_dim, linear_value_head_dim */
+    int lin_conv;                  /* linear_conv_kernel_dim (the causal depthwise conv's width) */
+    int attn_output_gate;          /* q_proj's rows hold each head's query and then its output gate */
 } qf_model_config;
 
 /* Parse path (a config.json).  Missing or non-integer required fields are QF_ERR_FORMAT
@@ -96,6 +101,13 @@ qf_status qf_config_runnable(const qf_model_config *cfg, qf_error *err);
  * runner does not implement is QF_ERR_UNSUPPORTED (or QF_ERR_FORMAT when malformed) naming path
  * and the key, never full attention in its place. */
 qf_status qf_config_attn_windows(const char *path, const qf_model_config *cfg, int *window, qf_error *err);
+
+/* Which layers are linear attention (qwen3_next's gated DeltaNet): linear[l] = 1 where
+ * layer_types[l] is "linear_attention", 0 where "full_attention"; without layer_types, for
+ * qwen3_next, every full_attention_interval-th layer (default 4) is full, as transformers'
+ * Qwen3NextConfig derives it; other families: all 0.  Any other layer type in a qwen3_next
+ * config is QF_ERR_UNSUPPORTED naming path and the entry.  (config_linear.c) */
+qf_status qf_config_linear_layers(const char *path, const qf_model_config *cfg, int *linear, qf_error *err);
 
 /* Every tensor of ck whose Llama-family name it knows (embeddings, norms, attention and MLP
  * projections, routers, experts, lm_head) has the shape cfg implies, and layer and expert

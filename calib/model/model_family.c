@@ -11,6 +11,9 @@
 
 #include "qf_model.h"
 
+/* Positional rows written before a field existed leave it zero (its "no" value); rows are not
+ * rewritten when a field is appended, so that parallel additions do not touch each other. */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 static const qf_family qf_families[] = {
     /* type          offset sandwich embed fused_qkv fused_gu partial fold sigmoid shared expert */
     {"llama",        0.0f,  0,       0,    0,        0,       0,      1,   0,      NULL},
@@ -32,6 +35,12 @@ static const qf_family qf_families[] = {
      * (mlp.shared_experts, added unscaled).  The fold would also have to scale the shared
      * experts' inputs, which it does not: no fold. */
     {"glm4_moe",     0.0f,  0,       0,    0,        0,       1,      0,   1,      "shared_experts"},
+    /* Qwen3NextRMSNorm: (1 + w) (the DeltaNet's gated norm is x w: loaded without the offset);
+     * Qwen3NextAttention: q_proj's gate; Qwen3NextGatedDeltaNet on linear_attention layers;
+     * Qwen3NextSparseMoeBlock: shared_expert × sigmoid(shared_expert_gate).  No fold into
+     * (1 + w) norms. */
+    {.model_type = "qwen3_next", .norm_offset = 1.0f, .partial_rope = 1, .shared_expert = "shared_expert",
+     .attn_gate = 1, .deltanet = 1},
 };
 
 const qf_family *qf_family_find(const char *model_type)

@@ -26,6 +26,9 @@ void qf_step_ffn_norm(const qf_model *m, const qf_layer *L, const float *h, int6
     qf_rmsnorm_rows(h, L->ffn_norm, n, m->cfg.hidden_size, m->cfg.rms_norm_eps, xn);
 }
 
+static qf_status qf_attn_core_qkv(const qf_model *m, const qf_layer *L, int64_t n, int64_t seqlen, float *q, float *k,
+                                  float *v, float *att, qf_error *err);
+
 qf_status qf_step_attn_core(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, int64_t seqlen,
                             float *q, float *k, float *v, float *att, qf_error *err)
 {
@@ -35,6 +38,19 @@ qf_status qf_step_attn_core(const qf_model *m, const qf_layer *L, const float *x
     if (n > 0 && (seqlen <= 0 || n % seqlen))
         return qf_fail(err, QF_ERR_USAGE, "attention: %lld rows are not whole samples of %lld tokens", (long long)n,
                        (long long)seqlen);
+    if (L->linear_attn) return qf_deltanet_core(m, L, xn, n, seqlen, att, err); /* qwen3_next (model_deltanet.c) */
+    if (m->fam->attn_gate) { /* qwen3_next: q_proj gives the query and the output gate */
+        float *gate = malloc((size_t)(n * qd) * sizeof(float));
+        if (!gate)
+            return qf_fail(err, QF_ERR_NOMEM, "%s: out of memory for %lld tokens", L->q.name, (long long)n);
+        qf_status st = qf_attn_gate_split(m, L, xn, n, q, gate, err);
+        if (!st) st = qf_linear_forward(&L->k, xn, n, k, obs, err);
+        if (!st) st = qf_linear_forward(&L->v, xn, n, v, obs, err);
+        if (!st) st = qf_attn_core_qkv(m, L, n, seqlen, q, k, v, att, err);
+        if (!st) qf_attn_gate_apply(m, att, gate, n);
+        free(gate);
+        return st;
+    }
     if (m->fam->fused_qkv) { /* phi3: one product, its rows split into q | k | v */
         const int64_t w = qd + 2 * kvd;
         float *qkv = malloc((size_t)(n * w) * sizeof(float));
@@ -52,6 +68,15 @@ qf_status qf_step_attn_core(const qf_model *m, const qf_layer *L, const float *x
         QF_TRY(qf_linear_forward(&L->k, xn, n, k, obs, err));
         QF_TRY(qf_linear_forward(&L->v, xn, n, v, obs, err));
     }
+    return qf_attn_core_qkv(m, L, n, seqlen, q, k, v, att, err);
+}
+
+/* The attention core after the projections: qk-norm, RoPE and causal attention per sample. */
+static qf_status qf_attn_core_qkv(const qf_model *m, const qf_layer *L, int64_t n, int64_t seqlen, float *q, float *k,
+                                  float *v, float *att, qf_error *err)
+{
+    const qf_model_config *c = &m->cfg;
+    const int64_t qd = (int64_t)c->n_heads * c->head_dim, kvd = (int64_t)c->n_kv_heads * c->head_dim;
     if (L->q_norm) { /* qwen3, gemma3: per-head RMSNorm of q and k before RoPE */
         qf_rmsnorm_rows(q, L->q_norm, n * c->n_heads, c->head_dim, c->rms_norm_eps, q);
         qf_rmsnorm_rows(k, L->k_norm, n * c->n_kv_heads, c->head_dim, c->rms_norm_eps, k);

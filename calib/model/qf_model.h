@@ -18,6 +18,9 @@
  *   glm4_moe           dense first layers, then MoE: sigmoid routing with a score-correction
  *                      bias over grouped experts, routed_scaling_factor, shared experts;
  *                      partial rotary, optional q/k norms, q/k/v biases
+ *   qwen3_next         gated DeltaNet linear-attention layers (model_deltanet.c) between gated
+ *                      full-attention layers (output × sigmoid(gate)), (1 + w) norms, q/k
+ *                      norms, partial rotary, MoE with a sigmoid-gated shared expert
  * What a family adds to the Llama layer is one row of the family table (qf_family,
  * model_family.c); the steps read the row, never the model_type.
  * Routing: softmax over the router logits (float32), top-k, renormalised when norm_topk_prob
@@ -54,9 +57,16 @@ typedef struct qf_model_options {
     int act_quant;        /* 1 (default): emulate activation quantization of packed Linears; 0: off */
     int moe_force_expert; /* -1 (default): route normally; e >= 0: every token uses expert e alone
                            * with weight 1 (a test / debugging knob) */
+    unsigned ablate;      /* 0 (default); QF_ABLATE_* bits switch one feature off, so a test can show
+                           * that its check sees a runner without it (a test knob) */
 } qf_model_options;
 
-/* act_quant = 1, moe_force_expert = -1. */
+#define QF_ABLATE_ATTN_GATE 1u /* qwen3_next: attention output not multiplied by sigmoid(gate) */
+#define QF_ABLATE_CONV 2u      /* gated DeltaNet: no causal conv1d (SiLU kept) */
+#define QF_ABLATE_BETA 4u      /* gated DeltaNet: beta = 1 instead of sigmoid(b) */
+#define QF_ABLATE_DECAY 8u     /* gated DeltaNet: g = 0 (no decay of the state) */
+
+/* act_quant = 1, moe_force_expert = -1, ablate = 0. */
 void qf_model_options_default(qf_model_options *opt);
 
 /* What a model_type's decoder layer adds to the Llama layer (one row of model_family.c). */
@@ -76,6 +86,9 @@ typedef struct qf_family {
                                 * routed_scaling_factor (else softmax top-k) */
     const char *shared_expert; /* the shared expert's module under mlp ("shared_expert"; GLM:
                                 * "shared_experts", without a sigmoid gate); NULL: none */
+    int attn_gate;      /* Qwen3-Next: q_proj = per head [query; gate], output × sigmoid(gate) before o_proj */
+    int deltanet;       /* Qwen3-Next: layer_types' linear_attention layers are gated DeltaNet
+                         * (linear_attn.*, model_deltanet.c) */
 } qf_family;
 
 /* The row of model_type, NULL when the runner does not know it. */
@@ -111,6 +124,13 @@ typedef struct qf_layer {
     int has_shared;
     qf_linear sh_gate, sh_up, sh_down; /* shared expert (qwen2_moe) */
     qf_linear sh_router;     /* shared_expert_gate (1, hidden): output scaled by sigmoid of it (empty: unscaled, GLM) */
+    /* gated DeltaNet (linear_attn == 1, Qwen3-Next's linear_attention layers): q holds
+     * in_proj_qkvz, k in_proj_ba, o out_proj; v is empty; no q_norm / k_norm, no RoPE */
+    int linear_attn;
+    float *conv_w;           /* (2 key_dim + value_dim, lin_conv) fp32, owned: conv1d.weight */
+    float *neg_a;            /* (lin_v_heads) fp32, owned: -exp(A_log) */
+    float *dt_bias;          /* (lin_v_heads) fp32, owned */
+    float *gnorm;            /* (lin_v_dim) fp32, owned: the gated RMSNorm's weight (x w, no offset) */
 } qf_layer;
 
 typedef struct qf_model {

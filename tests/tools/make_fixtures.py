@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """make_fixtures.py - build tests/data/tiny-tied, tiny-swa, tiny-yarn, tiny-gemma3, tiny-phi3 and
-tiny-glm4moe, tiny-qwen3next with Hugging Face transformers, and their independent reference numbers.
+tiny-glm4moe, tiny-qwen3next, tiny-qwen35moe with Hugging Face transformers, and their independent reference numbers.
 
 Pinned (the versions the committed files were made with; other versions may differ in the
 last bits of the random init, not in the protocol):
@@ -145,6 +145,23 @@ FIXTURES = {
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.25},
             bos_token_id=0, eos_token_id=0, pad_token_id=0),
         seed=1307, shard="5MB", sharpen=False, norm_offset=1.0,
+        plain_norms=("linear_attn.norm.weight",), deltanet=True),
+    # Qwen3.5-MoE text (qwen3_5_moe_text): Qwen3-Next's layer with the DeltaNet's four separate
+    # projections (in_proj_qkv, in_proj_z, in_proj_b, in_proj_a), every layer MoE, top-k weights
+    # always renormalised; layers L L L F.
+    "tiny-qwen35moe": dict(
+        cls="Qwen3_5MoeForCausalLM",
+        config=transformers.Qwen3_5MoeTextConfig(
+            vocab_size=8192, hidden_size=128, num_hidden_layers=4,
+            num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=2048,
+            rms_norm_eps=1e-6, tie_word_embeddings=False, initializer_range=0.1,
+            linear_num_key_heads=2, linear_num_value_heads=4, linear_key_head_dim=32,
+            linear_value_head_dim=32, linear_conv_kernel_dim=4, num_experts=8, num_experts_per_tok=2,
+            moe_intermediate_size=128, shared_expert_intermediate_size=128,
+            layer_types=["linear_attention", "linear_attention", "linear_attention", "full_attention"],
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.25},
+            bos_token_id=0, eos_token_id=0, pad_token_id=0),
+        seed=1308, shard="5MB", sharpen=False, norm_offset=1.0,
         plain_norms=("linear_attn.norm.weight",), deltanet=True),
 }
 

@@ -1,7 +1,7 @@
 /* config_linear.c - which layers are linear attention (qf_config.h, qf_config_linear_layers).
  *
  * Qwen3-Next alternates gated DeltaNet layers ("linear_attention") with gated full attention
- * ("full_attention").  transformers 5.23's Qwen3NextConfig saves the list as layer_types; a
+ * ("full_attention"), and so does Qwen3.5-MoE.  transformers 5.23's Qwen3NextConfig saves the list as layer_types; a
  * config without it has full_attention_interval (default 4): layer l is full when (l + 1) is a
  * multiple of it.  A name the runner does not implement is refused, never run as another kind.
  */
@@ -13,7 +13,7 @@
 qf_status qf_config_linear_layers(const char *path, const qf_model_config *c, int *linear, qf_error *err)
 {
     for (int l = 0; l < c->n_layers; l++) linear[l] = 0;
-    if (strcmp(c->model_type, "qwen3_next") != 0) return QF_OK;
+    if (strcmp(c->model_type, "qwen3_next") != 0 && strcmp(c->model_type, "qwen3_5_moe_text") != 0) return QF_OK;
     json_t *o = json_object_get(c->json, "text_config");
     if (!json_is_object(o)) o = c->json;
     json_t *types = json_object_get(o, "layer_types");
@@ -26,7 +26,7 @@ qf_status qf_config_linear_layers(const char *path, const qf_model_config *c, in
             if (t && strcmp(t, "linear_attention") == 0) linear[l] = 1;
             else if (!t || strcmp(t, "full_attention") != 0)
                 return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: layer_types[%d] is '%.40s'; the runner implements "
-                               "linear_attention and full_attention for qwen3_next", path, l, t ? t : "(not a string)");
+                               "linear_attention and full_attention for %s", path, l, t ? t : "(not a string)", c->model_type);
         }
         return QF_OK;
     }

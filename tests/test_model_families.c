@@ -436,6 +436,43 @@ static void test_tiny_qwen3next(void **state)
     fixture_close(&f);
 }
 
+/* tiny-qwen35moe: Qwen3_5MoeForCausalLM (text): Qwen3-Next's layers (L L L F) with the DeltaNet's
+ * four separate projections (in_proj_qkv flat [q | k | v], in_proj_z, in_proj_b, in_proj_a),
+ * every layer MoE, top-k weights always renormalised (no norm_topk_prob key in its config).
+ * Then the renormalisation, the decay and beta (read from in_proj_a / in_proj_b) are switched off. */
+static void test_tiny_qwen35moe(void **state)
+{
+    (void)state;
+    fixture f;
+    check_fixture("tiny-qwen35moe", &f);
+    qf_model *m = f.m;
+    for (int l = 0; l < 4; l++) {
+        assert_int_equal(m->layers[l].linear_attn, l < 3);
+        assert_int_equal(m->layers[l].is_moe, 1);
+        assert_int_equal(m->layers[l].has_shared, 1);
+    }
+    assert_int_equal(m->layers[0].q.rows, 2 * 2 * 32 + 4 * 32); /* in_proj_qkv */
+    assert_int_equal(m->layers[0].k.rows, 4 * 32);              /* in_proj_z */
+    assert_int_equal(m->layers[0].v.rows, 4);                   /* in_proj_b */
+    assert_int_equal(m->layers[0].in_a.rows, 4);                /* in_proj_a */
+    assert_int_equal(m->layers[3].in_a.kind, 0);
+    assert_int_equal(m->cfg.norm_topk_prob, 1);
+    double lerr = 0;
+    printf("tiny-qwen35moe with one feature switched off:\n");
+    m->cfg.norm_topk_prob = 0;
+    broken_ppl(&f, "top-k weights not renormalised", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->cfg.norm_topk_prob = 1;
+    m->opt.ablate = QF_ABLATE_DECAY;
+    broken_ppl(&f, "DeltaNet without decay (in_proj_a unused)", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->opt.ablate = QF_ABLATE_BETA;
+    broken_ppl(&f, "DeltaNet with beta = 1 (in_proj_b unused)", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->opt.ablate = 0;
+    fixture_close(&f);
+}
+
 /* YaRN keys as transformers reads them: factor from max / original when null, attention
  * factor from mscale / mscale_all_dim (DeepSeek-V3's spelling), defaults for the betas. */
 static void test_yarn_config(void **state)
@@ -698,6 +735,7 @@ int main(void)
         cmocka_unit_test(test_yarn_config),
         cmocka_unit_test(test_family_configs),
         cmocka_unit_test(test_tiny_qwen3next),
+        cmocka_unit_test(test_tiny_qwen35moe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,8 @@
  * linear_attention layers (qf_deltanet_core, called by qf_step_attn_core), and its gated
  * full attention's output gate (qf_attn_gate_split / qf_attn_gate_apply).
  *
+ * Qwen3.5-MoE (Qwen3_5MoeGatedDeltaNet) computes the same from four separate projections:
+ * in_proj_qkv (already [q | k | v]), in_proj_z, in_proj_b, in_proj_a (qf_deltanet_split_in).
  * The facts are transformers 5.23's Qwen3NextGatedDeltaNet with its torch fallbacks
  * (causal_conv1d_fn, torch_chunk_gated_delta_rule, Qwen3NextRMSNormGated).  Per token, with
  * nk key heads of dk, nv value heads of dv, r = nv / nk:
@@ -119,13 +121,60 @@ static void qf_deltanet_conv(const qf_model *m, const qf_layer *L, const float *
     }
 }
 
-qf_status qf_deltanet_core(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, int64_t seqlen,
-                           float *att, qf_error *err)
+/* beta[h] = sigmoid(b), g[h] = -exp(A_log) softplus(a + dt_bias) of value head h. */
+static void qf_beta_g(const qf_model *m, const qf_layer *L, int h, float b, float a, float *beta, float *g)
+{
+    beta[h] = m->opt.ablate & QF_ABLATE_BETA ? 1.0f : qf_sigmoidf(b);
+    g[h] = m->opt.ablate & QF_ABLATE_DECAY ? 0.0f : L->neg_a[h] * qf_softplusf(a + L->dt_bias[h]);
+}
+
+/* Qwen3.5's four projections: in_proj_qkv is already [q | k | v] (n, cd), in_proj_z z (n, vd),
+ * in_proj_b / in_proj_a one value per value head; ba (n, 2 nv) is work. */
+static qf_status qf_deltanet_split_in(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, float *mix,
+                                      float *z, float *beta, float *g, float *ba, qf_error *err)
+{
+    const int nv = m->cfg.lin_v_heads;
+    float *a = ba + n * nv;
+    QF_TRY(qf_linear_forward(&L->q, xn, n, mix, &m->observer, err));
+    QF_TRY(qf_linear_forward(&L->k, xn, n, z, &m->observer, err));
+    QF_TRY(qf_linear_forward(&L->v, xn, n, ba, &m->observer, err));
+    QF_TRY(qf_linear_forward(&L->in_a, xn, n, a, &m->observer, err));
+    for (int64_t t = 0; t < n; t++)
+        for (int h = 0; h < nv; h++) qf_beta_g(m, L, h, ba[t * nv + h], a[t * nv + h], beta + t * nv, g + t * nv);
+    return QF_OK;
+}
+
+/* Qwen3-Next's two projections, head-grouped (fix_query_key_value_ordering): key head gi's rows
+ * of in_proj_qkvz are [q | k | v (r heads) | z (r heads)], of in_proj_ba [b (r) | a (r)];
+ * qkvz (n, 2 kd + 2 vd) and ba (n, 2 nv) are work.  -> mix [q | k | v] (n, cd), z, beta, g. */
+static qf_status qf_deltanet_grouped_in(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, float *qkvz,
+                                        float *ba, float *mix, float *z, float *beta, float *g, qf_error *err)
 {
     const qf_model_config *c = &m->cfg;
     const int nk = c->lin_k_heads, nv = c->lin_v_heads, dk = c->lin_k_dim, dv = c->lin_v_dim, r = nv / nk;
     const int64_t kd = (int64_t)nk * dk, vd = (int64_t)nv * dv, cd = 2 * kd + vd, W = 2 * kd + 2 * vd;
     const int64_t grp = 2 * (int64_t)dk + 2 * (int64_t)r * dv; /* in_proj_qkvz rows per key head */
+    QF_TRY(qf_linear_forward(&L->q, xn, n, qkvz, &m->observer, err));
+    QF_TRY(qf_linear_forward(&L->k, xn, n, ba, &m->observer, err));
+    for (int64_t t = 0; t < n; t++)
+        for (int gi = 0; gi < nk; gi++) {
+            const float *src = qkvz + t * W + gi * grp, *bg = ba + t * 2 * nv + (int64_t)gi * 2 * r;
+            float *dst = mix + t * cd;
+            memcpy(dst + (int64_t)gi * dk, src, (size_t)dk * sizeof(float));
+            memcpy(dst + kd + (int64_t)gi * dk, src + dk, (size_t)dk * sizeof(float));
+            memcpy(dst + 2 * kd + (int64_t)gi * r * dv, src + 2 * dk, (size_t)r * (size_t)dv * sizeof(float));
+            memcpy(z + t * vd + (int64_t)gi * r * dv, src + 2 * dk + (int64_t)r * dv, (size_t)r * (size_t)dv * sizeof(float));
+            for (int j = 0; j < r; j++) qf_beta_g(m, L, gi * r + j, bg[j], bg[r + j], beta + t * nv, g + t * nv);
+        }
+    return QF_OK;
+}
+
+qf_status qf_deltanet_core(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, int64_t seqlen,
+                           float *att, qf_error *err)
+{
+    const qf_model_config *c = &m->cfg;
+    const int nk = c->lin_k_heads, nv = c->lin_v_heads, dk = c->lin_k_dim, dv = c->lin_v_dim;
+    const int64_t kd = (int64_t)nk * dk, vd = (int64_t)nv * dv, cd = 2 * kd + vd, W = 2 * kd + 2 * vd;
     if (n > 0 && (seqlen <= 0 || n % seqlen))
         return qf_fail(err, QF_ERR_USAGE, "linear attention: %lld rows are not whole samples of %lld tokens",
                        (long long)n, (long long)seqlen);
@@ -138,25 +187,9 @@ qf_status qf_deltanet_core(const qf_model *m, const qf_layer *L, const float *xn
         st = qf_fail(err, QF_ERR_NOMEM, "%s: out of memory for %lld tokens", L->q.name, (long long)n);
         goto done;
     }
-    st = qf_linear_forward(&L->q, xn, n, qkvz, &m->observer, err);
-    if (!st) st = qf_linear_forward(&L->k, xn, n, ba, &m->observer, err);
+    st = m->fam->deltanet_split ? qf_deltanet_split_in(m, L, xn, n, mix, z, beta, g, ba, err)
+                                : qf_deltanet_grouped_in(m, L, xn, n, qkvz, ba, mix, z, beta, g, err);
     if (st) goto done;
-    /* fix_query_key_value_ordering: key head gi's rows -> [q | k | v] channels, z, b, a */
-    for (int64_t t = 0; t < n; t++)
-        for (int gi = 0; gi < nk; gi++) {
-            const float *src = qkvz + t * W + gi * grp, *bg = ba + t * 2 * nv + (int64_t)gi * 2 * r;
-            float *dst = mix + t * cd;
-            memcpy(dst + (int64_t)gi * dk, src, (size_t)dk * sizeof(float));
-            memcpy(dst + kd + (int64_t)gi * dk, src + dk, (size_t)dk * sizeof(float));
-            memcpy(dst + 2 * kd + (int64_t)gi * r * dv, src + 2 * dk, (size_t)r * (size_t)dv * sizeof(float));
-            memcpy(z + t * vd + (int64_t)gi * r * dv, src + 2 * dk + (int64_t)r * dv, (size_t)r * (size_t)dv * sizeof(float));
-            for (int j = 0; j < r; j++) {
-                const int h = gi * r + j;
-                const float b = bg[j], a = bg[r + j];
-                beta[t * nv + h] = m->opt.ablate & QF_ABLATE_BETA ? 1.0f : qf_sigmoidf(b);
-                g[t * nv + h] = m->opt.ablate & QF_ABLATE_DECAY ? 0.0f : L->neg_a[h] * qf_softplusf(a + L->dt_bias[h]);
-            }
-        }
     qf_deltanet_conv(m, L, mix, n, seqlen, conv);
     /* the recurrence: one work item per (sample, value head) */
     const int64_t items = n / seqlen * nv;

@@ -41,6 +41,10 @@ static const qf_family qf_families[] = {
      * (1 + w) norms. */
     {.model_type = "qwen3_next", .norm_offset = 1.0f, .partial_rope = 1, .shared_expert = "shared_expert",
      .attn_gate = 1, .deltanet = 1},
+    /* Qwen3_5MoeGatedDeltaNet: in_proj_qkv / in_proj_z / in_proj_b / in_proj_a; otherwise
+     * Qwen3-Next's layer (its interleaved MRoPE is plain RoPE for text positions) */
+    {.model_type = "qwen3_5_moe_text", .norm_offset = 1.0f, .partial_rope = 1, .shared_expert = "shared_expert",
+     .attn_gate = 1, .deltanet = 1, .deltanet_split = 1},
 };
 
 const qf_family *qf_family_find(const char *model_type)

@@ -153,8 +153,15 @@ static qf_status qf_load_deltanet(qf_load_ctx *c, const qf_model_config *cfg, in
     const int64_t hid = cfg->hidden_size, nv = cfg->lin_v_heads;
     const int64_t kd = (int64_t)cfg->lin_k_heads * cfg->lin_k_dim, vd = nv * cfg->lin_v_dim;
     char name[QF_LINEAR_NAME_MAX];
-    QF_TRY(qf_lin(c, &L->q, l, -1, 2 * kd + 2 * vd, hid, -1, "model.layers.%d.linear_attn.in_proj_qkvz", l));
-    QF_TRY(qf_lin(c, &L->k, l, -1, 2 * nv, hid, -1, "model.layers.%d.linear_attn.in_proj_ba", l));
+    if (c->fam->deltanet_split) { /* Qwen3.5 */
+        QF_TRY(qf_lin(c, &L->q, l, -1, 2 * kd + vd, hid, -1, "model.layers.%d.linear_attn.in_proj_qkv", l));
+        QF_TRY(qf_lin(c, &L->k, l, -1, vd, hid, -1, "model.layers.%d.linear_attn.in_proj_z", l));
+        QF_TRY(qf_lin(c, &L->v, l, -1, nv, hid, -1, "model.layers.%d.linear_attn.in_proj_b", l));
+        QF_TRY(qf_lin(c, &L->in_a, l, -1, nv, hid, -1, "model.layers.%d.linear_attn.in_proj_a", l));
+    } else {
+        QF_TRY(qf_lin(c, &L->q, l, -1, 2 * kd + 2 * vd, hid, -1, "model.layers.%d.linear_attn.in_proj_qkvz", l));
+        QF_TRY(qf_lin(c, &L->k, l, -1, 2 * nv, hid, -1, "model.layers.%d.linear_attn.in_proj_ba", l));
+    }
     QF_TRY(qf_lin(c, &L->o, l, -1, hid, vd, -1, "model.layers.%d.linear_attn.out_proj", l));
     snprintf(name, sizeof name, "model.layers.%d.linear_attn.conv1d.weight", l);
     QF_TRY(qf_load_vec_off(c->ck, name, (2 * kd + vd) * cfg->lin_conv, 0.0f, &L->conv_w, c->err));
@@ -250,6 +257,7 @@ static void qf_layer_free(qf_layer *L, int n_experts)
     free(L->neg_a);
     free(L->dt_bias);
     free(L->gnorm);
+    qf_linear_free(&L->in_a);
 }
 
 void qf_model_free(qf_model *m)
@@ -282,6 +290,7 @@ int qf_model_linears(qf_model *m, qf_linear **out, int cap)
         QF_ADD(&L->q);
         QF_ADD(&L->k);
         QF_ADD(&L->v);
+        QF_ADD(&L->in_a);
         QF_ADD(&L->o);
         QF_ADD(&L->gate);
         QF_ADD(&L->up);

@@ -21,6 +21,8 @@
  *   qwen3_next         gated DeltaNet linear-attention layers (model_deltanet.c) between gated
  *                      full-attention layers (output × sigmoid(gate)), (1 + w) norms, q/k
  *                      norms, partial rotary, MoE with a sigmoid-gated shared expert
+ *   qwen3_5_moe_text   the same with the DeltaNet's four separate projections (in_proj_qkv, _z,
+ *                      _b, _a) and top-k weights always renormalised
  * What a family adds to the Llama layer is one row of the family table (qf_family,
  * model_family.c); the steps read the row, never the model_type.
  * Routing: softmax over the router logits (float32), top-k, renormalised when norm_topk_prob
@@ -89,6 +91,8 @@ typedef struct qf_family {
     int attn_gate;      /* Qwen3-Next: q_proj = per head [query; gate], output × sigmoid(gate) before o_proj */
     int deltanet;       /* Qwen3-Next: layer_types' linear_attention layers are gated DeltaNet
                          * (linear_attn.*, model_deltanet.c) */
+    int deltanet_split; /* Qwen3.5: the DeltaNet's projections are in_proj_qkv (flat [q | k | v]),
+                         * in_proj_z, in_proj_b, in_proj_a instead of head-grouped in_proj_qkvz / _ba */
 } qf_family;
 
 /* The row of model_type, NULL when the runner does not know it. */
@@ -131,6 +135,8 @@ typedef struct qf_layer {
     float *neg_a;            /* (lin_v_heads) fp32, owned: -exp(A_log) */
     float *dt_bias;          /* (lin_v_heads) fp32, owned */
     float *gnorm;            /* (lin_v_dim) fp32, owned: the gated RMSNorm's weight (x w, no offset) */
+    /* deltanet_split (Qwen3.5): q holds in_proj_qkv, k in_proj_z, v in_proj_b and in_a in_proj_a */
+    qf_linear in_a;
 } qf_layer;
 
 typedef struct qf_model {
@@ -192,7 +198,7 @@ float qf_rope_cos_scale(const qf_model_config *cfg);
 /* c[i] = cos(p · inv_freq[i]) · scale, s[i] likewise, for i < half (float32, as transformers). */
 void qf_rope_cos_sin(const float *inv_freq, int64_t half, int64_t p, float scale, float *c, float *s);
 
-/* Pointers to every Linear of m, in order: per layer q k v o, then gate up down or router,
+/* Pointers to every Linear of m, in order: per layer q k v (in_a) o, then gate up down or router,
  * experts (gate up down per expert), shared expert (gate up down, its sigmoid gate); last
  * lm_head.  Writes at most cap pointers (out may be NULL when cap is 0); returns the count. */
 int qf_model_linears(qf_model *m, qf_linear **out, int cap);

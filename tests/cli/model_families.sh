@@ -2,14 +2,15 @@
 # embeddings, no lm_head tensor), tiny-swa (mistral, sliding_window 128), tiny-yarn (qwen2,
 # q/k/v biases, YaRN RoPE scaling), tiny-gemma3 (gemma3_text), tiny-phi3 (phi3, fused
 # projections, partial rotary), tiny-glm4moe (glm4_moe: sigmoid grouped routing, shared expert) and
-# tiny-qwen3next (qwen3_next: gated DeltaNet + gated attention, MoE + gated shared expert).  `validate` must
+# tiny-qwen3next (qwen3_next: gated DeltaNet + gated attention, MoE + gated shared expert) and tiny-qwen35moe
+# (qwen3_5_moe_text: the same with four DeltaNet projections).  `validate` must
 # reproduce transformers' PPL through the CLI (tokenizer included), every RTN scheme must
 # convert, verify and validate, and `inspect` must say why it could not use a config.json.
 . tests/cli/lib.sh
 # rel_within A B TOL: |A/B - 1| <= TOL
 rel_within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a / b - 1; if (d < 0) d = -d; exit !(b > 0 && d <= t) }'; }
 json_num() { sed -n "s/.*\"$1\": *\([-0-9.eE+]*\).*/\1/p" "$2" | head -n 1; }
-for model in tiny-tied tiny-swa tiny-yarn tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-qwen3next; do
+for model in tiny-tied tiny-swa tiny-yarn tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-qwen3next tiny-qwen35moe; do
     ref=$(json_num ppl tests/data/$model.reference.json)
     n=$(json_num windows tests/data/$model.reference.json)
     expect_exit 0 "validate $model, $n windows" -- "$QFORGE" validate --base tests/data/$model \
@@ -47,7 +48,7 @@ cmp -s "$T/g1/model.safetensors" "$T/g2/model.safetensors" && bad "calibration i
 # KLD, as on the Llama fixtures (docs/bench.md has the default-sample figures; 32 samples here),
 # and every expert of the MoE fixture must have seen calibration tokens
 kld_of() { sed -n 's/.*"mean_kld": *\([-0-9.eE+]*\).*/\1/p' "$T/stdout" | head -n 1; }
-for model in tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-qwen3next; do
+for model in tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-qwen3next tiny-qwen35moe; do
     expect_exit 0 "gptq $model" -- "$QFORGE" convert tests/data/$model -o "$T/$model-gptq" --scheme w4a16 \
         --method gptq --calib-samples 32 -q
     expect_exit 0 "verify gptq $model" -- "$QFORGE" verify "$T/$model-gptq" -q
@@ -59,15 +60,16 @@ for model in tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-qwen3next; do
     kr=$(kld_of)
     awk -v g="$kg" -v r="$kr" 'BEGIN { exit !(g > 0 && r > 0 && g < r) }' &&
         ok "$model w4a16: GPTQ mean KLD $kg < RTN $kr" || bad "$model w4a16: GPTQ mean KLD '$kg' not below RTN '$kr'"
-    if [ $model = tiny-glm4moe ] || [ $model = tiny-qwen3next ]; then
-        moe_layers=2; [ $model = tiny-qwen3next ] && moe_layers=3
+    if [ $model = tiny-glm4moe ] || [ $model = tiny-qwen3next ] || [ $model = tiny-qwen35moe ]; then
+        moe_layers=2; [ $model = tiny-qwen3next ] && moe_layers=3; [ $model = tiny-qwen35moe ] && moe_layers=4
         counts=$(tr -d ' \n' <"$T/$model-gptq/qforge.manifest.json" | grep -o '"routed_tokens_per_expert":\[[0-9,]*\]')
         [ "$(echo "$counts" | wc -l)" = $moe_layers ] && ! echo "$counts" | grep -q '[[,]0[],]' &&
             ok "$model: every expert of all $moe_layers MoE layers saw calibration tokens" ||
             bad "$model: routed_tokens_per_expert: '$counts'"
     fi
     # calibration quantizes exactly the Linears RTN does (qwen3_next: the DeltaNet's in_proj_qkvz,
-    # in_proj_ba and out_proj included, conv1d / A_log / dt_bias / norms dense in both)
+    # in_proj_ba and out_proj included; qwen3_5_moe_text: in_proj_qkv, _z, _b, _a; conv1d / A_log /
+    # dt_bias / norms dense in both)
     packed() { tr -d ' \n' <"$1/qforge.manifest.json" | grep -o '"name":"[^"]*\.weight_packed"' | sort; }
     [ -n "$(packed "$T/$model-gptq")" ] && [ "$(packed "$T/$model-gptq")" = "$(packed "$T/$model-w4a16")" ] &&
         ok "$model: GPTQ quantizes the same $(packed "$T/$model-gptq" | wc -l) Linears as RTN" ||

@@ -1,7 +1,8 @@
 /* qf_config.h - a model's config.json, as the runner and the converter need it.
  *
  * Owns the parsed hyper-parameters of the Llama family as hub checkpoints spell them:
- * llama, mistral, qwen2 (qkv bias), qwen3 (q/k RMSNorm), mixtral, qwen2_moe / qwen3_moe.
+ * llama, mistral, qwen2 (qkv bias), qwen3 (q/k RMSNorm), mixtral, qwen2_moe / qwen3_moe, and
+ * the keys the runner's other families add (gemma3_text, glm4_moe, qwen3_next / qwen3_5_moe_text).
  * Accepts both RoPE spellings: top-level rope_theta + rope_scaling (older transformers) and
  * rope_parameters {rope_theta, rope_type, factor, ...} (transformers 5).  The raw JSON is
  * kept (json, owned) so writers can copy the config with a quantization_config added.

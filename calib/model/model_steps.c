@@ -7,7 +7,8 @@
  * (qf_family), never by the caller: qk-norm when the layer has q_norm / k_norm (qwen3,
  * gemma3), q/k/v bias inside the Linears (qwen2), fused qkv_proj / gate_up_proj (phi3), the
  * layer's sliding window and RoPE tables (model_rope.c: scaling, partial rotary, Gemma's
- * local base), Gemma's post-norms before each residual add, the FFN activation.
+ * local base), Gemma's post-norms before each residual add, the FFN activation, Qwen3-Next's
+ * output gate and DeltaNet layers (model_deltanet.c).
  * (1 + w) norms need nothing here: the loader stores 1 + w.
  */
 #include <stdlib.h>

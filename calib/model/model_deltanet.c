@@ -169,30 +169,18 @@ static qf_status qf_deltanet_grouped_in(const qf_model *m, const qf_layer *L, co
     return QF_OK;
 }
 
-qf_status qf_deltanet_core(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, int64_t seqlen,
-                           float *att, qf_error *err)
+/* One sample of T tokens: xn (T, C) -> att (T, nv dv); the other pointers are work for T tokens. */
+static qf_status qf_deltanet_sample(const qf_model *m, const qf_layer *L, const float *xn, int64_t T, float *att,
+                                    float *qkvz, float *ba, float *mix, float *conv, float *z, float *core, float *beta,
+                                    float *g, qf_error *err)
 {
     const qf_model_config *c = &m->cfg;
-    const int nk = c->lin_k_heads, nv = c->lin_v_heads, dk = c->lin_k_dim, dv = c->lin_v_dim;
-    const int64_t kd = (int64_t)nk * dk, vd = (int64_t)nv * dv, cd = 2 * kd + vd, W = 2 * kd + 2 * vd;
-    if (n > 0 && (seqlen <= 0 || n % seqlen))
-        return qf_fail(err, QF_ERR_USAGE, "linear attention: %lld rows are not whole samples of %lld tokens",
-                       (long long)n, (long long)seqlen);
-    float *qkvz = malloc((size_t)(n * W) * sizeof(float)), *ba = malloc((size_t)(n * 2 * nv) * sizeof(float));
-    float *mix = malloc((size_t)(n * cd) * sizeof(float)), *conv = malloc((size_t)(n * cd) * sizeof(float));
-    float *z = malloc((size_t)(n * vd) * sizeof(float)), *core = malloc((size_t)(n * vd) * sizeof(float));
-    float *beta = malloc((size_t)(n * nv) * sizeof(float)), *g = malloc((size_t)(n * nv) * sizeof(float));
-    qf_status st = QF_OK;
-    if (!qkvz || !ba || !mix || !conv || !z || !core || !beta || !g) {
-        st = qf_fail(err, QF_ERR_NOMEM, "%s: out of memory for %lld tokens", L->q.name, (long long)n);
-        goto done;
-    }
-    st = m->fam->deltanet_split ? qf_deltanet_split_in(m, L, xn, n, mix, z, beta, g, ba, err)
-                                : qf_deltanet_grouped_in(m, L, xn, n, qkvz, ba, mix, z, beta, g, err);
-    if (st) goto done;
-    qf_deltanet_conv(m, L, mix, n, seqlen, conv);
-    /* the recurrence: one work item per (sample, value head) */
-    const int64_t items = n / seqlen * nv;
+    const int nv = c->lin_v_heads, dk = c->lin_k_dim, dv = c->lin_v_dim;
+    const int64_t vd = (int64_t)nv * dv;
+    QF_TRY(m->fam->deltanet_split ? qf_deltanet_split_in(m, L, xn, T, mix, z, beta, g, ba, err)
+                                  : qf_deltanet_grouped_in(m, L, xn, T, qkvz, ba, mix, z, beta, g, err));
+    qf_deltanet_conv(m, L, mix, T, T, conv);
+    /* the recurrence: one work item per value head */
     int failed = 0;
 #pragma omp parallel
     {
@@ -203,22 +191,15 @@ qf_status qf_deltanet_core(const qf_model *m, const qf_layer *L, const float *xn
             failed = 1;
         }
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t it = 0; it < items; it++) {
-            if (!ws || !qk) continue;
-            const int64_t off = it / nv * seqlen;
-            qf_delta_head(c, (int)(it % nv), conv + off * cd, beta + off * nv, g + off * nv, seqlen, core + off * vd,
-                          ws, qk);
-        }
+        for (int h = 0; h < nv; h++)
+            if (ws && qk) qf_delta_head(c, h, conv, beta, g, T, core, ws, qk);
         free(ws);
         free(qk);
     }
-    if (failed) {
-        st = qf_fail(err, QF_ERR_NOMEM, "%s: out of memory for the delta rule's state", L->q.name);
-        goto done;
-    }
+    if (failed) return qf_fail(err, QF_ERR_NOMEM, "%s: out of memory for the delta rule's state", L->q.name);
     /* Qwen3NextRMSNormGated per value head: gnorm · (o · rsqrt(mean(o²) + eps)) · silu(z) */
-#pragma omp parallel for schedule(static) if (n * vd >= QF_PAR_MIN)
-    for (int64_t row = 0; row < n * nv; row++) {
+#pragma omp parallel for schedule(static) if (T * vd >= QF_PAR_MIN)
+    for (int64_t row = 0; row < T * nv; row++) {
         const float *o = core + row * dv, *zz = z + row * dv;
         float *y = att + row * dv;
         double ss = 0;
@@ -226,7 +207,31 @@ qf_status qf_deltanet_core(const qf_model *m, const qf_layer *L, const float *xn
         const float rs = 1.0f / sqrtf((float)(ss / dv) + c->rms_norm_eps);
         for (int j = 0; j < dv; j++) y[j] = L->gnorm[j] * (o[j] * rs) * (zz[j] / (1.0f + expf(-zz[j])));
     }
-done:
+    return QF_OK;
+}
+
+/* Sample by sample, so the work buffers (about 6 key_dim + 5 value_dim floats per token) hold
+ * one sample, not a calibration chunk of them. */
+qf_status qf_deltanet_core(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, int64_t seqlen,
+                           float *att, qf_error *err)
+{
+    const qf_model_config *c = &m->cfg;
+    const int nk = c->lin_k_heads, nv = c->lin_v_heads, dk = c->lin_k_dim, dv = c->lin_v_dim;
+    const int64_t kd = (int64_t)nk * dk, vd = (int64_t)nv * dv, cd = 2 * kd + vd, W = 2 * kd + 2 * vd;
+    const int64_t T = seqlen, C = c->hidden_size;
+    if (n > 0 && (seqlen <= 0 || n % seqlen))
+        return qf_fail(err, QF_ERR_USAGE, "linear attention: %lld rows are not whole samples of %lld tokens",
+                       (long long)n, (long long)seqlen);
+    if (n <= 0) return QF_OK;
+    float *qkvz = malloc((size_t)(T * W) * sizeof(float)), *ba = malloc((size_t)(T * 2 * nv) * sizeof(float));
+    float *mix = malloc((size_t)(T * cd) * sizeof(float)), *conv = malloc((size_t)(T * cd) * sizeof(float));
+    float *z = malloc((size_t)(T * vd) * sizeof(float)), *core = malloc((size_t)(T * vd) * sizeof(float));
+    float *beta = malloc((size_t)(T * nv) * sizeof(float)), *g = malloc((size_t)(T * nv) * sizeof(float));
+    qf_status st = QF_OK;
+    if (!qkvz || !ba || !mix || !conv || !z || !core || !beta || !g)
+        st = qf_fail(err, QF_ERR_NOMEM, "%s: out of memory for %lld tokens", L->q.name, (long long)T);
+    for (int64_t s0 = 0; !st && s0 < n; s0 += T)
+        st = qf_deltanet_sample(m, L, xn + s0 * C, T, att + s0 * vd, qkvz, ba, mix, conv, z, core, beta, g, err);
     free(qkvz);
     free(ba);
     free(mix);

@@ -26,7 +26,8 @@ qf_status qf_config_linear_layers(const char *path, const qf_model_config *c, in
             if (t && strcmp(t, "linear_attention") == 0) linear[l] = 1;
             else if (!t || strcmp(t, "full_attention") != 0)
                 return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: layer_types[%d] is '%.40s'; the runner implements "
-                               "linear_attention and full_attention for %s", path, l, t ? t : "(not a string)", c->model_type);
+                               "linear_attention and full_attention for %s", path, l, t ? t : "(not a string)",
+                               c->model_type);
         }
         return QF_OK;
     }

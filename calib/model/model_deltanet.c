@@ -163,7 +163,8 @@ static qf_status qf_deltanet_grouped_in(const qf_model *m, const qf_layer *L, co
             memcpy(dst + (int64_t)gi * dk, src, (size_t)dk * sizeof(float));
             memcpy(dst + kd + (int64_t)gi * dk, src + dk, (size_t)dk * sizeof(float));
             memcpy(dst + 2 * kd + (int64_t)gi * r * dv, src + 2 * dk, (size_t)r * (size_t)dv * sizeof(float));
-            memcpy(z + t * vd + (int64_t)gi * r * dv, src + 2 * dk + (int64_t)r * dv, (size_t)r * (size_t)dv * sizeof(float));
+            memcpy(z + t * vd + (int64_t)gi * r * dv, src + 2 * dk + (int64_t)r * dv,
+                   (size_t)r * (size_t)dv * sizeof(float));
             for (int j = 0; j < r; j++) qf_beta_g(m, L, gi * r + j, bg[j], bg[r + j], beta + t * nv, g + t * nv);
         }
     return QF_OK;

@@ -40,15 +40,22 @@ qf_status qf_step_attn_core(const qf_model *m, const qf_layer *L, const float *x
         return qf_fail(err, QF_ERR_USAGE, "attention: %lld rows are not whole samples of %lld tokens", (long long)n,
                        (long long)seqlen);
     if (L->linear_attn) return qf_deltanet_core(m, L, xn, n, seqlen, att, err); /* qwen3_next (model_deltanet.c) */
-    if (m->fam->attn_gate) { /* qwen3_next: q_proj gives the query and the output gate */
-        float *gate = malloc((size_t)(n * qd) * sizeof(float));
+    if (m->fam->attn_gate) { /* qwen3_next: q_proj gives the query and the output gate; per sample,
+                              * so the gate's buffers hold one sample, not a calibration chunk */
+        const int64_t C = c->hidden_size;
+        float *gate = malloc((size_t)(seqlen * qd) * sizeof(float));
         if (!gate)
-            return qf_fail(err, QF_ERR_NOMEM, "%s: out of memory for %lld tokens", L->q.name, (long long)n);
-        qf_status st = qf_attn_gate_split(m, L, xn, n, q, gate, err);
-        if (!st) st = qf_linear_forward(&L->k, xn, n, k, obs, err);
-        if (!st) st = qf_linear_forward(&L->v, xn, n, v, obs, err);
-        if (!st) st = qf_attn_core_qkv(m, L, n, seqlen, q, k, v, att, err);
-        if (!st) qf_attn_gate_apply(m, att, gate, n);
+            return qf_fail(err, QF_ERR_NOMEM, "%s: out of memory for %lld tokens", L->q.name, (long long)seqlen);
+        qf_status st = QF_OK;
+        for (int64_t off = 0; !st && off < n; off += seqlen) {
+            st = qf_attn_gate_split(m, L, xn + off * C, seqlen, q + off * qd, gate, err);
+            if (!st) st = qf_linear_forward(&L->k, xn + off * C, seqlen, k + off * kvd, obs, err);
+            if (!st) st = qf_linear_forward(&L->v, xn + off * C, seqlen, v + off * kvd, obs, err);
+            if (!st)
+                st = qf_attn_core_qkv(m, L, seqlen, seqlen, q + off * qd, k + off * kvd, v + off * kvd, att + off * qd,
+                                      err);
+            if (!st) qf_attn_gate_apply(m, att + off * qd, gate, seqlen);
+        }
         free(gate);
         return st;
     }

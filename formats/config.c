@@ -8,7 +8,13 @@
 
 static const char *const qf_runnable_types[] = {"llama",     "mistral",   "qwen2",       "qwen3", "mixtral",
                                                 "qwen2_moe", "qwen3_moe", "gemma3_text", "phi3",   "glm4_moe",
-                                                "gpt_oss", "llama4_text", "nemotron_h"};
+                                                "gpt_oss", "llama4_text", "nemotron_h", "qwen3_next", "qwen3_5_moe_text"};
+
+/* Qwen3-Next and Qwen3.5-MoE (text): gated DeltaNet + gated attention, the same config keys */
+static int qf_is_qwen3_next(const char *mt)
+{
+    return strcmp(mt, "qwen3_next") == 0 || strcmp(mt, "qwen3_5_moe_text") == 0;
+}
 
 /* Integer field: present and integral (a float like 4096.0 is accepted), else default; a value
  * of another type, or one outside int's range, sets *bad to the key (the first one), so the
@@ -170,8 +176,10 @@ static qf_status qf_cfg_rope(const char *path, json_t *root, qf_model_config *c,
     c->rope_theta = qf_cfg_num(json_is_object(rp) ? rp : root, "rope_theta", qf_cfg_num(root, "rope_theta", theta_dflt));
     c->rope_type = QF_ROPE_DEFAULT;
     c->rope_factor = 1.0f;
+    /* Qwen3NextConfig, Qwen3_5MoeTextConfig: partial_rotary_factor defaults to 0.25 */
+    const double partial_dflt = qf_is_qwen3_next(c->model_type) ? 0.25 : 1.0;
     c->rope_partial_factor = qf_cfg_num(json_is_object(rp) ? rp : root, "partial_rotary_factor",
-                                        qf_cfg_num(root, "partial_rotary_factor", 1.0));
+                                        qf_cfg_num(root, "partial_rotary_factor", partial_dflt));
     if (!json_is_object(rs)) return QF_OK;
     json_t *t = json_object_get(rs, "rope_type");
     if (!json_is_string(t)) t = json_object_get(rs, "type");
@@ -298,6 +306,22 @@ qf_status qf_config_load(const char *path, qf_model_config *c, qf_error *err)
                            c->l4_floor_scale, c->l4_attn_scale);
         }
     }
+    if (qf_is_qwen3_next(c->model_type)) { /* gated DeltaNet layers, gated full attention */
+        c->lin_k_heads = qf_cfg_int(o, "linear_num_key_heads", 16, &bad);
+        c->lin_v_heads = qf_cfg_int(o, "linear_num_value_heads", 32, &bad);
+        c->lin_k_dim = qf_cfg_int(o, "linear_key_head_dim", 128, &bad);
+        c->lin_v_dim = qf_cfg_int(o, "linear_value_head_dim", 128, &bad);
+        c->lin_conv = qf_cfg_int(o, "linear_conv_kernel_dim", 4, &bad);
+        c->attn_output_gate = 1;
+        if (strcmp(c->model_type, "qwen3_5_moe_text") == 0) c->norm_topk_prob = 1; /* its router always renormalises */
+        if (!bad && (c->lin_k_heads <= 0 || c->lin_v_heads <= 0 || c->lin_v_heads % c->lin_k_heads ||
+                     c->lin_k_dim <= 0 || c->lin_v_dim <= 0 || c->lin_conv <= 0 || c->lin_conv > 64)) {
+            json_decref(root);
+            return qf_fail(err, QF_ERR_FORMAT, "%s: linear_num_value_heads %d must be a multiple of "
+                           "linear_num_key_heads %d, head dims and linear_conv_kernel_dim (<= 64) positive", path,
+                           c->lin_v_heads, c->lin_k_heads);
+        }
+    }
     c->query_pre_attn_scalar = qf_cfg_num(o, "query_pre_attn_scalar", 0.0);
     c->final_logit_softcap = qf_cfg_num(o, "final_logit_softcapping", 0.0);
     json_t *act = json_object_get(o, "hidden_activation"); /* Gemma's spelling first, as transformers reads it */
@@ -346,11 +370,14 @@ qf_status qf_config_runnable(const qf_model_config *c, qf_error *err)
     if (!known)
         return qf_fail(err, QF_ERR_UNSUPPORTED,
                        "model_type '%s' is not supported by the runner (supported: llama, mistral, qwen2, qwen3, mixtral, "
-                       "qwen2_moe, qwen3_moe, gemma3_text, phi3, glm4_moe, gpt_oss, llama4_text, nemotron_h)",
+                       "qwen2_moe, qwen3_moe, gemma3_text, phi3, glm4_moe, gpt_oss, llama4_text, nemotron_h, qwen3_next, "
+                       "qwen3_5_moe_text)",
                        c->model_type);
     /* RoPE on a part of each head: transformers rotates the leading dimensions only where the
-     * family's attention does (phi3, glm4_moe); llama & co. would fail on it, so it is not guessed. */
-    if (c->rope_partial_factor != 1.0 && strcmp(c->model_type, "phi3") != 0 && strcmp(c->model_type, "glm4_moe") != 0)
+     * family's attention does (phi3, glm4_moe, qwen3_next, qwen3_5_moe_text); llama & co. would fail
+     * on it, so it is not guessed. */
+    if (c->rope_partial_factor != 1.0 && strcmp(c->model_type, "phi3") != 0 && strcmp(c->model_type, "glm4_moe") != 0 &&
+        !qf_is_qwen3_next(c->model_type))
         return qf_fail(err, QF_ERR_UNSUPPORTED, "model_type '%s': partial_rotary_factor %g is not supported by the "
                        "runner (RoPE on whole heads only)", c->model_type, c->rope_partial_factor);
     if (c->hidden_act == QF_FFN_ACT_OTHER && strcmp(c->model_type, "nemotron_h") == 0)

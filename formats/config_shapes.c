@@ -12,7 +12,7 @@
 #include "qf_config.h"
 
 /* Dimension symbols, resolved from the config. */
-enum { D_HID = 1, D_Q, D_KV, D_FFN, D_MOE, D_SHARED, D_EXPERTS, D_VOCAB, D_HEAD, D_ONE };
+enum { D_HID = 1, D_Q, D_KV, D_FFN, D_MOE, D_SHARED, D_EXPERTS, D_VOCAB, D_HEAD, D_ONE, D_QG };
 
 typedef struct {
     const char *suffix; /* after "model.layers.N." (or the whole name when global) */
@@ -26,11 +26,11 @@ static const qf_shape_rule qf_rules[] = {
     {"model.norm.weight", 1, 1, {D_HID}},
     {"input_layernorm.weight", 0, 1, {D_HID}},
     {"post_attention_layernorm.weight", 0, 1, {D_HID}},
-    {"self_attn.q_proj.weight", 0, 2, {D_Q, D_HID}},
+    {"self_attn.q_proj.weight", 0, 2, {D_QG, D_HID}},
     {"self_attn.k_proj.weight", 0, 2, {D_KV, D_HID}},
     {"self_attn.v_proj.weight", 0, 2, {D_KV, D_HID}},
     {"self_attn.o_proj.weight", 0, 2, {D_HID, D_Q}},
-    {"self_attn.q_proj.bias", 0, 1, {D_Q}},
+    {"self_attn.q_proj.bias", 0, 1, {D_QG}},
     {"self_attn.k_proj.bias", 0, 1, {D_KV}},
     {"self_attn.v_proj.bias", 0, 1, {D_KV}},
     {"self_attn.q_norm.weight", 0, 1, {D_HEAD}},
@@ -66,6 +66,7 @@ static int64_t qf_dim(const qf_model_config *c, int sym)
     case D_VOCAB: return c->vocab_size;
     case D_HEAD: return c->head_dim;
     case D_ONE: return 1;
+    case D_QG: return (int64_t)c->n_heads * c->head_dim * (c->attn_output_gate ? 2 : 1); /* + qwen3_next's gate */
     }
     return -1;
 }
@@ -82,6 +83,7 @@ static const char *qf_dim_key(int sym)
     case D_EXPERTS: return "num_local_experts / num_experts";
     case D_VOCAB: return "vocab_size";
     case D_HEAD: return "head_dim";
+    case D_QG: return "num_attention_heads x head_dim (x2: gate)";
     }
     return "1";
 }
@@ -93,7 +95,7 @@ static qf_status qf_check_rule(const char *cfg_path, const qf_model_config *c, c
     int ok = t->ndim == r->rank;
     for (int d = 0; ok && d < r->rank; d++) ok = t->shape[d] == qf_dim(c, r->dims[d]);
     if (ok) return QF_OK;
-    char want[96], got[96];
+    char want[160], got[96];
     if (r->rank == 1)
         snprintf(want, sizeof want, "[%lld] (%s)", (long long)qf_dim(c, r->dims[0]), qf_dim_key(r->dims[0]));
     else

@@ -1,7 +1,8 @@
 /* qf_config.h - a model's config.json, as the runner and the converter need it.
  *
  * Owns the parsed hyper-parameters of the Llama family as hub checkpoints spell them:
- * llama, mistral, qwen2 (qkv bias), qwen3 (q/k RMSNorm), mixtral, qwen2_moe / qwen3_moe.
+ * llama, mistral, qwen2 (qkv bias), qwen3 (q/k RMSNorm), mixtral, qwen2_moe / qwen3_moe, and
+ * the keys the runner's other families add (gemma3_text, glm4_moe, qwen3_next / qwen3_5_moe_text).
  * Accepts both RoPE spellings: top-level rope_theta + rope_scaling (older transformers) and
  * rope_parameters {rope_theta, rope_type, factor, ...} (transformers 5).  The raw JSON is
  * kept (json, owned) so writers can copy the config with a quantization_config added.
@@ -114,6 +115,11 @@ typedef struct qf_model_config {
                                          * sequential; kept for messages and tests) */
     int mamba_bias;                     /* use_bias: in_proj / out_proj carry a bias */
     double time_step_min;               /* dt is clamped below at it (the mixer's time_step_limit) */
+    /* qwen3_next: gated DeltaNet (linear attention) layers, and the full layers' output gate */
+    int lin_k_heads, lin_v_heads;  /* linear_num_key_heads, linear_num_value_heads */
+    int lin_k_dim, lin_v_dim;      /* linear_key_head_dim, linear_value_head_dim */
+    int lin_conv;                  /* linear_conv_kernel_dim (the causal depthwise conv's width) */
+    int attn_output_gate;          /* q_proj's rows hold each head's query and then its output gate */
 } qf_model_config;
 
 /* Parse path (a config.json).  Missing or non-integer required fields are QF_ERR_FORMAT
@@ -151,6 +157,13 @@ qf_status qf_config_hybrid_kinds(const char *path, const qf_model_config *cfg, c
  * with a latent projection (moe_latent_size), a Mamba activation other than silu; sizes that do not divide (QF_ERR_FORMAT).  o: the
  * config's JSON object.  Called by qf_config_runnable. */
 qf_status qf_config_hybrid_runnable(const qf_model_config *cfg, json_t *o, qf_error *err);
+
+/* Which layers are linear attention (qwen3_next's gated DeltaNet): linear[l] = 1 where
+ * layer_types[l] is "linear_attention", 0 where "full_attention"; without layer_types, for
+ * qwen3_next, every full_attention_interval-th layer (default 4) is full, as transformers'
+ * Qwen3NextConfig derives it; other families: all 0.  Any other layer type in a qwen3_next
+ * config is QF_ERR_UNSUPPORTED naming path and the entry.  (config_linear.c) */
+qf_status qf_config_linear_layers(const char *path, const qf_model_config *cfg, int *linear, qf_error *err);
 
 /* Every tensor of ck whose Llama-family name it knows (embeddings, norms, attention and MLP
  * projections, routers, experts, lm_head) has the shape cfg implies, and layer and expert

@@ -797,6 +797,93 @@ static void test_llama4_config(void **state)
     rmdir(dir);
 }
 
+/* tiny-qwen3next: Qwen3NextForCausalLM: layers 0-2 gated DeltaNet (linear attention), layer 3
+ * gated full attention; layer 1 a dense MLP, the others MoE (8 experts, top-2, a shared expert
+ * behind sigmoid(shared_expert_gate)); (1 + w) norms, q/k norms, partial rotary 0.25.  The
+ * reference runs the delta rule in 64-token chunks over the 512-token windows, the runner token
+ * by token: the PPL and logits limits hold both to one function.  Then each feature is switched
+ * off: the (1 + w) offset, the attention's output gate, the DeltaNet's conv, beta and decay
+ * (QF_ABLATE_*), and the config's layer kinds (layer_types). */
+static void test_tiny_qwen3next(void **state)
+{
+    (void)state;
+    fixture f;
+    check_fixture("tiny-qwen3next", &f);
+    qf_model *m = f.m;
+    for (int l = 0; l < 4; l++) {
+        const qf_layer *L = &m->layers[l];
+        assert_int_equal(L->linear_attn, l < 3);
+        assert_int_equal(L->is_moe, l != 1);
+        assert_int_equal(L->has_shared, l != 1);
+        if (l != 1) assert_int_equal(L->sh_router.rows, 1);
+    }
+    assert_int_equal(m->layers[0].q.rows, 2 * 2 * 32 + 2 * 4 * 32); /* in_proj_qkvz */
+    assert_int_equal(m->layers[0].k.rows, 2 * 4);                   /* in_proj_ba */
+    assert_int_equal(m->layers[3].q.rows, 2 * 4 * 32);              /* q_proj: query + gate */
+    assert_int_equal(m->rope.dims, 8);
+    double lerr = 0;
+    printf("tiny-qwen3next with one feature switched off:\n");
+    shift_norms(m, -1.0f);
+    assert_true(broken_ppl(&f, "norms x w instead of x (1 + w)", &lerr) > 0.0005 * 20);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    shift_norms(m, 1.0f);
+    static const struct {
+        unsigned bit;
+        const char *what;
+    } off[] = {
+        {QF_ABLATE_ATTN_GATE, "attention output without sigmoid(gate)"},
+        {QF_ABLATE_CONV, "DeltaNet without its causal conv1d"},
+        {QF_ABLATE_BETA, "DeltaNet with beta = 1"},
+        {QF_ABLATE_DECAY, "DeltaNet without decay (g = 0)"},
+    };
+    for (size_t i = 0; i < sizeof off / sizeof *off; i++) {
+        m->opt.ablate = off[i].bit;
+        broken_ppl(&f, off[i].what, &lerr);
+        assert_true(lerr > 100 * LOGITS_REL_TOL);
+    }
+    m->opt.ablate = 0;
+    broken_ppl(&f, "(everything restored)", &lerr);
+    assert_true(lerr < LOGITS_REL_TOL);
+    fixture_close(&f);
+}
+
+/* tiny-qwen35moe: Qwen3_5MoeForCausalLM (text): Qwen3-Next's layers (L L L F) with the DeltaNet's
+ * four separate projections (in_proj_qkv flat [q | k | v], in_proj_z, in_proj_b, in_proj_a),
+ * every layer MoE, top-k weights always renormalised (no norm_topk_prob key in its config).
+ * Then the renormalisation, the decay and beta (read from in_proj_a / in_proj_b) are switched off. */
+static void test_tiny_qwen35moe(void **state)
+{
+    (void)state;
+    fixture f;
+    check_fixture("tiny-qwen35moe", &f);
+    qf_model *m = f.m;
+    for (int l = 0; l < 4; l++) {
+        assert_int_equal(m->layers[l].linear_attn, l < 3);
+        assert_int_equal(m->layers[l].is_moe, 1);
+        assert_int_equal(m->layers[l].has_shared, 1);
+    }
+    assert_int_equal(m->layers[0].q.rows, 2 * 2 * 32 + 4 * 32); /* in_proj_qkv */
+    assert_int_equal(m->layers[0].k.rows, 4 * 32);              /* in_proj_z */
+    assert_int_equal(m->layers[0].v.rows, 4);                   /* in_proj_b */
+    assert_int_equal(m->layers[0].in_a.rows, 4);                /* in_proj_a */
+    assert_int_equal(m->layers[3].in_a.kind, 0);
+    assert_int_equal(m->cfg.norm_topk_prob, 1);
+    double lerr = 0;
+    printf("tiny-qwen35moe with one feature switched off:\n");
+    m->cfg.norm_topk_prob = 0;
+    broken_ppl(&f, "top-k weights not renormalised", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->cfg.norm_topk_prob = 1;
+    m->opt.ablate = QF_ABLATE_DECAY;
+    broken_ppl(&f, "DeltaNet without decay (in_proj_a unused)", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->opt.ablate = QF_ABLATE_BETA;
+    broken_ppl(&f, "DeltaNet with beta = 1 (in_proj_b unused)", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->opt.ablate = 0;
+    fixture_close(&f);
+}
+
 /* YaRN keys as transformers reads them: factor from max / original when null, attention
  * factor from mscale / mscale_all_dim (DeepSeek-V3's spelling), defaults for the betas. */
 static void test_yarn_config(void **state)
@@ -965,6 +1052,36 @@ static void test_family_configs(void **state)
     assert_int_equal(c.n_extra_layers, 1);
     assert_int_equal(qf_config_runnable(&c, &err), QF_OK);
     qf_config_free(&c);
+    /* Qwen3-Next without layer_types: Qwen3NextConfig makes every full_attention_interval-th layer
+     * full (here 2: [linear, full, linear, full]) and partial_rotary_factor 0.25 by default */
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("{\"model_type\":\"qwen3_next\",\"hidden_size\":64,\"num_hidden_layers\":4,\"num_attention_heads\":2,"
+          "\"vocab_size\":10,\"full_attention_interval\":2,\"linear_num_key_heads\":2,\"linear_num_value_heads\":4}", fp);
+    fclose(fp);
+    assert_int_equal(qf_config_load(path, &c, &err), QF_OK);
+    assert_int_equal(qf_config_runnable(&c, &err), QF_OK);
+    assert_float_equal(c.rope_partial_factor, 0.25, 0);
+    assert_int_equal(c.attn_output_gate, 1);
+    assert_int_equal(c.lin_k_dim, 128); /* Qwen3NextConfig's defaults */
+    assert_int_equal(c.lin_conv, 4);
+    int linear[4] = {9, 9, 9, 9};
+    assert_int_equal(qf_config_linear_layers(path, &c, linear, &err), QF_OK);
+    assert_int_equal(linear[0], 1);
+    assert_int_equal(linear[1], 0);
+    assert_int_equal(linear[2], 1);
+    assert_int_equal(linear[3], 0);
+    qf_config_free(&c);
+    /* a layer kind the runner does not implement is refused by index and name */
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("{\"model_type\":\"qwen3_next\",\"hidden_size\":64,\"num_hidden_layers\":2,\"num_attention_heads\":2,"
+          "\"vocab_size\":10,\"layer_types\":[\"linear_attention\",\"sliding_attention\"]}", fp);
+    fclose(fp);
+    assert_int_equal(qf_config_load(path, &c, &err), QF_OK);
+    assert_int_equal(qf_config_linear_layers(path, &c, linear, &err), QF_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "layer_types[1] is 'sliding_attention'"));
+    qf_config_free(&c);
     unlink(path);
     rmdir(dir);
 }
@@ -1065,6 +1182,8 @@ int main(void)
         cmocka_unit_test(test_yarn_config),
         cmocka_unit_test(test_longrope_config),
         cmocka_unit_test(test_family_configs),
+        cmocka_unit_test(test_tiny_qwen3next),
+        cmocka_unit_test(test_tiny_qwen35moe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,6 +41,7 @@ qf_status qf_cal_float_begin(qf_cal *c, qf_layer *L, qf_error *err)
     qf_linear *dst[7] = {&c->fl.q, &c->fl.k, &c->fl.v, &c->fl.o, &c->fl.gate, &c->fl.up, &c->fl.down};
     for (int i = 0; i < (L->is_moe ? 4 : 7); i++) /* phi3's fused layers leave k, v, up empty */
         if (src[i]->kind) QF_TRY(qf_cal_twin(c, dst[i], src[i], err));
+    if (L->in_a.kind) QF_TRY(qf_cal_twin(c, &c->fl.in_a, &L->in_a, err)); /* Qwen3.5's in_proj_a */
     if (L->has_shared) { /* the shared expert is quantized in place too: the float path keeps its own */
         if (L->sh_gate.kind) QF_TRY(qf_cal_twin(c, &c->fl.sh_gate, &L->sh_gate, err)); /* nemotron_h: ungated */
         QF_TRY(qf_cal_twin(c, &c->fl.sh_up, &L->sh_up, err));

@@ -320,12 +320,13 @@ static qf_status qf_pass_output(qf_cal *c, qf_layer *L, int64_t *count, qf_error
     return QF_OK;
 }
 
-/* The q/k/v group: q, k, v, or phi3's fused qkv_proj alone (held in q; k and v empty). */
-static int qf_cal_qkv(qf_layer *L, qf_linear *qkv[3])
+/* The q/k/v group: q, k, v, or phi3's fused qkv_proj alone (held in q; k and v empty), or a
+ * DeltaNet's input projections (Qwen3.5: in_proj_a in in_a too). */
+static int qf_cal_qkv(qf_layer *L, qf_linear *qkv[4])
 {
     int n = 0;
-    qf_linear *all[3] = {&L->q, &L->k, &L->v};
-    for (int i = 0; i < 3; i++)
+    qf_linear *all[4] = {&L->q, &L->k, &L->v, &L->in_a};
+    for (int i = 0; i < 4; i++)
         if (all[i]->kind) qkv[n++] = all[i];
     return n;
 }
@@ -353,7 +354,7 @@ static qf_status qf_cal_layer_passes(qf_cal *c, qf_layer *L, qf_error *err)
 {
     const int64_t C = c->m->cfg.hidden_size;
     const int E = L->is_moe ? c->m->cfg.n_experts : 0;
-    qf_linear *qkv[3], *o1[1] = {&L->o}, **gu;
+    qf_linear *qkv[4], *o1[1] = {&L->o}, **gu;
     int nqkv = qf_cal_qkv(L, qkv), ngu = qf_cal_gate_up(c, L, &gu);
     qf_status r = QF_OK;
     /* the attention block, or a Mamba mixer: in_proj (held in q), out_proj (held in o) */
@@ -499,7 +500,7 @@ static qf_status qf_cal_layer_collect(qf_cal *c, qf_layer *L, qf_error *err)
     qf_expert_scales xs = {0};
     if (r == QF_OK && L->is_moe && awq) r = qf_cal_expert_scales(c, L, &xs, err);
     /* choose each group's scales and fold them, in the order q/k/v, o, gate/up, down */
-    qf_linear *qkv[3], *o1[1] = {&L->o}, *d1[1] = {&L->down}, **gu;
+    qf_linear *qkv[4], *o1[1] = {&L->o}, *d1[1] = {&L->down}, **gu;
     int nqkv = qf_cal_qkv(L, qkv), ngu = qf_cal_gate_up(c, L, &gu);
     struct {
         const char *what;

@@ -52,6 +52,16 @@ static const qf_family qf_families[] = {
      * unscaled).  The fold into the mixer's pre-norm is not written for the Mamba mixer (its
      * in_proj feeds a convolution and a gated norm): no fold. */
     {.model_type = "nemotron_h", .hybrid = 1, .nope = 1, .sigmoid_routing = 1, .shared_expert = "shared_experts"},
+    /* Qwen3NextRMSNorm: (1 + w) (the DeltaNet's gated norm is x w: loaded without the offset);
+     * Qwen3NextAttention: q_proj's gate; Qwen3NextGatedDeltaNet on linear_attention layers;
+     * Qwen3NextSparseMoeBlock: shared_expert × sigmoid(shared_expert_gate).  No fold into
+     * (1 + w) norms. */
+    {.model_type = "qwen3_next", .norm_offset = 1.0f, .partial_rope = 1, .shared_expert = "shared_expert",
+     .attn_gate = 1, .deltanet = 1},
+    /* Qwen3_5MoeGatedDeltaNet: in_proj_qkv / in_proj_z / in_proj_b / in_proj_a; otherwise
+     * Qwen3-Next's layer (its interleaved MRoPE is plain RoPE for text positions) */
+    {.model_type = "qwen3_5_moe_text", .norm_offset = 1.0f, .partial_rope = 1, .shared_expert = "shared_expert",
+     .attn_gate = 1, .deltanet = 1, .deltanet_split = 1},
 };
 
 const qf_family *qf_family_find(const char *model_type)

@@ -124,4 +124,18 @@ qf_status qf_load_hybrid_layers(qf_load_ctx *c, const qf_model_config *cfg, qf_l
 qf_status qf_mamba_core(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, int64_t seqlen, float *out,
                         qf_error *err);
 
+/* ---- Qwen3-Next (model_deltanet.c) ---- */
+/* QF_ERR_UNSUPPORTED naming path when the family's DeltaNet shapes are beyond the runner
+ * (value heads x value dim must equal heads x head_dim: they share the attention buffers). */
+qf_status qf_deltanet_check(const qf_model *m, const char *path, qf_error *err);
+/* The gated DeltaNet of a linear_attention layer: att (n, value_dim) = out_proj's input for
+ * xn (n, C), n a multiple of seqlen (each sample from a zero state). */
+qf_status qf_deltanet_core(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, int64_t seqlen,
+                           float *att, qf_error *err);
+/* q (n, H*D) and gate (n, H*D) from the gated q_proj (per head [query | gate]). */
+qf_status qf_attn_gate_split(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, float *q, float *gate,
+                             qf_error *err);
+/* att (n, H*D) ×= sigmoid(gate). */
+void qf_attn_gate_apply(const qf_model *m, float *att, const float *gate, int64_t n);
+
 #endif /* QF_MODEL_INTERNAL_H */

@@ -26,6 +26,7 @@ void qf_model_options_default(qf_model_options *opt)
     opt->act_quant = 1;
     opt->moe_force_expert = -1;
     opt->float_source = 0;
+    opt->ablate = 0;
 }
 
 /* A float vector tensor of n elements copied to float32 (owned by *out), plus offset (Gemma's
@@ -145,6 +146,35 @@ static qf_status qf_load_moe(qf_load_ctx *c, const qf_model_config *cfg, int l, 
     return QF_OK;
 }
 
+/* Qwen3-Next's gated DeltaNet (Qwen3NextGatedDeltaNet): in_proj_qkvz in q, in_proj_ba in k,
+ * out_proj in o; the conv, A_log (kept as -exp(A_log)), dt_bias and the gated norm (x w: no
+ * (1 + w) offset) stay float32 copies. */
+static qf_status qf_load_deltanet(qf_load_ctx *c, const qf_model_config *cfg, int l, qf_layer *L)
+{
+    const int64_t hid = cfg->hidden_size, nv = cfg->lin_v_heads;
+    const int64_t kd = (int64_t)cfg->lin_k_heads * cfg->lin_k_dim, vd = nv * cfg->lin_v_dim;
+    char name[QF_LINEAR_NAME_MAX];
+    if (c->fam->deltanet_split) { /* Qwen3.5 */
+        QF_TRY(qf_lin(c, &L->q, l, -1, 2 * kd + vd, hid, -1, "model.layers.%d.linear_attn.in_proj_qkv", l));
+        QF_TRY(qf_lin(c, &L->k, l, -1, vd, hid, -1, "model.layers.%d.linear_attn.in_proj_z", l));
+        QF_TRY(qf_lin(c, &L->v, l, -1, nv, hid, -1, "model.layers.%d.linear_attn.in_proj_b", l));
+        QF_TRY(qf_lin(c, &L->in_a, l, -1, nv, hid, -1, "model.layers.%d.linear_attn.in_proj_a", l));
+    } else {
+        QF_TRY(qf_lin(c, &L->q, l, -1, 2 * kd + 2 * vd, hid, -1, "model.layers.%d.linear_attn.in_proj_qkvz", l));
+        QF_TRY(qf_lin(c, &L->k, l, -1, 2 * nv, hid, -1, "model.layers.%d.linear_attn.in_proj_ba", l));
+    }
+    QF_TRY(qf_lin(c, &L->o, l, -1, hid, vd, -1, "model.layers.%d.linear_attn.out_proj", l));
+    snprintf(name, sizeof name, "model.layers.%d.linear_attn.conv1d.weight", l);
+    QF_TRY(qf_load_vec_off(c->ck, name, (2 * kd + vd) * cfg->lin_conv, 0.0f, &L->conv_w, c->err));
+    snprintf(name, sizeof name, "model.layers.%d.linear_attn.A_log", l);
+    QF_TRY(qf_load_vec_off(c->ck, name, nv, 0.0f, &L->neg_a, c->err));
+    for (int64_t h = 0; h < nv; h++) L->neg_a[h] = -expf(L->neg_a[h]); /* as -A_log.float().exp() */
+    snprintf(name, sizeof name, "model.layers.%d.linear_attn.dt_bias", l);
+    QF_TRY(qf_load_vec_off(c->ck, name, nv, 0.0f, &L->dt_bias, c->err));
+    snprintf(name, sizeof name, "model.layers.%d.linear_attn.norm.weight", l);
+    return qf_load_vec_off(c->ck, name, cfg->lin_v_dim, 0.0f, &L->gnorm, c->err);
+}
+
 static qf_status qf_load_layer(qf_load_ctx *c, const qf_model_config *cfg, int l, qf_layer *L)
 {
     const int64_t hid = cfg->hidden_size, hd = cfg->head_dim;
@@ -165,19 +195,25 @@ static qf_status qf_load_layer(qf_load_ctx *c, const qf_model_config *cfg, int l
         QF_TRY(qf_load_vec_off(c->ck, name, hid, off, &L->post_ffn_norm, c->err));
     }
     int qkv_bias = cfg->attention_bias ? 1 : -1;
-    if (fam->fused_qkv) {
+    if (L->linear_attn) {
+        QF_TRY(qf_load_deltanet(c, cfg, l, L));
+    } else if (fam->attn_gate) { /* Qwen3-Next: q_proj holds [query; gate] per head */
+        QF_TRY(qf_lin(c, &L->q, l, -1, 2 * qd, hid, qkv_bias, "model.layers.%d.self_attn.q_proj", l));
+        QF_TRY(qf_lin(c, &L->k, l, -1, kvd, hid, qkv_bias, "model.layers.%d.self_attn.k_proj", l));
+        QF_TRY(qf_lin(c, &L->v, l, -1, kvd, hid, qkv_bias, "model.layers.%d.self_attn.v_proj", l));
+    } else if (fam->fused_qkv) {
         QF_TRY(qf_lin(c, &L->q, l, -1, qd + 2 * kvd, hid, qkv_bias, "model.layers.%d.self_attn.qkv_proj", l));
     } else {
         QF_TRY(qf_lin(c, &L->q, l, -1, qd, hid, qkv_bias, "model.layers.%d.self_attn.q_proj", l));
         QF_TRY(qf_lin(c, &L->k, l, -1, kvd, hid, qkv_bias, "model.layers.%d.self_attn.k_proj", l));
         QF_TRY(qf_lin(c, &L->v, l, -1, kvd, hid, qkv_bias, "model.layers.%d.self_attn.v_proj", l));
     }
-    QF_TRY(qf_lin(c, &L->o, l, -1, hid, qd, -1, "model.layers.%d.self_attn.o_proj", l));
+    if (!L->linear_attn) QF_TRY(qf_lin(c, &L->o, l, -1, hid, qd, -1, "model.layers.%d.self_attn.o_proj", l));
     if (fam->attn_sinks) {
         snprintf(name, sizeof name, "model.layers.%d.self_attn.sinks", l);
         QF_TRY(qf_load_vec_off(c->ck, name, cfg->n_heads, 0.0f, &L->sinks, c->err));
     }
-    if (cfg->qk_norm) {
+    if (cfg->qk_norm && !L->linear_attn) {
         snprintf(name, sizeof name, "model.layers.%d.self_attn.q_norm.weight", l);
         QF_TRY(qf_load_vec_off(c->ck, name, hd, off, &L->q_norm, c->err));
         snprintf(name, sizeof name, "model.layers.%d.self_attn.k_norm.weight", l);
@@ -231,7 +267,9 @@ static void qf_layer_free(qf_layer *L, int n_experts)
     free(L->dt_bias);
     free(L->ssm_a);
     free(L->ssm_d);
+    free(L->neg_a);
     free(L->gnorm);
+    qf_linear_free(&L->in_a);
 }
 
 void qf_model_free(qf_model *m)
@@ -264,6 +302,7 @@ int qf_model_linears(qf_model *m, qf_linear **out, int cap)
         QF_ADD(&L->q);
         QF_ADD(&L->k);
         QF_ADD(&L->v);
+        QF_ADD(&L->in_a);
         QF_ADD(&L->o);
         QF_ADD(&L->gate);
         QF_ADD(&L->up);
@@ -343,11 +382,18 @@ static qf_status qf_model_load_body(qf_model *m, const char *dir, qf_error *err)
     int *window = st ? NULL : calloc((size_t)cfg->n_layers, sizeof(int));
     if (!st && !window) st = qf_fail(err, QF_ERR_NOMEM, "out of memory");
     if (!st) st = qf_config_attn_windows(cfg_path, cfg, window, err);
+    /* linear-attention layers (Qwen3-Next's gated DeltaNet), refused before any tensor is mapped */
+    int *linear = st ? NULL : calloc((size_t)cfg->n_layers, sizeof(int));
+    if (!st && !linear) st = qf_fail(err, QF_ERR_NOMEM, "out of memory");
+    if (!st) st = qf_config_linear_layers(cfg_path, cfg, linear, err);
+    if (!st) st = qf_deltanet_check(m, cfg_path, err);
     free(cfg_path);
     if (!st && !(m->layers = calloc((size_t)cfg->n_layers, sizeof(qf_layer))))
         st = qf_fail(err, QF_ERR_NOMEM, "out of memory for %d layers", cfg->n_layers);
     for (int l = 0; !st && l < cfg->n_layers; l++) m->layers[l].attn_window = window[l];
+    for (int l = 0; !st && l < cfg->n_layers; l++) m->layers[l].linear_attn = linear[l];
     free(window);
+    free(linear);
     if (st) return st;
     /* 2. the tensors */
     QF_TRY(qf_checkpoint_open(dir, &m->ck, err));

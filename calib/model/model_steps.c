@@ -7,7 +7,8 @@
  * (qf_family), never by the caller: qk-norm when the layer has q_norm / k_norm (qwen3,
  * gemma3), q/k/v bias inside the Linears (qwen2), fused qkv_proj / gate_up_proj (phi3), the
  * layer's sliding window and RoPE tables (model_rope.c: scaling, partial rotary, Gemma's
- * local base), Gemma's post-norms before each residual add, the FFN activation.
+ * local base), Gemma's post-norms before each residual add, the FFN activation, Qwen3-Next's
+ * output gate and DeltaNet layers (model_deltanet.c).
  * (1 + w) norms need nothing here: the loader stores 1 + w.
  */
 #include <stdlib.h>
@@ -28,6 +29,9 @@ void qf_step_ffn_norm(const qf_model *m, const qf_layer *L, const float *h, int6
     qf_rmsnorm_rows(h, L->ffn_norm, n, m->cfg.hidden_size, m->cfg.rms_norm_eps, xn);
 }
 
+static qf_status qf_attn_core_qkv(const qf_model *m, const qf_layer *L, int64_t n, int64_t seqlen, float *q, float *k,
+                                  float *v, float *att, qf_error *err);
+
 qf_status qf_step_attn_core(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, int64_t seqlen,
                             float *q, float *k, float *v, float *att, qf_error *err)
 {
@@ -38,6 +42,26 @@ qf_status qf_step_attn_core(const qf_model *m, const qf_layer *L, const float *x
         return qf_fail(err, QF_ERR_USAGE, "attention: %lld rows are not whole samples of %lld tokens", (long long)n,
                        (long long)seqlen);
     if (L->mixer == QF_MIXER_MAMBA) return qf_mamba_core(m, L, xn, n, seqlen, att, err); /* nemotron_h */
+    if (L->linear_attn) return qf_deltanet_core(m, L, xn, n, seqlen, att, err); /* qwen3_next (model_deltanet.c) */
+    if (m->fam->attn_gate) { /* qwen3_next: q_proj gives the query and the output gate; per sample,
+                              * so the gate's buffers hold one sample, not a calibration chunk */
+        const int64_t C = c->hidden_size;
+        float *gate = malloc((size_t)(seqlen * qd) * sizeof(float));
+        if (!gate)
+            return qf_fail(err, QF_ERR_NOMEM, "%s: out of memory for %lld tokens", L->q.name, (long long)seqlen);
+        qf_status st = QF_OK;
+        for (int64_t off = 0; !st && off < n; off += seqlen) {
+            st = qf_attn_gate_split(m, L, xn + off * C, seqlen, q + off * qd, gate, err);
+            if (!st) st = qf_linear_forward(&L->k, xn + off * C, seqlen, k + off * kvd, obs, err);
+            if (!st) st = qf_linear_forward(&L->v, xn + off * C, seqlen, v + off * kvd, obs, err);
+            if (!st)
+                st = qf_attn_core_qkv(m, L, seqlen, seqlen, q + off * qd, k + off * kvd, v + off * kvd, att + off * qd,
+                                      err);
+            if (!st) qf_attn_gate_apply(m, att + off * qd, gate, seqlen);
+        }
+        free(gate);
+        return st;
+    }
     if (m->fam->fused_qkv) { /* phi3: one product, its rows split into q | k | v */
         const int64_t w = qd + 2 * kvd;
         float *qkv = malloc((size_t)(n * w) * sizeof(float));
@@ -55,6 +79,15 @@ qf_status qf_step_attn_core(const qf_model *m, const qf_layer *L, const float *x
         QF_TRY(qf_linear_forward(&L->k, xn, n, k, obs, err));
         QF_TRY(qf_linear_forward(&L->v, xn, n, v, obs, err));
     }
+    return qf_attn_core_qkv(m, L, n, seqlen, q, k, v, att, err);
+}
+
+/* The attention core after the projections: qk-norm, RoPE and causal attention per sample. */
+static qf_status qf_attn_core_qkv(const qf_model *m, const qf_layer *L, int64_t n, int64_t seqlen, float *q, float *k,
+                                  float *v, float *att, qf_error *err)
+{
+    const qf_model_config *c = &m->cfg;
+    const int64_t qd = (int64_t)c->n_heads * c->head_dim, kvd = (int64_t)c->n_kv_heads * c->head_dim;
     if (L->q_norm) { /* qwen3, gemma3: per-head RMSNorm of q and k before RoPE */
         qf_rmsnorm_rows(q, L->q_norm, n * c->n_heads, c->head_dim, c->rms_norm_eps, q);
         qf_rmsnorm_rows(k, L->k_norm, n * c->n_kv_heads, c->head_dim, c->rms_norm_eps, k);

@@ -24,6 +24,8 @@
  *   qf_step_attn_norm   h -> xn = input_layernorm(h)
  *   qf_step_attn_core   xn -> att (n, H*D) = causal attention (sliding window if the layer has
  *                       one) of RoPE(qk-norm(q(xn))), RoPE(qk-norm(k(xn))), v(xn): o's input
+ *                       (qwen3_next: × sigmoid(gate); its linear_attention layers: the gated
+ *                       DeltaNet, model_deltanet.c, whose out_proj is o)
  *   qf_step_attn_out    h, att -> h1 = h + o(att)   (gemma3: h + post-norm(o(att)))
  *   qf_step_ffn_norm    h1 -> xn2 = post_attention_layernorm(h1) (gemma3: pre_feedforward_layernorm)
  *   dense FFN:  qf_step_ffn_act  xn2 -> g = act(gate(xn2)) * up(xn2): down's input (also of

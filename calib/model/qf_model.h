@@ -29,6 +29,11 @@
  *                      (model_mamba.c; in_proj held in q, out_proj in o), attention without
  *                      RoPE, a squared-ReLU MLP (up, down; gate empty), or a MoE block of
  *                      such experts (GLM's sigmoid grouped routing, ungated shared experts)
+ *   qwen3_next         gated DeltaNet linear-attention layers (model_deltanet.c) between gated
+ *                      full-attention layers (output × sigmoid(gate)), (1 + w) norms, q/k
+ *                      norms, partial rotary, MoE with a sigmoid-gated shared expert
+ *   qwen3_5_moe_text   the same with the DeltaNet's four separate projections (in_proj_qkv, _z,
+ *                      _b, _a) and top-k weights always renormalised
  * What a family adds to the Llama layer is one row of the family table (qf_family,
  * model_family.c); the steps read the row, never the model_type.
  * Routing: softmax over the router logits (float32), top-k, renormalised when norm_topk_prob
@@ -68,9 +73,16 @@ typedef struct qf_model_options {
     int float_source;     /* 0 (default): a compressed-tensors / ModelOpt FP8 checkpoint runs as the
                            * packed FP8 Linears an engine serves; 1: as its bf16 dequantization
                            * (qf_quant_source.h), the float model calibration aims at */
+    unsigned ablate;      /* 0 (default); QF_ABLATE_* bits switch one feature off, so a test can show
+                           * that its check sees a runner without it (a test knob) */
 } qf_model_options;
 
-/* act_quant = 1, moe_force_expert = -1, float_source = 0. */
+#define QF_ABLATE_ATTN_GATE 1u /* qwen3_next: attention output not multiplied by sigmoid(gate) */
+#define QF_ABLATE_CONV 2u      /* gated DeltaNet: no causal conv1d (SiLU kept) */
+#define QF_ABLATE_BETA 4u      /* gated DeltaNet: beta = 1 instead of sigmoid(b) */
+#define QF_ABLATE_DECAY 8u     /* gated DeltaNet: g = 0 (no decay of the state) */
+
+/* act_quant = 1, moe_force_expert = -1, float_source = 0, ablate = 0. */
 void qf_model_options_default(qf_model_options *opt);
 
 /* What a model_type's decoder layer adds to the Llama layer (one row of model_family.c). */
@@ -108,6 +120,11 @@ typedef struct qf_family {
     int hybrid;                /* Nemotron-H: each layer is ONE mixer (qf_layer.mixer) behind its own
                                 * pre-norm and residual, tensors under backbone.layers.N.mixer */
     int nope;                  /* attention without RoPE (Nemotron-H's attention layers) */
+    int attn_gate;      /* Qwen3-Next: q_proj = per head [query; gate], output × sigmoid(gate) before o_proj */
+    int deltanet;       /* Qwen3-Next: layer_types' linear_attention layers are gated DeltaNet
+                         * (linear_attn.*, model_deltanet.c) */
+    int deltanet_split; /* Qwen3.5: the DeltaNet's projections are in_proj_qkv (flat [q | k | v]),
+                         * in_proj_z, in_proj_b, in_proj_a instead of head-grouped in_proj_qkvz / _ba */
 } qf_family;
 
 /* qf_layer.mixer of a hybrid family's layer (hybrid_override_pattern's characters); 0: the
@@ -163,12 +180,19 @@ typedef struct qf_layer {
                               * experts[] borrow; NULL when they are borrowed from the checkpoint */
     /* hybrid families (qf_family.hybrid) */
     int mixer;               /* QF_MIXER_*, 0 for a Llama layer */
-    /* Mamba-2 mixer (mixer == QF_MIXER_MAMBA), every vector fp32, owned; I = mamba heads x
-     * mamba_head_dim, CD = I + 2 n_groups ssm_state_size (the convolved x, B, C) */
-    float *conv_w;           /* (CD, conv_kernel): conv1d.weight */
-    float *conv_b;           /* (CD): conv1d.bias, NULL without use_conv_bias */
-    float *dt_bias, *ssm_a, *ssm_d; /* (mamba heads): dt_bias, A = -exp(A_log), D */
-    float *gnorm;            /* (I): the gated RMSNorm's weight (mixer.norm) */
+    /* Mamba-2 mixer (mixer == QF_MIXER_MAMBA) and gated DeltaNet (linear_attn), every vector fp32,
+     * owned.  Mamba: I = mamba heads x mamba_head_dim, CD = I + 2 n_groups ssm_state_size (the
+     * convolved x, B, C).  DeltaNet (Qwen3-Next's linear_attention layers): q holds
+     * in_proj_qkvz, k in_proj_ba, o out_proj; v is empty; no q_norm / k_norm, no RoPE */
+    float *conv_w;           /* conv1d.weight: Mamba (CD, conv_kernel); DeltaNet (2 key_dim + value_dim, lin_conv) */
+    float *conv_b;           /* Mamba (CD): conv1d.bias, NULL without use_conv_bias */
+    float *dt_bias;          /* (mamba heads / lin_v_heads): dt_bias */
+    float *ssm_a, *ssm_d;    /* Mamba (mamba heads): A = -exp(A_log), D */
+    float *gnorm;            /* the gated RMSNorm's weight (mixer.norm: (I); DeltaNet: (lin_v_dim), x w, no offset) */
+    int linear_attn;
+    float *neg_a;            /* DeltaNet (lin_v_heads): -exp(A_log) */
+    /* deltanet_split (Qwen3.5): q holds in_proj_qkv, k in_proj_z, v in_proj_b and in_a in_proj_a */
+    qf_linear in_a;
 } qf_layer;
 
 typedef struct qf_model {
@@ -234,7 +258,7 @@ float qf_rope_cos_scale(const qf_model_config *cfg);
 /* c[i] = cos(p · inv_freq[i]) · scale, s[i] likewise, for i < half (float32, as transformers). */
 void qf_rope_cos_sin(const float *inv_freq, int64_t half, int64_t p, float scale, float *c, float *s);
 
-/* Pointers to every Linear of m, in order: per layer q k v o, then gate up down or router,
+/* Pointers to every Linear of m, in order: per layer q k v (in_a) o, then gate up down or router,
  * experts (gate up down per expert), shared expert (gate up down, its sigmoid gate); last
  * lm_head.  Writes at most cap pointers (out may be NULL when cap is 0); returns the count. */
 int qf_model_linears(qf_model *m, qf_linear **out, int cap);

@@ -4,14 +4,17 @@
 # projections, partial rotary; tiny-phi3-longrope: its weights with LongRoPE), tiny-glm4moe (glm4_moe:
 # sigmoid grouped routing, shared expert), tiny-gptoss (gpt_oss: sinks, fused interleaved experts,
 # clamped SwiGLU), tiny-llama4 (llama4_text: NoPE / chunked layers, fused experts, input-weighted
-# routing) and tiny-nemotronh (nemotron_h: Mamba-2 hybrid with MoE).  `validate` must
+# routing), tiny-nemotronh (nemotron_h: Mamba-2 hybrid with MoE), tiny-qwen3next (qwen3_next: gated
+# DeltaNet + gated attention, MoE + gated shared expert) and tiny-qwen35moe (qwen3_5_moe_text: the same
+# with four DeltaNet projections).  `validate` must
 # reproduce transformers' PPL through the CLI (tokenizer included), every RTN scheme must
 # convert, verify and validate, and `inspect` must say why it could not use a config.json.
 . tests/cli/lib.sh
 # rel_within A B TOL: |A/B - 1| <= TOL
 rel_within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a / b - 1; if (d < 0) d = -d; exit !(b > 0 && d <= t) }'; }
 json_num() { sed -n "s/.*\"$1\": *\([-0-9.eE+]*\).*/\1/p" "$2" | head -n 1; }
-for model in tiny-tied tiny-swa tiny-yarn tiny-gemma3 tiny-phi3 tiny-phi3-longrope tiny-glm4moe tiny-gptoss tiny-llama4 tiny-nemotronh; do
+for model in tiny-tied tiny-swa tiny-yarn tiny-gemma3 tiny-phi3 tiny-phi3-longrope tiny-glm4moe tiny-gptoss tiny-llama4 tiny-nemotronh \
+    tiny-qwen3next tiny-qwen35moe; do
     ref=$(json_num ppl tests/data/$model.reference.json)
     n=$(json_num windows tests/data/$model.reference.json)
     expect_exit 0 "validate $model, $n windows" -- "$QFORGE" validate --base tests/data/$model \
@@ -19,7 +22,7 @@ for model in tiny-tied tiny-swa tiny-yarn tiny-gemma3 tiny-phi3 tiny-phi3-longro
     got=$(json_num ppl "$T/stdout")
     # measured: 1e-9 (tiny-tied), 3.3e-8 (tiny-swa), 9.5e-9 (tiny-yarn), 2e-9 (tiny-gemma3), 7e-9 (tiny-phi3),
     # 9e-9 (tiny-glm4moe), 1.1e-8 (tiny-phi3-longrope, long factors), 6.2e-9 (tiny-gptoss), 2.4e-8 (tiny-llama4),
-    # 7e-10 (tiny-nemotronh);
+    # 7e-10 (tiny-nemotronh), 5e-8 (tiny-qwen3next);
     # the limit's reason is in tests/test_model_families.c
     if rel_within "$got" "$ref" 1e-6; then ok "$model PPL $got = transformers $ref"
     else bad "$model PPL $got, transformers $ref (limit 1e-6 relative)"; fi
@@ -50,7 +53,7 @@ cmp -s "$T/g1/model.safetensors" "$T/g2/model.safetensors" && bad "calibration i
 # KLD, as on the Llama fixtures (docs/bench.md has the default-sample figures; 32 samples here),
 # and every expert of the MoE fixture must have seen calibration tokens
 kld_of() { sed -n 's/.*"mean_kld": *\([-0-9.eE+]*\).*/\1/p' "$T/stdout" | head -n 1; }
-for model in tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-gptoss tiny-nemotronh; do
+for model in tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-gptoss tiny-nemotronh tiny-qwen3next tiny-qwen35moe; do
     expect_exit 0 "gptq $model" -- "$QFORGE" convert tests/data/$model -o "$T/$model-gptq" --scheme w4a16 \
         --method gptq --calib-samples 32 -q
     expect_exit 0 "verify gptq $model" -- "$QFORGE" verify "$T/$model-gptq" -q
@@ -66,12 +69,21 @@ for model in tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-gptoss tiny-nemotronh; do
     [ $model = tiny-glm4moe ] && moe_layers=2
     [ $model = tiny-gptoss ] && moe_layers=4
     [ $model = tiny-nemotronh ] && moe_layers=1
+    [ $model = tiny-qwen3next ] && moe_layers=3
+    [ $model = tiny-qwen35moe ] && moe_layers=4
     if [ $moe_layers -gt 0 ]; then
         counts=$(tr -d ' \n' <"$T/$model-gptq/qforge.manifest.json" | grep -o '"routed_tokens_per_expert":\[[0-9,]*\]')
         [ "$(echo "$counts" | wc -l)" = $moe_layers ] && ! echo "$counts" | grep -q '[[,]0[],]' &&
             ok "$model: every expert of its $moe_layers MoE layers saw calibration tokens" ||
             bad "$model: routed_tokens_per_expert: '$counts'"
     fi
+    # calibration quantizes exactly the Linears RTN does (qwen3_next: the DeltaNet's in_proj_qkvz,
+    # in_proj_ba and out_proj included; qwen3_5_moe_text: in_proj_qkv, _z, _b, _a; conv1d / A_log /
+    # dt_bias / norms dense in both)
+    packed() { tr -d ' \n' <"$1/qforge.manifest.json" | grep -o '"name":"[^"]*\.weight_packed"' | sort; }
+    [ -n "$(packed "$T/$model-gptq")" ] && [ "$(packed "$T/$model-gptq")" = "$(packed "$T/$model-w4a16")" ] &&
+        ok "$model: GPTQ quantizes the same $(packed "$T/$model-gptq" | wc -l) Linears as RTN" ||
+        bad "$model: GPTQ and RTN quantize different Linears"
     # AWQ folds scales into x*w norms: refused for (1 + w) norms, fused gate_up and shared experts
     expect_exit 5 "awq $model refused" -- "$QFORGE" convert tests/data/$model -o "$T/$model-awq" --scheme w4a16 \
         --method awq -q
@@ -139,6 +151,17 @@ rm -rf "$T/in"; cp -r tests/data/tiny-tied "$T/in"; chmod -R u+w "$T/in"
 sed -i 's/"use_sliding_window": false/"use_sliding_window": true/; s/"full_attention",/"chunked_attention",/' "$T/in/config.json"
 expect_exit 5 "unknown layer type refused" -- "$QFORGE" validate --base "$T/in" --text tests/data/eval.txt --chunks 1 -q
 stderr_has "config.json: layer_types[0] is 'chunked_attention'" "refusal names layer_types[0]"
+# qwen3_next: a layer kind the runner does not implement, and DeltaNet shapes it cannot hold, are refused
+rm -rf "$T/in"; cp -r tests/data/tiny-qwen3next "$T/in"; chmod -R u+w "$T/in"
+sed -i '0,/"linear_attention"/s//"mamba"/' "$T/in/config.json"
+expect_exit 5 "qwen3_next: unknown layer type refused" -- "$QFORGE" validate --base "$T/in" --text tests/data/eval.txt \
+    --chunks 1 -q
+stderr_has "config.json: layer_types[0] is 'mamba'" "refusal names layer_types[0]"
+rm -rf "$T/in"; cp -r tests/data/tiny-qwen3next "$T/in"; chmod -R u+w "$T/in"
+sed -i 's/"linear_value_head_dim": 32/"linear_value_head_dim": 64/' "$T/in/config.json"
+expect_exit 5 "qwen3_next: value dim != attention dim refused" -- "$QFORGE" validate --base "$T/in" \
+    --text tests/data/eval.txt --chunks 1 -q
+stderr_has "linear_num_value_heads x linear_value_head_dim (256) differs" "refusal names the keys"
 # inspect: a config.json that is there but unusable is reported with the parser's reason
 printf '{\n  "model_type": "qwen3",\n  "hidden_size": 128,,\n}\n' >"$T/in/config.json"
 expect_exit 0 "inspect with a broken config.json" -- "$QFORGE" inspect "$T/in"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """make_fixtures.py - build tests/data/tiny-tied, tiny-swa, tiny-yarn, tiny-gemma3, tiny-phi3,
-tiny-glm4moe, tiny-gptoss, tiny-llama4 and tiny-nemotronh with Hugging Face transformers, and their independent reference
-numbers.
+tiny-glm4moe, tiny-gptoss, tiny-llama4, tiny-nemotronh, tiny-qwen3next and tiny-qwen35moe with Hugging
+Face transformers, and their independent reference numbers.
 
 Pinned (the versions the committed files were made with; other versions may differ in the
 last bits of the random init, not in the protocol):
@@ -18,8 +18,8 @@ ppl-512 window (Mistral), where full attention gives the wrong numbers.  tiny-ya
 q/k/v biases, YaRN RoPE scaling with factor 4 over an original context of 128, as Qwen2.5 and
 Qwen3 ship for long context) shows (c) a RoPE variant whose inverse frequencies and cos/sin
 scale differ from the default: a runner that ignores it is measurably off.  tiny-gemma3,
-tiny-phi3, tiny-glm4moe and tiny-nemotronh are the runner's Gemma 3, Phi-3, GLM-4.5 and
-Nemotron-H (issue 15): each has the
+tiny-phi3, tiny-glm4moe, tiny-nemotronh and tiny-qwen3next are the runner's Gemma 3, Phi-3, GLM-4.5,
+Nemotron-H and Qwen3-Next (issue 15): each has the
 family's features at settings where switching one off is visible (tests/data/README.md).
 
 The weights are random (no training), drawn with a fixed seed; initializer_range is large
@@ -200,6 +200,42 @@ FIXTURES = {
             moe_intermediate_size=128, moe_shared_expert_intermediate_size=128, routed_scaling_factor=2.5,
             norm_topk_prob=True, bos_token_id=0, eos_token_id=0, pad_token_id=0),
         seed=1307, shard="4MB", sharpen=False, mamba=True, router_bias=0.1),
+    # Qwen3-Next (qwen3_next): layers L D L F (gated DeltaNet linear attention x3, gated full
+    # attention at layer 3 by full_attention_interval 4), layer 1 a dense MLP (mlp_only_layers),
+    # the others MoE (8 experts, top-2, shared expert behind a sigmoid gate); (1 + w) norms,
+    # q/k norms, partial rotary 0.25.  A_log / dt_bias / conv1d drawn so that the decay keeps
+    # memory across the 64-token chunks of the reference's chunked delta rule (512 > 64).
+    "tiny-qwen3next": dict(
+        cls="Qwen3NextForCausalLM",
+        config=transformers.Qwen3NextConfig(
+            vocab_size=8192, hidden_size=128, intermediate_size=256, num_hidden_layers=4,
+            num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=2048,
+            rms_norm_eps=1e-6, tie_word_embeddings=False, initializer_range=0.1,
+            linear_num_key_heads=2, linear_num_value_heads=4, linear_key_head_dim=32,
+            linear_value_head_dim=32, linear_conv_kernel_dim=4, num_experts=8, num_experts_per_tok=2,
+            moe_intermediate_size=128, shared_expert_intermediate_size=128, norm_topk_prob=True,
+            mlp_only_layers=[1], full_attention_interval=4,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.25},
+            bos_token_id=0, eos_token_id=0, pad_token_id=0),
+        seed=1307, shard="5MB", sharpen=False, norm_offset=1.0,
+        plain_norms=("linear_attn.norm.weight",), deltanet=True),
+    # Qwen3.5-MoE text (qwen3_5_moe_text): Qwen3-Next's layer with the DeltaNet's four separate
+    # projections (in_proj_qkv, in_proj_z, in_proj_b, in_proj_a), every layer MoE, top-k weights
+    # always renormalised; layers L L L F.
+    "tiny-qwen35moe": dict(
+        cls="Qwen3_5MoeForCausalLM",
+        config=transformers.Qwen3_5MoeTextConfig(
+            vocab_size=8192, hidden_size=128, num_hidden_layers=4,
+            num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=2048,
+            rms_norm_eps=1e-6, tie_word_embeddings=False, initializer_range=0.1,
+            linear_num_key_heads=2, linear_num_value_heads=4, linear_key_head_dim=32,
+            linear_value_head_dim=32, linear_conv_kernel_dim=4, num_experts=8, num_experts_per_tok=2,
+            moe_intermediate_size=128, shared_expert_intermediate_size=128,
+            layer_types=["linear_attention", "linear_attention", "linear_attention", "full_attention"],
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.25},
+            bos_token_id=0, eos_token_id=0, pad_token_id=0),
+        seed=1308, shard="5MB", sharpen=False, norm_offset=1.0,
+        plain_norms=("linear_attn.norm.weight",), deltanet=True),
 }
 
 
@@ -233,6 +269,8 @@ def build(name, spec):
             if pname.endswith("norm.weight"):  # around 1, so a skipped norm weight shows
                 # (1 + w) norms (Gemma): w around 0, except q/k norms (sharper attention)
                 off = spec.get("norm_offset", 0.0) if not pname.endswith(("q_norm.weight", "k_norm.weight")) else 0.0
+                if pname.endswith(spec.get("plain_norms", ())):  # x w norms beside (1 + w) ones
+                    off = 0.0
                 p.copy_(1.0 - off + 0.2 * torch.randn_like(p))
             # Sharper attention that writes more into the residual: a random model's attention
             # is otherwise close to a mean over the keys, and the window would barely matter.
@@ -244,6 +282,14 @@ def build(name, spec):
                 p.mul_(3.0)
             if pname.endswith(("v_proj.weight", "o_proj.weight")):
                 p.mul_(2.0)
+        if spec.get("deltanet"):  # decays between 0.5 and 0.98 per token, a conv that matters
+            for pname, p in model.named_parameters():
+                if pname.endswith("linear_attn.A_log"):
+                    p.copy_(torch.empty_like(p).uniform_(0.02, 1.0).log())
+                elif pname.endswith("linear_attn.dt_bias"):
+                    p.copy_(0.5 * torch.randn_like(p))
+                elif pname.endswith("linear_attn.conv1d.weight"):
+                    p.copy_(0.4 * torch.randn_like(p))
     out = os.path.join(DATA, name)
     shutil.rmtree(out, ignore_errors=True)
     model.to(torch.bfloat16).save_pretrained(out, max_shard_size=spec["shard"])

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""make_fixtures.py - build tests/data/tiny-tied, tiny-swa, tiny-yarn, tiny-gemma3, tiny-phi3 and
-tiny-glm4moe with Hugging Face transformers, and their independent reference numbers.
+"""make_fixtures.py - build tests/data/tiny-tied, tiny-swa, tiny-yarn, tiny-gemma3, tiny-phi3,
+tiny-glm4moe and tiny-deepseekv3 with Hugging Face transformers, and their independent reference numbers.
 
 Pinned (the versions the committed files were made with; other versions may differ in the
 last bits of the random init, not in the protocol):
@@ -126,6 +126,29 @@ FIXTURES = {
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5},
             bos_token_id=0, eos_token_id=0, pad_token_id=0),
         seed=1306, shard="3MB", sharpen=False, router_bias=0.1),
+    # DeepSeek-V3 (deepseek_v3): MLA attention (q_a_proj -> q_a_layernorm -> q_b_proj;
+    # kv_a_proj_with_mqa -> latent + shared k_pe -> kv_a_layernorm -> kv_b_proj), qk_head_dim 48
+    # (nope 32 + rope 16) and v_head_dim 32, decoupled RoPE on the rope part in the interleaved
+    # layout, YaRN (factor 4 over 128, mscale 1 / mscale_all_dim 0.8: cos/sin × 0.983 and the
+    # softmax scale × 1.23), rms_norm_eps 1e-5 beside the latent norms' fixed 1e-6; layer 0
+    # dense, layers 1-2 MoE (8 experts in 4 groups, top-2 groups, top-2 experts, sigmoid +
+    # correction bias, routed_scaling_factor 2.5, one shared expert).  Every Linear's input
+    # width is a multiple of 128, so w4a16's groups quantize all of them (GPTQ included).
+    "tiny-deepseekv3": dict(
+        cls="DeepseekV3ForCausalLM",
+        config=transformers.DeepseekV3Config(
+            vocab_size=8192, hidden_size=128, intermediate_size=256, moe_intermediate_size=128,
+            num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=4,
+            q_lora_rank=128, kv_lora_rank=128, qk_nope_head_dim=32, qk_rope_head_dim=16, v_head_dim=32,
+            max_position_embeddings=512, rms_norm_eps=1e-5, tie_word_embeddings=False,
+            initializer_range=0.1, n_routed_experts=8, num_experts_per_tok=2, n_group=4, topk_group=2,
+            n_shared_experts=1, first_k_dense_replace=1, routed_scaling_factor=2.5, norm_topk_prob=True,
+            rope_interleave=True, num_nextn_predict_layers=0,
+            rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                             "original_max_position_embeddings": 128, "mscale": 1.0, "mscale_all_dim": 0.8,
+                             "beta_fast": 32.0, "beta_slow": 1.0},
+            bos_token_id=0, eos_token_id=0, pad_token_id=0),
+        seed=1307, shard="3MB", sharpen=False, router_bias=0.1),
 }
 
 

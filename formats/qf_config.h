@@ -81,6 +81,15 @@ typedef struct qf_model_config {
     int n_extra_layers;            /* num_nextn_predict_layers: MTP layers stored after the decoder's
                                     * (model.layers.N..N+extra-1), not run */
     json_t *json;                  /* the whole parsed config.json (owned) */
+    /* deepseek_v3's multi-head latent attention (MLA; kv_lora_rank 0 elsewhere).  head_dim is
+     * then max(qk_nope + qk_rope, v_head_dim), the width of the runner's per-head buffers, and
+     * RoPE rotates qk_rope_head_dim dimensions (transformers' head_dim) */
+    int q_lora_rank;               /* q_a_proj's rank; 0: a plain q_proj */
+    int kv_lora_rank;              /* the compressed kv latent (kv_a_proj_with_mqa's first rows) */
+    int qk_nope_head_dim, qk_rope_head_dim, v_head_dim;
+    int rope_interleave;           /* the rope part of q and k_pe is laid out in (even, odd) pairs */
+    double attn_mscale;            /* softmax scale = qk_head_dim^-1/2 x this: YaRN's
+                                    * mscale(factor, mscale_all_dim)^2 when set, else 1 */
 } qf_model_config;
 
 /* Parse path (a config.json).  Missing or non-integer required fields are QF_ERR_FORMAT

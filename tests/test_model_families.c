@@ -386,6 +386,62 @@ static void test_tiny_glm4moe(void **state)
     fixture_close(&f);
 }
 
+/* tiny-deepseekv3: DeepseekV3ForCausalLM: MLA attention (q_lora_rank 128, kv_lora_rank 128,
+ * qk_nope 32 + qk_rope 16, v_head_dim 32, interleaved rope), YaRN factor 4 with mscale 1 /
+ * mscale_all_dim 0.8, layer 0 dense, layers 1-2 MoE (8 experts in 4 groups, top-2 groups,
+ * top-2 experts, sigmoid + correction bias, scaling 2.5, one shared expert).  Then the
+ * softmax's mscale², the interleaved rope layout, the group restriction and kv_a_layernorm are
+ * each switched off: each must move the window-0 logits far beyond the limit. */
+static void test_tiny_deepseekv3(void **state)
+{
+    (void)state;
+    fixture f;
+    check_fixture("tiny-deepseekv3", &f);
+    qf_model *m = f.m;
+    assert_int_equal(m->rope.dims, 16);      /* qk_rope_head_dim, transformers' head_dim */
+    assert_int_equal(m->cfg.head_dim, 48);   /* the runner's per-head width: qk_nope + qk_rope */
+    assert_int_equal(m->layers[0].is_moe, 0);
+    for (int l = 0; l < 3; l++) {
+        qf_layer *L = &m->layers[l];
+        assert_int_equal(L->q_a.rows, 128);
+        assert_int_equal(L->q.rows, 4 * 48);  /* q_b_proj */
+        assert_int_equal(L->q.cols, 128);
+        assert_int_equal(L->kv_a.rows, 128 + 16);
+        assert_int_equal(L->kv_b.rows, 4 * (32 + 32));
+        assert_int_equal(L->o.cols, 4 * 32);
+        assert_int_equal(L->k.kind, 0);
+        if (l == 0) continue;
+        assert_int_equal(L->is_moe, 1);
+        assert_int_equal(L->has_shared, 1);
+        assert_int_equal(L->sh_router.kind, 0);
+        assert_non_null(L->router_bias);
+    }
+    /* DeepseekV3Attention.scaling = 48^-0.5 × (0.1 × 0.8 × ln 4 + 1)² */
+    const float plain = (float)pow(48.0, -0.5);
+    assert_float_equal(m->attn_scale, plain * pow(0.08 * log(4.0) + 1.0, 2), 1e-6);
+    double lerr = 0;
+    printf("tiny-deepseekv3 with one feature switched off:\n");
+    const float scale = m->attn_scale;
+    m->attn_scale = plain;
+    broken_ppl(&f, "softmax scale without YaRN's mscale^2", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->attn_scale = scale;
+    m->cfg.rope_interleave = 0;
+    broken_ppl(&f, "rope_interleave ignored", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->cfg.rope_interleave = 1;
+    m->cfg.topk_group = m->cfg.n_group;
+    broken_ppl(&f, "every group kept (topk_group = n_group)", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->cfg.topk_group = 2;
+    float *kvn[3];
+    for (int l = 0; l < 3; l++) kvn[l] = m->layers[l].kv_a_norm, m->layers[l].kv_a_norm = NULL;
+    broken_ppl(&f, "no kv_a_layernorm", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    for (int l = 0; l < 3; l++) m->layers[l].kv_a_norm = kvn[l];
+    fixture_close(&f);
+}
+
 /* YaRN keys as transformers reads them: factor from max / original when null, attention
  * factor from mscale / mscale_all_dim (DeepSeek-V3's spelling), defaults for the betas. */
 static void test_yarn_config(void **state)
@@ -615,6 +671,7 @@ int main(void)
         cmocka_unit_test(test_tiny_gemma3),
         cmocka_unit_test(test_tiny_phi3),
         cmocka_unit_test(test_tiny_glm4moe),
+        cmocka_unit_test(test_tiny_deepseekv3),
         cmocka_unit_test(test_yarn_config),
         cmocka_unit_test(test_family_configs),
     };

@@ -11,6 +11,10 @@
 
 #include "qf_model.h"
 
+/* Rows name the fields they set; a field added at the end of qf_family is 0 in the older
+ * positional rows (C11 6.7.9), which is what those families mean. */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
 static const qf_family qf_families[] = {
     /* type          offset sandwich embed fused_qkv fused_gu partial fold sigmoid shared expert */
     {"llama",        0.0f,  0,       0,    0,        0,       0,      1,   0,      NULL},
@@ -32,6 +36,10 @@ static const qf_family qf_families[] = {
      * (mlp.shared_experts, added unscaled).  The fold would also have to scale the shared
      * experts' inputs, which it does not: no fold. */
     {"glm4_moe",     0.0f,  0,       0,    0,        0,       1,      0,   1,      "shared_experts"},
+    /* DeepseekV3Attention (MLA), DeepseekV3TopkRouter (GLM's routing), DeepseekV3MoE
+     * (shared_experts, unscaled).  No fold: shared experts, and MLA's latent norms sit between
+     * q_a / kv_a and their consumers. */
+    {.model_type = "deepseek_v3", .sigmoid_routing = 1, .shared_expert = "shared_experts", .mla = 1},
 };
 
 const qf_family *qf_family_find(const char *model_type)

@@ -18,6 +18,10 @@
  *   glm4_moe           dense first layers, then MoE: sigmoid routing with a score-correction
  *                      bias over grouped experts, routed_scaling_factor, shared experts;
  *                      partial rotary, optional q/k norms, q/k/v biases
+ *   deepseek_v3        glm4_moe's MoE layout and routing, with multi-head latent attention
+ *                      (MLA: low-rank q and kv projections with their own norms, RoPE on a
+ *                      decoupled part of each head, interleaved when rope_interleave, the
+ *                      softmax scale × YaRN's mscale_all_dim adjustment; model_mla.c)
  * What a family adds to the Llama layer is one row of the family table (qf_family,
  * model_family.c); the steps read the row, never the model_type.
  * Routing: softmax over the router logits (float32), top-k, renormalised when norm_topk_prob
@@ -76,6 +80,8 @@ typedef struct qf_family {
                                 * routed_scaling_factor (else softmax top-k) */
     const char *shared_expert; /* the shared expert's module under mlp ("shared_expert"; GLM:
                                 * "shared_experts", without a sigmoid gate); NULL: none */
+    int mla;            /* DeepSeek-V3: multi-head latent attention (qf_layer's q_a, kv_a, kv_b;
+                         * model_mla.c) */
 } qf_family;
 
 /* The row of model_type, NULL when the runner does not know it. */
@@ -111,6 +117,13 @@ typedef struct qf_layer {
     int has_shared;
     qf_linear sh_gate, sh_up, sh_down; /* shared expert (qwen2_moe) */
     qf_linear sh_router;     /* shared_expert_gate (1, hidden): output scaled by sigmoid of it (empty: unscaled, GLM) */
+    /* MLA (fam->mla; else empty / NULL): q is q_b_proj (q_proj when q_lora_rank is 0), k and v
+     * are empty, o is o_proj (hidden, heads × v_head_dim) */
+    qf_linear q_a;           /* q_a_proj (q_lora_rank, hidden); empty when q_lora_rank is 0 */
+    qf_linear kv_a;          /* kv_a_proj_with_mqa (kv_lora_rank + qk_rope_head_dim, hidden) */
+    qf_linear kv_b;          /* kv_b_proj (heads × (qk_nope_head_dim + v_head_dim), kv_lora_rank) */
+    float *q_a_norm;         /* (q_lora_rank) fp32, owned: q_a_layernorm (eps 1e-6, as transformers) */
+    float *kv_a_norm;        /* (kv_lora_rank) fp32, owned: kv_a_layernorm (eps 1e-6); NULL skips it (a test knob) */
 } qf_layer;
 
 typedef struct qf_model {

@@ -75,6 +75,7 @@ static uint64_t qf_plan_layer_bytes(const qf_model *m, const qf_calib_opts *o, c
     const qf_linear *lin[8 + 3 * 256];
     int n = 0;
     lin[n++] = &L->q, lin[n++] = &L->k, lin[n++] = &L->v, lin[n++] = &L->o;
+    lin[n++] = &L->q_a, lin[n++] = &L->kv_a, lin[n++] = &L->kv_b; /* MLA (empty elsewhere: 0 bytes) */
     if (!L->is_moe) lin[n++] = &L->gate, lin[n++] = &L->up, lin[n++] = &L->down;
     else {
         lin[n++] = &L->router;

@@ -1,21 +1,22 @@
 # The fixtures built with transformers (tests/tools/make_fixtures.py): tiny-tied (qwen3, tied
 # embeddings, no lm_head tensor), tiny-swa (mistral, sliding_window 128), tiny-yarn (qwen2,
 # q/k/v biases, YaRN RoPE scaling), tiny-gemma3 (gemma3_text), tiny-phi3 (phi3, fused
-# projections, partial rotary) and tiny-glm4moe (glm4_moe: sigmoid grouped routing, shared expert).  `validate` must
+# projections, partial rotary), tiny-glm4moe (glm4_moe: sigmoid grouped routing, shared expert) and
+# tiny-deepseekv3 (deepseek_v3: MLA attention, YaRN with mscale_all_dim, glm4_moe's MoE).  `validate` must
 # reproduce transformers' PPL through the CLI (tokenizer included), every RTN scheme must
 # convert, verify and validate, and `inspect` must say why it could not use a config.json.
 . tests/cli/lib.sh
 # rel_within A B TOL: |A/B - 1| <= TOL
 rel_within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a / b - 1; if (d < 0) d = -d; exit !(b > 0 && d <= t) }'; }
 json_num() { sed -n "s/.*\"$1\": *\([-0-9.eE+]*\).*/\1/p" "$2" | head -n 1; }
-for model in tiny-tied tiny-swa tiny-yarn tiny-gemma3 tiny-phi3 tiny-glm4moe; do
+for model in tiny-tied tiny-swa tiny-yarn tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-deepseekv3; do
     ref=$(json_num ppl tests/data/$model.reference.json)
     n=$(json_num windows tests/data/$model.reference.json)
     expect_exit 0 "validate $model, $n windows" -- "$QFORGE" validate --base tests/data/$model \
         --text tests/data/eval.txt --chunks "$n" --json -q
     got=$(json_num ppl "$T/stdout")
     # measured: 1e-9 (tiny-tied), 3.3e-8 (tiny-swa), 9.5e-9 (tiny-yarn), 2e-9 (tiny-gemma3), 7e-9 (tiny-phi3),
-    # 9e-9 (tiny-glm4moe);
+    # 9e-9 (tiny-glm4moe), 1.6e-8 (tiny-deepseekv3);
     # the limit's reason is in tests/test_model_families.c
     if rel_within "$got" "$ref" 1e-6; then ok "$model PPL $got = transformers $ref"
     else bad "$model PPL $got, transformers $ref (limit 1e-6 relative)"; fi
@@ -46,7 +47,7 @@ cmp -s "$T/g1/model.safetensors" "$T/g2/model.safetensors" && bad "calibration i
 # KLD, as on the Llama fixtures (docs/bench.md has the default-sample figures; 32 samples here),
 # and every expert of the MoE fixture must have seen calibration tokens
 kld_of() { sed -n 's/.*"mean_kld": *\([-0-9.eE+]*\).*/\1/p' "$T/stdout" | head -n 1; }
-for model in tiny-gemma3 tiny-phi3 tiny-glm4moe; do
+for model in tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-deepseekv3; do
     expect_exit 0 "gptq $model" -- "$QFORGE" convert tests/data/$model -o "$T/$model-gptq" --scheme w4a16 \
         --method gptq --calib-samples 32 -q
     expect_exit 0 "verify gptq $model" -- "$QFORGE" verify "$T/$model-gptq" -q
@@ -58,7 +59,7 @@ for model in tiny-gemma3 tiny-phi3 tiny-glm4moe; do
     kr=$(kld_of)
     awk -v g="$kg" -v r="$kr" 'BEGIN { exit !(g > 0 && r > 0 && g < r) }' &&
         ok "$model w4a16: GPTQ mean KLD $kg < RTN $kr" || bad "$model w4a16: GPTQ mean KLD '$kg' not below RTN '$kr'"
-    if [ $model = tiny-glm4moe ]; then
+    if [ $model = tiny-glm4moe ] || [ $model = tiny-deepseekv3 ]; then
         counts=$(tr -d ' \n' <"$T/$model-gptq/qforge.manifest.json" | grep -o '"routed_tokens_per_expert":\[[0-9,]*\]')
         [ "$(echo "$counts" | wc -l)" = 2 ] && ! echo "$counts" | grep -q '[[,]0[],]' &&
             ok "$model: every expert of both MoE layers saw calibration tokens" ||
@@ -70,6 +71,26 @@ for model in tiny-gemma3 tiny-phi3 tiny-glm4moe; do
     stderr_has "does not fold into model_type" "awq refusal names the reason"
     no_output "$T/$model-awq" "no artifact after the awq refusal"
 done
+# DeepSeek-V3's MLA: GPTQ calibrates every attention Linear RTN quantizes (q_a, q_b, kv_a_proj_with_mqa,
+# kv_b, o of each layer: each reports its calibration tokens, and its packed weight is not RTN's),
+# in RTN's layout (the same tensor names, shapes and dtypes)
+man_gptq=$(tr -d ' \n' <"$T/tiny-deepseekv3-gptq/qforge.manifest.json")
+tensor_list() { tr -d ' \n' <"$1/qforge.manifest.json" | grep -o '"name":"model[^"]*","shape":\[[0-9,]*\]' | sort; }
+tensor_hash() { tr -d ' \n' <"$1/qforge.manifest.json" | grep -o "\"name\":\"$2\",\"shape\":\[[0-9,]*\],\"xxh3_128\":\"[0-9a-f]*\""; }
+n_mla=0
+for l in 0 1 2; do
+    for p in q_a_proj q_b_proj kv_a_proj_with_mqa kv_b_proj o_proj; do
+        t=model.layers.$l.self_attn.$p
+        echo "$man_gptq" | grep -q "\"$t\":{[^}]*\"tokens\":[1-9]" || bad "$t: no GPTQ calibration tokens in the report"
+        a=$(tensor_hash "$T/tiny-deepseekv3-gptq" $t.weight_packed); b=$(tensor_hash "$T/tiny-deepseekv3-w4a16" $t.weight_packed)
+        [ -n "$a" ] && [ -n "$b" ] && [ "$a" != "$b" ] && n_mla=$((n_mla + 1)) || bad "$t: gptq '$a' rtn '$b'"
+    done
+done
+[ $n_mla = 15 ] && ok "tiny-deepseekv3: the 15 MLA Linears are GPTQ-calibrated and packed" ||
+    bad "tiny-deepseekv3: $n_mla of 15 MLA Linears calibrated"
+[ -n "$(tensor_list "$T/tiny-deepseekv3-gptq")" ] &&
+    [ "$(tensor_list "$T/tiny-deepseekv3-gptq")" = "$(tensor_list "$T/tiny-deepseekv3-w4a16")" ] &&
+    ok "tiny-deepseekv3: GPTQ writes RTN's tensors (names, shapes)" || bad "tiny-deepseekv3: GPTQ and RTN layouts differ"
 # GLM-4.5 / DeepSeek checkpoints store their MTP layers after the decoder's (num_nextn_predict_layers):
 # the runner does not run them, so a calibrated conversion gives them RTN instead of failing.
 # tiny-glm4moe with num_hidden_layers 2 makes its layer 2 such a layer.
@@ -78,7 +99,6 @@ sed -i 's/"num_hidden_layers": 3/"num_hidden_layers": 2/' "$T/mtp/config.json"
 expect_exit 0 "gptq with an MTP layer" -- "$QFORGE" convert "$T/mtp" -o "$T/mtp-gptq" --scheme w4a16 --method gptq \
     --calib-samples 8 -q
 expect_exit 0 "rtn with an MTP layer" -- "$QFORGE" convert "$T/mtp" -o "$T/mtp-rtn" --scheme w4a16 -q
-tensor_hash() { tr -d ' \n' <"$1/qforge.manifest.json" | grep -o "\"name\":\"$2\",\"shape\":\[[0-9,]*\],\"xxh3_128\":\"[0-9a-f]*\""; }
 for t in model.layers.2.self_attn.q_proj.weight_packed model.layers.1.self_attn.q_proj.weight_packed; do
     a=$(tensor_hash "$T/mtp-gptq" $t); b=$(tensor_hash "$T/mtp-rtn" $t)
     case $t in *layers.2.*) want=same ;; *) want=different ;; esac

@@ -442,6 +442,32 @@ static void test_tiny_deepseekv3(void **state)
     fixture_close(&f);
 }
 
+/* tiny-deepseekv3-qproj: DeepSeek-V3's other branches: q_lora_rank null (q_proj on xn),
+ * rope_interleave false, default RoPE (softmax scale 48^-1/2 alone), tied embeddings; then the
+ * interleaved layout switched on must be seen (the rotate-half path is not the same). */
+static void test_tiny_deepseekv3_qproj(void **state)
+{
+    (void)state;
+    fixture f;
+    check_fixture("tiny-deepseekv3-qproj", &f);
+    qf_model *m = f.m;
+    for (int l = 0; l < 2; l++) {
+        assert_int_equal(m->layers[l].q_a.kind, 0);
+        assert_null(m->layers[l].q_a_norm);
+        assert_int_equal(m->layers[l].q.rows, 4 * 48); /* q_proj */
+        assert_int_equal(m->layers[l].q.cols, 128);
+    }
+    assert_int_equal(m->layers[1].is_moe, 1);
+    assert_int_equal(m->cfg.rope_interleave, 0);
+    assert_float_equal(m->attn_scale, (float)pow(48.0, -0.5), 0);
+    double lerr = 0;
+    printf("tiny-deepseekv3-qproj with one feature switched on:\n");
+    m->cfg.rope_interleave = 1;
+    broken_ppl(&f, "rope_interleave where the config says false", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    fixture_close(&f);
+}
+
 /* YaRN keys as transformers reads them: factor from max / original when null, attention
  * factor from mscale / mscale_all_dim (DeepSeek-V3's spelling), defaults for the betas. */
 static void test_yarn_config(void **state)
@@ -551,6 +577,10 @@ static void test_family_configs(void **state)
         {"\"model_type\":\"glm4_moe\",\"n_routed_experts\":6,\"n_group\":4,\"topk_group\":1", QF_ERR_FORMAT, QF_OK,
          "n_group"},
         {"\"model_type\":\"llama\",\"partial_rotary_factor\":0.5", QF_OK, QF_ERR_UNSUPPORTED, "partial_rotary_factor"},
+        /* DeepSeek-V3's MLA: RoPE pairs need an even rope part, MLA has one kv head per head */
+        {"\"model_type\":\"deepseek_v3\",\"qk_rope_head_dim\":15", QF_ERR_FORMAT, QF_OK, "qk_rope_head_dim 15"},
+        {"\"model_type\":\"deepseek_v3\",\"num_key_value_heads\":1", QF_ERR_FORMAT, QF_OK, "num_key_value_heads 1"},
+        {"\"model_type\":\"deepseek_v3\",\"q_lora_rank\":\"64\"", QF_ERR_FORMAT, QF_OK, "q_lora_rank"},
     };
     for (size_t i = 0; i < sizeof bad_cases / sizeof *bad_cases; i++) {
         FILE *fp = fopen(path, "w");
@@ -672,6 +702,7 @@ int main(void)
         cmocka_unit_test(test_tiny_phi3),
         cmocka_unit_test(test_tiny_glm4moe),
         cmocka_unit_test(test_tiny_deepseekv3),
+        cmocka_unit_test(test_tiny_deepseekv3_qproj),
         cmocka_unit_test(test_yarn_config),
         cmocka_unit_test(test_family_configs),
     };

@@ -91,6 +91,19 @@ done
 [ -n "$(tensor_list "$T/tiny-deepseekv3-gptq")" ] &&
     [ "$(tensor_list "$T/tiny-deepseekv3-gptq")" = "$(tensor_list "$T/tiny-deepseekv3-w4a16")" ] &&
     ok "tiny-deepseekv3: GPTQ writes RTN's tensors (names, shapes)" || bad "tiny-deepseekv3: GPTQ and RTN layouts differ"
+# without a q LoRA (tiny-deepseekv3-qproj: q_lora_rank null, rope_interleave false, default RoPE) the
+# runner matches transformers and GPTQ calibrates q_proj beside kv_a_proj_with_mqa
+m=tiny-deepseekv3-qproj
+expect_exit 0 "validate $m" -- "$QFORGE" validate --base tests/data/$m --text tests/data/eval.txt --chunks 16 --json -q
+got=$(json_num ppl "$T/stdout"); ref=$(json_num ppl tests/data/$m.reference.json)
+rel_within "$got" "$ref" 1e-6 && ok "$m PPL $got = transformers $ref" || bad "$m PPL $got, transformers $ref"
+expect_exit 0 "rtn $m" -- "$QFORGE" convert tests/data/$m -o "$T/$m-rtn" --scheme w4a16 -q
+expect_exit 0 "gptq $m" -- "$QFORGE" convert tests/data/$m -o "$T/$m-gptq" --scheme w4a16 --method gptq --calib-samples 8 -q
+for t in model.layers.0.self_attn.q_proj model.layers.1.self_attn.q_proj; do
+    a=$(tensor_hash "$T/$m-gptq" $t.weight_packed); b=$(tensor_hash "$T/$m-rtn" $t.weight_packed)
+    tr -d ' \n' <"$T/$m-gptq/qforge.manifest.json" | grep -q "\"$t\":{[^}]*\"tokens\":[1-9]" && [ -n "$a" ] && [ -n "$b" ] &&
+        [ "$a" != "$b" ] && ok "$m: $t GPTQ-calibrated" || bad "$m: $t gptq '$a' rtn '$b'"
+done
 # GLM-4.5 / DeepSeek checkpoints store their MTP layers after the decoder's (num_nextn_predict_layers):
 # the runner does not run them, so a calibrated conversion gives them RTN instead of failing.
 # tiny-glm4moe with num_hidden_layers 2 makes its layer 2 such a layer.

@@ -149,6 +149,22 @@ FIXTURES = {
                              "beta_fast": 32.0, "beta_slow": 1.0},
             bos_token_id=0, eos_token_id=0, pad_token_id=0),
         seed=1307, shard="3MB", sharpen=False, router_bias=0.1),
+    # DeepSeek-V3's other branches: q_lora_rank null (a plain q_proj), rope_interleave false
+    # (rotate-half on the rope part), default RoPE (softmax scale 48^-1/2 alone), tied
+    # embeddings to stay small; one dense layer, one MoE layer (4 experts in 2 groups).
+    "tiny-deepseekv3-qproj": dict(
+        cls="DeepseekV3ForCausalLM",
+        config=transformers.DeepseekV3Config(
+            vocab_size=8192, hidden_size=128, intermediate_size=256, moe_intermediate_size=128,
+            num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+            q_lora_rank=None, kv_lora_rank=128, qk_nope_head_dim=32, qk_rope_head_dim=16, v_head_dim=32,
+            max_position_embeddings=512, rms_norm_eps=1e-6, tie_word_embeddings=True,
+            initializer_range=0.1, n_routed_experts=4, num_experts_per_tok=2, n_group=2, topk_group=1,
+            n_shared_experts=1, first_k_dense_replace=1, routed_scaling_factor=2.5, norm_topk_prob=True,
+            rope_interleave=False, num_nextn_predict_layers=0,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+            bos_token_id=0, eos_token_id=0, pad_token_id=0),
+        seed=1308, shard="2MB", sharpen=False, router_bias=0.1),
 }
 
 

@@ -8,7 +8,7 @@
 
 static const char *const qf_runnable_types[] = {"llama",     "mistral",   "qwen2",       "qwen3", "mixtral",
                                                 "qwen2_moe", "qwen3_moe", "gemma3_text", "phi3",   "glm4_moe",
-                                                "deepseek_v3"};
+                                                "deepseek_v3", "deepseek_v32"};
 
 /* Integer field: present and integral (a float like 4096.0 is accepted), else default; a value
  * of another type, or one outside int's range, sets *bad to the key (the first one), so the
@@ -152,6 +152,14 @@ static qf_status qf_cfg_mla(const char *path, json_t *o, qf_model_config *c, con
     c->v_head_dim = qf_cfg_int(o, "v_head_dim", 128, bad);
     c->rope_interleave = qf_cfg_int(o, "rope_interleave", 1, bad);
     c->shared_expert_intermediate_size = c->moe_intermediate_size * qf_cfg_int(o, "n_shared_experts", 1, bad);
+    if (strcmp(c->model_type, "deepseek_v32") == 0) { /* DeepseekV32Attention: always a q LoRA, always
+                                                       * interleaved; the indexer's top-k */
+        c->rope_interleave = 1;
+        c->index_topk = qf_cfg_int(o, "index_topk", 2048, bad);
+        if (!*bad && (c->q_lora_rank <= 0 || c->index_topk <= 0))
+            return qf_fail(err, QF_ERR_FORMAT, "%s: deepseek_v32 needs a positive q_lora_rank (got %d) and "
+                           "index_topk (got %d)", path, c->q_lora_rank, c->index_topk);
+    }
     if (*bad) return QF_OK; /* named by the caller */
     if (c->q_lora_rank < 0 || c->kv_lora_rank <= 0 || c->qk_nope_head_dim < 0 || c->qk_rope_head_dim <= 0 ||
         c->qk_rope_head_dim % 2 || c->v_head_dim <= 0 || c->qk_nope_head_dim + c->qk_rope_head_dim > 1024 ||
@@ -231,7 +239,8 @@ qf_status qf_config_load(const char *path, qf_model_config *c, qf_error *err)
     c->norm_topk_prob = qf_cfg_int(o, "norm_topk_prob", strcmp(c->model_type, "mixtral") == 0, &bad);
     if (strcmp(c->model_type, "gemma3_text") == 0) c->qk_norm = 1;
     c->n_group = 1, c->topk_group = 1, c->routed_scaling_factor = 1.0;
-    if (strcmp(c->model_type, "glm4_moe") == 0 || strcmp(c->model_type, "deepseek_v3") == 0) {
+    int mla = strcmp(c->model_type, "deepseek_v3") == 0 || strcmp(c->model_type, "deepseek_v32") == 0;
+    if (strcmp(c->model_type, "glm4_moe") == 0 || mla) {
         c->qk_norm = qf_cfg_int(o, "use_qk_norm", 0, &bad);
         c->n_experts = qf_cfg_int(o, "n_routed_experts", c->n_experts, &bad);
         c->n_group = qf_cfg_int(o, "n_group", 1, &bad);
@@ -247,7 +256,7 @@ qf_status qf_config_load(const char *path, qf_model_config *c, qf_error *err)
         }
     }
     c->attn_mscale = 1.0;
-    if (strcmp(c->model_type, "deepseek_v3") == 0 && qf_cfg_mla(path, o, c, &bad, err)) {
+    if (mla && qf_cfg_mla(path, o, c, &bad, err)) {
         json_decref(root);
         return QF_ERR_FORMAT;
     }
@@ -299,7 +308,7 @@ qf_status qf_config_runnable(const qf_model_config *c, qf_error *err)
     if (!known)
         return qf_fail(err, QF_ERR_UNSUPPORTED,
                        "model_type '%s' is not supported by the runner (supported: llama, mistral, qwen2, qwen3, mixtral, "
-                       "qwen2_moe, qwen3_moe, gemma3_text, phi3, glm4_moe, deepseek_v3)",
+                       "qwen2_moe, qwen3_moe, gemma3_text, phi3, glm4_moe, deepseek_v3, deepseek_v32)",
                        c->model_type);
     /* RoPE on a part of each head: transformers rotates the leading dimensions only where the
      * family's attention does (phi3, glm4_moe); llama & co. would fail on it, so it is not guessed. */

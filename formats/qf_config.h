@@ -90,6 +90,8 @@ typedef struct qf_model_config {
     int rope_interleave;           /* the rope part of q and k_pe is laid out in (even, odd) pairs */
     double attn_mscale;            /* softmax scale = qk_head_dim^-1/2 x this: YaRN's
                                     * mscale(factor, mscale_all_dim)^2 when set, else 1 */
+    int index_topk;                /* deepseek_v32: keys its indexer keeps per query (0 elsewhere);
+                                    * a sequence no longer than it keeps every key */
 } qf_model_config;
 
 /* Parse path (a config.json).  Missing or non-integer required fields are QF_ERR_FORMAT

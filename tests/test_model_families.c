@@ -468,6 +468,38 @@ static void test_tiny_deepseekv3_qproj(void **state)
     fixture_close(&f);
 }
 
+/* tiny-deepseekv32: DeepseekV32ForCausalLM with index_topk 512 = the window: its DSA indexer
+ * keeps every key, so the model is DeepSeek-V3's (transformers itself gives bit-identical
+ * logits for the same weights run as DeepseekV3, recorded by make_fixtures.py), and the runner,
+ * which does not run the indexer, must match transformers' V3.2.  With index_topk 256 the
+ * indexer drops keys (transformers' PPL moves): the runner must refuse such a sequence. */
+static void test_tiny_deepseekv32(void **state)
+{
+    (void)state;
+    fixture f;
+    check_fixture("tiny-deepseekv32", &f);
+    qf_model *m = f.m;
+    double ppl = json_real_value(json_object_get(f.ref, "ppl"));
+    double v3 = json_real_value(json_object_get(f.ref, "deepseek_v3_same_weights_ppl"));
+    double sparse = json_real_value(json_object_get(f.ref, "index_topk_256_ppl"));
+    assert_true(v3 > 1 && fabs(v3 / ppl - 1) < 1e-12);
+    assert_true(sparse > 1 && fabs(sparse / ppl - 1) > 1e-3);
+    assert_int_equal(m->cfg.index_topk, 512);
+    assert_int_equal(m->cfg.rope_interleave, 1);
+    for (int l = 0; l < 2; l++) {
+        assert_int_equal(m->layers[l].idx_wq_b.rows, 2 * 32);
+        assert_int_equal(m->layers[l].idx_wq_b.cols, 128);
+        assert_int_equal(m->layers[l].idx_wk.rows, 32);
+        assert_int_equal(m->layers[l].idx_wproj.rows, 2);
+    }
+    m->cfg.index_topk = 511;
+    qf_error err = {0};
+    assert_int_equal(qf_model_forward(m, (const int32_t *)f.tokens.data, CTX, f.logits, &err), QF_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "512 tokens is longer than index_topk 511"));
+    m->cfg.index_topk = 512;
+    fixture_close(&f);
+}
+
 /* YaRN keys as transformers reads them: factor from max / original when null, attention
  * factor from mscale / mscale_all_dim (DeepSeek-V3's spelling), defaults for the betas. */
 static void test_yarn_config(void **state)
@@ -703,6 +735,7 @@ int main(void)
         cmocka_unit_test(test_tiny_glm4moe),
         cmocka_unit_test(test_tiny_deepseekv3),
         cmocka_unit_test(test_tiny_deepseekv3_qproj),
+        cmocka_unit_test(test_tiny_deepseekv32),
         cmocka_unit_test(test_yarn_config),
         cmocka_unit_test(test_family_configs),
     };

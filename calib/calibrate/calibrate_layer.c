@@ -344,12 +344,13 @@ static qf_status qf_pass_output(qf_cal *c, qf_layer *L, int64_t *count, qf_error
 
 /* The q/k/v group: q, k, v, or phi3's fused qkv_proj alone (held in q; k and v empty), or
  * MLA's Linears on xn: q_a_proj (q_proj without a q LoRA) and kv_a_proj_with_mqa. */
-static int qf_cal_qkv(qf_layer *L, qf_linear *qkv[3])
+static int qf_cal_qkv(qf_layer *L, qf_linear *qkv[5])
 {
     int n = 0;
     if (L->kv_a.kind) {
         qkv[n++] = L->q_a.kind ? &L->q_a : &L->q;
         qkv[n++] = &L->kv_a;
+        if (L->idx_wk.kind) qkv[n++] = &L->idx_wk, qkv[n++] = &L->idx_wproj; /* deepseek_v32: also on xn */
         return n;
     }
     qf_linear *all[3] = {&L->q, &L->k, &L->v};
@@ -378,11 +379,12 @@ static qf_status qf_cal_layer_passes(qf_cal *c, qf_layer *L, qf_error *err)
 {
     const int64_t C = c->m->cfg.hidden_size;
     const int E = L->is_moe ? c->m->cfg.n_experts : 0;
-    qf_linear *qkv[3], *o1[1] = {&L->o}, **gu;
+    qf_linear *qkv[5], *o1[1] = {&L->o}, **gu;
     int nqkv = qf_cal_qkv(L, qkv), ngu = qf_cal_gate_up(c, L, &gu);
     qf_status r = qf_cal_stage(c, L, qf_pass_attn_in, 0, C, qkv, nqkv, -1, err);
-    qf_linear *qb[1] = {&L->q}, *kvb[1] = {&L->kv_b}; /* MLA: the Linears on the latents */
-    if (r == QF_OK && L->q_a.kind) r = qf_cal_stage(c, L, qf_pass_mla_latent, 0, L->q.cols, qb, 1, -1, err);
+    qf_linear *qb[2] = {&L->q, &L->idx_wq_b}, *kvb[1] = {&L->kv_b}; /* MLA: the Linears on the latents */
+    if (r == QF_OK && L->q_a.kind) /* q_b_proj (and deepseek_v32's indexer wq_b: the same q latent) */
+        r = qf_cal_stage(c, L, qf_pass_mla_latent, 0, L->q.cols, qb, L->idx_wq_b.kind ? 2 : 1, -1, err);
     if (r == QF_OK && L->kv_b.kind) r = qf_cal_stage(c, L, qf_pass_mla_latent, 1, L->kv_b.cols, kvb, 1, -1, err);
     if (r == QF_OK) r = qf_cal_stage(c, L, qf_pass_attention, 0, L->o.cols, o1, 1, -1, err);
     if (r == QF_OK && L->is_moe && c->o->moe_floor >= 0) { /* per expert, rows weighted by routing */
@@ -514,7 +516,7 @@ static qf_status qf_cal_layer_collect(qf_cal *c, qf_layer *L, qf_error *err)
     qf_expert_scales xs = {0};
     if (r == QF_OK && L->is_moe && awq) r = qf_cal_expert_scales(c, L, &xs, err);
     /* choose each group's scales and fold them, in the order q/k/v, o, gate/up, down */
-    qf_linear *qkv[3], *o1[1] = {&L->o}, *d1[1] = {&L->down}, **gu;
+    qf_linear *qkv[5], *o1[1] = {&L->o}, *d1[1] = {&L->down}, **gu;
     int nqkv = qf_cal_qkv(L, qkv), ngu = qf_cal_gate_up(c, L, &gu);
     struct {
         const char *what;

@@ -94,8 +94,8 @@ qf_status qf_cal_floatify_layer(qf_cal *c, qf_layer *L, qf_error *err)
     qf_linear *all[7] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
     for (int i = 0; i < (L->is_moe ? 4 : 7); i++) /* phi3's fused layers leave k, v, up empty */
         if (all[i]->kind) QF_TRY(qf_cal_floatify(c, all[i], err));
-    qf_linear *mla[3] = {&L->q_a, &L->kv_a, &L->kv_b}; /* DeepSeek-V3's MLA projections */
-    for (int i = 0; i < 3; i++)
+    qf_linear *mla[6] = {&L->q_a, &L->kv_a, &L->kv_b, &L->idx_wq_b, &L->idx_wk, &L->idx_wproj}; /* MLA (+ V3.2's indexer) */
+    for (int i = 0; i < 6; i++)
         if (mla[i]->kind) QF_TRY(qf_cal_floatify(c, mla[i], err));
     if (L->has_shared) { /* quantized by GPTQ like the experts (qwen2_moe, glm4_moe); its gate stays float */
         QF_TRY(qf_cal_floatify(c, &L->sh_gate, err));

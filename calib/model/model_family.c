@@ -40,6 +40,10 @@ static const qf_family qf_families[] = {
      * (shared_experts, unscaled).  No fold: shared experts, and MLA's latent norms sit between
      * q_a / kv_a and their consumers. */
     {.model_type = "deepseek_v3", .sigmoid_routing = 1, .shared_expert = "shared_experts", .mla = 1},
+    /* DeepseekV32: V3's layer with the DSA indexer, which keeps every key of a sequence no longer
+     * than index_topk (then the layer is V3's, checked on tiny-deepseekv32); longer sequences
+     * are refused in model_mla.c.  The indexer's own Linears are not run. */
+    {.model_type = "deepseek_v32", .sigmoid_routing = 1, .shared_expert = "shared_experts", .mla = 1},
 };
 
 const qf_family *qf_family_find(const char *model_type)

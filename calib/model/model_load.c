@@ -166,6 +166,20 @@ static qf_status qf_load_mla(qf_load_ctx *c, const qf_model_config *cfg, int l, 
     QF_TRY(qf_load_vec_off(c->ck, name, cfg->kv_lora_rank, 0.0f, &L->kv_a_norm, c->err));
     QF_TRY(qf_lin(c, &L->kv_b, l, -1, H * (cfg->qk_nope_head_dim + cfg->v_head_dim), cfg->kv_lora_rank, -1,
                   "model.layers.%d.self_attn.kv_b_proj", l));
+    if (cfg->index_topk > 0) { /* DeepseekV32Indexer's Linears (shapes from the checkpoint: not run) */
+        snprintf(name, sizeof name, "model.layers.%d.self_attn.indexer.wq_b", l);
+        int64_t qrows = qf_module_rows(c->ck, name);
+        snprintf(name, sizeof name, "model.layers.%d.self_attn.indexer.wk", l);
+        int64_t krows = qf_module_rows(c->ck, name);
+        snprintf(name, sizeof name, "model.layers.%d.self_attn.indexer.weights_proj", l);
+        int64_t wrows = qf_module_rows(c->ck, name);
+        if (qrows <= 0 || krows <= 0 || wrows <= 0)
+            return qf_fail(c->err, QF_ERR_FORMAT, "%s: layer %d of deepseek_v32 lacks its indexer (self_attn.indexer."
+                           "wq_b / wk / weights_proj)", c->ck->dir, l);
+        QF_TRY(qf_lin(c, &L->idx_wq_b, l, -1, qrows, cfg->q_lora_rank, -1, "model.layers.%d.self_attn.indexer.wq_b", l));
+        QF_TRY(qf_lin(c, &L->idx_wk, l, -1, krows, hid, -1, "model.layers.%d.self_attn.indexer.wk", l));
+        QF_TRY(qf_lin(c, &L->idx_wproj, l, -1, wrows, hid, -1, "model.layers.%d.self_attn.indexer.weights_proj", l));
+    }
     return qf_lin(c, &L->o, l, -1, hid, H * cfg->v_head_dim, bias, "model.layers.%d.self_attn.o_proj", l);
 }
 
@@ -249,6 +263,9 @@ static void qf_layer_free(qf_layer *L, int n_experts)
     qf_linear_free(&L->kv_b);
     free(L->q_a_norm);
     free(L->kv_a_norm);
+    qf_linear_free(&L->idx_wq_b);
+    qf_linear_free(&L->idx_wk);
+    qf_linear_free(&L->idx_wproj);
 }
 
 void qf_model_free(qf_model *m)
@@ -285,6 +302,9 @@ int qf_model_linears(qf_model *m, qf_linear **out, int cap)
         QF_ADD(&L->q_a); /* MLA */
         QF_ADD(&L->kv_a);
         QF_ADD(&L->kv_b);
+        QF_ADD(&L->idx_wq_b); /* deepseek_v32's indexer */
+        QF_ADD(&L->idx_wk);
+        QF_ADD(&L->idx_wproj);
         QF_ADD(&L->gate);
         QF_ADD(&L->up);
         QF_ADD(&L->down);

@@ -112,6 +112,11 @@ qf_status qf_mla_attn_core(const qf_model *m, const qf_layer *L, const float *xn
                   Dqk = Dn + R, kvr = c->kv_lora_rank, qlr = L->q_a.kind ? c->q_lora_rank : 0;
     if (L->attn_window > 0)
         return qf_fail(err, QF_ERR_UNSUPPORTED, "%s: MLA with a sliding window is not supported", L->q.name);
+    if (c->index_topk > 0 && seqlen > c->index_topk) /* DeepseekV32Indexer: topk = min(index_topk, T) */
+        return qf_fail(err, QF_ERR_UNSUPPORTED, "deepseek_v32: a sequence of %lld tokens is longer than index_topk "
+                       "%d, where the DSA indexer drops keys (sparse attention), which the runner does not "
+                       "implement; use --ctx (or --calib-seqlen) <= %d", (long long)seqlen, c->index_topk,
+                       c->index_topk);
     float *q = malloc((size_t)(n * H * Dqk) * sizeof(float)), *qr = malloc((size_t)(n * H * R) * sizeof(float));
     float *lat = malloc((size_t)(n * (qlr + kvr)) * sizeof(float)), *kr = malloc((size_t)(n * R) * sizeof(float));
     float *kv = malloc((size_t)(n * H * (Dn + Dv)) * sizeof(float));

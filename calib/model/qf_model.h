@@ -124,6 +124,10 @@ typedef struct qf_layer {
     qf_linear kv_b;          /* kv_b_proj (heads × (qk_nope_head_dim + v_head_dim), kv_lora_rank) */
     float *q_a_norm;         /* (q_lora_rank) fp32, owned: q_a_layernorm (eps 1e-6, as transformers) */
     float *kv_a_norm;        /* (kv_lora_rank) fp32, owned: kv_a_layernorm (eps 1e-6); NULL skips it (a test knob) */
+    /* deepseek_v32's DSA indexer (else empty): loaded, never run (a sequence no longer than
+     * index_topk keeps every key); calibration quantizes them from their real inputs, wq_b's
+     * being q_b_proj's (the q latent), wk's and weights_proj's q_a_proj's (xn) */
+    qf_linear idx_wq_b, idx_wk, idx_wproj;
 } qf_layer;
 
 typedef struct qf_model {

@@ -9,14 +9,14 @@
 # rel_within A B TOL: |A/B - 1| <= TOL
 rel_within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a / b - 1; if (d < 0) d = -d; exit !(b > 0 && d <= t) }'; }
 json_num() { sed -n "s/.*\"$1\": *\([-0-9.eE+]*\).*/\1/p" "$2" | head -n 1; }
-for model in tiny-tied tiny-swa tiny-yarn tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-deepseekv3; do
+for model in tiny-tied tiny-swa tiny-yarn tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-deepseekv3 tiny-deepseekv32; do
     ref=$(json_num ppl tests/data/$model.reference.json)
     n=$(json_num windows tests/data/$model.reference.json)
     expect_exit 0 "validate $model, $n windows" -- "$QFORGE" validate --base tests/data/$model \
         --text tests/data/eval.txt --chunks "$n" --json -q
     got=$(json_num ppl "$T/stdout")
     # measured: 1e-9 (tiny-tied), 3.3e-8 (tiny-swa), 9.5e-9 (tiny-yarn), 2e-9 (tiny-gemma3), 7e-9 (tiny-phi3),
-    # 9e-9 (tiny-glm4moe), 1.6e-8 (tiny-deepseekv3);
+    # 9e-9 (tiny-glm4moe), 1.6e-8 (tiny-deepseekv3), 1.6e-8 (tiny-deepseekv32);
     # the limit's reason is in tests/test_model_families.c
     if rel_within "$got" "$ref" 1e-6; then ok "$model PPL $got = transformers $ref"
     else bad "$model PPL $got, transformers $ref (limit 1e-6 relative)"; fi
@@ -47,7 +47,7 @@ cmp -s "$T/g1/model.safetensors" "$T/g2/model.safetensors" && bad "calibration i
 # KLD, as on the Llama fixtures (docs/bench.md has the default-sample figures; 32 samples here),
 # and every expert of the MoE fixture must have seen calibration tokens
 kld_of() { sed -n 's/.*"mean_kld": *\([-0-9.eE+]*\).*/\1/p' "$T/stdout" | head -n 1; }
-for model in tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-deepseekv3; do
+for model in tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-deepseekv3 tiny-deepseekv32; do
     expect_exit 0 "gptq $model" -- "$QFORGE" convert tests/data/$model -o "$T/$model-gptq" --scheme w4a16 \
         --method gptq --calib-samples 32 -q
     expect_exit 0 "verify gptq $model" -- "$QFORGE" verify "$T/$model-gptq" -q
@@ -59,9 +59,10 @@ for model in tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-deepseekv3; do
     kr=$(kld_of)
     awk -v g="$kg" -v r="$kr" 'BEGIN { exit !(g > 0 && r > 0 && g < r) }' &&
         ok "$model w4a16: GPTQ mean KLD $kg < RTN $kr" || bad "$model w4a16: GPTQ mean KLD '$kg' not below RTN '$kr'"
-    if [ $model = tiny-glm4moe ] || [ $model = tiny-deepseekv3 ]; then
+    if [ $model = tiny-glm4moe ] || [ $model = tiny-deepseekv3 ] || [ $model = tiny-deepseekv32 ]; then
         counts=$(tr -d ' \n' <"$T/$model-gptq/qforge.manifest.json" | grep -o '"routed_tokens_per_expert":\[[0-9,]*\]')
-        [ "$(echo "$counts" | wc -l)" = 2 ] && ! echo "$counts" | grep -q '[[,]0[],]' &&
+        want=2; [ $model = tiny-deepseekv32 ] && want=1
+        [ "$(echo "$counts" | wc -l)" = $want ] && ! echo "$counts" | grep -q '[[,]0[],]' &&
             ok "$model: every expert of both MoE layers saw calibration tokens" ||
             bad "$model: routed_tokens_per_expert: '$counts'"
     fi
@@ -104,6 +105,30 @@ for t in model.layers.0.self_attn.q_proj model.layers.1.self_attn.q_proj; do
     tr -d ' \n' <"$T/$m-gptq/qforge.manifest.json" | grep -q "\"$t\":{[^}]*\"tokens\":[1-9]" && [ -n "$a" ] && [ -n "$b" ] &&
         [ "$a" != "$b" ] && ok "$m: $t GPTQ-calibrated" || bad "$m: $t gptq '$a' rtn '$b'"
 done
+# DeepSeek-V3.2: with index_topk 512 its indexer keeps every key of a 512-token window and the model is
+# V3's (the PPL above); a longer sequence is refused, naming index_topk, in validate and in calibration.
+# GPTQ calibrates the indexer's Linears too (from their real inputs; they do not change the output
+# there), in RTN's layout
+m=tiny-deepseekv32
+expect_exit 5 "$m: a 1024-token window refused" -- "$QFORGE" validate --base tests/data/$m --text tests/data/eval.txt \
+    --ctx 1024 --chunks 1 -q
+stderr_has "a sequence of 1024 tokens is longer than index_topk 512" "the refusal names index_topk"
+expect_exit 5 "$m: 1024-token calibration samples refused" -- "$QFORGE" convert tests/data/$m -o "$T/$m-1k" \
+    --scheme w4a16 --method gptq --calib-samples 2 --calib-seqlen 1024 -q
+stderr_has "longer than index_topk 512" "the calibration refusal names index_topk"
+no_output "$T/$m-1k" "no artifact after the refusal"
+n_idx=0
+for l in 0 1; do
+    for p in q_a_proj q_b_proj kv_a_proj_with_mqa kv_b_proj o_proj indexer.wq_b indexer.wk indexer.weights_proj; do
+        t=model.layers.$l.self_attn.$p
+        a=$(tensor_hash "$T/$m-gptq" $t.weight_packed); b=$(tensor_hash "$T/$m-w4a16" $t.weight_packed)
+        tr -d ' \n' <"$T/$m-gptq/qforge.manifest.json" | grep -q "\"$t\":{[^}]*\"tokens\":[1-9]" && [ -n "$a" ] &&
+            [ -n "$b" ] && [ "$a" != "$b" ] && n_idx=$((n_idx + 1)) || bad "$m: $t gptq '$a' rtn '$b'"
+    done
+done
+[ $n_idx = 16 ] && ok "$m: the 16 attention and indexer Linears are GPTQ-calibrated" || bad "$m: $n_idx of 16 calibrated"
+[ "$(tensor_list "$T/$m-gptq")" = "$(tensor_list "$T/$m-w4a16")" ] && ok "$m: GPTQ writes RTN's tensors" ||
+    bad "$m: GPTQ and RTN layouts differ"
 # GLM-4.5 / DeepSeek checkpoints store their MTP layers after the decoder's (num_nextn_predict_layers):
 # the runner does not run them, so a calibrated conversion gives them RTN instead of failing.
 # tiny-glm4moe with num_hidden_layers 2 makes its layer 2 such a layer.

@@ -22,6 +22,9 @@
  *                      (MLA: low-rank q and kv projections with their own norms, RoPE on a
  *                      decoupled part of each head, interleaved when rope_interleave, the
  *                      softmax scale × YaRN's mscale_all_dim adjustment; model_mla.c)
+ *   deepseek_v32       deepseek_v3 for sequences no longer than index_topk, where the DSA
+ *                      indexer keeps every key (its Linears are loaded, not run); longer
+ *                      sequences are refused
  * What a family adds to the Llama layer is one row of the family table (qf_family,
  * model_family.c); the steps read the row, never the model_type.
  * Routing: softmax over the router logits (float32), top-k, renormalised when norm_topk_prob

@@ -63,7 +63,7 @@ for model in tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-deepseekv3 tiny-deepseekv32
         counts=$(tr -d ' \n' <"$T/$model-gptq/qforge.manifest.json" | grep -o '"routed_tokens_per_expert":\[[0-9,]*\]')
         want=2; [ $model = tiny-deepseekv32 ] && want=1
         [ "$(echo "$counts" | wc -l)" = $want ] && ! echo "$counts" | grep -q '[[,]0[],]' &&
-            ok "$model: every expert of both MoE layers saw calibration tokens" ||
+            ok "$model: every expert of each MoE layer ($want) saw calibration tokens" ||
             bad "$model: routed_tokens_per_expert: '$counts'"
     fi
     # AWQ folds scales into x*w norms: refused for (1 + w) norms, fused gate_up and shared experts

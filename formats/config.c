@@ -8,7 +8,8 @@
 
 static const char *const qf_runnable_types[] = {"llama",     "mistral",   "qwen2",       "qwen3", "mixtral",
                                                 "qwen2_moe", "qwen3_moe", "gemma3_text", "phi3",   "glm4_moe",
-                                                "gpt_oss", "llama4_text", "nemotron_h", "qwen3_next", "qwen3_5_moe_text"};
+                                                "gpt_oss", "llama4_text", "nemotron_h", "qwen3_next", "qwen3_5_moe_text",
+                                                "deepseek_v3", "deepseek_v32"};
 
 /* Qwen3-Next and Qwen3.5-MoE (text): gated DeltaNet + gated attention, the same config keys */
 static int qf_is_qwen3_next(const char *mt)
@@ -214,6 +215,56 @@ static qf_status qf_cfg_rope(const char *path, json_t *root, qf_model_config *c,
                    "longrope)", path, ty);
 }
 
+/* DeepseekV3Config's MLA keys (defaults as there; q_lora_rank null: a plain q_proj).  The
+ * runner's head_dim becomes max(qk_nope + qk_rope, v_head_dim), its per-head buffer width
+ * (transformers' head_dim is qk_rope_head_dim, which qf_rope_dims returns for MLA). */
+static qf_status qf_cfg_mla(const char *path, json_t *o, qf_model_config *c, const char **bad, qf_error *err)
+{
+    json_t *ql = json_object_get(o, "q_lora_rank");
+    c->q_lora_rank = json_is_null(ql) ? 0 : qf_cfg_int(o, "q_lora_rank", 1536, bad);
+    c->kv_lora_rank = qf_cfg_int(o, "kv_lora_rank", 512, bad);
+    c->qk_nope_head_dim = qf_cfg_int(o, "qk_nope_head_dim", 128, bad);
+    c->qk_rope_head_dim = qf_cfg_int(o, "qk_rope_head_dim", 64, bad);
+    c->v_head_dim = qf_cfg_int(o, "v_head_dim", 128, bad);
+    c->rope_interleave = qf_cfg_int(o, "rope_interleave", 1, bad);
+    c->shared_expert_intermediate_size = c->moe_intermediate_size * qf_cfg_int(o, "n_shared_experts", 1, bad);
+    if (strcmp(c->model_type, "deepseek_v32") == 0) { /* DeepseekV32Attention: always a q LoRA, always
+                                                       * interleaved; the indexer's top-k */
+        c->rope_interleave = 1;
+        c->index_topk = qf_cfg_int(o, "index_topk", 2048, bad);
+        if (!*bad && (c->q_lora_rank <= 0 || c->index_topk <= 0))
+            return qf_fail(err, QF_ERR_FORMAT, "%s: deepseek_v32 needs a positive q_lora_rank (got %d) and "
+                           "index_topk (got %d)", path, c->q_lora_rank, c->index_topk);
+    }
+    if (*bad) return QF_OK; /* named by the caller */
+    if (c->q_lora_rank < 0 || c->kv_lora_rank <= 0 || c->qk_nope_head_dim < 0 || c->qk_rope_head_dim <= 0 ||
+        c->qk_rope_head_dim % 2 || c->v_head_dim <= 0 || c->qk_nope_head_dim + c->qk_rope_head_dim > 1024 ||
+        c->v_head_dim > 1024 || c->n_kv_heads != c->n_heads)
+        return qf_fail(err, QF_ERR_FORMAT, "%s: MLA sizes q_lora_rank %d, kv_lora_rank %d, qk_nope_head_dim %d, "
+                       "qk_rope_head_dim %d (even), v_head_dim %d (each <= 1024) or num_key_value_heads %d != "
+                       "num_attention_heads %d are invalid", path, c->q_lora_rank, c->kv_lora_rank,
+                       c->qk_nope_head_dim, c->qk_rope_head_dim, c->v_head_dim, c->n_kv_heads, c->n_heads);
+    int qk = c->qk_nope_head_dim + c->qk_rope_head_dim;
+    c->head_dim = qk > c->v_head_dim ? qk : c->v_head_dim;
+    return QF_OK;
+}
+
+/* DeepseekV3Attention's yarn_apply_mscale: any rope type but default with a non-zero
+ * mscale_all_dim multiplies the softmax scale by mscale(factor, mscale_all_dim)^2. */
+static void qf_cfg_mla_mscale(json_t *o, qf_model_config *c)
+{
+    json_t *rp = json_object_get(o, "rope_parameters");
+    if (!json_is_object(rp)) rp = json_object_get(o, "rope_scaling");
+    if (!json_is_object(rp)) return;
+    json_t *t = json_object_get(rp, "rope_type");
+    if (!json_is_string(t)) t = json_object_get(rp, "type");
+    double all = qf_cfg_num(rp, "mscale_all_dim", 0.0);
+    if (json_is_string(t) && strcmp(json_string_value(t), "default") != 0 && all != 0.0) {
+        double ms = qf_yarn_mscale(qf_cfg_num(rp, "factor", 1.0), all);
+        c->attn_mscale = ms * ms;
+    }
+}
+
 qf_status qf_config_load(const char *path, qf_model_config *c, qf_error *err)
 {
     memset(c, 0, sizeof *c);
@@ -265,7 +316,8 @@ qf_status qf_config_load(const char *path, qf_model_config *c, qf_error *err)
     c->norm_topk_prob = qf_cfg_int(o, "norm_topk_prob", strcmp(c->model_type, "mixtral") == 0, &bad);
     if (strcmp(c->model_type, "gemma3_text") == 0) c->qk_norm = 1;
     c->n_group = 1, c->topk_group = 1, c->routed_scaling_factor = 1.0;
-    if (strcmp(c->model_type, "glm4_moe") == 0) {
+    int mla = strcmp(c->model_type, "deepseek_v3") == 0 || strcmp(c->model_type, "deepseek_v32") == 0;
+    if (strcmp(c->model_type, "glm4_moe") == 0 || mla) {
         c->qk_norm = qf_cfg_int(o, "use_qk_norm", 0, &bad);
         c->n_experts = qf_cfg_int(o, "n_routed_experts", c->n_experts, &bad);
         c->n_group = qf_cfg_int(o, "n_group", 1, &bad);
@@ -322,6 +374,11 @@ qf_status qf_config_load(const char *path, qf_model_config *c, qf_error *err)
                            c->lin_v_heads, c->lin_k_heads);
         }
     }
+    c->attn_mscale = 1.0;
+    if (mla && qf_cfg_mla(path, o, c, &bad, err)) {
+        json_decref(root);
+        return QF_ERR_FORMAT;
+    }
     c->query_pre_attn_scalar = qf_cfg_num(o, "query_pre_attn_scalar", 0.0);
     c->final_logit_softcap = qf_cfg_num(o, "final_logit_softcapping", 0.0);
     json_t *act = json_object_get(o, "hidden_activation"); /* Gemma's spelling first, as transformers reads it */
@@ -346,6 +403,7 @@ qf_status qf_config_load(const char *path, qf_model_config *c, qf_error *err)
         return qf_fail(err, QF_ERR_FORMAT, "%s: missing or invalid %s", path, missing);
     }
     qf_status st = qf_cfg_rope(path, o, c, err);
+    if (!st && c->kv_lora_rank > 0) qf_cfg_mla_mscale(o, c);
     if (st) {
         json_decref(root);
         memset(c, 0, sizeof *c);
@@ -371,7 +429,7 @@ qf_status qf_config_runnable(const qf_model_config *c, qf_error *err)
         return qf_fail(err, QF_ERR_UNSUPPORTED,
                        "model_type '%s' is not supported by the runner (supported: llama, mistral, qwen2, qwen3, mixtral, "
                        "qwen2_moe, qwen3_moe, gemma3_text, phi3, glm4_moe, gpt_oss, llama4_text, nemotron_h, qwen3_next, "
-                       "qwen3_5_moe_text)",
+                       "qwen3_5_moe_text, deepseek_v3, deepseek_v32)",
                        c->model_type);
     /* RoPE on a part of each head: transformers rotates the leading dimensions only where the
      * family's attention does (phi3, glm4_moe, qwen3_next, qwen3_5_moe_text); llama & co. would fail

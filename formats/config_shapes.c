@@ -123,7 +123,8 @@ qf_status qf_config_check_shapes(const char *cfg_path, const qf_model_config *c,
             rest = t->name + n;
         }
         for (size_t r = 0; r < sizeof qf_rules / sizeof *qf_rules; r++)
-            if (qf_rules[r].global == (layer < 0) && strcmp(rest, qf_rules[r].suffix) == 0)
+            if (!(c->kv_lora_rank > 0 && strncmp(rest, "self_attn.", 10) == 0) && /* MLA: not this table's shapes */
+                qf_rules[r].global == (layer < 0) && strcmp(rest, qf_rules[r].suffix) == 0)
                 QF_TRY(qf_check_rule(cfg_path, c, t, &qf_rules[r], err));
         const char *ex = layer >= 0 ? strstr(rest, ".experts.") : NULL;
         int e = -1, m = 0;

@@ -120,6 +120,17 @@ typedef struct qf_model_config {
     int lin_k_dim, lin_v_dim;      /* linear_key_head_dim, linear_value_head_dim */
     int lin_conv;                  /* linear_conv_kernel_dim (the causal depthwise conv's width) */
     int attn_output_gate;          /* q_proj's rows hold each head's query and then its output gate */
+    /* deepseek_v3's multi-head latent attention (MLA; kv_lora_rank 0 elsewhere).  head_dim is
+     * then max(qk_nope + qk_rope, v_head_dim), the width of the runner's per-head buffers, and
+     * RoPE rotates qk_rope_head_dim dimensions (transformers' head_dim) */
+    int q_lora_rank;               /* q_a_proj's rank; 0: a plain q_proj */
+    int kv_lora_rank;              /* the compressed kv latent (kv_a_proj_with_mqa's first rows) */
+    int qk_nope_head_dim, qk_rope_head_dim, v_head_dim;
+    int rope_interleave;           /* the rope part of q and k_pe is laid out in (even, odd) pairs */
+    double attn_mscale;            /* softmax scale = qk_head_dim^-1/2 x this: YaRN's
+                                    * mscale(factor, mscale_all_dim)^2 when set, else 1 */
+    int index_topk;                /* deepseek_v32: keys its indexer keeps per query (0 elsewhere);
+                                    * a sequence no longer than it keeps every key */
 } qf_model_config;
 
 /* Parse path (a config.json).  Missing or non-integer required fields are QF_ERR_FORMAT

@@ -884,6 +884,120 @@ static void test_tiny_qwen35moe(void **state)
     fixture_close(&f);
 }
 
+/* tiny-deepseekv3: DeepseekV3ForCausalLM: MLA attention (q_lora_rank 128, kv_lora_rank 128,
+ * qk_nope 32 + qk_rope 16, v_head_dim 32, interleaved rope), YaRN factor 4 with mscale 1 /
+ * mscale_all_dim 0.8, layer 0 dense, layers 1-2 MoE (8 experts in 4 groups, top-2 groups,
+ * top-2 experts, sigmoid + correction bias, scaling 2.5, one shared expert).  Then the
+ * softmax's mscale², the interleaved rope layout, the group restriction and kv_a_layernorm are
+ * each switched off: each must move the window-0 logits far beyond the limit. */
+static void test_tiny_deepseekv3(void **state)
+{
+    (void)state;
+    fixture f;
+    check_fixture("tiny-deepseekv3", &f);
+    qf_model *m = f.m;
+    assert_int_equal(m->rope.dims, 16);      /* qk_rope_head_dim, transformers' head_dim */
+    assert_int_equal(m->cfg.head_dim, 48);   /* the runner's per-head width: qk_nope + qk_rope */
+    assert_int_equal(m->layers[0].is_moe, 0);
+    for (int l = 0; l < 3; l++) {
+        qf_layer *L = &m->layers[l];
+        assert_int_equal(L->q_a.rows, 128);
+        assert_int_equal(L->q.rows, 4 * 48);  /* q_b_proj */
+        assert_int_equal(L->q.cols, 128);
+        assert_int_equal(L->kv_a.rows, 128 + 16);
+        assert_int_equal(L->kv_b.rows, 4 * (32 + 32));
+        assert_int_equal(L->o.cols, 4 * 32);
+        assert_int_equal(L->k.kind, 0);
+        if (l == 0) continue;
+        assert_int_equal(L->is_moe, 1);
+        assert_int_equal(L->has_shared, 1);
+        assert_int_equal(L->sh_router.kind, 0);
+        assert_non_null(L->router_bias);
+    }
+    /* DeepseekV3Attention.scaling = 48^-0.5 × (0.1 × 0.8 × ln 4 + 1)² */
+    const float plain = (float)pow(48.0, -0.5);
+    assert_float_equal(m->attn_scale, plain * pow(0.08 * log(4.0) + 1.0, 2), 1e-6);
+    double lerr = 0;
+    printf("tiny-deepseekv3 with one feature switched off:\n");
+    const float scale = m->attn_scale;
+    m->attn_scale = plain;
+    broken_ppl(&f, "softmax scale without YaRN's mscale^2", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->attn_scale = scale;
+    m->cfg.rope_interleave = 0;
+    broken_ppl(&f, "rope_interleave ignored", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->cfg.rope_interleave = 1;
+    m->cfg.topk_group = m->cfg.n_group;
+    broken_ppl(&f, "every group kept (topk_group = n_group)", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    m->cfg.topk_group = 2;
+    float *kvn[3];
+    for (int l = 0; l < 3; l++) kvn[l] = m->layers[l].kv_a_norm, m->layers[l].kv_a_norm = NULL;
+    broken_ppl(&f, "no kv_a_layernorm", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    for (int l = 0; l < 3; l++) m->layers[l].kv_a_norm = kvn[l];
+    fixture_close(&f);
+}
+
+/* tiny-deepseekv3-qproj: DeepSeek-V3's other branches: q_lora_rank null (q_proj on xn),
+ * rope_interleave false, default RoPE (softmax scale 48^-1/2 alone), tied embeddings; then the
+ * interleaved layout switched on must be seen (the rotate-half path is not the same). */
+static void test_tiny_deepseekv3_qproj(void **state)
+{
+    (void)state;
+    fixture f;
+    check_fixture("tiny-deepseekv3-qproj", &f);
+    qf_model *m = f.m;
+    for (int l = 0; l < 2; l++) {
+        assert_int_equal(m->layers[l].q_a.kind, 0);
+        assert_null(m->layers[l].q_a_norm);
+        assert_int_equal(m->layers[l].q.rows, 4 * 48); /* q_proj */
+        assert_int_equal(m->layers[l].q.cols, 128);
+    }
+    assert_int_equal(m->layers[1].is_moe, 1);
+    assert_int_equal(m->cfg.rope_interleave, 0);
+    assert_float_equal(m->attn_scale, (float)pow(48.0, -0.5), 0);
+    double lerr = 0;
+    printf("tiny-deepseekv3-qproj with one feature switched on:\n");
+    m->cfg.rope_interleave = 1;
+    broken_ppl(&f, "rope_interleave where the config says false", &lerr);
+    assert_true(lerr > 100 * LOGITS_REL_TOL);
+    fixture_close(&f);
+}
+
+/* tiny-deepseekv32: DeepseekV32ForCausalLM with index_topk 512 = the window: its DSA indexer
+ * keeps every key, so the model is DeepSeek-V3's (transformers itself gives bit-identical
+ * logits for the same weights run as DeepseekV3, recorded by make_fixtures.py), and the runner,
+ * which does not run the indexer, must match transformers' V3.2.  With index_topk 256 the
+ * indexer drops keys (transformers' PPL moves): the runner must refuse such a sequence. */
+static void test_tiny_deepseekv32(void **state)
+{
+    (void)state;
+    fixture f;
+    check_fixture("tiny-deepseekv32", &f);
+    qf_model *m = f.m;
+    double ppl = json_real_value(json_object_get(f.ref, "ppl"));
+    double v3 = json_real_value(json_object_get(f.ref, "deepseek_v3_same_weights_ppl"));
+    double sparse = json_real_value(json_object_get(f.ref, "index_topk_256_ppl"));
+    assert_true(v3 > 1 && fabs(v3 / ppl - 1) < 1e-12);
+    assert_true(sparse > 1 && fabs(sparse / ppl - 1) > 1e-3);
+    assert_int_equal(m->cfg.index_topk, 512);
+    assert_int_equal(m->cfg.rope_interleave, 1);
+    for (int l = 0; l < 2; l++) {
+        assert_int_equal(m->layers[l].idx_wq_b.rows, 2 * 32);
+        assert_int_equal(m->layers[l].idx_wq_b.cols, 128);
+        assert_int_equal(m->layers[l].idx_wk.rows, 32);
+        assert_int_equal(m->layers[l].idx_wproj.rows, 2);
+    }
+    m->cfg.index_topk = 511;
+    qf_error err = {0};
+    assert_int_equal(qf_model_forward(m, (const int32_t *)f.tokens.data, CTX, f.logits, &err), QF_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "512 tokens is longer than index_topk 511"));
+    m->cfg.index_topk = 512;
+    fixture_close(&f);
+}
+
 /* YaRN keys as transformers reads them: factor from max / original when null, attention
  * factor from mscale / mscale_all_dim (DeepSeek-V3's spelling), defaults for the betas. */
 static void test_yarn_config(void **state)
@@ -993,6 +1107,10 @@ static void test_family_configs(void **state)
         {"\"model_type\":\"glm4_moe\",\"n_routed_experts\":6,\"n_group\":4,\"topk_group\":1", QF_ERR_FORMAT, QF_OK,
          "n_group"},
         {"\"model_type\":\"llama\",\"partial_rotary_factor\":0.5", QF_OK, QF_ERR_UNSUPPORTED, "partial_rotary_factor"},
+        /* DeepSeek-V3's MLA: RoPE pairs need an even rope part, MLA has one kv head per head */
+        {"\"model_type\":\"deepseek_v3\",\"qk_rope_head_dim\":15", QF_ERR_FORMAT, QF_OK, "qk_rope_head_dim 15"},
+        {"\"model_type\":\"deepseek_v3\",\"num_key_value_heads\":1", QF_ERR_FORMAT, QF_OK, "num_key_value_heads 1"},
+        {"\"model_type\":\"deepseek_v3\",\"q_lora_rank\":\"64\"", QF_ERR_FORMAT, QF_OK, "q_lora_rank"},
     };
     for (size_t i = 0; i < sizeof bad_cases / sizeof *bad_cases; i++) {
         FILE *fp = fopen(path, "w");
@@ -1179,6 +1297,9 @@ int main(void)
         cmocka_unit_test(test_tiny_llama4),
         cmocka_unit_test(test_llama4_config),
         cmocka_unit_test(test_tiny_nemotronh),
+        cmocka_unit_test(test_tiny_deepseekv3),
+        cmocka_unit_test(test_tiny_deepseekv3_qproj),
+        cmocka_unit_test(test_tiny_deepseekv32),
         cmocka_unit_test(test_yarn_config),
         cmocka_unit_test(test_longrope_config),
         cmocka_unit_test(test_family_configs),

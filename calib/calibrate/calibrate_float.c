@@ -5,7 +5,8 @@
  * same tokens: the FLOAT table holds its residual stream, and the layer's float weights are
  * kept as a twin (c->fl) while the quantized ones are made.  Per pass the quantized path's
  * rows are paired with the float path's rows for the same tokens:
- *   A  q/k/v  input_layernorm(h_f)
+ *   A  q/k/v  input_layernorm(h_f)  (MLA: q_a or q_proj, kv_a_proj_with_mqa; then q_b and kv_b
+ *             on the float layer's latents of it)
  *   B  o      attention of the float layer on h_f; h_f becomes h1_f = h_f + o_f(att_f)
  *   C  gate/up (every expert's w1/w3)  post_attention_layernorm(h1_f), the expert's routing
  *             weights applied as on the quantized rows
@@ -47,6 +48,9 @@ qf_status qf_cal_float_begin(qf_cal *c, qf_layer *L, qf_error *err)
         QF_TRY(qf_cal_twin(c, &c->fl.sh_up, &L->sh_up, err));
         QF_TRY(qf_cal_twin(c, &c->fl.sh_down, &L->sh_down, err));
     }
+    if (L->q_a.kind) QF_TRY(qf_cal_twin(c, &c->fl.q_a, &L->q_a, err)); /* MLA */
+    if (L->kv_a.kind) QF_TRY(qf_cal_twin(c, &c->fl.kv_a, &L->kv_a, err));
+    if (L->kv_b.kind) QF_TRY(qf_cal_twin(c, &c->fl.kv_b, &L->kv_b, err));
     if (!E) return QF_OK;
     if (!(c->fl.experts = calloc((size_t)(3 * E), sizeof(qf_linear))))
         return qf_fail(err, QF_ERR_NOMEM, "out of memory for the float path's experts");
@@ -80,6 +84,14 @@ qf_status qf_cal_float_attention(qf_cal *c, int64_t r0, int64_t n, float **att, 
     QF_TRY(qf_cal_save(c, QF_CAL_FLOAT, r0, n, h, err));
     *att = c->w.attf;
     return QF_OK;
+}
+
+qf_status qf_cal_float_mla_latent(qf_cal *c, int64_t r0, int64_t n, int which, float *xf, qf_error *err)
+{
+    float *h;
+    QF_TRY(qf_cal_load(c, QF_CAL_FLOAT, r0, n, &h, err));
+    qf_step_attn_norm(c->m, &c->fl, h, n, c->w.xf);
+    return qf_step_mla_latents(c->m, &c->fl, c->w.xf, n, which == 0 ? xf : NULL, which == 1 ? xf : NULL, NULL, err);
 }
 
 qf_status qf_cal_float_ffn_in(qf_cal *c, int64_t r0, int64_t n, const float *rw, float **xf, qf_error *err)

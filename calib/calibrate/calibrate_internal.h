@@ -126,6 +126,9 @@ qf_status qf_cal_float_ffn_in(qf_cal *c, int64_t r0, int64_t n, const float *rw,
 qf_status qf_cal_float_down_in(qf_cal *c, int expert, int64_t r0, int64_t n, const float *rw, float **gf, qf_error *err);
 /* E, MoE: the FLOAT rows advance to the layer's float output. */
 qf_status qf_cal_float_moe_output(qf_cal *c, int64_t r0, int64_t n, qf_error *err);
+/* MLA, between A and B: the float q latent (which 0: q_b_proj's input, n × q_lora_rank) or kv
+ * latent (1: kv_b_proj's, n × kv_lora_rank) into xf. */
+qf_status qf_cal_float_mla_latent(qf_cal *c, int64_t r0, int64_t n, int which, float *xf, qf_error *err);
 
 /* calibrate_layer.c: run layer l over every chunk.  collect = 1: phase 1 of AWQ /
  * SmoothQuant (float statistics of the four inputs, scales chosen and folded; the hidden

@@ -3,6 +3,8 @@
  * A Linear group is quantized from statistics over all tokens before its output feeds the
  * next stage, so a layer is several passes over the chunks (whole samples each):
  *   A  xn = input_layernorm(h)                                -> stats -> quantize q, k, v
+ *      (MLA: q_a or q_proj, kv_a_proj_with_mqa; then A' the q latent -> q_b_proj and A'' the
+ *      kv latent -> kv_b_proj, each from the quantized Linear before it)
  *   B  xn again; q, k, v (quantized), qk-norm, RoPE, attention -> ATTN table, stats
  *                                                             -> quantize o
  *   C  h1 = h + o(att) -> HIDDEN table (over h); xn2 = post_attention_layernorm(h1) -> stats
@@ -120,6 +122,31 @@ static qf_status qf_pass_attention(qf_cal *c, qf_layer *L, int arg, qf_stats *st
         if (c->float_path) QF_TRY(qf_cal_float_attention(c, r0, n, &attf, err));
         QF_TRY(qf_cal_stats_add(st, att, attf, n, err));
         QF_TRY(qf_cal_save(c, QF_CAL_ATTN, r0, n, att, err));
+    }
+    return QF_OK;
+}
+
+/* MLA, after A: q_b_proj's input (arg 0: q_a_layernorm(q_a(xn)), q_lora_rank wide) or
+ * kv_b_proj's (arg 1: kv_a_layernorm of kv_a_proj_with_mqa(xn)'s latent), with q_a / kv_a
+ * already quantized. */
+static qf_status qf_pass_mla_latent(qf_cal *c, qf_layer *L, int arg, qf_stats *st, qf_error *err)
+{
+    const int64_t w = arg == 0 ? c->m->cfg.q_lora_rank : c->m->cfg.kv_lora_rank;
+    for (int i = 0; i < qf_cal_n_chunks(c); i++) {
+        int64_t r0, n;
+        float *h;
+        qf_cal_chunk_rows(c, i, &r0, &n);
+        float *x = malloc(sizeof(float) * (size_t)(n * w)), *xf = c->float_path ? malloc(sizeof(float) * (size_t)(n * w)) : NULL;
+        qf_status r = !x || (c->float_path && !xf) ? qf_fail(err, QF_ERR_NOMEM, "out of memory for the MLA latents")
+                                                   : qf_cal_load(c, QF_CAL_HIDDEN, r0, n, &h, err);
+        if (r == QF_OK) {
+            qf_step_attn_norm(c->m, L, h, n, c->w.xn);
+            r = qf_step_mla_latents(c->m, L, c->w.xn, n, arg == 0 ? x : NULL, arg == 1 ? x : NULL, NULL, err);
+        }
+        if (r == QF_OK && xf) r = qf_cal_float_mla_latent(c, r0, n, arg, xf, err);
+        if (r == QF_OK) r = qf_cal_stats_add(st, x, xf, n, err);
+        free(x), free(xf);
+        QF_TRY(r);
     }
     return QF_OK;
 }
@@ -320,11 +347,18 @@ static qf_status qf_pass_output(qf_cal *c, qf_layer *L, int64_t *count, qf_error
     return QF_OK;
 }
 
-/* The q/k/v group: q, k, v, or phi3's fused qkv_proj alone (held in q; k and v empty), or a
- * DeltaNet's input projections (Qwen3.5: in_proj_a in in_a too). */
-static int qf_cal_qkv(qf_layer *L, qf_linear *qkv[4])
+/* The q/k/v group: q, k, v, or phi3's fused qkv_proj alone (held in q; k and v empty), a
+ * DeltaNet's input projections (Qwen3.5: in_proj_a in in_a too), or MLA's Linears on xn:
+ * q_a_proj (q_proj without a q LoRA) and kv_a_proj_with_mqa. */
+static int qf_cal_qkv(qf_layer *L, qf_linear *qkv[5])
 {
     int n = 0;
+    if (L->kv_a.kind) {
+        qkv[n++] = L->q_a.kind ? &L->q_a : &L->q;
+        qkv[n++] = &L->kv_a;
+        if (L->idx_wk.kind) qkv[n++] = &L->idx_wk, qkv[n++] = &L->idx_wproj; /* deepseek_v32: also on xn */
+        return n;
+    }
     qf_linear *all[4] = {&L->q, &L->k, &L->v, &L->in_a};
     for (int i = 0; i < 4; i++)
         if (all[i]->kind) qkv[n++] = all[i];
@@ -354,12 +388,16 @@ static qf_status qf_cal_layer_passes(qf_cal *c, qf_layer *L, qf_error *err)
 {
     const int64_t C = c->m->cfg.hidden_size;
     const int E = L->is_moe ? c->m->cfg.n_experts : 0;
-    qf_linear *qkv[4], *o1[1] = {&L->o}, **gu;
+    qf_linear *qkv[5], *o1[1] = {&L->o}, **gu;
     int nqkv = qf_cal_qkv(L, qkv), ngu = qf_cal_gate_up(c, L, &gu);
     qf_status r = QF_OK;
     /* the attention block, or a Mamba mixer: in_proj (held in q), out_proj (held in o) */
     if (L->mixer != QF_MIXER_MLP && L->mixer != QF_MIXER_MOE) {
         r = qf_cal_stage(c, L, qf_pass_attn_in, 0, C, qkv, nqkv, -1, err);
+        qf_linear *qb[2] = {&L->q, &L->idx_wq_b}, *kvb[1] = {&L->kv_b}; /* MLA: the Linears on the latents */
+        if (r == QF_OK && L->q_a.kind) /* q_b_proj (and deepseek_v32's indexer wq_b: the same q latent) */
+            r = qf_cal_stage(c, L, qf_pass_mla_latent, 0, L->q.cols, qb, L->idx_wq_b.kind ? 2 : 1, -1, err);
+        if (r == QF_OK && L->kv_b.kind) r = qf_cal_stage(c, L, qf_pass_mla_latent, 1, L->kv_b.cols, kvb, 1, -1, err);
         if (r == QF_OK) r = qf_cal_stage(c, L, qf_pass_attention, 0, L->o.cols, o1, 1, -1, err);
     }
     if (L->mixer == QF_MIXER_MAMBA || L->mixer == QF_MIXER_ATTN) { /* a hybrid layer that is its sequence mixer */
@@ -500,7 +538,7 @@ static qf_status qf_cal_layer_collect(qf_cal *c, qf_layer *L, qf_error *err)
     qf_expert_scales xs = {0};
     if (r == QF_OK && L->is_moe && awq) r = qf_cal_expert_scales(c, L, &xs, err);
     /* choose each group's scales and fold them, in the order q/k/v, o, gate/up, down */
-    qf_linear *qkv[4], *o1[1] = {&L->o}, *d1[1] = {&L->down}, **gu;
+    qf_linear *qkv[5], *o1[1] = {&L->o}, *d1[1] = {&L->down}, **gu;
     int nqkv = qf_cal_qkv(L, qkv), ngu = qf_cal_gate_up(c, L, &gu);
     struct {
         const char *what;

@@ -72,10 +72,12 @@ static int qf_plan_wanted(const qf_calib_opts *o, const qf_linear *lin)
  * place, the shared expert). */
 static uint64_t qf_plan_layer_bytes(const qf_model *m, const qf_calib_opts *o, const qf_layer *L)
 {
-    const qf_linear *lin[8 + 3 * 256];
+    const qf_linear *lin[16 + 3 * 256];
     int n = 0;
     lin[n++] = &L->q, lin[n++] = &L->k, lin[n++] = &L->v, lin[n++] = &L->o;
     if (L->in_a.kind) lin[n++] = &L->in_a;
+    lin[n++] = &L->q_a, lin[n++] = &L->kv_a, lin[n++] = &L->kv_b; /* MLA (empty elsewhere: 0 bytes) */
+    lin[n++] = &L->idx_wq_b, lin[n++] = &L->idx_wk, lin[n++] = &L->idx_wproj;
     if (!L->is_moe) lin[n++] = &L->gate, lin[n++] = &L->up, lin[n++] = &L->down;
     else {
         lin[n++] = &L->router;

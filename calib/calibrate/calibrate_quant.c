@@ -95,6 +95,9 @@ qf_status qf_cal_floatify_layer(qf_cal *c, qf_layer *L, qf_error *err)
     for (int i = 0; i < (L->is_moe ? 4 : 7); i++) /* phi3's fused layers leave k, v, up empty */
         if (all[i]->kind) QF_TRY(qf_cal_floatify(c, all[i], err));
     if (L->in_a.kind) QF_TRY(qf_cal_floatify(c, &L->in_a, err)); /* Qwen3.5's in_proj_a */
+    qf_linear *mla[6] = {&L->q_a, &L->kv_a, &L->kv_b, &L->idx_wq_b, &L->idx_wk, &L->idx_wproj}; /* MLA (+ V3.2's indexer) */
+    for (int i = 0; i < 6; i++)
+        if (mla[i]->kind) QF_TRY(qf_cal_floatify(c, mla[i], err));
     if (L->has_shared) { /* quantized by GPTQ like the experts (qwen2_moe, glm4_moe); its gate stays float */
         if (L->sh_gate.kind) QF_TRY(qf_cal_floatify(c, &L->sh_gate, err)); /* nemotron_h: ungated */
         QF_TRY(qf_cal_floatify(c, &L->sh_up, err));

@@ -62,6 +62,14 @@ static const qf_family qf_families[] = {
      * Qwen3-Next's layer (its interleaved MRoPE is plain RoPE for text positions) */
     {.model_type = "qwen3_5_moe_text", .norm_offset = 1.0f, .partial_rope = 1, .shared_expert = "shared_expert",
      .attn_gate = 1, .deltanet = 1, .deltanet_split = 1},
+    /* DeepseekV3Attention (MLA), DeepseekV3TopkRouter (GLM's routing), DeepseekV3MoE
+     * (shared_experts, unscaled).  No fold: shared experts, and MLA's latent norms sit between
+     * q_a / kv_a and their consumers. */
+    {.model_type = "deepseek_v3", .sigmoid_routing = 1, .shared_expert = "shared_experts", .mla = 1},
+    /* DeepseekV32: V3's layer with the DSA indexer, which keeps every key of a sequence no longer
+     * than index_topk (then the layer is V3's, checked on tiny-deepseekv32); longer sequences
+     * are refused in model_mla.c.  The indexer's own Linears are not run. */
+    {.model_type = "deepseek_v32", .sigmoid_routing = 1, .shared_expert = "shared_experts", .mla = 1},
 };
 
 const qf_family *qf_family_find(const char *model_type)

@@ -89,6 +89,12 @@ void qf_add_rows(float *out, const float *a, const float *b, int64_t n);
 qf_status qf_attention(const qf_model *m, const qf_layer *L, const float *q, const float *k, const float *v, int64_t n,
                        float *out, qf_error *err);
 
+/* DeepSeek-V3's MLA attention core (model_mla.c): att (n, H * v_head_dim) from xn (n, C), n a
+ * multiple of seqlen (samples at positions 0..seqlen-1); qf_step_attn_core's body for a family
+ * whose row sets mla. */
+qf_status qf_mla_attn_core(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, int64_t seqlen,
+                           float *att, qf_error *err);
+
 /* Apply RoPE r in place to x (n, heads*head_dim) at positions 0..n-1 (HF rotate-half over the
  * leading r->dims of each head). */
 void qf_rope_apply(const qf_rope *r, int head_dim, float *x, int64_t n, int heads);

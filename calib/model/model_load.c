@@ -175,6 +175,45 @@ static qf_status qf_load_deltanet(qf_load_ctx *c, const qf_model_config *cfg, in
     return qf_load_vec_off(c->ck, name, cfg->lin_v_dim, 0.0f, &L->gnorm, c->err);
 }
 
+/* DeepseekV3Attention's Linears and latent norms (q_a_proj / q_a_layernorm / q_b_proj or
+ * q_proj; kv_a_proj_with_mqa, kv_a_layernorm, kv_b_proj; o_proj), biases where
+ * attention_bias (q_a, kv_a and o only, as there). */
+static qf_status qf_load_mla(qf_load_ctx *c, const qf_model_config *cfg, int l, qf_layer *L)
+{
+    const int64_t hid = cfg->hidden_size, H = cfg->n_heads, qk = cfg->qk_nope_head_dim + cfg->qk_rope_head_dim;
+    const int bias = cfg->attention_bias ? 1 : -1;
+    char name[QF_LINEAR_NAME_MAX];
+    if (cfg->q_lora_rank > 0) {
+        QF_TRY(qf_lin(c, &L->q_a, l, -1, cfg->q_lora_rank, hid, bias, "model.layers.%d.self_attn.q_a_proj", l));
+        snprintf(name, sizeof name, "model.layers.%d.self_attn.q_a_layernorm.weight", l);
+        QF_TRY(qf_load_vec_off(c->ck, name, cfg->q_lora_rank, 0.0f, &L->q_a_norm, c->err));
+        QF_TRY(qf_lin(c, &L->q, l, -1, H * qk, cfg->q_lora_rank, -1, "model.layers.%d.self_attn.q_b_proj", l));
+    } else {
+        QF_TRY(qf_lin(c, &L->q, l, -1, H * qk, hid, -1, "model.layers.%d.self_attn.q_proj", l));
+    }
+    QF_TRY(qf_lin(c, &L->kv_a, l, -1, (int64_t)cfg->kv_lora_rank + cfg->qk_rope_head_dim, hid, bias,
+                  "model.layers.%d.self_attn.kv_a_proj_with_mqa", l));
+    snprintf(name, sizeof name, "model.layers.%d.self_attn.kv_a_layernorm.weight", l);
+    QF_TRY(qf_load_vec_off(c->ck, name, cfg->kv_lora_rank, 0.0f, &L->kv_a_norm, c->err));
+    QF_TRY(qf_lin(c, &L->kv_b, l, -1, H * (cfg->qk_nope_head_dim + cfg->v_head_dim), cfg->kv_lora_rank, -1,
+                  "model.layers.%d.self_attn.kv_b_proj", l));
+    if (cfg->index_topk > 0) { /* DeepseekV32Indexer's Linears (shapes from the checkpoint: not run) */
+        snprintf(name, sizeof name, "model.layers.%d.self_attn.indexer.wq_b", l);
+        int64_t qrows = qf_module_rows(c->ck, name);
+        snprintf(name, sizeof name, "model.layers.%d.self_attn.indexer.wk", l);
+        int64_t krows = qf_module_rows(c->ck, name);
+        snprintf(name, sizeof name, "model.layers.%d.self_attn.indexer.weights_proj", l);
+        int64_t wrows = qf_module_rows(c->ck, name);
+        if (qrows <= 0 || krows <= 0 || wrows <= 0)
+            return qf_fail(c->err, QF_ERR_FORMAT, "%s: layer %d of deepseek_v32 lacks its indexer (self_attn.indexer."
+                           "wq_b / wk / weights_proj)", c->ck->dir, l);
+        QF_TRY(qf_lin(c, &L->idx_wq_b, l, -1, qrows, cfg->q_lora_rank, -1, "model.layers.%d.self_attn.indexer.wq_b", l));
+        QF_TRY(qf_lin(c, &L->idx_wk, l, -1, krows, hid, -1, "model.layers.%d.self_attn.indexer.wk", l));
+        QF_TRY(qf_lin(c, &L->idx_wproj, l, -1, wrows, hid, -1, "model.layers.%d.self_attn.indexer.weights_proj", l));
+    }
+    return qf_lin(c, &L->o, l, -1, hid, H * cfg->v_head_dim, bias, "model.layers.%d.self_attn.o_proj", l);
+}
+
 static qf_status qf_load_layer(qf_load_ctx *c, const qf_model_config *cfg, int l, qf_layer *L)
 {
     const int64_t hid = cfg->hidden_size, hd = cfg->head_dim;
@@ -197,6 +236,8 @@ static qf_status qf_load_layer(qf_load_ctx *c, const qf_model_config *cfg, int l
     int qkv_bias = cfg->attention_bias ? 1 : -1;
     if (L->linear_attn) {
         QF_TRY(qf_load_deltanet(c, cfg, l, L));
+    } else if (fam->mla) {
+        QF_TRY(qf_load_mla(c, cfg, l, L));
     } else if (fam->attn_gate) { /* Qwen3-Next: q_proj holds [query; gate] per head */
         QF_TRY(qf_lin(c, &L->q, l, -1, 2 * qd, hid, qkv_bias, "model.layers.%d.self_attn.q_proj", l));
         QF_TRY(qf_lin(c, &L->k, l, -1, kvd, hid, qkv_bias, "model.layers.%d.self_attn.k_proj", l));
@@ -208,7 +249,7 @@ static qf_status qf_load_layer(qf_load_ctx *c, const qf_model_config *cfg, int l
         QF_TRY(qf_lin(c, &L->k, l, -1, kvd, hid, qkv_bias, "model.layers.%d.self_attn.k_proj", l));
         QF_TRY(qf_lin(c, &L->v, l, -1, kvd, hid, qkv_bias, "model.layers.%d.self_attn.v_proj", l));
     }
-    if (!L->linear_attn) QF_TRY(qf_lin(c, &L->o, l, -1, hid, qd, -1, "model.layers.%d.self_attn.o_proj", l));
+    if (!L->linear_attn && !fam->mla) QF_TRY(qf_lin(c, &L->o, l, -1, hid, qd, -1, "model.layers.%d.self_attn.o_proj", l));
     if (fam->attn_sinks) {
         snprintf(name, sizeof name, "model.layers.%d.self_attn.sinks", l);
         QF_TRY(qf_load_vec_off(c->ck, name, cfg->n_heads, 0.0f, &L->sinks, c->err));
@@ -270,6 +311,14 @@ static void qf_layer_free(qf_layer *L, int n_experts)
     free(L->neg_a);
     free(L->gnorm);
     qf_linear_free(&L->in_a);
+    qf_linear_free(&L->q_a);
+    qf_linear_free(&L->kv_a);
+    qf_linear_free(&L->kv_b);
+    free(L->q_a_norm);
+    free(L->kv_a_norm);
+    qf_linear_free(&L->idx_wq_b);
+    qf_linear_free(&L->idx_wk);
+    qf_linear_free(&L->idx_wproj);
 }
 
 void qf_model_free(qf_model *m)
@@ -304,6 +353,12 @@ int qf_model_linears(qf_model *m, qf_linear **out, int cap)
         QF_ADD(&L->v);
         QF_ADD(&L->in_a);
         QF_ADD(&L->o);
+        QF_ADD(&L->q_a); /* MLA */
+        QF_ADD(&L->kv_a);
+        QF_ADD(&L->kv_b);
+        QF_ADD(&L->idx_wq_b); /* deepseek_v32's indexer */
+        QF_ADD(&L->idx_wk);
+        QF_ADD(&L->idx_wproj);
         QF_ADD(&L->gate);
         QF_ADD(&L->up);
         QF_ADD(&L->down);
@@ -458,6 +513,8 @@ static qf_status qf_model_load_body(qf_model *m, const char *dir, qf_error *err)
     m->embed_scale = m->fam->scale_embed ? (float)sqrt((double)cfg->hidden_size) : 1.0f;
     m->attn_scale = cfg->query_pre_attn_scalar > 0 ? (float)pow(cfg->query_pre_attn_scalar, -0.5)
                                                    : 1.0f / sqrtf((float)cfg->head_dim);
+    if (m->fam->mla) /* DeepseekV3Attention.scaling: Python floats, rounded once */
+        m->attn_scale = (float)(pow(cfg->qk_nope_head_dim + cfg->qk_rope_head_dim, -0.5) * cfg->attn_mscale);
     if (m->opt.moe_force_expert >= 0 && m->opt.moe_force_expert >= cfg->n_experts)
         return qf_fail(err, QF_ERR_USAGE, "moe_force_expert %d: the model has %d experts", m->opt.moe_force_expert,
                        cfg->n_experts);

@@ -37,6 +37,7 @@ static double qf_yarn_dim(double rotations, int d, double theta, double orig_len
 
 int qf_rope_dims(const qf_model_config *cfg)
 {
+    if (cfg->kv_lora_rank > 0) return cfg->qk_rope_head_dim; /* MLA: the decoupled rope part of each head */
     const double f = cfg->rope_partial_factor; /* 0 (a config built in code) means unset: whole heads */
     int d = f > 0.0 && f < 1.0 ? (int)(cfg->head_dim * f) : cfg->head_dim;
     d -= d % 2;

@@ -62,6 +62,7 @@ qf_status qf_step_attn_core(const qf_model *m, const qf_layer *L, const float *x
         free(gate);
         return st;
     }
+    if (m->fam->mla) return qf_mla_attn_core(m, L, xn, n, seqlen, att, err); /* DeepSeek-V3: model_mla.c */
     if (m->fam->fused_qkv) { /* phi3: one product, its rows split into q | k | v */
         const int64_t w = qd + 2 * kvd;
         float *qkv = malloc((size_t)(n * w) * sizeof(float));

@@ -26,6 +26,7 @@
  *                       one) of RoPE(qk-norm(q(xn))), RoPE(qk-norm(k(xn))), v(xn): o's input
  *                       (qwen3_next: × sigmoid(gate); its linear_attention layers: the gated
  *                       DeltaNet, model_deltanet.c, whose out_proj is o)
+ *                       (MLA: att (n, H*v_head_dim) from the latents of qf_step_mla_latents)
  *   qf_step_attn_out    h, att -> h1 = h + o(att)   (gemma3: h + post-norm(o(att)))
  *   qf_step_ffn_norm    h1 -> xn2 = post_attention_layernorm(h1) (gemma3: pre_feedforward_layernorm)
  *   dense FFN:  qf_step_ffn_act  xn2 -> g = act(gate(xn2)) * up(xn2): down's input (also of
@@ -67,6 +68,13 @@ void qf_step_ffn_norm(const qf_model *m, const qf_layer *L, const float *h, int6
  * k, causal attention within the layer's window (L->attn_window, 0: all earlier tokens). */
 qf_status qf_step_attn_core(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, int64_t seqlen,
                             float *q, float *k, float *v, float *att, qf_error *err);
+
+/* MLA (fam->mla): the inputs of q_b_proj and kv_b_proj from xn (n, C): qlat (n, q_lora_rank) =
+ * q_a_layernorm(q_a_proj(xn)) (NULL, or no q_a_proj: not computed), kvlat (n, kv_lora_rank) =
+ * kv_a_layernorm of kv_a_proj_with_mqa(xn)'s latent rows and kpe (n, qk_rope_head_dim) its
+ * shared k_pe rows before RoPE (either may be NULL).  model_mla.c */
+qf_status qf_step_mla_latents(const qf_model *m, const qf_layer *L, const float *xn, int64_t n, float *qlat,
+                              float *kvlat, float *kpe, qf_error *err);
 
 /* h1 (n, C) = h + o(att) (gemma3: h + post_attention_layernorm(o(att))); tmp (n, C) work.
  * h1 may alias h or tmp. */

@@ -34,6 +34,13 @@
  *                      norms, partial rotary, MoE with a sigmoid-gated shared expert
  *   qwen3_5_moe_text   the same with the DeltaNet's four separate projections (in_proj_qkv, _z,
  *                      _b, _a) and top-k weights always renormalised
+ *   deepseek_v3        glm4_moe's MoE layout and routing, with multi-head latent attention
+ *                      (MLA: low-rank q and kv projections with their own norms, RoPE on a
+ *                      decoupled part of each head, interleaved when rope_interleave, the
+ *                      softmax scale × YaRN's mscale_all_dim adjustment; model_mla.c)
+ *   deepseek_v32       deepseek_v3 for sequences no longer than index_topk, where the DSA
+ *                      indexer keeps every key (its Linears are loaded, not run); longer
+ *                      sequences are refused
  * What a family adds to the Llama layer is one row of the family table (qf_family,
  * model_family.c); the steps read the row, never the model_type.
  * Routing: softmax over the router logits (float32), top-k, renormalised when norm_topk_prob
@@ -125,6 +132,8 @@ typedef struct qf_family {
                          * (linear_attn.*, model_deltanet.c) */
     int deltanet_split; /* Qwen3.5: the DeltaNet's projections are in_proj_qkv (flat [q | k | v]),
                          * in_proj_z, in_proj_b, in_proj_a instead of head-grouped in_proj_qkvz / _ba */
+    int mla;            /* DeepSeek-V3: multi-head latent attention (qf_layer's q_a, kv_a, kv_b;
+                         * model_mla.c) */
 } qf_family;
 
 /* qf_layer.mixer of a hybrid family's layer (hybrid_override_pattern's characters); 0: the
@@ -193,6 +202,17 @@ typedef struct qf_layer {
     float *neg_a;            /* DeltaNet (lin_v_heads): -exp(A_log) */
     /* deltanet_split (Qwen3.5): q holds in_proj_qkv, k in_proj_z, v in_proj_b and in_a in_proj_a */
     qf_linear in_a;
+    /* MLA (fam->mla; else empty / NULL): q is q_b_proj (q_proj when q_lora_rank is 0), k and v
+     * are empty, o is o_proj (hidden, heads × v_head_dim) */
+    qf_linear q_a;           /* q_a_proj (q_lora_rank, hidden); empty when q_lora_rank is 0 */
+    qf_linear kv_a;          /* kv_a_proj_with_mqa (kv_lora_rank + qk_rope_head_dim, hidden) */
+    qf_linear kv_b;          /* kv_b_proj (heads × (qk_nope_head_dim + v_head_dim), kv_lora_rank) */
+    float *q_a_norm;         /* (q_lora_rank) fp32, owned: q_a_layernorm (eps 1e-6, as transformers) */
+    float *kv_a_norm;        /* (kv_lora_rank) fp32, owned: kv_a_layernorm (eps 1e-6); NULL skips it (a test knob) */
+    /* deepseek_v32's DSA indexer (else empty): loaded, never run (a sequence no longer than
+     * index_topk keeps every key); calibration quantizes them from their real inputs, wq_b's
+     * being q_b_proj's (the q latent), wk's and weights_proj's q_a_proj's (xn) */
+    qf_linear idx_wq_b, idx_wk, idx_wproj;
 } qf_layer;
 
 typedef struct qf_model {

@@ -6,7 +6,8 @@
 # clamped SwiGLU), tiny-llama4 (llama4_text: NoPE / chunked layers, fused experts, input-weighted
 # routing), tiny-nemotronh (nemotron_h: Mamba-2 hybrid with MoE), tiny-qwen3next (qwen3_next: gated
 # DeltaNet + gated attention, MoE + gated shared expert) and tiny-qwen35moe (qwen3_5_moe_text: the same
-# with four DeltaNet projections).  `validate` must
+# with four DeltaNet projections) and tiny-deepseekv3 / tiny-deepseekv32 (deepseek_v3 / v32: MLA
+# attention, YaRN with mscale_all_dim, glm4_moe's MoE).  `validate` must
 # reproduce transformers' PPL through the CLI (tokenizer included), every RTN scheme must
 # convert, verify and validate, and `inspect` must say why it could not use a config.json.
 . tests/cli/lib.sh
@@ -14,7 +15,7 @@
 rel_within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a / b - 1; if (d < 0) d = -d; exit !(b > 0 && d <= t) }'; }
 json_num() { sed -n "s/.*\"$1\": *\([-0-9.eE+]*\).*/\1/p" "$2" | head -n 1; }
 for model in tiny-tied tiny-swa tiny-yarn tiny-gemma3 tiny-phi3 tiny-phi3-longrope tiny-glm4moe tiny-gptoss tiny-llama4 tiny-nemotronh \
-    tiny-qwen3next tiny-qwen35moe; do
+    tiny-qwen3next tiny-qwen35moe tiny-deepseekv3 tiny-deepseekv32; do
     ref=$(json_num ppl tests/data/$model.reference.json)
     n=$(json_num windows tests/data/$model.reference.json)
     expect_exit 0 "validate $model, $n windows" -- "$QFORGE" validate --base tests/data/$model \
@@ -22,7 +23,8 @@ for model in tiny-tied tiny-swa tiny-yarn tiny-gemma3 tiny-phi3 tiny-phi3-longro
     got=$(json_num ppl "$T/stdout")
     # measured: 1e-9 (tiny-tied), 3.3e-8 (tiny-swa), 9.5e-9 (tiny-yarn), 2e-9 (tiny-gemma3), 7e-9 (tiny-phi3),
     # 9e-9 (tiny-glm4moe), 1.1e-8 (tiny-phi3-longrope, long factors), 6.2e-9 (tiny-gptoss), 2.4e-8 (tiny-llama4),
-    # 7e-10 (tiny-nemotronh), 5e-8 (tiny-qwen3next);
+    # 7e-10 (tiny-nemotronh), 5e-8 (tiny-qwen3next), 1.6e-8 (tiny-deepseekv3),
+    # 1.6e-8 (tiny-deepseekv32);
     # the limit's reason is in tests/test_model_families.c
     if rel_within "$got" "$ref" 1e-6; then ok "$model PPL $got = transformers $ref"
     else bad "$model PPL $got, transformers $ref (limit 1e-6 relative)"; fi
@@ -53,7 +55,8 @@ cmp -s "$T/g1/model.safetensors" "$T/g2/model.safetensors" && bad "calibration i
 # KLD, as on the Llama fixtures (docs/bench.md has the default-sample figures; 32 samples here),
 # and every expert of the MoE fixture must have seen calibration tokens
 kld_of() { sed -n 's/.*"mean_kld": *\([-0-9.eE+]*\).*/\1/p' "$T/stdout" | head -n 1; }
-for model in tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-gptoss tiny-nemotronh tiny-qwen3next tiny-qwen35moe; do
+for model in tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-gptoss tiny-nemotronh tiny-qwen3next tiny-qwen35moe tiny-deepseekv3 \
+    tiny-deepseekv32; do
     expect_exit 0 "gptq $model" -- "$QFORGE" convert tests/data/$model -o "$T/$model-gptq" --scheme w4a16 \
         --method gptq --calib-samples 32 -q
     expect_exit 0 "verify gptq $model" -- "$QFORGE" verify "$T/$model-gptq" -q
@@ -71,6 +74,8 @@ for model in tiny-gemma3 tiny-phi3 tiny-glm4moe tiny-gptoss tiny-nemotronh tiny-
     [ $model = tiny-nemotronh ] && moe_layers=1
     [ $model = tiny-qwen3next ] && moe_layers=3
     [ $model = tiny-qwen35moe ] && moe_layers=4
+    [ $model = tiny-deepseekv3 ] && moe_layers=2
+    [ $model = tiny-deepseekv32 ] && moe_layers=1
     if [ $moe_layers -gt 0 ]; then
         counts=$(tr -d ' \n' <"$T/$model-gptq/qforge.manifest.json" | grep -o '"routed_tokens_per_expert":\[[0-9,]*\]')
         [ "$(echo "$counts" | wc -l)" = $moe_layers ] && ! echo "$counts" | grep -q '[[,]0[],]' &&
@@ -122,6 +127,63 @@ stderr_has "moe_latent_size is not supported by the runner" "refusal names the k
 expect_exit 5 "gptq of nemotron_h with moe_latent_size refused" -- "$QFORGE" convert "$T/nhmoe" -o "$T/nhmoe-g" --scheme w4a16 \
     --method gptq --calib-samples 8 -q
 no_output "$T/nhmoe-g" "no artifact after the moe_latent_size refusal"
+# DeepSeek-V3's MLA: GPTQ calibrates every attention Linear RTN quantizes (q_a, q_b, kv_a_proj_with_mqa,
+# kv_b, o of each layer: each reports its calibration tokens, and its packed weight is not RTN's),
+# in RTN's layout (the same tensor names, shapes and dtypes)
+man_gptq=$(tr -d ' \n' <"$T/tiny-deepseekv3-gptq/qforge.manifest.json")
+tensor_list() { tr -d ' \n' <"$1/qforge.manifest.json" | grep -o '"name":"model[^"]*","shape":\[[0-9,]*\]' | sort; }
+tensor_hash() { tr -d ' \n' <"$1/qforge.manifest.json" | grep -o "\"name\":\"$2\",\"shape\":\[[0-9,]*\],\"xxh3_128\":\"[0-9a-f]*\""; }
+n_mla=0
+for l in 0 1 2; do
+    for p in q_a_proj q_b_proj kv_a_proj_with_mqa kv_b_proj o_proj; do
+        t=model.layers.$l.self_attn.$p
+        echo "$man_gptq" | grep -q "\"$t\":{[^}]*\"tokens\":[1-9]" || bad "$t: no GPTQ calibration tokens in the report"
+        a=$(tensor_hash "$T/tiny-deepseekv3-gptq" $t.weight_packed); b=$(tensor_hash "$T/tiny-deepseekv3-w4a16" $t.weight_packed)
+        [ -n "$a" ] && [ -n "$b" ] && [ "$a" != "$b" ] && n_mla=$((n_mla + 1)) || bad "$t: gptq '$a' rtn '$b'"
+    done
+done
+[ $n_mla = 15 ] && ok "tiny-deepseekv3: the 15 MLA Linears are GPTQ-calibrated and packed" ||
+    bad "tiny-deepseekv3: $n_mla of 15 MLA Linears calibrated"
+[ -n "$(tensor_list "$T/tiny-deepseekv3-gptq")" ] &&
+    [ "$(tensor_list "$T/tiny-deepseekv3-gptq")" = "$(tensor_list "$T/tiny-deepseekv3-w4a16")" ] &&
+    ok "tiny-deepseekv3: GPTQ writes RTN's tensors (names, shapes)" || bad "tiny-deepseekv3: GPTQ and RTN layouts differ"
+# without a q LoRA (tiny-deepseekv3-qproj: q_lora_rank null, rope_interleave false, default RoPE) the
+# runner matches transformers and GPTQ calibrates q_proj beside kv_a_proj_with_mqa
+m=tiny-deepseekv3-qproj
+expect_exit 0 "validate $m" -- "$QFORGE" validate --base tests/data/$m --text tests/data/eval.txt --chunks 16 --json -q
+got=$(json_num ppl "$T/stdout"); ref=$(json_num ppl tests/data/$m.reference.json)
+rel_within "$got" "$ref" 1e-6 && ok "$m PPL $got = transformers $ref" || bad "$m PPL $got, transformers $ref"
+expect_exit 0 "rtn $m" -- "$QFORGE" convert tests/data/$m -o "$T/$m-rtn" --scheme w4a16 -q
+expect_exit 0 "gptq $m" -- "$QFORGE" convert tests/data/$m -o "$T/$m-gptq" --scheme w4a16 --method gptq --calib-samples 8 -q
+for t in model.layers.0.self_attn.q_proj model.layers.1.self_attn.q_proj; do
+    a=$(tensor_hash "$T/$m-gptq" $t.weight_packed); b=$(tensor_hash "$T/$m-rtn" $t.weight_packed)
+    tr -d ' \n' <"$T/$m-gptq/qforge.manifest.json" | grep -q "\"$t\":{[^}]*\"tokens\":[1-9]" && [ -n "$a" ] && [ -n "$b" ] &&
+        [ "$a" != "$b" ] && ok "$m: $t GPTQ-calibrated" || bad "$m: $t gptq '$a' rtn '$b'"
+done
+# DeepSeek-V3.2: with index_topk 512 its indexer keeps every key of a 512-token window and the model is
+# V3's (the PPL above); a longer sequence is refused, naming index_topk, in validate and in calibration.
+# GPTQ calibrates the indexer's Linears too (from their real inputs; they do not change the output
+# there), in RTN's layout
+m=tiny-deepseekv32
+expect_exit 5 "$m: a 1024-token window refused" -- "$QFORGE" validate --base tests/data/$m --text tests/data/eval.txt \
+    --ctx 1024 --chunks 1 -q
+stderr_has "a sequence of 1024 tokens is longer than index_topk 512" "the refusal names index_topk"
+expect_exit 5 "$m: 1024-token calibration samples refused" -- "$QFORGE" convert tests/data/$m -o "$T/$m-1k" \
+    --scheme w4a16 --method gptq --calib-samples 2 --calib-seqlen 1024 -q
+stderr_has "longer than index_topk 512" "the calibration refusal names index_topk"
+no_output "$T/$m-1k" "no artifact after the refusal"
+n_idx=0
+for l in 0 1; do
+    for p in q_a_proj q_b_proj kv_a_proj_with_mqa kv_b_proj o_proj indexer.wq_b indexer.wk indexer.weights_proj; do
+        t=model.layers.$l.self_attn.$p
+        a=$(tensor_hash "$T/$m-gptq" $t.weight_packed); b=$(tensor_hash "$T/$m-w4a16" $t.weight_packed)
+        tr -d ' \n' <"$T/$m-gptq/qforge.manifest.json" | grep -q "\"$t\":{[^}]*\"tokens\":[1-9]" && [ -n "$a" ] &&
+            [ -n "$b" ] && [ "$a" != "$b" ] && n_idx=$((n_idx + 1)) || bad "$m: $t gptq '$a' rtn '$b'"
+    done
+done
+[ $n_idx = 16 ] && ok "$m: the 16 attention and indexer Linears are GPTQ-calibrated" || bad "$m: $n_idx of 16 calibrated"
+[ "$(tensor_list "$T/$m-gptq")" = "$(tensor_list "$T/$m-w4a16")" ] && ok "$m: GPTQ writes RTN's tensors" ||
+    bad "$m: GPTQ and RTN layouts differ"
 # GLM-4.5 / DeepSeek checkpoints store their MTP layers after the decoder's (num_nextn_predict_layers):
 # the runner does not run them, so a calibrated conversion gives them RTN instead of failing.
 # tiny-glm4moe with num_hidden_layers 2 makes its layer 2 such a layer.
@@ -130,7 +192,6 @@ sed -i 's/"num_hidden_layers": 3/"num_hidden_layers": 2/' "$T/mtp/config.json"
 expect_exit 0 "gptq with an MTP layer" -- "$QFORGE" convert "$T/mtp" -o "$T/mtp-gptq" --scheme w4a16 --method gptq \
     --calib-samples 8 -q
 expect_exit 0 "rtn with an MTP layer" -- "$QFORGE" convert "$T/mtp" -o "$T/mtp-rtn" --scheme w4a16 -q
-tensor_hash() { tr -d ' \n' <"$1/qforge.manifest.json" | grep -o "\"name\":\"$2\",\"shape\":\[[0-9,]*\],\"xxh3_128\":\"[0-9a-f]*\""; }
 for t in model.layers.2.self_attn.q_proj.weight_packed model.layers.1.self_attn.q_proj.weight_packed; do
     a=$(tensor_hash "$T/mtp-gptq" $t); b=$(tensor_hash "$T/mtp-rtn" $t)
     case $t in *layers.2.*) want=same ;; *) want=different ;; esac

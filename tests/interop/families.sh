@@ -23,7 +23,7 @@ FAMILY_SCHEMES=${FAMILY_SCHEMES:-$DEFAULT_SCHEMES}
 # Families the runner runs are also calibrated (GPTQ, few samples: this checks the artifact, not
 # its quality; tests/cli/model_families.sh holds GPTQ to beat RTN) and loaded the same way.
 GPTQ_FAMILIES=${GPTQ_FAMILIES:-"gemma3_text:w4a16 phi3:w4a16 glm4_moe:w4a16 gpt_oss:w4a16 nemotron_h:w4a16 qwen3_next:w4a16
-qwen3_5_moe_text:w4a16"}
+qwen3_5_moe_text:w4a16 deepseek_v3:w4a16"}
 need_torch
 need_qforge
 interop_tmp

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """make_fixtures.py - build tests/data/tiny-tied, tiny-swa, tiny-yarn, tiny-gemma3, tiny-phi3,
-tiny-glm4moe, tiny-gptoss, tiny-llama4, tiny-nemotronh, tiny-qwen3next and tiny-qwen35moe with Hugging
-Face transformers, and their independent reference numbers.
+tiny-glm4moe, tiny-gptoss, tiny-llama4, tiny-nemotronh, tiny-qwen3next, tiny-qwen35moe, tiny-deepseekv3,
+tiny-deepseekv3-qproj and tiny-deepseekv32 with Hugging Face transformers, and their independent
+reference numbers.
 
 Pinned (the versions the committed files were made with; other versions may differ in the
 last bits of the random init, not in the protocol):
@@ -236,7 +237,83 @@ FIXTURES = {
             bos_token_id=0, eos_token_id=0, pad_token_id=0),
         seed=1308, shard="5MB", sharpen=False, norm_offset=1.0,
         plain_norms=("linear_attn.norm.weight",), deltanet=True),
+    # DeepSeek-V3 (deepseek_v3): MLA attention (q_a_proj -> q_a_layernorm -> q_b_proj;
+    # kv_a_proj_with_mqa -> latent + shared k_pe -> kv_a_layernorm -> kv_b_proj), qk_head_dim 48
+    # (nope 32 + rope 16) and v_head_dim 32, decoupled RoPE on the rope part in the interleaved
+    # layout, YaRN (factor 4 over 128, mscale 1 / mscale_all_dim 0.8: cos/sin × 0.983 and the
+    # softmax scale × 1.23), rms_norm_eps 1e-5 beside the latent norms' fixed 1e-6; layer 0
+    # dense, layers 1-2 MoE (8 experts in 4 groups, top-2 groups, top-2 experts, sigmoid +
+    # correction bias, routed_scaling_factor 2.5, one shared expert).  Every Linear's input
+    # width is a multiple of 128, so w4a16's groups quantize all of them (GPTQ included).
+    "tiny-deepseekv3": dict(
+        cls="DeepseekV3ForCausalLM",
+        config=transformers.DeepseekV3Config(
+            vocab_size=8192, hidden_size=128, intermediate_size=256, moe_intermediate_size=128,
+            num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=4,
+            q_lora_rank=128, kv_lora_rank=128, qk_nope_head_dim=32, qk_rope_head_dim=16, v_head_dim=32,
+            max_position_embeddings=512, rms_norm_eps=1e-5, tie_word_embeddings=False,
+            initializer_range=0.1, n_routed_experts=8, num_experts_per_tok=2, n_group=4, topk_group=2,
+            n_shared_experts=1, first_k_dense_replace=1, routed_scaling_factor=2.5, norm_topk_prob=True,
+            rope_interleave=True, num_nextn_predict_layers=0,
+            rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                             "original_max_position_embeddings": 128, "mscale": 1.0, "mscale_all_dim": 0.8,
+                             "beta_fast": 32.0, "beta_slow": 1.0},
+            bos_token_id=0, eos_token_id=0, pad_token_id=0),
+        seed=1307, shard="3MB", sharpen=False, router_bias=0.1),
+    # DeepSeek-V3's other branches: q_lora_rank null (a plain q_proj), rope_interleave false
+    # (rotate-half on the rope part), default RoPE (softmax scale 48^-1/2 alone), tied
+    # embeddings to stay small; one dense layer, one MoE layer (4 experts in 2 groups).
+    "tiny-deepseekv3-qproj": dict(
+        cls="DeepseekV3ForCausalLM",
+        config=transformers.DeepseekV3Config(
+            vocab_size=8192, hidden_size=128, intermediate_size=256, moe_intermediate_size=128,
+            num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+            q_lora_rank=None, kv_lora_rank=128, qk_nope_head_dim=32, qk_rope_head_dim=16, v_head_dim=32,
+            max_position_embeddings=512, rms_norm_eps=1e-6, tie_word_embeddings=True,
+            initializer_range=0.1, n_routed_experts=4, num_experts_per_tok=2, n_group=2, topk_group=1,
+            n_shared_experts=1, first_k_dense_replace=1, routed_scaling_factor=2.5, norm_topk_prob=True,
+            rope_interleave=False, num_nextn_predict_layers=0,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+            bos_token_id=0, eos_token_id=0, pad_token_id=0),
+        seed=1308, shard="2MB", sharpen=False, router_bias=0.1),
+    # DeepSeek-V3.2 (deepseek_v32): V3's layer plus the DSA indexer (wq_b on the q latent, wk +
+    # LayerNorm, weights_proj), with index_topk 512 = the ppl-512 window, where the indexer keeps
+    # every key; main() checks that the same weights run as DeepseekV3 give the same logits, and
+    # records what index_topk 256 gives (the indexer then drops keys: the runner refuses that).
+    "tiny-deepseekv32": dict(
+        cls="DeepseekV32ForCausalLM",
+        config=transformers.DeepseekV32Config(
+            vocab_size=8192, hidden_size=128, intermediate_size=256, moe_intermediate_size=128,
+            num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+            q_lora_rank=128, kv_lora_rank=128, qk_nope_head_dim=32, qk_rope_head_dim=16, v_head_dim=32,
+            index_topk=512, index_head_dim=32, index_n_heads=2,
+            max_position_embeddings=512, rms_norm_eps=1e-6, tie_word_embeddings=True,
+            initializer_range=0.1, n_routed_experts=4, num_experts_per_tok=2, n_group=2, topk_group=1,
+            n_shared_experts=1, first_k_dense_replace=1, routed_scaling_factor=2.5, norm_topk_prob=True,
+            rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                             "original_max_position_embeddings": 128, "mscale": 1.0, "mscale_all_dim": 0.8,
+                             "beta_fast": 32.0, "beta_slow": 1.0},
+            bos_token_id=0, eos_token_id=0, pad_token_id=0),
+        seed=1309, shard="2MB", sharpen=False, router_bias=0.1),
 }
+
+
+def v32_as_v3(path):
+    """The tiny-deepseekv32 weights run as DeepseekV3ForCausalLM (indexer weights dropped)."""
+    c = transformers.AutoConfig.from_pretrained(path).to_dict()
+    keep = {k: c[k] for k in (
+        "vocab_size", "hidden_size", "intermediate_size", "moe_intermediate_size", "num_hidden_layers",
+        "num_attention_heads", "num_key_value_heads", "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim",
+        "qk_rope_head_dim", "v_head_dim", "max_position_embeddings", "rms_norm_eps", "tie_word_embeddings",
+        "n_routed_experts", "num_experts_per_tok", "n_group", "topk_group", "n_shared_experts",
+        "first_k_dense_replace", "routed_scaling_factor", "norm_topk_prob", "rope_parameters")}
+    cfg = transformers.DeepseekV3Config(rope_interleave=True, num_nextn_predict_layers=0, **keep)
+    cfg._attn_implementation = "eager"
+    v3 = transformers.DeepseekV3ForCausalLM(cfg).to(torch.float32).eval()
+    src = load_f32(path).state_dict()
+    missing, unexpected = v3.load_state_dict(src, strict=False)
+    assert not missing and unexpected and all(".indexer." in k for k in unexpected), (missing, unexpected)
+    return v3
 
 
 def build(name, spec):
@@ -387,6 +464,18 @@ def main():
                   "window-0 logits by %.2g" % (name, ref["short_mean_nll"], 100 * abs(ref["default_rope_ppl"] /
                                                 math.exp(nll) - 1), lgap))
             assert lgap > 1e-3, "LongRoPE does not change the logits enough to be tested"
+        if name == "tiny-deepseekv32":
+            # index_topk 512 keeps every key of a 512-token window: the model is DeepSeek-V3's
+            v3t, v3c, v3l = evaluate(v32_as_v3(path), w)
+            ref["deepseek_v3_same_weights_ppl"] = math.exp(v3t / v3c)
+            ref["deepseek_v3_same_weights_window0_logits_max_abs_diff"] = (v3l - logits0).abs().max().item()
+            print("%s: as DeepseekV3 PPL %.6f, window-0 logits max |diff| %.3g" % (
+                name, ref["deepseek_v3_same_weights_ppl"], ref["deepseek_v3_same_weights_window0_logits_max_abs_diff"]))
+            assert abs(ref["deepseek_v3_same_weights_ppl"] / ref["ppl"] - 1) < 1e-9
+            sparse = load_f32(path, index_topk=256)
+            st, sc, _ = evaluate(sparse, w)
+            ref["index_topk_256_ppl"] = math.exp(st / sc)
+            print("%s: index_topk 256 (the indexer drops keys) PPL %.6f" % (name, ref["index_topk_256_ppl"]))
         with open(os.path.join(DATA, name + ".reference.json"), "w") as f:
             json.dump(ref, f, indent=2)
             f.write("\n")

@@ -173,6 +173,17 @@ static double broken_ppl(fixture *f, const char *what, double *lerr)
     return fabs(ppl / ref - 1);
 }
 
+/* broken_ppl with the model's family row replaced by fam (a copy with one field changed), then
+ * the row restored. */
+static double broken_family(fixture *f, const qf_family *fam, const char *what, double *lerr)
+{
+    const qf_family *saved = f->m->fam;
+    f->m->fam = fam;
+    double d = broken_ppl(f, what, lerr);
+    f->m->fam = saved;
+    return d;
+}
+
 /* Add d to every RMSNorm weight of the model (the float copies the runner multiplies by). */
 static void shift_norms(qf_model *m, float d)
 {
@@ -556,12 +567,9 @@ static void test_tiny_gptoss(void **state)
     assert_true(lerr > 100 * LOGITS_REL_TOL);
     m->cfg.swiglu_limit = 3.0;
     qf_family fam = *m->fam;
-    const qf_family *saved_fam = m->fam;
     fam.topk_softmax = 0; /* softmax over all 8 logits, then the top 2 (not renormalized) */
-    m->fam = &fam;
-    broken_ppl(&f, "softmax before the top-k", &lerr);
+    broken_family(&f, &fam, "softmax before the top-k", &lerr);
     assert_true(lerr > 100 * LOGITS_REL_TOL);
-    m->fam = saved_fam;
     /* gate and up read as halves (Llama 4's layout) instead of interleaved: re-read each
      * expert's gate / up weight and bias from the fused tensors */
     for (int l = 0; l < 4; l++) {
@@ -652,12 +660,9 @@ static void test_tiny_llama4(void **state)
     assert_true(lerr > 100 * LOGITS_REL_TOL);
     m->cfg.l4_temp_tuning = 1;
     qf_family fam = *m->fam;
-    const qf_family *saved_fam = m->fam;
     fam.sigmoid_input_routing = 0; /* softmax over the 4 logits, weighting the expert's output */
-    m->fam = &fam;
-    broken_ppl(&f, "router weight on the output (softmax)", &lerr);
+    broken_family(&f, &fam, "router weight on the output (softmax)", &lerr);
     assert_true(lerr > 100 * LOGITS_REL_TOL);
-    m->fam = saved_fam;
     broken_ppl(&f, "(everything restored)", &lerr);
     assert_true(lerr < LOGITS_REL_TOL);
     fixture_close(&f);
@@ -735,12 +740,9 @@ static void test_tiny_nemotronh(void **state)
     assert_true(lerr > 100 * LOGITS_REL_TOL);
     m->cfg.topk_group = 1;
     qf_family rope = *m->fam;
-    const qf_family *fam = m->fam;
     rope.nope = 0;
-    m->fam = &rope;
-    broken_ppl(&f, "RoPE on the attention layer", &lerr);
+    broken_family(&f, &rope, "RoPE on the attention layer", &lerr);
     assert_true(lerr > 100 * LOGITS_REL_TOL);
-    m->fam = fam;
     broken_ppl(&f, "(everything restored)", &lerr);
     assert_true(lerr < LOGITS_REL_TOL);
     fixture_close(&f);

@@ -62,10 +62,10 @@ typedef struct qf_gptq_opts {
     int refit;         /* > 0: after the sweep, re-choose the group scales for the chosen codes
                         * (qf_gptq_refit.h) with at most this many coordinate-descent sweeps;
                         * default 0 */
-    int descent;       /* > 0: after the sweep (and the refit), coordinate descent on the codes
-                        * with the group parameters fixed (qf_gptq_descent.h), at most this many
-                        * sweeps over the columns; with refit, refit + descent once more;
-                        * default 0 */
+    int descent;       /* > 0: after the sweep, coordinate descent on the codes with the group
+                        * parameters fixed (qf_gptq_descent.h), at most this many sweeps over the
+                        * columns; with refit R, then up to R rounds of (scale refit, descent) in
+                        * place of the refit's re-sweeps; default 0 */
     /* optional replacement for qf_gptq_factor (qf_linalg.h), same contract: the GPU's
      * (qf_gpu_gptq_factor) when calibration runs with one; NULL = the CPU's */
     int64_t (*factor)(double *H, int64_t n, float *U, qf_status *status, qf_error *err);

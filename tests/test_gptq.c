@@ -608,10 +608,14 @@ static void test_gptq_refit(void **state)
  * same); the gain it reports is the measured one; the packed tensors decode to the returned
  * weights (run_gptq).  And it ends where it claims to: for w4a16 (levels (c - 8) s) no single
  * weight moved one level up or down lowers its row's error, checked in float64 from H = XᵀX
- * and the stored bf16 scales.  Measured error ratios, 8 sweeps, against no descent
- * (act_order 0; 1):  w4a16 0.906; 0.915   w4a16-asym 0.920; 0.926   nvfp4a16 0.904; 0.906
- *   mxfp4a16 0.897; 0.892   w8a8 0.897; 0.895   fp8-dynamic 0.893; 0.893
- * Pinned: never above 1 + 1e-9, at least 3 % lower for the 4-bit formats. */
+ * and the stored bf16 scales.  With the refit (2 rounds of refit + descent) the error is
+ * never above the descent's alone.  Measured error ratios against no descent, 8 sweeps
+ * (w4a16: 100), act_order 0; 1, then with refit 2:
+ *   w4a16 0.841; 0.871 | 0.814; 0.849        w4a16-asym 0.856; 0.880 | 0.836; 0.859
+ *   nvfp4a16 0.720; 0.704 | 0.707; 0.684     mxfp4a16 0.660; 0.687 | 0.657; 0.684
+ *   w8a8 0.860; 0.883 | 0.858; 0.883         fp8-dynamic 0.637; 0.643 | 0.635; 0.642
+ * Pinned: never above 1 + 1e-9 (nor above the descent's with the refit), at least 8 % lower
+ * for the 4-bit formats. */
 static void test_gptq_descent(void **state)
 {
     (void)state;
@@ -635,7 +639,7 @@ static void test_gptq_descent(void **state)
             if (!(e <= e0 * (1 + 1e-9))) fail_msg("%s act_order %d: descent raised the error %g -> %g", names[i], ao, e0, e);
             if (fabs((1 - e / e0) - r.descent_gain) > 1e-4)
                 fail_msg("%s: descent gain reported %g, measured %g", names[i], r.descent_gain, 1 - e / e0);
-            if ((s->value == QF_VALUE_INT4 || s->value == QF_VALUE_FP4_E2M1) && !(e <= 0.97 * e0))
+            if ((s->value == QF_VALUE_INT4 || s->value == QF_VALUE_FP4_E2M1) && !(e <= 0.92 * e0))
                 fail_msg("%s act_order %d: descent gained only %.2f %%", names[i], ao, 100 * (1 - e / e0));
             /* with the refit: rounds of (refit scales, descend) start from the descent's result */
             o.refit = 2;

@@ -6,7 +6,9 @@
  * one whose value is nearest to t = q_j + u_j / H_jj, i.e. exactly what rounding t under the
  * group's parameters gives (qf_quant_value: nearest value, clamped to the code range).  A move
  * is kept when it lowers f; then u -= d H[:, j] (cols multiply-adds).  A sweep visits every
- * column once in order; rows are independent, so threads take rows.
+ * column once in order; rows are independent, so threads take rows.  When a sweep moves
+ * nothing (int4 / int8), a pair pass tries each weight one level up or down together with the
+ * best value of one of its most correlated columns (qf_pair_pass), and sweeps resume.
  *
  * Cost per row: one row of E H (a float64 gemm over all rows, cols^2 each), then per sweep
  * cols checks plus cols multiply-adds per accepted move.  Memory: two rows x cols float64

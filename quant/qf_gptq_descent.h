@@ -6,7 +6,9 @@
  * group parameters held fixed, the row's output error f(q) = (w0 - q)^T H (w0 - q) is a
  * quadratic in each single weight, so the best code of weight j given all the others is the
  * stored value nearest to q_j + (H (w0 - q))_j / H_jj: exact coordinate descent over the codes
- * (QuantEase, Behdin et al. 2023, applied after GPTQ instead of from RTN).  Every accepted
+ * (QuantEase, Behdin et al. 2023, applied after GPTQ instead of from RTN); for int4 / int8,
+ * pair moves (one weight one level, a correlated partner to its best value given that) where
+ * single moves are stuck.  Every accepted
  * move lowers f, so the result is never worse than GPTQ's own in the layer objective.  Pure
  * math on matrices; the caller packs the updated codes.
  */

@@ -57,6 +57,8 @@ static void qf_convert_help(void)
            "                        the textbook rule (and the fixtures' reference numbers)\n"
            "  --refit N             GPTQ: after the sweep, re-choose the stored scales for the chosen\n"
            "                        codes (N rounds of refit + re-sweep; default 0 = off)\n"
+           "  --descent N           GPTQ: after the sweep, coordinate descent on the codes (at most N\n"
+           "                        sweeps; each move lowers the Linear's output error; default 0)\n"
            "  --block N             GPTQ lazy-update block (default 128)\n"
            "  --calib-target T      gptq, awq, awq-gptq: what each Linear's rounding reproduces. float\n"
            "                        (default): the float model's output for the same tokens, so each\n"
@@ -240,6 +242,7 @@ int qf_cmd_convert(int argc, char **argv)
             o.rtn_clip_search = o.calib.gptq.clip_search;
         }
         else if (!strcmp(a, "--refit") && v) num = qf_cli_int(a, v, &o.calib.gptq.refit, &err), i++;
+        else if (!strcmp(a, "--descent") && v) num = qf_cli_int(a, v, &o.calib.gptq.descent, &err), i++;
         else if (!strcmp(a, "--calib-target") && v) {
             if (strcmp(v, "float") && strcmp(v, "quantized")) {
                 qf_fail(&err, QF_ERR_USAGE, "--calib-target '%s': expected float or quantized", v);
@@ -373,10 +376,10 @@ int qf_cmd_convert(int argc, char **argv)
     }
     if (o.calib.n_samples <= 0 || o.calib.seqlen < 2 || o.calib.gptq.block_size <= 0 || o.calib.gptq.percdamp < 0 ||
         o.calib.gptq.clip_search < 0 || o.calib.gptq.clip_search > 1000 || o.calib.gptq.refit < 0 ||
-        o.calib.gptq.refit > 100 ||
+        o.calib.gptq.refit > 100 || o.calib.gptq.descent < 0 || o.calib.gptq.descent > 100 ||
         o.calib.smooth_alpha < 0 || o.calib.smooth_alpha > 1 || o.calib.rotate_block < 0) {
         qf_fail(&err, QF_ERR_USAGE, "calibration options out of range (samples > 0, seqlen >= 2, block > 0, damp >= 0, "
-                                    "0 <= clip-search <= 1000, 0 <= refit <= 100, 0 <= smoothquant <= 1, rotate-block >= 0)");
+                                    "0 <= clip-search <= 1000, 0 <= refit <= 100, 0 <= descent <= 100, 0 <= smoothquant <= 1, rotate-block >= 0)");
         return qf_cli_report_error("convert", &err, json);
     }
     if (o.layout == QF_LAYOUT_MODELOPT) { /* the scheme must have a ModelOpt form (qf_modelopt.h) */

@@ -6,6 +6,7 @@
 
 #include "qf_awq.h"
 #include "qf_gptq.h"
+#include "qf_gptq_descent.h"
 #include "qf_gptq_refit.h"
 #include "qf_linalg.h"
 
@@ -18,6 +19,7 @@ void qf_gptq_opts_default(qf_gptq_opts *o)
     o->clip_search = 0;
     o->clip_min = 0.75f;
     o->refit = 0;
+    o->descent = 0;
     o->factor = NULL;
     o->clip = NULL;
 }
@@ -409,8 +411,8 @@ qf_status qf_gptq_quantize_hinv(const qf_scheme *s, float *W, int64_t rows, int6
     qf_group_params *gp = malloc(sizeof(qf_group_params) * (size_t)(rows * ng));
     float *Err = malloc(sizeof(float) * (size_t)(rows * bs));
     double *loss_row = calloc((size_t)rows, sizeof(double));
-    float *W0 = o->refit > 0 ? malloc(sizeof(float) * (size_t)(rows * cols)) : NULL;
-    if (!first_pos || !colw || !Wp || !codes || !gp || !Err || !loss_row || (o->refit > 0 && !W0)) {
+    float *W0 = o->refit > 0 || o->descent > 0 ? malloc(sizeof(float) * (size_t)(rows * cols)) : NULL;
+    if (!first_pos || !colw || !Wp || !codes || !gp || !Err || !loss_row || ((o->refit > 0 || o->descent > 0) && !W0)) {
         st = qf_fail(err, QF_ERR_NOMEM, "gptq: out of memory for a [%lld, %lld] Linear", (long long)rows,
                      (long long)cols);
         goto done;
@@ -467,10 +469,28 @@ qf_status qf_gptq_quantize_hinv(const qf_scheme *s, float *W, int64_t rows, int6
             for (int64_t p = 0; p < cols; p++) W[r * cols + perm[p]] = Wp[r * cols + p];
     }
     for (int64_t r = 0; r < rows; r++) r0.loss += loss_row[r];
-    if (W0) {
+    if (W0 && o->refit > 0 && o->descent <= 0) {
         st = qf_gptq_refit_rounds(s, hv, o, G, first_pos, colw, rows, cols, par, W0, W, Wp, codes, gp, Err, loss_row,
                                   &r0.refit_gain, err);
         if (st) goto done;
+    }
+    if (W0 && o->descent > 0) {
+        /* code descent; with refit R, R rounds of (refit the scales for the codes, descend
+         * under the new scales): each step only lowers the output error.  The gain counts
+         * from GPTQ's sweep. */
+        qf_descent_result dr;
+        st = qf_gptq_descent(s, W0, rows, cols, hv->H, codes, gp, o->descent, W, &dr, err);
+        const double first = dr.loss_before;
+        for (int round = 0; !st && round < o->refit; round++) {
+            qf_refit_result rr;
+            const double last = dr.loss_after;
+            st = qf_gptq_refit(s, W0, rows, cols, hv->H, codes, gp, G, QF_REFIT_SWEEPS, W, &rr, err);
+            if (!st) st = qf_gptq_descent(s, W0, rows, cols, hv->H, codes, gp, o->descent, W, &dr, err);
+            if (!st && !(dr.loss_after < last * (1 - 1e-6))) break; /* settled */
+        }
+        if (st) goto done;
+        r0.descent_gain = first > 0 ? 1.0 - dr.loss_after / first : 0.0;
+        if (o->refit > 0) r0.refit_gain = r0.descent_gain; /* one figure for the pair */
     }
     const int64_t nblk = (rows + 7) / 8;
 #pragma omp parallel if (par)

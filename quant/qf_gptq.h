@@ -62,6 +62,10 @@ typedef struct qf_gptq_opts {
     int refit;         /* > 0: after the sweep, re-choose the group scales for the chosen codes
                         * (qf_gptq_refit.h) with at most this many coordinate-descent sweeps;
                         * default 0 */
+    int descent;       /* > 0: after the sweep, coordinate descent on the codes with the group
+                        * parameters fixed (qf_gptq_descent.h), at most this many sweeps over the
+                        * columns; with refit R, then up to R rounds of (scale refit, descent) in
+                        * place of the refit's re-sweeps; default 0 */
     /* optional replacement for qf_gptq_factor (qf_linalg.h), same contract: the GPU's
      * (qf_gpu_gptq_factor) when calibration runs with one; NULL = the CPU's */
     int64_t (*factor)(double *H, int64_t n, float *U, qf_status *status, qf_error *err);
@@ -71,7 +75,7 @@ typedef struct qf_gptq_opts {
 } qf_gptq_opts;
 
 /* percdamp 0.01, block_size 128, act_order 0, static_groups 0, clip_search 0, clip_min 0.75,
- * refit 0, factor NULL, clip NULL: the textbook algorithm on the CPU. */
+ * refit 0, descent 0, factor NULL, clip NULL: the textbook algorithm on the CPU. */
 void qf_gptq_opts_default(qf_gptq_opts *o);
 
 typedef struct qf_gptq_result {
@@ -81,6 +85,7 @@ typedef struct qf_gptq_result {
     int64_t dead_cols;  /* inputs with H_ii == 0 (their weights are set to 0) */
     float global_scale; /* nvfp4's G as stored (1 for other schemes) */
     double refit_gain;  /* refit: 1 - output error after / before (0 without refit) */
+    double descent_gain; /* descent: 1 - output error after / before it (0 without) */
 } qf_gptq_result;
 
 /* Quantize W [rows, cols] (float32, row-major) with GPTQ under scheme s.

@@ -293,9 +293,9 @@ qf_status qf_calibrate(const char *model_dir, const qf_calib_opts *o, const char
     if (r == QF_OK) {
         char hex[QF_HASH_HEX_LEN + 1];
         qf_hash_hex(data.text_hash, hex);
-        json_t *g = json_pack("{s:f, s:i, s:b, s:b, s:i, s:f, s:i}", "dampening", o->gptq.percdamp, "block_size",
+        json_t *g = json_pack("{s:f, s:i, s:b, s:b, s:i, s:f, s:i, s:i}", "dampening", o->gptq.percdamp, "block_size",
                               o->gptq.block_size, "act_order", o->gptq.act_order, "static_groups", o->gptq.static_groups,
-                              "clip_search", o->gptq.clip_search, "clip_min", o->gptq.clip_min, "refit", o->gptq.refit);
+                              "clip_search", o->gptq.clip_search, "clip_min", o->gptq.clip_min, "refit", o->gptq.refit, "descent", o->gptq.descent);
         json_t *a = json_pack("{s:i, s:b, s:i, s:f}", "n_grid", o->awq.n_grid, "duo_scaling", o->awq.duo_scaling,
                               "clip_steps", o->awq.clip_steps, "clip_min", o->awq.clip_min);
         *report = json_pack("{s:s, s:s, s:{s:s, s:s, s:I, s:I, s:i, s:i, s:I}, s:o, s:o, s:f, s:o}", "method",

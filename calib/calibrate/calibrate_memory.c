@@ -54,13 +54,17 @@ static uint64_t qf_stats_bytes(int64_t cols)
 
 /* GPTQ: H in float64 while its inverse factor (float32) is made, codes, group parameters,
  * the permuted copy (act_order), the caller's copy of W and packed output; the scale refit
- * adds H in float32 and two more copies of W.  RTN / AWQ: copies of W, the clip search's
+ * adds H in float32 and two more copies of W, the code descent a copy of W and two float64
+ * rows x cols tables (and its pair table).  RTN / AWQ: copies of W, the clip search's
  * blocks. */
 static uint64_t qf_quantizer_bytes(const qf_calib_opts *o, int64_t rows, int64_t cols)
 {
     const uint64_t c2 = (uint64_t)(cols * cols), rc = (uint64_t)(rows * cols);
     if (o->method != QF_CALIB_GPTQ && o->method != QF_CALIB_AWQ_GPTQ) return 12 * rc + 64 * QF_MIB;
-    return 12 * c2 + 10 * rc + (o->gptq.refit > 0 ? 4 * c2 + 12 * rc : 0);
+    /* refit and descent run one at a time: the larger of the two workspaces */
+    const uint64_t refit = o->gptq.refit > 0 ? 4 * c2 + 12 * rc : 0;
+    const uint64_t descent = o->gptq.descent > 0 ? 4 * rc + 16 * rc + 64 * (uint64_t)cols : 0;
+    return 12 * c2 + 10 * rc + (refit > descent ? refit : descent);
 }
 
 static int qf_plan_wanted(const qf_calib_opts *o, const qf_linear *lin)

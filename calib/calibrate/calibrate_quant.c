@@ -222,6 +222,7 @@ static qf_status qf_cal_quantize(qf_cal *c, qf_linear *lin, const qf_stats *st, 
         if (r == QF_OK) {
             json_object_set_new(rep, "gptq_loss", json_real(gr.loss));
             if (go.refit > 0) json_object_set_new(rep, "refit_gain", json_real(gr.refit_gain));
+            if (go.descent > 0) json_object_set_new(rep, "descent_gain", json_real(gr.descent_gain));
             if (gr.damp_retries) json_object_set_new(rep, "damp_retries", json_integer(gr.damp_retries));
             if (gr.dead_cols) json_object_set_new(rep, "dead_inputs", json_integer(gr.dead_cols));
         }

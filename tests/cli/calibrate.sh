@@ -106,6 +106,29 @@ sys.exit(not (len(gains) == 42 and all(0 <= g < 1 for g in gains) and max(gains)
 PY
 fi
 cmp -s "$T/g/model.safetensors" "$T/rf/model.safetensors" && bad "--clip-search 0 --refit 2 wrote the default's bytes" || ok "the GPTQ options change the weights"
+# code descent (--descent N, off by default): recorded, a gain reported for every Linear
+# (GPTQ's greedy codes are no local minimum of the output error), other bytes
+grep -q '"descent": 0' "$T/g/qforge.manifest.json" && ok "default recipe: descent 0" || bad "descent not in the recipe"
+expect_exit 0 "gptq --descent 4" -- "$QFORGE" convert $M -o "$T/cd" --scheme w4a16-asym --method gptq --descent 4 $small
+grep -q '"descent": 4' "$T/cd/qforge.manifest.json" && ok "recipe records --descent 4" || bad "recipe misses --descent"
+if ! command -v python3 >/dev/null 2>&1; then echo "skip - descent_gain reported for every Linear, in (0, 1) (python3 not found)"; else
+python3 - "$T/cd/qforge.manifest.json" <<'PY' && ok "descent_gain reported for every Linear, in (0, 1)" || bad "descent_gain missing or out of range"
+import json, sys
+m = json.load(open(sys.argv[1]))
+gains = []
+def walk(o):
+    if isinstance(o, dict):
+        if "descent_gain" in o: gains.append(o["descent_gain"])
+        for v in o.values(): walk(v)
+    elif isinstance(o, list):
+        for v in o: walk(v)
+walk(m)
+sys.exit(not (len(gains) == 42 and all(0 < g < 1 for g in gains)))
+PY
+fi
+cmp -s "$T/g/model.safetensors" "$T/cd/model.safetensors" && bad "--descent 4 wrote the default's bytes" || ok "--descent changes the weights"
+expect_exit 2 "--descent above 100" -- "$QFORGE" convert $M -o "$T/u" --scheme w4a16 --method gptq --descent 101 -q
+stderr_has "0 <= descent <= 100" "--descent range named"
 # the float target (default for gptq, awq, awq-gptq): recorded, reported per Linear, and
 # --calib-target quantized (textbook GPTQ) writes other weights
 grep -q '"target": "float"' "$T/g/qforge.manifest.json" && grep -q '"float_target_shift"' "$T/g/qforge.manifest.json" &&
@@ -127,7 +150,7 @@ expect_exit 2 "--moe-floor that is not a number" -- "$QFORGE" convert tests/data
 stderr_has "--moe-floor 'abc'" "bad --moe-floor named"
 no_output "$T/u" "no output after a bad option"
 # numeric options take the whole text as the number (atoi used to read "abc" as 0)
-for bad in "--clip-search abc" "--calib-samples 12x" "--damp x" "--seed -3" "--threads 1.5" "--refit 2e"; do
+for bad in "--clip-search abc" "--calib-samples 12x" "--damp x" "--seed -3" "--threads 1.5" "--refit 2e" "--descent 4x"; do
     expect_exit 2 "convert $bad" -- "$QFORGE" convert $M -o "$T/u" --scheme w4a16 --method gptq $bad -q
     stderr_has "${bad%% *} '${bad#* }'" "$bad named in the error"
 done

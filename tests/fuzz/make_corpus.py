@@ -76,7 +76,9 @@ def json_seeds(corpus):
     data = os.path.join(HERE, "..", "data")
     for sub in ("config", "index", "tokenizer"):
         os.makedirs(os.path.join(corpus, sub), exist_ok=True)
-    for model in ("tiny-llama", "tiny-moe", "tiny-swa", "tiny-tied", "tiny-yarn"):
+    for model in ("tiny-llama", "tiny-moe", "tiny-swa", "tiny-tied", "tiny-yarn", "tiny-gemma3", "tiny-phi3-longrope",
+                  "tiny-glm4moe", "tiny-gptoss", "tiny-llama4", "tiny-nemotronh", "tiny-qwen3next", "tiny-qwen35moe",
+                  "tiny-deepseekv3", "tiny-deepseekv32"):
         src = os.path.join(data, model)
         with open(os.path.join(src, "config.json"), "rb") as f:
             open(os.path.join(corpus, "config", model + ".json"), "wb").write(f.read())

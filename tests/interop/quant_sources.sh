@@ -83,6 +83,16 @@ for pair in deepseek_v3_fp8:"fp8-block 128x128" gpt_oss_mxfp4:mxfp4; do
        "$qforge" inspect "$src" --json | "$py" -c "import json,sys; sys.exit(json.load(sys.stdin)['source_format']['format'] != sys.argv[1].split()[0])" "$want"
     then pass=$((pass + 1)); else echo "FAIL inspect ${pair%%:*}: no 'source format: $want' (human or --json)"; fail=$((fail + 1)); fi
 done
+# gptq_matches SRC DEQ LOG WHAT: GPTQ (which calibrates through the model runner) from a quantized
+# source and from its dequantization writes the same tensors (manifest hashes)
+gptq_matches() {
+    for b in "$1" "$2"; do
+        "$qforge" convert "$b" -o "$b-gptq" --scheme w4a16 --method gptq --calib-samples 8 --calib-seqlen 128 -q >>"$3" 2>&1
+    done
+    if "$py" -c "import json,sys; t=lambda d: json.load(open(d+'/qforge.manifest.json'))['tensors']; sys.exit(t(sys.argv[1]) != t(sys.argv[2]))" \
+           "$1-gptq" "$2-gptq" 2>>"$3"; then pass=$((pass + 1))
+    else echo "FAIL GPTQ from $4 differs from GPTQ from its dequantization:"; tail -n 5 "$3" | sed 's/^/    /'; fail=$((fail + 1)); fi
+}
 # 5. compressed-tensors and ModelOpt FP8 sources (tiny-llama through qforge's fp8-dynamic, both
 #    layouts), dequantized and compared with compressed-tensors' dequantize / ModelOpt's formula;
 #    GPTQ from each writes the tensors GPTQ from its dequantization writes
@@ -94,13 +104,7 @@ for layout in compressed-tensors modelopt; do
         grep -E '^FAIL' "$a.bits"
         counts_add "$a.bits" || { echo "FAIL $layout fp8: check_quant_sources.py crashed:"; tail -n 15 "$a.err" | sed 's/^/    /'; }
         # calibration runs such a source as its dequantization too: GPTQ from either, same tensors
-        for b in "$a" "$a.deq"; do
-            "$qforge" convert "$b" -o "$b-gptq" --scheme w4a16 --method gptq --calib-samples 8 --calib-seqlen 128 -q \
-                >>"$a.log" 2>&1
-        done
-        if "$py" -c "import json,sys; t=lambda d: json.load(open(d+'/qforge.manifest.json'))['tensors']; sys.exit(t(sys.argv[1]) != t(sys.argv[2]))" \
-               "$a-gptq" "$a.deq-gptq" 2>>"$a.log"; then pass=$((pass + 1))
-        else echo "FAIL GPTQ from a $layout FP8 source differs from GPTQ from its dequantization:"; tail -n 5 "$a.log" | sed 's/^/    /'; fail=$((fail + 1)); fi
+        gptq_matches "$a" "$a.deq" "$a.log" "a $layout FP8 source"
     else echo "FAIL $layout fp8 source: qforge convert exited non-zero:"; sed 's/^/    /' "$a.log"; fail=$((fail + 1)); fi
 done
 # 6. the model runner reads an FP8-block source as its dequantization: validate --base gives the
@@ -116,12 +120,7 @@ if [ -d "$ll" ] && "$qforge" convert "$ll" --to safetensors -o "$tmp/ll-deq" -q 
     if [ "$(wc -l <"$tmp/ll.validate")" = 2 ] && [ "$(sed -n 1p "$tmp/ll.validate")" = "$(sed -n 2p "$tmp/ll.validate")" ]; then
         pass=$((pass + 1))
     else echo "FAIL validate --base an FP8-block source differs from its dequantization:"; sed 's/^/    /' "$tmp/ll.validate"; fail=$((fail + 1)); fi
-    for b in "$ll" "$tmp/ll-deq"; do
-        "$qforge" convert "$b" -o "$b-gptq" --scheme w4a16 --method gptq --calib-samples 8 --calib-seqlen 128 -q >>"$tmp/ll.log" 2>&1
-    done
-    if "$py" -c "import json,sys; t=lambda d: json.load(open(d+'/qforge.manifest.json'))['tensors']; sys.exit(t(sys.argv[1]) != t(sys.argv[2]))" \
-           "$ll-gptq" "$tmp/ll-deq-gptq" 2>>"$tmp/ll.log"; then pass=$((pass + 1))
-    else echo "FAIL GPTQ from an FP8-block source differs from GPTQ from its dequantization:"; tail -n 5 "$tmp/ll.log" | sed 's/^/    /'; fail=$((fail + 1)); fi
+    gptq_matches "$ll" "$tmp/ll-deq" "$tmp/ll.log" "an FP8-block source"
 else echo "FAIL tiny_llama_fp8: no source, or qforge convert failed:"; tail -n 5 "$tmp/ll.log" 2>/dev/null | sed 's/^/    /'; fail=$((fail + 1)); fi
 # 7. a quantized source qforge does not read: refused (exit 5), nothing written
 if [ -d "$tmp/src/gpt_oss_mxfp4" ]; then
@@ -143,11 +142,6 @@ if [ -d "$mx" ] && [ -d "$tmp/deq/gpt_oss" ]; then
     if [ "$(wc -l <"$tmp/mx.validate")" = 2 ] && [ "$(sed -n 1p "$tmp/mx.validate")" = "$(sed -n 2p "$tmp/mx.validate")" ]; then
         pass=$((pass + 1))
     else echo "FAIL validate --base the GPT-OSS MXFP4 source differs from its dequantization:"; sed 's/^/    /' "$tmp/mx.validate"; fail=$((fail + 1)); fi
-    for b in "$mx" "$tmp/deq/gpt_oss"; do
-        "$qforge" convert "$b" -o "$b-gptq" --scheme w4a16 --method gptq --calib-samples 8 --calib-seqlen 128 -q >>"$tmp/mx.log" 2>&1
-    done
-    if "$py" -c "import json,sys; t=lambda d: json.load(open(d+'/qforge.manifest.json'))['tensors']; sys.exit(t(sys.argv[1]) != t(sys.argv[2]))" \
-           "$mx-gptq" "$tmp/deq/gpt_oss-gptq" 2>>"$tmp/mx.log"; then pass=$((pass + 1))
-    else echo "FAIL GPTQ from the GPT-OSS MXFP4 source differs from GPTQ from its dequantization:"; tail -n 5 "$tmp/mx.log" | sed 's/^/    /'; fail=$((fail + 1)); fi
+    gptq_matches "$mx" "$tmp/deq/gpt_oss" "$tmp/mx.log" "the GPT-OSS MXFP4 source"
 else echo "FAIL gpt_oss_mxfp4: no source or no dequantization (step 1)"; fail=$((fail + 1)); fi
 interop_end
